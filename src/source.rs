@@ -1,0 +1,124 @@
+//! Source files and spans. User files and the embedded standard library live in one
+//! [`SourceMap`], so a diagnostic about a user's call can point into `stdlib/` too.
+
+use std::ops::Range;
+
+/// Identifies one file in a [`SourceMap`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileId(pub u32);
+
+/// A byte range in one file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Span {
+    pub file: FileId,
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    pub fn new(file: FileId, range: Range<usize>) -> Span {
+        Span { file, start: clamp_u32(range.start), end: clamp_u32(range.end) }
+    }
+
+    /// The smallest span covering both (which must be in the same file).
+    pub fn to(self, other: Span) -> Span {
+        Span { file: self.file, start: self.start.min(other.start), end: self.end.max(other.end) }
+    }
+
+    /// An empty span at this span's end.
+    pub fn end_point(self) -> Span {
+        Span { file: self.file, start: self.end, end: self.end }
+    }
+
+    pub fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+fn clamp_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// One file: its name as shown in diagnostics, its text, and where its lines start.
+#[derive(Debug)]
+pub struct SourceFile {
+    pub name: String,
+    pub text: String,
+    /// True for the embedded standard library.
+    pub is_stdlib: bool,
+    line_starts: Vec<usize>,
+}
+
+impl SourceFile {
+    /// Byte offsets at which lines start (the first is 0).
+    pub fn line_starts(&self) -> &[usize] {
+        &self.line_starts
+    }
+
+    /// The 0-based line holding byte `offset`.
+    pub fn line_index(&self, offset: usize) -> usize {
+        match self.line_starts.binary_search(&offset) {
+            Ok(line) => line,
+            Err(next) => next.saturating_sub(1),
+        }
+    }
+
+    /// The text of a span.
+    pub fn slice(&self, span: Span) -> &str {
+        self.text.get(span.range()).unwrap_or("")
+    }
+}
+
+/// All files of one compilation.
+#[derive(Debug, Default)]
+pub struct SourceMap {
+    files: Vec<SourceFile>,
+}
+
+impl SourceMap {
+    pub fn new() -> SourceMap {
+        SourceMap::default()
+    }
+
+    /// Adds a file and returns its id.
+    pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>, is_stdlib: bool) -> FileId {
+        let text = text.into();
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        let id = FileId(clamp_u32(self.files.len()));
+        self.files.push(SourceFile { name: name.into(), text, is_stdlib, line_starts });
+        id
+    }
+
+    pub fn get(&self, id: FileId) -> Option<&SourceFile> {
+        self.files.get(id.0 as usize)
+    }
+
+    /// The text of a span, or "" if it is out of range.
+    pub fn slice(&self, span: Span) -> &str {
+        self.get(span.file).map_or("", |f| f.slice(span))
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
+        self.files.iter().enumerate().map(|(i, f)| (FileId(clamp_u32(i)), f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_index_finds_the_line_of_an_offset() {
+        let mut map = SourceMap::new();
+        let id = map.add("a.opt", "ab\ncd\n\nef", false);
+        let file = map.get(id).unwrap();
+        assert_eq!(file.line_starts(), &[0, 3, 6, 7]);
+        assert_eq!(file.line_index(0), 0);
+        assert_eq!(file.line_index(2), 0);
+        assert_eq!(file.line_index(3), 1);
+        assert_eq!(file.line_index(6), 2);
+        assert_eq!(file.line_index(9), 3);
+    }
+}

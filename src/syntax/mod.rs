@@ -1,0 +1,248 @@
+//! Syntax: `.opt` text → [`ast::File`]. pest stays inside this module; the AST carries its own
+//! spans and no pest types, so the rest of the compiler never sees the parser.
+
+pub mod ast;
+mod grammar;
+mod lower;
+
+use pest::Parser;
+use pest::error::{ErrorVariant, InputLocation};
+
+use crate::diagnostic::Diagnostic;
+use crate::source::{FileId, Span};
+use grammar::{OptParser, Rule};
+
+/// Brackets nested deeper than this are reported before parsing, so that neither the parser
+/// nor any later recursive pass can run out of stack.
+const MAX_NESTING: usize = 64;
+
+/// Parses one file. Syntax errors stop at the first one pest finds; the `bad_*` rules of the
+/// grammar let common mistakes through with a precise diagnostic, so a file may come back with
+/// an AST *and* diagnostics.
+pub fn parse(file: FileId, text: &str) -> (Option<ast::File>, Vec<Diagnostic>) {
+    if let Some(diagnostic) = check_nesting(file, text) {
+        return (None, vec![diagnostic]);
+    }
+    pest::set_error_detail(true);
+    match OptParser::parse(Rule::file, text) {
+        Ok(mut pairs) => {
+            let mut lowerer = lower::Lowerer { file, source: text, diagnostics: Vec::new() };
+            let ast = pairs.next().map(|p| lowerer.lower_file(p));
+            (ast, lowerer.diagnostics)
+        }
+        Err(err) => (None, vec![syntax_error(file, text, &err)]),
+    }
+}
+
+/// Reports brackets nested deeper than [`MAX_NESTING`], ignoring strings and comments.
+fn check_nesting(file: FileId, text: &str) -> Option<Diagnostic> {
+    let mut depth = 0usize;
+    let mut in_string: Option<char> = None;
+    let mut in_comment = false;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if in_comment {
+            in_comment = c != '\n';
+            continue;
+        }
+        if let Some(quote) = in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == quote || c == '\n' {
+                in_string = None;
+            }
+            continue;
+        }
+        match c {
+            '#' => in_comment = true,
+            '"' | '\'' => in_string = Some(c),
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    let span = Span::new(file, i..i + 1);
+                    return Some(
+                        Diagnostic::error("too-deeply-nested", "brackets are nested too deeply")
+                            .with_primary(span, format!("more than {MAX_NESTING} levels of brackets"))
+                            .with_help("split the expression into several `let` bindings"),
+                    );
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Turns pest's error into a diagnostic that names what was expected in words.
+fn syntax_error(file: FileId, text: &str, err: &pest::error::Error<Rule>) -> Diagnostic {
+    let pos = match err.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let pos = err.parse_attempts().map_or(pos, |a| a.max_position.max(pos)).min(text.len());
+    let found = describe_found(text, pos);
+    let found_len = match text.get(pos..) {
+        Some(rest) if !rest.is_empty() && !rest.starts_with(['\n', '\r']) => {
+            found_token(rest).len().max(rest.chars().next().map_or(1, char::len_utf8))
+        }
+        _ => 0,
+    };
+    let span = Span::new(file, pos..pos + found_len);
+
+    if let ErrorVariant::CustomError { message } = &err.variant {
+        return Diagnostic::error("syntax-error", format!("cannot parse this file: {message}"))
+            .with_primary(span, "here");
+    }
+
+    let mut expected: Vec<String> = Vec::new();
+    if let Some(attempts) = err.parse_attempts() {
+        for token in attempts.expected_tokens() {
+            // Literal tokens print as themselves; skip ranges, builtins and whitespace.
+            let token = token.to_string();
+            let t = token.trim();
+            if !t.is_empty() && t != "#" && t != "\\" && !t.contains("..") && t != "BUILTIN_RULE" {
+                expected.push(format!("`{t}`"));
+            }
+        }
+        for stack in attempts.call_stacks() {
+            let rule = stack.deepest.get_rule().copied().or(stack.parent);
+            if let Some(name) = rule.and_then(grammar::describe) {
+                expected.push(name.to_string());
+            }
+        }
+    }
+    if let ErrorVariant::ParsingError { positives, .. } = &err.variant {
+        expected.extend(positives.iter().filter_map(|r| grammar::describe(*r)).map(String::from));
+    }
+    expected.sort();
+    expected.dedup();
+    // Operators are many; name them once.
+    let message = if expected.is_empty() {
+        format!("unexpected {found}")
+    } else {
+        format!("expected {}, found {found}", join_or(&expected))
+    };
+    let mut d = Diagnostic::error("syntax-error", message).with_primary(span, format!("unexpected {found}"));
+    if found == "end of file" && text.matches(['(', '[', '{']).count() > text.matches([')', ']', '}']).count() {
+        d = d.with_help("a bracket opened earlier is never closed");
+    }
+    d
+}
+
+fn join_or(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// A word, number or single character at the start of `rest`.
+fn found_token(rest: &str) -> &str {
+    let end = rest
+        .char_indices()
+        .find(|&(_, c)| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        .map_or(rest.len(), |(i, _)| i);
+    if end > 0 {
+        return &rest[..end];
+    }
+    let first = rest.chars().next().map_or(0, char::len_utf8);
+    &rest[..first]
+}
+
+fn describe_found(text: &str, pos: usize) -> String {
+    match text.get(pos..) {
+        None | Some("") => "end of file".to_string(),
+        Some(rest) if rest.starts_with(['\n', '\r']) => "end of line".to_string(),
+        Some(rest) => format!("`{}`", found_token(rest)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(text: &str) -> ast::File {
+        let (file, diags) = parse(FileId(0), text);
+        assert!(diags.is_empty(), "{diags:#?}");
+        file.expect("no AST")
+    }
+
+    fn pipeline(text: &str) -> ast::Expr {
+        match parse_ok(text).items.pop() {
+            Some(ast::Item::Expr(e)) => e,
+            other => panic!("expected an expression, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_the_article_pipeline() {
+        let e = pipeline("chain(\n    adam(learning_rate=1e-3),\n    reduce_on_plateau(patience=10, cooldown=1),\n)\n");
+        let ast::ExprKind::Call { args, .. } = e.kind else { panic!() };
+        assert_eq!(args.len(), 2);
+    }
+
+    #[test]
+    fn power_binds_tighter_than_unary_minus_and_is_right_associative() {
+        let e = pipeline("-2 ^ 3 ^ 2");
+        let ast::ExprKind::Unary { op: ast::UnaryOp::Neg, operand } = e.kind else { panic!("{e:?}") };
+        let ast::ExprKind::Binary { op: ast::BinaryOp::Pow, rhs, .. } = operand.kind else { panic!() };
+        assert!(matches!(rhs.kind, ast::ExprKind::Binary { op: ast::BinaryOp::Pow, .. }));
+    }
+
+    #[test]
+    fn newline_ends_a_statement_but_not_a_bracketed_expression() {
+        let file = parse_ok("def f(x: float) {\n    let y = x\n    -y\n}\n");
+        let ast::Item::Def(def) = &file.items[0] else { panic!() };
+        let body = def.body.as_ref().unwrap();
+        assert_eq!(body.stmts.len(), 1);
+        assert!(matches!(body.result.as_ref().unwrap().kind, ast::ExprKind::Unary { .. }));
+        let e = pipeline("f(1\n  - 2)");
+        let ast::ExprKind::Call { args, .. } = e.kind else { panic!() };
+        assert_eq!(args.len(), 1);
+    }
+
+    #[test]
+    fn numbers_keep_their_int_or_float_type() {
+        assert_eq!(pipeline("10_000").kind, ast::ExprKind::Int(10_000));
+        assert_eq!(pipeline("1e-3").kind, ast::ExprKind::Float(1e-3));
+        assert_eq!(pipeline("2.").kind, ast::ExprKind::Float(2.0));
+    }
+
+    #[test]
+    fn partition_arms_take_alternatives_and_a_wildcard() {
+        let e = pipeline("partition {\n  \"*.bias\" | \"*norm*\" => sgd(learning_rate=0.1),\n  _ => adam(learning_rate=1e-3)\n}");
+        let ast::ExprKind::Partition(arms) = e.kind else { panic!() };
+        assert_eq!(arms.len(), 2);
+        assert_eq!(arms[0].patterns.len(), 2);
+        assert!(matches!(arms[1].patterns[0], ast::ArmPattern::Wildcard(_)));
+    }
+
+    #[test]
+    fn doc_comments_are_the_comment_block_above() {
+        let file = parse_ok("# unrelated\n\n# Line one.\n# Line two.\ndef f(x: float) = x\n");
+        let ast::Item::Def(def) = &file.items[0] else { panic!() };
+        assert_eq!(def.doc.as_deref(), Some("Line one.\nLine two."));
+    }
+
+    #[test]
+    fn a_colon_for_an_equals_sign_is_reported_and_recovered() {
+        let (file, diags) = parse(FileId(0), "adam(learning_rate: 1e-3)");
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].code, "keyword-colon");
+        assert!(file.is_some());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let text = "(".repeat(10_000) + &")".repeat(10_000);
+        let (_, diags) = parse(FileId(0), &text);
+        assert_eq!(diags[0].code, "too-deeply-nested");
+        let long = vec!["1"; 5000].join(" + ");
+        let (_, diags) = parse(FileId(0), &long);
+        assert_eq!(diags[0].code, "too-deeply-nested");
+    }
+}
