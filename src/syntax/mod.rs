@@ -98,12 +98,16 @@ fn syntax_error(file: FileId, text: &str, err: &pest::error::Error<Rule>) -> Dia
     }
 
     let mut expected: Vec<String> = Vec::new();
+    let mut operator = false;
     if let Some(attempts) = err.parse_attempts() {
         for token in attempts.expected_tokens() {
-            // Literal tokens print as themselves; skip ranges, builtins and whitespace.
+            // Literal tokens print as themselves; operators are many, so they are named once;
+            // pieces of literals (quotes, digits, `.`) are covered by "a number", "a string".
             let token = token.to_string();
             let t = token.trim();
-            if !t.is_empty() && t != "#" && t != "\\" && !t.contains("..") && t != "BUILTIN_RULE" {
+            if OPERATORS.contains(&t) {
+                operator = true;
+            } else if PUNCTUATION.contains(&t) || t.chars().all(char::is_alphabetic) && t.len() > 1 {
                 expected.push(format!("`{t}`"));
             }
         }
@@ -117,19 +121,75 @@ fn syntax_error(file: FileId, text: &str, err: &pest::error::Error<Rule>) -> Dia
     if let ErrorVariant::ParsingError { positives, .. } = &err.variant {
         expected.extend(positives.iter().filter_map(|r| grammar::describe(*r)).map(String::from));
     }
-    expected.sort();
-    expected.dedup();
-    // Operators are many; name them once.
+    if operator {
+        expected.push("an operator".to_string());
+    }
+    simplify_expected(&mut expected);
     let message = if expected.is_empty() {
         format!("unexpected {found}")
     } else {
         format!("expected {}, found {found}", join_or(&expected))
     };
     let mut d = Diagnostic::error("syntax-error", message).with_primary(span, format!("unexpected {found}"));
-    if found == "end of file" && text.matches(['(', '[', '{']).count() > text.matches([')', ']', '}']).count() {
-        d = d.with_help("a bracket opened earlier is never closed");
+    if let Some(open) = unclosed_bracket(text, pos) {
+        let c = text.get(open..open + 1).unwrap_or("(");
+        d = d.with_secondary(Span::new(file, open..open + 1), format!("this `{c}` is not closed"));
     }
     d
+}
+
+/// Drops what a shorter word already says: the tokens that start an expression when "an
+/// expression" is expected, the argument starts pest tried while looking for a missing comma.
+fn simplify_expected(expected: &mut Vec<String>) {
+    let has = |e: &Vec<String>, x: &str| e.iter().any(|y| y == x);
+    let literal_words = ["`True`", "`False`", "`None`", "`true`", "`false`", "`TRUE`", "`FALSE`", "`NONE`", "`none`", "`null`", "`nil`"];
+    expected.retain(|e| !literal_words.contains(&e.as_str()));
+    if has(expected, "an expression") {
+        let starts = ["`(`", "`[`", "`{`", "`if`", "`partition`", "a name", "a number", "a string", "an operator"];
+        expected.retain(|e| !starts.contains(&e.as_str()));
+    } else if has(expected, "`,`") && (has(expected, "`)`") || has(expected, "`]`") || has(expected, "`}`")) {
+        let starts = ["`(`", "a name", "a number", "a string"];
+        expected.retain(|e| !starts.contains(&e.as_str()));
+    }
+    expected.sort_by_key(|e| (!e.starts_with('`'), e.clone()));
+    expected.dedup();
+}
+
+const OPERATORS: &[&str] =
+    &["+", "-", "*", "/", "%", "^", "**", "==", "!=", "<", "<=", ">", ">=", "&&", "||", "and", "or", "is", "not"];
+const PUNCTUATION: &[&str] = &["(", ")", "[", "]", "{", "}", ",", "=", ":", "=>", "->", "?", ";", "|"];
+
+/// The innermost bracket still open at `pos`, ignoring strings and comments.
+fn unclosed_bracket(text: &str, pos: usize) -> Option<usize> {
+    let mut stack = Vec::new();
+    let mut in_string: Option<char> = None;
+    let mut in_comment = false;
+    let mut escaped = false;
+    for (i, c) in text.char_indices().take_while(|(i, _)| *i < pos) {
+        if in_comment {
+            in_comment = c != '\n';
+        } else if let Some(q) = in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q || c == '\n' {
+                in_string = None;
+            }
+        } else {
+            match c {
+                '#' => in_comment = true,
+                '"' | '\'' => in_string = Some(c),
+                '(' | '[' | '{' => stack.push(i),
+                ')' | ']' | '}' => {
+                    stack.pop();
+                }
+                _ => {}
+            }
+        }
+    }
+    let at_end = text.get(pos..).is_none_or(|rest| rest.trim().is_empty());
+    if at_end { stack.pop() } else { None }
 }
 
 fn join_or(items: &[String]) -> String {

@@ -1,0 +1,427 @@
+//! Compile-time evaluation: the user's `let`s and pipeline, and every `def` they call, are run
+//! here on [`Value`]s, in Python's arithmetic (double floats, unbounded ints), giving the
+//! pipeline as a tree of transform instances. Errors are reported where the user can fix them.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use super::body::Globals;
+use super::builtins;
+use super::program::{Func, PartitionArm, Tx, Value};
+use super::suggest;
+use crate::diagnostic::Diagnostic;
+use crate::source::{SourceMap, Span};
+use crate::syntax::ast::{self, BinaryOp, ExprKind, UnaryOp};
+
+/// Deepest chain of `def` calls evaluated before giving up (definitions cannot recurse, so this
+/// only guards against mistakes in that check).
+const MAX_CALL_DEPTH: usize = 64;
+
+pub struct Evaluator<'a, 'g> {
+    pub(super) globals: &'a Globals<'g>,
+    pub(super) sources: &'a SourceMap,
+    pub errors: Vec<Diagnostic>,
+    pub(super) scopes: Vec<HashMap<String, Value>>,
+    /// Spans of the calls being evaluated, outermost first.
+    pub(super) calls: Vec<Span>,
+    pub(super) next_inject: u32,
+}
+
+impl<'a, 'g> Evaluator<'a, 'g> {
+    pub fn new(globals: &'a Globals<'g>, sources: &'a SourceMap) -> Evaluator<'a, 'g> {
+        Evaluator { globals, sources, errors: Vec::new(), scopes: vec![HashMap::new()], calls: Vec::new(), next_inject: 0 }
+    }
+
+    pub(super) fn err(&mut self, d: Diagnostic) {
+        self.errors.push(self.in_user_code(d));
+    }
+
+    /// A diagnostic whose primary label points into the standard library also gets the user's
+    /// call that led there, so the user sees where to act.
+    fn in_user_code(&self, mut d: Diagnostic) -> Diagnostic {
+        let in_stdlib = |span: Span| self.sources.get(span.file).is_some_and(|f| f.is_stdlib);
+        if let Some(primary) = &d.primary
+            && in_stdlib(primary.span)
+            && let Some(user) = self.calls.iter().rev().find(|s| !in_stdlib(**s))
+        {
+            let inner = d.primary.take();
+            d = d.with_primary(*user, "in this call");
+            if let Some(label) = inner {
+                d.secondary.insert(0, label);
+            }
+        }
+        d
+    }
+
+    pub fn bind(&mut self, name: &str, value: Value) {
+        if let Some(scope) = self.scopes.last_mut() {
+            scope.insert(name.to_string(), value);
+        }
+    }
+
+    fn lookup(&self, name: &str) -> Option<&Value> {
+        self.scopes.iter().rev().find_map(|s| s.get(name))
+    }
+
+    fn assign_existing(&mut self, name: &str, value: Value) -> bool {
+        match self.scopes.iter_mut().rev().find_map(|s| s.get_mut(name)) {
+            Some(slot) => {
+                *slot = value;
+                true
+            }
+            None => false,
+        }
+    }
+
+    // ---- blocks --------------------------------------------------------------------------
+
+    /// Evaluates a block in a new scope; its result, or `None` if it has none.
+    pub fn block(&mut self, block: &ast::Block) -> Option<Value> {
+        self.scopes.push(HashMap::new());
+        for stmt in &block.stmts {
+            self.stmt(stmt);
+        }
+        let result = block.result.as_ref().map(|e| self.expr(e));
+        self.scopes.pop();
+        result
+    }
+
+    fn stmt(&mut self, stmt: &ast::Stmt) {
+        match stmt {
+            ast::Stmt::Let(l) => {
+                let v = self.expr(&l.value);
+                self.bind_pattern(&l.pattern, v);
+            }
+            ast::Stmt::Assign(a) => {
+                let value = self.expr(&a.value);
+                let value = match a.op {
+                    ast::AssignOp::Set => value,
+                    op => {
+                        let current = self.lookup(&a.target.name).cloned().unwrap_or(Value::Error);
+                        let op = match op {
+                            ast::AssignOp::Add => BinaryOp::Add,
+                            ast::AssignOp::Sub => BinaryOp::Sub,
+                            ast::AssignOp::Mul => BinaryOp::Mul,
+                            _ => BinaryOp::Div,
+                        };
+                        self.binary(op, current, value, a.span)
+                    }
+                };
+                if !self.assign_existing(&a.target.name, value) {
+                    self.err(
+                        Diagnostic::error("unknown-name", format!("cannot find `{}`", a.target.name))
+                            .with_primary(a.target.span, "not declared")
+                            .with_help("declare it first with `let`"),
+                    );
+                }
+            }
+            ast::Stmt::For(f) => {
+                let items = match self.expr(&f.iter) {
+                    Value::List(items) | Value::Tuple(items) => items,
+                    Value::Map(entries) => entries.into_iter().map(|(k, v)| Value::Tuple(vec![k, v])).collect(),
+                    Value::Error => return,
+                    other => {
+                        self.err(
+                            Diagnostic::error("type-mismatch", format!("cannot loop over {}", other.ty()))
+                                .with_primary(f.iter.span, "expected a list, a map or `range(n)`"),
+                        );
+                        return;
+                    }
+                };
+                for item in items {
+                    self.scopes.push(HashMap::new());
+                    self.bind_pattern(&f.pattern, item);
+                    self.block(&f.body);
+                    self.scopes.pop();
+                }
+            }
+            ast::Stmt::Assert { cond, message, span } => self.assert(cond, message.as_deref(), *span),
+            ast::Stmt::Reset(_) => {}
+            ast::Stmt::Expr(e) => {
+                self.expr(e);
+            }
+        }
+    }
+
+    pub(super) fn assert(&mut self, cond: &ast::Expr, message: Option<&str>, span: Span) {
+        match self.expr(cond) {
+            Value::Bool(true) | Value::Error => {}
+            Value::Bool(false) => {
+                let message = message.unwrap_or("a requirement of this definition does not hold");
+                let d = Diagnostic::error("failed-assert", message.to_string()).with_primary(span, "required here");
+                self.err(d);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn bind_pattern(&mut self, pattern: &ast::Pattern, value: Value) {
+        match pattern {
+            ast::Pattern::Name(id) => self.bind(&id.name, value),
+            ast::Pattern::Tuple(parts, span) => {
+                let items = match value {
+                    Value::Tuple(items) | Value::List(items) if items.len() == parts.len() => items,
+                    Value::Error => vec![Value::Error; parts.len()],
+                    other => {
+                        self.err(
+                            Diagnostic::error("type-mismatch", format!("cannot unpack {other} into {} names", parts.len()))
+                                .with_primary(*span, format!("expected {} values", parts.len())),
+                        );
+                        vec![Value::Error; parts.len()]
+                    }
+                };
+                for (p, v) in parts.iter().zip(items) {
+                    self.bind_pattern(p, v);
+                }
+            }
+        }
+    }
+
+    // ---- expressions ---------------------------------------------------------------------
+
+    pub fn expr(&mut self, e: &ast::Expr) -> Value {
+        match &e.kind {
+            ExprKind::Int(n) => Value::Int(*n),
+            ExprKind::Float(x) => Value::Float(*x),
+            ExprKind::Str(s) => Value::Str(s.clone()),
+            ExprKind::Bool(b) => Value::Bool(*b),
+            ExprKind::None => Value::None,
+            ExprKind::Error => Value::Error,
+            ExprKind::Name(n) => self.name(n, e.span),
+            ExprKind::List(items) => Value::List(items.iter().map(|i| self.expr(i)).collect()),
+            ExprKind::Tuple(items) => Value::Tuple(items.iter().map(|i| self.expr(i)).collect()),
+            ExprKind::ListComp { elem, pattern, iter } => {
+                let items = match self.expr(iter) {
+                    Value::List(items) | Value::Tuple(items) => items,
+                    Value::Map(entries) => entries.into_iter().map(|(k, v)| Value::Tuple(vec![k, v])).collect(),
+                    _ => return Value::Error,
+                };
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    self.scopes.push(HashMap::new());
+                    self.bind_pattern(pattern, item);
+                    out.push(self.expr(elem));
+                    self.scopes.pop();
+                }
+                Value::List(out)
+            }
+            ExprKind::Map(entries) => self.map(entries),
+            ExprKind::Unary { op, operand } => {
+                let v = self.expr(operand);
+                match (op, v) {
+                    (_, Value::Error) => Value::Error,
+                    (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
+                    (UnaryOp::Neg, Value::Int(n)) => n.checked_neg().map_or(Value::Error, Value::Int),
+                    (UnaryOp::Neg, Value::Float(x)) => Value::Float(-x),
+                    (UnaryOp::Pos, v @ (Value::Int(_) | Value::Float(_))) => v,
+                    (_, v @ Value::Injected { .. }) => self.not_constant(&v, operand.span),
+                    (_, v) => {
+                        self.err(
+                            Diagnostic::error("type-mismatch", format!("this operator does not apply to {}", v.ty()))
+                                .with_primary(operand.span, format!("this is {}", v.ty())),
+                        );
+                        Value::Error
+                    }
+                }
+            }
+            ExprKind::Binary { op, op_span, lhs, rhs } => {
+                // `and` / `or` short-circuit, as in Python.
+                let l = self.expr(lhs);
+                match (op, &l) {
+                    (BinaryOp::And, Value::Bool(false)) => return Value::Bool(false),
+                    (BinaryOp::Or, Value::Bool(true)) => return Value::Bool(true),
+                    _ => {}
+                }
+                let r = self.expr(rhs);
+                self.binary(*op, l, r, *op_span)
+            }
+            ExprKind::Call { callee, args, args_span } => self.call(callee, args, *args_span, e.span),
+            ExprKind::Index { base, index } => {
+                let b = self.expr(base);
+                let i = self.expr(index);
+                self.index(b, i, index.span)
+            }
+            ExprKind::Slice { base, start, end } => {
+                let b = self.expr(base);
+                let s = start.as_ref().map(|x| self.expr(x));
+                let t = end.as_ref().map(|x| self.expr(x));
+                self.slice(b, s, t, e.span)
+            }
+            ExprKind::If { cond, then, otherwise } => match self.expr(cond) {
+                Value::Bool(true) => self.block(then).unwrap_or(Value::None),
+                Value::Bool(false) => otherwise.as_ref().and_then(|o| self.block(o)).unwrap_or(Value::None),
+                Value::Error => Value::Error,
+                v @ Value::Injected { .. } => self.not_constant(&v, cond.span),
+                other => {
+                    self.err(
+                        Diagnostic::error("type-mismatch", format!("a condition must be a bool, found {}", other.ty()))
+                            .with_primary(cond.span, "expected bool"),
+                    );
+                    Value::Error
+                }
+            },
+            ExprKind::Partition(arms) => self.partition(arms, e.span),
+        }
+    }
+
+    fn name(&mut self, name: &str, span: Span) -> Value {
+        if let Some(v) = self.lookup(name) {
+            return v.clone();
+        }
+        if let Some((_, x)) = builtins::CONSTANTS.iter().find(|(n, _)| *n == name) {
+            return Value::Float(*x);
+        }
+        if let Some(&id) = self.globals.by_name.get(name) {
+            return Value::Func(Rc::new(Func::Def(id)));
+        }
+        let mut candidates: Vec<&str> = self.scopes.iter().flat_map(|s| s.keys().map(String::as_str)).collect();
+        candidates.extend(self.globals.by_name.keys().map(String::as_str));
+        for n in builtins::names() {
+            candidates.push(n);
+        }
+        let mut d = Diagnostic::error("unknown-name", format!("cannot find `{name}`")).with_primary(span, "not found");
+        if let Some(s) = suggest::closest(name, candidates) {
+            d = d.with_help(format!("did you mean `{s}`?"));
+        } else if matches!(name, "step" | "param" | "value" | "g") {
+            d = d.with_note(format!("`{name}` exists only inside the body of a transform or schedule"));
+        }
+        self.err(d);
+        Value::Error
+    }
+
+    fn map(&mut self, entries: &[(ast::Expr, ast::Expr)]) -> Value {
+        let mut out: Vec<(Value, Value, Span)> = Vec::new();
+        for (k, v) in entries {
+            let key = self.expr(k);
+            let value = self.expr(v);
+            if let Some((_, _, first)) = out.iter().find(|(existing, _, _)| values_equal(existing, &key)) {
+                let first = *first;
+                self.err(
+                    Diagnostic::error("duplicate-key", format!("the key {key} appears twice in this map"))
+                        .with_primary(k.span, "repeated key")
+                        .with_secondary(first, "first here"),
+                );
+                continue;
+            }
+            out.push((key, value, k.span));
+        }
+        // Maps iterate in ascending key order.
+        out.sort_by(|(a, _, _), (b, _, _)| compare(a, b).unwrap_or(std::cmp::Ordering::Equal));
+        Value::Map(out.into_iter().map(|(k, v, _)| (k, v)).collect())
+    }
+
+    fn partition(&mut self, arms: &[ast::Arm], span: Span) -> Value {
+        let mut out = Vec::new();
+        let mut wildcard: Option<Span> = None;
+        for arm in arms {
+            if let Some(w) = wildcard {
+                self.err(
+                    Diagnostic::error("unreachable-arm", "this arm comes after `_`, which takes every leaf")
+                        .with_primary(arm.span, "never used")
+                        .with_secondary(w, "`_` matches everything")
+                        .with_help("move `_` to the end"),
+                );
+            }
+            let mut globs = Vec::new();
+            for p in &arm.patterns {
+                match p {
+                    ast::ArmPattern::Wildcard(s) => wildcard = Some(*s),
+                    ast::ArmPattern::Glob(g, s) => {
+                        if let Err(msg) = crate::glob::validate(g) {
+                            self.err(
+                                Diagnostic::error("bad-glob", format!("invalid glob `{g}`: {msg}")).with_primary(*s, msg),
+                            );
+                        }
+                        globs.push(g.clone());
+                    }
+                }
+            }
+            let is_wild = arm.patterns.iter().any(|p| matches!(p, ast::ArmPattern::Wildcard(_)));
+            let tx = match self.expr(&arm.value) {
+                Value::Transform(tx) => tx,
+                Value::Error => continue,
+                other => {
+                    let d = self.expected_transform(&other, arm.value.span, "a partition arm");
+                    self.err(d);
+                    continue;
+                }
+            };
+            out.push(PartitionArm { globs: if is_wild { None } else { Some(globs) }, tx, span: arm.span });
+        }
+        if out.is_empty() && arms.is_empty() {
+            self.err(
+                Diagnostic::error("empty-partition", "a partition needs at least one arm")
+                    .with_primary(span, "no arms")
+                    .with_help("add `_ => transform` to cover every leaf"),
+            );
+            return Value::Error;
+        }
+        Value::Transform(Rc::new(Tx::Partition(out)))
+    }
+
+    /// The diagnostic for a value that should have been a transform.
+    pub(super) fn expected_transform(&self, found: &Value, span: Span, what: &str) -> Diagnostic {
+        let mut d = Diagnostic::error("type-mismatch", format!("{what} expects a transform, found {}", describe_value(found)))
+            .with_primary(span, "expected a transform");
+        if let Value::Func(f) = found
+            && let Func::Def(id) = **f
+        {
+            let name = &self.globals.defs[id].name;
+            d = d.with_help(format!("call it: `{name}(...)`"));
+        } else if let Value::Schedule(_) = found {
+            d = d.with_help("a schedule is passed to a transform, e.g. `adam(learning_rate=schedule)`");
+        }
+        d
+    }
+
+    pub(super) fn not_constant(&mut self, v: &Value, span: Span) -> Value {
+        let name = match v {
+            Value::Injected { name, .. } => name.as_str(),
+            _ => "this value",
+        };
+        self.err(
+            Diagnostic::error("not-constant", format!("`{name}` is not known at compile time"))
+                .with_primary(span, "needed at compile time here")
+                .with_note(format!("`inject_hyperparams` makes `{name}` a value that may change every step"))
+                .with_help(format!("list it in `static_args` to keep it fixed: `inject_hyperparams(f, static_args=[\"{name}\"])`")),
+        );
+        Value::Error
+    }
+
+    pub(super) fn enter_call(&mut self, span: Span) -> bool {
+        if self.calls.len() >= MAX_CALL_DEPTH {
+            self.err(
+                Diagnostic::error("too-deeply-nested", "definitions call each other too deeply")
+                    .with_primary(span, format!("more than {MAX_CALL_DEPTH} nested calls")),
+            );
+            return false;
+        }
+        self.calls.push(span);
+        true
+    }
+}
+
+/// Python's `==` on compile-time values (ints and floats compare by value).
+pub fn values_equal(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// Python's ordering of numbers and of strings.
+pub fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
+        _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
+    }
+}
+
+/// How a value is named in a message: its type, or what a function is.
+pub fn describe_value(v: &Value) -> String {
+    match v {
+        Value::Func(_) => "a function".to_string(),
+        Value::Schedule(_) => "a schedule".to_string(),
+        other => other.ty().to_string(),
+    }
+}

@@ -1,0 +1,117 @@
+//! Check: syntax trees → a [`Program`]. Resolves names against the standard library, the
+//! user's definitions, `let`s and the built-in combinators; types every definition body and
+//! infers the level of every value in it; evaluates the pipeline at compile time with range
+//! checks. All errors are collected, never just the first.
+//!
+//! Architecture invariant: nothing here knows about parameter layouts or code generation; the
+//! [`Program`] is the only thing handed on.
+
+mod apply;
+mod bind;
+mod body;
+mod builtins;
+mod defs;
+mod eval;
+mod expr;
+pub mod program;
+mod suggest;
+pub mod summary;
+pub mod types;
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+pub use program::{DefId, DefKind, Definition, Program, Tx, Value};
+
+use crate::diagnostic::{self, Diagnostic};
+use crate::source::{FileId, SourceMap};
+use crate::syntax::{self, ast};
+
+/// The result of checking: the program (as much of it as could be built) and every diagnostic,
+/// sorted by position.
+pub struct Checked {
+    pub program: Program,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Checks the standard library files of `sources` together with the user file `user`, whose
+/// last expression (if any) is the pipeline.
+pub fn check(sources: &SourceMap, user: Option<FileId>) -> Checked {
+    let mut diagnostics = Vec::new();
+    let mut files: Vec<(FileId, ast::File)> = Vec::new();
+    let ids = sources.files().filter(|(_, f)| f.is_stdlib).map(|(id, _)| id).chain(user);
+    for id in ids {
+        let Some(file) = sources.get(id) else { continue };
+        let (ast, mut errors) = syntax::parse(id, &file.text);
+        diagnostics.append(&mut errors);
+        if let Some(ast) = ast {
+            files.push((id, ast));
+        }
+    }
+
+    let mut defs = defs::collect(&files, sources, &mut diagnostics);
+    let by_name: HashMap<String, DefId> = defs.iter().enumerate().map(|(i, d)| (d.name.clone(), i)).collect();
+    let reads_value: Vec<bool> = {
+        let globals = body::Globals { defs: &defs, by_name: &by_name, instances: Default::default() };
+        (0..defs.len())
+            .map(|id| {
+                let (mut errors, reads_value) = defs::check_definition(&globals, id);
+                diagnostics.append(&mut errors);
+                reads_value
+            })
+            .collect()
+    };
+    for (def, reads) in defs.iter_mut().zip(reads_value) {
+        def.reads_value = reads;
+    }
+
+    let mut pipeline = None;
+    {
+        let globals = body::Globals { defs: &defs, by_name: &by_name, instances: Default::default() };
+        for (id, file) in &files {
+            let is_stdlib = sources.get(*id).is_some_and(|f| f.is_stdlib);
+            let mut evaluator = eval::Evaluator::new(&globals, sources);
+            let last_expr = file.items.iter().rposition(|i| matches!(i, ast::Item::Expr(_)));
+            for (i, item) in file.items.iter().enumerate() {
+                match item {
+                    ast::Item::Let(l) if !is_stdlib => {
+                        let v = evaluator.expr(&l.value);
+                        evaluator.bind_pattern(&l.pattern, v);
+                    }
+                    ast::Item::Let(l) => diagnostics.push(stdlib_item(l.span)),
+                    ast::Item::Expr(e) if is_stdlib => diagnostics.push(stdlib_item(e.span)),
+                    ast::Item::Expr(e) if Some(i) != last_expr => diagnostics.push(
+                        Diagnostic::error("unused-value", "only the last expression of a file is its pipeline")
+                            .with_primary(e.span, "this expression is not used")
+                            .with_help("bind it with `let name = ...` and use the name in the pipeline"),
+                    ),
+                    ast::Item::Expr(e) => match evaluator.expr(e) {
+                        Value::Transform(tx) => pipeline = Some(tx),
+                        Value::Error => {}
+                        other => {
+                            let d = evaluator.expected_transform(&other, e.span, "the pipeline");
+                            diagnostics.push(d);
+                        }
+                    },
+                    _ => {}
+                }
+            }
+            diagnostics.append(&mut evaluator.errors);
+        }
+    }
+
+    diagnostic::sort(&mut diagnostics);
+    let pipeline: Option<Rc<Tx>> = pipeline;
+    Checked { program: Program { defs, pipeline }, diagnostics }
+}
+
+fn stdlib_item(span: crate::source::Span) -> Diagnostic {
+    Diagnostic::error("stdlib-item", "a standard library file holds only definitions")
+        .with_primary(span, "not a definition")
+}

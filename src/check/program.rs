@@ -1,0 +1,330 @@
+//! What `check` hands on: every definition with its resolved signature, and the pipeline
+//! evaluated to a tree of transform instances with all arguments bound and checked.
+
+use std::fmt;
+use std::rc::Rc;
+
+use super::types::{Level, Ty, Typed};
+use crate::source::Span;
+use crate::syntax::ast;
+
+/// Index of a definition in [`Program::defs`].
+pub type DefId = usize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefKind {
+    /// `def`: a function, inlined where it is called.
+    Def,
+    Transform,
+    Schedule,
+    /// A combinator the compiler implements.
+    Builtin,
+}
+
+impl DefKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            DefKind::Def => "function",
+            DefKind::Transform => "transform",
+            DefKind::Schedule => "schedule",
+            DefKind::Builtin => "combinator",
+        }
+    }
+}
+
+/// The syntax a definition came from.
+#[derive(Clone, Debug)]
+pub enum DefAst {
+    Def(Rc<ast::Def>),
+    Transform(Rc<ast::Transform>),
+}
+
+/// A closed numeric interval a parameter must lie in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Interval {
+    pub lo: f64,
+    pub hi: f64,
+    pub lo_inclusive: bool,
+    pub hi_inclusive: bool,
+    pub span: Span,
+}
+
+impl Interval {
+    pub fn contains(&self, x: f64) -> bool {
+        let above = if self.lo_inclusive { x >= self.lo } else { x > self.lo };
+        let below = if self.hi_inclusive { x <= self.hi } else { x < self.hi };
+        above && below
+    }
+}
+
+impl fmt::Display for Interval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let open = if self.lo_inclusive { "[" } else { "(" };
+        let close = if self.hi_inclusive { "]" } else { ")" };
+        write!(f, "{open}{}, {}{close}", format_bound(self.lo), format_bound(self.hi))
+    }
+}
+
+/// A parameter of a definition, resolved.
+#[derive(Clone, Debug)]
+pub struct ParamSig {
+    pub name: String,
+    pub name_span: Span,
+    pub ty: Typed,
+    pub range: Option<Interval>,
+    pub default: Option<ast::Expr>,
+    pub variadic: bool,
+    /// The whole parameter, `name: type = default`.
+    pub span: Span,
+}
+
+/// A state variable of a transform.
+#[derive(Clone, Debug)]
+pub struct StateSig {
+    pub name: String,
+    pub ty: Typed,
+    pub span: Span,
+}
+
+/// One definition: a `def`, `transform`, `schedule` or `builtin`.
+#[derive(Clone, Debug)]
+pub struct Definition {
+    pub name: String,
+    pub kind: DefKind,
+    pub doc: Option<String>,
+    pub params: Vec<ParamSig>,
+    /// The declared result type, if any.
+    pub ret: Option<Ty>,
+    pub states: Vec<StateSig>,
+    /// True if the update reads `value` (the loss).
+    pub reads_value: bool,
+    /// The definition's name in its source.
+    pub name_span: Span,
+    pub is_stdlib: bool,
+    pub ast: Option<DefAst>,
+}
+
+impl Definition {
+    pub fn param(&self, name: &str) -> Option<&ParamSig> {
+        self.params.iter().find(|p| p.name == name)
+    }
+}
+
+/// A compile-time value: what the pipeline and the arguments of its parts evaluate to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    None,
+    List(Vec<Value>),
+    Tuple(Vec<Value>),
+    /// Entries in ascending key order.
+    Map(Vec<(Value, Value)>),
+    Schedule(Rc<Schedule>),
+    Transform(Rc<Tx>),
+    Func(Rc<Func>),
+    /// A numeric hyperparameter that `inject_hyperparams` turned into a float32 value that may
+    /// change every step: known at run time only.
+    Injected { owner: u32, name: String, ty: Ty },
+    /// Stands for something already reported as an error.
+    Error,
+}
+
+impl Value {
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int(n) => Some(*n as f64),
+            Value::Float(x) => Some(*x),
+            _ => None,
+        }
+    }
+
+    /// The runtime type of the value.
+    pub fn ty(&self) -> Ty {
+        match self {
+            Value::Int(_) => Ty::Int,
+            Value::Float(_) => Ty::Float,
+            Value::Bool(_) => Ty::Bool,
+            Value::Str(_) => Ty::Str,
+            Value::None => Ty::None,
+            Value::List(items) => Ty::List(Box::new(join_all(items.iter().map(Value::ty)))),
+            Value::Tuple(items) => Ty::Tuple(items.iter().map(Value::ty).collect()),
+            Value::Map(entries) => Ty::Map(
+                Box::new(join_all(entries.iter().map(|(k, _)| k.ty()))),
+                Box::new(join_all(entries.iter().map(|(_, v)| v.ty()))),
+            ),
+            Value::Schedule(_) => Ty::Schedule,
+            Value::Transform(_) => Ty::Transform,
+            Value::Func(_) => Ty::Fn(None),
+            Value::Injected { ty, .. } => ty.clone(),
+            Value::Error => Ty::Error,
+        }
+    }
+}
+
+fn join_all(types: impl Iterator<Item = Ty>) -> Ty {
+    types.fold(Ty::Unknown, |acc, t| acc.join(&t).unwrap_or(Ty::Error))
+}
+
+/// A schedule value: a function of a step count.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Schedule {
+    /// A number used where a schedule was expected.
+    Constant(Value),
+    /// A `schedule` definition applied to its arguments (in parameter order).
+    Instance { def: DefId, args: Vec<Value>, span: Span },
+}
+
+/// A function value, as passed to `inject_hyperparams` or `should_skip_update_fn=`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Func {
+    Def(DefId),
+    /// `inject_hyperparams(factory, static_args)`.
+    Injected { factory: Rc<Func>, static_args: Vec<String> },
+}
+
+/// A glob over dotted leaf names (Python's `fnmatchcase`), or all/none.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mask {
+    Glob(String),
+    All,
+    Nothing,
+}
+
+/// One arm of a `partition`: the leaves it takes, and its transform.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartitionArm {
+    /// `None` for `_`.
+    pub globs: Option<Vec<String>>,
+    pub tx: Rc<Tx>,
+    pub span: Span,
+}
+
+/// How an `inject_hyperparams` hyperparameter gets its value each step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Hyper {
+    /// A number, fixed, held as float32.
+    Number(Value),
+    /// A schedule, evaluated at the wrapper's own step count.
+    Schedule(Rc<Schedule>),
+}
+
+/// The pipeline as a tree of transforms with bound arguments.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Tx {
+    Chain(Vec<Rc<Tx>>),
+    NamedChain(Vec<(String, Rc<Tx>)>),
+    /// A `transform` definition applied to its arguments (in parameter order).
+    Instance { def: DefId, args: Vec<Value>, span: Span },
+    Masked { inner: Rc<Tx>, mask: Mask },
+    Partition(Vec<PartitionArm>),
+    Flatten(Rc<Tx>),
+    /// `inject_hyperparams(f)(...)`: `inner` was built with [`Value::Injected`] standing for
+    /// the hyperparameters listed here.
+    Inject { id: u32, hypers: Vec<(String, Hyper)>, inner: Rc<Tx> },
+    /// What an alias (`adam(...)`, a `def`) expanded to; kept for summaries and state names.
+    Alias { def: DefId, args: Vec<(String, Value)>, inner: Rc<Tx> },
+}
+
+impl Tx {
+    /// The transform with aliases looked through.
+    pub fn unaliased(&self) -> &Tx {
+        match self {
+            Tx::Alias { inner, .. } => inner.unaliased(),
+            other => other,
+        }
+    }
+}
+
+/// A state variable of one transform instance in the pipeline, for the summary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateEntry {
+    /// Where it lives in the tree, e.g. `chain[0].scale_by_adam.mu`.
+    pub path: String,
+    pub level: Level,
+    pub ty: Ty,
+}
+
+/// The checked program: definitions (standard library first) and the user's pipeline.
+#[derive(Debug, Default)]
+pub struct Program {
+    pub defs: Vec<Definition>,
+    pub pipeline: Option<Rc<Tx>>,
+}
+
+impl Program {
+    pub fn def(&self, id: DefId) -> &Definition {
+        &self.defs[id]
+    }
+
+    pub fn lookup(&self, name: &str) -> Option<DefId> {
+        self.defs.iter().position(|d| d.name == name)
+    }
+}
+
+/// A range bound as written in a declaration: `0`, `1`, `inf`, `0.5`.
+fn format_bound(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 { format!("{}", x as i64) } else { format_number(x) }
+}
+
+/// Formats a number the way a user would write it: ints plainly, floats with a `.` or exponent.
+pub fn format_number(x: f64) -> String {
+    if x.is_infinite() {
+        return if x > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if x.is_nan() {
+        return "nan".into();
+    }
+    let s = format!("{x:?}");
+    if s.contains('e') || x.abs() < 1e-4 && x != 0.0 || x.abs() >= 1e16 {
+        let e = format!("{x:e}");
+        // Like Python's repr, without padding the exponent: `1e-5`.
+        return e.replace(".0e", "e");
+    }
+    s
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Int(n) => write!(f, "{n}"),
+            Value::Float(x) => write!(f, "{}", format_number(*x)),
+            Value::Bool(b) => write!(f, "{}", if *b { "True" } else { "False" }),
+            Value::Str(s) => write!(f, "{s:?}"),
+            Value::None => write!(f, "None"),
+            Value::List(items) => write!(f, "[{}]", join(items)),
+            Value::Tuple(items) if items.len() == 1 => write!(f, "({},)", items[0]),
+            Value::Tuple(items) => write!(f, "({})", join(items)),
+            Value::Map(entries) => {
+                let parts: Vec<String> = entries.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                write!(f, "{{{}}}", parts.join(", "))
+            }
+            Value::Schedule(_) => write!(f, "<schedule>"),
+            Value::Transform(_) => write!(f, "<transform>"),
+            Value::Func(_) => write!(f, "<function>"),
+            Value::Injected { name, .. } => write!(f, "<injected {name}>"),
+            Value::Error => write!(f, "<error>"),
+        }
+    }
+}
+
+fn join(items: &[Value]) -> String {
+    items.iter().map(Value::to_string).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_print_as_a_user_writes_them() {
+        assert_eq!(format_number(0.001), "0.001");
+        assert_eq!(format_number(1e-5), "1e-5");
+        assert_eq!(format_number(0.5), "0.5");
+        assert_eq!(format_number(1.0), "1.0");
+        assert_eq!(format_number(1e-8), "1e-8");
+        assert_eq!(format_number(f64::INFINITY), "inf");
+    }
+}

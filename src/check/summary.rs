@@ -1,0 +1,219 @@
+//! What a checked pipeline needs and keeps, and its resolved form as a tree, for `optc check`.
+
+use std::fmt::Write;
+
+use super::program::{DefKind, Hyper, Mask, Program, Schedule, StateEntry, Tx, Value, format_number};
+use super::types::{Level, Ty};
+
+/// Whether the pipeline needs a `value` (the loss) at every step.
+pub fn needs_value(program: &Program, tx: &Tx) -> bool {
+    match tx {
+        Tx::Chain(parts) => parts.iter().any(|t| needs_value(program, t)),
+        Tx::NamedChain(parts) => parts.iter().any(|(_, t)| needs_value(program, t)),
+        Tx::Instance { def, args, .. } => {
+            program.def(*def).reads_value
+                || args.iter().any(|a| matches!(a, Value::Transform(t) if needs_value(program, t)))
+        }
+        Tx::Masked { inner, .. } | Tx::Flatten(inner) | Tx::Inject { inner, .. } | Tx::Alias { inner, .. } => {
+            needs_value(program, inner)
+        }
+        Tx::Partition(arms) => arms.iter().any(|a| needs_value(program, &a.tx)),
+    }
+}
+
+/// Every state variable of the pipeline, with a path naming where it lives.
+pub fn states(program: &Program, tx: &Tx) -> Vec<StateEntry> {
+    let mut out = Vec::new();
+    collect_states(program, tx, "", &mut out);
+    out
+}
+
+fn collect_states(program: &Program, tx: &Tx, prefix: &str, out: &mut Vec<StateEntry>) {
+    let join = |name: &str| if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
+    match tx {
+        Tx::Chain(parts) => {
+            for (i, t) in parts.iter().enumerate() {
+                let name = part_name(program, t).unwrap_or_else(|| format!("{i}"));
+                let duplicate = parts.iter().filter(|o| part_name(program, o).as_deref() == Some(name.as_str())).count() > 1;
+                let name = if duplicate { format!("{name}#{i}") } else { name };
+                collect_states(program, t, &join(&name), out);
+            }
+        }
+        Tx::NamedChain(parts) => {
+            for (n, t) in parts {
+                collect_states(program, t, &join(n), out);
+            }
+        }
+        Tx::Instance { def, args, .. } => {
+            let d = program.def(*def);
+            for s in &d.states {
+                out.push(StateEntry { path: join(&s.name), level: s.ty.level, ty: s.ty.ty.clone() });
+            }
+            for (p, a) in d.params.iter().zip(args) {
+                if let Value::Transform(inner) = a {
+                    collect_states(program, inner, &join(&p.name), out);
+                }
+            }
+        }
+        Tx::Alias { inner, .. } | Tx::Masked { inner, .. } | Tx::Flatten(inner) => collect_states(program, inner, prefix, out),
+        Tx::Inject { inner, .. } => {
+            out.push(StateEntry { path: join("inject_hyperparams.count"), level: Level::Uniform, ty: Ty::Int });
+            collect_states(program, inner, prefix, out);
+        }
+        Tx::Partition(arms) => {
+            for (i, arm) in arms.iter().enumerate() {
+                let label = match &arm.globs {
+                    Some(g) => g.join("|"),
+                    None => "_".to_string(),
+                };
+                collect_states(program, &arm.tx, &join(&format!("partition[{i}:{label}]")), out);
+            }
+        }
+    }
+}
+
+/// The name a part of a chain is known by: its transform's or alias's name.
+fn part_name(program: &Program, tx: &Tx) -> Option<String> {
+    match tx {
+        Tx::Instance { def, .. } | Tx::Alias { def, .. } => Some(program.def(*def).name.clone()),
+        Tx::Masked { inner, .. } => part_name(program, inner).map(|n| format!("masked({n})")),
+        Tx::Flatten(inner) => part_name(program, inner).map(|n| format!("flatten({n})")),
+        Tx::Inject { inner, .. } => part_name(program, inner),
+        Tx::Chain(_) => Some("chain".into()),
+        Tx::NamedChain(_) => Some("named_chain".into()),
+        Tx::Partition(_) => Some("partition".into()),
+    }
+}
+
+/// The pipeline as an indented tree, every transform with all its arguments.
+pub fn describe(program: &Program, tx: &Tx) -> String {
+    let mut out = String::new();
+    write_tree(program, tx, "", "", &mut out);
+    out
+}
+
+fn write_tree(program: &Program, tx: &Tx, first: &str, rest: &str, out: &mut String) {
+    let children: Vec<(String, &Tx)> = match tx {
+        Tx::Chain(parts) => parts.iter().map(|t| (String::new(), &**t)).collect(),
+        Tx::NamedChain(parts) => parts.iter().map(|(n, t)| (format!("{n}: "), &**t)).collect(),
+        Tx::Instance { def, args, .. } => program
+            .def(*def)
+            .params
+            .iter()
+            .zip(args)
+            .filter_map(|(p, a)| match a {
+                Value::Transform(t) => Some((format!("{}=", p.name), &**t)),
+                _ => None,
+            })
+            .collect(),
+        Tx::Masked { inner, .. } | Tx::Flatten(inner) | Tx::Inject { inner, .. } | Tx::Alias { inner, .. } => {
+            vec![(String::new(), &**inner)]
+        }
+        Tx::Partition(arms) => arms
+            .iter()
+            .map(|a| {
+                let label = match &a.globs {
+                    Some(g) => g.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(" | "),
+                    None => "_".into(),
+                };
+                (format!("{label} => "), &*a.tx)
+            })
+            .collect(),
+    };
+    let _ = writeln!(out, "{first}{}", headline(program, tx));
+    let n = children.len();
+    for (i, (label, child)) in children.into_iter().enumerate() {
+        let last = i + 1 == n;
+        let (branch, indent) = if last { ("└─ ", "   ") } else { ("├─ ", "│  ") };
+        write_tree(program, child, &format!("{rest}{branch}{label}"), &format!("{rest}{indent}"), out);
+    }
+}
+
+fn headline(program: &Program, tx: &Tx) -> String {
+    match tx {
+        Tx::Chain(_) => "chain".into(),
+        Tx::NamedChain(_) => "named_chain".into(),
+        Tx::Partition(_) => "partition".into(),
+        Tx::Flatten(_) => "flatten".into(),
+        Tx::Masked { mask, .. } => match mask {
+            Mask::Glob(g) => format!("masked(mask={g:?})"),
+            Mask::All => "masked(mask=True)".into(),
+            Mask::Nothing => "masked(mask=False)".into(),
+        },
+        Tx::Inject { hypers, .. } => {
+            let parts: Vec<String> = hypers
+                .iter()
+                .map(|(n, h)| match h {
+                    Hyper::Number(v) => format!("{n}={}", show(program, v)),
+                    Hyper::Schedule(s) => format!("{n}={}", show_schedule(program, s)),
+                })
+                .collect();
+            format!("inject_hyperparams({})", parts.join(", "))
+        }
+        Tx::Alias { def, args, .. } => {
+            let parts: Vec<String> = args.iter().map(|(n, v)| format!("{n}={}", show(program, v))).collect();
+            format!("{}({})  (alias)", program.def(*def).name, parts.join(", "))
+        }
+        Tx::Instance { def, args, .. } => {
+            let d = program.def(*def);
+            let parts: Vec<String> = d
+                .params
+                .iter()
+                .zip(args)
+                .filter(|(_, a)| !matches!(a, Value::Transform(_)))
+                .map(|(p, a)| format!("{}={}", p.name, show(program, a)))
+                .collect();
+            format!("{}({})", d.name, parts.join(", "))
+        }
+    }
+}
+
+fn show(program: &Program, v: &Value) -> String {
+    match v {
+        Value::Schedule(s) => show_schedule(program, s),
+        Value::Transform(t) => headline(program, t),
+        Value::Func(f) => match &**f {
+            super::program::Func::Def(id) => program.def(*id).name.clone(),
+            super::program::Func::Injected { factory, .. } => {
+                format!("inject_hyperparams({})", show(program, &Value::Func(factory.clone())))
+            }
+        },
+        Value::List(items) => format!("[{}]", items.iter().map(|i| show(program, i)).collect::<Vec<_>>().join(", ")),
+        Value::Tuple(items) => format!("({})", items.iter().map(|i| show(program, i)).collect::<Vec<_>>().join(", ")),
+        Value::Float(x) => format_number(*x),
+        other => other.to_string(),
+    }
+}
+
+fn show_schedule(program: &Program, s: &Schedule) -> String {
+    match s {
+        Schedule::Constant(v) => show(program, v),
+        Schedule::Instance { def, args, .. } => {
+            let d = program.def(*def);
+            let parts: Vec<String> =
+                d.params.iter().zip(args).map(|(p, a)| format!("{}={}", p.name, show(program, a))).collect();
+            format!("{}({})", d.name, parts.join(", "))
+        }
+    }
+}
+
+/// The state of a pipeline, grouped by level: `per element: mu, nu` and so on.
+pub fn describe_states(entries: &[StateEntry]) -> Vec<(Level, Vec<String>)> {
+    let mut out = Vec::new();
+    for level in [Level::Element, Level::Leaf, Level::Uniform] {
+        let names: Vec<String> = entries.iter().filter(|e| e.level == level).map(|e| e.path.clone()).collect();
+        if !names.is_empty() {
+            out.push((level, names));
+        }
+    }
+    out
+}
+
+/// How many definitions of each kind there are, for a definitions-only file.
+pub fn count_definitions(program: &Program, user_only: bool) -> Vec<(DefKind, usize)> {
+    [DefKind::Transform, DefKind::Def, DefKind::Schedule, DefKind::Builtin]
+        .into_iter()
+        .map(|k| (k, program.defs.iter().filter(|d| d.kind == k && (!user_only || !d.is_stdlib)).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}

@@ -1,0 +1,109 @@
+//! `optc check`: diagnostics, or a summary of what each pipeline needs and keeps.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::check::{self, summary};
+use crate::diagnostic;
+use crate::source::SourceMap;
+use crate::stdlib;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// `.opt` files to check (`-` reads standard input).
+    #[arg(required_unless_present = "explain")]
+    pub files: Vec<PathBuf>,
+    /// Explain a diagnostic code (e.g. `out-of-range`) and exit.
+    #[arg(long, value_name = "CODE")]
+    pub explain: Option<String>,
+    /// Use the standard library in DIR instead of the embedded one.
+    #[arg(long, value_name = "DIR")]
+    pub stdlib: Option<PathBuf>,
+}
+
+pub fn run(args: &Args) -> ExitCode {
+    if let Some(code) = &args.explain {
+        return match crate::codes::explain(code) {
+            Some(text) => {
+                println!("{code}: {text}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("error: no diagnostic has the code `{code}`");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let mut failed = false;
+    for path in &args.files {
+        let (name, text) = match super::read_input(path) {
+            Ok(input) => input,
+            Err(message) => {
+                eprintln!("error: {message}");
+                failed = true;
+                continue;
+            }
+        };
+        let mut sources = SourceMap::new();
+        match &args.stdlib {
+            Some(dir) => {
+                if let Err(e) = stdlib::load_dir(&mut sources, dir) {
+                    eprintln!("error: cannot read the standard library in `{}`: {e}", dir.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            None => stdlib::load(&mut sources),
+        }
+        let id = sources.add(name.clone(), text, false);
+        let checked = check::check(&sources, Some(id));
+        diagnostic::emit_to_stderr(&checked.diagnostics, &sources);
+        let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
+        if errors > 0 {
+            let s = if errors == 1 { "" } else { "s" };
+            eprintln!("error: `{name}` has {errors} error{s}");
+            failed = true;
+            continue;
+        }
+        print!("{}", report(&name, &checked.program));
+    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// The summary printed for a file that checks clean.
+pub fn report(name: &str, program: &check::Program) -> String {
+    let mut out = format!("{name}: ok\n");
+    let Some(tx) = &program.pipeline else {
+        let counts: Vec<String> = summary::count_definitions(program, true)
+            .iter()
+            .map(|(kind, n)| format!("{n} {}{}", kind.describe(), if *n == 1 { "" } else { "s" }))
+            .collect();
+        let what = if counts.is_empty() { "nothing".to_string() } else { counts.join(", ") };
+        out.push_str(&format!("  no pipeline; defines {what}\n"));
+        return out;
+    };
+    out.push_str("  pipeline:\n");
+    for line in summary::describe(program, tx).lines() {
+        out.push_str(&format!("    {line}\n"));
+    }
+    let needs = if summary::needs_value(program, tx) {
+        "a value (the loss) at every step: step(params, grads, value)"
+    } else {
+        "gradients only: step(params, grads)"
+    };
+    out.push_str(&format!("  needs: {needs}\n"));
+    let states = summary::states(program, tx);
+    if states.is_empty() {
+        out.push_str("  state: none\n");
+    } else {
+        out.push_str("  state:\n");
+        for (level, names) in summary::describe_states(&states) {
+            let what = match level {
+                check::types::Level::Element => format!("per element ({} float{} per parameter)", names.len(), if names.len() == 1 { "" } else { "s" }),
+                check::types::Level::Leaf => "per leaf".to_string(),
+                _ => "uniform".to_string(),
+            };
+            out.push_str(&format!("    {what}: {}\n", names.join(", ")));
+        }
+    }
+    out
+}

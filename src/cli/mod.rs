@@ -1,0 +1,56 @@
+//! The command line: clap definitions and dispatch. The only place that prints and picks exit
+//! codes.
+
+mod check;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// optc: a compiler for optimizer pipelines written in Optax's vocabulary.
+#[derive(Parser, Debug)]
+#[command(name = "optc", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check pipelines: print diagnostics, or what each pipeline needs and keeps.
+    Check(check::Args),
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Command::Check(args) => check::run(&args),
+    }
+}
+
+/// Reads a file named on the command line; `-` is standard input.
+fn read_input(path: &PathBuf) -> Result<(String, String), String> {
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        return Ok(("<stdin>".to_string(), text));
+    }
+    let name = path.display().to_string();
+    match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map(|text| (name.clone(), text))
+            .map_err(|_| format!("`{name}` is not UTF-8 text")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!("`{name}`: no such file")),
+        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => Err(format!("`{name}` is a directory, not a .opt file")),
+        Err(e) => Err(format!("cannot read `{name}`: {e}")),
+    }
+}
