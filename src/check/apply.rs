@@ -18,6 +18,8 @@ use crate::syntax::ast::{self, BinaryOp, ExprKind};
 pub(super) struct Args {
     positional: Vec<(Value, Span)>,
     keywords: Vec<(ast::Ident, Value, Span)>,
+    /// A `**` argument failed to expand: its keywords are unknown, so none is reported missing.
+    opaque: bool,
     span: Span,
 }
 
@@ -53,7 +55,7 @@ impl Evaluator<'_, '_> {
     }
 
     fn eval_args(&mut self, args: &[ast::Arg], span: Span) -> Args {
-        let mut out = Args { positional: Vec::new(), keywords: Vec::new(), span };
+        let mut out = Args { positional: Vec::new(), keywords: Vec::new(), opaque: false, span };
         for a in args {
             match a {
                 ast::Arg::Positional(e) => {
@@ -76,11 +78,14 @@ impl Evaluator<'_, '_> {
                             }
                         }
                     }
-                    Value::Error => {}
-                    other => self.err(
-                        Diagnostic::error("type-mismatch", format!("`**` expands a map, found {}", describe_value(&other)))
-                            .with_primary(e.span, "expected a map"),
-                    ),
+                    Value::Error => out.opaque = true,
+                    other => {
+                        out.opaque = true;
+                        self.err(
+                            Diagnostic::error("type-mismatch", format!("`**` expands a map, found {}", describe_value(&other)))
+                                .with_primary(e.span, "expected a map"),
+                        );
+                    }
                 },
             }
         }
@@ -135,7 +140,8 @@ impl Evaluator<'_, '_> {
     /// Binds values to parameters; each slot's value after checks (defaults filled in).
     fn bind_values(&mut self, id: DefId, args: Args) -> Vec<Value> {
         let def = &self.globals.defs[id];
-        let call = CallArgs { positional: args.positional, keywords: args.keywords, opaque_splat: false, span: args.span };
+        let call =
+            CallArgs { positional: args.positional, keywords: args.keywords, opaque_splat: args.opaque, span: args.span };
         let mut errors = Vec::new();
         let slots = bind::bind(def, call, &mut errors);
         for e in errors {

@@ -53,6 +53,8 @@ pub struct Checker<'a, 'g> {
     pub errors: Vec<Diagnostic>,
     /// Set when the body reads `value`.
     pub reads_value: bool,
+    /// Set when the body reads `param`.
+    pub reads_param: bool,
     /// Transform parameters applied so far, and where.
     pub(super) applied: HashMap<String, Span>,
     /// The level of the conditions of the `if` statements around the current statement.
@@ -71,6 +73,7 @@ impl<'a, 'g> Checker<'a, 'g> {
             scopes: vec![HashMap::new()],
             errors: Vec::new(),
             reads_value: false,
+            reads_param: false,
             applied: HashMap::new(),
             cond_level: Level::Const,
             in_loop: false,
@@ -377,7 +380,10 @@ impl<'a, 'g> Checker<'a, 'g> {
             return var.ty.clone();
         }
         match (name, self.ctx) {
-            ("param", Ctx::Update | Ctx::StateInit) => return Typed::new(Ty::Float, Level::Element),
+            ("param", Ctx::Update | Ctx::StateInit) => {
+                self.reads_param = true;
+                return Typed::new(Ty::Float, Level::Element);
+            }
             ("value", Ctx::Update) => {
                 self.reads_value = true;
                 return Typed::new(Ty::Float, Level::Uniform);

@@ -68,6 +68,7 @@ pub fn collect(files: &[(crate::source::FileId, ast::File)], sources: &SourceMap
                 ret,
                 states,
                 reads_value: false,
+                reads_param: false,
                 name_span: name.span,
                 is_stdlib,
                 ast: Some(ast),
@@ -148,11 +149,18 @@ pub fn const_number(e: &ast::Expr) -> Option<f64> {
     }
 }
 
+/// What a transform's body reads besides its input.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reads {
+    pub value: bool,
+    pub param: bool,
+}
+
 /// Checks the body of one definition with its declared types; records what it reads.
-pub fn check_definition(globals: &Globals, id: DefId) -> (Vec<Diagnostic>, bool) {
+pub fn check_definition(globals: &Globals, id: DefId) -> (Vec<Diagnostic>, Reads) {
     let def = &globals.defs[id];
     let mut errors = Vec::new();
-    let mut reads_value = false;
+    let mut reads = Reads::default();
     // Defaults must fit their parameter (and its range).
     for p in &def.params {
         if let Some(default) = &p.default {
@@ -178,7 +186,7 @@ pub fn check_definition(globals: &Globals, id: DefId) -> (Vec<Diagnostic>, bool)
     }
     match &def.ast {
         Some(DefAst::Def(d)) => {
-            let Some(body) = &d.body else { return (errors, false) };
+            let Some(body) = &d.body else { return (errors, reads) };
             let ctx = if def.kind == DefKind::Schedule { Ctx::Schedule } else { Ctx::Def };
             let mut c = Checker::new(globals, ctx);
             c.def_stack.push(id);
@@ -193,6 +201,7 @@ pub fn check_definition(globals: &Globals, id: DefId) -> (Vec<Diagnostic>, bool)
                 declare_params(&mut c, def, None);
                 let init = c.expr(&state.init);
                 errors.append(&mut c.errors);
+                reads.param |= c.reads_param;
                 if init.is_error() || sig.ty.is_error() {
                     continue;
                 }
@@ -229,7 +238,8 @@ pub fn check_definition(globals: &Globals, id: DefId) -> (Vec<Diagnostic>, bool)
                     c.declare(&update.input.name, Typed::new(Ty::Float, Level::Element), VarKind::Local);
                     let result = c.block(&update.body);
                     errors.append(&mut c.errors);
-                    reads_value = c.reads_value;
+                    reads.value = c.reads_value;
+                    reads.param |= c.reads_param;
                     match result {
                         None => errors.push(
                             Diagnostic::error("missing-result", "`update` must end with the outgoing updates")
@@ -237,12 +247,12 @@ pub fn check_definition(globals: &Globals, id: DefId) -> (Vec<Diagnostic>, bool)
                                 .with_help(format!("end the block with the updates, e.g. `{}`", update.input.name)),
                         ),
                         Some(t) if !t.is_error() && !t.ty.is_numeric() => {
-                            errors.push(super::body::type_mismatch(
-                                update.body.result.as_ref().map_or(update.span, |r| r.span),
-                                "the result of `update`",
-                                &Ty::Float,
-                                &t,
-                            ))
+                            let span = update.body.result.as_ref().map_or(update.span, |r| r.span);
+                            errors.push(
+                                Diagnostic::error("type-mismatch", format!("`update` must give the outgoing updates, a number per element, found {t}"))
+                                    .with_primary(span, "not a number")
+                                    .with_help("convert a condition with `if c { 1.0 } else { 0.0 }`"),
+                            );
                         }
                         _ => {}
                     }
@@ -251,7 +261,7 @@ pub fn check_definition(globals: &Globals, id: DefId) -> (Vec<Diagnostic>, bool)
         }
         None => {}
     }
-    (errors, reads_value)
+    (errors, reads)
 }
 
 fn check_result(def: &Definition, result: Option<Typed>, span: Span, errors: &mut Vec<Diagnostic>) {
@@ -328,6 +338,7 @@ impl Checker<'_, '_> {
         };
         match result {
             Ok(t) => t,
+            Err(_) if self.broken(id) => Typed::error(),
             Err(inner) => {
                 let def = &self.globals.defs[id];
                 let mut d = Diagnostic::error("level-mismatch", format!("`{}` cannot be used with these arguments", def.name))
@@ -344,6 +355,23 @@ impl Checker<'_, '_> {
                 Typed::error()
             }
         }
+    }
+
+    /// Whether a `def` fails even with its declared types: its own diagnostics say why, so its
+    /// call sites stay quiet.
+    fn broken(&mut self, id: DefId) -> bool {
+        let declared: Vec<Typed> = self.globals.defs[id].params.iter().map(|p| p.ty.clone()).collect();
+        let key = (id, declared.clone());
+        let cached = self.globals.instances.borrow().get(&key).cloned();
+        let result = match cached {
+            Some(r) => r,
+            None => {
+                let r = self.check_instance(id, &declared);
+                self.globals.instances.borrow_mut().insert(key, r.clone());
+                r
+            }
+        };
+        result.is_err()
     }
 
     fn check_instance(&mut self, id: DefId, args: &[Typed]) -> Result<Typed, Vec<Diagnostic>> {

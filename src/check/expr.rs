@@ -319,6 +319,7 @@ impl Checker<'_, '_> {
             }
         }
         let f = self.expr(callee);
+        let report = !f.is_error();
         let positional = |this: &mut Self| -> Vec<(Typed, Span)> {
             let mut out = Vec::new();
             for a in args {
@@ -326,6 +327,9 @@ impl Checker<'_, '_> {
                     ast::Arg::Positional(e) => out.push((this.expr(e), e.span)),
                     ast::Arg::Keyword { value: e, .. } | ast::Arg::Splat(e) => {
                         this.expr(e);
+                        if !report {
+                            continue;
+                        }
                         this.err(
                             Diagnostic::error("unknown-keyword", "this call takes positional arguments only")
                                 .with_primary(e.span, "passed by keyword"),
@@ -399,7 +403,8 @@ impl Checker<'_, '_> {
             match a {
                 ast::Arg::Positional(e) => types.push(self.expr(e)),
                 ast::Arg::Keyword { name: k, value } => {
-                    self.expr(value);
+                    // Typed as if positional, so the arity is not reported as well.
+                    types.push(self.expr(value));
                     self.err(
                         Diagnostic::error("unknown-keyword", format!("the built-in `{name}` takes no keyword arguments"))
                             .with_primary(k.span, "keyword argument")
@@ -414,7 +419,13 @@ impl Checker<'_, '_> {
         match builtins::check(name, &types) {
             Ok(t) => t,
             Err(message) => {
-                let code = if message.contains("argument(s)") { "wrong-arity" } else { "type-mismatch" };
+                let code = if message.contains("argument(s)") {
+                    "wrong-arity"
+                } else if message.contains(" is per-") || message.contains(" is uniform") || message.contains(" is compile-time") || message.contains("compile-time argument") {
+                    "level-mismatch"
+                } else {
+                    "type-mismatch"
+                };
                 let mut d = Diagnostic::error(code, message).with_primary(span, "in this call");
                 if let Some(doc) = builtins::doc(name) {
                     d = d.with_note(format!("`{name}`: {doc}"));

@@ -57,18 +57,19 @@ pub fn check(sources: &SourceMap, user: Option<FileId>) -> Checked {
 
     let mut defs = defs::collect(&files, sources, &mut diagnostics);
     let by_name: HashMap<String, DefId> = defs.iter().enumerate().map(|(i, d)| (d.name.clone(), i)).collect();
-    let reads_value: Vec<bool> = {
+    let reads: Vec<defs::Reads> = {
         let globals = body::Globals { defs: &defs, by_name: &by_name, instances: Default::default() };
         (0..defs.len())
             .map(|id| {
-                let (mut errors, reads_value) = defs::check_definition(&globals, id);
+                let (mut errors, reads) = defs::check_definition(&globals, id);
                 diagnostics.append(&mut errors);
-                reads_value
+                reads
             })
             .collect()
     };
-    for (def, reads) in defs.iter_mut().zip(reads_value) {
-        def.reads_value = reads;
+    for (def, reads) in defs.iter_mut().zip(reads) {
+        def.reads_value = reads.value;
+        def.reads_param = reads.param;
     }
 
     let mut pipeline = None;

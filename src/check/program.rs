@@ -98,6 +98,8 @@ pub struct Definition {
     pub states: Vec<StateSig>,
     /// True if the update reads `value` (the loss).
     pub reads_value: bool,
+    /// True if the update or a state initialiser reads `param`.
+    pub reads_param: bool,
     /// The definition's name in its source.
     pub name_span: Span,
     pub is_stdlib: bool,

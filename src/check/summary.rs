@@ -21,6 +21,22 @@ pub fn needs_value(program: &Program, tx: &Tx) -> bool {
     }
 }
 
+/// Whether the pipeline reads the parameters (weight decay, distances from the start, ...).
+pub fn reads_params(program: &Program, tx: &Tx) -> bool {
+    match tx {
+        Tx::Chain(parts) => parts.iter().any(|t| reads_params(program, t)),
+        Tx::NamedChain(parts) => parts.iter().any(|(_, t)| reads_params(program, t)),
+        Tx::Instance { def, args, .. } => {
+            program.def(*def).reads_param
+                || args.iter().any(|a| matches!(a, Value::Transform(t) if reads_params(program, t)))
+        }
+        Tx::Masked { inner, .. } | Tx::Flatten(inner) | Tx::Inject { inner, .. } | Tx::Alias { inner, .. } => {
+            reads_params(program, inner)
+        }
+        Tx::Partition(arms) => arms.iter().any(|a| reads_params(program, &a.tx)),
+    }
+}
+
 /// Every state variable of the pipeline, with a path naming where it lives.
 pub fn states(program: &Program, tx: &Tx) -> Vec<StateEntry> {
     let mut out = Vec::new();

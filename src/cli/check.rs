@@ -85,12 +85,13 @@ pub fn report(name: &str, program: &check::Program) -> String {
     for line in summary::describe(program, tx).lines() {
         out.push_str(&format!("    {line}\n"));
     }
-    let needs = if summary::needs_value(program, tx) {
-        "a value (the loss) at every step: step(params, grads, value)"
-    } else {
-        "gradients only: step(params, grads)"
+    let inputs = match (summary::needs_value(program, tx), summary::reads_params(program, tx)) {
+        (true, true) => "gradients, params and a value (the loss) at every step",
+        (true, false) => "gradients and a value (the loss) at every step",
+        (false, true) => "gradients and params",
+        (false, false) => "gradients only",
     };
-    out.push_str(&format!("  needs: {needs}\n"));
+    out.push_str(&format!("  needs: {inputs}\n"));
     let states = summary::states(program, tx);
     if states.is_empty() {
         out.push_str("  state: none\n");

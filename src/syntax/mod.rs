@@ -4,6 +4,7 @@
 pub mod ast;
 mod grammar;
 mod lower;
+mod lower_expr;
 
 use pest::Parser;
 use pest::error::{ErrorVariant, InputLocation};
@@ -131,6 +132,14 @@ fn syntax_error(file: FileId, text: &str, err: &pest::error::Error<Rule>) -> Dia
         format!("expected {}, found {found}", join_or(&expected))
     };
     let mut d = Diagnostic::error("syntax-error", message).with_primary(span, format!("unexpected {found}"));
+    let line_start = text.get(..pos).map_or(0, |b| b.rfind('\n').map_or(0, |i| i + 1));
+    let starts_line = text.get(line_start..pos).is_some_and(|b| b.trim().is_empty());
+    let is_operator = text.get(pos..).is_some_and(|r| OPERATORS.iter().any(|op| r.starts_with(op)));
+    if starts_line && is_operator && line_start > 0 {
+        d = d.with_help(
+            "a newline ends a statement, so a line cannot start with an operator: end the previous line with it, or wrap the expression in `( ... )`",
+        );
+    }
     if let Some(open) = unclosed_bracket(text, pos) {
         let c = text.get(open..open + 1).unwrap_or("(");
         d = d.with_secondary(Span::new(file, open..open + 1), format!("this `{c}` is not closed"));

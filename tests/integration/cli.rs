@@ -1,0 +1,103 @@
+//! The binary as a user runs it: good and bad input, never a panic, the right exit codes.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use crate::support::root;
+
+fn optc(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_optc"))
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("optc runs");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    } else {
+        drop(child.stdin.take());
+    }
+    child.wait_with_output().expect("optc finishes")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_no_panic(out: &Output) {
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "optc panicked:\n{stderr}");
+}
+
+#[test]
+fn check_accepts_the_article_pipeline_and_summarises_it() {
+    let out = optc(&["check", "examples/plateau.opt"], None);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("examples/plateau.opt: ok"), "{stdout}");
+    assert!(stdout.contains("reduce_on_plateau(factor=0.5, patience=10"), "{stdout}");
+    assert!(stdout.contains("a value (the loss) at every step"), "{stdout}");
+    assert!(stdout.contains("per element"), "{stdout}");
+}
+
+#[test]
+fn check_reads_standard_input() {
+    let out = optc(&["check", "-"], Some("sgd(learning_rate=0.1)\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("<stdin>: ok"));
+    assert!(text(&out.stdout).contains("gradients only"));
+}
+
+#[test]
+fn check_reports_errors_with_exit_code_one() {
+    let out = optc(&["check", "-"], Some("adam(lr=1e-3)\n"));
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("error[unknown-keyword]"), "{stderr}");
+    assert!(stderr.contains("did you mean `learning_rate`?"), "{stderr}");
+}
+
+#[test]
+fn missing_files_directories_and_binary_input_get_messages() {
+    let out = optc(&["check", "no/such/file.opt"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no such file"), "{}", text(&out.stderr));
+
+    let out = optc(&["check", "examples"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("is a directory"), "{}", text(&out.stderr));
+
+    let dir = std::env::temp_dir().join(format!("optc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let binary = dir.join("binary.opt");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x41]).expect("write");
+    let out = optc(&["check", binary.to_str().expect("utf-8 path")], None);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not UTF-8"), "{}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_flags_and_unknown_codes_are_rejected() {
+    let out = optc(&["check", "--frobnicate", "x.opt"], None);
+    assert_eq!(out.status.code(), Some(2));
+    let out = optc(&["check", "--explain", "no-such-code"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let out = optc(&["check", "--explain", "out-of-range"], None);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("range"));
+}
+
+#[test]
+fn garbage_input_is_a_diagnostic_not_a_crash() {
+    for input in ["(((((", ")))", "\u{0}\u{1}", "adam(learning_rate=", "partition {", "#", "let", "transform {"] {
+        let out = optc(&["check", "-"], Some(input));
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(1), "input {input:?}: {}", text(&out.stderr));
+    }
+}

@@ -1,0 +1,39 @@
+//! Every conformance pipeline outside the shape-aware families checks clean, and the checker
+//! agrees with Optax on whether it needs a value at every step.
+
+use optc::check::summary;
+
+use crate::support::{conformance_dir, files_with_extension, is_shape_aware};
+
+#[test]
+fn every_conformance_pipeline_checks_clean() {
+    let cases = files_with_extension(&conformance_dir(), "json");
+    assert!(cases.len() > 200, "expected the conformance cases in {}", conformance_dir().display());
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for path in &cases {
+        let text = std::fs::read_to_string(path).expect("readable case");
+        let case: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        let pipeline = case["pipeline"].as_str().expect("a pipeline string");
+        if is_shape_aware(pipeline) {
+            continue;
+        }
+        checked += 1;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let (sources, result) = optc::check_str(&name, pipeline);
+        if result.has_errors() {
+            failures.push(format!("{name}:\n{}", optc::diagnostic::render(&result.diagnostics, &sources)));
+            continue;
+        }
+        let Some(tx) = &result.program.pipeline else {
+            failures.push(format!("{name}: no pipeline"));
+            continue;
+        };
+        let needs = summary::needs_value(&result.program, tx);
+        if Some(needs) != case["needs_value"].as_bool() {
+            failures.push(format!("{name}: needs_value is {needs}, Optax says {}", case["needs_value"]));
+        }
+    }
+    assert!(checked > 180, "only {checked} cases checked");
+    assert!(failures.is_empty(), "{} of {checked} pipelines fail:\n{}", failures.len(), failures.join("\n"));
+}

@@ -1,0 +1,53 @@
+//! Every `tests/diagnostics/**/*.opt` fixture through the checker. A fixture opens with the
+//! codes it expects, `# error: [code] [code]` (or `# ok`), and its rendered diagnostics are
+//! snapshotted next to it as `NAME.snap`. The expectation line is checked before the snapshot,
+//! so a blindly accepted snapshot cannot hide a vanished error.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::support::{files_with_extension, root};
+
+/// The codes a fixture's first line promises.
+fn expected_codes(path: &Path, text: &str) -> BTreeSet<String> {
+    let first = text.lines().next().unwrap_or("");
+    if first.trim() == "# ok" {
+        return BTreeSet::new();
+    }
+    let Some(rest) = first.strip_prefix("# error:") else {
+        panic!("{}: the first line must be `# error: [code]` or `# ok`", path.display());
+    };
+    let codes: BTreeSet<String> =
+        rest.split('[').skip(1).filter_map(|c| c.split(']').next()).map(|c| c.trim().to_string()).collect();
+    assert!(!codes.is_empty(), "{}: no codes in `{first}`", path.display());
+    codes
+}
+
+#[test]
+fn diagnostic_fixtures_match_their_codes_and_snapshots() {
+    let dir = root().join("tests/diagnostics");
+    let fixtures = files_with_extension(&dir, "opt");
+    assert!(fixtures.len() >= 50, "expected at least 50 fixtures, found {}", fixtures.len());
+    for path in fixtures {
+        let text = std::fs::read_to_string(&path).expect("readable fixture");
+        let relative = path.strip_prefix(root()).unwrap_or(&path).display().to_string();
+        let (sources, checked) = optc::check_str(&relative, &text);
+        let rendered = optc::diagnostic::render(&checked.diagnostics, &sources);
+        let produced: BTreeSet<String> =
+            checked.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.code.to_string()).collect();
+        let expected = expected_codes(&path, &text);
+        assert_eq!(produced, expected, "{relative}: codes differ from its first line\n{rendered}");
+
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let snapshot = format!("{text}\n----- diagnostics\n{rendered}");
+        insta::with_settings!({
+            snapshot_path => folder,
+            prepend_module_to_snapshot => false,
+            input_file => &path,
+            omit_expression => true,
+        }, {
+            insta::assert_snapshot!(stem, snapshot);
+        });
+    }
+}

@@ -1,0 +1,10 @@
+//! The one integration-test binary (every extra `tests/*.rs` would link the crate again).
+
+mod cli;
+mod conformance;
+mod diagnostics;
+mod examples;
+mod fuzz;
+mod stdlib;
+mod support;
+mod tidy;
