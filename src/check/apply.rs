@@ -6,7 +6,8 @@ use std::rc::Rc;
 
 use super::bind::{self, CallArgs, Slot};
 use super::builtins;
-use super::eval::{Evaluator, compare, describe_value, values_equal};
+use super::consts;
+use super::eval::{Evaluator, describe_value, values_equal};
 use super::program::{DefAst, DefId, DefKind, Func, Hyper, Mask, ParamSig, Schedule, Tx, Value, format_number};
 use super::suggest;
 use super::types::Ty;
@@ -432,82 +433,24 @@ impl Evaluator<'_, '_> {
     // ---- operators -----------------------------------------------------------------------
 
     pub(super) fn binary(&mut self, op: BinaryOp, l: Value, r: Value, span: Span) -> Value {
-        use Value::{Bool, Error, Float, Injected, Int, List, Str};
-        if l == Error || r == Error {
-            return Error;
+        if l == Value::Error || r == Value::Error {
+            return Value::Error;
         }
         match op {
-            BinaryOp::Eq => return Bool(values_equal(&l, &r) || both_injected_same(&l, &r)),
-            BinaryOp::Ne => return Bool(!values_equal(&l, &r) && !both_injected_same(&l, &r)),
+            BinaryOp::Eq => return Value::Bool(values_equal(&l, &r) || both_injected_same(&l, &r)),
+            BinaryOp::Ne => return Value::Bool(!values_equal(&l, &r) && !both_injected_same(&l, &r)),
             _ => {}
         }
-        if let Some(v) = [&l, &r].into_iter().find(|v| matches!(v, Injected { .. })) {
+        if let Some(v) = [&l, &r].into_iter().find(|v| matches!(v, Value::Injected { .. })) {
             return self.not_constant(&v.clone(), span);
         }
-        let fail = |this: &mut Self, what: &str| {
-            this.err(
-                Diagnostic::error("type-mismatch", format!("cannot apply `{}` to {} and {}", op.symbol(), l.ty(), r.ty()))
-                    .with_primary(span, what.to_string()),
-            );
-            Error
-        };
-        match (op, &l, &r) {
-            (BinaryOp::And, Bool(a), Bool(b)) => Bool(*a && *b),
-            (BinaryOp::Or, Bool(a), Bool(b)) => Bool(*a || *b),
-            (BinaryOp::Add, List(a), List(b)) => List(a.iter().chain(b).cloned().collect()),
-            (BinaryOp::Add, Str(a), Str(b)) => Str(format!("{a}{b}")),
-            (BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge, _, _) => match compare(&l, &r) {
-                Some(ord) => Bool(match op {
-                    BinaryOp::Lt => ord.is_lt(),
-                    BinaryOp::Le => ord.is_le(),
-                    BinaryOp::Gt => ord.is_gt(),
-                    _ => ord.is_ge(),
-                }),
-                None if l.as_f64().is_some() && r.as_f64().is_some() => Bool(false), // NaN
-                None => fail(self, "only numbers and strings are ordered"),
-            },
-            (_, Int(a), Int(b)) => {
-                let (a, b) = (*a, *b);
-                let v = match op {
-                    BinaryOp::Add => a.checked_add(b),
-                    BinaryOp::Sub => a.checked_sub(b),
-                    BinaryOp::Mul => a.checked_mul(b),
-                    BinaryOp::Div if b == 0 => return self.division_by_zero(span),
-                    BinaryOp::Div => return Float(a as f64 / b as f64),
-                    BinaryOp::Rem if b == 0 => return self.division_by_zero(span),
-                    BinaryOp::Rem => a.checked_rem_euclid(b).map(|m| if b < 0 && m != 0 { m + b } else { m }),
-                    BinaryOp::Pow if b < 0 => return Float((a as f64).powf(b as f64)),
-                    BinaryOp::Pow => u32::try_from(b).ok().and_then(|e| a.checked_pow(e)),
-                    _ => return fail(self, "arithmetic takes numbers"),
-                };
-                match v {
-                    Some(v) => Int(v),
-                    None => {
-                        self.err(Diagnostic::error("overflow", "this int is too large").with_primary(span, "overflows"));
-                        Error
-                    }
-                }
+        match consts::binary(op, &l, &r) {
+            Ok(v) => v,
+            Err(e) => {
+                self.err(Diagnostic::error(e.code, e.message).with_primary(span, e.label));
+                Value::Error
             }
-            _ => match (l.as_f64(), r.as_f64()) {
-                (Some(a), Some(b)) => Float(match op {
-                    BinaryOp::Add => a + b,
-                    BinaryOp::Sub => a - b,
-                    BinaryOp::Mul => a * b,
-                    BinaryOp::Div if b == 0.0 => return self.division_by_zero(span),
-                    BinaryOp::Div => a / b,
-                    BinaryOp::Rem if b == 0.0 => return self.division_by_zero(span),
-                    BinaryOp::Rem => a - b * (a / b).floor(),
-                    BinaryOp::Pow => a.powf(b),
-                    _ => return fail(self, "arithmetic takes numbers"),
-                }),
-                _ => fail(self, "arithmetic takes numbers"),
-            },
         }
-    }
-
-    fn division_by_zero(&mut self, span: Span) -> Value {
-        self.err(Diagnostic::error("division-by-zero", "division by zero").with_primary(span, "the divisor is zero"));
-        Value::Error
     }
 
     pub(super) fn index(&mut self, base: Value, index: Value, span: Span) -> Value {

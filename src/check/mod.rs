@@ -9,9 +9,10 @@
 mod apply;
 mod bind;
 mod body;
-mod builtins;
+pub mod builtins;
+pub mod consts;
 mod defs;
-mod eval;
+pub mod eval;
 mod expr;
 pub mod program;
 mod suggest;

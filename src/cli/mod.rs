@@ -2,6 +2,7 @@
 //! codes.
 
 mod check;
+pub mod conform;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Check pipelines: print diagnostics, or what each pipeline needs and keeps.
     Check(check::Args),
+    /// Replay reference cases and compare with their expected trajectories.
+    Conform(conform::Args),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -33,6 +36,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Conform(args) => conform::run(&args),
     }
 }
 

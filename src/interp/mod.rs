@@ -1,0 +1,362 @@
+//! The reference interpreter of a [`Plan`]: uniform work on scalars, per-leaf work leaf by
+//! leaf, and each pass block by block over float32 slices, in the block order the compiled code
+//! uses, with reductions combined from per-block partials in leaf and block order.
+//!
+//! Architecture invariant: this is the semantic reference; every faster backend must agree
+//! with it.
+
+use std::collections::HashMap;
+
+use crate::ir::op::{self, Kind, Op, Scalar};
+use crate::ir::plan::{BLOCK, GroupProgram, LANES, Plan, Target, resolve};
+use crate::ir::{Graph, Groups, Layout, Level, Node, NodeId, Reduce};
+
+/// Optimizer state: one entry per slot of the step IR.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct State {
+    /// Uniform slots (other levels hold a placeholder).
+    pub uniform: Vec<Scalar>,
+    /// Per-leaf slots: one value per leaf of the layout (empty for other levels).
+    pub leaf: Vec<Vec<f32>>,
+    /// Per-element slots: one value per element of the layout (empty for other levels).
+    pub element: Vec<Vec<f32>>,
+}
+
+/// What one run of a plan reads and writes.
+pub struct Env<'a> {
+    pub graph: &'a Graph,
+    pub layout: &'a Layout,
+    pub groups: &'a Groups,
+    /// Where each leaf starts in the flat buffers.
+    pub offsets: &'a [usize],
+    /// The parameters; the `Params` target adds the updates to them in place.
+    pub params: &'a mut [f32],
+    pub grads: &'a [f32],
+    pub value: f32,
+    /// State read by `State` nodes.
+    pub state: &'a State,
+}
+
+/// The results of a run: uniform and per-leaf values of the outputs, and element slot values.
+#[derive(Debug, Default)]
+pub struct Results {
+    pub uniform: HashMap<NodeId, Scalar>,
+    pub leaf: HashMap<NodeId, Vec<Scalar>>,
+    /// New values of per-element slots written in the last pass.
+    pub element: HashMap<u32, Vec<f32>>,
+}
+
+/// Start offset of each leaf in the flat buffers.
+pub fn offsets(layout: &Layout) -> Vec<usize> {
+    let mut out = Vec::with_capacity(layout.leaves.len());
+    let mut at = 0;
+    for l in &layout.leaves {
+        out.push(at);
+        at += l.len();
+    }
+    out
+}
+
+/// Runs `plan` on `env`.
+pub fn run(plan: &Plan, env: &mut Env) -> Results {
+    let mut uniform: HashMap<NodeId, Scalar> = HashMap::new();
+    let mut leaf: HashMap<NodeId, Vec<Scalar>> = HashMap::new();
+    let mut element_writes: HashMap<u32, Vec<f32>> = HashMap::new();
+    let n_leaves = env.layout.leaves.len();
+    for pass in &plan.passes {
+        for &n in &pass.uniform_before {
+            let v = eval_uniform(env, &uniform, &leaf, n);
+            uniform.insert(n, v);
+        }
+        for (n, groups) in &pass.leaf_before {
+            eval_leaf(env, &uniform, &mut leaf, *n, groups.iter().collect(), n_leaves);
+        }
+        let mut partials: HashMap<NodeId, Vec<(usize, Scalar)>> = HashMap::new();
+        for program in &pass.programs {
+            run_program(env, &uniform, &leaf, program, &mut partials, &mut element_writes);
+        }
+        // Combine partials in leaf order, then block order (they were pushed in that order
+        // within a leaf; sort by leaf keeps it stable across groups).
+        for (red, mut parts) in partials {
+            parts.sort_by_key(|(l, _)| *l);
+            match &env.graph.get(red).node {
+                Node::Reduce { kind, .. } => {
+                    let v = parts.iter().fold(identity(*kind), |acc, (_, p)| combine(*kind, acc, *p));
+                    uniform.insert(red, v);
+                }
+                Node::LeafReduce { kind, .. } => {
+                    let mut per_leaf = vec![identity(*kind); n_leaves];
+                    for (l, p) in parts {
+                        per_leaf[l] = combine(*kind, per_leaf[l], p);
+                    }
+                    leaf.insert(red, per_leaf);
+                }
+                _ => {}
+            }
+        }
+    }
+    for &n in &plan.uniform_after {
+        let v = eval_uniform(env, &uniform, &leaf, n);
+        uniform.insert(n, v);
+    }
+    for (n, groups) in &plan.leaf_after {
+        eval_leaf(env, &uniform, &mut leaf, *n, groups.iter().collect(), n_leaves);
+    }
+    // Outputs that are constants were never scheduled.
+    for (_, n) in &plan.outputs.uniform {
+        if !uniform.contains_key(n) {
+            let v = eval_uniform(env, &uniform, &leaf, *n);
+            uniform.insert(*n, v);
+        }
+    }
+    for (_, n, groups) in &plan.outputs.leaf {
+        if !leaf.contains_key(n) {
+            eval_leaf(env, &uniform, &mut leaf, *n, groups.iter().collect(), n_leaves);
+        }
+    }
+    Results { uniform, leaf, element: element_writes }
+}
+
+fn identity(kind: Reduce) -> Scalar {
+    match kind {
+        Reduce::Sum => Scalar::F32(0.0),
+        Reduce::Max => Scalar::F32(f32::NEG_INFINITY),
+        Reduce::Min => Scalar::F32(f32::INFINITY),
+        Reduce::All => Scalar::Bool(true),
+        Reduce::Any => Scalar::Bool(false),
+    }
+}
+
+fn combine(kind: Reduce, a: Scalar, b: Scalar) -> Scalar {
+    match kind {
+        Reduce::Sum => Scalar::F32(a.f() + b.f()),
+        Reduce::Max => Scalar::F32(op::max_f32(a.f(), b.f())),
+        Reduce::Min => Scalar::F32(op::min_f32(a.f(), b.f())),
+        Reduce::All => Scalar::Bool(a.b() && b.b()),
+        Reduce::Any => Scalar::Bool(a.b() || b.b()),
+    }
+}
+
+/// Reduces one block in the canonical order: `LANES` accumulators, element `i` into `i % LANES`,
+/// combined pairwise.
+pub fn reduce_block(kind: Reduce, xs: &[Scalar]) -> Scalar {
+    let mut acc = [identity(kind); LANES];
+    for (i, x) in xs.iter().enumerate() {
+        acc[i % LANES] = combine(kind, acc[i % LANES], *x);
+    }
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            acc[i] = combine(kind, acc[2 * i], acc[2 * i + 1]);
+        }
+    }
+    acc[0]
+}
+
+fn eval_uniform(env: &Env, uniform: &HashMap<NodeId, Scalar>, leaf: &HashMap<NodeId, Vec<Scalar>>, n: NodeId) -> Scalar {
+    let info = env.graph.get(n);
+    let get = |a: &NodeId| uniform.get(a).copied().unwrap_or_else(|| constant(env.graph, *a));
+    match &info.node {
+        Node::Const(c) => c.scalar(),
+        Node::Value => Scalar::F32(env.value),
+        Node::State(s) => env.state.uniform.get(*s as usize).copied().unwrap_or(Scalar::F32(0.0)),
+        Node::Op(op, args) => {
+            let values: Vec<Scalar> = args.iter().map(get).collect();
+            op::eval(*op, &values)
+        }
+        Node::Reduce { kind, arg, groups } => {
+            // Per-leaf values reduced over the leaves in layout order (element arguments were
+            // reduced by a pass and are already in `uniform`).
+            if let Some(v) = uniform.get(&n) {
+                return *v;
+            }
+            let per_leaf = leaf.get(arg);
+            let mut leaves: Vec<usize> = groups.iter().flat_map(|g| env.groups.leaves[g].iter().copied()).collect();
+            leaves.sort_unstable();
+            leaves.iter().fold(identity(*kind), |acc, &l| {
+                let v = per_leaf.and_then(|p| p.get(l)).copied().unwrap_or(Scalar::F32(0.0));
+                combine(*kind, acc, v)
+            })
+        }
+        _ => constant(env.graph, n),
+    }
+}
+
+fn constant(graph: &Graph, n: NodeId) -> Scalar {
+    graph.as_const(n).unwrap_or(Scalar::F32(0.0))
+}
+
+fn eval_leaf(
+    env: &Env,
+    uniform: &HashMap<NodeId, Scalar>,
+    leaf: &mut HashMap<NodeId, Vec<Scalar>>,
+    n: NodeId,
+    groups: Vec<usize>,
+    n_leaves: usize,
+) {
+    let info = env.graph.get(n);
+    let mut values = leaf.remove(&n).unwrap_or_else(|| vec![Scalar::F32(0.0); n_leaves]);
+    for g in groups {
+        for &l in &env.groups.leaves[g] {
+            let operand = |a: NodeId| -> Scalar {
+                let a = resolve(env.graph, a, g).unwrap_or(a);
+                match env.graph.level(a) {
+                    Level::Uniform => uniform.get(&a).copied().unwrap_or_else(|| constant(env.graph, a)),
+                    _ => leaf.get(&a).and_then(|v| v.get(l)).copied().unwrap_or(Scalar::F32(0.0)),
+                }
+            };
+            values[l] = match &info.node {
+                Node::LeafNumel => Scalar::I32(env.layout.leaves[l].len() as i32),
+                Node::State(s) => Scalar::F32(env.state.leaf.get(*s as usize).and_then(|v| v.get(l)).copied().unwrap_or(0.0)),
+                Node::Op(op, args) => {
+                    let vals: Vec<Scalar> = args.iter().map(|a| operand(*a)).collect();
+                    op::eval(*op, &vals)
+                }
+                Node::Merge(_) => match resolve(env.graph, n, g) {
+                    Some(r) if r != n => operand(r),
+                    _ => Scalar::F32(0.0),
+                },
+                _ => values[l],
+            };
+        }
+    }
+    leaf.insert(n, values);
+}
+
+/// Runs one group's element program over its leaves, block by block.
+fn run_program(
+    env: &mut Env,
+    uniform: &HashMap<NodeId, Scalar>,
+    leaf: &HashMap<NodeId, Vec<Scalar>>,
+    program: &GroupProgram,
+    partials: &mut HashMap<NodeId, Vec<(usize, Scalar)>>,
+    writes: &mut HashMap<u32, Vec<f32>>,
+) {
+    let g = program.group;
+    let mut regs: HashMap<NodeId, Vec<Scalar>> = HashMap::new();
+    for &l in &env.groups.leaves[g] {
+        let len = env.layout.leaves[l].len();
+        let base = env.offsets[l];
+        let mut start = 0;
+        while start < len {
+            let end = (start + BLOCK).min(len);
+            let n = end - start;
+            regs.clear();
+            for &node in &program.nodes {
+                let values = eval_block(env, uniform, leaf, &regs, node, g, l, base + start, n);
+                regs.insert(node, values);
+            }
+            let fetch = |node: NodeId| -> Vec<Scalar> {
+                match regs.get(&node) {
+                    Some(v) => v.clone(),
+                    None => {
+                        let s = broadcast(env, uniform, leaf, node, g, l);
+                        vec![s; n]
+                    }
+                }
+            };
+            for &(red, arg) in &program.reductions {
+                let kind = match &env.graph.get(red).node {
+                    Node::Reduce { kind, .. } | Node::LeafReduce { kind, .. } => *kind,
+                    _ => continue,
+                };
+                let xs = fetch(arg);
+                partials.entry(red).or_default().push((l, reduce_block(kind, &xs)));
+            }
+            let mut updates: Option<Vec<Scalar>> = None;
+            for &(target, node) in &program.writes {
+                let xs = fetch(node);
+                match target {
+                    Target::Params => updates = Some(xs),
+                    Target::Slot(s) => {
+                        let total = env.params.len();
+                        let buf = writes.entry(s).or_insert_with(|| {
+                            let mut v = env.state.element.get(s as usize).cloned().unwrap_or_default();
+                            v.resize(total, 0.0);
+                            v
+                        });
+                        for (i, x) in xs.iter().enumerate() {
+                            buf[base + start + i] = x.f();
+                        }
+                    }
+                }
+            }
+            if let Some(u) = updates {
+                for (i, x) in u.iter().enumerate() {
+                    let p = &mut env.params[base + start + i];
+                    *p += x.f();
+                }
+            }
+            start = end;
+        }
+    }
+}
+
+/// The value of a uniform or per-leaf node for leaf `l`.
+fn broadcast(env: &Env, uniform: &HashMap<NodeId, Scalar>, leaf: &HashMap<NodeId, Vec<Scalar>>, node: NodeId, g: usize, l: usize) -> Scalar {
+    let node = resolve(env.graph, node, g).unwrap_or(node);
+    match env.graph.level(node) {
+        Level::Uniform => uniform.get(&node).copied().unwrap_or_else(|| constant(env.graph, node)),
+        Level::Leaf => match &env.graph.get(node).node {
+            Node::LeafNumel => Scalar::I32(env.layout.leaves[l].len() as i32),
+            _ => leaf.get(&node).and_then(|v| v.get(l)).copied().unwrap_or(Scalar::F32(0.0)),
+        },
+        Level::Element => Scalar::F32(0.0),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn eval_block(
+    env: &Env,
+    uniform: &HashMap<NodeId, Scalar>,
+    leaf: &HashMap<NodeId, Vec<Scalar>>,
+    regs: &HashMap<NodeId, Vec<Scalar>>,
+    node: NodeId,
+    g: usize,
+    l: usize,
+    at: usize,
+    n: usize,
+) -> Vec<Scalar> {
+    match &env.graph.get(node).node {
+        Node::Grad => env.grads[at..at + n].iter().map(|x| Scalar::F32(*x)).collect(),
+        Node::Param => env.params[at..at + n].iter().map(|x| Scalar::F32(*x)).collect(),
+        Node::State(s) => {
+            let buf = env.state.element.get(*s as usize);
+            (0..n).map(|i| Scalar::F32(buf.and_then(|b| b.get(at + i)).copied().unwrap_or(0.0))).collect()
+        }
+        Node::Op(op, args) => {
+            let operands: Vec<Operand> = args
+                .iter()
+                .map(|a| {
+                    let a = resolve(env.graph, *a, g).unwrap_or(*a);
+                    match regs.get(&a) {
+                        Some(v) => Operand::Block(v),
+                        None => Operand::Scalar(broadcast(env, uniform, leaf, a, g, l)),
+                    }
+                })
+                .collect();
+            let mut out = Vec::with_capacity(n);
+            let mut vals = Vec::with_capacity(operands.len());
+            for i in 0..n {
+                vals.clear();
+                vals.extend(operands.iter().map(|o| match o {
+                    Operand::Block(v) => v[i],
+                    Operand::Scalar(s) => *s,
+                }));
+                out.push(op::eval(*op, &vals));
+            }
+            // Element values are float32 or bool; ints broadcast from uniforms become floats.
+            if env.graph.kind(node) == Kind::I32 {
+                out.iter_mut().for_each(|x| *x = op::eval(Op::ToF32, &[*x]));
+            }
+            out
+        }
+        _ => vec![broadcast(env, uniform, leaf, node, g, l); n],
+    }
+}
+
+enum Operand<'a> {
+    Block(&'a Vec<Scalar>),
+    Scalar(Scalar),
+}

@@ -1,0 +1,183 @@
+//! Leaf groups: the layout cut by every mask and partition of the pipeline, so that each group's
+//! leaves go through exactly the same transforms and share one per-element program.
+
+use std::fmt;
+
+use super::layout::Layout;
+use crate::check::program::{Mask, Tx};
+
+/// A set of group indices.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupSet(Vec<u64>);
+
+impl GroupSet {
+    pub fn empty() -> GroupSet {
+        GroupSet(Vec::new())
+    }
+
+    /// Groups `0..n`.
+    pub fn all(n: usize) -> GroupSet {
+        (0..n).collect()
+    }
+
+    pub fn contains(&self, g: usize) -> bool {
+        self.0.get(g / 64).is_some_and(|w| w & (1 << (g % 64)) != 0)
+    }
+
+    pub fn insert(&mut self, g: usize) {
+        if self.0.len() <= g / 64 {
+            self.0.resize(g / 64 + 1, 0);
+        }
+        self.0[g / 64] |= 1 << (g % 64);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(i, w)| (0..64).filter(move |b| w & (1 << b) != 0).map(move |b| i * 64 + b))
+    }
+
+    pub fn intersect(&self, other: &GroupSet) -> GroupSet {
+        self.iter().filter(|g| other.contains(*g)).collect()
+    }
+
+    pub fn minus(&self, other: &GroupSet) -> GroupSet {
+        self.iter().filter(|g| !other.contains(*g)).collect()
+    }
+}
+
+impl FromIterator<usize> for GroupSet {
+    fn from_iter<I: IntoIterator<Item = usize>>(iter: I) -> GroupSet {
+        let mut s = GroupSet::empty();
+        for g in iter {
+            s.insert(g);
+        }
+        s.0.truncate(s.0.iter().rposition(|w| *w != 0).map_or(0, |i| i + 1));
+        s
+    }
+}
+
+impl fmt::Display for GroupSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.iter().map(|g| g.to_string()).collect();
+        write!(f, "{{{}}}", parts.join(","))
+    }
+}
+
+/// The leaf groups of a layout under a pipeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Groups {
+    /// The leaves of each group (indices into the layout), ascending; groups are ordered by
+    /// their first leaf.
+    pub leaves: Vec<Vec<usize>>,
+    /// The group of each leaf.
+    pub of_leaf: Vec<usize>,
+}
+
+impl Groups {
+    pub fn len(&self) -> usize {
+        self.leaves.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.leaves.is_empty()
+    }
+
+    pub fn all(&self) -> GroupSet {
+        GroupSet::all(self.len())
+    }
+
+    /// The groups whose leaves match `glob`.
+    pub fn matching(&self, layout: &Layout, glob: &str) -> GroupSet {
+        let leaves = layout.matching(glob);
+        leaves.iter().map(|&l| self.of_leaf[l]).collect()
+    }
+
+    /// The groups of `within` whose leaves match `mask`.
+    pub fn masked(&self, layout: &Layout, mask: &Mask, within: &GroupSet) -> GroupSet {
+        match mask {
+            Mask::All => within.clone(),
+            Mask::Nothing => GroupSet::empty(),
+            Mask::Glob(g) => self.matching(layout, g).intersect(within),
+        }
+    }
+}
+
+/// Cuts `layout` by every mask and partition arm of `tx`: two leaves share a group exactly when
+/// every glob of the pipeline treats them alike.
+pub fn split(layout: &Layout, tx: &Tx) -> Groups {
+    let mut decisions: Vec<Vec<u32>> = vec![Vec::new(); layout.leaves.len()];
+    visit(tx, &mut |t| match t {
+        Tx::Masked { mask: Mask::Glob(g), .. } => {
+            for (i, leaf) in layout.leaves.iter().enumerate() {
+                decisions[i].push(u32::from(crate::glob::matches(g, &leaf.name)));
+            }
+        }
+        Tx::Partition(arms) => {
+            for (i, leaf) in layout.leaves.iter().enumerate() {
+                let arm = arms.iter().position(|a| match &a.globs {
+                    None => true,
+                    Some(globs) => globs.iter().any(|g| crate::glob::matches(g, &leaf.name)),
+                });
+                decisions[i].push(arm.map_or(u32::MAX, |a| a as u32));
+            }
+        }
+        _ => {}
+    });
+    let mut signatures: Vec<&Vec<u32>> = Vec::new();
+    let mut leaves: Vec<Vec<usize>> = Vec::new();
+    let mut of_leaf = Vec::with_capacity(layout.leaves.len());
+    for (i, d) in decisions.iter().enumerate() {
+        let g = match signatures.iter().position(|s| *s == d) {
+            Some(g) => g,
+            None => {
+                signatures.push(d);
+                leaves.push(Vec::new());
+                leaves.len() - 1
+            }
+        };
+        leaves[g].push(i);
+        of_leaf.push(g);
+    }
+    Groups { leaves, of_leaf }
+}
+
+/// Calls `f` on every node of the transform tree, including transforms passed as arguments.
+pub fn visit(tx: &Tx, f: &mut dyn FnMut(&Tx)) {
+    f(tx);
+    match tx {
+        Tx::Chain(parts) => parts.iter().for_each(|t| visit(t, f)),
+        Tx::NamedChain(parts) => parts.iter().for_each(|(_, t)| visit(t, f)),
+        Tx::Instance { args, .. } => {
+            for a in args {
+                if let crate::check::Value::Transform(t) = a {
+                    visit(t, f);
+                }
+            }
+        }
+        Tx::Masked { inner, .. } | Tx::Flatten(inner) | Tx::Inject { inner, .. } | Tx::Alias { inner, .. } => {
+            visit(inner, f)
+        }
+        Tx::Partition(arms) => arms.iter().for_each(|a| visit(&a.tx, f)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_sets_behave_as_sets() {
+        let a: GroupSet = [0, 2, 70].into_iter().collect();
+        let b: GroupSet = [2, 3].into_iter().collect();
+        assert!(a.contains(70) && !a.contains(1));
+        assert_eq!(a.intersect(&b).iter().collect::<Vec<_>>(), vec![2]);
+        assert_eq!(a.minus(&b).iter().collect::<Vec<_>>(), vec![0, 70]);
+        assert_eq!(GroupSet::all(3), [0, 1, 2].into_iter().collect());
+        let empty: GroupSet = std::iter::empty().collect();
+        assert!(empty.is_empty());
+        assert_eq!(empty, GroupSet::empty());
+    }
+}

@@ -1,0 +1,738 @@
+//! Bodies: statements and expressions of `update`, state initialisers, schedules and inlined
+//! `def`s, evaluated to graph nodes. Compile-time parts are evaluated exactly and vanish; an
+//! `if` on a runtime condition runs both branches and joins what they assign with selects, so a
+//! nested transform applied in a branch commits its state only when the branch is taken.
+
+use std::collections::HashMap;
+
+use super::value::IVal;
+use super::{Ctx, Inst, Which};
+use crate::check::builtins;
+use crate::check::program::{DefAst, DefKind, Func, Schedule, Tx, Value};
+use crate::diagnostic::Diagnostic;
+use crate::ir::op::{Kind, Op};
+use crate::ir::{Level, Named, Node, Reduce, SlotId};
+use crate::syntax::ast::{self, ExprKind};
+
+#[derive(Clone, Debug, PartialEq)]
+enum Binding {
+    Val(IVal),
+    /// A state variable: one slot, or one per entry of a `list[float]`.
+    State { slots: Vec<SlotId>, list: bool },
+}
+
+/// The scopes of one body being evaluated.
+pub(crate) struct Frame {
+    which: Which,
+    ctx: Ctx,
+    scopes: Vec<HashMap<String, Binding>>,
+    /// Slots of the transform parameters applied so far, for `reset`.
+    applied: HashMap<String, std::ops::Range<usize>>,
+    /// Nesting of `if` and `for` (uniform `let`s are named only at the top).
+    depth: usize,
+}
+
+impl Frame {
+    pub fn new(which: Which, ctx: Ctx, params: &[(String, IVal)]) -> Frame {
+        let scope = params.iter().map(|(n, v)| (n.clone(), Binding::Val(v.clone()))).collect();
+        Frame { which, ctx, scopes: vec![scope], applied: HashMap::new(), depth: 0 }
+    }
+
+    pub fn bind(&mut self, name: &str, v: IVal) {
+        if let Some(s) = self.scopes.last_mut() {
+            s.insert(name.to_string(), Binding::Val(v));
+        }
+    }
+
+    pub fn bind_state(&mut self, name: &str, slots: Vec<SlotId>, list: bool) {
+        if let Some(s) = self.scopes.first_mut() {
+            s.insert(name.to_string(), Binding::State { slots, list });
+        }
+    }
+
+    fn binding(&self, name: &str) -> Option<&Binding> {
+        self.scopes.iter().rev().find_map(|s| s.get(name))
+    }
+
+    fn lookup(&self, inst: &mut Inst, name: &str) -> Option<IVal> {
+        match self.binding(name)?.clone() {
+            Binding::Val(v) => Some(v),
+            Binding::State { slots, list } => {
+                let values: Vec<IVal> = slots.iter().map(|s| IVal::Node(inst.state_value(*s))).collect();
+                if list { Some(IVal::List(values)) } else { values.into_iter().next() }
+            }
+        }
+    }
+
+    fn assign_local(&mut self, name: &str, v: IVal) -> bool {
+        for scope in self.scopes.iter_mut().rev() {
+            if let Some(b @ Binding::Val(_)) = scope.get_mut(name) {
+                *b = Binding::Val(v);
+                return true;
+            }
+        }
+        false
+    }
+
+    // ---- statements ----------------------------------------------------------------------
+
+    pub fn block(&mut self, inst: &mut Inst, block: &ast::Block) -> Option<IVal> {
+        self.scopes.push(HashMap::new());
+        for stmt in &block.stmts {
+            self.stmt(inst, stmt);
+        }
+        let result = block.result.as_ref().map(|e| self.expr(inst, e));
+        self.scopes.pop();
+        result
+    }
+
+    fn stmt(&mut self, inst: &mut Inst, stmt: &ast::Stmt) {
+        match stmt {
+            ast::Stmt::Let(l) => {
+                let v = self.expr(inst, &l.value);
+                if self.which == Which::Step
+                    && self.depth == 0
+                    && let (ast::Pattern::Name(id), IVal::Node(n)) = (&l.pattern, &v)
+                    && inst.step.level(*n) == Level::Uniform
+                    && !matches!(inst.step.get(*n).node, Node::Const(_))
+                {
+                    let name = format!("{}.{}", self.ctx.path, id.name);
+                    inst.named.retain(|x| x.name != name);
+                    inst.named.push(Named { name, node: *n });
+                }
+                self.bind_pattern(&l.pattern, v);
+            }
+            ast::Stmt::Assign(a) => self.assign(inst, a),
+            ast::Stmt::For(f) => {
+                let items = match self.expr(inst, &f.iter) {
+                    IVal::Const(Value::List(items) | Value::Tuple(items)) => items.into_iter().map(IVal::Const).collect(),
+                    IVal::Const(Value::Map(entries)) => {
+                        entries.into_iter().map(|(k, v)| IVal::Const(Value::Tuple(vec![k, v]))).collect()
+                    }
+                    IVal::List(items) | IVal::Tuple(items) => items,
+                    _ => {
+                        inst.error(Diagnostic::bug("a `for` loop over a runtime value"));
+                        Vec::new()
+                    }
+                };
+                self.depth += 1;
+                for item in items {
+                    self.scopes.push(HashMap::new());
+                    self.bind_pattern(&f.pattern, item);
+                    self.block(inst, &f.body);
+                    self.scopes.pop();
+                }
+                self.depth -= 1;
+            }
+            ast::Stmt::Assert { .. } => {} // checked at compile time
+            ast::Stmt::Reset(name) => self.reset(inst, &name.name),
+            ast::Stmt::Expr(e) => match &e.kind {
+                ExprKind::If { cond, then, otherwise } => {
+                    let c = self.expr(inst, cond);
+                    self.branches(inst, c, then, otherwise.as_ref());
+                }
+                _ => {
+                    self.expr(inst, e);
+                }
+            },
+        }
+    }
+
+    fn bind_pattern(&mut self, pattern: &ast::Pattern, v: IVal) {
+        match pattern {
+            ast::Pattern::Name(id) => self.bind(&id.name, v),
+            ast::Pattern::Tuple(parts, _) => {
+                let items: Vec<IVal> = match v {
+                    IVal::Const(Value::Tuple(items) | Value::List(items)) => items.into_iter().map(IVal::Const).collect(),
+                    IVal::Tuple(items) | IVal::List(items) => items,
+                    other => vec![other; parts.len()],
+                };
+                for (p, item) in parts.iter().zip(items) {
+                    self.bind_pattern(p, item);
+                }
+            }
+        }
+    }
+
+    fn assign(&mut self, inst: &mut Inst, a: &ast::Assign) {
+        let mut v = self.expr(inst, &a.value);
+        if a.op != ast::AssignOp::Set {
+            let current = match (&a.index, self.lookup(inst, &a.target.name)) {
+                (Some(i), Some(list)) => {
+                    let i = self.expr(inst, i);
+                    index(inst, list, i)
+                }
+                (None, Some(cur)) => cur,
+                (_, None) => IVal::Const(Value::Float(0.0)),
+            };
+            let op = match a.op {
+                ast::AssignOp::Add => ast::BinaryOp::Add,
+                ast::AssignOp::Sub => ast::BinaryOp::Sub,
+                ast::AssignOp::Mul => ast::BinaryOp::Mul,
+                _ => ast::BinaryOp::Div,
+            };
+            v = inst.binary(op, current, v, self.which);
+        }
+        match self.binding(&a.target.name).cloned() {
+            Some(Binding::State { slots, list }) => {
+                let targets: Vec<(SlotId, IVal)> = match (&a.index, list) {
+                    (Some(i), true) => {
+                        let i = self.expr(inst, i);
+                        match i {
+                            IVal::Const(Value::Int(k)) => {
+                                let k = if k < 0 { k + slots.len() as i64 } else { k };
+                                usize::try_from(k).ok().and_then(|k| slots.get(k)).map(|s| vec![(*s, v)]).unwrap_or_default()
+                            }
+                            _ => Vec::new(),
+                        }
+                    }
+                    (None, true) => match v {
+                        IVal::List(items) => slots.iter().copied().zip(items).collect(),
+                        IVal::Const(Value::List(items)) => slots.iter().copied().zip(items.into_iter().map(IVal::Const)).collect(),
+                        _ => Vec::new(),
+                    },
+                    _ => slots.first().map(|s| vec![(*s, v)]).unwrap_or_default(),
+                };
+                for (slot, value) in targets {
+                    let kind = inst.slots[slot as usize].slot.kind;
+                    let node = inst.node_of(value, Which::Step, kind);
+                    inst.state.insert(slot, node);
+                }
+            }
+            Some(Binding::Val(_)) => {
+                let v = match (&a.index, self.lookup(inst, &a.target.name)) {
+                    (Some(i), Some(IVal::List(mut items))) => {
+                        if let IVal::Const(Value::Int(k)) = self.expr(inst, i)
+                            && let Some(slot) = usize::try_from(k).ok().and_then(|k| items.get_mut(k))
+                        {
+                            *slot = v;
+                        }
+                        IVal::List(items)
+                    }
+                    _ => v,
+                };
+                self.assign_local(&a.target.name, v);
+            }
+            None => inst.error(Diagnostic::bug(format!("assignment to an unknown name `{}`", a.target.name))),
+        }
+    }
+
+    /// Runs both branches of an `if` on a runtime condition and joins what they assign.
+    fn branches(&mut self, inst: &mut Inst, c: IVal, then: &ast::Block, otherwise: Option<&ast::Block>) -> (Option<IVal>, Option<IVal>) {
+        match c {
+            IVal::Const(Value::Bool(true)) => return (self.block(inst, then), None),
+            IVal::Const(Value::Bool(false)) => return (None, otherwise.and_then(|o| self.block(inst, o))),
+            _ => {}
+        }
+        let scopes = self.scopes.clone();
+        let state = inst.state.clone();
+        self.depth += 1;
+        let a = self.block(inst, then);
+        let then_scopes = std::mem::replace(&mut self.scopes, scopes.clone());
+        let then_state = std::mem::replace(&mut inst.state, state.clone());
+        let b = otherwise.and_then(|o| self.block(inst, o));
+        self.depth -= 1;
+        // Join locals.
+        for (depth, scope) in then_scopes.into_iter().enumerate() {
+            for (name, binding) in scope {
+                let Binding::Val(x) = binding else { continue };
+                let Some(Binding::Val(y)) = self.scopes.get(depth).and_then(|s| s.get(&name)).cloned() else { continue };
+                if x != y {
+                    let joined = inst.select(c.clone(), x, y, Which::Step);
+                    if let Some(s) = self.scopes.get_mut(depth) {
+                        s.insert(name, Binding::Val(joined));
+                    }
+                }
+            }
+        }
+        // Join state: a slot keeps its old value in the branch that does not assign it.
+        let mut slots: Vec<SlotId> = then_state.keys().chain(inst.state.keys()).copied().collect();
+        slots.sort_unstable();
+        slots.dedup();
+        for slot in slots {
+            let x = then_state.get(&slot).copied().unwrap_or_else(|| read_old(inst, slot, &state));
+            let y = inst.state.get(&slot).copied().unwrap_or_else(|| read_old(inst, slot, &state));
+            if x != y {
+                let joined = inst.select(c.clone(), IVal::Node(x), IVal::Node(y), Which::Step);
+                let kind = inst.slots[slot as usize].slot.kind;
+                let node = inst.node_of(joined, Which::Step, kind);
+                inst.state.insert(slot, node);
+            }
+        }
+        (a, b)
+    }
+
+    fn reset(&mut self, inst: &mut Inst, name: &str) {
+        let Some(range) = self.applied.get(name).cloned() else {
+            inst.error(Diagnostic::bug(format!("`reset {name}` before `{name}` is applied")));
+            return;
+        };
+        for slot in range {
+            let recipe = inst.slots[slot].recipe.clone();
+            let d = inst.program.def(recipe.def);
+            let Some(DefAst::Transform(t)) = d.ast.clone() else { continue };
+            let Some(decl) = t.states.get(recipe.state) else { continue };
+            let params: Vec<(String, IVal)> =
+                d.params.iter().zip(&recipe.args).map(|(p, a)| (p.name.clone(), IVal::Const(a.clone()))).collect();
+            let mut frame = Frame::new(Which::Step, recipe.ctx.clone(), &params);
+            let mut v = frame.expr(inst, &decl.init);
+            if let Some(k) = recipe.index {
+                v = match v {
+                    IVal::List(items) => items.into_iter().nth(k).unwrap_or(IVal::Const(Value::Float(0.0))),
+                    IVal::Const(Value::List(items)) => {
+                        IVal::Const(items.into_iter().nth(k).unwrap_or(Value::Float(0.0)))
+                    }
+                    other => other,
+                };
+            }
+            let kind = inst.slots[slot].slot.kind;
+            let node = inst.node_of(v, Which::Step, kind);
+            inst.state.insert(slot as SlotId, node);
+        }
+    }
+
+    // ---- expressions ---------------------------------------------------------------------
+
+    pub fn expr(&mut self, inst: &mut Inst, e: &ast::Expr) -> IVal {
+        match &e.kind {
+            ExprKind::Int(n) => IVal::Const(Value::Int(*n)),
+            ExprKind::Float(x) => IVal::Const(Value::Float(*x)),
+            ExprKind::Str(s) => IVal::Const(Value::Str(s.clone())),
+            ExprKind::Bool(b) => IVal::Const(Value::Bool(*b)),
+            ExprKind::None | ExprKind::Error => IVal::Const(Value::None),
+            ExprKind::Name(n) => self.name(inst, n),
+            ExprKind::List(items) => {
+                let vs: Vec<IVal> = items.iter().map(|i| self.expr(inst, i)).collect();
+                collect(vs, false)
+            }
+            ExprKind::Tuple(items) => {
+                let vs: Vec<IVal> = items.iter().map(|i| self.expr(inst, i)).collect();
+                collect(vs, true)
+            }
+            ExprKind::ListComp { elem, pattern, iter } => {
+                let items: Vec<IVal> = match self.expr(inst, iter) {
+                    IVal::Const(Value::List(items) | Value::Tuple(items)) => items.into_iter().map(IVal::Const).collect(),
+                    IVal::Const(Value::Map(entries)) => {
+                        entries.into_iter().map(|(k, v)| IVal::Const(Value::Tuple(vec![k, v]))).collect()
+                    }
+                    IVal::List(items) => items,
+                    _ => Vec::new(),
+                };
+                let mut out = Vec::new();
+                for item in items {
+                    self.scopes.push(HashMap::new());
+                    self.bind_pattern(pattern, item);
+                    out.push(self.expr(inst, elem));
+                    self.scopes.pop();
+                }
+                collect(out, false)
+            }
+            ExprKind::Map(entries) => {
+                let mut out = Vec::new();
+                for (k, v) in entries {
+                    if let (IVal::Const(k), IVal::Const(v)) = (self.expr(inst, k), self.expr(inst, v)) {
+                        out.push((k, v));
+                    }
+                }
+                out.sort_by(|(a, _), (b, _)| {
+                    crate::check::eval::compare(a, b).unwrap_or(std::cmp::Ordering::Equal)
+                });
+                IVal::Const(Value::Map(out))
+            }
+            ExprKind::Unary { op, operand } => {
+                let v = self.expr(inst, operand);
+                inst.unary(*op, v, self.which)
+            }
+            ExprKind::Binary { op, lhs, rhs, .. } => {
+                let l = self.expr(inst, lhs);
+                match (op, &l) {
+                    (ast::BinaryOp::And, IVal::Const(Value::Bool(false))) => return l,
+                    (ast::BinaryOp::Or, IVal::Const(Value::Bool(true))) => return l,
+                    _ => {}
+                }
+                let r = self.expr(inst, rhs);
+                if let (ast::BinaryOp::Eq | ast::BinaryOp::Ne, IVal::Const(Value::None), _)
+                | (ast::BinaryOp::Eq | ast::BinaryOp::Ne, _, IVal::Const(Value::None)) = (op, &l, &r)
+                {
+                    // A runtime value is never `None`.
+                    let same = l == r;
+                    return IVal::Const(Value::Bool(same == (*op == ast::BinaryOp::Eq)));
+                }
+                inst.binary(*op, l, r, self.which)
+            }
+            ExprKind::Call { callee, args, .. } => self.call(inst, callee, args),
+            ExprKind::Index { base, index: i } => {
+                let b = self.expr(inst, base);
+                let i = self.expr(inst, i);
+                index(inst, b, i)
+            }
+            ExprKind::Slice { base, start, end } => {
+                let b = self.expr(inst, base);
+                let bound = |this: &mut Self, inst: &mut Inst, x: &Option<Box<ast::Expr>>| match x {
+                    Some(x) => match this.expr(inst, x) {
+                        IVal::Const(Value::Int(n)) => Some(n),
+                        _ => None,
+                    },
+                    None => None,
+                };
+                let (s, t) = (bound(self, inst, start), bound(self, inst, end));
+                let items: Vec<IVal> = match b {
+                    IVal::Const(Value::List(items)) => items.into_iter().map(IVal::Const).collect(),
+                    IVal::List(items) => items,
+                    other => return other,
+                };
+                let n = items.len() as i64;
+                let clamp = |x: i64| (if x < 0 { (x + n).max(0) } else { x.min(n) }) as usize;
+                let (s, t) = (clamp(s.unwrap_or(0)), clamp(t.unwrap_or(n)));
+                collect(items.get(s..t.max(s)).map(<[IVal]>::to_vec).unwrap_or_default(), false)
+            }
+            ExprKind::If { cond, then, otherwise } => {
+                let c = self.expr(inst, cond);
+                let (a, b) = self.branches(inst, c.clone(), then, otherwise.as_ref());
+                match c {
+                    IVal::Const(Value::Bool(true)) => a.unwrap_or(IVal::Const(Value::None)),
+                    IVal::Const(Value::Bool(false)) => b.unwrap_or(IVal::Const(Value::None)),
+                    _ => match (a, b) {
+                        (Some(a), Some(b)) => inst.select(c, a, b, self.which),
+                        (a, b) => a.or(b).unwrap_or(IVal::Const(Value::None)),
+                    },
+                }
+            }
+            ExprKind::Partition(_) => {
+                inst.error(Diagnostic::bug("a partition inside a body"));
+                IVal::Const(Value::None)
+            }
+        }
+    }
+
+    fn name(&mut self, inst: &mut Inst, name: &str) -> IVal {
+        if let Some(v) = self.lookup(inst, name) {
+            return v;
+        }
+        match name {
+            "param" => return IVal::Node(inst.graph(self.which).add(Node::Param, Level::Element, Kind::F32)),
+            "value" => return IVal::Node(inst.step.add(Node::Value, Level::Uniform, Kind::F32)),
+            _ => {}
+        }
+        if let Some((_, x)) = builtins::CONSTANTS.iter().find(|(n, _)| *n == name) {
+            return IVal::Const(Value::Float(*x));
+        }
+        if let Some(id) = inst.program.lookup(name) {
+            return IVal::Const(Value::Func(std::rc::Rc::new(Func::Def(id))));
+        }
+        inst.error(Diagnostic::bug(format!("`{name}` is not defined at instantiation")));
+        IVal::Const(Value::Float(0.0))
+    }
+
+    fn call(&mut self, inst: &mut Inst, callee: &ast::Expr, args: &[ast::Arg]) -> IVal {
+        if let ExprKind::Name(name) = &callee.kind
+            && self.binding(name).is_none()
+        {
+            if builtins::is_builtin(name) {
+                let values: Vec<IVal> = args
+                    .iter()
+                    .map(|a| match a {
+                        ast::Arg::Positional(e) | ast::Arg::Keyword { value: e, .. } | ast::Arg::Splat(e) => {
+                            self.expr(inst, e)
+                        }
+                    })
+                    .collect();
+                return self.builtin(inst, name, values);
+            }
+            if let Some(id) = inst.program.lookup(name) {
+                return self.call_def(inst, id, args);
+            }
+        }
+        let f = self.expr(inst, callee);
+        match f {
+            IVal::Const(Value::Schedule(s)) => {
+                let count = args.first().map_or(IVal::Const(Value::Int(0)), |a| match a {
+                    ast::Arg::Positional(e) | ast::Arg::Keyword { value: e, .. } | ast::Arg::Splat(e) => {
+                        self.expr(inst, e)
+                    }
+                });
+                inst.schedule(&s, count, self.which, &self.ctx)
+            }
+            IVal::Const(Value::Transform(tx)) => self.apply(inst, callee, &tx, args),
+            IVal::Const(Value::Func(func)) => match &*func {
+                Func::Def(id) => self.call_def(inst, *id, args),
+                Func::Injected { .. } => {
+                    inst.error(Diagnostic::bug("`inject_hyperparams` inside a body"));
+                    IVal::Const(Value::None)
+                }
+            },
+            _ => {
+                inst.error(Diagnostic::bug("a call of something not callable"));
+                IVal::Const(Value::None)
+            }
+        }
+    }
+
+    /// `inner(g)`: instantiates a transform parameter on `g`.
+    fn apply(&mut self, inst: &mut Inst, callee: &ast::Expr, tx: &Tx, args: &[ast::Arg]) -> IVal {
+        let input = match args.first() {
+            Some(ast::Arg::Positional(e)) => self.expr(inst, e),
+            _ => IVal::Const(Value::Float(0.0)),
+        };
+        let input = inst.to_f32(input, Which::Step);
+        let name = match &callee.kind {
+            ExprKind::Name(n) => n.clone(),
+            _ => "inner".into(),
+        };
+        let before = inst.slots.len();
+        let out = inst.tx(tx, input, &self.ctx.child(&name));
+        self.applied.insert(name, before..inst.slots.len());
+        IVal::Node(out)
+    }
+
+    /// Inlines a `def` (or builds a transform or schedule value) at a call.
+    fn call_def(&mut self, inst: &mut Inst, id: usize, args: &[ast::Arg]) -> IVal {
+        let d = inst.program.def(id);
+        let mut positional = Vec::new();
+        let mut keywords: Vec<(String, IVal)> = Vec::new();
+        for a in args {
+            match a {
+                ast::Arg::Positional(e) => positional.push(self.expr(inst, e)),
+                ast::Arg::Keyword { name, value } => {
+                    let v = self.expr(inst, value);
+                    keywords.push((name.name.clone(), v));
+                }
+                ast::Arg::Splat(e) => {
+                    if let IVal::Const(Value::Map(entries)) = self.expr(inst, e) {
+                        for (k, v) in entries {
+                            if let Value::Str(k) = k {
+                                keywords.push((k, IVal::Const(v)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut positional = positional.into_iter();
+        let mut bound = Vec::new();
+        for p in &d.params {
+            let v = if p.variadic {
+                collect(positional.by_ref().collect(), false)
+            } else if let Some(v) = positional.next() {
+                v
+            } else if let Some((_, v)) = keywords.iter().find(|(k, _)| *k == p.name) {
+                v.clone()
+            } else if let Some(default) = &p.default {
+                let mut frame = Frame::new(self.which, self.ctx.clone(), &[]);
+                frame.expr(inst, default)
+            } else {
+                IVal::Const(Value::None)
+            };
+            // A number passed for a schedule is a constant schedule.
+            let v = match (&p.ty.ty, v) {
+                (crate::check::types::Ty::Schedule, IVal::Const(c @ (Value::Int(_) | Value::Float(_) | Value::Injected { .. }))) => {
+                    IVal::Const(Value::Schedule(std::rc::Rc::new(Schedule::Constant(c))))
+                }
+                (_, v) => v,
+            };
+            bound.push((p.name.clone(), v));
+        }
+        match d.kind {
+            DefKind::Def => {
+                let Some(DefAst::Def(ast)) = d.ast.clone() else { return IVal::Const(Value::None) };
+                let Some(body) = &ast.body else { return IVal::Const(Value::None) };
+                let mut frame = Frame::new(self.which, self.ctx.clone(), &bound);
+                frame.depth = 1;
+                frame.block(inst, body).unwrap_or(IVal::Const(Value::None))
+            }
+            DefKind::Transform | DefKind::Schedule => {
+                let mut values = Vec::new();
+                for (name, v) in bound {
+                    match v {
+                        IVal::Const(c) => values.push(c),
+                        _ => {
+                            inst.error(Diagnostic::bug(format!("`{name}` of `{}` is not a compile-time value", d.name)));
+                            values.push(Value::None);
+                        }
+                    }
+                }
+                let span = inst.span.unwrap_or(crate::source::Span::new(crate::source::FileId(0), 0..0));
+                if d.kind == DefKind::Transform {
+                    IVal::Const(Value::Transform(std::rc::Rc::new(Tx::Instance { def: id, args: values, span })))
+                } else {
+                    IVal::Const(Value::Schedule(std::rc::Rc::new(Schedule::Instance { def: id, args: values, span })))
+                }
+            }
+            DefKind::Builtin => {
+                inst.error(Diagnostic::bug(format!("the combinator `{}` inside a body", d.name)));
+                IVal::Const(Value::None)
+            }
+        }
+    }
+
+    fn builtin(&mut self, inst: &mut Inst, name: &str, args: Vec<IVal>) -> IVal {
+        let which = self.which;
+        // Exact at compile time.
+        if args.iter().all(|a| matches!(a, IVal::Const(v) if !matches!(v, Value::Injected { .. }))) {
+            let values: Vec<Value> =
+                args.iter().filter_map(|a| if let IVal::Const(v) = a { Some(v.clone()) } else { None }).collect();
+            if let Some(Ok(v)) = builtins::eval(name, &values) {
+                return IVal::Const(v);
+            }
+        }
+        let mut nodes = Vec::new();
+        for a in args {
+            match inst.to_node(a, which) {
+                Some(n) => nodes.push(n),
+                None => return IVal::Const(Value::Float(0.0)),
+            }
+        }
+        let f32s = |inst: &mut Inst, nodes: &[u32]| -> Vec<u32> {
+            nodes.iter().map(|n| inst.to_f32(IVal::Node(*n), which)).collect()
+        };
+        let unary = |inst: &mut Inst, op: Op, nodes: &[u32]| {
+            let a = f32s(inst, nodes);
+            IVal::Node(inst.op(which, op, &a[..1]))
+        };
+        match (name, nodes.len()) {
+            ("sqrt", _) => unary(inst, Op::Sqrt, &nodes),
+            ("rsqrt", _) => unary(inst, Op::Rsqrt, &nodes),
+            ("exp", _) => unary(inst, Op::Exp, &nodes),
+            ("log", _) => unary(inst, Op::Log, &nodes),
+            ("cos", _) => unary(inst, Op::Cos, &nodes),
+            ("sin", _) => unary(inst, Op::Sin, &nodes),
+            ("tanh", _) => unary(inst, Op::Tanh, &nodes),
+            ("floor", _) => unary(inst, Op::Floor, &nodes),
+            ("ceil", _) => unary(inst, Op::Ceil, &nodes),
+            ("isfinite", _) => unary(inst, Op::IsFinite, &nodes),
+            ("isnan", _) => unary(inst, Op::IsNan, &nodes),
+            ("float", _) => IVal::Node(inst.to_f32(IVal::Node(nodes[0]), which)),
+            ("int", _) => IVal::Node(inst.op(which, Op::ToI32, &nodes[..1])),
+            ("abs" | "sign", _) => {
+                let op = if name == "abs" { Op::Abs } else { Op::Sign };
+                IVal::Node(inst.op(which, op, &nodes[..1]))
+            }
+            ("pow", 2) => IVal::Node(inst.binary_nodes(ast::BinaryOp::Pow, nodes[0], nodes[1], which)),
+            ("min" | "max", 2) => {
+                let op = if name == "min" { Op::Min } else { Op::Max };
+                let all_int = nodes.iter().all(|n| inst.graph(which).kind(*n) == Kind::I32);
+                let args = if all_int { nodes.clone() } else { f32s(inst, &nodes) };
+                IVal::Node(inst.op(which, op, &args))
+            }
+            ("clip", 3) => {
+                let all_int = nodes.iter().all(|n| inst.graph(which).kind(*n) == Kind::I32);
+                let a = if all_int { nodes.clone() } else { f32s(inst, &nodes) };
+                let lo = inst.op(which, Op::Max, &[a[0], a[1]]);
+                IVal::Node(inst.op(which, Op::Min, &[lo, a[2]]))
+            }
+            ("sum" | "leaf_sum", _) => self.reduce(inst, name == "sum", Reduce::Sum, nodes[0]),
+            ("max" | "leaf_max", 1) => self.reduce(inst, name == "max", Reduce::Max, nodes[0]),
+            ("min" | "leaf_min", 1) => self.reduce(inst, name == "min", Reduce::Min, nodes[0]),
+            ("all", _) => self.reduce(inst, true, Reduce::All, nodes[0]),
+            ("any", _) => self.reduce(inst, true, Reduce::Any, nodes[0]),
+            ("norm" | "leaf_norm", _) => {
+                let x = inst.to_f32(IVal::Node(nodes[0]), which);
+                let sq = inst.op(which, Op::Mul, &[x, x]);
+                let s = self.reduce(inst, name == "norm", Reduce::Sum, sq);
+                let s = inst.to_f32(s, which);
+                IVal::Node(inst.op(which, Op::Sqrt, &[s]))
+            }
+            ("dot" | "leaf_dot", _) => {
+                let a = f32s(inst, &nodes);
+                let p = inst.op(which, Op::Mul, &[a[0], a[1]]);
+                self.reduce(inst, name == "dot", Reduce::Sum, p)
+            }
+            ("numel", _) => IVal::Const(Value::Int(self.numel(inst) as i64)),
+            ("leaf_numel", _) => self.leaf_numel(inst),
+            ("mean" | "leaf_mean", _) => {
+                let global = name == "mean";
+                let s = self.reduce(inst, global, Reduce::Sum, nodes[0]);
+                let n = if global { IVal::Const(Value::Int(self.numel(inst) as i64)) } else { self.leaf_numel(inst) };
+                inst.binary(ast::BinaryOp::Div, s, n, which)
+            }
+            _ => {
+                inst.error(Diagnostic::bug(format!("the built-in `{name}` cannot be instantiated here")));
+                IVal::Const(Value::Float(0.0))
+            }
+        }
+    }
+
+    /// A reduction over all leaves of the domain (`global`) or within each leaf.
+    fn reduce(&mut self, inst: &mut Inst, global: bool, kind: Reduce, arg: u32) -> IVal {
+        let which = self.which;
+        let global = global || self.ctx.flat;
+        let arg = if matches!(kind, Reduce::All | Reduce::Any) { arg } else { inst.to_f32(IVal::Node(arg), which) };
+        let level = inst.graph(which).level(arg);
+        // A uniform value is the same in every element.
+        if level == Level::Uniform || (level == Level::Leaf && !global) {
+            return match kind {
+                Reduce::Sum => {
+                    let n = if global { IVal::Const(Value::Int(self.numel(inst) as i64)) } else { self.leaf_numel(inst) };
+                    inst.binary(ast::BinaryOp::Mul, IVal::Node(arg), n, which)
+                }
+                _ => IVal::Node(arg),
+            };
+        }
+        let node = if global {
+            Node::Reduce { kind, arg, groups: self.ctx.domain.clone() }
+        } else {
+            Node::LeafReduce { kind, arg }
+        };
+        let out_kind = if matches!(kind, Reduce::All | Reduce::Any) { Kind::Bool } else { Kind::F32 };
+        let out_level = if global { Level::Uniform } else { Level::Leaf };
+        IVal::Node(inst.graph(which).add(node, out_level, out_kind))
+    }
+
+    fn numel(&self, inst: &Inst) -> usize {
+        self.ctx.domain.iter().flat_map(|g| inst.groups.leaves[g].iter()).map(|&l| inst.layout.leaves[l].len()).sum()
+    }
+
+    fn leaf_numel(&self, inst: &mut Inst) -> IVal {
+        if self.ctx.flat {
+            return IVal::Const(Value::Int(self.numel(inst) as i64));
+        }
+        IVal::Node(inst.graph(self.which).add(Node::LeafNumel, Level::Leaf, Kind::I32))
+    }
+}
+
+/// The value a slot had at the start of the branch being joined.
+fn read_old(inst: &mut Inst, slot: SlotId, before: &HashMap<SlotId, u32>) -> u32 {
+    match before.get(&slot) {
+        Some(n) => *n,
+        None => {
+            let s = &inst.slots[slot as usize].slot;
+            let (level, kind) = (s.level, s.kind);
+            inst.step.add(Node::State(slot), level, kind)
+        }
+    }
+}
+
+/// Compile-time items stay one compile-time list; any runtime item makes a runtime list.
+fn collect(items: Vec<IVal>, tuple: bool) -> IVal {
+    if items.iter().all(|i| matches!(i, IVal::Const(_))) {
+        let values = items.into_iter().filter_map(|i| if let IVal::Const(v) = i { Some(v) } else { None }).collect();
+        return IVal::Const(if tuple { Value::Tuple(values) } else { Value::List(values) });
+    }
+    if tuple { IVal::Tuple(items) } else { IVal::List(items) }
+}
+
+fn index(inst: &mut Inst, base: IVal, i: IVal) -> IVal {
+    let items: Vec<IVal> = match base {
+        IVal::Const(Value::Map(entries)) => {
+            let IVal::Const(key) = i else { return IVal::Const(Value::None) };
+            return entries
+                .into_iter()
+                .find(|(k, _)| crate::check::eval::values_equal(k, &key))
+                .map_or(IVal::Const(Value::None), |(_, v)| IVal::Const(v));
+        }
+        IVal::Const(Value::List(items) | Value::Tuple(items)) => items.into_iter().map(IVal::Const).collect(),
+        IVal::List(items) | IVal::Tuple(items) => items,
+        other => return other,
+    };
+    match i {
+        IVal::Const(Value::Int(k)) => {
+            let n = items.len() as i64;
+            let k = if k < 0 { k + n } else { k };
+            usize::try_from(k).ok().and_then(|k| items.into_iter().nth(k)).unwrap_or(IVal::Const(Value::None))
+        }
+        _ => {
+            inst.error(Diagnostic::bug("a list indexed by a runtime value"));
+            IVal::Const(Value::None)
+        }
+    }
+}

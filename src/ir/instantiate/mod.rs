@@ -1,0 +1,497 @@
+//! Instantiation: a checked [`Program`] × a [`Layout`] → [`StepIr`]. Walks the transform tree
+//! once, inlining every definition: hyperparameters are folded (in double precision, as Python
+//! computes them), globs are resolved to leaf groups, state gets slots, and what is left is a
+//! graph of float32 operations on uniform, per-leaf and per-element values.
+
+mod body;
+mod value;
+
+use std::collections::HashMap;
+
+use super::groups::{self, GroupSet, Groups};
+use super::layout::Layout;
+use super::op::{Kind, Op, Scalar};
+use super::{Graph, Level, Named, Node, NodeId, Slot, SlotId, StepIr};
+use crate::check::program::{DefAst, DefId, Hyper, Program, Tx, Value};
+use crate::diagnostic::Diagnostic;
+use crate::source::Span;
+pub use value::IVal;
+
+/// Which graph a computation goes into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Which {
+    Step,
+    Init,
+}
+
+/// Where a transform is instantiated: the leaf groups it sees, whether `flatten` made all of
+/// them one leaf, and the path naming its state.
+#[derive(Clone, Debug)]
+pub(crate) struct Ctx {
+    pub domain: GroupSet,
+    pub flat: bool,
+    pub path: String,
+}
+
+impl Ctx {
+    fn child(&self, name: &str) -> Ctx {
+        let path = if self.path.is_empty() { name.to_string() } else { format!("{}.{name}", self.path) };
+        Ctx { path, ..self.clone() }
+    }
+}
+
+/// How to compute a slot's initial value again (for `reset`).
+#[derive(Clone, Debug)]
+pub(crate) struct Recipe {
+    pub def: DefId,
+    pub args: Vec<Value>,
+    pub state: usize,
+    /// The entry, for a `list[float]` state.
+    pub index: Option<usize>,
+    pub ctx: Ctx,
+}
+
+pub(crate) struct SlotBuild {
+    pub slot: Slot,
+    pub recipe: Recipe,
+}
+
+/// The instantiation in progress.
+pub(crate) struct Inst<'p> {
+    pub program: &'p Program,
+    pub layout: &'p Layout,
+    pub groups: Groups,
+    pub step: Graph,
+    pub init: Graph,
+    pub slots: Vec<SlotBuild>,
+    /// The current value of each slot during the step (a `State` read until assigned).
+    pub state: HashMap<SlotId, NodeId>,
+    pub named: Vec<Named>,
+    /// Values of `inject_hyperparams` hyperparameters: (owner, name) → node.
+    pub injected: HashMap<(u32, String), NodeId>,
+    pub errors: Vec<Diagnostic>,
+    /// The span of the transform being instantiated, for diagnostics.
+    pub span: Option<Span>,
+}
+
+/// Instantiates the pipeline of `program` for `layout`.
+pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Diagnostic>> {
+    let Some(tx) = &program.pipeline else {
+        return Err(vec![Diagnostic::error("missing-pipeline", "this file has no pipeline to instantiate")
+            .with_help("end the file with the pipeline expression, e.g. `adam(learning_rate=1e-3)`")]);
+    };
+    let groups = groups::split(layout, tx);
+    let mut inst = Inst {
+        program,
+        layout,
+        groups,
+        step: Graph::default(),
+        init: Graph::default(),
+        slots: Vec::new(),
+        state: HashMap::new(),
+        named: Vec::new(),
+        injected: HashMap::new(),
+        errors: Vec::new(),
+        span: None,
+    };
+    inst.check_partitions(tx);
+    let ctx = Ctx { domain: inst.groups.all(), flat: false, path: String::new() };
+    let grad = inst.step.add(Node::Grad, Level::Element, Kind::F32);
+    let out = inst.tx(tx, grad, &ctx);
+    let updates = inst.to_f32(IVal::Node(out), Which::Step);
+    if !inst.errors.is_empty() {
+        return Err(inst.errors);
+    }
+    let needs_value = inst.step.nodes.iter().any(|n| n.node == Node::Value);
+    let state = std::mem::take(&mut inst.state);
+    let slots = inst
+        .slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let next = state.get(&(i as SlotId)).copied().unwrap_or(b.slot.next);
+            Slot { next, ..b.slot }
+        })
+        .collect();
+    Ok(StepIr {
+        layout: layout.clone(),
+        groups: inst.groups,
+        graph: inst.step,
+        updates,
+        init: inst.init,
+        slots,
+        named: inst.named,
+        needs_value,
+    })
+}
+
+impl<'p> Inst<'p> {
+    pub fn graph(&mut self, which: Which) -> &mut Graph {
+        match which {
+            Which::Step => &mut self.step,
+            Which::Init => &mut self.init,
+        }
+    }
+
+    pub fn error(&mut self, d: Diagnostic) {
+        let d = match (&d.primary, self.span) {
+            (None, Some(span)) => d.with_primary(span, "in this transform"),
+            _ => d,
+        };
+        self.errors.push(d);
+    }
+
+    /// Reports leaves that no partition arm takes, and arms that take no leaf.
+    fn check_partitions(&mut self, tx: &Tx) {
+        let mut problems = Vec::new();
+        groups::visit(tx, &mut |t| {
+            let Tx::Partition(arms) = t else { return };
+            let unmatched: Vec<&str> = self
+                .layout
+                .leaves
+                .iter()
+                .filter(|leaf| {
+                    !arms.iter().any(|a| match &a.globs {
+                        None => true,
+                        Some(globs) => globs.iter().any(|g| crate::glob::matches(g, &leaf.name)),
+                    })
+                })
+                .map(|l| l.name.as_str())
+                .collect();
+            if !unmatched.is_empty() {
+                let span = arms.last().map(|a| a.span);
+                let mut d = Diagnostic::error(
+                    "unmatched-leaf",
+                    format!("no partition arm takes {}", quote_list(&unmatched)),
+                )
+                .with_help("add an arm for them, or end the partition with `_ => transform`");
+                if let Some(span) = span {
+                    d = d.with_primary(span, "the last arm");
+                }
+                problems.push(d);
+            }
+        });
+        for d in problems {
+            self.errors.push(d);
+        }
+    }
+
+    /// Instantiates a transform on `input`; returns its output updates.
+    pub fn tx(&mut self, tx: &Tx, input: NodeId, ctx: &Ctx) -> NodeId {
+        match tx {
+            Tx::Chain(parts) => {
+                let names = part_names(self.program, parts.iter().map(|p| &**p));
+                parts.iter().zip(names).fold(input, |u, (t, name)| self.tx(t, u, &ctx.child(&name)))
+            }
+            Tx::NamedChain(parts) => parts.iter().fold(input, |u, (name, t)| self.tx(t, u, &ctx.child(name))),
+            Tx::Alias { inner, .. } => self.tx(inner, input, ctx),
+            Tx::Flatten(inner) => self.tx(inner, input, &Ctx { flat: true, ..ctx.clone() }),
+            Tx::Masked { inner, mask } => {
+                let selected = self.groups.masked(self.layout, mask, &ctx.domain);
+                let rest = ctx.domain.minus(&selected);
+                if selected.is_empty() {
+                    return input;
+                }
+                let out = self.tx(inner, input, &Ctx { domain: selected.clone(), ..ctx.clone() });
+                self.merge(vec![(selected, out), (rest, input)])
+            }
+            Tx::Partition(arms) => {
+                let mut parts = Vec::new();
+                let mut taken = GroupSet::empty();
+                for (i, arm) in arms.iter().enumerate() {
+                    let matching: GroupSet = match &arm.globs {
+                        None => ctx.domain.clone(),
+                        Some(globs) => {
+                            let mut s = GroupSet::empty();
+                            for g in globs {
+                                for x in self.groups.matching(self.layout, g).iter() {
+                                    s.insert(x);
+                                }
+                            }
+                            s.intersect(&ctx.domain)
+                        }
+                    };
+                    let mine = matching.minus(&taken);
+                    for g in mine.iter() {
+                        taken.insert(g);
+                    }
+                    if mine.is_empty() {
+                        continue;
+                    }
+                    let label = format!("partition[{i}]");
+                    let out = self.tx(&arm.tx, input, &Ctx { domain: mine.clone(), ..ctx.child(&label) });
+                    parts.push((mine, out));
+                }
+                let rest = ctx.domain.minus(&taken);
+                if !rest.is_empty() {
+                    parts.push((rest, input));
+                }
+                self.merge(parts)
+            }
+            Tx::Inject { id, hypers, inner } => {
+                let count = self.uniform_slot(&ctx.child("inject_hyperparams").path, "count", Scalar::I32(0));
+                let count_node = self.state_value(count);
+                for (name, h) in hypers {
+                    let node = match h {
+                        Hyper::Number(v) => match v {
+                            Value::Int(n) => self.step.constant(Scalar::I32(*n as i32)),
+                            other => {
+                                let x = other.as_f64().unwrap_or(0.0) as f32;
+                                self.step.constant(Scalar::F32(x))
+                            }
+                        },
+                        Hyper::Schedule(s) => {
+                            let v = self.schedule(s, IVal::Node(count_node), Which::Step, ctx);
+                            self.to_f32(v, Which::Step)
+                        }
+                    };
+                    self.injected.insert((*id, name.clone()), node);
+                    self.named.push(Named { name: format!("{}.{name}", ctx.child("inject_hyperparams").path), node });
+                }
+                let out = self.tx(inner, input, ctx);
+                let one = self.step.constant(Scalar::I32(1));
+                let next = self.op(Which::Step, Op::Add, &[count_node, one]);
+                self.state.insert(count, next);
+                out
+            }
+            Tx::Instance { def, args, span } => {
+                let saved = self.span.replace(*span);
+                let out = self.instance(*def, args, input, ctx);
+                self.span = saved;
+                out
+            }
+        }
+    }
+
+    /// A value defined piecewise over groups.
+    fn merge(&mut self, parts: Vec<(GroupSet, NodeId)>) -> NodeId {
+        let parts: Vec<(GroupSet, NodeId)> = parts.into_iter().filter(|(g, _)| !g.is_empty()).collect();
+        if let [(_, only)] = parts.as_slice() {
+            return *only;
+        }
+        if parts.windows(2).all(|w| w[0].1 == w[1].1) {
+            return parts[0].1;
+        }
+        let nodes: Vec<NodeId> = parts.iter().map(|(_, n)| self.to_f32(IVal::Node(*n), Which::Step)).collect();
+        let level = nodes.iter().map(|n| self.step.level(*n)).max().unwrap_or(Level::Element);
+        let parts = parts.into_iter().zip(nodes).map(|((g, _), n)| (g, n)).collect();
+        self.step.add(Node::Merge(parts), level, Kind::F32)
+    }
+
+    /// Allocates a uniform slot with a constant initial value.
+    fn uniform_slot(&mut self, path: &str, name: &str, init: Scalar) -> SlotId {
+        let init_node = self.init.constant(init);
+        let id = self.slots.len() as SlotId;
+        let read = self.step.add(Node::State(id), Level::Uniform, init.kind());
+        self.slots.push(SlotBuild {
+            slot: Slot {
+                name: format!("{path}.{name}"),
+                level: Level::Uniform,
+                kind: init.kind(),
+                groups: GroupSet::empty(),
+                init: init_node,
+                next: read,
+            },
+            recipe: Recipe { def: usize::MAX, args: Vec::new(), state: 0, index: None, ctx: Ctx { domain: GroupSet::empty(), flat: false, path: path.into() } },
+        });
+        id
+    }
+
+    /// The current value of a slot within the step.
+    pub fn state_value(&mut self, slot: SlotId) -> NodeId {
+        if let Some(&n) = self.state.get(&slot) {
+            return n;
+        }
+        let s = &self.slots[slot as usize].slot;
+        let (level, kind) = (s.level, s.kind);
+        self.step.add(Node::State(slot), level, kind)
+    }
+
+    /// Instantiates one `transform` definition.
+    fn instance(&mut self, def: DefId, args: &[Value], input: NodeId, ctx: &Ctx) -> NodeId {
+        let d = self.program.def(def);
+        let Some(DefAst::Transform(t)) = d.ast.clone() else {
+            self.error(Diagnostic::bug(format!("`{}` is not a transform", d.name)));
+            return input;
+        };
+        let ctx = ctx.child(&d.name);
+        let params: Vec<(String, IVal)> =
+            d.params.iter().zip(args).map(|(p, a)| (p.name.clone(), IVal::Const(a.clone()))).collect();
+        // State slots, with their initial values from the init graph.
+        let mut state_bindings = Vec::new();
+        for (i, decl) in t.states.iter().enumerate() {
+            let sig = &d.states[i];
+            let init = {
+                let mut frame = body::Frame::new(Which::Init, ctx.clone(), &params);
+                frame.expr(self, &decl.init)
+            };
+            let level = match sig.ty.level {
+                crate::check::types::Level::Element => Level::Element,
+                crate::check::types::Level::Leaf if !ctx.flat => Level::Leaf,
+                _ => Level::Uniform,
+            };
+            let ids = match (&sig.ty.ty, init) {
+                (crate::check::types::Ty::List(_), IVal::List(items)) => items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, v)| self.new_slot(&ctx, &format!("{}[{k}]", sig.name), level, v, Recipe {
+                        def,
+                        args: args.to_vec(),
+                        state: i,
+                        index: Some(k),
+                        ctx: ctx.clone(),
+                    }))
+                    .collect(),
+                (crate::check::types::Ty::List(_), IVal::Const(Value::List(items))) => items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, v)| self.new_slot(&ctx, &format!("{}[{k}]", sig.name), level, IVal::Const(v), Recipe {
+                        def,
+                        args: args.to_vec(),
+                        state: i,
+                        index: Some(k),
+                        ctx: ctx.clone(),
+                    }))
+                    .collect(),
+                (ty, v) => {
+                    let kind = match ty {
+                        crate::check::types::Ty::Int => Kind::I32,
+                        crate::check::types::Ty::Bool => Kind::Bool,
+                        _ => Kind::F32,
+                    };
+                    let v = self.convert(v, kind, Which::Init);
+                    vec![self.new_slot(&ctx, &sig.name, level, v, Recipe {
+                        def,
+                        args: args.to_vec(),
+                        state: i,
+                        index: None,
+                        ctx: ctx.clone(),
+                    })]
+                }
+            };
+            state_bindings.push((sig.name.clone(), ids, matches!(sig.ty.ty, crate::check::types::Ty::List(_))));
+        }
+        let Some(update) = &t.update else { return input };
+        let mut frame = body::Frame::new(Which::Step, ctx.clone(), &params);
+        for (name, ids, is_list) in state_bindings {
+            frame.bind_state(&name, ids, is_list);
+        }
+        frame.bind(&update.input.name, IVal::Node(input));
+        let out = frame.block(self, &update.body);
+        match out {
+            Some(v) => self.to_f32(v, Which::Step),
+            None => input,
+        }
+    }
+
+    fn new_slot(&mut self, ctx: &Ctx, name: &str, level: Level, init: IVal, recipe: Recipe) -> SlotId {
+        let kind = match &init {
+            IVal::Const(Value::Int(_)) => Kind::I32,
+            IVal::Const(Value::Bool(_)) => Kind::Bool,
+            IVal::Node(n) => self.init.kind(*n),
+            _ => Kind::F32,
+        };
+        let kind = if level == Level::Uniform { kind } else { Kind::F32 };
+        let init_node = self.convert(init, kind, Which::Init);
+        let init_node = self.node_of(init_node, Which::Init, kind);
+        let id = self.slots.len() as SlotId;
+        let read = self.step.add(Node::State(id), level, kind);
+        self.slots.push(SlotBuild {
+            slot: Slot {
+                name: format!("{}.{name}", ctx.path),
+                level,
+                kind,
+                groups: if level == Level::Uniform { GroupSet::empty() } else { ctx.domain.clone() },
+                init: init_node,
+                next: read,
+            },
+            recipe,
+        });
+        id
+    }
+
+    /// Evaluates a schedule at `count`.
+    pub fn schedule(&mut self, s: &crate::check::program::Schedule, count: IVal, which: Which, ctx: &Ctx) -> IVal {
+        use crate::check::program::Schedule;
+        match s {
+            Schedule::Constant(v) => match v {
+                Value::Injected { owner, name, .. } => match self.injected.get(&(*owner, name.clone())) {
+                    Some(n) => IVal::Node(*n),
+                    None => {
+                        self.error(Diagnostic::bug(format!("the injected hyperparameter `{name}` has no value")));
+                        IVal::Const(Value::Float(0.0))
+                    }
+                },
+                other => IVal::Const(other.clone()),
+            },
+            Schedule::Instance { def, args, .. } => {
+                let d = self.program.def(*def);
+                let Some(DefAst::Def(ast)) = d.ast.clone() else { return IVal::Const(Value::Float(0.0)) };
+                let Some(body) = &ast.body else { return IVal::Const(Value::Float(0.0)) };
+                let params: Vec<(String, IVal)> =
+                    d.params.iter().zip(args).map(|(p, a)| (p.name.clone(), IVal::Const(a.clone()))).collect();
+                let mut frame = body::Frame::new(which, ctx.clone(), &params);
+                frame.bind("step", count);
+                frame.block(self, body).unwrap_or(IVal::Const(Value::Float(0.0)))
+            }
+        }
+    }
+}
+
+/// Names for the parts of a chain: their transform's or alias's name, numbered if repeated.
+fn part_names<'a>(program: &Program, parts: impl Iterator<Item = &'a Tx> + Clone) -> Vec<String> {
+    let base: Vec<String> = parts
+        .map(|t| match t {
+            Tx::Instance { def, .. } | Tx::Alias { def, .. } => program.def(*def).name.clone(),
+            Tx::Masked { .. } => "masked".into(),
+            Tx::Partition(_) => "partition".into(),
+            Tx::Flatten(_) => "flatten".into(),
+            Tx::Inject { .. } => "inject_hyperparams".into(),
+            Tx::Chain(_) => "chain".into(),
+            Tx::NamedChain(_) => "named_chain".into(),
+        })
+        .collect();
+    base.iter()
+        .enumerate()
+        .map(|(i, n)| if base.iter().filter(|m| *m == n).count() > 1 { format!("{n}#{i}") } else { n.clone() })
+        .collect()
+}
+
+fn quote_list(names: &[&str]) -> String {
+    let shown: Vec<String> = names.iter().take(5).map(|n| format!("`{n}`")).collect();
+    let more = if names.len() > 5 { format!(" and {} more", names.len() - 5) } else { String::new() };
+    format!("{}{more}", shown.join(", "))
+}
+
+impl Inst<'_> {
+    /// Builds `op` on nodes, folding constants in float32.
+    pub fn op(&mut self, which: Which, op: Op, args: &[NodeId]) -> NodeId {
+        let g = self.graph(which);
+        let level = args.iter().map(|a| g.level(*a)).max().unwrap_or(Level::Uniform);
+        let kinds: Vec<Kind> = args.iter().map(|a| g.kind(*a)).collect();
+        let kind = result_kind(op, &kinds);
+        if let Some(consts) = args.iter().map(|a| g.as_const(*a)).collect::<Option<Vec<Scalar>>>() {
+            return g.constant(super::op::eval(op, &consts));
+        }
+        g.add(Node::Op(op, args.to_vec()), level, kind)
+    }
+}
+
+/// The kind of an op's result.
+pub(crate) fn result_kind(op: Op, kinds: &[Kind]) -> Kind {
+    use Op::*;
+    let all_int = kinds.iter().all(|k| *k == Kind::I32);
+    match op {
+        Eq | Ne | Lt | Le | Gt | Ge | IsFinite | IsNan | And | Or | Not => Kind::Bool,
+        Add | Sub | Mul | Rem | Min | Max | Abs | Sign | Neg if all_int => Kind::I32,
+        ToI32 => Kind::I32,
+        Select => {
+            if kinds.get(1) == kinds.get(2) {
+                kinds.get(1).copied().unwrap_or(Kind::F32)
+            } else {
+                Kind::F32
+            }
+        }
+        _ => Kind::F32,
+    }
+}

@@ -1,0 +1,204 @@
+//! The step IR: one step of a pipeline on one parameter layout, as a graph of scalar operations
+//! at three levels (uniform, per leaf, per element), with state slots, reductions, and the leaf
+//! groups that masks and partitions cut the layout into.
+//!
+//! Architecture invariant: the graph is the meaning of a step. `plan` only decides where and
+//! when each node is computed; the interpreter and the JIT compute the same nodes in the same
+//! order of reductions.
+
+pub mod groups;
+pub mod instantiate;
+pub mod layout;
+pub mod op;
+pub mod plan;
+pub mod print;
+
+use std::collections::HashMap;
+use std::fmt;
+
+pub use groups::{GroupSet, Groups};
+pub use layout::{Layout, Leaf};
+pub use op::{Kind, Op, Scalar};
+
+/// Index of a node in [`Graph::nodes`].
+pub type NodeId = u32;
+/// Index of a state slot in [`StepIr::slots`].
+pub type SlotId = u32;
+
+/// Where a runtime value lives (compile-time values are folded into constants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    Uniform,
+    Leaf,
+    Element,
+}
+
+impl Level {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Level::Uniform => "uniform",
+            Level::Leaf => "per-leaf",
+            Level::Element => "per-element",
+        }
+    }
+}
+
+/// How a reduction combines values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reduce {
+    Sum,
+    Max,
+    Min,
+    /// All true.
+    All,
+    /// Any true.
+    Any,
+}
+
+/// One operation of the graph.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Node {
+    /// A constant (compile-time values end up here, rounded to float32).
+    Const(ConstBits),
+    /// The loss passed to this step.
+    Value,
+    /// The incoming gradient.
+    Grad,
+    /// The parameters as passed to this step.
+    Param,
+    /// Number of elements of each leaf.
+    LeafNumel,
+    /// A state slot as it was at the start of the step.
+    State(SlotId),
+    Op(Op, Vec<NodeId>),
+    /// Over the leaves of `groups`: a per-element or per-leaf value → uniform.
+    Reduce { kind: Reduce, arg: NodeId, groups: GroupSet },
+    /// Within each leaf: a per-element value → per leaf.
+    LeafReduce { kind: Reduce, arg: NodeId },
+    /// A value defined piecewise over leaf groups (the output of `masked` and `partition`).
+    Merge(Vec<(GroupSet, NodeId)>),
+}
+
+/// A scalar as hashable bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConstBits {
+    F32(u32),
+    I32(i32),
+    Bool(bool),
+}
+
+impl ConstBits {
+    pub fn scalar(self) -> Scalar {
+        match self {
+            ConstBits::F32(b) => Scalar::F32(f32::from_bits(b)),
+            ConstBits::I32(n) => Scalar::I32(n),
+            ConstBits::Bool(b) => Scalar::Bool(b),
+        }
+    }
+
+    pub fn from_scalar(s: Scalar) -> ConstBits {
+        match s {
+            Scalar::F32(x) => ConstBits::F32(x.to_bits()),
+            Scalar::I32(n) => ConstBits::I32(n),
+            Scalar::Bool(b) => ConstBits::Bool(b),
+        }
+    }
+}
+
+/// A node and what is known about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeInfo {
+    pub node: Node,
+    pub level: Level,
+    pub kind: Kind,
+}
+
+/// A graph with hash-consing: building the same node twice gives the same id, so common
+/// subexpressions across the transforms of a chain are shared.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub nodes: Vec<NodeInfo>,
+    dedup: HashMap<Node, NodeId>,
+}
+
+impl Graph {
+    pub fn get(&self, id: NodeId) -> &NodeInfo {
+        &self.nodes[id as usize]
+    }
+
+    pub fn level(&self, id: NodeId) -> Level {
+        self.get(id).level
+    }
+
+    pub fn kind(&self, id: NodeId) -> Kind {
+        self.get(id).kind
+    }
+
+    /// Adds a node (or finds the identical one already there).
+    pub fn add(&mut self, node: Node, level: Level, kind: Kind) -> NodeId {
+        if let Some(&id) = self.dedup.get(&node) {
+            return id;
+        }
+        let id = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
+        self.dedup.insert(node.clone(), id);
+        self.nodes.push(NodeInfo { node, level, kind });
+        id
+    }
+
+    pub fn constant(&mut self, s: Scalar) -> NodeId {
+        self.add(Node::Const(ConstBits::from_scalar(s)), Level::Uniform, s.kind())
+    }
+
+    /// The constant value of a node, if it is one.
+    pub fn as_const(&self, id: NodeId) -> Option<Scalar> {
+        match self.get(id).node {
+            Node::Const(c) => Some(c.scalar()),
+            _ => None,
+        }
+    }
+}
+
+/// A piece of optimizer state (a `list[float]` state is one slot per entry).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Slot {
+    /// Where it lives in the pipeline, e.g. `adam.scale_by_adam.mu`.
+    pub name: String,
+    pub level: Level,
+    pub kind: Kind,
+    /// Leaf groups holding it (per-leaf and per-element slots).
+    pub groups: GroupSet,
+    /// Its value before the first step, a node of [`StepIr::init`].
+    pub init: NodeId,
+    /// Its value after a step, a node of [`StepIr::graph`].
+    pub next: NodeId,
+}
+
+/// A uniform value a user can read by name after each step (learning rates, scales, counters).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Named {
+    pub name: String,
+    pub node: NodeId,
+}
+
+/// One step of a pipeline on one layout.
+#[derive(Clone, Debug)]
+pub struct StepIr {
+    pub layout: Layout,
+    pub groups: Groups,
+    /// The step: reads `Grad`, `Param`, `Value` and state; gives the updates and new state.
+    pub graph: Graph,
+    /// The updates (per element, every group).
+    pub updates: NodeId,
+    /// The initial state: reads `Param` (the initial parameters) only.
+    pub init: Graph,
+    pub slots: Vec<Slot>,
+    /// Uniform values worth reading by name, after the step.
+    pub named: Vec<Named>,
+    pub needs_value: bool,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}

@@ -1,0 +1,317 @@
+//! The op set of the step IR, one doc line each, with its scalar semantics. The interpreter
+//! calls [`eval`] and the JIT calls the same functions for the ops it does not lower to
+//! instructions, so both agree bit for bit.
+
+/// The type of a runtime value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    F32,
+    I32,
+    Bool,
+}
+
+/// A runtime scalar.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scalar {
+    F32(f32),
+    I32(i32),
+    Bool(bool),
+}
+
+impl Scalar {
+    pub fn kind(self) -> Kind {
+        match self {
+            Scalar::F32(_) => Kind::F32,
+            Scalar::I32(_) => Kind::I32,
+            Scalar::Bool(_) => Kind::Bool,
+        }
+    }
+
+    /// The value as a float (ints convert, bools are 0 or 1), as jnp promotes them.
+    pub fn f(self) -> f32 {
+        match self {
+            Scalar::F32(x) => x,
+            Scalar::I32(n) => n as f32,
+            Scalar::Bool(b) => f32::from(u8::from(b)),
+        }
+    }
+
+    pub fn i(self) -> i32 {
+        match self {
+            Scalar::F32(x) => x as i32,
+            Scalar::I32(n) => n,
+            Scalar::Bool(b) => i32::from(b),
+        }
+    }
+
+    pub fn b(self) -> bool {
+        match self {
+            Scalar::F32(x) => x != 0.0,
+            Scalar::I32(n) => n != 0,
+            Scalar::Bool(b) => b,
+        }
+    }
+}
+
+/// An operation on scalars; element-wise on tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// a + b (ints saturate, as Optax's `safe_increment`)
+    Add,
+    /// a - b
+    Sub,
+    /// a * b
+    Mul,
+    /// a / b (always float)
+    Div,
+    /// Python's modulo: the result has the sign of b
+    Rem,
+    /// a ^ b
+    Pow,
+    /// -a
+    Neg,
+    /// square root
+    Sqrt,
+    /// 1 / sqrt(a)
+    Rsqrt,
+    /// |a|
+    Abs,
+    /// -1, 0 or 1 (NaN stays NaN)
+    Sign,
+    /// e ^ a
+    Exp,
+    /// natural logarithm
+    Log,
+    /// cosine
+    Cos,
+    /// sine
+    Sin,
+    /// hyperbolic tangent
+    Tanh,
+    /// round down
+    Floor,
+    /// round up
+    Ceil,
+    /// smaller of two (NaN if either is NaN, as jnp.minimum)
+    Min,
+    /// larger of two (NaN if either is NaN, as jnp.maximum)
+    Max,
+    /// a == b
+    Eq,
+    /// a != b
+    Ne,
+    /// a < b
+    Lt,
+    /// a <= b
+    Le,
+    /// a > b
+    Gt,
+    /// a >= b
+    Ge,
+    /// neither infinite nor NaN
+    IsFinite,
+    /// NaN
+    IsNan,
+    /// logical and
+    And,
+    /// logical or
+    Or,
+    /// logical not
+    Not,
+    /// if a then b else c
+    Select,
+    /// convert to float
+    ToF32,
+    /// convert to int, truncating
+    ToI32,
+}
+
+impl Op {
+    /// Number of operands.
+    pub fn arity(self) -> usize {
+        use Op::*;
+        match self {
+            Neg | Sqrt | Rsqrt | Abs | Sign | Exp | Log | Cos | Sin | Tanh | Floor | Ceil | IsFinite | IsNan | Not
+            | ToF32 | ToI32 => 1,
+            Select => 3,
+            _ => 2,
+        }
+    }
+
+    /// The text form used by `emit --ir`.
+    pub fn name(self) -> &'static str {
+        use Op::*;
+        match self {
+            Add => "add",
+            Sub => "sub",
+            Mul => "mul",
+            Div => "div",
+            Rem => "rem",
+            Pow => "pow",
+            Neg => "neg",
+            Sqrt => "sqrt",
+            Rsqrt => "rsqrt",
+            Abs => "abs",
+            Sign => "sign",
+            Exp => "exp",
+            Log => "log",
+            Cos => "cos",
+            Sin => "sin",
+            Tanh => "tanh",
+            Floor => "floor",
+            Ceil => "ceil",
+            Min => "min",
+            Max => "max",
+            Eq => "eq",
+            Ne => "ne",
+            Lt => "lt",
+            Le => "le",
+            Gt => "gt",
+            Ge => "ge",
+            IsFinite => "isfinite",
+            IsNan => "isnan",
+            And => "and",
+            Or => "or",
+            Not => "not",
+            Select => "select",
+            ToF32 => "f32",
+            ToI32 => "i32",
+        }
+    }
+}
+
+/// `pow` on floats, as XLA computes it for float exponents: `powf`, with an integral exponent
+/// of a negative base allowed.
+pub extern "C" fn pow_f32(a: f32, b: f32) -> f32 {
+    a.powf(b)
+}
+pub extern "C" fn exp_f32(a: f32) -> f32 {
+    a.exp()
+}
+pub extern "C" fn log_f32(a: f32) -> f32 {
+    a.ln()
+}
+pub extern "C" fn cos_f32(a: f32) -> f32 {
+    a.cos()
+}
+pub extern "C" fn sin_f32(a: f32) -> f32 {
+    a.sin()
+}
+pub extern "C" fn tanh_f32(a: f32) -> f32 {
+    a.tanh()
+}
+
+/// `min` as jnp.minimum: NaN if either operand is NaN.
+pub fn min_f32(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() { f32::NAN } else { a.min(b) }
+}
+
+/// `max` as jnp.maximum: NaN if either operand is NaN.
+pub fn max_f32(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() { f32::NAN } else { a.max(b) }
+}
+
+/// `sign` as jnp.sign: -1, 0 (keeping the sign of zero) or 1; NaN stays NaN.
+pub fn sign_f32(a: f32) -> f32 {
+    if a > 0.0 {
+        1.0
+    } else if a < 0.0 {
+        -1.0
+    } else {
+        a
+    }
+}
+
+/// Evaluates `op` on scalars of the kinds the checker allowed.
+pub fn eval(op: Op, args: &[Scalar]) -> Scalar {
+    use Op::*;
+    use Scalar::{Bool, F32, I32};
+    let a = args.first().copied().unwrap_or(F32(0.0));
+    let b = args.get(1).copied().unwrap_or(F32(0.0));
+    let both_int = a.kind() == Kind::I32 && b.kind() == Kind::I32;
+    match op {
+        Add if both_int => I32(a.i().saturating_add(b.i())),
+        Sub if both_int => I32(a.i().saturating_sub(b.i())),
+        Mul if both_int => I32(a.i().saturating_mul(b.i())),
+        Rem if both_int => {
+            let (x, y) = (a.i(), b.i());
+            if y == 0 { I32(0) } else { I32(((x % y) + y) % y) }
+        }
+        Min if both_int => I32(a.i().min(b.i())),
+        Max if both_int => I32(a.i().max(b.i())),
+        Abs if a.kind() == Kind::I32 => I32(a.i().saturating_abs()),
+        Sign if a.kind() == Kind::I32 => I32(a.i().signum()),
+        Neg if a.kind() == Kind::I32 => I32(a.i().saturating_neg()),
+        Add => F32(a.f() + b.f()),
+        Sub => F32(a.f() - b.f()),
+        Mul => F32(a.f() * b.f()),
+        Div => F32(a.f() / b.f()),
+        Rem => {
+            let (x, y) = (a.f(), b.f());
+            let r = x % y;
+            F32(if r != 0.0 && (r < 0.0) != (y < 0.0) { r + y } else { r })
+        }
+        Pow => F32(pow_f32(a.f(), b.f())),
+        Neg => F32(-a.f()),
+        Sqrt => F32(a.f().sqrt()),
+        Rsqrt => F32(1.0 / a.f().sqrt()),
+        Abs => F32(a.f().abs()),
+        Sign => F32(sign_f32(a.f())),
+        Exp => F32(exp_f32(a.f())),
+        Log => F32(log_f32(a.f())),
+        Cos => F32(cos_f32(a.f())),
+        Sin => F32(sin_f32(a.f())),
+        Tanh => F32(tanh_f32(a.f())),
+        Floor => F32(a.f().floor()),
+        Ceil => F32(a.f().ceil()),
+        Min => F32(min_f32(a.f(), b.f())),
+        Max => F32(max_f32(a.f(), b.f())),
+        Eq if both_int => Bool(a.i() == b.i()),
+        Ne if both_int => Bool(a.i() != b.i()),
+        Lt if both_int => Bool(a.i() < b.i()),
+        Le if both_int => Bool(a.i() <= b.i()),
+        Gt if both_int => Bool(a.i() > b.i()),
+        Ge if both_int => Bool(a.i() >= b.i()),
+        Eq if a.kind() == Kind::Bool && b.kind() == Kind::Bool => Bool(a.b() == b.b()),
+        Ne if a.kind() == Kind::Bool && b.kind() == Kind::Bool => Bool(a.b() != b.b()),
+        Eq => Bool(a.f() == b.f()),
+        Ne => Bool(a.f() != b.f()),
+        Lt => Bool(a.f() < b.f()),
+        Le => Bool(a.f() <= b.f()),
+        Gt => Bool(a.f() > b.f()),
+        Ge => Bool(a.f() >= b.f()),
+        IsFinite => Bool(a.f().is_finite()),
+        IsNan => Bool(a.f().is_nan()),
+        And => Bool(a.b() && b.b()),
+        Or => Bool(a.b() || b.b()),
+        Not => Bool(!a.b()),
+        Select => {
+            if a.b() {
+                b
+            } else {
+                args.get(2).copied().unwrap_or(b)
+            }
+        }
+        ToF32 => F32(a.f()),
+        ToI32 => I32(a.i()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ints_saturate_and_modulo_follows_python() {
+        assert_eq!(eval(Op::Add, &[Scalar::I32(i32::MAX), Scalar::I32(1)]), Scalar::I32(i32::MAX));
+        assert_eq!(eval(Op::Rem, &[Scalar::I32(-1), Scalar::I32(4)]), Scalar::I32(3));
+        assert_eq!(eval(Op::Rem, &[Scalar::F32(-1.0), Scalar::F32(4.0)]), Scalar::F32(3.0));
+    }
+
+    #[test]
+    fn min_max_propagate_nan_and_sign_keeps_zero() {
+        assert!(eval(Op::Max, &[Scalar::F32(f32::NAN), Scalar::F32(1.0)]).f().is_nan());
+        assert_eq!(sign_f32(-0.0).to_bits(), (-0.0f32).to_bits());
+        assert!(sign_f32(f32::NAN).is_nan());
+    }
+}

@@ -1,0 +1,366 @@
+//! The pass plan: where and when each node of a graph is computed. A reduction over values of
+//! this step is a barrier; everything between barriers fuses into one pass over memory. Values
+//! needed again after a barrier are recomputed from inputs that are still unchanged (state is
+//! written only in the last pass), and the plan records that choice and its reason.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::groups::GroupSet;
+use super::{Graph, Level, Node, NodeId, SlotId, StepIr};
+
+/// Elements per block: the unit of threading and of reduction partials.
+pub const BLOCK: usize = 4096;
+/// Accumulators inside a block: element `i` of a block goes to accumulator `i % LANES`, and the
+/// accumulators are combined pairwise, so the interpreter and the JIT add in the same order.
+pub const LANES: usize = 8;
+
+/// What a graph must produce.
+#[derive(Clone, Debug, Default)]
+pub struct Outputs {
+    /// Per-element values to write: the updates (applied to the params) and element slots.
+    pub element: Vec<(Target, NodeId, GroupSet)>,
+    /// Per-leaf values to write after the passes.
+    pub leaf: Vec<(SlotId, NodeId, GroupSet)>,
+    /// Uniform values to write (or read) after the passes.
+    pub uniform: Vec<(Option<SlotId>, NodeId)>,
+}
+
+/// Where a per-element output goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Added to the parameters (`param + update`, in float32).
+    Params,
+    Slot(SlotId),
+}
+
+/// The element program of one leaf group in one pass.
+#[derive(Clone, Debug, Default)]
+pub struct GroupProgram {
+    pub group: usize,
+    /// Per-element nodes, operands first.
+    pub nodes: Vec<NodeId>,
+    /// Reductions whose per-block partials this program computes: (reduction node, its arg).
+    pub reductions: Vec<(NodeId, NodeId)>,
+    /// In the last pass: what to write, from which node.
+    pub writes: Vec<(Target, NodeId)>,
+}
+
+/// One pass over the parameter memory.
+#[derive(Clone, Debug, Default)]
+pub struct Pass {
+    /// Uniform nodes computed before the pass, operands first.
+    pub uniform_before: Vec<NodeId>,
+    /// Per-leaf nodes computed before the pass (for the groups given), operands first.
+    pub leaf_before: Vec<(NodeId, GroupSet)>,
+    pub programs: Vec<GroupProgram>,
+    /// Element streams read and written (for `emit --plan` and bandwidth accounting).
+    pub reads: Vec<String>,
+    pub writes: Vec<String>,
+    /// Why this pass exists.
+    pub reason: String,
+}
+
+/// A graph's plan: passes, then the uniform and per-leaf work after the last one.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub passes: Vec<Pass>,
+    pub uniform_after: Vec<NodeId>,
+    pub leaf_after: Vec<(NodeId, GroupSet)>,
+    pub outputs: Outputs,
+    /// Element values recomputed in a later pass, with the reason.
+    pub recomputed: Vec<(NodeId, String)>,
+}
+
+impl Plan {
+    /// Bytes moved per parameter element by all passes (4 per float read or written).
+    pub fn bytes_per_element(&self) -> usize {
+        self.passes.iter().map(|p| 4 * (p.reads.len() + p.writes.len())).sum()
+    }
+}
+
+/// The outputs of a step: updates, every slot's next value.
+pub fn step_outputs(ir: &StepIr) -> Outputs {
+    let mut out = Outputs::default();
+    out.element.push((Target::Params, ir.updates, ir.groups.all()));
+    for (i, s) in ir.slots.iter().enumerate() {
+        let id = i as SlotId;
+        match s.level {
+            Level::Element => out.element.push((Target::Slot(id), s.next, s.groups.clone())),
+            Level::Leaf => out.leaf.push((id, s.next, s.groups.clone())),
+            Level::Uniform => out.uniform.push((Some(id), s.next)),
+        }
+    }
+    for n in &ir.named {
+        out.uniform.push((None, n.node));
+    }
+    out
+}
+
+/// The outputs of initialisation: every slot's initial value.
+pub fn init_outputs(ir: &StepIr) -> Outputs {
+    let mut out = Outputs::default();
+    for (i, s) in ir.slots.iter().enumerate() {
+        let id = i as SlotId;
+        match s.level {
+            Level::Element => out.element.push((Target::Slot(id), s.init, s.groups.clone())),
+            Level::Leaf => out.leaf.push((id, s.init, s.groups.clone())),
+            Level::Uniform => out.uniform.push((Some(id), s.init)),
+        }
+    }
+    out
+}
+
+/// The node a piecewise value stands for in group `g`, looking through merges.
+pub fn resolve(graph: &Graph, mut id: NodeId, g: usize) -> Option<NodeId> {
+    loop {
+        match &graph.get(id).node {
+            Node::Merge(parts) => id = parts.iter().find(|(gs, _)| gs.contains(g))?.1,
+            _ => return Some(id),
+        }
+    }
+}
+
+/// Plans `graph` for `outputs` over `n_groups` leaf groups.
+pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
+    let phase = phases(graph);
+    // Demand: which nodes are needed, for which groups.
+    let mut uniform: BTreeSet<NodeId> = BTreeSet::new();
+    let mut per_group: HashMap<NodeId, BTreeSet<usize>> = HashMap::new();
+    let mut roots: Vec<(NodeId, Option<usize>)> = Vec::new();
+    let per_group_outputs = outputs.element.iter().map(|(_, n, g)| (n, g)).chain(outputs.leaf.iter().map(|(_, n, g)| (n, g)));
+    for (n, groups) in per_group_outputs {
+        for g in groups.iter() {
+            roots.push((*n, Some(g)));
+        }
+    }
+    for (_, n) in &outputs.uniform {
+        roots.push((*n, None));
+    }
+    // Reductions with the groups they need their argument in.
+    let mut reductions: Vec<(NodeId, NodeId, usize)> = Vec::new();
+    let mut stack = roots;
+    let mut seen: BTreeSet<(NodeId, Option<usize>)> = BTreeSet::new();
+    while let Some((id, g)) = stack.pop() {
+        let info = graph.get(id);
+        let g = if info.level == Level::Uniform { None } else { g };
+        if !seen.insert((id, g)) {
+            continue;
+        }
+        match g {
+            None => {
+                uniform.insert(id);
+            }
+            Some(g) => {
+                per_group.entry(id).or_default().insert(g);
+            }
+        }
+        match &info.node {
+            Node::Op(_, args) => stack.extend(args.iter().map(|a| (*a, g))),
+            Node::Merge(parts) => {
+                if let Some(g) = g
+                    && let Some((_, part)) = parts.iter().find(|(gs, _)| gs.contains(g))
+                {
+                    stack.push((*part, Some(g)));
+                }
+            }
+            Node::Reduce { arg, groups, .. } => {
+                for h in groups.iter() {
+                    reductions.push((id, *arg, h));
+                    stack.push((*arg, Some(h)));
+                }
+            }
+            Node::LeafReduce { arg, .. } => {
+                if let Some(g) = g {
+                    reductions.push((id, *arg, g));
+                    stack.push((*arg, Some(g)));
+                }
+            }
+            _ => {}
+        }
+    }
+    reductions.sort_unstable();
+    reductions.dedup();
+
+    // Passes: element work of phase k runs in pass k; outputs are written in the last pass.
+    let element_phase = |id: NodeId| phase[id as usize];
+    let last_output_phase = outputs
+        .element
+        .iter()
+        .flat_map(|(_, n, gs)| gs.iter().filter_map(move |g| resolve(graph, *n, g)))
+        .map(element_phase)
+        .max();
+    let last_reduction_phase = reductions
+        .iter()
+        .filter(|(_, arg, _)| graph.level(*arg) == Level::Element)
+        .map(|(_, arg, _)| element_phase(*arg))
+        .max();
+    let n_passes = match (last_output_phase, last_reduction_phase) {
+        (None, None) => 0,
+        (a, b) => a.unwrap_or(0).max(b.unwrap_or(0)) + 1,
+    };
+    let last = n_passes.saturating_sub(1);
+    let mut passes: Vec<Pass> = (0..n_passes).map(|_| Pass::default()).collect();
+    let mut recomputed = Vec::new();
+    for (k, pass) in passes.iter_mut().enumerate() {
+        for g in 0..n_groups {
+            let mut roots = Vec::new();
+            let mut program = GroupProgram { group: g, ..GroupProgram::default() };
+            for &(red, arg, h) in &reductions {
+                if h == g && graph.level(arg) == Level::Element && element_phase(arg) == k {
+                    if let Some(a) = resolve(graph, arg, g) {
+                        program.reductions.push((red, a));
+                        roots.push(a);
+                    }
+                }
+            }
+            if k == last {
+                for (target, n, gs) in &outputs.element {
+                    if gs.contains(g)
+                        && let Some(a) = resolve(graph, *n, g)
+                    {
+                        program.writes.push((*target, a));
+                        roots.push(a);
+                    }
+                }
+            }
+            if roots.is_empty() {
+                continue;
+            }
+            program.nodes = element_closure(graph, &roots, g);
+            for &n in &program.nodes {
+                if element_phase(n) < k && !recomputed.iter().any(|(m, _)| *m == n) && is_computed(graph, n) {
+                    recomputed.push((
+                        n,
+                        format!("computed in pass {} and again in pass {k}: its inputs are unchanged until the last pass writes state, so recomputing costs no extra memory traffic", element_phase(n)),
+                    ));
+                }
+            }
+            pass.programs.push(program);
+        }
+    }
+    // Uniform and per-leaf work goes before the first pass that needs it.
+    let before = |n: NodeId| phase[n as usize].min(n_passes);
+    let mut uniform_after = Vec::new();
+    for &n in &uniform {
+        if matches!(graph.get(n).node, Node::Const(_)) {
+            continue;
+        }
+        let k = before(n);
+        if k < n_passes { passes[k].uniform_before.push(n) } else { uniform_after.push(n) }
+    }
+    let mut leaf_after = Vec::new();
+    let mut leaf_nodes: Vec<(&NodeId, &BTreeSet<usize>)> =
+        per_group.iter().filter(|(n, _)| graph.level(**n) == Level::Leaf).collect();
+    leaf_nodes.sort();
+    for (n, gs) in leaf_nodes {
+        let set: GroupSet = gs.iter().copied().collect();
+        let k = before(*n);
+        if k < n_passes { passes[k].leaf_before.push((*n, set)) } else { leaf_after.push((*n, set)) }
+    }
+    for (k, pass) in passes.iter_mut().enumerate() {
+        describe_streams(graph, pass, k == last);
+        pass.reason = if k == last {
+            "applies the updates and writes the new state".to_string()
+        } else {
+            let what: Vec<String> = pass
+                .programs
+                .iter()
+                .flat_map(|p| p.reductions.iter().map(|(r, _)| *r))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .map(|r| format!("%{r}"))
+                .collect();
+            format!("computes the reductions {} that later values of this step depend on (a barrier)", what.join(", "))
+        };
+    }
+    Plan { passes, uniform_after, leaf_after, outputs, recomputed }
+}
+
+/// Whether a node is arithmetic (not a plain input).
+fn is_computed(graph: &Graph, n: NodeId) -> bool {
+    matches!(graph.get(n).node, Node::Op(..))
+}
+
+/// The phase of every node: how many barriers it sits behind.
+fn phases(graph: &Graph) -> Vec<usize> {
+    let mut phase = vec![0usize; graph.nodes.len()];
+    for (i, info) in graph.nodes.iter().enumerate() {
+        phase[i] = match &info.node {
+            Node::Op(_, args) => args.iter().map(|a| phase[*a as usize]).max().unwrap_or(0),
+            Node::Merge(parts) => parts.iter().map(|(_, a)| phase[*a as usize]).max().unwrap_or(0),
+            Node::Reduce { arg, .. } | Node::LeafReduce { arg, .. } => {
+                let a = phase[*arg as usize];
+                if graph.level(*arg) == Level::Element { a + 1 } else { a }
+            }
+            _ => 0,
+        };
+    }
+    phase
+}
+
+/// The per-element nodes `roots` need in group `g`, operands first.
+fn element_closure(graph: &Graph, roots: &[NodeId], g: usize) -> Vec<NodeId> {
+    let mut order = Vec::new();
+    let mut done: BTreeSet<NodeId> = BTreeSet::new();
+    let mut stack: Vec<(NodeId, bool)> = roots.iter().rev().map(|r| (*r, false)).collect();
+    while let Some((id, expanded)) = stack.pop() {
+        if done.contains(&id) {
+            continue;
+        }
+        if expanded {
+            done.insert(id);
+            order.push(id);
+            continue;
+        }
+        stack.push((id, true));
+        if let Node::Op(_, args) = &graph.get(id).node {
+            for a in args.iter().rev() {
+                if let Some(a) = resolve(graph, *a, g)
+                    && graph.level(a) == Level::Element
+                    && !done.contains(&a)
+                {
+                    stack.push((a, false));
+                }
+            }
+        }
+    }
+    order.retain(|n| graph.level(*n) == Level::Element);
+    order
+}
+
+/// Fills in the element streams a pass reads and writes.
+fn describe_streams(graph: &Graph, pass: &mut Pass, last: bool) {
+    let mut reads: BTreeSet<String> = BTreeSet::new();
+    let mut writes: BTreeSet<String> = BTreeSet::new();
+    for p in &pass.programs {
+        for &n in &p.nodes {
+            match &graph.get(n).node {
+                Node::Grad => {
+                    reads.insert("grad".into());
+                }
+                Node::Param => {
+                    reads.insert("param".into());
+                }
+                Node::State(s) => {
+                    reads.insert(format!("state#{s}"));
+                }
+                _ => {}
+            }
+        }
+        if last {
+            for (t, _) in &p.writes {
+                match t {
+                    Target::Params => {
+                        reads.insert("param".into());
+                        writes.insert("param".into());
+                    }
+                    Target::Slot(s) => {
+                        writes.insert(format!("state#{s}"));
+                    }
+                }
+            }
+        }
+    }
+    pass.reads = reads.into_iter().collect();
+    pass.writes = writes.into_iter().collect();
+}

@@ -1,0 +1,215 @@
+//! The runtime API: an [`Optimizer`] is a pipeline instantiated for a layout, with its state;
+//! `step` updates parameter buffers in place.
+
+use crate::check::Program;
+use crate::diagnostic::Diagnostic;
+use crate::interp::{self, Env, State};
+use crate::ir::instantiate::instantiate;
+use crate::ir::op::Scalar;
+use crate::ir::plan::{self, Plan, Target};
+use crate::ir::{Layout, Level, StepIr};
+
+/// Why a step could not run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepError {
+    /// A buffer has the wrong number of elements.
+    Length { what: &'static str, expected: usize, found: usize },
+    /// The pipeline needs a value (the loss) and none was given.
+    MissingValue,
+    /// A value was given to a pipeline that does not read one.
+    UnexpectedValue,
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepError::Length { what, expected, found } => {
+                write!(f, "{what} has {found} elements, but the layout has {expected}")
+            }
+            StepError::MissingValue => write!(f, "this pipeline reads the loss at every step: pass `value`"),
+            StepError::UnexpectedValue => {
+                write!(f, "this pipeline does not read a value; pass none (a value given by mistake hides a bug)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StepError {}
+
+/// A pipeline instantiated for a layout, with its state.
+pub struct Optimizer {
+    pub ir: StepIr,
+    pub step_plan: Plan,
+    pub init_plan: Plan,
+    state: State,
+    offsets: Vec<usize>,
+    /// Uniform values of the last step, by name.
+    last: Vec<(String, Scalar)>,
+}
+
+impl Optimizer {
+    /// Instantiates `program`'s pipeline for `layout` and initialises its state from `params`.
+    pub fn new(program: &Program, layout: &Layout, params: &[f32]) -> Result<Optimizer, Vec<Diagnostic>> {
+        let ir = instantiate(program, layout)?;
+        let n_groups = ir.groups.len();
+        let step_plan = plan::plan(&ir.graph, n_groups, plan::step_outputs(&ir));
+        let init_plan = plan::plan(&ir.init, n_groups, plan::init_outputs(&ir));
+        let offsets = interp::offsets(layout);
+        let total = layout.total();
+        if params.len() != total {
+            return Err(vec![Diagnostic::error(
+                "layout-mismatch",
+                format!("the parameters have {} elements, but the layout has {total}", params.len()),
+            )]);
+        }
+        let mut opt = Optimizer { ir, step_plan, init_plan, state: State::default(), offsets, last: Vec::new() };
+        opt.state = opt.initial_state(params);
+        Ok(opt)
+    }
+
+    /// The state before the first step, for parameters `params`.
+    fn initial_state(&self, params: &[f32]) -> State {
+        let mut scratch = params.to_vec();
+        let empty = State::default();
+        let mut env = Env {
+            graph: &self.ir.init,
+            layout: &self.ir.layout,
+            groups: &self.ir.groups,
+            offsets: &self.offsets,
+            params: &mut scratch,
+            grads: &[],
+            value: 0.0,
+            state: &empty,
+        };
+        let results = interp::run(&self.init_plan, &mut env);
+        let n = self.ir.slots.len();
+        let total = params.len();
+        let mut state = State {
+            uniform: vec![Scalar::F32(0.0); n],
+            leaf: vec![Vec::new(); n],
+            element: vec![Vec::new(); n],
+        };
+        for (i, slot) in self.ir.slots.iter().enumerate() {
+            let get_uniform = |node| results.uniform.get(&node).copied().or_else(|| self.ir.init.as_const(node));
+            match slot.level {
+                Level::Uniform => {
+                    state.uniform[i] = get_uniform(slot.init).unwrap_or(Scalar::F32(0.0));
+                }
+                Level::Leaf => {
+                    let mut v = vec![0.0; self.ir.layout.leaves.len()];
+                    let per_leaf = results.leaf.get(&slot.init);
+                    let fill = get_uniform(slot.init);
+                    for g in slot.groups.iter() {
+                        for &l in &self.ir.groups.leaves[g] {
+                            v[l] = per_leaf.and_then(|p| p.get(l)).map(|s| s.f()).or(fill.map(|s| s.f())).unwrap_or(0.0);
+                        }
+                    }
+                    state.leaf[i] = v;
+                }
+                Level::Element => {
+                    let written = results.element.get(&(i as u32));
+                    let mut v = written.cloned().unwrap_or_else(|| vec![0.0; total]);
+                    if written.is_none()
+                        && let Some(fill) = get_uniform(slot.init)
+                    {
+                        for g in slot.groups.iter() {
+                            for &l in &self.ir.groups.leaves[g] {
+                                let (a, b) = (self.offsets[l], self.offsets[l] + self.ir.layout.leaves[l].len());
+                                v[a..b].iter_mut().for_each(|x| *x = fill.f());
+                            }
+                        }
+                    }
+                    state.element[i] = v;
+                }
+            }
+        }
+        state
+    }
+
+    /// Whether `step` needs a value (the loss).
+    pub fn needs_value(&self) -> bool {
+        self.ir.needs_value
+    }
+
+    /// One step: `params += update(grads)`, in place; the state advances.
+    pub fn step(&mut self, params: &mut [f32], grads: &[f32], value: Option<f32>) -> Result<(), StepError> {
+        let total = self.ir.layout.total();
+        if params.len() != total {
+            return Err(StepError::Length { what: "params", expected: total, found: params.len() });
+        }
+        if grads.len() != total {
+            return Err(StepError::Length { what: "grads", expected: total, found: grads.len() });
+        }
+        let value = match (self.ir.needs_value, value) {
+            (true, None) => return Err(StepError::MissingValue),
+            (false, Some(_)) => return Err(StepError::UnexpectedValue),
+            (_, v) => v.unwrap_or(0.0),
+        };
+        let state = std::mem::take(&mut self.state);
+        let results = {
+            let mut env = Env {
+                graph: &self.ir.graph,
+                layout: &self.ir.layout,
+                groups: &self.ir.groups,
+                offsets: &self.offsets,
+                params,
+                grads,
+                value,
+                state: &state,
+            };
+            interp::run(&self.step_plan, &mut env)
+        };
+        let mut next = state;
+        for (target, _, _) in &self.step_plan.outputs.element {
+            if let Target::Slot(s) = target
+                && let Some(v) = results.element.get(s)
+            {
+                next.element[*s as usize] = v.clone();
+            }
+        }
+        for (s, node, groups) in &self.step_plan.outputs.leaf {
+            let per_leaf = results.leaf.get(node);
+            let fill = results.uniform.get(node).copied().or_else(|| self.ir.graph.as_const(*node));
+            for g in groups.iter() {
+                for &l in &self.ir.groups.leaves[g] {
+                    if let Some(v) = per_leaf.and_then(|p| p.get(l)).map(|x| x.f()).or(fill.map(|x| x.f())) {
+                        next.leaf[*s as usize][l] = v;
+                    }
+                }
+            }
+        }
+        for (s, node) in &self.step_plan.outputs.uniform {
+            let v = results.uniform.get(node).copied().or_else(|| self.ir.graph.as_const(*node));
+            if let (Some(s), Some(v)) = (s, v) {
+                next.uniform[*s as usize] = v;
+            }
+        }
+        self.last = self
+            .ir
+            .named
+            .iter()
+            .filter_map(|n| results.uniform.get(&n.node).map(|v| (n.name.clone(), *v)))
+            .collect();
+        self.state = next;
+        Ok(())
+    }
+
+    /// Every uniform a user can read: uniform state after the last step, and named values of it.
+    pub fn uniforms(&self) -> Vec<(String, Scalar)> {
+        let mut out: Vec<(String, Scalar)> = self
+            .ir
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.level == Level::Uniform)
+            .map(|(i, s)| (s.name.clone(), self.state.uniform[i]))
+            .collect();
+        out.extend(self.last.iter().cloned());
+        out
+    }
+
+    /// A uniform by name.
+    pub fn uniform(&self, name: &str) -> Option<Scalar> {
+        self.uniforms().into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
