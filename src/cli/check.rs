@@ -5,8 +5,6 @@ use std::process::ExitCode;
 
 use crate::check::{self, summary};
 use crate::diagnostic;
-use crate::source::SourceMap;
-use crate::stdlib;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -16,12 +14,9 @@ pub struct Args {
     /// Explain a diagnostic code (e.g. `out-of-range`) and exit.
     #[arg(long, value_name = "CODE")]
     pub explain: Option<String>,
-    /// Use the standard library in DIR instead of the embedded one.
-    #[arg(long, value_name = "DIR")]
-    pub stdlib: Option<PathBuf>,
 }
 
-pub fn run(args: &Args) -> ExitCode {
+pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
     if let Some(code) = &args.explain {
         return match crate::codes::explain(code) {
             Some(text) => {
@@ -44,16 +39,13 @@ pub fn run(args: &Args) -> ExitCode {
                 continue;
             }
         };
-        let mut sources = SourceMap::new();
-        match &args.stdlib {
-            Some(dir) => {
-                if let Err(e) = stdlib::load_dir(&mut sources, dir) {
-                    eprintln!("error: cannot read the standard library in `{}`: {e}", dir.display());
-                    return ExitCode::FAILURE;
-                }
+        let mut sources = match super::sources_with_stdlib(stdlib_dir) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
             }
-            None => stdlib::load(&mut sources),
-        }
+        };
         let id = sources.add(name.clone(), text, false);
         let checked = check::check(&sources, Some(id));
         diagnostic::emit_to_stderr(&checked.diagnostics, &sources);

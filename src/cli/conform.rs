@@ -10,17 +10,12 @@ use crate::check;
 use crate::diagnostic;
 use crate::ir::{Layout, Leaf};
 use crate::runtime::Optimizer;
-use crate::source::SourceMap;
-use crate::stdlib;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Case files, or folders of them.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Use the standard library in DIR instead of the embedded one.
-    #[arg(long, value_name = "DIR")]
-    pub stdlib: Option<PathBuf>,
 }
 
 /// The families whose transforms need leaf shapes; they come in a later issue.
@@ -37,7 +32,7 @@ pub struct Outcome {
     pub reason: Option<String>,
 }
 
-pub fn run(args: &Args) -> ExitCode {
+pub fn run(args: &Args, stdlib_dir: Option<&Path>) -> ExitCode {
     let mut files = Vec::new();
     for p in &args.paths {
         if p.is_dir() {
@@ -62,7 +57,7 @@ pub fn run(args: &Args) -> ExitCode {
     }
     let (mut passed, mut failed) = (0, 0);
     for file in files {
-        let outcome = run_case(&file, args.stdlib.as_deref());
+        let outcome = run_case(&file, stdlib_dir);
         if outcome.passed {
             passed += 1;
             println!("{:<45} pass  max error {:.3} of tolerance", outcome.name, outcome.worst);
@@ -143,15 +138,10 @@ pub fn run_case(path: &Path, stdlib_dir: Option<&Path>) -> Outcome {
         Err(e) => return fail(&name, e),
     };
     // Compile.
-    let mut sources = SourceMap::new();
-    match stdlib_dir {
-        Some(dir) => {
-            if let Err(e) = stdlib::load_dir(&mut sources, dir) {
-                return fail(&name, format!("cannot read the standard library: {e}"));
-            }
-        }
-        None => stdlib::load(&mut sources),
-    }
+    let mut sources = match super::sources_with_stdlib(stdlib_dir) {
+        Ok(s) => s,
+        Err(e) => return fail(&name, e),
+    };
     let id = sources.add(format!("{name}.pipeline"), pipeline, false);
     let checked = check::check(&sources, Some(id));
     if checked.has_errors() {

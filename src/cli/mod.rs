@@ -3,6 +3,7 @@
 
 mod check;
 pub mod conform;
+mod emit;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +16,9 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Use the standard library in DIR instead of the embedded one (for working on it).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub stdlib: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -23,6 +27,8 @@ pub enum Command {
     Check(check::Args),
     /// Replay reference cases and compare with their expected trajectories.
     Conform(conform::Args),
+    /// Show what a stage makes of a file: `--ast`, `--ir` or `--plan`.
+    Emit(emit::Args),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -34,10 +40,23 @@ pub fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
+    let stdlib = cli.stdlib.as_deref();
     match cli.command {
-        Command::Check(args) => check::run(&args),
-        Command::Conform(args) => conform::run(&args),
+        Command::Check(args) => check::run(&args, stdlib),
+        Command::Conform(args) => conform::run(&args, stdlib),
+        Command::Emit(args) => emit::run(&args, stdlib),
     }
+}
+
+/// A source map holding the standard library: the embedded one, or the files of `dir`.
+fn sources_with_stdlib(dir: Option<&std::path::Path>) -> Result<crate::source::SourceMap, String> {
+    let mut sources = crate::source::SourceMap::new();
+    match dir {
+        Some(dir) => crate::stdlib::load_dir(&mut sources, dir)
+            .map_err(|e| format!("cannot read the standard library in `{}`: {e}", dir.display()))?,
+        None => crate::stdlib::load(&mut sources),
+    }
+    Ok(sources)
 }
 
 /// Reads a file named on the command line; `-` is standard input.

@@ -1,7 +1,11 @@
 //! The runtime API: an [`Optimizer`] is a pipeline instantiated for a layout, with its state;
 //! `step` updates parameter buffers in place.
 
-use crate::check::Program;
+pub mod checkpoint;
+
+use std::path::Path;
+
+use crate::check::{Program, summary};
 use crate::diagnostic::Diagnostic;
 use crate::interp::{self, Env, State};
 use crate::ir::instantiate::instantiate;
@@ -45,6 +49,10 @@ pub struct Optimizer {
     offsets: Vec<usize>,
     /// Uniform values of the last step, by name.
     last: Vec<(String, Scalar)>,
+    /// Steps taken since initialisation.
+    steps: u64,
+    /// The resolved pipeline, on one line (for messages about state files).
+    pipeline: String,
 }
 
 impl Optimizer {
@@ -62,7 +70,9 @@ impl Optimizer {
                 format!("the parameters have {} elements, but the layout has {total}", params.len()),
             )]);
         }
-        let mut opt = Optimizer { ir, step_plan, init_plan, state: State::default(), offsets, last: Vec::new() };
+        let pipeline = program.pipeline.as_ref().map(|tx| one_line(&summary::describe(program, tx))).unwrap_or_default();
+        let mut opt =
+            Optimizer { ir, step_plan, init_plan, state: State::default(), offsets, last: Vec::new(), steps: 0, pipeline };
         opt.state = opt.initial_state(params);
         Ok(opt)
     }
@@ -191,6 +201,27 @@ impl Optimizer {
             .filter_map(|n| results.uniform.get(&n.node).map(|v| (n.name.clone(), *v)))
             .collect();
         self.state = next;
+        self.steps += 1;
+        Ok(())
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Writes the state to `path` (through a temporary file and a rename).
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        checkpoint::save(path, &self.ir, &self.state, self.steps, &self.pipeline)
+    }
+
+    /// Replaces the state with one saved by [`Optimizer::save`] for the same pipeline and
+    /// layout; anything else is refused with a message saying which.
+    pub fn load(&mut self, path: &Path) -> Result<(), checkpoint::LoadError> {
+        let (state, steps) = checkpoint::load(path, &self.ir, &self.pipeline)?;
+        self.state = state;
+        self.steps = steps;
+        self.last.clear();
         Ok(())
     }
 
@@ -212,4 +243,12 @@ impl Optimizer {
     pub fn uniform(&self, name: &str) -> Option<Scalar> {
         self.uniforms().into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
+}
+
+/// The tree of `summary::describe` on one line.
+fn one_line(tree: &str) -> String {
+    tree.lines()
+        .map(|l| l.trim_start_matches(|c: char| c.is_whitespace() || "│├└─".contains(c)))
+        .collect::<Vec<_>>()
+        .join(" > ")
 }

@@ -108,6 +108,14 @@ impl Inst<'_> {
         {
             return IVal::List(a.iter().chain(b).cloned().collect());
         }
+        // `x ^ 2` with an int literal exponent is multiplication, as in JAX (`lax.integer_pow`).
+        if op == BinaryOp::Pow
+            && let IVal::Const(Value::Int(n)) = r
+            && n.abs() <= 64
+            && let Some(x) = self.to_node(l.clone(), which)
+        {
+            return IVal::Node(self.integer_pow(x, n, which));
+        }
         let (Some(a), Some(b)) = (self.to_node(l, which), self.to_node(r, which)) else {
             return IVal::Const(Value::Float(0.0));
         };
@@ -153,6 +161,35 @@ impl Inst<'_> {
             }
         };
         self.op(which, op, &[a, b])
+    }
+
+    /// `x ^ n` by repeated squaring, in the order of JAX's `integer_pow`.
+    fn integer_pow(&mut self, x: NodeId, n: i64, which: Which) -> NodeId {
+        let mut x = self.to_f32(IVal::Node(x), which);
+        if n == 0 {
+            return self.graph(which).constant(Scalar::F32(1.0));
+        }
+        let mut y = n.unsigned_abs();
+        let mut acc: Option<NodeId> = None;
+        while y > 0 {
+            if y & 1 == 1 {
+                acc = Some(match acc {
+                    None => x,
+                    Some(a) => self.op(which, Op::Mul, &[a, x]),
+                });
+            }
+            y >>= 1;
+            if y > 0 {
+                x = self.op(which, Op::Mul, &[x, x]);
+            }
+        }
+        let acc = acc.unwrap_or(x);
+        if n < 0 {
+            let one = self.graph(which).constant(Scalar::F32(1.0));
+            self.op(which, Op::Div, &[one, acc])
+        } else {
+            acc
+        }
     }
 
     pub fn unary(&mut self, op: UnaryOp, v: IVal, which: Which) -> IVal {

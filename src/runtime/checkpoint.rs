@@ -1,0 +1,156 @@
+//! Optimizer state files: versioned, keyed by the pipeline and the layout they belong to,
+//! checksummed, and written through a temporary file and a rename so that a crash never leaves
+//! a half-written file behind.
+//!
+//! Format: the line `optc-state 1`, a JSON header line, then the state as little-endian bytes:
+//! uniform slots (4 bytes each, f32/i32/bool as u32), per-leaf slots (one f32 per leaf of the
+//! layout), per-element slots (one f32 per element). The header holds an FNV-1a checksum of
+//! those bytes.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::interp::State;
+use crate::ir::op::{Kind, Scalar};
+use crate::ir::{Level, StepIr};
+
+const MAGIC: &str = "optc-state 1";
+
+/// Why a state file was refused.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LoadError {
+    Io(String),
+    /// Not a state file, or damaged.
+    Corrupt(String),
+    /// Saved for another pipeline.
+    Pipeline { saved: String, now: String },
+    /// Saved for another layout.
+    Layout { saved: String, now: String },
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Io(e) => write!(f, "{e}"),
+            LoadError::Corrupt(e) => write!(f, "not a valid optc state file: {e}"),
+            LoadError::Pipeline { saved, now } => {
+                write!(f, "this state belongs to another pipeline\n  saved with: {saved}\n  loading into: {now}")
+            }
+            LoadError::Layout { saved, now } => {
+                write!(f, "this state belongs to another parameter layout\n  saved with: {saved}\n  loading into: {now}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// FNV-1a, 64 bits: a checksum, not a defence against tampering.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// What identifies the pipeline a state belongs to: its slots, by name, level and kind.
+pub fn pipeline_key(ir: &StepIr) -> String {
+    let slots: Vec<String> = ir.slots.iter().map(|s| format!("{}:{}:{:?}", s.name, s.level, s.kind)).collect();
+    slots.join(" ")
+}
+
+fn scalar_bits(s: Scalar) -> u32 {
+    match s {
+        Scalar::F32(x) => x.to_bits(),
+        Scalar::I32(n) => n as u32,
+        Scalar::Bool(b) => u32::from(b),
+    }
+}
+
+fn scalar_from(kind: Kind, bits: u32) -> Scalar {
+    match kind {
+        Kind::F32 => Scalar::F32(f32::from_bits(bits)),
+        Kind::I32 => Scalar::I32(bits as i32),
+        Kind::Bool => Scalar::Bool(bits != 0),
+    }
+}
+
+fn payload(ir: &StepIr, state: &State, step: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&step.to_le_bytes());
+    for (i, s) in ir.slots.iter().enumerate() {
+        match s.level {
+            Level::Uniform => out.extend_from_slice(&scalar_bits(state.uniform[i]).to_le_bytes()),
+            Level::Leaf => state.leaf[i].iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Level::Element => state.element[i].iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        }
+    }
+    out
+}
+
+/// Writes `state` (after `step` steps) to `path` atomically.
+pub fn save(path: &Path, ir: &StepIr, state: &State, step: u64, pipeline: &str) -> std::io::Result<()> {
+    let body = payload(ir, state, step);
+    let header = json!({
+        "pipeline": pipeline,
+        "slots": pipeline_key(ir),
+        "layout": ir.layout.to_string(),
+        "bytes": body.len(),
+        "checksum": format!("{:016x}", fnv1a(&body)),
+    });
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        writeln!(f, "{MAGIC}")?;
+        writeln!(f, "{header}")?;
+        f.write_all(&body)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Reads a state saved for this `ir`; returns it and the step count it was saved at.
+pub fn load(path: &Path, ir: &StepIr, pipeline: &str) -> Result<(State, u64), LoadError> {
+    let bytes = std::fs::read(path).map_err(|e| LoadError::Io(format!("cannot read `{}`: {e}", path.display())))?;
+    let corrupt = |m: &str| LoadError::Corrupt(m.to_string());
+    let first = bytes.iter().position(|b| *b == b'\n').ok_or_else(|| corrupt("no header"))?;
+    if &bytes[..first] != MAGIC.as_bytes() {
+        return Err(corrupt("it does not start with `optc-state 1`"));
+    }
+    let rest = &bytes[first + 1..];
+    let second = rest.iter().position(|b| *b == b'\n').ok_or_else(|| corrupt("no header"))?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&rest[..second]).map_err(|_| corrupt("the header is not JSON"))?;
+    let body = &rest[second + 1..];
+    let field = |k: &str| header[k].as_str().unwrap_or("").to_string();
+    if header["bytes"].as_u64() != Some(body.len() as u64) {
+        return Err(corrupt("it is truncated or has extra bytes"));
+    }
+    if field("checksum") != format!("{:016x}", fnv1a(body)) {
+        return Err(corrupt("its checksum does not match its contents"));
+    }
+    if field("slots") != pipeline_key(ir) {
+        return Err(LoadError::Pipeline { saved: field("pipeline"), now: pipeline.to_string() });
+    }
+    if field("layout") != ir.layout.to_string() {
+        return Err(LoadError::Layout { saved: field("layout"), now: ir.layout.to_string() });
+    }
+    let mut words = body.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+    let lo = u64::from(words.next().unwrap_or(0));
+    let hi = u64::from(words.next().unwrap_or(0));
+    let step = lo | (hi << 32);
+    let n = ir.slots.len();
+    let mut state = State { uniform: vec![Scalar::F32(0.0); n], leaf: vec![Vec::new(); n], element: vec![Vec::new(); n] };
+    let (n_leaves, total) = (ir.layout.leaves.len(), ir.layout.total());
+    for (i, s) in ir.slots.iter().enumerate() {
+        match s.level {
+            Level::Uniform => state.uniform[i] = scalar_from(s.kind, words.next().unwrap_or(0)),
+            Level::Leaf => state.leaf[i] = words.by_ref().take(n_leaves).map(f32::from_bits).collect(),
+            Level::Element => state.element[i] = words.by_ref().take(total).map(f32::from_bits).collect(),
+        }
+    }
+    Ok((state, step))
+}
