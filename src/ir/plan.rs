@@ -201,6 +201,7 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
     let last = n_passes.saturating_sub(1);
     let mut passes: Vec<Pass> = (0..n_passes).map(|_| Pass::default()).collect();
     let mut recomputed = Vec::new();
+    let mut computed: HashMap<NodeId, usize> = HashMap::new();
     for (k, pass) in passes.iter_mut().enumerate() {
         for g in 0..n_groups {
             let mut roots = Vec::new();
@@ -228,11 +229,17 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
             }
             program.nodes = element_closure(graph, &roots, g);
             for &n in &program.nodes {
-                if element_phase(n) < k && !recomputed.iter().any(|(m, _)| *m == n) && is_computed(graph, n) {
-                    recomputed.push((
-                        n,
-                        format!("computed in pass {} and again in pass {k}: its inputs are unchanged until the last pass writes state, so recomputing costs no extra memory traffic", element_phase(n)),
-                    ));
+                match computed.get(&n) {
+                    Some(&first) if first < k && is_computed(graph, n) && !recomputed.iter().any(|(m, _)| *m == n) => {
+                        recomputed.push((
+                            n,
+                            format!("computed in pass {first} and again in pass {k}: its inputs are unchanged until the last pass writes state, so recomputing costs no extra memory traffic, while keeping it would write and read it once more"),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        computed.insert(n, k);
+                    }
                 }
             }
             pass.programs.push(program);

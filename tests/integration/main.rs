@@ -5,6 +5,7 @@ mod conformance;
 mod diagnostics;
 mod examples;
 mod fuzz;
+mod runtime;
 mod stdlib;
 mod support;
 mod tidy;

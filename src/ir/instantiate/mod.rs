@@ -314,7 +314,10 @@ impl<'p> Inst<'p> {
             self.error(Diagnostic::bug(format!("`{}` is not a transform", d.name)));
             return input;
         };
-        let ctx = ctx.child(&d.name);
+        // A chain already named this part after the transform.
+        let last = ctx.path.rsplit('.').next().unwrap_or("");
+        let named_already = last.split('#').next() == Some(d.name.as_str());
+        let ctx = if named_already { ctx.clone() } else { ctx.child(&d.name) };
         let params: Vec<(String, IVal)> =
             d.params.iter().zip(args).map(|(p, a)| (p.name.clone(), IVal::Const(a.clone()))).collect();
         // State slots, with their initial values from the init graph.

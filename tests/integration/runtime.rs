@@ -1,0 +1,232 @@
+//! The runtime on small user-defined transforms, computed by hand: masks, partitions,
+//! reductions over groups, per-leaf state, flatten, state committed only by taken branches,
+//! reset, save and load, and every misuse giving an error.
+
+use optc::ir::{Layout, op::Scalar};
+use optc::runtime::Optimizer;
+use optc::runtime::checkpoint::LoadError;
+
+/// Definitions the tests share, written as a user would.
+const DEFS: &str = r#"
+# Multiplies the updates by a constant.
+transform times(c: float) {
+    update(g) {
+        c * g
+    }
+}
+
+# Scales the updates to global norm 1.
+transform unit_norm() {
+    update(g) {
+        g / norm(g)
+    }
+}
+
+# Counts its steps and adds the count.
+transform counter() {
+    state count: int = 0
+    update(g) {
+        count = count + 1
+        g + count
+    }
+}
+
+# A running sum of the updates, one per element.
+transform running_sum() {
+    state s: tensor = 0
+    update(g) {
+        s = s + g
+        s
+    }
+}
+
+# Each leaf divided by its own norm, with the norm's running max kept per leaf.
+transform leaf_unit() {
+    state biggest: leaf = 0
+    update(g) {
+        biggest = max(biggest, leaf_norm(g))
+        g / leaf_norm(g)
+    }
+}
+
+# Applies `inner` only every other step; its state advances only then.
+transform every_other(inner: transform) {
+    state k: int = 0
+    update(g) {
+        k = k + 1
+        let out = 0 * g
+        if k % 2 == 0 {
+            out = inner(g)
+        }
+        out
+    }
+}
+
+# Applies `inner` and resets it every `period` steps.
+transform restarting(inner: transform, period: int) {
+    state k: int = 0
+    update(g) {
+        let out = inner(g)
+        k = k + 1
+        if k % period == 0 {
+            reset inner
+        }
+        out
+    }
+}
+
+# Adds the loss to the updates.
+transform plus_value() {
+    update(g) {
+        g + value
+    }
+}
+"#;
+
+fn optimizer(pipeline: &str, layout: &str, params: &[f32]) -> Optimizer {
+    let text = format!("{DEFS}\n{pipeline}\n");
+    let (sources, checked) = optc::check_str("test.opt", &text);
+    assert!(!checked.has_errors(), "{}", optc::diagnostic::render(&checked.diagnostics, &sources));
+    let layout = Layout::parse(layout).expect("layout");
+    match Optimizer::new(&checked.program, &layout, params) {
+        Ok(o) => o,
+        Err(d) => panic!("{}", optc::diagnostic::render(&d, &sources)),
+    }
+}
+
+/// Runs one step with zero params and these grads; returns the updates.
+fn updates(opt: &mut Optimizer, grads: &[f32], value: Option<f32>) -> Vec<f32> {
+    let mut params = vec![0.0; grads.len()];
+    opt.step(&mut params, grads, value).expect("step");
+    params
+}
+
+#[test]
+fn masked_transforms_leave_other_leaves_alone() {
+    // Layout order is by name: a.b (2), a.w (2).
+    let mut opt = optimizer(r#"masked(times(c=2.0), mask="*.w")"#, "a.w:2,a.b:2", &[0.0; 4]);
+    assert_eq!(updates(&mut opt, &[1.0, 2.0, 3.0, 4.0], None), vec![1.0, 2.0, 6.0, 8.0]);
+}
+
+#[test]
+fn reductions_inside_a_partition_see_only_its_leaves() {
+    let pipeline = r#"partition { "*.w" => unit_norm(), _ => times(c=0.5) }"#;
+    let mut opt = optimizer(pipeline, "a.w:2,a.b:1", &[0.0; 3]);
+    // a.b = [10], a.w = [3, 4] with norm 5.
+    assert_eq!(updates(&mut opt, &[10.0, 3.0, 4.0], None), vec![5.0, 0.6, 0.8]);
+}
+
+#[test]
+fn a_leaf_no_arm_takes_is_an_error_naming_it() {
+    let text = format!("{DEFS}\npartition {{ \"*.w\" => times(c=1.0) }}\n");
+    let (_, checked) = optc::check_str("test.opt", &text);
+    let layout = Layout::parse("a.w:2,a.b:1").expect("layout");
+    let err = Optimizer::new(&checked.program, &layout, &[0.0; 3]).err().expect("an error");
+    assert_eq!(err[0].code, "unmatched-leaf");
+    assert!(err[0].message.contains("`a.b`"), "{}", err[0].message);
+}
+
+#[test]
+fn uniform_and_element_state_advance_each_step() {
+    let mut opt = optimizer("chain(counter(), running_sum())", "p:2", &[0.0; 2]);
+    assert_eq!(updates(&mut opt, &[1.0, 1.0], None), vec![2.0, 2.0]);
+    assert_eq!(updates(&mut opt, &[1.0, 1.0], None), vec![5.0, 5.0]);
+    assert_eq!(opt.uniform("counter.count"), Some(Scalar::I32(2)));
+}
+
+#[test]
+fn per_leaf_values_and_flatten() {
+    let mut opt = optimizer("leaf_unit()", "a:2,b:1", &[0.0; 3]);
+    assert_eq!(updates(&mut opt, &[3.0, 4.0, -2.0], None), vec![0.6, 0.8, -1.0]);
+    // Flattened, the leaves form one: the norm is global.
+    let mut opt = optimizer("flatten(leaf_unit())", "a:1,b:1", &[0.0; 2]);
+    assert_eq!(updates(&mut opt, &[3.0, 4.0], None), vec![0.6, 0.8]);
+}
+
+#[test]
+fn a_nested_transform_commits_state_only_when_its_branch_runs() {
+    let mut opt = optimizer("every_other(inner=running_sum())", "p:1", &[0.0]);
+    let outs: Vec<f32> = (0..4).map(|_| updates(&mut opt, &[1.0], None)[0]).collect();
+    // Steps 2 and 4 apply the running sum, which saw only those two steps.
+    assert_eq!(outs, vec![0.0, 1.0, 0.0, 2.0]);
+}
+
+#[test]
+fn reset_puts_a_nested_transform_back_to_its_initial_state() {
+    let mut opt = optimizer("restarting(inner=running_sum(), period=2)", "p:1", &[0.0]);
+    let outs: Vec<f32> = (0..5).map(|_| updates(&mut opt, &[1.0], None)[0]).collect();
+    assert_eq!(outs, vec![1.0, 2.0, 1.0, 2.0, 1.0]);
+}
+
+#[test]
+fn value_is_required_exactly_when_the_pipeline_reads_it() {
+    let mut opt = optimizer("plus_value()", "p:1", &[0.0]);
+    assert!(opt.needs_value());
+    assert_eq!(updates(&mut opt, &[1.0], Some(0.5)), vec![1.5]);
+    let mut params = vec![0.0];
+    let err = opt.step(&mut params, &[1.0], None).expect_err("no value");
+    assert!(err.to_string().contains("pass `value`"), "{err}");
+    let mut opt = optimizer("times(c=1.0)", "p:1", &[0.0]);
+    let err = opt.step(&mut params, &[1.0], Some(1.0)).expect_err("a value given");
+    assert!(err.to_string().contains("does not read a value"), "{err}");
+    let err = opt.step(&mut params, &[1.0, 2.0], None).expect_err("wrong length");
+    assert!(err.to_string().contains("grads has 2 elements"), "{err}");
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("optc-runtime-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+#[test]
+fn save_then_load_then_continue_is_bit_identical() {
+    let pipeline = "chain(counter(), running_sum(), leaf_unit())";
+    let grads = |t: usize| vec![t as f32 * 0.3 - 1.0, 2.5 - t as f32, 0.125 * t as f32];
+    let mut straight = optimizer(pipeline, "a:2,b:1", &[0.0; 3]);
+    let mut p1 = vec![0.5, -0.25, 1.0];
+    for t in 0..6 {
+        straight.step(&mut p1, &grads(t), None).expect("step");
+    }
+    let mut first = optimizer(pipeline, "a:2,b:1", &[0.0; 3]);
+    let mut p2 = vec![0.5, -0.25, 1.0];
+    for t in 0..3 {
+        first.step(&mut p2, &grads(t), None).expect("step");
+    }
+    let path = temp("state.optc");
+    first.save(&path).expect("save");
+    let mut resumed = optimizer(pipeline, "a:2,b:1", &[9.0; 3]);
+    resumed.load(&path).expect("load");
+    assert_eq!(resumed.steps(), 3);
+    for t in 3..6 {
+        resumed.step(&mut p2, &grads(t), None).expect("step");
+    }
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&p1), bits(&p2));
+}
+
+#[test]
+fn state_files_from_elsewhere_are_refused_with_a_reason() {
+    let path = temp("other.optc");
+    let opt = optimizer("running_sum()", "a:2", &[0.0; 2]);
+    opt.save(&path).expect("save");
+    let mut other_pipeline = optimizer("counter()", "a:2", &[0.0; 2]);
+    assert!(matches!(other_pipeline.load(&path), Err(LoadError::Pipeline { .. })));
+    let mut other_layout = optimizer("running_sum()", "a:3", &[0.0; 3]);
+    let err = other_layout.load(&path).expect_err("another layout");
+    assert!(matches!(err, LoadError::Layout { .. }), "{err}");
+    assert!(err.to_string().contains("a:2"), "{err}");
+    // Damaged files.
+    let bytes = std::fs::read(&path).expect("read");
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    std::fs::write(&path, &flipped).expect("write");
+    let mut same = optimizer("running_sum()", "a:2", &[0.0; 2]);
+    assert!(matches!(same.load(&path), Err(LoadError::Corrupt(_))));
+    std::fs::write(&path, &bytes[..bytes.len() - 3]).expect("write");
+    assert!(matches!(same.load(&path), Err(LoadError::Corrupt(_))));
+    std::fs::write(&path, b"garbage").expect("write");
+    assert!(matches!(same.load(&path), Err(LoadError::Corrupt(_))));
+    assert!(matches!(same.load(&temp("missing.optc")), Err(LoadError::Io(_))));
+}
