@@ -139,7 +139,9 @@ impl Evaluator<'_, '_> {
     }
 
     /// Binds values to parameters; each slot's value after checks (defaults filled in).
-    fn bind_values(&mut self, id: DefId, args: Args) -> Vec<Value> {
+    /// Binds a call's arguments to the parameters of `id`. Under `inject_hyperparams`
+    /// (`injected`), a numeric hyperparameter also takes a schedule, as Optax allows.
+    fn bind_values(&mut self, id: DefId, args: Args, injected: bool) -> Vec<Value> {
         let def = &self.globals.defs[id];
         let call =
             CallArgs { positional: args.positional, keywords: args.keywords, opaque_splat: args.opaque, span: args.span };
@@ -154,6 +156,7 @@ impl Evaluator<'_, '_> {
             .into_iter()
             .zip(&params)
             .map(|(slot, p)| match slot {
+                Slot::Given(v @ Value::Schedule(_), _) if injected && is_number_type(&p.ty.ty) => v,
                 Slot::Given(v, s) => self.check_value(&def_name, p, v, s),
                 Slot::Variadic(items) => {
                     Value::List(items.into_iter().map(|(v, s)| self.check_value(&def_name, p, v, s)).collect())
@@ -255,7 +258,7 @@ impl Evaluator<'_, '_> {
         }
         let given: Vec<String> = args.keywords.iter().map(|(k, _, _)| k.name.clone()).collect();
         let n_positional = args.positional.len();
-        let values = self.bind_values(id, args);
+        let values = self.bind_values(id, args, false);
         let shown: Vec<(String, Value)> = self.globals.defs[id]
             .params
             .iter()
@@ -388,7 +391,7 @@ impl Evaluator<'_, '_> {
         if !self.enter_call(span) {
             return Value::Error;
         }
-        let values = self.bind_values(id, args);
+        let values = self.bind_values(id, args, true);
         let owner = self.next_inject;
         self.next_inject += 1;
         let params = self.globals.defs[id].params.clone();
@@ -407,7 +410,9 @@ impl Evaluator<'_, '_> {
                         Some(n) => hypers.push((p.name.clone(), Hyper::Number(n))),
                         None => hypers.push((p.name.clone(), Hyper::Schedule(s))),
                     }
-                    inner_values.push(Value::Schedule(Rc::new(Schedule::Constant(injected(Ty::Float)))));
+                    // The inner definition sees what it declared: a schedule, or a number.
+                    let seen = injected(Ty::Float);
+                    inner_values.push(if is_number_type(&p.ty.ty) { seen } else { Value::Schedule(Rc::new(Schedule::Constant(seen))) });
                 }
                 Value::Int(_) | Value::Float(_) if !is_static => {
                     let ty = v.ty();
@@ -529,6 +534,15 @@ impl Evaluator<'_, '_> {
                 Value::Error
             }
         }
+    }
+}
+
+/// `float`, `int`, or one of them made optional.
+fn is_number_type(ty: &Ty) -> bool {
+    match ty {
+        Ty::Float | Ty::Int => true,
+        Ty::Optional(inner) => is_number_type(inner),
+        _ => false,
     }
 }
 

@@ -334,6 +334,16 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                         }
                         globs.push(g.clone());
                     }
+                    // `True` selects every leaf (a glob `*`), `False` none (no glob at all).
+                    ast::ArmPattern::Mask(name, s) => match self.expr(&ast::Expr { kind: ast::ExprKind::Name(name.clone()), span: *s }) {
+                        Value::Str(g) => globs.push(g),
+                        Value::Bool(true) => globs.push("*".to_string()),
+                        Value::Bool(false) | Value::Error => {}
+                        other => self.err(
+                            Diagnostic::error("type-mismatch", format!("a partition arm selects leaves by a mask, found {}", other.ty()))
+                                .with_primary(*s, "not a glob or a bool"),
+                        ),
+                    },
                 }
             }
             let is_wild = arm.patterns.iter().any(|p| matches!(p, ast::ArmPattern::Wildcard(_)));

@@ -131,6 +131,14 @@ impl Checker<'_, '_> {
             ExprKind::If { cond, then, otherwise } => self.if_expr(cond, then, otherwise.as_ref(), e.span),
             ExprKind::Partition(arms) => {
                 for arm in arms {
+                    for p in &arm.patterns {
+                        if let ast::ArmPattern::Mask(name, s) = p {
+                            let t = self.expr(&ast::Expr { kind: ExprKind::Name(name.clone()), span: *s });
+                            if !t.is_error() && !Ty::Mask.accepts(&t.ty) {
+                                self.err(type_mismatch(*s, "a partition arm's mask", &Ty::Mask, &t));
+                            }
+                        }
+                    }
                     let t = self.expr(&arm.value);
                     if !t.is_error() && t.ty != Ty::Transform {
                         self.err(type_mismatch(arm.value.span, "a partition arm", &Ty::Transform, &t));

@@ -290,5 +290,7 @@ pub struct Arm {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ArmPattern {
     Glob(String, Span),
+    /// A name whose value is a `mask` (a glob, or `True`/`False` for every/no leaf).
+    Mask(String, Span),
     Wildcard(Span),
 }

@@ -383,6 +383,7 @@ impl Lowerer<'_> {
             match part.as_rule() {
                 Rule::string => patterns.push(ArmPattern::Glob(self.unquote(&part), part_span)),
                 Rule::wildcard => patterns.push(ArmPattern::Wildcard(part_span)),
+                Rule::ident => patterns.push(ArmPattern::Mask(part.as_str().to_string(), part_span)),
                 Rule::bad_arrow => self.error(
                     Diagnostic::error("partition-arrow", format!("expected `=>`, found `{}`", part.as_str()))
                         .with_primary(part_span, "partition arms are written `\"glob\" => transform`")
