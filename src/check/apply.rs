@@ -102,7 +102,7 @@ impl Evaluator<'_, '_> {
             return Value::Error;
         }
         let values: Vec<Value> = args.positional.iter().map(|(v, _)| v.clone()).collect();
-        if values.iter().any(|v| *v == Value::Error) {
+        if values.contains(&Value::Error) {
             return Value::Error;
         }
         if let Some(v) = values.iter().find(|v| matches!(v, Value::Injected { .. })) {

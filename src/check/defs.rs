@@ -343,11 +343,10 @@ impl Checker<'_, '_> {
                 let def = &self.globals.defs[id];
                 let mut d = Diagnostic::error("level-mismatch", format!("`{}` cannot be used with these arguments", def.name))
                     .with_primary(span, "in this call");
-                if let Some(first) = inner.first() {
-                    if let Some(label) = &first.primary {
+                if let Some(first) = inner.first()
+                    && let Some(label) = &first.primary {
                         d = d.with_secondary(label.span, format!("{} (inside `{}`)", first.message, def.name));
                     }
-                }
                 for e in inner.iter().skip(1).take(2) {
                     d = d.with_note(e.message.clone());
                 }

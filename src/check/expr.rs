@@ -99,12 +99,11 @@ impl Checker<'_, '_> {
                 let l = self.expr(lhs);
                 let r = self.expr(rhs);
                 let t = self.binary_types(*op, &l, &r, *op_span);
-                if t.is_error() && !l.is_error() && !r.is_error() {
-                    if let Some(d) = self.errors.last_mut() {
+                if t.is_error() && !l.is_error() && !r.is_error()
+                    && let Some(d) = self.errors.last_mut() {
                         d.secondary.push(crate::diagnostic::Label { span: lhs.span, message: format!("this is {l}") });
                         d.secondary.push(crate::diagnostic::Label { span: rhs.span, message: format!("this is {r}") });
                     }
-                }
                 t
             }
             ExprKind::Call { callee, args, args_span } => self.call(callee, args, *args_span, e.span),

@@ -167,7 +167,12 @@ fn headline(program: &Program, tx: &Tx) -> String {
             format!("inject_hyperparams({})", parts.join(", "))
         }
         Tx::Alias { def, args, .. } => {
-            let parts: Vec<String> = args.iter().map(|(n, v)| format!("{n}={}", show(program, v))).collect();
+            // Transform arguments show up in the tree below, inside what the alias stands for.
+            let parts: Vec<String> = args
+                .iter()
+                .filter(|(_, v)| !matches!(v, Value::Transform(_)))
+                .map(|(n, v)| format!("{n}={}", show(program, v)))
+                .collect();
             format!("{}({})  (alias)", program.def(*def).name, parts.join(", "))
         }
         Tx::Instance { def, args, .. } => {

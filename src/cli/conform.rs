@@ -19,7 +19,7 @@ pub struct Args {
 }
 
 /// The families whose transforms need leaf shapes; they come in a later issue.
-const SHAPE_AWARE: &[&str] = &["adafactor", "factored_rms", "sm3", "centralize", "adaptive_grad_clip", "muon", "lbfgs"];
+pub const SHAPE_AWARE: &[&str] = &["adafactor", "factored_rms", "sm3", "centralize", "adaptive_grad_clip", "muon", "lbfgs"];
 
 /// How one case went.
 #[derive(Debug, Clone, PartialEq)]

@@ -207,12 +207,11 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
             let mut roots = Vec::new();
             let mut program = GroupProgram { group: g, ..GroupProgram::default() };
             for &(red, arg, h) in &reductions {
-                if h == g && graph.level(arg) == Level::Element && element_phase(arg) == k {
-                    if let Some(a) = resolve(graph, arg, g) {
+                if h == g && graph.level(arg) == Level::Element && element_phase(arg) == k
+                    && let Some(a) = resolve(graph, arg, g) {
                         program.reductions.push((red, a));
                         roots.push(a);
                     }
-                }
             }
             if k == last {
                 for (target, n, gs) in &outputs.element {

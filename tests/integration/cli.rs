@@ -101,3 +101,29 @@ fn garbage_input_is_a_diagnostic_not_a_crash() {
         assert_eq!(out.status.code(), Some(1), "input {input:?}: {}", text(&out.stderr));
     }
 }
+
+#[test]
+fn emit_names_the_leaves_a_glob_or_partition_misses() {
+    let layout = "dense.kernel:4x3,dense.bias:3";
+    let out = optc(&["emit", "--ir", "--layout", layout, "-"], Some("masked(sgd(learning_rate=0.1), mask=\"*.wieght\")\n"));
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("unmatched-glob") && err.contains("`dense.bias`, `dense.kernel`"), "{err}");
+
+    let out = optc(&["emit", "--plan", "--layout", layout, "-"], Some("partition { \"*.bias\" => sgd(learning_rate=0.1) }\n"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("unmatched-leaf") && err.contains("`dense.kernel`"), "{err}");
+}
+
+#[test]
+fn emit_plans_clip_and_adamw_as_two_passes() {
+    let out = optc(
+        &["emit", "--plan", "--layout", "w:64,b:8", "-"],
+        Some("chain(clip_by_global_norm(max_norm=1.0), adamw(learning_rate=3e-4))\n"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan = text(&out.stdout);
+    assert!(plan.contains("\n2 pass(es)"), "{plan}");
+}

@@ -5,6 +5,7 @@ mod conformance;
 mod diagnostics;
 mod examples;
 mod fuzz;
+mod ir;
 mod runtime;
 mod stdlib;
 mod support;

@@ -31,13 +31,9 @@ pub fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
     out
 }
 
-/// The families whose transforms need the shapes of the leaves; they come in a later issue.
-pub const SHAPE_AWARE: &[&str] =
-    &["adafactor", "factored_rms", "sm3", "centralize", "adaptive_grad_clip", "muon", "lbfgs"];
-
 /// Whether a conformance pipeline uses a shape-aware family.
 pub fn is_shape_aware(pipeline: &str) -> bool {
-    SHAPE_AWARE.iter().any(|f| pipeline.contains(f))
+    optc::cli::conform::SHAPE_AWARE.iter().any(|f| pipeline.contains(f))
 }
 
 /// Runs `f` on a thread with the stack of a main thread (8 MiB), as the `optc` binary does.

@@ -12,7 +12,7 @@ use super::groups::{self, GroupSet, Groups};
 use super::layout::Layout;
 use super::op::{Kind, Op, Scalar};
 use super::{Graph, Level, Named, Node, NodeId, Slot, SlotId, StepIr};
-use crate::check::program::{DefAst, DefId, Hyper, Program, Tx, Value};
+use crate::check::program::{DefAst, DefId, Hyper, Mask, Program, Tx, Value};
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
 pub use value::IVal;
@@ -94,7 +94,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
         errors: Vec::new(),
         span: None,
     };
-    inst.check_partitions(tx);
+    inst.check_globs(tx);
     let ctx = Ctx { domain: inst.groups.all(), flat: false, path: String::new() };
     let grad = inst.step.add(Node::Grad, Level::Element, Kind::F32);
     let out = inst.tx(tx, grad, &ctx);
@@ -141,11 +141,33 @@ impl<'p> Inst<'p> {
         self.errors.push(d);
     }
 
-    /// Reports leaves that no partition arm takes, and arms that take no leaf.
-    fn check_partitions(&mut self, tx: &Tx) {
+    /// Reports leaves that no partition arm takes, and globs (of masks and partition arms)
+    /// that match no leaf at all: almost surely a typo in a leaf name.
+    fn check_globs(&mut self, tx: &Tx) {
         let mut problems = Vec::new();
+        let leaves: Vec<&str> = self.layout.leaves.iter().map(|l| l.name.as_str()).collect();
+        let matches_nothing = |glob: &str, span: Option<Span>| {
+            if leaves.iter().any(|l| crate::glob::matches(glob, l)) {
+                return None;
+            }
+            let mut d = Diagnostic::error("unmatched-glob", format!("`{glob}` matches no leaf"))
+                .with_note(format!("the leaves are {}", quote_list(&leaves)))
+                .with_help("globs match whole dotted names: `*` any run of characters, `?` one character");
+            if let Some(span) = span {
+                d = d.with_primary(span, "this glob selects nothing");
+            }
+            Some(d)
+        };
         groups::visit(tx, &mut |t| {
+            if let Tx::Masked { mask: Mask::Glob(g), .. } = t {
+                problems.extend(matches_nothing(g, None));
+            }
             let Tx::Partition(arms) = t else { return };
+            for arm in arms {
+                for g in arm.globs.iter().flatten() {
+                    problems.extend(matches_nothing(g, Some(arm.span)));
+                }
+            }
             let unmatched: Vec<&str> = self
                 .layout
                 .leaves
