@@ -28,6 +28,7 @@ struct Builtin {
 const BUILTINS: &[Builtin] = &[
     Builtin { name: "sqrt", arity: (1, 1), kind: Kind::Math, doc: "square root" },
     Builtin { name: "rsqrt", arity: (1, 1), kind: Kind::Math, doc: "1 / sqrt(x)" },
+    Builtin { name: "cbrt", arity: (1, 1), kind: Kind::Math, doc: "cube root" },
     Builtin { name: "abs", arity: (1, 1), kind: Kind::Math, doc: "absolute value" },
     Builtin { name: "sign", arity: (1, 1), kind: Kind::Math, doc: "-1, 0 or 1" },
     Builtin { name: "exp", arity: (1, 1), kind: Kind::Math, doc: "e ^ x" },
@@ -203,6 +204,7 @@ pub fn eval(name: &str, args: &[Value]) -> Option<Result<Value, String>> {
             num(match name {
                 "sqrt" => x.sqrt(),
                 "rsqrt" => 1.0 / x.sqrt(),
+                "cbrt" => x.cbrt(),
                 "abs" => x.abs(),
                 "sign" => {
                     if x == 0.0 || x.is_nan() {

@@ -74,6 +74,8 @@ pub enum Op {
     Sqrt,
     /// 1 / sqrt(a)
     Rsqrt,
+    /// cube root (exact for perfect cubes, unlike `a ^ (1 / 3)`)
+    Cbrt,
     /// |a|
     Abs,
     /// -1, 0 or 1 (NaN stays NaN)
@@ -131,7 +133,7 @@ impl Op {
     pub fn arity(self) -> usize {
         use Op::*;
         match self {
-            Neg | Sqrt | Rsqrt | Abs | Sign | Exp | Log | Cos | Sin | Tanh | Floor | Ceil | IsFinite | IsNan | Not
+            Neg | Sqrt | Rsqrt | Cbrt | Abs | Sign | Exp | Log | Cos | Sin | Tanh | Floor | Ceil | IsFinite | IsNan | Not
             | ToF32 | ToI32 => 1,
             Select => 3,
             _ => 2,
@@ -151,6 +153,7 @@ impl Op {
             Neg => "neg",
             Sqrt => "sqrt",
             Rsqrt => "rsqrt",
+            Cbrt => "cbrt",
             Abs => "abs",
             Sign => "sign",
             Exp => "exp",
@@ -255,6 +258,7 @@ pub fn eval(op: Op, args: &[Scalar]) -> Scalar {
         Neg => F32(-a.f()),
         Sqrt => F32(a.f().sqrt()),
         Rsqrt => F32(1.0 / a.f().sqrt()),
+        Cbrt => F32(a.f().cbrt()),
         Abs => F32(a.f().abs()),
         Sign => F32(sign_f32(a.f())),
         Exp => F32(exp_f32(a.f())),

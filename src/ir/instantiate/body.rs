@@ -592,6 +592,7 @@ impl Frame {
         match (name, nodes.len()) {
             ("sqrt", _) => unary(inst, Op::Sqrt, &nodes),
             ("rsqrt", _) => unary(inst, Op::Rsqrt, &nodes),
+            ("cbrt", _) => unary(inst, Op::Cbrt, &nodes),
             ("exp", _) => unary(inst, Op::Exp, &nodes),
             ("log", _) => unary(inst, Op::Log, &nodes),
             ("cos", _) => unary(inst, Op::Cos, &nodes),
