@@ -9,6 +9,7 @@ use super::body::Globals;
 use super::builtins;
 use super::program::{Func, PartitionArm, Tx, Value};
 use super::suggest;
+use super::types::Ty;
 use crate::diagnostic::Diagnostic;
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast::{self, BinaryOp, ExprKind, UnaryOp};
@@ -34,6 +35,26 @@ impl<'a, 'g> Evaluator<'a, 'g> {
 
     pub(super) fn err(&mut self, d: Diagnostic) {
         self.errors.push(self.in_user_code(d));
+    }
+
+    /// A list literal: its items must share one type (an int among floats widens).
+    fn list(&mut self, values: Vec<Value>, span: Span) -> Value {
+        let mut ty = Ty::Unknown;
+        for v in &values {
+            let t = v.ty();
+            match ty.join(&t) {
+                Some(j) => ty = j,
+                None => {
+                    self.err(
+                        Diagnostic::error("type-mismatch", format!("a list holds one type, found {ty} and {t}"))
+                            .with_primary(span, "mixed types")
+                            .with_help("use a tuple `(a, b)` to group values of different types"),
+                    );
+                    return Value::Error;
+                }
+            }
+        }
+        Value::List(values)
     }
 
     /// A diagnostic whose primary label points into the standard library also gets the user's
@@ -188,7 +209,10 @@ impl<'a, 'g> Evaluator<'a, 'g> {
             ExprKind::None => Value::None,
             ExprKind::Error => Value::Error,
             ExprKind::Name(n) => self.name(n, e.span),
-            ExprKind::List(items) => Value::List(items.iter().map(|i| self.expr(i)).collect()),
+            ExprKind::List(items) => {
+                let values: Vec<Value> = items.iter().map(|i| self.expr(i)).collect();
+                self.list(values, e.span)
+            }
             ExprKind::Tuple(items) => Value::Tuple(items.iter().map(|i| self.expr(i)).collect()),
             ExprKind::ListComp { elem, pattern, iter } => {
                 let items = match self.expr(iter) {

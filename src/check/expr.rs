@@ -174,7 +174,8 @@ impl Checker<'_, '_> {
                 None => {
                     self.err(
                         Diagnostic::error("type-mismatch", format!("a list holds one type, found {ty} and {}", t.ty))
-                            .with_primary(span, "mixed types"),
+                            .with_primary(span, "mixed types")
+                            .with_help("use a tuple `(a, b)` to group values of different types"),
                     );
                     return Typed::error();
                 }

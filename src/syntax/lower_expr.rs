@@ -129,6 +129,8 @@ impl Lowerer<'_> {
                     .with_secondary(*inner_span, "first comparison")
                     .with_help("split it with `and`: `a < b and b < c`"),
             );
+            // An error node, so the checker does not add a type error about `bool < int`.
+            return Expr { kind: ExprKind::Error, span };
         }
         Expr { kind: ExprKind::Binary { op, op_span, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span }
     }

@@ -126,6 +126,12 @@ fn syntax_error(file: FileId, text: &str, err: &pest::error::Error<Rule>) -> Dia
         expected.push("an operator".to_string());
     }
     simplify_expected(&mut expected);
+    if let Some(quote) = unclosed_string_on_line(text, pos) {
+        let q = text.get(quote..quote + 1).unwrap_or("\"");
+        return Diagnostic::error("syntax-error", "this string is never closed")
+            .with_primary(Span::new(file, quote..quote + 1), "the string starts here")
+            .with_help(format!("end it with `{q}` on the same line"));
+    }
     let message = if expected.is_empty() {
         format!("unexpected {found}")
     } else {
@@ -201,6 +207,27 @@ fn unclosed_bracket(text: &str, pos: usize) -> Option<usize> {
     if at_end { stack.pop() } else { None }
 }
 
+/// The opening quote of a string still open where the line of `pos` ends (strings do not
+/// span lines), ignoring comments.
+fn unclosed_string_on_line(text: &str, pos: usize) -> Option<usize> {
+    let start = text.get(..pos)?.rfind('\n').map_or(0, |i| i + 1);
+    let end = text.get(pos..)?.find('\n').map_or(text.len(), |i| pos + i);
+    let mut open: Option<(usize, char)> = None;
+    let mut escaped = false;
+    for (i, c) in text.get(start..end)?.char_indices() {
+        match open {
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some((_, q)) if c == q => open = None,
+            Some(_) => {}
+            None if c == '#' => break,
+            None if c == '"' || c == '\'' => open = Some((start + i, c)),
+            None => {}
+        }
+    }
+    open.map(|(i, _)| i)
+}
+
 fn join_or(items: &[String]) -> String {
     match items {
         [] => String::new(),
@@ -211,6 +238,20 @@ fn join_or(items: &[String]) -> String {
 
 /// A word, number or single character at the start of `rest`.
 fn found_token(rest: &str) -> &str {
+    if rest.starts_with(|c: char| c.is_ascii_digit()) {
+        // A number, exponent sign included: `1e-3`, not `1e`.
+        let bytes = rest.as_bytes();
+        let mut end = 0;
+        while end < bytes.len() {
+            let b = bytes[end];
+            let sign_after_e = (b == b'-' || b == b'+') && end > 0 && matches!(bytes[end - 1], b'e' | b'E');
+            if !(b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || sign_after_e) {
+                break;
+            }
+            end += 1;
+        }
+        return &rest[..end];
+    }
     let end = rest
         .char_indices()
         .find(|&(_, c)| !(c.is_alphanumeric() || c == '_' || c == '.'))
