@@ -95,7 +95,7 @@ fn bad_flags_and_unknown_codes_are_rejected() {
 
 #[test]
 fn garbage_input_is_a_diagnostic_not_a_crash() {
-    for input in ["(((((", ")))", "\u{0}\u{1}", "adam(learning_rate=", "partition {", "#", "let", "transform {"] {
+    for input in ["(((((", ")))", "\u{0}\u{1}", "adam(learning_rate=", "partition {", "@", "let", "transform {"] {
         let out = optc(&["check", "-"], Some(input));
         assert_no_panic(&out);
         assert_eq!(out.status.code(), Some(1), "input {input:?}: {}", text(&out.stderr));
