@@ -181,28 +181,39 @@ fn temp(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn save_then_load_then_continue_is_bit_identical() {
-    let pipeline = "chain(counter(), running_sum(), leaf_unit())";
+    // User state of every level, then the standard library's: Adam with the plateau logic (it
+    // reads the loss), gradient accumulation, a per-leaf trust ratio with momentum.
+    let pipelines = [
+        "chain(counter(), running_sum(), leaf_unit())",
+        "chain(adam(learning_rate=1e-2), reduce_on_plateau(patience=1, cooldown=1, factor=0.5))",
+        "multi_steps(adamw(learning_rate=1e-2, weight_decay=0.1), every_k_schedule=2)",
+        "lars(learning_rate=0.1, weight_decay=1e-3)",
+    ];
     let grads = |t: usize| vec![t as f32 * 0.3 - 1.0, 2.5 - t as f32, 0.125 * t as f32];
-    let mut straight = optimizer(pipeline, "a:2,b:1", &[0.0; 3]);
-    let mut p1 = vec![0.5, -0.25, 1.0];
-    for t in 0..6 {
-        straight.step(&mut p1, &grads(t), None).expect("step");
+    let loss = |t: usize| Some(1.0 + (t % 3) as f32);
+    for pipeline in pipelines {
+        let value = |t: usize| if pipeline.contains("plateau") { loss(t) } else { None };
+        let mut straight = optimizer(pipeline, "a:2,b:1", &[0.0; 3]);
+        let mut p1 = vec![0.5, -0.25, 1.0];
+        for t in 0..8 {
+            straight.step(&mut p1, &grads(t), value(t)).expect("step");
+        }
+        let mut first = optimizer(pipeline, "a:2,b:1", &[0.0; 3]);
+        let mut p2 = vec![0.5, -0.25, 1.0];
+        for t in 0..3 {
+            first.step(&mut p2, &grads(t), value(t)).expect("step");
+        }
+        let path = temp("state.optc");
+        first.save(&path).expect("save");
+        let mut resumed = optimizer(pipeline, "a:2,b:1", &[9.0; 3]);
+        resumed.load(&path).expect("load");
+        assert_eq!(resumed.steps(), 3);
+        for t in 3..8 {
+            resumed.step(&mut p2, &grads(t), value(t)).expect("step");
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&p1), bits(&p2), "{pipeline}");
     }
-    let mut first = optimizer(pipeline, "a:2,b:1", &[0.0; 3]);
-    let mut p2 = vec![0.5, -0.25, 1.0];
-    for t in 0..3 {
-        first.step(&mut p2, &grads(t), None).expect("step");
-    }
-    let path = temp("state.optc");
-    first.save(&path).expect("save");
-    let mut resumed = optimizer(pipeline, "a:2,b:1", &[9.0; 3]);
-    resumed.load(&path).expect("load");
-    assert_eq!(resumed.steps(), 3);
-    for t in 3..6 {
-        resumed.step(&mut p2, &grads(t), None).expect("step");
-    }
-    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&p1), bits(&p2));
 }
 
 #[test]
