@@ -275,6 +275,28 @@ impl Lowerer<'_> {
                 }
             }
             Rule::ident => ExprKind::Name(pair.as_str().to_string()),
+            Rule::bad_qualified => {
+                let mut parts = pair.into_inner();
+                let module = parts.next().map_or("optax.", |m| m.as_str());
+                let name = parts.next().map_or("", |n| n.as_str()).to_string();
+                self.error(
+                    Diagnostic::error("python-syntax", format!("`{module}` is not needed in .opt files"))
+                        .with_primary(span, format!("write `{name}`"))
+                        .with_help("every name in an .opt file is already Optax's: drop the module path"),
+                );
+                ExprKind::Name(name)
+            }
+            Rule::bad_lambda => {
+                self.error(
+                    Diagnostic::error("python-syntax", "`lambda` is not part of .opt files")
+                        .with_primary(span, "a Python function")
+                        .with_help(
+                            "a mask is a glob over dotted leaf names (`mask=\"*.weight\"`); \
+                             a function is a `def` passed by name",
+                        ),
+                );
+                ExprKind::Error
+            }
             Rule::paren_or_tuple => {
                 let mut trailing = false;
                 let mut items = Vec::new();
@@ -409,6 +431,8 @@ fn is_operator(rule: Rule) -> bool {
             | Rule::false_lit
             | Rule::none_lit
             | Rule::bad_bool
+            | Rule::bad_qualified
+            | Rule::bad_lambda
             | Rule::paren_or_tuple
             | Rule::list
             | Rule::map
