@@ -198,7 +198,10 @@ impl Optimizer {
             .ir
             .named
             .iter()
-            .filter_map(|n| results.uniform.get(&n.node).map(|v| (n.name.clone(), *v)))
+            .filter_map(|n| {
+                let v = results.uniform.get(&n.node).copied().or_else(|| self.ir.graph.as_const(n.node));
+                v.map(|v| (n.name.clone(), v))
+            })
             .collect();
         self.state = next;
         self.steps += 1;

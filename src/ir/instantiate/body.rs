@@ -10,7 +10,7 @@ use super::{Ctx, Inst, Which};
 use crate::check::builtins;
 use crate::check::program::{DefAst, DefKind, Func, Schedule, Tx, Value};
 use crate::diagnostic::Diagnostic;
-use crate::ir::op::{Kind, Op};
+use crate::ir::op::{Kind, Op, Scalar};
 use crate::ir::{Level, Named, Node, Reduce, SlotId};
 use crate::syntax::ast::{self, ExprKind};
 
@@ -90,15 +90,22 @@ impl Frame {
         match stmt {
             ast::Stmt::Let(l) => {
                 let v = self.expr(inst, &l.value);
+                // Uniform locals of a transform's step are named, so users can read and log
+                // them; float constants too, since a constant learning rate is worth logging.
+                let node = match &v {
+                    IVal::Node(n) if inst.step.level(*n) == Level::Uniform => {
+                        Some(*n).filter(|n| !matches!(inst.step.as_const(*n), Some(Scalar::I32(_) | Scalar::Bool(_))))
+                    }
+                    IVal::Const(Value::Float(x)) => Some(inst.step.constant(Scalar::F32(*x as f32))),
+                    _ => None,
+                };
                 if self.which == Which::Step
                     && self.depth == 0
-                    && let (ast::Pattern::Name(id), IVal::Node(n)) = (&l.pattern, &v)
-                    && inst.step.level(*n) == Level::Uniform
-                    && !matches!(inst.step.get(*n).node, Node::Const(_))
+                    && let (ast::Pattern::Name(id), Some(node)) = (&l.pattern, node)
                 {
                     let name = format!("{}.{}", self.ctx.path, id.name);
                     inst.named.retain(|x| x.name != name);
-                    inst.named.push(Named { name, node: *n });
+                    inst.named.push(Named { name, node });
                 }
                 self.bind_pattern(&l.pattern, v);
             }
