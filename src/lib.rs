@@ -25,6 +25,7 @@ pub mod runtime;
 pub mod source;
 pub mod stdlib;
 pub mod syntax;
+pub mod train;
 
 pub use check::Program;
 pub use diagnostic::Diagnostic;

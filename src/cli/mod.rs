@@ -4,6 +4,7 @@
 mod check;
 pub mod conform;
 mod emit;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +24,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Train a built-in model with a pipeline and show what the optimizer does.
+    Run(Box<run::Args>),
     /// Check pipelines: print diagnostics, or what each pipeline needs and keeps.
     Check(check::Args),
     /// Replay reference cases and compare with their expected trajectories.
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
     };
     let stdlib = cli.stdlib.as_deref();
     match cli.command {
+        Command::Run(args) => run::run(&args, stdlib),
         Command::Check(args) => check::run(&args, stdlib),
         Command::Conform(args) => conform::run(&args, stdlib),
         Command::Emit(args) => emit::run(&args, stdlib),

@@ -1,0 +1,210 @@
+//! What a run leaves behind: a per-step log (CSV or JSON lines) of the loss, the validation
+//! loss, the learning rate and every named uniform, and a plot of loss and learning rate
+//! against step.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+
+use super::{Record, learning_rate};
+
+/// A per-step log file; the format follows the extension (`.jsonl` or `.json`, else CSV).
+pub struct Log {
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    json: bool,
+    columns: Option<Vec<String>>,
+}
+
+impl Log {
+    pub fn create(path: &Path) -> Result<Log, String> {
+        let file = std::fs::File::create(path).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+        let json = matches!(path.extension().and_then(|e| e.to_str()), Some("jsonl" | "json"));
+        Ok(Log { path: path.to_path_buf(), out: std::io::BufWriter::new(file), json, columns: None })
+    }
+
+    /// Appends one step.
+    pub fn write(&mut self, record: &Record) -> Result<(), String> {
+        let lr = learning_rate(&record.uniforms);
+        let result = if self.json {
+            let mut row = serde_json::Map::new();
+            row.insert("step".into(), record.step.into());
+            row.insert("loss".into(), number(f64::from(record.loss)));
+            row.insert("val_loss".into(), record.validation.map_or(serde_json::Value::Null, |v| number(f64::from(v))));
+            row.insert("lr".into(), lr.map_or(serde_json::Value::Null, number));
+            for (name, v) in &record.uniforms {
+                row.insert(name.clone(), number(*v));
+            }
+            writeln!(self.out, "{}", serde_json::Value::Object(row))
+        } else {
+            let mut line = String::new();
+            if self.columns.is_none() {
+                let names: Vec<String> = record.uniforms.iter().map(|(n, _)| n.clone()).collect();
+                let header: Vec<String> =
+                    ["step", "loss", "val_loss", "lr"].iter().map(|s| s.to_string()).chain(names.iter().map(|c| csv_field(c))).collect();
+                line.push_str(&header.join(","));
+                line.push('\n');
+                self.columns = Some(names);
+            }
+            let columns = self.columns.as_deref().unwrap_or_default();
+            let mut fields = vec![
+                record.step.to_string(),
+                record.loss.to_string(),
+                record.validation.map_or(String::new(), |v| v.to_string()),
+                lr.map_or(String::new(), |v| v.to_string()),
+            ];
+            for c in columns.iter() {
+                let v = record.uniforms.iter().find(|(n, _)| n == c).map(|(_, v)| v.to_string());
+                fields.push(v.unwrap_or_default());
+            }
+            line.push_str(&fields.join(","));
+            writeln!(self.out, "{line}")
+        };
+        result.map_err(|e| format!("cannot write `{}`: {e}", self.path.display()))
+    }
+
+    pub fn finish(mut self) -> Result<(), String> {
+        self.out.flush().map_err(|e| format!("cannot write `{}`: {e}", self.path.display()))
+    }
+}
+
+fn number(v: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(v).map_or_else(|| serde_json::Value::String(v.to_string()), serde_json::Value::Number)
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+/// One point of the plot.
+#[derive(Clone, Copy, Debug)]
+pub struct Point {
+    pub step: u64,
+    pub loss: f32,
+    pub validation: Option<f32>,
+    pub lr: Option<f64>,
+}
+
+/// Draws loss (training and validation, log scale) and learning rate against step, one panel
+/// above the other, as SVG or PNG (by the extension).
+pub fn plot(path: &Path, title: &str, points: &[Point]) -> Result<(), String> {
+    let shown = path.display().to_string();
+    let size = (900, 640);
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("svg") => {
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+                draw(&root, title, points).map_err(|e| format!("cannot draw `{shown}`: {e}"))?;
+                root.present().map_err(|e| format!("cannot draw `{shown}`: {e}"))?;
+            }
+            super::write_atomically(path, svg.as_bytes())
+        }
+        Some("png") => {
+            register_system_font()?;
+            let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            let tmp = path.with_file_name(format!(".{file_name}.tmp-{}.png", std::process::id()));
+            let drawn = (|| {
+                let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+                draw(&root, title, points).map_err(|e| e.to_string())?;
+                root.present().map_err(|e| e.to_string())
+            })();
+            match drawn.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string())) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    Err(format!("cannot draw `{shown}`: {e}"))
+                }
+            }
+        }
+        Some(other) => Err(format!("`{shown}`: a plot is `.svg` or `.png`, not `.{other}`")),
+        None => Err(format!("`{shown}`: name the plot `FILE.svg` or `FILE.png`")),
+    }
+}
+
+/// Fonts a PNG's labels may be drawn with, in order of preference. optc ships none: an SVG's
+/// text is drawn by whatever shows it, a PNG's needs a font file on this machine.
+const FONT_FILES: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/liberation-sans/LiberationSans-Regular.ttf",
+    "/System/Library/Fonts/Supplemental/Arial.ttf",
+    "/Library/Fonts/Arial.ttf",
+    "C:\\Windows\\Fonts\\arial.ttf",
+];
+
+fn register_system_font() -> Result<(), String> {
+    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            for file in FONT_FILES {
+                if let Ok(bytes) = std::fs::read(file) {
+                    // The font lives as long as the process, as plotters requires.
+                    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                    if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                        return Ok(());
+                    }
+                }
+            }
+            Err("a PNG plot needs a TrueType font (such as DejaVu Sans) and none was found; write `.svg` instead".into())
+        })
+        .clone()
+}
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, title: &str, points: &[Point]) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 20))?;
+    let (top, bottom) = root.split_vertically(400);
+    let last = points.last().map_or(1, |p| p.step.max(1));
+
+    let positive = |v: f64| v.is_finite() && v > 0.0;
+    let losses: Vec<f64> = points
+        .iter()
+        .flat_map(|p| [Some(f64::from(p.loss)), p.validation.map(f64::from)])
+        .flatten()
+        .filter(|v| positive(*v))
+        .collect();
+    let lo = losses.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = losses.iter().copied().fold(0.0, f64::max);
+    let (lo, hi) = if lo.is_finite() && hi > lo { (lo * 0.9, hi * 1.1) } else { (1e-3, 1.0) };
+    let mut chart = ChartBuilder::on(&top)
+        .margin(10)
+        .margin_right(30)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0u64..last, (lo..hi).log_scale())?;
+    chart.configure_mesh().y_desc("loss").x_desc("step").draw()?;
+    chart
+        .draw_series(LineSeries::new(
+            points.iter().filter(|p| positive(f64::from(p.loss))).map(|p| (p.step, f64::from(p.loss))),
+            &BLUE,
+        ))?
+        .label("training loss")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+    chart
+        .draw_series(LineSeries::new(
+            points.iter().filter_map(|p| p.validation.map(|v| (p.step, f64::from(v)))).filter(|(_, v)| positive(*v)),
+            &RED,
+        ))?
+        .label("validation loss")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+
+    let rates: Vec<(u64, f64)> = points.iter().filter_map(|p| p.lr.map(|lr| (p.step, lr))).collect();
+    let top_lr = rates.iter().map(|(_, v)| *v).fold(0.0, f64::max);
+    let mut chart = ChartBuilder::on(&bottom)
+        .margin(10)
+        .margin_right(30)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0u64..last, 0.0..if top_lr > 0.0 { top_lr * 1.1 } else { 1.0 })?;
+    chart.configure_mesh().y_desc("learning rate").x_desc("step").draw()?;
+    chart.draw_series(LineSeries::new(rates, &GREEN.mix(0.9)))?;
+    Ok(())
+}
