@@ -58,6 +58,11 @@ impl Diagnostic {
         }
     }
 
+    /// Something probably wrong that does not stop the program from running.
+    pub fn warning(code: &'static str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message) }
+    }
+
     pub fn bug(message: impl Into<String>) -> Diagnostic {
         Diagnostic { severity: Severity::Bug, ..Diagnostic::error("internal-error", message) }
     }

@@ -41,9 +41,23 @@ impl Checked {
     }
 }
 
+/// What the last expression of the user's file must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// A transform: the pipeline.
+    Pipeline,
+    /// A schedule (or a number, a constant schedule), for `optc schedule`.
+    Schedule,
+}
+
 /// Checks the standard library files of `sources` together with the user file `user`, whose
 /// last expression (if any) is the pipeline.
 pub fn check(sources: &SourceMap, user: Option<FileId>) -> Checked {
+    check_as(sources, user, Expect::Pipeline)
+}
+
+/// [`check`], with the last expression of `user` expected to be `expect`.
+pub fn check_as(sources: &SourceMap, user: Option<FileId>, expect: Expect) -> Checked {
     let mut diagnostics = Vec::new();
     let mut files: Vec<(FileId, ast::File)> = Vec::new();
     let ids = sources.files().filter(|(_, f)| f.is_stdlib).map(|(id, _)| id).chain(user);
@@ -74,6 +88,7 @@ pub fn check(sources: &SourceMap, user: Option<FileId>) -> Checked {
     }
 
     let mut pipeline = None;
+    let mut schedule = None;
     {
         let globals = body::Globals { defs: &defs, by_name: &by_name, instances: Default::default() };
         for (id, file) in &files {
@@ -93,13 +108,22 @@ pub fn check(sources: &SourceMap, user: Option<FileId>) -> Checked {
                             .with_primary(e.span, "this expression is not used")
                             .with_help("bind it with `let name = ...` and use the name in the pipeline"),
                     ),
-                    ast::Item::Expr(e) => match evaluator.expr(e) {
-                        Value::Transform(tx) => pipeline = Some(tx),
-                        Value::Error => {}
-                        other => {
+                    ast::Item::Expr(e) => match (evaluator.expr(e), expect) {
+                        (Value::Transform(tx), Expect::Pipeline) => pipeline = Some(tx),
+                        (Value::Schedule(s), Expect::Schedule) => schedule = Some(s),
+                        (v @ (Value::Int(_) | Value::Float(_)), Expect::Schedule) => {
+                            schedule = Some(Rc::new(program::Schedule::Constant(v)));
+                        }
+                        (Value::Error, _) => {}
+                        (other, Expect::Pipeline) => {
                             let d = evaluator.expected_transform(&other, e.span, "the pipeline");
                             diagnostics.push(d);
                         }
+                        (other, Expect::Schedule) => diagnostics.push(
+                            Diagnostic::error("type-mismatch", format!("expected a schedule, found {}", other.ty()))
+                                .with_primary(e.span, "not a schedule")
+                                .with_help("give a schedule such as `cosine_decay_schedule(init_value=0.1, decay_steps=1000)`"),
+                        ),
                     },
                     _ => {}
                 }
@@ -110,7 +134,7 @@ pub fn check(sources: &SourceMap, user: Option<FileId>) -> Checked {
 
     diagnostic::sort(&mut diagnostics);
     let pipeline: Option<Rc<Tx>> = pipeline;
-    Checked { program: Program { defs, pipeline }, diagnostics }
+    Checked { program: Program { defs, pipeline, schedule }, diagnostics }
 }
 
 fn stdlib_item(span: crate::source::Span) -> Diagnostic {

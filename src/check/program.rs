@@ -254,6 +254,8 @@ pub struct StateEntry {
 pub struct Program {
     pub defs: Vec<Definition>,
     pub pipeline: Option<Rc<Tx>>,
+    /// The schedule, when the file was checked for one ([`super::Expect::Schedule`]).
+    pub schedule: Option<Rc<Schedule>>,
 }
 
 impl Program {

@@ -74,6 +74,7 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    diagnostic::emit_to_stderr(&step_ir.warnings, &sources);
     if args.ir {
         print!("{}", ir::print::ir(&step_ir));
     } else {

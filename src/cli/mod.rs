@@ -5,6 +5,7 @@ mod check;
 pub mod conform;
 mod emit;
 mod run;
+mod schedule;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Train a built-in model with a pipeline and show what the optimizer does.
     Run(Box<run::Args>),
+    /// Print or plot a schedule's values, step by step.
+    Schedule(schedule::Args),
     /// Check pipelines: print diagnostics, or what each pipeline needs and keeps.
     Check(check::Args),
     /// Replay reference cases and compare with their expected trajectories.
@@ -46,6 +49,7 @@ pub fn main() -> ExitCode {
     let stdlib = cli.stdlib.as_deref();
     match cli.command {
         Command::Run(args) => run::run(&args, stdlib),
+        Command::Schedule(args) => schedule::run(&args, stdlib),
         Command::Check(args) => check::run(&args, stdlib),
         Command::Conform(args) => conform::run(&args, stdlib),
         Command::Emit(args) => emit::run(&args, stdlib),

@@ -14,7 +14,7 @@ use crate::diagnostic;
 use crate::ir::Layout;
 use crate::runtime::Optimizer;
 use crate::train::data::{Dataset, Synthetic};
-use crate::train::log::{Log, Point, plot};
+use crate::train::log::{Figure, Log, Point, check_plot_path, plot};
 use crate::train::models::{Activation, Loss, Model};
 use crate::train::{self, Record, Setup, Stop, Trainer, checkpoint, weights};
 
@@ -115,6 +115,9 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String
         return Err(format!("`{name}` has no pipeline to train with (its last line should be one)"));
     }
 
+    if let Some(path) = &args.plot {
+        check_plot_path(path)?;
+    }
     let setup = setup(args)?;
     let layout = Layout::new(setup.model.leaves())?;
     let params = match &args.init {
@@ -125,6 +128,7 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String
         diagnostic::emit_to_stderr(&diagnostics, &sources);
         format!("`{name}` does not fit the model's parameters ({})", layout_summary(&layout))
     })?;
+    diagnostic::emit_to_stderr(optimizer.warnings(), &sources);
     let mut trainer = Trainer::new(setup, layout, params, optimizer);
     if let Some(dir) = &args.resume {
         let latest = checkpoint::latest(dir)?;
@@ -194,7 +198,7 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String
         log.finish()?;
     }
     if let Some(path) = &args.plot {
-        plot(path, &format!("{name}: {description}"), &points)?;
+        plot(path, &format!("{name}: {description}"), Figure::Training(&points))?;
     }
     if let Some(stop) = stop {
         let saved = match &last_saved {
@@ -208,11 +212,12 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String
     }
 
     let steps = trainer.steps() - first_step;
-    let final_loss = points.last().map_or(f32::NAN, |p| p.loss);
     println!("{name}: trained {description}");
     println!("  steps          {} ({steps} this run) in {elapsed:.2} s, {:.0} steps/s", trainer.steps(), steps as f64 / elapsed.max(1e-9));
-    println!("  final loss     {final_loss:.6}");
-    println!("  best loss      {:.6} (step {})", best.0, best.1);
+    if let Some(last) = points.last() {
+        println!("  final loss     {:.6}", last.loss);
+        println!("  best loss      {:.6} (step {})", best.0, best.1);
+    }
     if let Some(v) = last_validation {
         println!("  validation     {v:.6}");
     }

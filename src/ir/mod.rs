@@ -16,6 +16,8 @@ pub mod print;
 use std::collections::HashMap;
 use std::fmt;
 
+use crate::diagnostic::Diagnostic;
+
 pub use groups::{GroupSet, Groups};
 pub use layout::{Layout, Leaf};
 pub use op::{Kind, Op, Scalar};
@@ -195,6 +197,8 @@ pub struct StepIr {
     /// Uniform values worth reading by name, after the step.
     pub named: Vec<Named>,
     pub needs_value: bool,
+    /// What instantiation noticed but did not refuse (a glob that matches no leaf).
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl fmt::Display for Level {

@@ -136,6 +136,11 @@ impl Optimizer {
         state
     }
 
+    /// What instantiation noticed but did not refuse, such as a glob that matches no leaf.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.ir.warnings
+    }
+
     /// Whether `step` needs a value (the loss).
     pub fn needs_value(&self) -> bool {
         self.ir.needs_value

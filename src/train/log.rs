@@ -86,28 +86,37 @@ pub struct Point {
     pub lr: Option<f64>,
 }
 
-/// Draws loss (training and validation, log scale) and learning rate against step, one panel
-/// above the other, as SVG or PNG (by the extension).
-pub fn plot(path: &Path, title: &str, points: &[Point]) -> Result<(), String> {
+/// What to draw.
+#[derive(Clone, Copy, Debug)]
+pub enum Figure<'a> {
+    /// Loss (training and validation, log scale) above learning rate, against step.
+    Training(&'a [Point]),
+    /// A schedule's value against step.
+    Schedule(&'a [(u64, f64)]),
+}
+
+/// Draws `figure` as SVG or PNG (by the extension of `path`).
+pub fn plot(path: &Path, title: &str, figure: Figure) -> Result<(), String> {
     let shown = path.display().to_string();
     let size = (900, 640);
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("svg") => {
+    match check_plot_path(path)? {
+        "svg" => {
+            register_system_font()?;
             let mut svg = String::new();
             {
                 let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-                draw(&root, title, points).map_err(|e| format!("cannot draw `{shown}`: {e}"))?;
+                draw(&root, title, figure).map_err(|e| format!("cannot draw `{shown}`: {e}"))?;
                 root.present().map_err(|e| format!("cannot draw `{shown}`: {e}"))?;
             }
             super::write_atomically(path, svg.as_bytes())
         }
-        Some("png") => {
+        _ => {
             register_system_font()?;
             let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
             let tmp = path.with_file_name(format!(".{file_name}.tmp-{}.png", std::process::id()));
             let drawn = (|| {
                 let root = BitMapBackend::new(&tmp, size).into_drawing_area();
-                draw(&root, title, points).map_err(|e| e.to_string())?;
+                draw(&root, title, figure).map_err(|e| e.to_string())?;
                 root.present().map_err(|e| e.to_string())
             })();
             match drawn.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string())) {
@@ -118,13 +127,23 @@ pub fn plot(path: &Path, title: &str, points: &[Point]) -> Result<(), String> {
                 }
             }
         }
+    }
+}
+
+/// The format of a plot file, `svg` or `png`, from its extension; checked before a run so that
+/// a typo does not cost the run.
+pub fn check_plot_path(path: &Path) -> Result<&'static str, String> {
+    let shown = path.display();
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("svg") => Ok("svg"),
+        Some("png") => Ok("png"),
         Some(other) => Err(format!("`{shown}`: a plot is `.svg` or `.png`, not `.{other}`")),
         None => Err(format!("`{shown}`: name the plot `FILE.svg` or `FILE.png`")),
     }
 }
 
-/// Fonts a PNG's labels may be drawn with, in order of preference. optc ships none: an SVG's
-/// text is drawn by whatever shows it, a PNG's needs a font file on this machine.
+/// Fonts a plot's labels are measured (SVG) or drawn (PNG) with, in order of preference; optc
+/// ships none, so it takes one installed on the machine.
 const FONT_FILES: &[&str] = &[
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
@@ -136,12 +155,33 @@ const FONT_FILES: &[&str] = &[
     "C:\\Windows\\Fonts\\arial.ttf",
 ];
 
+/// Folders searched for any TrueType font when none of [`FONT_FILES`] exists.
+const FONT_FOLDERS: &[&str] = &["/usr/share/fonts", "/usr/local/share/fonts", "/Library/Fonts"];
+
+/// Every `.ttf` under `dir`, sorted, a few levels deep.
+fn fonts_under(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() && depth > 0 {
+            fonts_under(&path, depth - 1, out);
+        } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("ttf")) {
+            out.push(path);
+        }
+    }
+}
+
 fn register_system_font() -> Result<(), String> {
     static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     REGISTERED
         .get_or_init(|| {
-            for file in FONT_FILES {
-                if let Ok(bytes) = std::fs::read(file) {
+            let mut candidates: Vec<PathBuf> = FONT_FILES.iter().map(PathBuf::from).collect();
+            for folder in FONT_FOLDERS {
+                fonts_under(Path::new(folder), 4, &mut candidates);
+            }
+            for file in candidates {
+                if let Ok(bytes) = std::fs::read(&file) {
                     // The font lives as long as the process, as plotters requires.
                     let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
                     if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
@@ -149,17 +189,49 @@ fn register_system_font() -> Result<(), String> {
                     }
                 }
             }
-            Err("a PNG plot needs a TrueType font (such as DejaVu Sans) and none was found; write `.svg` instead".into())
+            Err("drawing a plot's labels needs a TrueType font (such as DejaVu Sans, Debian's `fonts-dejavu-core`), and none was found".into())
         })
         .clone()
 }
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, title: &str, points: &[Point]) -> Result<(), Box<dyn std::error::Error>>
+type Area<DB> = DrawingArea<DB, plotters::coord::Shift>;
+type Drawn = Result<(), Box<dyn std::error::Error>>;
+
+fn draw<DB: DrawingBackend>(root: &Area<DB>, title: &str, figure: Figure) -> Drawn
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 20))?;
+    match figure {
+        Figure::Training(points) => draw_training(&root, points),
+        Figure::Schedule(values) => draw_schedule(&root, values),
+    }
+}
+
+fn draw_schedule<DB: DrawingBackend>(root: &Area<DB>, values: &[(u64, f64)]) -> Drawn
+where
+    DB::ErrorType: 'static,
+{
+    let last = values.last().map_or(1, |(s, _)| (*s).max(1));
+    let finite = values.iter().map(|(_, v)| *v).filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let pad = if hi > lo { (hi - lo) * 0.05 } else { 1.0 };
+    let mut chart = ChartBuilder::on(root)
+        .margin(10)
+        .margin_right(30)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0u64..last, (lo - if lo < 0.0 { pad } else { 0.0 })..hi + pad)?;
+    chart.configure_mesh().y_desc("value").x_desc("step").draw()?;
+    chart.draw_series(LineSeries::new(values.iter().copied().filter(|(_, v)| v.is_finite()), &BLUE))?;
+    Ok(())
+}
+
+fn draw_training<DB: DrawingBackend>(root: &Area<DB>, points: &[Point]) -> Drawn
+where
+    DB::ErrorType: 'static,
+{
     let (top, bottom) = root.split_vertically(400);
     let last = points.last().map_or(1, |p| p.step.max(1));
 

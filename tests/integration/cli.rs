@@ -1,35 +1,6 @@
 //! The binary as a user runs it: good and bad input, never a panic, the right exit codes.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
-use crate::support::root;
-
-fn optc(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_optc"))
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("optc runs");
-    if let Some(input) = stdin {
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
-    } else {
-        drop(child.stdin.take());
-    }
-    child.wait_with_output().expect("optc finishes")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn assert_no_panic(out: &Output) {
-    let stderr = text(&out.stderr);
-    assert!(!stderr.contains("panicked"), "optc panicked:\n{stderr}");
-}
+use crate::support::{assert_no_panic, optc, text};
 
 #[test]
 fn check_accepts_the_article_pipeline_and_summarises_it() {
@@ -105,11 +76,12 @@ fn garbage_input_is_a_diagnostic_not_a_crash() {
 #[test]
 fn emit_names_the_leaves_a_glob_or_partition_misses() {
     let layout = "dense.kernel:4x3,dense.bias:3";
+    // A glob that selects nothing is a warning (Optax accepts it; it is most likely a typo).
     let out = optc(&["emit", "--ir", "--layout", layout, "-"], Some("masked(sgd(learning_rate=0.1), mask=\"*.wieght\")\n"));
     assert_no_panic(&out);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(0));
     let err = text(&out.stderr);
-    assert!(err.contains("unmatched-glob") && err.contains("`dense.bias`, `dense.kernel`"), "{err}");
+    assert!(err.contains("warning[unmatched-glob]") && err.contains("`dense.bias`, `dense.kernel`"), "{err}");
 
     let out = optc(&["emit", "--plan", "--layout", layout, "-"], Some("partition { \"*.bias\" => sgd(learning_rate=0.1) }\n"));
     assert_eq!(out.status.code(), Some(1));

@@ -1,4 +1,4 @@
-//! Every example checks clean (and, once `optc run` exists, runs a few steps).
+//! Every example checks clean; `run.rs` trains with each for a few steps.
 
 use crate::support::{files_with_extension, root};
 

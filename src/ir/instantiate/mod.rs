@@ -99,7 +99,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
     let grad = inst.step.add(Node::Grad, Level::Element, Kind::F32);
     let out = inst.tx(tx, grad, &ctx);
     let updates = inst.to_f32(IVal::Node(out), Which::Step);
-    if !inst.errors.is_empty() {
+    if inst.errors.iter().any(Diagnostic::is_error) {
         return Err(inst.errors);
     }
     let needs_value = inst.step.nodes.iter().any(|n| n.node == Node::Value);
@@ -122,6 +122,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
         slots,
         named: inst.named,
         needs_value,
+        warnings: inst.errors,
     })
 }
 
@@ -141,8 +142,9 @@ impl<'p> Inst<'p> {
         self.errors.push(d);
     }
 
-    /// Reports leaves that no partition arm takes, and globs (of masks and partition arms)
-    /// that match no leaf at all: almost surely a typo in a leaf name.
+    /// Reports leaves that no partition arm takes (an error, as in Optax), and globs of masks
+    /// and partition arms that match no leaf at all (a warning: a typo in a leaf name, or a
+    /// recipe written for a model with more kinds of leaves).
     fn check_globs(&mut self, tx: &Tx) {
         let mut problems = Vec::new();
         let leaves: Vec<&str> = self.layout.leaves.iter().map(|l| l.name.as_str()).collect();
@@ -150,7 +152,7 @@ impl<'p> Inst<'p> {
             if leaves.iter().any(|l| crate::glob::matches(glob, l)) {
                 return None;
             }
-            let mut d = Diagnostic::error("unmatched-glob", format!("`{glob}` matches no leaf"))
+            let mut d = Diagnostic::warning("unmatched-glob", format!("`{glob}` matches no leaf"))
                 .with_note(format!("the leaves are {}", quote_list(&leaves)))
                 .with_help("globs match whole dotted names: `*` any run of characters, `?` one character");
             if let Some(span) = span {

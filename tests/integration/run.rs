@@ -1,0 +1,195 @@
+//! `optc run` and `optc schedule` as a user runs them: training, logs, plots, checkpoints that
+//! resume bit for bit, foreign checkpoints and bad data refused, divergence stopped.
+
+use std::path::PathBuf;
+
+use crate::support::{assert_no_panic, files_with_extension, optc, root, text};
+
+/// A fresh folder for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("optc-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+fn s(path: &std::path::Path) -> String {
+    path.display().to_string()
+}
+
+/// Runs `optc` and insists on success; returns stdout and stderr.
+fn ok(args: &[&str]) -> (String, String) {
+    let out = optc(args, None);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "optc {args:?} failed:\n{}", text(&out.stderr));
+    (text(&out.stdout), text(&out.stderr))
+}
+
+/// Runs `optc`, insists on failure without a panic; returns stderr.
+fn fails(args: &[&str]) -> String {
+    let out = optc(args, None);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1), "optc {args:?}:\n{}{}", text(&out.stdout), text(&out.stderr));
+    text(&out.stderr)
+}
+
+#[test]
+fn every_example_trains_for_a_few_steps() {
+    for path in files_with_extension(&root().join("examples"), "opt") {
+        let (stdout, _) = ok(&["run", &s(&path), "--steps", "5", "--quiet"]);
+        assert!(stdout.contains("steps          5"), "{}: {stdout}", path.display());
+    }
+}
+
+#[test]
+fn the_article_run_halves_the_learning_rate_on_plateaus_and_logs_it() {
+    let dir = scratch("article");
+    let (log, plot) = (dir.join("log.csv"), dir.join("plot.svg"));
+    let (stdout, stderr) = ok(&["run", "examples/plateau.opt", "--steps", "6000", "--log", &s(&log), "--plot", &s(&plot)]);
+    assert!(stderr.contains(": reduce_on_plateau.scale 1 → 0.5"), "{stderr}");
+    assert!(stdout.contains("learning rate  5.000e-4"), "{stdout}");
+    let log = std::fs::read_to_string(&log).expect("log written");
+    let header: Vec<&str> = log.lines().next().unwrap_or("").split(',').collect();
+    for column in ["step", "loss", "val_loss", "lr", "reduce_on_plateau.scale", "adam.scale_by_adam.count"] {
+        assert!(header.contains(&column), "no `{column}` in {header:?}");
+    }
+    assert_eq!(log.lines().count(), 6001);
+    let lr = header.iter().position(|c| *c == "lr").unwrap_or(0);
+    let rates: Vec<f64> = log.lines().skip(1).filter_map(|l| l.split(',').nth(lr)?.parse().ok()).collect();
+    assert_eq!((rates[0], rates[rates.len() - 1]), (0.001, 0.0005));
+    let svg = std::fs::read_to_string(&plot).expect("plot written");
+    assert!(svg.starts_with("<svg") && svg.contains("learning rate"), "{}", &svg[..svg.len().min(200)]);
+}
+
+#[test]
+fn a_resumed_run_equals_an_uninterrupted_one_bit_for_bit() {
+    let dir = scratch("resume");
+    let (straight, resumed, checkpoints) = (dir.join("straight.safetensors"), dir.join("resumed.safetensors"), dir.join("ckpt"));
+    let common = ["--data", "moons", "--batch-size", "16", "--hidden", "8,8", "--activation", "tanh", "--quiet"];
+    for pipeline in ["examples/plateau.opt", "examples/transformer.opt"] {
+        let run = |extra: &[&str]| {
+            let mut args = vec!["run", pipeline];
+            args.extend(common);
+            args.extend(extra);
+            ok(&args)
+        };
+        run(&["--steps", "60", "--save", &s(&straight)]);
+        let _ = std::fs::remove_dir_all(&checkpoints);
+        run(&["--steps", "30", "--checkpoint", &s(&checkpoints), "--every", "10"]);
+        let (_, stderr) = run(&["--steps", "60", "--resume", &s(&checkpoints), "--save", &s(&resumed)]);
+        assert!(stderr.contains("at step 30"), "{stderr}");
+        let (a, b) = (std::fs::read(&straight).expect("weights"), std::fs::read(&resumed).expect("weights"));
+        assert!(a == b, "{pipeline}: resumed weights differ from the uninterrupted run's");
+    }
+}
+
+#[test]
+fn checkpoints_of_another_pipeline_or_model_are_refused() {
+    let dir = scratch("foreign");
+    let checkpoints = dir.join("ckpt");
+    ok(&["run", "examples/plateau.opt", "--steps", "4", "--checkpoint", &s(&checkpoints), "--every", "2", "--quiet"]);
+    let stderr = fails(&["run", "examples/powersign.opt", "--steps", "8", "--resume", &s(&checkpoints)]);
+    assert!(stderr.contains("pipeline"), "{stderr}");
+    let stderr = fails(&["run", "examples/plateau.opt", "--steps", "8", "--hidden", "32", "--resume", &s(&checkpoints)]);
+    assert!(stderr.contains("another run") && stderr.contains("model"), "{stderr}");
+    let stderr = fails(&["run", "examples/plateau.opt", "--resume", &s(&dir.join("nowhere"))]);
+    assert!(stderr.contains("no such checkpoint folder"), "{stderr}");
+}
+
+#[test]
+fn weights_go_out_and_come_back_through_safetensors() {
+    let dir = scratch("weights");
+    let (first, second) = (dir.join("a.safetensors"), dir.join("b.safetensors"));
+    ok(&["run", "examples/plateau.opt", "--steps", "3", "--save", &s(&first), "--quiet"]);
+    ok(&["run", "examples/plateau.opt", "--steps", "0", "--init", &s(&first), "--save", &s(&second), "--quiet"]);
+    assert_eq!(std::fs::read(&first).ok(), std::fs::read(&second).ok());
+    let stderr = fails(&["run", "examples/plateau.opt", "--steps", "1", "--hidden", "8", "--init", &s(&first)]);
+    assert!(stderr.contains("shape"), "{stderr}");
+    std::fs::write(dir.join("junk.safetensors"), b"not weights").expect("write");
+    let stderr = fails(&["run", "examples/plateau.opt", "--init", &s(&dir.join("junk.safetensors"))]);
+    assert!(stderr.contains("not a safetensors file"), "{stderr}");
+}
+
+#[test]
+fn a_users_csv_trains_and_bad_csvs_name_the_line_and_column() {
+    let dir = scratch("csv");
+    let good = dir.join("good.csv");
+    let rows: String = (0..40).map(|i| format!("{},{},{}\n", i as f32 / 40.0, (i % 7) as f32, (i % 3) as f32 * 0.5)).collect();
+    std::fs::write(&good, format!("a,b,y\n{rows}")).expect("write");
+    let (stdout, _) = ok(&["run", "examples/plateau.opt", "--data", &s(&good), "--target", "y", "--steps", "20", "--quiet"]);
+    assert!(stdout.contains("mlp 2-64-1"), "{stdout}");
+
+    let cases = [
+        ("a,b,y\n1,2,3\n4,x,6\n", "bad.csv:3: column `b` (2) is `x`, not a number"),
+        ("a,b,y\n1,2,3\n4,5\n", "bad.csv:3: this row has 2 fields, but the header has 3"),
+        ("a,b,y\n", "no data rows"),
+        ("", "empty"),
+        ("a,b,y\n1,2,nan\n", "not a finite number"),
+    ];
+    for (content, message) in cases {
+        std::fs::write(dir.join("bad.csv"), content).expect("write");
+        let stderr = fails(&["run", "examples/plateau.opt", "--data", &s(&dir.join("bad.csv")), "--target", "y"]);
+        assert!(stderr.contains(message), "expected `{message}` in:\n{stderr}");
+    }
+    std::fs::write(dir.join("bad.csv"), "a,b,y\n1,2,3\n").expect("write");
+    let stderr = fails(&["run", "examples/plateau.opt", "--data", &s(&dir.join("bad.csv")), "--target", "z"]);
+    assert!(stderr.contains("no column `z`; the columns are `a`, `b`, `y`"), "{stderr}");
+    let stderr = fails(&["run", "examples/plateau.opt", "--data", &s(&dir.join("missing.csv")), "--target", "y"]);
+    assert!(stderr.contains("no such file"), "{stderr}");
+}
+
+#[test]
+fn bad_flags_get_messages() {
+    for (args, message) in [
+        (&["--model", "resnet"][..], "expected mlp, linear"),
+        (&["--activation", "swish"], "expected relu, tanh or gelu"),
+        (&["--data", "mnist"], "expected regression, moons, spirals, blobs or a CSV file"),
+        (&["--loss", "hinge"], "expected mse or xent"),
+        (&["--val-fraction", "1.5"], "must be in [0, 1)"),
+        (&["--plot", "out.pdf"], "a plot is `.svg` or `.png`"),
+    ] {
+        let mut all = vec!["run", "examples/plateau.opt", "--steps", "2", "--quiet"];
+        all.extend(args);
+        let stderr = fails(&all);
+        assert!(stderr.contains(message), "{args:?}: expected `{message}` in:\n{stderr}");
+    }
+    let stderr = fails(&["run", "examples/no_such.opt"]);
+    assert!(stderr.contains("no such file"), "{stderr}");
+}
+
+#[test]
+fn divergence_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let dir = scratch("diverge");
+    let pipeline = dir.join("huge.opt");
+    std::fs::write(&pipeline, "sgd(learning_rate=1e3)\n").expect("write");
+    let checkpoints = dir.join("ckpt");
+    let stderr = fails(&[
+        "run", &s(&pipeline), "--model", "rosenbrock", "--dim", "4", "--steps", "100",
+        "--checkpoint", &s(&checkpoints), "--every", "1",
+    ]);
+    assert!(stderr.contains("training stopped at step"), "{stderr}");
+    assert!(stderr.contains("the last checkpoint is"), "{stderr}");
+    let newest = std::fs::read_dir(&checkpoints).expect("checkpoints").filter_map(Result::ok).count();
+    assert!(newest >= 1, "no checkpoint kept");
+}
+
+#[test]
+fn test_functions_train_without_data() {
+    for model in ["rosenbrock", "quadratic", "rastrigin"] {
+        let (stdout, _) = ok(&["run", "examples/plateau.opt", "--model", model, "--dim", "3", "--steps", "50", "--quiet"]);
+        assert!(stdout.contains(model), "{stdout}");
+    }
+}
+
+#[test]
+fn schedule_prints_the_values_a_pipeline_would_use() {
+    let (stdout, _) = ok(&["schedule", "piecewise_constant_schedule(0.1, {2: 0.5})", "--steps", "4"]);
+    let values: Vec<&str> = stdout.lines().skip(1).map(|l| l.split_whitespace().last().unwrap_or("")).collect();
+    assert_eq!(values, ["0.1", "0.1", "0.05", "0.05"]);
+    let stderr = fails(&["schedule", "adam(1e-3)"]);
+    assert!(stderr.contains("expected a schedule, found transform"), "{stderr}");
+    let dir = scratch("schedule");
+    let plot = dir.join("s.svg");
+    ok(&["schedule", "warmup_cosine_decay_schedule(0.0, 1e-3, 10, 100)", "--steps", "100", "--plot", &s(&plot)]);
+    assert!(plot.exists());
+}
