@@ -228,18 +228,40 @@ where
     Ok(())
 }
 
+/// At most about this many points per line: more do not show, and make big SVG files.
+const MAX_POINTS: usize = 1500;
+
+/// Every `stride`-th point, the last, and every point where the learning rate changes (so its
+/// steps stay sharp).
+fn thin(points: &[Point]) -> Vec<Point> {
+    let stride = points.len().div_ceil(MAX_POINTS).max(1);
+    points
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| {
+            i % stride == 0 || *i + 1 == points.len() || *i > 0 && points[i - 1].lr != p.lr
+        })
+        .map(|(_, p)| *p)
+        .collect()
+}
+
 fn draw_training<DB: DrawingBackend>(root: &Area<DB>, points: &[Point]) -> Drawn
 where
     DB::ErrorType: 'static,
 {
+    let validation: Vec<(u64, f64)> =
+        points.iter().filter_map(|p| p.validation.map(|v| (p.step, f64::from(v)))).collect();
+    let validation: Vec<(u64, f64)> =
+        validation.iter().step_by(validation.len().div_ceil(MAX_POINTS).max(1)).copied().collect();
+    let points = &thin(points);
     let (top, bottom) = root.split_vertically(400);
     let last = points.last().map_or(1, |p| p.step.max(1));
 
     let positive = |v: f64| v.is_finite() && v > 0.0;
     let losses: Vec<f64> = points
         .iter()
-        .flat_map(|p| [Some(f64::from(p.loss)), p.validation.map(f64::from)])
-        .flatten()
+        .map(|p| f64::from(p.loss))
+        .chain(validation.iter().map(|(_, v)| *v))
         .filter(|v| positive(*v))
         .collect();
     let lo = losses.iter().copied().fold(f64::INFINITY, f64::min);
@@ -260,10 +282,7 @@ where
         .label("training loss")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
     chart
-        .draw_series(LineSeries::new(
-            points.iter().filter_map(|p| p.validation.map(|v| (p.step, f64::from(v)))).filter(|(_, v)| positive(*v)),
-            &RED,
-        ))?
+        .draw_series(LineSeries::new(validation.iter().copied().filter(|(_, v)| positive(*v)), &RED))?
         .label("validation loss")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
