@@ -156,7 +156,7 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String
     let mut stop: Option<Stop> = None;
 
     while trainer.steps() < args.steps {
-        let validate = (trainer.steps() + 1) % args.eval_every == 0 || trainer.steps() + 1 == args.steps;
+        let validate = (trainer.steps() + 1).is_multiple_of(args.eval_every) || trainer.steps() + 1 == args.steps;
         let record = match trainer.step(validate) {
             Ok(r) => r,
             Err(s) => {

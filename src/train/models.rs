@@ -72,8 +72,13 @@ impl Model {
     pub fn describe(&self) -> String {
         match self {
             Model::Mlp { sizes, activation, loss } => {
-                let sizes: Vec<String> = sizes.iter().map(usize::to_string).collect();
-                format!("mlp {} {activation:?} {loss:?}", sizes.join("-")).to_lowercase()
+                let shape: Vec<String> = sizes.iter().map(usize::to_string).collect();
+                let shape = shape.join("-");
+                match (sizes.len(), loss) {
+                    (2, Loss::Mse) => format!("linear regression {shape}"),
+                    (2, Loss::CrossEntropy) => format!("logistic regression {shape}"),
+                    _ => format!("mlp {shape} {activation:?} {loss:?}").to_lowercase(),
+                }
             }
             Model::Rosenbrock { dim } => format!("rosenbrock {dim}"),
             Model::Quadratic { dim, condition } => format!("quadratic {dim} condition {condition}"),
@@ -235,7 +240,7 @@ fn mlp<F: Real>(
     let mut pre: Vec<Array2<F>> = Vec::new();
     let mut out = batch.x.to_owned();
     for i in 0..layers {
-        let z = inputs[i].dot(&weight(i).t()) + &bias(i);
+        let z = inputs[i].dot(&weight(i).t()) + bias(i);
         if i + 1 < layers {
             inputs.push(z.mapv(|v| activate(activation, v)));
             pre.push(z);
