@@ -21,6 +21,8 @@ pub mod diagnostic;
 pub mod glob;
 pub mod interp;
 pub mod ir;
+#[allow(unsafe_code)]
+pub mod jit;
 pub mod runtime;
 pub mod source;
 pub mod stdlib;

@@ -27,7 +27,7 @@ pub enum Command {
     Check(check::Args),
     /// Replay reference cases and compare with their expected trajectories.
     Conform(conform::Args),
-    /// Show what a stage makes of a file: `--ast`, `--ir` or `--plan`.
+    /// Show what a stage makes of a file: `--ast`, `--ir`, `--plan` or `--clif`.
     Emit(emit::Args),
 }
 
