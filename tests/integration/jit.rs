@@ -601,7 +601,12 @@ fn emit_clif_shows_the_annotated_kernel() {
         .expect("optc runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for needle in ["; optc_pass0", "vector body", "scalar tail", "load.f32x4", "sqrt", "; param += %", "; %27 = sqrt %26"] {
+    for needle in ["; optc_pass0", "; group 0: inputs [%", "vector body", "scalar tail", "load.f32x4", "; param += %", "; state #1 = %"] {
         assert!(stdout.contains(needle), "`{needle}` missing from:\n{stdout}");
     }
+    // Each step IR node is named above its instructions: `; %N = sqrt %M : per-element f32`
+    // over a `sqrt` instruction.
+    let lines: Vec<&str> = stdout.lines().map(str::trim).collect();
+    let annotated = lines.windows(2).any(|w| w[0].starts_with("; %") && w[0].contains("= sqrt %") && w[1].contains("= sqrt v"));
+    assert!(annotated, "no annotated sqrt in:\n{stdout}");
 }
