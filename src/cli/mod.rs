@@ -1,6 +1,7 @@
 //! The command line: clap definitions and dispatch. The only place that prints and picks exit
 //! codes.
 
+mod bench;
 mod check;
 pub mod conform;
 mod emit;
@@ -23,6 +24,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Time a step of a pipeline in ns per parameter, against a hand-written Adam and a memory probe.
+    Bench(bench::Args),
     /// Check pipelines: print diagnostics, or what each pipeline needs and keeps.
     Check(check::Args),
     /// Replay reference cases and compare with their expected trajectories.
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
     };
     let stdlib = cli.stdlib.as_deref();
     match cli.command {
+        Command::Bench(args) => bench::run(&args, stdlib),
         Command::Check(args) => check::run(&args, stdlib),
         Command::Conform(args) => conform::run(&args, stdlib),
         Command::Emit(args) => emit::run(&args, stdlib),
