@@ -11,7 +11,7 @@ use crate::jit;
 use crate::syntax;
 
 #[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("stage").required(true).args(["ast", "ir", "plan", "clif"])))]
+#[command(group(clap::ArgGroup::new("stage").required(true).args(["ast", "ir", "plan", "clif", "asm"])))]
 pub struct Args {
     /// The `.opt` file (`-` reads standard input).
     pub file: PathBuf,
@@ -27,6 +27,9 @@ pub struct Args {
     /// The Cranelift IR of each pass's kernel for `--layout`, annotated with the step IR.
     #[arg(long)]
     pub clif: bool,
+    /// The machine code of each pass's kernel for `--layout`, as Cranelift disassembles it.
+    #[arg(long)]
+    pub asm: bool,
     /// The parameter layout: `name:4x3,other:3,scalar:`.
     #[arg(long, value_name = "SPEC", default_value = "layer.weight:16x16,layer.bias:16")]
     pub layout: String,
@@ -84,11 +87,15 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let plan = ir::plan::plan(&step_ir.graph, step_ir.groups.len(), ir::plan::step_outputs(&step_ir));
-    if args.clif {
-        match jit::compile(&step_ir.graph, &plan) {
+    if args.clif || args.asm {
+        match jit::compile_with(&step_ir.graph, &plan, args.asm) {
             Ok(compiled) => {
-                for pass in &compiled.passes {
-                    println!("{}", pass.clif);
+                for (k, pass) in compiled.passes.iter().enumerate() {
+                    if args.asm {
+                        println!("; optc_pass{k}\n{}", pass.asm.as_deref().unwrap_or("; (no disassembly)"));
+                    } else {
+                        println!("{}", pass.clif);
+                    }
                 }
             }
             Err(e) => {

@@ -30,7 +30,7 @@ pub enum Command {
     Check(check::Args),
     /// Replay reference cases and compare with their expected trajectories.
     Conform(conform::Args),
-    /// Show what a stage makes of a file: `--ast`, `--ir`, `--plan` or `--clif`.
+    /// Show what a stage makes of a file: `--ast`, `--ir`, `--plan`, `--clif` or `--asm`.
     Emit(emit::Args),
 }
 

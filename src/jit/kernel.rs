@@ -41,6 +41,7 @@ pub struct Built {
     pub programs: Vec<ProgramInfo>,
     pub stride: usize,
     pub clif: String,
+    pub asm: Option<String>,
 }
 
 /// Where an operand of an element computation comes from.
@@ -170,9 +171,10 @@ pub fn build(
         return Err(JitError::Codegen { pass: index, message, clif });
     }
     module.define_function(id, ctx).map_err(|e| JitError::Codegen { pass: index, message: format!("{e:?}"), clif: clif.clone() })?;
+    let asm = ctx.compiled_code().and_then(|c| c.vcode.clone());
     module.clear_context(ctx);
     let programs = programs.into_iter().map(|p| p.info).collect();
-    Ok(Built { id, programs, stride, clif })
+    Ok(Built { id, programs, stride, clif, asm })
 }
 
 /// Memory of the kernel's arguments: never trapping, not necessarily aligned beyond 4 bytes.

@@ -98,6 +98,8 @@ pub struct CompiledPass {
     pub stride: usize,
     /// The function's Cranelift IR, annotated with the step IR it comes from.
     pub clif: String,
+    /// The machine code as Cranelift's disassembly (when compiled with `disasm`).
+    pub asm: Option<String>,
 }
 
 /// The passes of a plan as machine code.
@@ -189,6 +191,11 @@ impl std::error::Error for RunError {}
 
 /// Compiles every pass of `plan` (a plan of `graph`) to a kernel.
 pub fn compile(graph: &Graph, plan: &Plan) -> Result<CompiledStep, JitError> {
+    compile_with(graph, plan, false)
+}
+
+/// As [`compile`]; with `disasm`, each pass keeps the disassembly of its machine code.
+pub fn compile_with(graph: &Graph, plan: &Plan, disasm: bool) -> Result<CompiledStep, JitError> {
     let mut flags = settings::builder();
     let set = |flags: &mut settings::Builder, name: &str, value: &str| {
         flags.set(name, value).map_err(|e| JitError::Host(format!("setting {name}: {e}")))
@@ -206,6 +213,7 @@ pub fn compile(graph: &Graph, plan: &Plan) -> Result<CompiledStep, JitError> {
     let mut module = JITModule::new(builder);
     let math = math::declare(&mut module)?;
     let mut ctx = module.make_context();
+    ctx.set_disasm(disasm);
     let mut fctx = cranelift_frontend::FunctionBuilderContext::new();
     let mut built = Vec::new();
     for (index, pass) in plan.passes.iter().enumerate() {
@@ -221,7 +229,7 @@ pub fn compile(graph: &Graph, plan: &Plan) -> Result<CompiledStep, JitError> {
             // signature of `KernelFn` (five pointer-sized integers, the ISA's C calling
             // convention, no returns).
             let kernel = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
-            CompiledPass { kernel, programs: k.programs, stride: k.stride, clif: k.clif }
+            CompiledPass { kernel, programs: k.programs, stride: k.stride, clif: k.clif, asm: k.asm }
         })
         .collect();
     Ok(CompiledStep { passes, module: Some(module) })
