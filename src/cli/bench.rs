@@ -148,6 +148,9 @@ fn time_per_param(n: usize, mut f: impl FnMut()) -> f64 {
     times[RUNS / 2] * 1e9 / n as f64
 }
 
+/// A loop over matching chunks of p, g, m and v.
+type ChunkLoop<'a> = dyn Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync + 'a;
+
 /// Buffers for the reference loops.
 struct AdamBuffers {
     p: Vec<f32>,
@@ -163,7 +166,7 @@ impl AdamBuffers {
     }
 
     /// Runs `body` on matching chunks of the four buffers, over `threads` threads.
-    fn chunks(&mut self, threads: usize, body: &(dyn Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync)) {
+    fn chunks(&mut self, threads: usize, body: &ChunkLoop<'_>) {
         let n = self.p.len();
         let per = n.div_ceil(threads.max(1)).max(1);
         let AdamBuffers { p, g, m, v, .. } = self;

@@ -17,7 +17,8 @@
 //!   uniforms or leaf sizes) are converted as the interpreter converts them. Every op
 //!   computes exactly what `ir::op::eval` computes on those values; ops Cranelift has no
 //!   instruction for call the very functions `eval` calls.
-#![allow(unsafe_code)]
+//!
+//! (`unsafe_code` is denied for the crate and allowed for this module only, in `lib.rs`.)
 
 mod clif;
 mod kernel;

@@ -550,7 +550,7 @@ fn every_reduction_agrees_per_leaf_and_over_the_layout() {
     let plain = rng.floats(n);
     let mut edgy = plain.clone();
     for (i, x) in edgy.iter_mut().enumerate() {
-        if rng.next() % 5 == 0 {
+        if rng.next().is_multiple_of(5) {
             *x = EDGES[i % EDGES.len()];
         }
     }
