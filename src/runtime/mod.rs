@@ -135,14 +135,27 @@ impl Optimizer {
             compiled,
             threads: 1,
         };
-        opt.state = opt.initial_state(params);
+        let init = match backend {
+            Backend::Interp => None,
+            Backend::Jit => Some(
+                jit::compile(&opt.ir.init, &opt.init_plan)
+                    .map_err(|e| vec![Diagnostic::bug(format!("the JIT failed on this pipeline's initial state: {e}"))])?,
+            ),
+        };
+        opt.state = opt.initial_state(params, init.as_ref()).map_err(|e| vec![Diagnostic::bug(e.to_string())])?;
         Ok(opt)
     }
 
-    /// The state before the first step, for parameters `params`.
-    fn initial_state(&self, params: &[f32]) -> State {
+    /// The state before the first step, for parameters `params`, computed by `compiled` (the
+    /// init plan as machine code) or the interpreter.
+    fn initial_state(&self, params: &[f32], compiled: Option<&CompiledStep>) -> Result<State, StepError> {
         let mut scratch = params.to_vec();
         let empty = State::default();
+        let n = self.ir.slots.len();
+        let total = params.len();
+        // Element slots the compiled code writes in place (the interpreter returns them).
+        let mut in_place: Vec<Vec<f32>> =
+            self.ir.slots.iter().map(|s| if s.level == Level::Element { vec![0.0; total] } else { Vec::new() }).collect();
         let mut env = Env {
             graph: &self.ir.init,
             layout: &self.ir.layout,
@@ -153,9 +166,29 @@ impl Optimizer {
             value: 0.0,
             state: &empty,
         };
-        let results = interp::run(&self.init_plan, &mut env);
-        let n = self.ir.slots.len();
-        let total = params.len();
+        let mut results = match compiled {
+            None => interp::run(&self.init_plan, &mut env),
+            Some(step) => {
+                let mut passes = blocks::Compiled { step, slots: &mut in_place, threads: self.threads, error: None };
+                let results = interp::run_with(&self.init_plan, &mut env, &mut passes);
+                if let Some(e) = passes.error {
+                    return Err(StepError::Internal(e.to_string()));
+                }
+                results
+            }
+        };
+        if compiled.is_some() {
+            // The slots some program wrote, as the interpreter would have returned them.
+            let programs = self.init_plan.passes.last().map(|p| p.programs.as_slice()).unwrap_or_default();
+            for (target, _) in programs.iter().flat_map(|p| &p.writes) {
+                if let Target::Slot(s) = *target
+                    && let Some(buffer) = in_place.get_mut(s as usize)
+                    && !results.element.contains_key(&s)
+                {
+                    results.element.insert(s, std::mem::take(buffer));
+                }
+            }
+        }
         let mut state = State {
             uniform: vec![Scalar::F32(0.0); n],
             leaf: vec![Vec::new(); n],
@@ -195,7 +228,7 @@ impl Optimizer {
                 }
             }
         }
-        state
+        Ok(state)
     }
 
     /// What runs the steps.
