@@ -160,6 +160,8 @@ impl std::error::Error for JitError {}
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RunError {
     NoSuchPass(usize),
+    /// A program uses a state slot the buffers do not have.
+    NoSuchSlot(u32),
     /// A task names a program the pass does not have.
     NoSuchProgram { task: usize, program: u64 },
     /// A task is longer than a block.
@@ -178,6 +180,7 @@ impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunError::NoSuchPass(k) => write!(f, "no pass {k}"),
+            RunError::NoSuchSlot(s) => write!(f, "the buffers have no state slot #{s}"),
             RunError::NoSuchProgram { task, program } => write!(f, "task {task} names program {program}, which the pass does not have"),
             RunError::TooLong { task, len } => write!(f, "task {task} has {len} elements, more than a block ({BLOCK})"),
             RunError::Inputs { task } => write!(f, "task {task}'s input row runs past the inputs"),
@@ -255,6 +258,17 @@ impl CompiledStep {
             return Err(RunError::Partials { needed, found: partials.len() });
         }
         let Buffers { grads, params, slots } = buffers;
+        // The kernel reads the pointer of every stream its programs use from the table, even
+        // with no tasks: every slot must be in it.
+        for program in &compiled.programs {
+            for &stream in &program.streams {
+                if let Stream::Slot(s) = stream
+                    && s as usize >= slots.len()
+                {
+                    return Err(RunError::NoSuchSlot(s));
+                }
+            }
+        }
         let length = |s: Stream| -> usize {
             match s {
                 Stream::Grads => grads.len(),
@@ -353,3 +367,75 @@ impl Launch {
 struct SendPtr(*mut f32);
 // SAFETY: each thread gets its own pointer into disjoint partial rows.
 unsafe impl Send for SendPtr {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::plan::{self, Outputs, Target};
+    use crate::ir::{GroupSet, Kind, Level, Node, Op};
+
+    /// `param += g * value + state #0`, `state #0 =` the same, and the per-leaf sum of `g`.
+    fn small() -> CompiledStep {
+        let mut graph = Graph::default();
+        let g = graph.add(Node::Grad, Level::Element, Kind::F32);
+        let v = graph.add(Node::Value, Level::Uniform, Kind::F32);
+        let s = graph.add(Node::State(0), Level::Element, Kind::F32);
+        let gv = graph.add(Node::Op(Op::Mul, vec![g, v]), Level::Element, Kind::F32);
+        let out = graph.add(Node::Op(Op::Add, vec![gv, s]), Level::Element, Kind::F32);
+        let sum = graph.add(Node::LeafReduce { kind: Reduce::Sum, arg: g }, Level::Leaf, Kind::F32);
+        let mut outputs = Outputs::default();
+        outputs.element.push((Target::Params, out, GroupSet::all(1)));
+        outputs.element.push((Target::Slot(0), out, GroupSet::all(1)));
+        outputs.leaf.push((1, sum, GroupSet::all(1)));
+        let plan = plan::plan(&graph, 1, outputs);
+        assert_eq!(plan.passes.len(), 1);
+        compile(&graph, &plan).expect("compiles")
+    }
+
+    fn task(start: u64, len: u64) -> Task {
+        Task { program: 0, start, len, inputs: 0 }
+    }
+
+    #[test]
+    fn a_pass_runs_and_gives_its_partials() {
+        let step = small();
+        let grads: Vec<f32> = (0..37).map(|i| i as f32).collect();
+        let mut params = vec![1.0; 37];
+        let mut slots = vec![vec![0.5; 37]];
+        let mut partials = vec![0.0; 2 * LANES];
+        let tasks = [task(0, 20), task(20, 17)];
+        let buffers = Buffers { grads: &grads, params: &mut params, slots: &mut slots };
+        step.run_pass(0, &tasks, &[2.0], buffers, &mut partials, 1).expect("runs");
+        assert_eq!(params[3], 1.0 + (3.0 * 2.0 + 0.5));
+        assert_eq!(slots[0][36], 36.0 * 2.0 + 0.5);
+        // Task 0: elements 0..20, element i in accumulator i % 8.
+        assert_eq!(partials[0], 0.0 + 8.0 + 16.0);
+        assert_eq!(partials[LANES + 1], 21.0 + 29.0);
+    }
+
+    #[test]
+    fn every_bad_index_is_refused_before_the_kernel_runs() {
+        let step = small();
+        let grads = vec![0.0; 16];
+        let mut params = vec![0.0; 16];
+        let mut partials = vec![0.0; 4 * LANES];
+        let run = |tasks: &[Task], inputs: &[f32], slots: &mut Vec<Vec<f32>>, partials: &mut [f32], threads| {
+            let mut params = params.clone();
+            let buffers = Buffers { grads: &grads, params: &mut params, slots };
+            step.run_pass(0, tasks, inputs, buffers, partials, threads)
+        };
+        let ok = vec![vec![0.0; 16]];
+        assert_eq!(run(&[task(0, 16)], &[1.0], &mut ok.clone(), &mut partials, 1), Ok(()));
+        assert_eq!(run(&[task(8, 9)], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Grads }));
+        assert_eq!(run(&[task(u64::MAX, 2)], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Grads }));
+        assert_eq!(run(&[], &[], &mut Vec::new(), &mut partials, 1), Err(RunError::NoSuchSlot(0)));
+        assert_eq!(run(&[task(0, 4)], &[1.0], &mut vec![vec![0.0; 3]], &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Slot(0) }));
+        assert_eq!(run(&[task(0, 4)], &[], &mut ok.clone(), &mut partials, 1), Err(RunError::Inputs { task: 0 }));
+        let bad_program = Task { program: 1, ..task(0, 4) };
+        assert_eq!(run(&[bad_program], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::NoSuchProgram { task: 0, program: 1 }));
+        assert_eq!(run(&[task(0, 4); 5], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::Partials { needed: 5 * LANES, found: 4 * LANES }));
+        assert_eq!(run(&[task(0, 8), task(4, 8)], &[1.0], &mut ok.clone(), &mut partials, 2), Err(RunError::Overlap { task: 1 }));
+        assert_eq!(run(&[task(0, 8), task(8, 8)], &[1.0], &mut ok.clone(), &mut partials, 2), Ok(()));
+        assert!(matches!(step.run_pass(1, &[], &[], Buffers { grads: &grads, params: &mut params, slots: &mut ok.clone() }, &mut partials, 1), Err(RunError::NoSuchPass(1))));
+    }
+}
