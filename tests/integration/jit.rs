@@ -610,3 +610,114 @@ fn emit_clif_shows_the_annotated_kernel() {
     let annotated = lines.windows(2).any(|w| w[0].starts_with("; %") && w[0].contains("= sqrt %") && w[1].contains("= sqrt v"));
     assert!(annotated, "no annotated sqrt in:\n{stdout}");
 }
+
+// ---- Random pipelines ----
+
+/// Random user transforms: element expressions over the gradient, the parameters, tensor,
+/// per-leaf and int state, constants and reductions (so plans of one to several passes), with
+/// every kind of op, inside the combinators that make leaf groups.
+struct Gen(Rng);
+
+impl Gen {
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[(self.0.next() % xs.len() as u64) as usize]
+    }
+
+    fn expr(&mut self, depth: usize) -> String {
+        if depth == 0 || self.0.next().is_multiple_of(5) {
+            return self.pick(&["g", "g", "s", "param", "k", "lm", "0.0", "1.0", "-1.5", "2.0", "0.5", "1e-3", "3.0", "1e-8"]).to_string();
+        }
+        let d = depth - 1;
+        match self.0.next() % 8 {
+            0 | 1 => {
+                let op = self.pick(&["+", "-", "*", "/", "^"]);
+                format!("({} {op} {})", self.expr(d), self.expr(d))
+            }
+            2 => {
+                let f = self.pick(&["sqrt", "rsqrt", "cbrt", "abs", "sign", "exp", "log", "cos", "sin", "tanh", "floor", "ceil", "float"]);
+                format!("{f}({})", self.expr(d))
+            }
+            3 => {
+                let f = self.pick(&["min", "max", "pow"]);
+                format!("{f}({}, {})", self.expr(d), self.expr(d))
+            }
+            4 => format!("clip({}, -1.0, 1.0)", self.expr(d)),
+            5 => format!("(if {} {{ {} }} else {{ {} }})", self.cond(d), self.expr(d), self.expr(d)),
+            6 => {
+                let r = self.pick(&["sum", "norm", "mean", "max", "min", "leaf_sum", "leaf_norm", "leaf_max", "leaf_min", "leaf_mean"]);
+                format!("{r}({} * g)", self.expr(d))
+            }
+            _ => format!("(g * {})", self.expr(d)),
+        }
+    }
+
+    fn cond(&mut self, depth: usize) -> String {
+        let d = depth.saturating_sub(1);
+        match self.0.next() % 6 {
+            0 => format!("isfinite({})", self.expr(d)),
+            1 => format!("isnan({})", self.expr(d)),
+            2 => format!("not {}", self.cond(d)),
+            3 => {
+                let op = self.pick(&["and", "or"]);
+                format!("({} {op} {})", self.cond(d), self.cond(d))
+            }
+            _ => {
+                let op = self.pick(&["<", "<=", ">", ">=", "==", "!="]);
+                format!("{} {op} {}", self.expr(d), self.expr(d))
+            }
+        }
+    }
+
+    fn program(&mut self) -> String {
+        let s = self.expr(3);
+        let lm = self.expr(2);
+        let update = self.expr(4);
+        let leaf = self.pick(&["leaf_max", "leaf_norm", "leaf_mean"]);
+        let pipeline = self.pick(&[
+            "t()",
+            "chain(t(), clip_by_global_norm(max_norm=1.0))",
+            "masked(t(), mask=\"*.weight\")",
+            "partition { \"*.bias\" => t(), _ => chain(t(), sgd(learning_rate=0.1)) }",
+        ]);
+        format!(
+            "transform t() {{\n    state s: tensor = 0\n    state k: int = 0\n    state lm: leaf = 0\n    update(g) {{\n        k = k + 1\n        s = {s}\n        lm = lm + {leaf}(abs({lm}) * g)\n        {update}\n    }}\n}}\n{pipeline}\n"
+        )
+    }
+}
+
+#[test]
+fn random_pipelines_agree_on_random_layouts() {
+    let (ran, failures) = with_main_stack(|| {
+        let mut generator = Gen(Rng(0x5eed_1234_abcd));
+        let mut failures = Vec::new();
+        let mut ran = 0;
+        for case in 0..200u64 {
+            let text = generator.program();
+            let mut rng = Rng(case * 7919 + 1);
+            let leaves: Vec<String> = (0..1 + rng.next() % 4)
+                .map(|i| {
+                    let len = match rng.next() % 6 {
+                        0 => 0,
+                        1 => 1,
+                        2 => rng.next() % 16,
+                        3 => BLOCK as u64 + rng.next() % 40,
+                        _ => rng.next() % 200,
+                    };
+                    let kind = if i % 2 == 0 { "weight" } else { "bias" };
+                    format!("l{i}.{kind}:{len}")
+                })
+                .collect();
+            let layout = Layout::parse(&leaves.join(",")).expect("a layout");
+            match agree(&text, &layout, 3, case + 1) {
+                Ok(()) => ran += 1,
+                // Pipelines that do not check (a glob matching no leaf, a constant division by
+                // zero) are skipped; about one in twenty.
+                Err(e) if e.contains("error[") || e.contains("error:") => {}
+                Err(e) => failures.push(format!("case {case} on {}:\n{text}{e}", leaves.join(","))),
+            }
+        }
+        (ran, failures)
+    });
+    assert!(failures.is_empty(), "{} differ:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(ran >= 150, "only {ran} of 200 random pipelines checked and ran");
+}
