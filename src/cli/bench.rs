@@ -165,9 +165,11 @@ impl AdamBuffers {
         AdamBuffers { p: pseudo_random(n, 3), g: pseudo_random(n, 4), m: vec![0.0; n], v: vec![0.0; n], count: 0 }
     }
 
-    /// Runs `body` on matching chunks of the four buffers, over `threads` threads.
+    /// Runs `body` on matching chunks of the four buffers, over `threads` threads (fewer when
+    /// a thread would get less than the runtime's minimum of blocks, as for the pipeline).
     fn chunks(&mut self, threads: usize, body: &ChunkLoop<'_>) {
         let n = self.p.len();
+        let threads = threads.min(n / (8 * crate::ir::plan::BLOCK)).max(1);
         let per = n.div_ceil(threads.max(1)).max(1);
         let AdamBuffers { p, g, m, v, .. } = self;
         if threads <= 1 {

@@ -9,6 +9,10 @@ use crate::ir::plan::{BLOCK, LANES, Pass};
 use crate::ir::Reduce;
 use crate::jit::{Buffers, CompiledStep, RunError, Task};
 
+/// Blocks a thread must get before a pass is split over threads: starting a thread costs about
+/// as much as a few blocks of work.
+const MIN_BLOCKS_PER_THREAD: usize = 8;
+
 /// Runs the passes of a step with `step`'s kernels, updating element state in place.
 pub struct Compiled<'a> {
     pub step: &'a CompiledStep,
@@ -50,7 +54,8 @@ impl Passes for Compiled<'_> {
         }
         let mut partials = vec![0.0f32; tasks.len() * compiled.stride * LANES];
         let buffers = Buffers { grads: env.grads, params: &mut *env.params, slots: &mut *self.slots };
-        if let Err(e) = self.step.run_pass(index, &tasks, &inputs, buffers, &mut partials, self.threads) {
+        let threads = self.threads.min(tasks.len() / MIN_BLOCKS_PER_THREAD).max(1);
+        if let Err(e) = self.step.run_pass(index, &tasks, &inputs, buffers, &mut partials, threads) {
             self.error = Some(e);
             return;
         }
