@@ -721,3 +721,34 @@ fn random_pipelines_agree_on_random_layouts() {
     assert!(failures.is_empty(), "{} differ:\n{}", failures.len(), failures.join("\n\n"));
     assert!(ran >= 150, "only {ran} of 200 random pipelines checked and ran");
 }
+
+#[test]
+fn an_optimizer_can_move_to_another_thread() {
+    fn send<T: Send>(_: &T) {}
+    let (_, checked) = optc::check_str("adam.opt", "adam(learning_rate=1e-3)");
+    let layout = Layout::parse("w:4x3,b:3").expect("layout");
+    let optimizer = Optimizer::new(&checked.program, &layout, &[0.0; 15]).expect("instantiates");
+    assert_eq!(optimizer.backend(), Backend::Jit);
+    send(&optimizer);
+    let mut params = vec![0.0; 15];
+    let moved = std::thread::spawn(move || {
+        let mut optimizer = optimizer;
+        optimizer.step(&mut params, &[1.0; 15], None).map(|()| params)
+    });
+    let params = moved.join().expect("the thread finishes").expect("the step runs");
+    assert!(params.iter().all(|p| (*p + 1e-3).abs() < 1e-6), "{params:?}");
+}
+
+#[test]
+fn emit_asm_shows_vector_machine_code() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_optc"))
+        .args(["emit", "--asm", "--layout", "w:4x3,b:3", "tests/ir/adam.opt"])
+        .current_dir(root())
+        .output()
+        .expect("optc runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for needle in ["; optc_pass0", "sqrtps", "divps", "sqrtss"] {
+        assert!(stdout.contains(needle), "`{needle}` missing from:\n{stdout}");
+    }
+}
