@@ -292,8 +292,8 @@ impl Broadcasts {
                 let (s, v) = match self.consts.iter().find(|(b, _, _)| *b == bits) {
                     Some((_, s, v)) => (*s, *v),
                     None => {
-                        // Constants are made where first needed; the entry block of the program
-                        // would be nicer, but Cranelift rematerializes them anyway.
+                        // `build_program` makes every constant of the program in its first
+                        // block, so that the definition dominates both loops.
                         let s = fx.bcx.ins().f32const(c);
                         let v = fx.bcx.ins().splat(F32X4, s);
                         self.consts.push((bits, s, v));
