@@ -3,6 +3,13 @@
 //! ```text
 //! .opt text ──syntax::parse──▶ ast::File ──check::check──▶ check::Program
 //!            (pest, spans)              (names, types, levels, ranges, pipeline evaluated)
+//!
+//! check::Program × Layout ──ir::instantiate──▶ ir::StepIr ──ir::plan──▶ ir::Plan
+//!
+//! ir::Plan ──jit::compile──▶ jit::CompiledStep (one Cranelift kernel per pass)
+//!          └─ interp (the reference; runs the uniform and per-leaf work for both)
+//!
+//! runtime::Optimizer: step(params, grads, value) runs the plan with either backend
 //! ```
 //!
 //! Data flows one way, left to right; no stage reaches back into an earlier one's internals.
@@ -10,7 +17,9 @@
 //!
 //! Architecture invariants:
 //! - pest is used only in `syntax`; the AST carries its own spans.
-//! - codespan-reporting is used only in `diagnostic`.
+//! - codespan-reporting is used only in `diagnostic`; Cranelift only in `jit`.
+//! - `unsafe` only in `jit`, behind a function that checks every index first.
+//! - The JIT agrees with the interpreter bit for bit (NaN payloads aside).
 //! - No input makes a stage panic: bad input is a [`Diagnostic`].
 #![deny(unsafe_code)]
 
@@ -21,6 +30,8 @@ pub mod diagnostic;
 pub mod glob;
 pub mod interp;
 pub mod ir;
+#[allow(unsafe_code)]
+pub mod jit;
 pub mod runtime;
 pub mod source;
 pub mod stdlib;

@@ -9,13 +9,16 @@ use serde_json::Value as Json;
 use crate::check;
 use crate::diagnostic;
 use crate::ir::{Layout, Leaf};
-use crate::runtime::Optimizer;
+use crate::runtime::{Backend, Optimizer};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Case files, or folders of them.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+    /// What runs the steps: compiled code (`jit`) or the reference interpreter (`interp`).
+    #[arg(long, value_name = "BACKEND", default_value = "jit")]
+    pub backend: Backend,
 }
 
 /// The families whose transforms need leaf shapes; they come in a later issue.
@@ -57,7 +60,7 @@ pub fn run(args: &Args, stdlib_dir: Option<&Path>) -> ExitCode {
     }
     let (mut passed, mut failed) = (0, 0);
     for file in files {
-        let outcome = run_case(&file, stdlib_dir);
+        let outcome = run_case_with(&file, stdlib_dir, args.backend);
         if outcome.passed {
             passed += 1;
             println!("{:<45} pass  max error {:.3} of tolerance", outcome.name, outcome.worst);
@@ -105,8 +108,13 @@ fn flat(layout: &Layout, tree: &Json, what: &str) -> Result<Vec<f32>, String> {
     Ok(out)
 }
 
-/// Replays one case file.
+/// Replays one case file with the default backend.
 pub fn run_case(path: &Path, stdlib_dir: Option<&Path>) -> Outcome {
+    run_case_with(path, stdlib_dir, Backend::default())
+}
+
+/// Replays one case file, its steps run by `backend`.
+pub fn run_case_with(path: &Path, stdlib_dir: Option<&Path>, backend: Backend) -> Outcome {
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -148,7 +156,7 @@ pub fn run_case(path: &Path, stdlib_dir: Option<&Path>) -> Outcome {
         let first = checked.diagnostics.iter().find(|d| d.is_error()).map(|d| d.message.clone()).unwrap_or_default();
         return fail(&name, format!("does not check: {first}"));
     }
-    let mut optimizer = match Optimizer::new(&checked.program, &layout, &params) {
+    let mut optimizer = match Optimizer::with_backend(&checked.program, &layout, &params, backend) {
         Ok(o) => o,
         Err(diags) => {
             let text = diagnostic::render(&diags, &sources);

@@ -1,4 +1,5 @@
-//! `optc emit`: print what a stage makes of a file: the syntax tree, the step IR, the plan.
+//! `optc emit`: print what a stage makes of a file: the syntax tree, the step IR, the plan, the
+//! Cranelift IR of the compiled passes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,10 +7,11 @@ use std::process::ExitCode;
 use crate::check;
 use crate::diagnostic;
 use crate::ir::{self, Layout};
+use crate::jit;
 use crate::syntax;
 
 #[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("stage").required(true).args(["ast", "ir", "plan"])))]
+#[command(group(clap::ArgGroup::new("stage").required(true).args(["ast", "ir", "plan", "clif", "asm"])))]
 pub struct Args {
     /// The `.opt` file (`-` reads standard input).
     pub file: PathBuf,
@@ -22,6 +24,12 @@ pub struct Args {
     /// The pass plan for `--layout`: passes, what each reads and writes, bytes moved.
     #[arg(long)]
     pub plan: bool,
+    /// The Cranelift IR of each pass's kernel for `--layout`, annotated with the step IR.
+    #[arg(long)]
+    pub clif: bool,
+    /// The machine code of each pass's kernel for `--layout`, as Cranelift disassembles it.
+    #[arg(long)]
+    pub asm: bool,
     /// The parameter layout: `name:4x3,other:3,scalar:`.
     #[arg(long, value_name = "SPEC", default_value = "layer.weight:16x16,layer.bias:16")]
     pub layout: String,
@@ -77,8 +85,26 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
     diagnostic::emit_to_stderr(&step_ir.warnings, &sources);
     if args.ir {
         print!("{}", ir::print::ir(&step_ir));
+        return ExitCode::SUCCESS;
+    }
+    let plan = ir::plan::plan(&step_ir.graph, step_ir.groups.len(), ir::plan::step_outputs(&step_ir));
+    if args.clif || args.asm {
+        match jit::compile_with(&step_ir.graph, &plan, args.asm) {
+            Ok(compiled) => {
+                for (k, pass) in compiled.passes.iter().enumerate() {
+                    if args.asm {
+                        println!("; optc_pass{k}\n{}", pass.asm.as_deref().unwrap_or("; (no disassembly)"));
+                    } else {
+                        println!("{}", pass.clif);
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("error: internal error (a bug in optc): {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     } else {
-        let plan = ir::plan::plan(&step_ir.graph, step_ir.groups.len(), ir::plan::step_outputs(&step_ir));
         print!("{}", ir::print::plan(&step_ir, &plan));
     }
     ExitCode::SUCCESS

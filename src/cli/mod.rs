@@ -1,6 +1,7 @@
 //! The command line: clap definitions and dispatch. The only place that prints and picks exit
 //! codes.
 
+mod bench;
 mod check;
 pub mod conform;
 mod emit;
@@ -29,11 +30,13 @@ pub enum Command {
     Run(Box<run::Args>),
     /// Print or plot a schedule's values, step by step.
     Schedule(schedule::Args),
+    /// Time a step of a pipeline in ns per parameter, against a hand-written Adam and a memory probe.
+    Bench(bench::Args),
     /// Check pipelines: print diagnostics, or what each pipeline needs and keeps.
     Check(check::Args),
     /// Replay reference cases and compare with their expected trajectories.
     Conform(conform::Args),
-    /// Show what a stage makes of a file: `--ast`, `--ir` or `--plan`.
+    /// Show what a stage makes of a file: `--ast`, `--ir`, `--plan`, `--clif` or `--asm`.
     Emit(emit::Args),
 }
 
@@ -50,6 +53,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(&args, stdlib),
         Command::Schedule(args) => schedule::run(&args, stdlib),
+        Command::Bench(args) => bench::run(&args, stdlib),
         Command::Check(args) => check::run(&args, stdlib),
         Command::Conform(args) => conform::run(&args, stdlib),
         Command::Emit(args) => emit::run(&args, stdlib),

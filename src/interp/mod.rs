@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::ir::op::{self, Kind, Op, Scalar};
-use crate::ir::plan::{BLOCK, GroupProgram, LANES, Plan, Target, resolve};
+use crate::ir::plan::{BLOCK, GroupProgram, LANES, Pass, Plan, Target, resolve};
 use crate::ir::{Graph, Groups, Layout, Level, Node, NodeId, Reduce};
 
 /// Optimizer state: one entry per slot of the step IR.
@@ -59,42 +59,81 @@ pub fn offsets(layout: &Layout) -> Vec<usize> {
 
 /// Runs `plan` on `env`.
 pub fn run(plan: &Plan, env: &mut Env) -> Results {
-    let mut uniform: HashMap<NodeId, Scalar> = HashMap::new();
-    let mut leaf: HashMap<NodeId, Vec<Scalar>> = HashMap::new();
+    run_with(plan, env, &mut Interpreted)
+}
+
+/// Uniform and per-leaf values computed so far in a run.
+#[derive(Debug, Default)]
+pub struct Values {
+    pub uniform: HashMap<NodeId, Scalar>,
+    pub leaf: HashMap<NodeId, Vec<Scalar>>,
+}
+
+/// What a pass's element programs give back.
+#[derive(Debug, Default)]
+pub struct PassOutput {
+    /// Per reduction: one partial per block, as (leaf, value), in the order the programs of the
+    /// pass run: program by program, leaf by leaf within a group, block by block within a leaf.
+    pub partials: HashMap<NodeId, Vec<(usize, Scalar)>>,
+    /// New values of per-element slots (backends that write state in place leave it empty).
+    pub element: HashMap<u32, Vec<f32>>,
+}
+
+/// How a backend runs the element programs of a pass. The uniform and per-leaf work around the
+/// passes, and the combination of reduction partials, stay here, so every backend shares them.
+pub trait Passes {
+    /// Runs the programs of `pass` (the `index`-th of its plan) over `env`'s buffers.
+    fn run_pass(&mut self, index: usize, pass: &Pass, env: &mut Env, values: &Values, out: &mut PassOutput);
+}
+
+/// The reference backend: element programs run here, on [`Scalar`]s.
+pub struct Interpreted;
+
+impl Passes for Interpreted {
+    fn run_pass(&mut self, _index: usize, pass: &Pass, env: &mut Env, values: &Values, out: &mut PassOutput) {
+        for program in &pass.programs {
+            run_program(env, &values.uniform, &values.leaf, program, &mut out.partials, &mut out.element);
+        }
+    }
+}
+
+/// Runs `plan` on `env`, with the element programs of each pass run by `passes`.
+pub fn run_with(plan: &Plan, env: &mut Env, passes: &mut dyn Passes) -> Results {
+    let mut values = Values::default();
     let mut element_writes: HashMap<u32, Vec<f32>> = HashMap::new();
     let n_leaves = env.layout.leaves.len();
-    for pass in &plan.passes {
+    for (index, pass) in plan.passes.iter().enumerate() {
         for &n in &pass.uniform_before {
-            let v = eval_uniform(env, &uniform, &leaf, n);
-            uniform.insert(n, v);
+            let v = eval_uniform(env, &values.uniform, &values.leaf, n);
+            values.uniform.insert(n, v);
         }
         for (n, groups) in &pass.leaf_before {
-            eval_leaf(env, &uniform, &mut leaf, *n, groups.iter().collect(), n_leaves);
+            eval_leaf(env, &values.uniform, &mut values.leaf, *n, groups.iter().collect(), n_leaves);
         }
-        let mut partials: HashMap<NodeId, Vec<(usize, Scalar)>> = HashMap::new();
-        for program in &pass.programs {
-            run_program(env, &uniform, &leaf, program, &mut partials, &mut element_writes);
-        }
+        let mut out = PassOutput { partials: HashMap::new(), element: std::mem::take(&mut element_writes) };
+        passes.run_pass(index, pass, env, &values, &mut out);
+        element_writes = out.element;
         // Combine partials in leaf order, then block order (they were pushed in that order
         // within a leaf; sort by leaf keeps it stable across groups).
-        for (red, mut parts) in partials {
+        for (red, mut parts) in out.partials {
             parts.sort_by_key(|(l, _)| *l);
             match &env.graph.get(red).node {
                 Node::Reduce { kind, .. } => {
                     let v = parts.iter().fold(identity(*kind), |acc, (_, p)| combine(*kind, acc, *p));
-                    uniform.insert(red, v);
+                    values.uniform.insert(red, v);
                 }
                 Node::LeafReduce { kind, .. } => {
                     let mut per_leaf = vec![identity(*kind); n_leaves];
                     for (l, p) in parts {
                         per_leaf[l] = combine(*kind, per_leaf[l], p);
                     }
-                    leaf.insert(red, per_leaf);
+                    values.leaf.insert(red, per_leaf);
                 }
                 _ => {}
             }
         }
     }
+    let Values { mut uniform, mut leaf } = values;
     for &n in &plan.uniform_after {
         let v = eval_uniform(env, &uniform, &leaf, n);
         uniform.insert(n, v);
@@ -117,7 +156,8 @@ pub fn run(plan: &Plan, env: &mut Env) -> Results {
     Results { uniform, leaf, element: element_writes }
 }
 
-fn identity(kind: Reduce) -> Scalar {
+/// The value a reduction starts from.
+pub fn identity(kind: Reduce) -> Scalar {
     match kind {
         Reduce::Sum => Scalar::F32(0.0),
         Reduce::Max => Scalar::F32(f32::NEG_INFINITY),
@@ -127,7 +167,8 @@ fn identity(kind: Reduce) -> Scalar {
     }
 }
 
-fn combine(kind: Reduce, a: Scalar, b: Scalar) -> Scalar {
+/// One step of a reduction: `a` (so far) combined with `b` (the next value).
+pub fn combine(kind: Reduce, a: Scalar, b: Scalar) -> Scalar {
     match kind {
         Reduce::Sum => Scalar::F32(a.f() + b.f()),
         Reduce::Max => Scalar::F32(op::max_f32(a.f(), b.f())),
@@ -144,6 +185,11 @@ pub fn reduce_block(kind: Reduce, xs: &[Scalar]) -> Scalar {
     for (i, x) in xs.iter().enumerate() {
         acc[i % LANES] = combine(kind, acc[i % LANES], *x);
     }
+    finish_block(kind, acc)
+}
+
+/// Combines the `LANES` accumulators of a block pairwise, as [`reduce_block`] does.
+pub fn finish_block(kind: Reduce, mut acc: [Scalar; LANES]) -> Scalar {
     let mut width = LANES;
     while width > 1 {
         width /= 2;
@@ -293,8 +339,8 @@ fn run_program(
     }
 }
 
-/// The value of a uniform or per-leaf node for leaf `l`.
-fn broadcast(env: &Env, uniform: &HashMap<NodeId, Scalar>, leaf: &HashMap<NodeId, Vec<Scalar>>, node: NodeId, g: usize, l: usize) -> Scalar {
+/// The value of a uniform or per-leaf node for leaf `l` (of group `g`).
+pub fn broadcast(env: &Env, uniform: &HashMap<NodeId, Scalar>, leaf: &HashMap<NodeId, Vec<Scalar>>, node: NodeId, g: usize, l: usize) -> Scalar {
     let node = resolve(env.graph, node, g).unwrap_or(node);
     match env.graph.level(node) {
         Level::Uniform => uniform.get(&node).copied().unwrap_or_else(|| constant(env.graph, node)),

@@ -203,15 +203,39 @@ pub extern "C" fn sin_f32(a: f32) -> f32 {
 pub extern "C" fn tanh_f32(a: f32) -> f32 {
     a.tanh()
 }
-
-/// `min` as jnp.minimum: NaN if either operand is NaN.
-pub fn min_f32(a: f32, b: f32) -> f32 {
-    if a.is_nan() || b.is_nan() { f32::NAN } else { a.min(b) }
+pub extern "C" fn cbrt_f32(a: f32) -> f32 {
+    a.cbrt()
 }
 
-/// `max` as jnp.maximum: NaN if either operand is NaN.
+/// Float modulo as Python's `%`: the result has the sign of `b`.
+pub extern "C" fn rem_f32(a: f32, b: f32) -> f32 {
+    let r = a % b;
+    if r != 0.0 && (r < 0.0) != (b < 0.0) { r + b } else { r }
+}
+
+/// `min` as jnp.minimum (IEEE 754-2019 `minimum`): NaN if either operand is NaN, and -0 is
+/// smaller than +0. (Rust's `f32::min` leaves the sign of a zero result unspecified, so the
+/// zeros are decided here, where the JIT can match them.)
+pub fn min_f32(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else if a < b || (a == b && a.is_sign_negative()) {
+        a
+    } else {
+        b
+    }
+}
+
+/// `max` as jnp.maximum (IEEE 754-2019 `maximum`): NaN if either operand is NaN, and +0 is
+/// larger than -0.
 pub fn max_f32(a: f32, b: f32) -> f32 {
-    if a.is_nan() || b.is_nan() { f32::NAN } else { a.max(b) }
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else if a > b || (a == b && a.is_sign_positive()) {
+        a
+    } else {
+        b
+    }
 }
 
 /// `sign` as jnp.sign: -1, 0 (keeping the sign of zero) or 1; NaN stays NaN.
@@ -249,16 +273,12 @@ pub fn eval(op: Op, args: &[Scalar]) -> Scalar {
         Sub => F32(a.f() - b.f()),
         Mul => F32(a.f() * b.f()),
         Div => F32(a.f() / b.f()),
-        Rem => {
-            let (x, y) = (a.f(), b.f());
-            let r = x % y;
-            F32(if r != 0.0 && (r < 0.0) != (y < 0.0) { r + y } else { r })
-        }
+        Rem => F32(rem_f32(a.f(), b.f())),
         Pow => F32(pow_f32(a.f(), b.f())),
         Neg => F32(-a.f()),
         Sqrt => F32(a.f().sqrt()),
         Rsqrt => F32(1.0 / a.f().sqrt()),
-        Cbrt => F32(a.f().cbrt()),
+        Cbrt => F32(cbrt_f32(a.f())),
         Abs => F32(a.f().abs()),
         Sign => F32(sign_f32(a.f())),
         Exp => F32(exp_f32(a.f())),
@@ -317,5 +337,9 @@ mod tests {
         assert!(eval(Op::Max, &[Scalar::F32(f32::NAN), Scalar::F32(1.0)]).f().is_nan());
         assert_eq!(sign_f32(-0.0).to_bits(), (-0.0f32).to_bits());
         assert!(sign_f32(f32::NAN).is_nan());
+        assert_eq!(min_f32(0.0, -0.0).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(min_f32(-0.0, 0.0).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(max_f32(-0.0, 0.0).to_bits(), 0.0f32.to_bits());
+        assert_eq!(max_f32(0.0, -0.0).to_bits(), 0.0f32.to_bits());
     }
 }

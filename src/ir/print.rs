@@ -6,7 +6,8 @@ use std::fmt::Write;
 use super::plan::{Plan, Target};
 use super::{ConstBits, Graph, Node, NodeId, StepIr};
 
-fn node_text(graph: &Graph, id: NodeId) -> String {
+/// One node as `%id = op args : level kind`.
+pub fn node_text(graph: &Graph, id: NodeId) -> String {
     let info = graph.get(id);
     let body = match &info.node {
         Node::Const(c) => match c {

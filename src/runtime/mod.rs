@@ -1,6 +1,7 @@
 //! The runtime API: an [`Optimizer`] is a pipeline instantiated for a layout, with its state;
 //! `step` updates parameter buffers in place.
 
+pub mod blocks;
 pub mod checkpoint;
 
 use std::path::Path;
@@ -12,6 +13,7 @@ use crate::ir::instantiate::instantiate;
 use crate::ir::op::Scalar;
 use crate::ir::plan::{self, Plan, Target};
 use crate::ir::{Layout, Level, StepIr};
+use crate::jit::{self, CompiledStep};
 
 /// Why a step could not run.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,6 +24,8 @@ pub enum StepError {
     MissingValue,
     /// A value was given to a pipeline that does not read one.
     UnexpectedValue,
+    /// The compiled code refused to run: a bug in optc.
+    Internal(String),
 }
 
 impl std::fmt::Display for StepError {
@@ -34,11 +38,42 @@ impl std::fmt::Display for StepError {
             StepError::UnexpectedValue => {
                 write!(f, "this pipeline does not read a value; pass none (a value given by mistake hides a bug)")
             }
+            StepError::Internal(m) => write!(f, "internal error (a bug in optc): {m}"),
         }
     }
 }
 
 impl std::error::Error for StepError {}
+
+/// What runs the element work of a step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// Machine code from Cranelift (the default).
+    #[default]
+    Jit,
+    /// The reference interpreter.
+    Interp,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Backend, String> {
+        match s {
+            "jit" => Ok(Backend::Jit),
+            "interp" => Ok(Backend::Interp),
+            _ => Err(format!("unknown backend `{s}`: expected `jit` or `interp`")),
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Jit => "jit",
+            Backend::Interp => "interp",
+        })
+    }
+}
 
 /// A pipeline instantiated for a layout, with its state.
 pub struct Optimizer {
@@ -53,11 +88,21 @@ pub struct Optimizer {
     steps: u64,
     /// The resolved pipeline, on one line (for messages about state files).
     pipeline: String,
+    /// The step's passes as machine code (the `Jit` backend).
+    compiled: Option<CompiledStep>,
+    /// Threads the compiled passes are split over.
+    threads: usize,
 }
 
 impl Optimizer {
-    /// Instantiates `program`'s pipeline for `layout` and initialises its state from `params`.
+    /// Instantiates `program`'s pipeline for `layout` and initialises its state from `params`;
+    /// steps run as compiled code.
     pub fn new(program: &Program, layout: &Layout, params: &[f32]) -> Result<Optimizer, Vec<Diagnostic>> {
+        Optimizer::with_backend(program, layout, params, Backend::default())
+    }
+
+    /// As [`Optimizer::new`], with steps run by `backend`.
+    pub fn with_backend(program: &Program, layout: &Layout, params: &[f32], backend: Backend) -> Result<Optimizer, Vec<Diagnostic>> {
         let ir = instantiate(program, layout)?;
         let n_groups = ir.groups.len();
         let step_plan = plan::plan(&ir.graph, n_groups, plan::step_outputs(&ir));
@@ -71,16 +116,46 @@ impl Optimizer {
             )]);
         }
         let pipeline = program.pipeline.as_ref().map(|tx| one_line(&summary::describe(program, tx))).unwrap_or_default();
-        let mut opt =
-            Optimizer { ir, step_plan, init_plan, state: State::default(), offsets, last: Vec::new(), steps: 0, pipeline };
-        opt.state = opt.initial_state(params);
+        let compiled = match backend {
+            Backend::Interp => None,
+            Backend::Jit => Some(
+                jit::compile(&ir.graph, &step_plan)
+                    .map_err(|e| vec![Diagnostic::bug(format!("the JIT failed on this pipeline: {e}"))])?,
+            ),
+        };
+        let mut opt = Optimizer {
+            ir,
+            step_plan,
+            init_plan,
+            state: State::default(),
+            offsets,
+            last: Vec::new(),
+            steps: 0,
+            pipeline,
+            compiled,
+            threads: 1,
+        };
+        let init = match backend {
+            Backend::Interp => None,
+            Backend::Jit => Some(
+                jit::compile(&opt.ir.init, &opt.init_plan)
+                    .map_err(|e| vec![Diagnostic::bug(format!("the JIT failed on this pipeline's initial state: {e}"))])?,
+            ),
+        };
+        opt.state = opt.initial_state(params, init.as_ref()).map_err(|e| vec![Diagnostic::bug(e.to_string())])?;
         Ok(opt)
     }
 
-    /// The state before the first step, for parameters `params`.
-    fn initial_state(&self, params: &[f32]) -> State {
+    /// The state before the first step, for parameters `params`, computed by `compiled` (the
+    /// init plan as machine code) or the interpreter.
+    fn initial_state(&self, params: &[f32], compiled: Option<&CompiledStep>) -> Result<State, StepError> {
         let mut scratch = params.to_vec();
         let empty = State::default();
+        let n = self.ir.slots.len();
+        let total = params.len();
+        // Element slots the compiled code writes in place (the interpreter returns them).
+        let mut in_place: Vec<Vec<f32>> =
+            self.ir.slots.iter().map(|s| if s.level == Level::Element { vec![0.0; total] } else { Vec::new() }).collect();
         let mut env = Env {
             graph: &self.ir.init,
             layout: &self.ir.layout,
@@ -91,9 +166,29 @@ impl Optimizer {
             value: 0.0,
             state: &empty,
         };
-        let results = interp::run(&self.init_plan, &mut env);
-        let n = self.ir.slots.len();
-        let total = params.len();
+        let mut results = match compiled {
+            None => interp::run(&self.init_plan, &mut env),
+            Some(step) => {
+                let mut passes = blocks::Compiled { step, slots: &mut in_place, threads: self.threads, error: None };
+                let results = interp::run_with(&self.init_plan, &mut env, &mut passes);
+                if let Some(e) = passes.error {
+                    return Err(StepError::Internal(e.to_string()));
+                }
+                results
+            }
+        };
+        if compiled.is_some() {
+            // The slots some program wrote, as the interpreter would have returned them.
+            let programs = self.init_plan.passes.last().map(|p| p.programs.as_slice()).unwrap_or_default();
+            for (target, _) in programs.iter().flat_map(|p| &p.writes) {
+                if let Target::Slot(s) = *target
+                    && let Some(buffer) = in_place.get_mut(s as usize)
+                    && !results.element.contains_key(&s)
+                {
+                    results.element.insert(s, std::mem::take(buffer));
+                }
+            }
+        }
         let mut state = State {
             uniform: vec![Scalar::F32(0.0); n],
             leaf: vec![Vec::new(); n],
@@ -133,7 +228,22 @@ impl Optimizer {
                 }
             }
         }
-        state
+        Ok(state)
+    }
+
+    /// What runs the steps.
+    pub fn backend(&self) -> Backend {
+        if self.compiled.is_some() { Backend::Jit } else { Backend::Interp }
+    }
+
+    /// The compiled passes (the `Jit` backend), e.g. to print their Cranelift IR.
+    pub fn compiled(&self) -> Option<&CompiledStep> {
+        self.compiled.as_ref()
+    }
+
+    /// Splits compiled passes over `threads` threads (at least 1). Results do not depend on it.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
     }
 
     /// What instantiation noticed but did not refuse, such as a glob that matches no leaf.
@@ -160,19 +270,47 @@ impl Optimizer {
             (false, Some(_)) => return Err(StepError::UnexpectedValue),
             (_, v) => v.unwrap_or(0.0),
         };
-        let state = std::mem::take(&mut self.state);
-        let results = {
-            let mut env = Env {
-                graph: &self.ir.graph,
-                layout: &self.ir.layout,
-                groups: &self.ir.groups,
-                offsets: &self.offsets,
-                params,
-                grads,
-                value,
-                state: &state,
-            };
-            interp::run(&self.step_plan, &mut env)
+        let mut state = std::mem::take(&mut self.state);
+        let results = match &self.compiled {
+            None => {
+                let mut env = Env {
+                    graph: &self.ir.graph,
+                    layout: &self.ir.layout,
+                    groups: &self.ir.groups,
+                    offsets: &self.offsets,
+                    params,
+                    grads,
+                    value,
+                    state: &state,
+                };
+                interp::run(&self.step_plan, &mut env)
+            }
+            Some(compiled) => {
+                // Element state is updated in place by the kernels; the interpreter's part of
+                // the step (uniform and per-leaf work) never reads it.
+                let mut element = std::mem::take(&mut state.element);
+                let mut passes = blocks::Compiled { step: compiled, slots: &mut element, threads: self.threads, error: None };
+                let results = {
+                    let mut env = Env {
+                        graph: &self.ir.graph,
+                        layout: &self.ir.layout,
+                        groups: &self.ir.groups,
+                        offsets: &self.offsets,
+                        params,
+                        grads,
+                        value,
+                        state: &state,
+                    };
+                    interp::run_with(&self.step_plan, &mut env, &mut passes)
+                };
+                let error = passes.error.take();
+                state.element = element;
+                if let Some(e) = error {
+                    self.state = state;
+                    return Err(StepError::Internal(e.to_string()));
+                }
+                results
+            }
         };
         let mut next = state;
         for (target, _, _) in &self.step_plan.outputs.element {

@@ -6,6 +6,7 @@ mod diagnostics;
 mod examples;
 mod fuzz;
 mod ir;
+mod jit;
 mod run;
 mod runtime;
 mod stdlib;

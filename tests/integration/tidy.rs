@@ -1,5 +1,5 @@
 //! Architecture invariants, checked by reading the sources: imports flow one way, and pest,
-//! codespan-reporting and `unsafe` stay in their modules. Every diagnostic code is explained.
+//! Cranelift, codespan-reporting and `unsafe` stay in their modules. Every diagnostic code is explained.
 
 use std::path::Path;
 
@@ -70,6 +70,9 @@ fn dependencies_stay_in_their_modules() {
         let code: String = text.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
         if (code.contains("pest::") || code.contains("pest_derive")) && !rel.starts_with("src/syntax/") {
             violations.push(format!("{rel} uses pest outside src/syntax/"));
+        }
+        if code.contains("cranelift") && !rel.starts_with("src/jit/") {
+            violations.push(format!("{rel} uses Cranelift outside src/jit/"));
         }
         if code.contains("codespan_reporting") && rel != "src/diagnostic.rs" {
             violations.push(format!("{rel} uses codespan-reporting outside src/diagnostic.rs"));

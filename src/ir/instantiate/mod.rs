@@ -491,8 +491,22 @@ fn quote_list(names: &[&str]) -> String {
 }
 
 impl Inst<'_> {
-    /// Builds `op` on nodes, folding constants in float32.
+    /// Builds `op` on nodes, folding constants in float32. A per-element value divided by a
+    /// uniform or per-leaf one becomes a multiplication by its reciprocal, computed once per
+    /// step (or leaf) instead of once per element: a divide costs several multiplies, and the
+    /// conformance cases pass at their tolerances either way. (A divisor below 2^-128 in
+    /// magnitude has an infinite reciprocal, so its quotients become infinite or NaN instead
+    /// of large; no standard-library divisor gets there.)
     pub fn op(&mut self, which: Which, op: Op, args: &[NodeId]) -> NodeId {
+        let g = self.graph(which);
+        if let (Op::Div, &[a, b]) = (op, args)
+            && g.level(a) == Level::Element
+            && g.level(b) < Level::Element
+        {
+            let one = g.constant(Scalar::F32(1.0));
+            let reciprocal = self.op(which, Op::Div, &[one, b]);
+            return self.op(which, Op::Mul, &[a, reciprocal]);
+        }
         let g = self.graph(which);
         let level = args.iter().map(|a| g.level(*a)).max().unwrap_or(Level::Uniform);
         let kinds: Vec<Kind> = args.iter().map(|a| g.kind(*a)).collect();

@@ -1,0 +1,537 @@
+//! One pass → one kernel. The kernel walks its tasks (one block of one leaf each); for each it
+//! jumps to the task's program, which loads its inputs, then runs an unrolled vector body (four
+//! `f32x4` per iteration) and a scalar tail over the block's elements, and finally stores its
+//! reduction accumulators as the task's partials.
+//!
+//! ```text
+//! entry ─▶ task_head ─▶ task_body ─▶ program k: inputs ─▶ vector loop ─▶ scalar loop ─▶ partials ─┐
+//!             ▲   └────▶ exit                                                                 │
+//!             └───────────────────────────── task_next ◀──────────────────────────────────────┘
+//! ```
+//!
+//! Reductions keep the interpreter's `LANES` = 8 accumulators per block, element `i` of the block
+//! in accumulator `i % 8`: in the vector body two `f32x4` accumulators (lanes 0–3 and 4–7), in the
+//! scalar tail the same eight floats in a stack slot.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use cranelift_codegen::Context;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{F32, F32X4, I64};
+use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, UserFuncName, Value};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_jit::JITModule;
+use cranelift_module::{FuncId, Linkage, Module};
+
+use super::clif::Comments;
+use super::lower::{Fx, Width, identity};
+use super::math::Math;
+use super::{JitError, ProgramInfo, Stream, Task};
+use crate::ir::plan::{GroupProgram, LANES, Pass, Target, resolve};
+use crate::ir::{Graph, Level, Node, NodeId, Reduce};
+
+/// Elements per iteration of the vector body: four `f32x4`.
+const UNROLL: i64 = 4;
+const VECTOR: i64 = 4;
+const STEP: i64 = UNROLL * VECTOR;
+
+/// A kernel defined in the module, with what the runtime needs to call it.
+pub struct Built {
+    pub id: FuncId,
+    pub programs: Vec<ProgramInfo>,
+    pub stride: usize,
+    pub clif: String,
+    pub asm: Option<String>,
+}
+
+/// Where an operand of an element computation comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Operand {
+    /// An element value computed earlier in the program.
+    Node(NodeId),
+    /// A constant of the graph (or 0, where the interpreter broadcasts nothing).
+    Const(f32),
+    /// A uniform or per-leaf value: entry of the task's input row.
+    Input(usize),
+}
+
+/// How an element node is computed.
+#[derive(Clone, Debug)]
+enum Elem {
+    Load(Stream),
+    Op(crate::ir::Op, Vec<Operand>),
+    /// A value the interpreter broadcasts.
+    Broadcast(Operand),
+}
+
+/// A group program, resolved for code generation.
+struct Program {
+    info: ProgramInfo,
+    nodes: Vec<(NodeId, Elem)>,
+    reductions: Vec<(Reduce, Operand)>,
+    writes: Vec<(Target, Operand)>,
+}
+
+/// Resolves a group program's operands: element nodes it computes, constants, inputs.
+fn analyse(graph: &Graph, program: &GroupProgram) -> Program {
+    let g = program.group;
+    let mut computed: HashSet<NodeId> = HashSet::new();
+    let mut inputs: Vec<NodeId> = Vec::new();
+    let mut streams: BTreeSet<Stream> = BTreeSet::new();
+    let mut operand = |computed: &HashSet<NodeId>, a: NodeId| -> Operand {
+        let a = resolve(graph, a, g).unwrap_or(a);
+        if computed.contains(&a) {
+            return Operand::Node(a);
+        }
+        if let Some(c) = graph.as_const(a) {
+            return Operand::Const(c.f());
+        }
+        match graph.level(a) {
+            // The interpreter broadcasts 0 for an element value it has not computed.
+            Level::Element => Operand::Const(0.0),
+            Level::Uniform | Level::Leaf => {
+                let k = inputs.iter().position(|n| *n == a).unwrap_or_else(|| {
+                    inputs.push(a);
+                    inputs.len() - 1
+                });
+                Operand::Input(k)
+            }
+        }
+    };
+    let mut nodes = Vec::new();
+    for &n in &program.nodes {
+        let elem = match &graph.get(n).node {
+            Node::Grad => Elem::Load(Stream::Grads),
+            Node::Param => Elem::Load(Stream::Params),
+            Node::State(s) => Elem::Load(Stream::Slot(*s)),
+            Node::Op(op, args) => Elem::Op(*op, args.iter().map(|a| operand(&computed, *a)).collect()),
+            _ => Elem::Broadcast(operand(&computed, n)),
+        };
+        if let Elem::Load(s) = elem {
+            streams.insert(s);
+        }
+        computed.insert(n);
+        nodes.push((n, elem));
+    }
+    let mut reductions = Vec::new();
+    let mut reduction_ids = Vec::new();
+    for &(red, arg) in &program.reductions {
+        let kind = match &graph.get(red).node {
+            Node::Reduce { kind, .. } | Node::LeafReduce { kind, .. } => *kind,
+            _ => continue,
+        };
+        reductions.push((kind, operand(&computed, arg)));
+        reduction_ids.push((red, kind));
+    }
+    let mut writes = Vec::new();
+    for &(target, node) in &program.writes {
+        streams.insert(match target {
+            Target::Params => Stream::Params,
+            Target::Slot(s) => Stream::Slot(s),
+        });
+        writes.push((target, operand(&computed, node)));
+    }
+    let info = ProgramInfo { group: g, inputs, reductions: reduction_ids, streams: streams.into_iter().collect() };
+    Program { info, nodes, reductions, writes }
+}
+
+/// Builds and defines the kernel of pass `index`.
+pub fn build(
+    module: &mut JITModule,
+    ctx: &mut Context,
+    fctx: &mut FunctionBuilderContext,
+    math: &Math,
+    graph: &Graph,
+    pass: &Pass,
+    index: usize,
+) -> Result<Built, JitError> {
+    let programs: Vec<Program> = pass.programs.iter().map(|p| analyse(graph, p)).collect();
+    let stride = programs.iter().map(|p| p.reductions.len()).max().unwrap_or(0);
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    for _ in 0..5 {
+        sig.params.push(AbiParam::new(ptr));
+    }
+    let name = format!("optc_pass{index}");
+    let id = module.declare_function(&name, Linkage::Local, &sig).map_err(|e| JitError::Module(e.to_string()))?;
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, id.as_u32());
+    let mut comments = Comments::default();
+    {
+        let bcx = FunctionBuilder::new(&mut ctx.func, fctx);
+        let mut fx = Fx::new(bcx, module, math);
+        build_body(&mut fx, &mut comments, graph, &programs, stride);
+        fx.bcx.seal_all_blocks();
+        let config = fx.module().target_config();
+        fx.bcx.finalize(config);
+    }
+    let clif = comments.write(&ctx.func, &name);
+    if let Err(e) = cranelift_codegen::verify_function(&ctx.func, module.isa()) {
+        let message = cranelift_codegen::print_errors::pretty_verifier_error(&ctx.func, None, e);
+        return Err(JitError::Codegen { pass: index, message, clif });
+    }
+    module.define_function(id, ctx).map_err(|e| JitError::Codegen { pass: index, message: format!("{e:?}"), clif: clif.clone() })?;
+    let asm = ctx.compiled_code().and_then(|c| c.vcode.clone());
+    module.clear_context(ctx);
+    let programs = programs.into_iter().map(|p| p.info).collect();
+    Ok(Built { id, programs, stride, clif, asm })
+}
+
+/// Memory of the kernel's arguments: never trapping, not necessarily aligned beyond 4 bytes.
+fn mem() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+/// The body of a kernel: the task loop and a dispatch to each program.
+fn build_body(fx: &mut Fx, comments: &mut Comments, graph: &Graph, programs: &[Program], stride: usize) {
+    let entry = fx.bcx.create_block();
+    fx.bcx.append_block_params_for_function_params(entry);
+    fx.bcx.switch_to_block(entry);
+    let params = fx.bcx.block_params(entry).to_vec();
+    let (tasks, n_tasks, table, inputs, partials) = (params[0], params[1], params[2], params[3], params[4]);
+    // Stream pointers, loaded once.
+    let used: BTreeSet<Stream> = programs.iter().flat_map(|p| p.info.streams.iter().copied()).collect();
+    let mut streams: HashMap<Stream, Value> = HashMap::new();
+    for s in used {
+        let offset = i32::try_from(s.index() * 8).unwrap_or(i32::MAX);
+        let p = fx.bcx.ins().load(I64, mem(), table, offset);
+        streams.insert(s, p);
+    }
+    let t_var = fx.bcx.declare_var(I64);
+    let zero = fx.bcx.ins().iconst(I64, 0);
+    fx.bcx.def_var(t_var, zero);
+    let task_head = fx.bcx.create_block();
+    let task_body = fx.bcx.create_block();
+    let task_next = fx.bcx.create_block();
+    let exit = fx.bcx.create_block();
+    fx.bcx.ins().jump(task_head, &[]);
+
+    fx.bcx.switch_to_block(task_head);
+    let t = fx.bcx.use_var(t_var);
+    let more = fx.icmp(IntCC::UnsignedLessThan, t, n_tasks);
+    fx.bcx.ins().brif(more, task_body, &[], exit, &[]);
+
+    fx.bcx.switch_to_block(task_body);
+    let task_size = std::mem::size_of::<Task>() as i64;
+    let task_offset = fx.bcx.ins().imul_imm_u(t, task_size);
+    let task = fx.bcx.ins().iadd(tasks, task_offset);
+    let program = fx.bcx.ins().load(I64, mem(), task, 0);
+    let start = fx.bcx.ins().load(I64, mem(), task, 8);
+    let len = fx.bcx.ins().load(I64, mem(), task, 16);
+    let row = fx.bcx.ins().load(I64, mem(), task, 24);
+    let row_bytes = fx.bcx.ins().ishl_imm_u(row, 2);
+    let row_ptr = fx.bcx.ins().iadd(inputs, row_bytes);
+    let start_bytes = fx.bcx.ins().ishl_imm_u(start, 2);
+    let partial_bytes = fx.bcx.ins().imul_imm_u(t, (stride * LANES * 4) as i64);
+    let partial_ptr = fx.bcx.ins().iadd(partials, partial_bytes);
+    let task_values = TaskValues { start_bytes, len, row_ptr, partial_ptr };
+    // Dispatch: one block per program.
+    let blocks: Vec<_> = programs.iter().map(|_| fx.bcx.create_block()).collect();
+    for (k, &block) in blocks.iter().enumerate() {
+        if k + 1 == blocks.len() {
+            fx.bcx.ins().jump(block, &[]);
+        } else {
+            let is_k = fx.bcx.ins().icmp_imm_u(IntCC::Equal, program, k as i64);
+            let next = fx.bcx.create_block();
+            fx.bcx.ins().brif(is_k, block, &[], next, &[]);
+            fx.bcx.switch_to_block(next);
+        }
+    }
+    if blocks.is_empty() {
+        fx.bcx.ins().jump(task_next, &[]);
+    }
+    for (program, &block) in programs.iter().zip(&blocks) {
+        fx.bcx.switch_to_block(block);
+        let inputs: Vec<String> = program.info.inputs.iter().map(|n| format!("%{n}")).collect();
+        comments.note(fx, format!("group {}: inputs [{}]", program.info.group, inputs.join(", ")));
+        build_program(fx, comments, graph, program, &streams, &task_values);
+        fx.bcx.ins().jump(task_next, &[]);
+    }
+
+    fx.bcx.switch_to_block(task_next);
+    let one = fx.bcx.ins().iadd_imm_u(t, 1);
+    fx.bcx.def_var(t_var, one);
+    fx.bcx.ins().jump(task_head, &[]);
+
+    fx.bcx.switch_to_block(exit);
+    fx.bcx.ins().return_(&[]);
+}
+
+/// Values of the current task, defined in the block that dispatches to the programs.
+struct TaskValues {
+    /// Byte offset of the block's first element in every stream.
+    start_bytes: Value,
+    /// Elements in the block.
+    len: Value,
+    /// The task's input row.
+    row_ptr: Value,
+    /// The task's partials.
+    partial_ptr: Value,
+}
+
+/// Per-program values: its inputs and constants at both widths.
+struct Broadcasts {
+    scalar: Vec<Value>,
+    vector: Vec<Value>,
+    consts: Vec<(u32, Value, Value)>,
+}
+
+impl Broadcasts {
+    fn get(&mut self, fx: &mut Fx, w: Width, o: Operand, values: &HashMap<NodeId, Value>) -> Value {
+        match o {
+            Operand::Node(n) => match values.get(&n) {
+                Some(v) => *v,
+                None => fx.fconst(w, 0.0),
+            },
+            Operand::Input(k) => match w {
+                Width::Scalar => self.scalar[k],
+                Width::Vector => self.vector[k],
+            },
+            Operand::Const(c) => {
+                let bits = c.to_bits();
+                let (s, v) = match self.consts.iter().find(|(b, _, _)| *b == bits) {
+                    Some((_, s, v)) => (*s, *v),
+                    None => {
+                        // `build_program` makes every constant of the program in its first
+                        // block, so that the definition dominates both loops.
+                        let s = fx.bcx.ins().f32const(c);
+                        let v = fx.bcx.ins().splat(F32X4, s);
+                        self.consts.push((bits, s, v));
+                        (s, v)
+                    }
+                };
+                match w {
+                    Width::Scalar => s,
+                    Width::Vector => v,
+                }
+            }
+        }
+    }
+}
+
+/// One program: inputs, vector loop, scalar loop, partials. Ends in the program's last block,
+/// unterminated.
+fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &Program, streams: &HashMap<Stream, Value>, task: &TaskValues) {
+    // Inputs, loaded once per task, at both widths.
+    let mut b = Broadcasts { scalar: Vec::new(), vector: Vec::new(), consts: Vec::new() };
+    for k in 0..program.info.inputs.len() {
+        let s = fx.bcx.ins().load(F32, mem(), task.row_ptr, (4 * k) as i32);
+        let v = fx.bcx.ins().splat(F32X4, s);
+        b.scalar.push(s);
+        b.vector.push(v);
+    }
+    // Constants, made here so that they dominate both loops.
+    for (_, elem) in &program.nodes {
+        let ops: Vec<Operand> = match elem {
+            Elem::Op(_, ops) => ops.clone(),
+            Elem::Broadcast(o) => vec![*o],
+            Elem::Load(_) => Vec::new(),
+        };
+        for o in ops.into_iter().filter(|o| matches!(o, Operand::Const(_))) {
+            b.get(fx, Width::Scalar, o, &HashMap::new());
+        }
+    }
+    for o in program.reductions.iter().map(|r| r.1).chain(program.writes.iter().map(|w| w.1)) {
+        if matches!(o, Operand::Const(_)) {
+            b.get(fx, Width::Scalar, o, &HashMap::new());
+        }
+    }
+    let n_red = program.reductions.len();
+    // Accumulators: lanes 0-3 and 4-7 of each reduction.
+    let mut accs: Vec<(Variable, Variable)> = Vec::new();
+    for (kind, _) in &program.reductions {
+        let init = fx.fconst(Width::Vector, identity(*kind));
+        let (lo, hi) = (fx.bcx.declare_var(F32X4), fx.bcx.declare_var(F32X4));
+        fx.bcx.def_var(lo, init);
+        fx.bcx.def_var(hi, init);
+        accs.push((lo, hi));
+    }
+    let i_var = fx.bcx.declare_var(I64);
+    let zero = fx.bcx.ins().iconst(I64, 0);
+    fx.bcx.def_var(i_var, zero);
+    let n_vector = fx.bcx.ins().band_imm_s(task.len, !(STEP - 1));
+
+    // The vector body: STEP elements per iteration.
+    let v_head = fx.bcx.create_block();
+    let v_body = fx.bcx.create_block();
+    let v_exit = fx.bcx.create_block();
+    fx.bcx.ins().jump(v_head, &[]);
+    fx.bcx.switch_to_block(v_head);
+    let i = fx.bcx.use_var(i_var);
+    let more = fx.icmp(IntCC::UnsignedLessThan, i, n_vector);
+    fx.bcx.ins().brif(more, v_body, &[], v_exit, &[]);
+    fx.bcx.switch_to_block(v_body);
+    comments.note(fx, "vector body: 4 x f32x4 per iteration".to_string());
+    let bases = element_addresses(fx, streams, program, task, i);
+    for u in 0..UNROLL {
+        let offset = (u * VECTOR * 4) as i32;
+        let values = elements(fx, comments, graph, &mut b, program, Width::Vector, &bases, offset, u == 0);
+        for (r, (kind, arg)) in program.reductions.iter().enumerate() {
+            let var = if u % 2 == 0 { accs[r].0 } else { accs[r].1 };
+            let acc = fx.bcx.use_var(var);
+            let x = b.get(fx, Width::Vector, *arg, &values);
+            let next = fx.lower_combine(Width::Vector, *kind, acc, x);
+            fx.bcx.def_var(var, next);
+        }
+        write(fx, comments, &mut b, program, Width::Vector, &bases, offset, &values, u == 0);
+    }
+    let i_next = fx.bcx.ins().iadd_imm_u(i, STEP);
+    fx.bcx.def_var(i_var, i_next);
+    fx.bcx.ins().jump(v_head, &[]);
+
+    // Between the loops: the vector accumulators go to the stack, lane i % 8 at float i % 8.
+    fx.bcx.switch_to_block(v_exit);
+    let slot = if n_red > 0 {
+        let size = u32::try_from(n_red * LANES * 4).unwrap_or(u32::MAX);
+        let ss = fx.bcx.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, size, 4));
+        let addr = fx.bcx.ins().stack_addr(I64, ss, 0);
+        for (r, (lo, hi)) in accs.iter().enumerate() {
+            let (lo, hi) = (fx.bcx.use_var(*lo), fx.bcx.use_var(*hi));
+            let at = (r * LANES * 4) as i32;
+            fx.bcx.ins().store(mem(), lo, addr, at);
+            fx.bcx.ins().store(mem(), hi, addr, at + 16);
+        }
+        Some(addr)
+    } else {
+        None
+    };
+
+    // The scalar tail.
+    let s_head = fx.bcx.create_block();
+    let s_body = fx.bcx.create_block();
+    let s_exit = fx.bcx.create_block();
+    fx.bcx.ins().jump(s_head, &[]);
+    fx.bcx.switch_to_block(s_head);
+    let i = fx.bcx.use_var(i_var);
+    let more = fx.icmp(IntCC::UnsignedLessThan, i, task.len);
+    fx.bcx.ins().brif(more, s_body, &[], s_exit, &[]);
+    fx.bcx.switch_to_block(s_body);
+    comments.note(fx, "scalar tail".to_string());
+    let bases = element_addresses(fx, streams, program, task, i);
+    let values = elements(fx, comments, graph, &mut b, program, Width::Scalar, &bases, 0, true);
+    if let Some(slot) = slot {
+        let lane = fx.bcx.ins().band_imm_u(i, (LANES - 1) as i64);
+        let lane_bytes = fx.bcx.ins().ishl_imm_u(lane, 2);
+        let lane_addr = fx.bcx.ins().iadd(slot, lane_bytes);
+        for (r, (kind, arg)) in program.reductions.iter().enumerate() {
+            let at = (r * LANES * 4) as i32;
+            let acc = fx.bcx.ins().load(F32, mem(), lane_addr, at);
+            let x = b.get(fx, Width::Scalar, *arg, &values);
+            let next = fx.lower_combine(Width::Scalar, *kind, acc, x);
+            fx.bcx.ins().store(mem(), next, lane_addr, at);
+        }
+    }
+    write(fx, comments, &mut b, program, Width::Scalar, &bases, 0, &values, true);
+    let i_next = fx.bcx.ins().iadd_imm_u(i, 1);
+    fx.bcx.def_var(i_var, i_next);
+    fx.bcx.ins().jump(s_head, &[]);
+
+    // The partials: the eight accumulators of each reduction, as they are.
+    fx.bcx.switch_to_block(s_exit);
+    if let Some(slot) = slot {
+        for r in 0..n_red {
+            let at = (r * LANES * 4) as i32;
+            for half in [0, 16] {
+                let v = fx.bcx.ins().load(F32X4, mem(), slot, at + half);
+                fx.bcx.ins().store(mem(), v, task.partial_ptr, at + half);
+            }
+        }
+    }
+}
+
+/// The address of element `i` of the block in every stream the program uses.
+fn element_addresses(fx: &mut Fx, streams: &HashMap<Stream, Value>, program: &Program, task: &TaskValues, i: Value) -> HashMap<Stream, Value> {
+    let i_bytes = fx.bcx.ins().ishl_imm_u(i, 2);
+    let offset = fx.bcx.ins().iadd(task.start_bytes, i_bytes);
+    let mut out = HashMap::new();
+    for s in &program.info.streams {
+        if let Some(&base) = streams.get(s) {
+            let addr = fx.bcx.ins().iadd(base, offset);
+            out.insert(*s, addr);
+        }
+    }
+    out
+}
+
+/// The program's element nodes at width `w`, `offset` bytes past `bases`.
+#[allow(clippy::too_many_arguments)]
+fn elements(
+    fx: &mut Fx,
+    comments: &mut Comments,
+    graph: &Graph,
+    b: &mut Broadcasts,
+    program: &Program,
+    w: Width,
+    bases: &HashMap<Stream, Value>,
+    offset: i32,
+    annotate: bool,
+) -> HashMap<NodeId, Value> {
+    let mut values: HashMap<NodeId, Value> = HashMap::new();
+    for (n, elem) in &program.nodes {
+        let mark = comments.mark(fx);
+        let v = match elem {
+            Elem::Load(s) => match bases.get(s) {
+                Some(&addr) => fx.bcx.ins().load(w.float(), mem(), addr, offset),
+                None => fx.fconst(w, 0.0),
+            },
+            Elem::Op(op, ops) => {
+                let args: Vec<Value> = ops.iter().map(|o| b.get(fx, w, *o, &values)).collect();
+                fx.lower_op(w, *op, &args)
+            }
+            Elem::Broadcast(o) => b.get(fx, w, *o, &values),
+        };
+        if annotate {
+            comments.attach(fx, mark, crate::ir::print::node_text(graph, *n));
+        }
+        values.insert(*n, v);
+    }
+    values
+}
+
+/// The program's writes at width `w`: params += update, state slots = value.
+#[allow(clippy::too_many_arguments)]
+fn write(
+    fx: &mut Fx,
+    comments: &mut Comments,
+    b: &mut Broadcasts,
+    program: &Program,
+    w: Width,
+    bases: &HashMap<Stream, Value>,
+    offset: i32,
+    values: &HashMap<NodeId, Value>,
+    annotate: bool,
+) {
+    let loaded_param = program.nodes.iter().find(|(_, e)| matches!(e, Elem::Load(Stream::Params))).and_then(|(n, _)| values.get(n).copied());
+    for (target, o) in &program.writes {
+        let mark = comments.mark(fx);
+        let x = b.get(fx, w, *o, values);
+        let stream = match target {
+            Target::Params => Stream::Params,
+            Target::Slot(s) => Stream::Slot(*s),
+        };
+        let Some(&addr) = bases.get(&stream) else { continue };
+        let out = match target {
+            Target::Params => {
+                let p = match loaded_param {
+                    Some(p) => p,
+                    None => fx.bcx.ins().load(w.float(), mem(), addr, offset),
+                };
+                fx.bcx.ins().fadd(p, x)
+            }
+            Target::Slot(_) => x,
+        };
+        fx.bcx.ins().store(mem(), out, addr, offset);
+        if annotate {
+            let what = match target {
+                Target::Params => "param +=".to_string(),
+                Target::Slot(s) => format!("state #{s} ="),
+            };
+            let from = match o {
+                Operand::Node(n) => format!("%{n}"),
+                Operand::Const(c) => format!("{c:?}"),
+                Operand::Input(k) => format!("%{}", program.info.inputs[*k]),
+            };
+            comments.attach(fx, mark, format!("{what} {from}"));
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! The Cranelift backend: each pass of a [`Plan`] becomes one machine-code function, a *kernel*,
+//! that runs the pass's element programs over a list of [`Task`]s (one block of one leaf each).
+//! Inside a block the kernel runs an unrolled `f32x4` body, then a scalar tail; reductions keep
+//! the interpreter's `LANES` accumulators per block and hand them back as partials, which the
+//! runtime combines in block order with the interpreter's own code. Uniform and per-leaf values
+//! are computed outside, once per step, and come in as each task's row of inputs.
+//!
+//! The recipe of [`compile`] is cranelift-jit-demo's: for each pass, build the function
+//! (`kernel::build`), declare it, define it, clear the context; then finalize all of them.
+//!
+//! Architecture invariants:
+//! - The crate's only `unsafe` lives here: [`CompiledStep::run_pass`] checks every index the
+//!   machine code will use (programs, input rows, element ranges, stream lengths, partials)
+//!   before calling it, so no input to the safe API can make the kernel touch memory it
+//!   does not own.
+//! - Values are `f32` lanes: booleans are 0.0 or 1.0, integers (only ever broadcast from
+//!   uniforms or leaf sizes) are converted as the interpreter converts them. Every op
+//!   computes exactly what `ir::op::eval` computes on those values; ops Cranelift has no
+//!   instruction for call the very functions `eval` calls.
+//!
+//! (`unsafe_code` is denied for the crate and allowed for this module only, in `lib.rs`.)
+
+mod clif;
+mod kernel;
+mod lower;
+mod math;
+
+use std::fmt;
+
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{Module, default_libcall_names};
+
+use crate::ir::plan::{BLOCK, LANES, Plan};
+use crate::ir::{Graph, NodeId, Reduce};
+
+/// One block of one leaf, for one program of a pass: the unit of work and of threading.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Task {
+    /// Index of the program in the pass.
+    pub program: u64,
+    /// First element of the block in the flat buffers.
+    pub start: u64,
+    /// Number of elements, at most [`BLOCK`].
+    pub len: u64,
+    /// Where the program's inputs for this block's leaf start in the inputs array.
+    pub inputs: u64,
+}
+
+/// The element buffers a kernel reads and writes. Element state is updated in place.
+pub struct Buffers<'a> {
+    pub grads: &'a [f32],
+    pub params: &'a mut [f32],
+    /// Element slots by slot id (slots of other levels may be empty).
+    pub slots: &'a mut [Vec<f32>],
+}
+
+/// A memory stream of a kernel: index into the pointer table it receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stream {
+    Grads,
+    Params,
+    Slot(u32),
+}
+
+impl Stream {
+    /// Position in the kernel's pointer table.
+    fn index(self) -> usize {
+        match self {
+            Stream::Grads => 0,
+            Stream::Params => 1,
+            Stream::Slot(s) => 2 + s as usize,
+        }
+    }
+}
+
+/// What the runtime needs to know about one program of a compiled pass.
+#[derive(Clone, Debug)]
+pub struct ProgramInfo {
+    /// The leaf group the program runs on.
+    pub group: usize,
+    /// Uniform and per-leaf nodes the program reads, in the order of a task's input row.
+    pub inputs: Vec<NodeId>,
+    /// Reductions whose partials the program writes, in partial-row order.
+    pub reductions: Vec<(NodeId, Reduce)>,
+    /// Streams the program reads or writes.
+    pub streams: Vec<Stream>,
+}
+
+/// Signature of a kernel: tasks, number of tasks, stream pointer table, inputs, partials.
+type KernelFn = unsafe extern "C" fn(*const Task, u64, *const *mut f32, *const f32, *mut f32);
+
+/// One pass, compiled.
+pub struct CompiledPass {
+    kernel: KernelFn,
+    pub programs: Vec<ProgramInfo>,
+    /// Reductions per task in the partials array (each takes `LANES` floats).
+    pub stride: usize,
+    /// The function's Cranelift IR, annotated with the step IR it comes from.
+    pub clif: String,
+    /// The machine code as Cranelift's disassembly (when compiled with `disasm`).
+    pub asm: Option<String>,
+}
+
+/// The passes of a plan as machine code.
+pub struct CompiledStep {
+    pub passes: Vec<CompiledPass>,
+    /// Owns the code; freed on drop.
+    module: Option<JITModule>,
+}
+
+// SAFETY: after `finalize_definitions` the module is never used again except to free its
+// memory on drop; the kernels are immutable code that reads only the memory it is given.
+unsafe impl Send for CompiledStep {}
+// SAFETY: as for Send: `&CompiledStep` gives access only to immutable code and metadata.
+unsafe impl Sync for CompiledStep {}
+
+impl Drop for CompiledStep {
+    fn drop(&mut self) {
+        if let Some(module) = self.module.take() {
+            // SAFETY: the kernels' function pointers are private to this value and die with it.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+impl fmt::Debug for CompiledStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompiledStep").field("passes", &self.passes.len()).finish()
+    }
+}
+
+/// A failure of code generation: always a bug in optc, reported with the function's IR.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JitError {
+    /// The host machine is not one Cranelift can generate code for.
+    Host(String),
+    /// Cranelift rejected a kernel.
+    Codegen { pass: usize, message: String, clif: String },
+    /// The JIT module failed to declare, define or finalize.
+    Module(String),
+}
+
+impl fmt::Display for JitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JitError::Host(m) => write!(f, "cannot generate code for this machine: {m}"),
+            JitError::Codegen { pass, message, clif } => {
+                write!(f, "code generation failed for pass {pass}: {message}\n{clif}")
+            }
+            JitError::Module(m) => write!(f, "JIT module error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for JitError {}
+
+/// Why [`CompiledStep::run_pass`] refused to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunError {
+    NoSuchPass(usize),
+    /// A program uses a state slot the buffers do not have.
+    NoSuchSlot(u32),
+    /// A task names a program the pass does not have.
+    NoSuchProgram { task: usize, program: u64 },
+    /// A task is longer than a block.
+    TooLong { task: usize, len: u64 },
+    /// A task's input row runs past the inputs array.
+    Inputs { task: usize },
+    /// A task's elements run past a buffer.
+    OutOfBounds { task: usize, stream: Stream },
+    /// The partials array is too short for the tasks.
+    Partials { needed: usize, found: usize },
+    /// Two tasks cover the same elements (not allowed when they may run on different threads).
+    Overlap { task: usize },
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::NoSuchPass(k) => write!(f, "no pass {k}"),
+            RunError::NoSuchSlot(s) => write!(f, "the buffers have no state slot #{s}"),
+            RunError::NoSuchProgram { task, program } => write!(f, "task {task} names program {program}, which the pass does not have"),
+            RunError::TooLong { task, len } => write!(f, "task {task} has {len} elements, more than a block ({BLOCK})"),
+            RunError::Inputs { task } => write!(f, "task {task}'s input row runs past the inputs"),
+            RunError::OutOfBounds { task, stream } => write!(f, "task {task} runs past the end of {stream:?}"),
+            RunError::Partials { needed, found } => write!(f, "the partials need {needed} floats, found {found}"),
+            RunError::Overlap { task } => write!(f, "task {task} overlaps another task"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Compiles every pass of `plan` (a plan of `graph`) to a kernel.
+pub fn compile(graph: &Graph, plan: &Plan) -> Result<CompiledStep, JitError> {
+    compile_with(graph, plan, false)
+}
+
+/// As [`compile`]; with `disasm`, each pass keeps the disassembly of its machine code.
+pub fn compile_with(graph: &Graph, plan: &Plan, disasm: bool) -> Result<CompiledStep, JitError> {
+    let mut flags = settings::builder();
+    let set = |flags: &mut settings::Builder, name: &str, value: &str| {
+        flags.set(name, value).map_err(|e| JitError::Host(format!("setting {name}: {e}")))
+    };
+    set(&mut flags, "opt_level", "speed")?;
+    set(&mut flags, "use_colocated_libcalls", "false")?;
+    set(&mut flags, "is_pic", "false")?;
+    set(&mut flags, "enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
+    let isa = cranelift_native::builder()
+        .map_err(|e| JitError::Host(e.to_string()))?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| JitError::Host(e.to_string()))?;
+    let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
+    math::register(&mut builder);
+    let mut module = JITModule::new(builder);
+    let math = math::declare(&mut module)?;
+    let mut ctx = module.make_context();
+    ctx.set_disasm(disasm);
+    let mut fctx = cranelift_frontend::FunctionBuilderContext::new();
+    let mut built = Vec::new();
+    for (index, pass) in plan.passes.iter().enumerate() {
+        let kernel = kernel::build(&mut module, &mut ctx, &mut fctx, &math, graph, pass, index)?;
+        built.push(kernel);
+    }
+    module.finalize_definitions().map_err(|e| JitError::Module(e.to_string()))?;
+    let passes = built
+        .into_iter()
+        .map(|k| {
+            let code = module.get_finalized_function(k.id);
+            // SAFETY: `code` is the finalized function `kernel::build` defined with exactly the
+            // signature of `KernelFn` (five pointer-sized integers, the ISA's C calling
+            // convention, no returns).
+            let kernel = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
+            CompiledPass { kernel, programs: k.programs, stride: k.stride, clif: k.clif, asm: k.asm }
+        })
+        .collect();
+    Ok(CompiledStep { passes, module: Some(module) })
+}
+
+impl CompiledStep {
+    /// Runs pass `pass` on `tasks`, split over `threads` threads (contiguous runs of tasks).
+    /// `inputs` holds the input rows the tasks point at; `partials` receives, for task `t` and
+    /// reduction `r` of its program, the `LANES` accumulators at `(t * stride + r) * LANES`.
+    pub fn run_pass(
+        &self,
+        pass: usize,
+        tasks: &[Task],
+        inputs: &[f32],
+        buffers: Buffers,
+        partials: &mut [f32],
+        threads: usize,
+    ) -> Result<(), RunError> {
+        let compiled = self.passes.get(pass).ok_or(RunError::NoSuchPass(pass))?;
+        let needed = tasks.len() * compiled.stride * LANES;
+        if partials.len() < needed {
+            return Err(RunError::Partials { needed, found: partials.len() });
+        }
+        let Buffers { grads, params, slots } = buffers;
+        // The kernel reads the pointer of every stream its programs use from the table, even
+        // with no tasks: every slot must be in it.
+        for program in &compiled.programs {
+            for &stream in &program.streams {
+                if let Stream::Slot(s) = stream
+                    && s as usize >= slots.len()
+                {
+                    return Err(RunError::NoSuchSlot(s));
+                }
+            }
+        }
+        let length = |s: Stream| -> usize {
+            match s {
+                Stream::Grads => grads.len(),
+                Stream::Params => params.len(),
+                Stream::Slot(i) => slots.get(i as usize).map_or(0, Vec::len),
+            }
+        };
+        for (t, task) in tasks.iter().enumerate() {
+            let program = usize::try_from(task.program)
+                .ok()
+                .and_then(|p| compiled.programs.get(p))
+                .ok_or(RunError::NoSuchProgram { task: t, program: task.program })?;
+            if task.len > BLOCK as u64 {
+                return Err(RunError::TooLong { task: t, len: task.len });
+            }
+            let row_end = task.inputs.checked_add(program.inputs.len() as u64);
+            if row_end.is_none_or(|end| end > inputs.len() as u64) {
+                return Err(RunError::Inputs { task: t });
+            }
+            let end = task.start.checked_add(task.len);
+            for &stream in &program.streams {
+                if end.is_none_or(|end| end > length(stream) as u64) {
+                    return Err(RunError::OutOfBounds { task: t, stream });
+                }
+            }
+        }
+        let threads = threads.clamp(1, tasks.len().max(1));
+        if threads > 1 {
+            let mut ranges: Vec<(u64, u64, usize)> = tasks.iter().enumerate().map(|(t, k)| (k.start, k.start + k.len, t)).collect();
+            ranges.sort_unstable();
+            for w in ranges.windows(2) {
+                if w[1].0 < w[0].1 {
+                    return Err(RunError::Overlap { task: w[1].2 });
+                }
+            }
+        }
+        // The pointer table: grads, params, then every slot (empty slots are never used: the
+        // checks above found every stream a program uses long enough for its tasks).
+        let mut table: Vec<*mut f32> = Vec::with_capacity(2 + slots.len());
+        table.push(grads.as_ptr().cast_mut());
+        table.push(params.as_mut_ptr());
+        table.extend(slots.iter_mut().map(|s| s.as_mut_ptr()));
+        let launch = Launch { kernel: compiled.kernel, table, inputs: inputs.as_ptr() };
+        let per_task = compiled.stride * LANES;
+        let base = partials.as_mut_ptr();
+        if threads == 1 {
+            // SAFETY: every task was checked above: its program exists, its input row lies in
+            // `inputs`, its elements lie in every stream its program touches, and the partials
+            // have `per_task` floats for each task. The grads are only read.
+            unsafe { launch.run(tasks, base) };
+            return Ok(());
+        }
+        let per_thread = tasks.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            for (i, chunk) in tasks.chunks(per_thread).enumerate() {
+                // SAFETY: chunk `i` starts at task `i * per_thread`, so its partial rows start
+                // there and stay within the `needed` floats checked above.
+                let at = SendPtr(unsafe { base.add(i * per_thread * per_task) });
+                let launch = &launch;
+                scope.spawn(move || {
+                    let at = at;
+                    // SAFETY: as for one thread; in addition the tasks' element ranges are
+                    // disjoint (checked above) and each thread owns its own run of partial
+                    // rows, so no two threads write the same memory.
+                    unsafe { launch.run(chunk, at.0) };
+                });
+            }
+        });
+        Ok(())
+    }
+}
+
+/// A kernel with the pointers of one `run_pass` call.
+struct Launch {
+    kernel: KernelFn,
+    table: Vec<*mut f32>,
+    inputs: *const f32,
+}
+
+// SAFETY: shared only between the threads of one `run_pass`, which write disjoint memory.
+unsafe impl Sync for Launch {}
+
+impl Launch {
+    /// Runs the kernel on `chunk`, its partial rows starting at `partials`.
+    ///
+    /// # Safety
+    /// Every task of `chunk` must have been checked by `run_pass`, and no other thread may touch
+    /// the same elements or partial rows.
+    unsafe fn run(&self, chunk: &[Task], partials: *mut f32) {
+        // SAFETY: the caller's contract.
+        unsafe { (self.kernel)(chunk.as_ptr(), chunk.len() as u64, self.table.as_ptr(), self.inputs, partials) }
+    }
+}
+
+/// A raw pointer handed to one thread of a `run_pass` (see the SAFETY notes there).
+struct SendPtr(*mut f32);
+// SAFETY: each thread gets its own pointer into disjoint partial rows.
+unsafe impl Send for SendPtr {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::plan::{self, Outputs, Target};
+    use crate::ir::{GroupSet, Kind, Level, Node, Op};
+
+    /// `param += g * value + state #0`, `state #0 =` the same, and the per-leaf sum of `g`.
+    fn small() -> CompiledStep {
+        let mut graph = Graph::default();
+        let g = graph.add(Node::Grad, Level::Element, Kind::F32);
+        let v = graph.add(Node::Value, Level::Uniform, Kind::F32);
+        let s = graph.add(Node::State(0), Level::Element, Kind::F32);
+        let gv = graph.add(Node::Op(Op::Mul, vec![g, v]), Level::Element, Kind::F32);
+        let out = graph.add(Node::Op(Op::Add, vec![gv, s]), Level::Element, Kind::F32);
+        let sum = graph.add(Node::LeafReduce { kind: Reduce::Sum, arg: g }, Level::Leaf, Kind::F32);
+        let mut outputs = Outputs::default();
+        outputs.element.push((Target::Params, out, GroupSet::all(1)));
+        outputs.element.push((Target::Slot(0), out, GroupSet::all(1)));
+        outputs.leaf.push((1, sum, GroupSet::all(1)));
+        let plan = plan::plan(&graph, 1, outputs);
+        assert_eq!(plan.passes.len(), 1);
+        compile(&graph, &plan).expect("compiles")
+    }
+
+    fn task(start: u64, len: u64) -> Task {
+        Task { program: 0, start, len, inputs: 0 }
+    }
+
+    #[test]
+    fn a_pass_runs_and_gives_its_partials() {
+        let step = small();
+        let grads: Vec<f32> = (0..37).map(|i| i as f32).collect();
+        let mut params = vec![1.0; 37];
+        let mut slots = vec![vec![0.5; 37]];
+        let mut partials = vec![0.0; 2 * LANES];
+        let tasks = [task(0, 20), task(20, 17)];
+        let buffers = Buffers { grads: &grads, params: &mut params, slots: &mut slots };
+        step.run_pass(0, &tasks, &[2.0], buffers, &mut partials, 1).expect("runs");
+        assert_eq!(params[3], 1.0 + (3.0 * 2.0 + 0.5));
+        assert_eq!(slots[0][36], 36.0 * 2.0 + 0.5);
+        // Task 0: elements 0..20, element i in accumulator i % 8.
+        assert_eq!(partials[0], 0.0 + 8.0 + 16.0);
+        assert_eq!(partials[LANES + 1], 21.0 + 29.0);
+    }
+
+    #[test]
+    fn every_bad_index_is_refused_before_the_kernel_runs() {
+        let step = small();
+        let grads = vec![0.0; 16];
+        let mut params = vec![0.0; 16];
+        let mut partials = vec![0.0; 4 * LANES];
+        let run = |tasks: &[Task], inputs: &[f32], slots: &mut Vec<Vec<f32>>, partials: &mut [f32], threads| {
+            let mut params = params.clone();
+            let buffers = Buffers { grads: &grads, params: &mut params, slots };
+            step.run_pass(0, tasks, inputs, buffers, partials, threads)
+        };
+        let ok = vec![vec![0.0; 16]];
+        assert_eq!(run(&[task(0, 16)], &[1.0], &mut ok.clone(), &mut partials, 1), Ok(()));
+        assert_eq!(run(&[task(8, 9)], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Grads }));
+        assert_eq!(run(&[task(u64::MAX, 2)], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Grads }));
+        assert_eq!(run(&[], &[], &mut Vec::new(), &mut partials, 1), Err(RunError::NoSuchSlot(0)));
+        assert_eq!(run(&[task(0, 4)], &[1.0], &mut vec![vec![0.0; 3]], &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Slot(0) }));
+        assert_eq!(run(&[task(0, 4)], &[], &mut ok.clone(), &mut partials, 1), Err(RunError::Inputs { task: 0 }));
+        let bad_program = Task { program: 1, ..task(0, 4) };
+        assert_eq!(run(&[bad_program], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::NoSuchProgram { task: 0, program: 1 }));
+        assert_eq!(run(&[task(0, 4); 5], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::Partials { needed: 5 * LANES, found: 4 * LANES }));
+        assert_eq!(run(&[task(0, 8), task(4, 8)], &[1.0], &mut ok.clone(), &mut partials, 2), Err(RunError::Overlap { task: 1 }));
+        assert_eq!(run(&[task(0, 8), task(8, 8)], &[1.0], &mut ok.clone(), &mut partials, 2), Ok(()));
+        assert!(matches!(step.run_pass(1, &[], &[], Buffers { grads: &grads, params: &mut params, slots: &mut ok.clone() }, &mut partials, 1), Err(RunError::NoSuchPass(1))));
+    }
+}

@@ -1,0 +1,754 @@
+//! The JIT against the interpreter, bit for bit: every conformance case and every example, an
+//! op table on edge values (±0, ±inf, NaN, subnormals) in the vector body and the scalar tail,
+//! reductions, and layouts with odd, empty and scalar leaves and lengths around the vector and
+//! block sizes.
+//!
+//! Every bit must agree, except the sign and payload of a NaN: IEEE 754 does not say which
+//! NaN operand an operation passes on, and x86 passes on its first, so the payload depends on
+//! the operand order a compiler picks for `a + b` (rustc, compiling the interpreter, commutes
+//! `param + update` where Cranelift does not). A NaN must still be a NaN on both sides.
+
+use std::path::Path;
+
+use optc::interp::{self, Env, State};
+use optc::ir::op::{Kind, Op, Scalar};
+use optc::ir::plan::{self, BLOCK, Outputs, Target};
+use optc::ir::{Graph, GroupSet, Groups, Layout, Leaf, Level, Node, NodeId, Reduce};
+use optc::runtime::{Backend, Optimizer, blocks};
+
+use crate::support::{conformance_dir, files_with_extension, is_shape_aware, root, with_main_stack};
+
+/// A small deterministic generator (xorshift), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A float in [-1, 1).
+    fn float(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    fn floats(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.float()).collect()
+    }
+}
+
+/// The bits of a float, with every NaN the same (see the module doc).
+fn bits(x: f32) -> u32 {
+    if x.is_nan() { f32::NAN.to_bits() } else { x.to_bits() }
+}
+
+/// Where two float slices differ in bits (NaN payloads aside), if they do.
+fn first_difference(a: &[f32], b: &[f32]) -> Option<String> {
+    if a.len() != b.len() {
+        return Some(format!("lengths {} and {}", a.len(), b.len()));
+    }
+    a.iter().zip(b).enumerate().find(|(_, (x, y))| bits(**x) != bits(**y)).map(|(i, (x, y))| {
+        format!("element {i}: {x:e} ({:#010x}) against {y:e} ({:#010x})", x.to_bits(), y.to_bits())
+    })
+}
+
+fn scalar_bits(s: Scalar) -> (u8, u32) {
+    match s {
+        Scalar::F32(x) => (0, bits(x)),
+        Scalar::I32(n) => (1, n as u32),
+        Scalar::Bool(b) => (2, u32::from(b)),
+    }
+}
+
+fn uniforms_bits(opt: &Optimizer) -> Vec<(String, (u8, u32))> {
+    opt.uniforms().into_iter().map(|(n, v)| (n, scalar_bits(v))).collect()
+}
+
+/// Both backends of one pipeline on one layout, stepped together.
+struct Pair {
+    jit: Optimizer,
+    interp: Optimizer,
+    params_jit: Vec<f32>,
+    params_interp: Vec<f32>,
+}
+
+impl Pair {
+    fn new(text: &str, layout: &Layout, params: &[f32]) -> Result<Pair, String> {
+        let (sources, checked) = optc::check_str("pipeline.opt", text);
+        if checked.has_errors() {
+            return Err(optc::diagnostic::render(&checked.diagnostics, &sources));
+        }
+        let make = |backend| {
+            Optimizer::with_backend(&checked.program, layout, params, backend)
+                .map_err(|d| optc::diagnostic::render(&d, &sources))
+        };
+        let (jit, interp) = (make(Backend::Jit)?, make(Backend::Interp)?);
+        assert_eq!(jit.backend(), Backend::Jit);
+        assert_eq!(interp.backend(), Backend::Interp);
+        Ok(Pair { jit, interp, params_jit: params.to_vec(), params_interp: params.to_vec() })
+    }
+
+    /// One step of both; an error if they disagree in any bit of the params or the uniforms.
+    fn step(&mut self, grads: &[f32], value: Option<f32>) -> Result<(), String> {
+        let a = self.jit.step(&mut self.params_jit, grads, value);
+        let b = self.interp.step(&mut self.params_interp, grads, value);
+        if a != b {
+            return Err(format!("step results differ: jit {a:?}, interp {b:?}"));
+        }
+        if let Some(d) = first_difference(&self.params_jit, &self.params_interp) {
+            return Err(format!("params differ at {d}"));
+        }
+        let (ua, ub) = (uniforms_bits(&self.jit), uniforms_bits(&self.interp));
+        if ua != ub {
+            return Err(format!("uniforms differ:\n jit    {ua:?}\n interp {ub:?}"));
+        }
+        Ok(())
+    }
+
+    /// Both states, saved, must be the same bytes.
+    fn same_state(&self, tag: &str) -> Result<(), String> {
+        let dir = std::env::temp_dir().join(format!("optc-jit-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let (a, b) = (dir.join(format!("{tag}.jit")), dir.join(format!("{tag}.interp")));
+        self.jit.save(&a).map_err(|e| e.to_string())?;
+        self.interp.save(&b).map_err(|e| e.to_string())?;
+        let same = std::fs::read(&a).map_err(|e| e.to_string())? == std::fs::read(&b).map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(&a);
+        let _ = std::fs::remove_file(&b);
+        if same { Ok(()) } else { Err("the saved states differ".into()) }
+    }
+}
+
+/// A conformance number: a float, or "NaN" / "Infinity" / "-Infinity".
+fn number(v: &serde_json::Value) -> Option<f32> {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64().map(|x| x as f32),
+        serde_json::Value::String(s) => match s.as_str() {
+            "NaN" => Some(f32::NAN),
+            "Infinity" => Some(f32::INFINITY),
+            "-Infinity" => Some(f32::NEG_INFINITY),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn flat(layout: &Layout, tree: &serde_json::Value) -> Option<Vec<f32>> {
+    let mut out = Vec::new();
+    for leaf in &layout.leaves {
+        let data = &tree[&leaf.name];
+        let data = data.get("data").unwrap_or(data);
+        for v in data.as_array()? {
+            out.push(number(v)?);
+        }
+    }
+    Some(out)
+}
+
+/// Replays one conformance case on both backends; `Ok(false)` if the interpreter cannot run it.
+fn replay_case(path: &Path) -> Result<bool, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let case: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let pipeline = case["pipeline"].as_str().unwrap_or("");
+    if is_shape_aware(pipeline) {
+        return Ok(false);
+    }
+    let Some(tree) = case["params"].as_object() else { return Ok(false) };
+    let leaves = tree
+        .iter()
+        .map(|(name, leaf)| {
+            let shape = leaf["shape"].as_array().map(|d| d.iter().filter_map(|x| x.as_u64()).map(|x| x as usize).collect());
+            Leaf { name: name.clone(), shape: shape.unwrap_or_default() }
+        })
+        .collect();
+    let layout = Layout::new(leaves)?;
+    let Some(params) = flat(&layout, &case["params"]) else { return Ok(false) };
+    let mut pair = match Pair::new(pipeline, &layout, &params) {
+        Ok(p) => p,
+        Err(_) => return Ok(false),
+    };
+    let steps = case["steps"].as_array().cloned().unwrap_or_default();
+    for (t, step) in steps.iter().enumerate() {
+        let Some(grads) = flat(&layout, &step["grads"]) else { return Ok(false) };
+        let value = step.get("value").and_then(number);
+        pair.step(&grads, value).map_err(|e| format!("step {t}: {e}"))?;
+    }
+    let tag = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    pair.same_state(&tag)?;
+    Ok(true)
+}
+
+#[test]
+fn every_conformance_case_runs_bit_identically_on_both_backends() {
+    let cases = files_with_extension(&conformance_dir(), "json");
+    assert!(cases.len() > 200, "expected the conformance cases in {}", conformance_dir().display());
+    let (replayed, failures) = with_main_stack(move || {
+        let mut failures = Vec::new();
+        let mut replayed = 0;
+        for path in &cases {
+            match replay_case(path) {
+                Ok(true) => replayed += 1,
+                Ok(false) => {}
+                Err(e) => failures.push(format!("{}: {e}", path.display())),
+            }
+        }
+        (replayed, failures)
+    });
+    assert!(replayed >= 221, "only {replayed} cases replayed");
+    assert!(failures.is_empty(), "{} of {replayed} differ:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// A layout with leaves of every awkward length: empty, scalar, around the vector width (4),
+/// the unrolled step (16) and the block (4096).
+fn awkward_layout() -> Layout {
+    let mut spec: Vec<String> = vec!["empty.weight:0".into(), "scalar.bias:".into(), "norm.scale:3x0".into()];
+    for n in [1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 65, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK + 17] {
+        spec.push(format!("l{n}.weight:{n}"));
+        spec.push(format!("l{n}.bias:{}", n % 7 + 1));
+    }
+    spec.push("odd.weight:13x7".into());
+    Layout::parse(&spec.join(",")).expect("a valid layout")
+}
+
+/// Runs `text` for a few steps on both backends (and the JIT on two threads) on `layout`.
+fn agree(text: &str, layout: &Layout, steps: usize, seed: u64) -> Result<(), String> {
+    let mut rng = Rng(seed);
+    let params = rng.floats(layout.total());
+    let mut pair = Pair::new(text, layout, &params)?;
+    let mut threaded = Pair::new(text, layout, &params)?;
+    threaded.jit.set_threads(2);
+    for t in 0..steps {
+        let mut grads = rng.floats(layout.total());
+        // A very large and a non-finite gradient in some steps.
+        if t == 1 && !grads.is_empty() {
+            grads[0] = 1e30;
+        }
+        if t == 2 && grads.len() > 5 {
+            grads[5] = f32::NAN;
+        }
+        let value = pair.jit.needs_value().then(|| 1.0 / (t as f32 + 1.0));
+        pair.step(&grads, value).map_err(|e| format!("step {t}: {e}"))?;
+        threaded.step(&grads, value).map_err(|e| format!("step {t}, two threads: {e}"))?;
+        if let Some(d) = first_difference(&pair.params_jit, &threaded.params_jit) {
+            return Err(format!("step {t}: one and two threads differ at {d}"));
+        }
+    }
+    pair.same_state("agree")
+}
+
+#[test]
+fn every_example_runs_bit_identically_on_both_backends() {
+    let examples = files_with_extension(&root().join("examples"), "opt");
+    assert!(examples.len() >= 4);
+    for path in examples {
+        let text = std::fs::read_to_string(&path).expect("readable example");
+        let name = path.display().to_string();
+        with_main_stack(move || agree(&text, &awkward_layout(), 4, 7)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn pipelines_with_reductions_agree_on_awkward_layouts() {
+    let pipelines = [
+        "adam(learning_rate=1e-3)",
+        "chain(clip_by_global_norm(max_norm=1.0), adamw(learning_rate=1e-3, weight_decay=0.1))",
+        "lamb(learning_rate=1e-3)",
+        "lars(learning_rate=0.1)",
+        "novograd(learning_rate=1e-2)",
+        "chain(clip(max_delta=0.5), sgd(learning_rate=0.1, momentum=0.9, nesterov=True))",
+        "apply_if_finite(adam(learning_rate=1e-2), max_consecutive_errors=2)",
+        "chain(zero_nans(), lion(learning_rate=1e-4))",
+        "partition { \"*.bias\" | \"*norm*\" => sgd(learning_rate=0.1), _ => adabelief(learning_rate=1e-3) }",
+        "masked(adagrad(learning_rate=0.1), mask=\"*.weight\")",
+        "chain(adam(learning_rate=1e-3), reduce_on_plateau(patience=1, factor=0.5))",
+    ];
+    for text in pipelines {
+        with_main_stack(move || agree(text, &awkward_layout(), 4, 11)).unwrap_or_else(|e| panic!("{text}: {e}"));
+    }
+}
+
+// ---- The op table ----
+
+/// Edge values: zeros, infinities, NaNs of both signs, subnormals, extremes, integers near the
+/// limits of i32, ordinary values.
+const EDGES: &[f32] = &[
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    0.5,
+    -2.5,
+    3.0,
+    1e-3,
+    100.0,
+    f32::INFINITY,
+    f32::NEG_INFINITY,
+    f32::NAN,
+    -f32::NAN,
+    f32::MIN_POSITIVE,
+    1e-40,
+    -1e-40,
+    1e-45,
+    f32::MAX,
+    f32::MIN,
+    2147483648.0,
+    -2147483904.0,
+    16777217.0,
+];
+
+fn kind_of(op: Op) -> Kind {
+    match op {
+        Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::IsFinite | Op::IsNan | Op::And | Op::Or | Op::Not => Kind::Bool,
+        Op::ToI32 => Kind::I32,
+        _ => Kind::F32,
+    }
+}
+
+const ALL_OPS: &[Op] = &[
+    Op::Add,
+    Op::Sub,
+    Op::Mul,
+    Op::Div,
+    Op::Rem,
+    Op::Pow,
+    Op::Neg,
+    Op::Sqrt,
+    Op::Rsqrt,
+    Op::Cbrt,
+    Op::Abs,
+    Op::Sign,
+    Op::Exp,
+    Op::Log,
+    Op::Cos,
+    Op::Sin,
+    Op::Tanh,
+    Op::Floor,
+    Op::Ceil,
+    Op::Min,
+    Op::Max,
+    Op::Eq,
+    Op::Ne,
+    Op::Lt,
+    Op::Le,
+    Op::Gt,
+    Op::Ge,
+    Op::IsFinite,
+    Op::IsNan,
+    Op::And,
+    Op::Or,
+    Op::Not,
+    Op::Select,
+    Op::ToF32,
+    Op::ToI32,
+];
+
+/// One graph run on both backends: the element slot `out` after the step, from each.
+struct Run {
+    layout: Layout,
+    graph: Graph,
+    outputs: Outputs,
+    grads: Vec<f32>,
+    params: Vec<f32>,
+    /// Element slots: 0 and 1 are inputs, 2 the output.
+    slots: Vec<Vec<f32>>,
+    value: f32,
+}
+
+/// What a run gives: params, the output slot, and uniform and per-leaf results by node.
+#[derive(Debug)]
+struct Ran {
+    params: Vec<f32>,
+    out: Vec<f32>,
+    uniform: Vec<(NodeId, (u8, u32))>,
+    leaf: Vec<(NodeId, Vec<(u8, u32)>)>,
+}
+
+impl Run {
+    fn groups(&self) -> Groups {
+        let n = self.layout.leaves.len();
+        Groups { leaves: vec![(0..n).collect()], of_leaf: vec![0; n] }
+    }
+
+    fn go(&self, backend: Backend, threads: usize) -> Ran {
+        let groups = self.groups();
+        let plan = plan::plan(&self.graph, 1, self.outputs.clone());
+        let offsets = interp::offsets(&self.layout);
+        let mut params = self.params.clone();
+        let mut state = State { uniform: vec![Scalar::F32(0.0); 3], leaf: vec![Vec::new(); 3], element: self.slots.clone() };
+        let (results, out) = match backend {
+            Backend::Interp => {
+                let mut env = Env {
+                    graph: &self.graph,
+                    layout: &self.layout,
+                    groups: &groups,
+                    offsets: &offsets,
+                    params: &mut params,
+                    grads: &self.grads,
+                    value: self.value,
+                    state: &state,
+                };
+                let results = interp::run(&plan, &mut env);
+                let out = results.element.get(&2).cloned().unwrap_or_else(|| state.element[2].clone());
+                (results, out)
+            }
+            Backend::Jit => {
+                let compiled = optc::jit::compile(&self.graph, &plan).expect("the JIT compiles the graph");
+                let mut element = std::mem::take(&mut state.element);
+                let mut passes = blocks::Compiled { step: &compiled, slots: &mut element, threads, error: None };
+                let mut env = Env {
+                    graph: &self.graph,
+                    layout: &self.layout,
+                    groups: &groups,
+                    offsets: &offsets,
+                    params: &mut params,
+                    grads: &self.grads,
+                    value: self.value,
+                    state: &state,
+                };
+                let results = interp::run_with(&plan, &mut env, &mut passes);
+                assert_eq!(passes.error, None);
+                (results, element[2].clone())
+            }
+        };
+        let mut uniform: Vec<(NodeId, (u8, u32))> = results.uniform.iter().map(|(n, v)| (*n, scalar_bits(*v))).collect();
+        uniform.sort_unstable();
+        let mut leaf: Vec<(NodeId, Vec<(u8, u32)>)> =
+            results.leaf.iter().map(|(n, v)| (*n, v.iter().map(|s| scalar_bits(*s)).collect())).collect();
+        leaf.sort_unstable();
+        Ran { params, out, uniform, leaf }
+    }
+
+    /// Runs both backends (and the JIT on three threads) and says where they differ.
+    fn compare(&self, what: &str) {
+        let a = self.go(Backend::Interp, 1);
+        for threads in [1, 3] {
+            let b = self.go(Backend::Jit, threads);
+            let inputs = |i: usize| -> String {
+                let g = self.grads.get(i).copied().unwrap_or(0.0);
+                let p = self.params.get(i).copied().unwrap_or(0.0);
+                let s = self.slots[0].get(i).copied().unwrap_or(0.0);
+                format!("inputs grad {g:e} param {p:e} state {s:e} value {:e}", self.value)
+            };
+            if let Some(d) = first_difference(&b.out, &a.out) {
+                let i: usize = d.split(':').next().and_then(|s| s.trim_start_matches("element ").parse().ok()).unwrap_or(0);
+                panic!("{what} ({threads} threads): jit against interp differ at {d}; {}", inputs(i));
+            }
+            if let Some(d) = first_difference(&b.params, &a.params) {
+                panic!("{what} ({threads} threads): params differ at {d}");
+            }
+            assert_eq!(b.uniform, a.uniform, "{what} ({threads} threads): uniform results differ");
+            assert_eq!(b.leaf, a.leaf, "{what} ({threads} threads): per-leaf results differ");
+        }
+    }
+}
+
+/// Layouts over `n` elements: one leaf (mostly the vector body), and leaves of 1 to 15
+/// elements (the scalar tail only, with every start lane).
+fn layouts(n: usize) -> Vec<Layout> {
+    let one = Layout::parse(&format!("all:{n}")).expect("layout");
+    let mut leaves = Vec::new();
+    let (mut at, mut k) = (0, 0);
+    while at < n {
+        let len = (k % 15 + 1).min(n - at);
+        leaves.push(Leaf { name: format!("t{k:05}"), shape: vec![len] });
+        at += len;
+        k += 1;
+    }
+    vec![one, Layout::new(leaves).expect("layout")]
+}
+
+/// A graph computing `op` on `args` (as nodes), written to element slot 2.
+fn op_graph(op: Op, args: &[Node]) -> (Graph, Outputs) {
+    let mut graph = Graph::default();
+    let ids: Vec<NodeId> = args
+        .iter()
+        .map(|a| {
+            let level = match a {
+                Node::Value | Node::Const(_) => Level::Uniform,
+                _ => Level::Element,
+            };
+            let kind = match a {
+                Node::Const(c) => c.scalar().kind(),
+                _ => Kind::F32,
+            };
+            graph.add(a.clone(), level, kind)
+        })
+        .collect();
+    let out = graph.add(Node::Op(op, ids), Level::Element, kind_of(op));
+    let mut outputs = Outputs::default();
+    outputs.element.push((Target::Slot(2), out, GroupSet::all(1)));
+    // The params get the same value, through the `param +=` write.
+    outputs.element.push((Target::Params, out, GroupSet::all(1)));
+    (graph, outputs)
+}
+
+#[test]
+fn every_op_agrees_on_edge_values_in_vector_body_and_scalar_tail() {
+    let e = EDGES.len();
+    // Every pair (a, b) of edge values as (grad, param), with a third operand (state #0)
+    // cycling through the edge values, and the whole table shifted so every value meets every
+    // lane.
+    let mut grads = Vec::new();
+    let mut params = Vec::new();
+    let mut third = Vec::new();
+    for shift in 0..2 {
+        for i in 0..e {
+            for j in 0..e {
+                grads.push(EDGES[i]);
+                params.push(EDGES[j]);
+                third.push(EDGES[(i + j + shift) % e]);
+            }
+        }
+        grads.push(EDGES[shift]);
+        params.push(EDGES[shift]);
+        third.push(EDGES[shift]);
+    }
+    let n = grads.len();
+    for &op in ALL_OPS {
+        let element_args = [Node::Grad, Node::Param, Node::State(0)];
+        let mut variants: Vec<(String, Vec<Node>, f32)> =
+            vec![(format!("{} on elements", op.name()), element_args[..op.arity()].to_vec(), 0.0)];
+        if op.arity() >= 2 {
+            // A uniform operand (an input of the kernel), and a constant one, on either side.
+            for &v in &[0.0, -0.0, 2.0, f32::INFINITY, f32::NAN, 1e-40] {
+                let mut args = element_args[..op.arity()].to_vec();
+                args[1] = Node::Value;
+                variants.push((format!("{} with value {v:e} second", op.name()), args.clone(), v));
+                args.swap(0, 1);
+                variants.push((format!("{} with value {v:e} first", op.name()), args, v));
+                let mut args = element_args[..op.arity()].to_vec();
+                args[1] = Node::Const(optc::ir::ConstBits::F32(v.to_bits()));
+                variants.push((format!("{} with constant {v:e}", op.name()), args, 0.0));
+            }
+        }
+        for (what, args, value) in variants {
+            let (graph, outputs) = op_graph(op, &args);
+            for layout in layouts(n) {
+                let run = Run {
+                    layout,
+                    graph: graph.clone(),
+                    outputs: outputs.clone(),
+                    grads: grads.clone(),
+                    params: params.clone(),
+                    slots: vec![third.clone(), vec![0.0; n], vec![0.0; n]],
+                    value,
+                };
+                run.compare(&what);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_reduction_agrees_per_leaf_and_over_the_layout() {
+    let layout = awkward_layout();
+    let n = layout.total();
+    let mut rng = Rng(3);
+    // Ordinary values, then the same with edge values sprinkled in.
+    let plain = rng.floats(n);
+    let mut edgy = plain.clone();
+    for (i, x) in edgy.iter_mut().enumerate() {
+        if rng.next().is_multiple_of(5) {
+            *x = EDGES[i % EDGES.len()];
+        }
+    }
+    let finite: Vec<f32> = edgy.iter().map(|x| if x.is_finite() { *x } else { 0.25 }).collect();
+    for (name, grads) in [("plain", plain), ("edge values", edgy), ("finite edge values", finite)] {
+        for kind in [Reduce::Sum, Reduce::Max, Reduce::Min, Reduce::All, Reduce::Any] {
+            let mut graph = Graph::default();
+            let g = graph.add(Node::Grad, Level::Element, Kind::F32);
+            let bool_kind = matches!(kind, Reduce::All | Reduce::Any);
+            let arg = if bool_kind {
+                let zero = graph.constant(Scalar::F32(0.0));
+                graph.add(Node::Op(Op::Gt, vec![g, zero]), Level::Element, Kind::Bool)
+            } else {
+                g
+            };
+            let value_kind = if bool_kind { Kind::Bool } else { Kind::F32 };
+            let total = graph.add(Node::Reduce { kind, arg, groups: GroupSet::all(1) }, Level::Uniform, value_kind);
+            let per_leaf = graph.add(Node::LeafReduce { kind, arg }, Level::Leaf, value_kind);
+            // Per-element use of both after the barrier: g * total + per_leaf, in a second pass.
+            let tf = graph.add(Node::Op(Op::ToF32, vec![total]), Level::Uniform, Kind::F32);
+            let lf = graph.add(Node::Op(Op::ToF32, vec![per_leaf]), Level::Leaf, Kind::F32);
+            let scaled = graph.add(Node::Op(Op::Mul, vec![g, tf]), Level::Element, Kind::F32);
+            let out = graph.add(Node::Op(Op::Add, vec![scaled, lf]), Level::Element, Kind::F32);
+            let mut outputs = Outputs::default();
+            outputs.element.push((Target::Slot(2), out, GroupSet::all(1)));
+            outputs.uniform.push((None, total));
+            outputs.leaf.push((0, per_leaf, GroupSet::all(1)));
+            let run = Run {
+                layout: layout.clone(),
+                graph,
+                outputs,
+                grads: grads.clone(),
+                params: vec![0.0; n],
+                slots: vec![vec![0.0; n], vec![0.0; n], vec![0.0; n]],
+                value: 0.0,
+            };
+            run.compare(&format!("{kind:?} of {name}"));
+        }
+    }
+}
+
+#[test]
+fn emit_clif_shows_the_annotated_kernel() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_optc"))
+        .args(["emit", "--clif", "--layout", "w:4x3,b:3", "tests/ir/adam.opt"])
+        .current_dir(root())
+        .output()
+        .expect("optc runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for needle in ["; optc_pass0", "; group 0: inputs [%", "vector body", "scalar tail", "load.f32x4", "; param += %", "; state #1 = %"] {
+        assert!(stdout.contains(needle), "`{needle}` missing from:\n{stdout}");
+    }
+    // Each step IR node is named above its instructions: `; %N = sqrt %M : per-element f32`
+    // over a `sqrt` instruction.
+    let lines: Vec<&str> = stdout.lines().map(str::trim).collect();
+    let annotated = lines.windows(2).any(|w| w[0].starts_with("; %") && w[0].contains("= sqrt %") && w[1].contains("= sqrt v"));
+    assert!(annotated, "no annotated sqrt in:\n{stdout}");
+}
+
+// ---- Random pipelines ----
+
+/// Random user transforms: element expressions over the gradient, the parameters, tensor,
+/// per-leaf and int state, constants and reductions (so plans of one to several passes), with
+/// every kind of op, inside the combinators that make leaf groups.
+struct Gen(Rng);
+
+impl Gen {
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[(self.0.next() % xs.len() as u64) as usize]
+    }
+
+    fn expr(&mut self, depth: usize) -> String {
+        if depth == 0 || self.0.next().is_multiple_of(5) {
+            return self.pick(&["g", "g", "s", "param", "k", "lm", "0.0", "1.0", "-1.5", "2.0", "0.5", "1e-3", "3.0", "1e-8"]).to_string();
+        }
+        let d = depth - 1;
+        match self.0.next() % 8 {
+            0 | 1 => {
+                let op = self.pick(&["+", "-", "*", "/", "^"]);
+                format!("({} {op} {})", self.expr(d), self.expr(d))
+            }
+            2 => {
+                let f = self.pick(&["sqrt", "rsqrt", "cbrt", "abs", "sign", "exp", "log", "cos", "sin", "tanh", "floor", "ceil", "float"]);
+                format!("{f}({})", self.expr(d))
+            }
+            3 => {
+                let f = self.pick(&["min", "max", "pow"]);
+                format!("{f}({}, {})", self.expr(d), self.expr(d))
+            }
+            4 => format!("clip({}, -1.0, 1.0)", self.expr(d)),
+            5 => format!("(if {} {{ {} }} else {{ {} }})", self.cond(d), self.expr(d), self.expr(d)),
+            6 => {
+                let r = self.pick(&["sum", "norm", "mean", "max", "min", "leaf_sum", "leaf_norm", "leaf_max", "leaf_min", "leaf_mean"]);
+                format!("{r}({} * g)", self.expr(d))
+            }
+            _ => format!("(g * {})", self.expr(d)),
+        }
+    }
+
+    fn cond(&mut self, depth: usize) -> String {
+        let d = depth.saturating_sub(1);
+        match self.0.next() % 6 {
+            0 => format!("isfinite({})", self.expr(d)),
+            1 => format!("isnan({})", self.expr(d)),
+            2 => format!("not {}", self.cond(d)),
+            3 => {
+                let op = self.pick(&["and", "or"]);
+                format!("({} {op} {})", self.cond(d), self.cond(d))
+            }
+            _ => {
+                let op = self.pick(&["<", "<=", ">", ">=", "==", "!="]);
+                format!("{} {op} {}", self.expr(d), self.expr(d))
+            }
+        }
+    }
+
+    fn program(&mut self) -> String {
+        let s = self.expr(3);
+        let lm = self.expr(2);
+        let update = self.expr(4);
+        let leaf = self.pick(&["leaf_max", "leaf_norm", "leaf_mean"]);
+        let pipeline = self.pick(&[
+            "t()",
+            "chain(t(), clip_by_global_norm(max_norm=1.0))",
+            "masked(t(), mask=\"*.weight\")",
+            "partition { \"*.bias\" => t(), _ => chain(t(), sgd(learning_rate=0.1)) }",
+        ]);
+        format!(
+            "transform t() {{\n    state s: tensor = 0\n    state k: int = 0\n    state lm: leaf = 0\n    update(g) {{\n        k = k + 1\n        s = {s}\n        lm = lm + {leaf}(abs({lm}) * g)\n        {update}\n    }}\n}}\n{pipeline}\n"
+        )
+    }
+}
+
+#[test]
+fn random_pipelines_agree_on_random_layouts() {
+    let (ran, failures) = with_main_stack(|| {
+        let mut generator = Gen(Rng(0x5eed_1234_abcd));
+        let mut failures = Vec::new();
+        let mut ran = 0;
+        for case in 0..200u64 {
+            let text = generator.program();
+            let mut rng = Rng(case * 7919 + 1);
+            let leaves: Vec<String> = (0..1 + rng.next() % 4)
+                .map(|i| {
+                    let len = match rng.next() % 6 {
+                        0 => 0,
+                        1 => 1,
+                        2 => rng.next() % 16,
+                        3 => BLOCK as u64 + rng.next() % 40,
+                        _ => rng.next() % 200,
+                    };
+                    let kind = if i % 2 == 0 { "weight" } else { "bias" };
+                    format!("l{i}.{kind}:{len}")
+                })
+                .collect();
+            let layout = Layout::parse(&leaves.join(",")).expect("a layout");
+            match agree(&text, &layout, 3, case + 1) {
+                Ok(()) => ran += 1,
+                // Pipelines that do not check (a glob matching no leaf, a constant division by
+                // zero) are skipped; about one in twenty.
+                Err(e) if e.contains("error[") || e.contains("error:") => {}
+                Err(e) => failures.push(format!("case {case} on {}:\n{text}{e}", leaves.join(","))),
+            }
+        }
+        (ran, failures)
+    });
+    assert!(failures.is_empty(), "{} differ:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(ran >= 150, "only {ran} of 200 random pipelines checked and ran");
+}
+
+#[test]
+fn an_optimizer_can_move_to_another_thread() {
+    fn send<T: Send>(_: &T) {}
+    let (_, checked) = optc::check_str("adam.opt", "adam(learning_rate=1e-3)");
+    let layout = Layout::parse("w:4x3,b:3").expect("layout");
+    let optimizer = Optimizer::new(&checked.program, &layout, &[0.0; 15]).expect("instantiates");
+    assert_eq!(optimizer.backend(), Backend::Jit);
+    send(&optimizer);
+    let mut params = vec![0.0; 15];
+    let moved = std::thread::spawn(move || {
+        let mut optimizer = optimizer;
+        optimizer.step(&mut params, &[1.0; 15], None).map(|()| params)
+    });
+    let params = moved.join().expect("the thread finishes").expect("the step runs");
+    assert!(params.iter().all(|p| (*p + 1e-3).abs() < 1e-6), "{params:?}");
+}
+
+#[test]
+fn emit_asm_shows_vector_machine_code() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_optc"))
+        .args(["emit", "--asm", "--layout", "w:4x3,b:3", "tests/ir/adam.opt"])
+        .current_dir(root())
+        .output()
+        .expect("optc runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for needle in ["; optc_pass0", "sqrtps", "divps", "sqrtss"] {
+        assert!(stdout.contains(needle), "`{needle}` missing from:\n{stdout}");
+    }
+}
