@@ -110,18 +110,18 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
     let adam_ns = time_per_param(n, || adam.adam_step(threads));
     let probe_ns = time_per_param(n, || adam.probe_step(threads));
     let gbps = |ns: f64, bytes: usize| if ns > 0.0 { bytes as f64 / ns } else { 0.0 };
-    println!(
+    outln!(
         "{name}: {n} parameters, {passes} pass(es), {bytes} bytes per parameter, {threads} thread(s), backend {}",
         args.backend
     );
-    println!(
+    outln!(
         "  setup (instantiate, plan, compile, initial state): {:.2} ms, of which compiling the step: {:.2} ms",
         setup.as_secs_f64() * 1e3,
         compile.as_secs_f64() * 1e3
     );
-    println!("  {:<30} {pipeline_ns:8.3} ns/param  {:6.1} GB/s", "pipeline", gbps(pipeline_ns, bytes));
-    println!("  {:<30} {adam_ns:8.3} ns/param  {:6.1} GB/s", "Rust Adam loop (reference)", gbps(adam_ns, 28));
-    println!("  {:<30} {probe_ns:8.3} ns/param  {:6.1} GB/s", "streaming probe, 7 streams", gbps(probe_ns, 28));
+    outln!("  {:<30} {pipeline_ns:8.3} ns/param  {:6.1} GB/s", "pipeline", gbps(pipeline_ns, bytes));
+    outln!("  {:<30} {adam_ns:8.3} ns/param  {:6.1} GB/s", "Rust Adam loop (reference)", gbps(adam_ns, 28));
+    outln!("  {:<30} {probe_ns:8.3} ns/param  {:6.1} GB/s", "streaming probe, 7 streams", gbps(probe_ns, 28));
     ExitCode::SUCCESS
 }
 

@@ -20,7 +20,7 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
     if let Some(code) = &args.explain {
         return match crate::codes::explain(code) {
             Some(text) => {
-                println!("{code}: {text}");
+                outln!("{code}: {text}");
                 ExitCode::SUCCESS
             }
             None => {
@@ -56,7 +56,7 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
             failed = true;
             continue;
         }
-        print!("{}", report(&name, &checked.program));
+        out!("{}", report(&name, &checked.program));
     }
     if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }

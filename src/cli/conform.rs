@@ -63,13 +63,13 @@ pub fn run(args: &Args, stdlib_dir: Option<&Path>) -> ExitCode {
         let outcome = run_case_with(&file, stdlib_dir, args.backend);
         if outcome.passed {
             passed += 1;
-            println!("{:<45} pass  max error {:.3} of tolerance", outcome.name, outcome.worst);
+            outln!("{:<45} pass  max error {:.3} of tolerance", outcome.name, outcome.worst);
         } else {
             failed += 1;
-            println!("{:<45} FAIL  {}", outcome.name, outcome.reason.as_deref().unwrap_or(""));
+            outln!("{:<45} FAIL  {}", outcome.name, outcome.reason.as_deref().unwrap_or(""));
         }
     }
-    println!("{passed} passed, {failed} failed");
+    outln!("{passed} passed, {failed} failed");
     if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 

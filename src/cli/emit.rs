@@ -56,7 +56,7 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
         diagnostic::emit_to_stderr(&diags, &sources);
         return match ast {
             Some(ast) => {
-                println!("{ast:#?}");
+                outln!("{ast:#?}");
                 if diags.iter().any(|d| d.is_error()) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
             }
             None => ExitCode::FAILURE,
@@ -84,7 +84,7 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
     };
     diagnostic::emit_to_stderr(&step_ir.warnings, &sources);
     if args.ir {
-        print!("{}", ir::print::ir(&step_ir));
+        out!("{}", ir::print::ir(&step_ir));
         return ExitCode::SUCCESS;
     }
     let plan = ir::plan::plan(&step_ir.graph, step_ir.groups.len(), ir::plan::step_outputs(&step_ir));
@@ -93,9 +93,9 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
             Ok(compiled) => {
                 for (k, pass) in compiled.passes.iter().enumerate() {
                     if args.asm {
-                        println!("; optc_pass{k}\n{}", pass.asm.as_deref().unwrap_or("; (no disassembly)"));
+                        outln!("; optc_pass{k}\n{}", pass.asm.as_deref().unwrap_or("; (no disassembly)"));
                     } else {
-                        println!("{}", pass.clif);
+                        outln!("{}", pass.clif);
                     }
                 }
             }
@@ -105,7 +105,7 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
             }
         }
     } else {
-        print!("{}", ir::print::plan(&step_ir, &plan));
+        out!("{}", ir::print::plan(&step_ir, &plan));
     }
     ExitCode::SUCCESS
 }

@@ -1,6 +1,23 @@
 //! The command line: clap definitions and dispatch. The only place that prints and picks exit
 //! codes.
 
+/// `println!` that stops quietly when standard output is closed (`optc ... | head`) instead of
+/// panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `print!`, likewise.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
 mod bench;
 mod check;
 pub mod conform;

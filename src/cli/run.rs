@@ -212,25 +212,25 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String
     }
 
     let steps = trainer.steps() - first_step;
-    println!("{name}: trained {description}");
-    println!("  steps          {} ({steps} this run) in {elapsed:.2} s, {:.0} steps/s", trainer.steps(), steps as f64 / elapsed.max(1e-9));
+    outln!("{name}: trained {description}");
+    outln!("  steps          {} ({steps} this run) in {elapsed:.2} s, {:.0} steps/s", trainer.steps(), steps as f64 / elapsed.max(1e-9));
     if let Some(last) = points.last() {
-        println!("  final loss     {:.6}", last.loss);
-        println!("  best loss      {:.6} (step {})", best.0, best.1);
+        outln!("  final loss     {:.6}", last.loss);
+        outln!("  best loss      {:.6} (step {})", best.0, best.1);
     }
     if let Some(v) = last_validation {
-        println!("  validation     {v:.6}");
+        outln!("  validation     {v:.6}");
     }
     if let Some(lr) = points.last().and_then(|p| p.lr) {
-        println!("  learning rate  {lr:.3e}");
+        outln!("  learning rate  {lr:.3e}");
     }
     for (what, path) in [("log", &args.log), ("plot", &args.plot), ("weights", &args.save)] {
         if let Some(path) = path {
-            println!("  {what:<14} {}", path.display());
+            outln!("  {what:<14} {}", path.display());
         }
     }
     if let Some(dir) = last_saved {
-        println!("  checkpoint     {}", dir.display());
+        outln!("  checkpoint     {}", dir.display());
     }
     Ok(())
 }

@@ -80,17 +80,17 @@ fn evaluate(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String> {
     }
 
     let every = args.every.unwrap_or((args.steps / 20).max(1)).max(1);
-    println!("{:>8}  value", "step");
+    outln!("{:>8}  value", "step");
     for (step, value) in &values {
         if step % every == 0 || *step + 1 == args.steps {
-            println!("{step:>8}  {value}");
+            outln!("{step:>8}  {value}");
         }
     }
     if let Some(path) = &args.plot {
         let points: Vec<(u64, f64)> = values.iter().map(|(s, v)| (*s, f64::from(*v))).collect();
         let title = if is_file { name } else { args.schedule.clone() };
         plot(path, &title, Figure::Schedule(&points))?;
-        println!("plot: {}", path.display());
+        outln!("plot: {}", path.display());
     }
     Ok(())
 }
