@@ -145,10 +145,12 @@ fn scalar(v: Scalar) -> f64 {
 /// (`scale_by_learning_rate`'s, a constant or a schedule's current value), times every
 /// `reduce_on_plateau` scale.
 pub fn learning_rate(uniforms: &[(String, f64)]) -> Option<f64> {
+    // A transform that is the whole pipeline names its values without a path (`lr`, `scale`).
     let lr = uniforms.iter().find(|(n, _)| n == "lr" || n.ends_with(".lr")).map(|(_, v)| v.abs())?;
+    let lone_plateau = uniforms.iter().any(|(n, _)| n == "plateau_count");
     let scale: f64 = uniforms
         .iter()
-        .filter(|(n, _)| n.ends_with("reduce_on_plateau.scale") || n == "scale" && uniforms.iter().any(|(m, _)| m == "plateau_count"))
+        .filter(|(n, _)| n.ends_with("reduce_on_plateau.scale") || lone_plateau && n == "scale")
         .map(|(_, v)| *v)
         .product();
     Some(lr * scale)
