@@ -86,11 +86,6 @@ impl Model {
         }
     }
 
-    /// Whether the model learns from data (the test functions do not).
-    pub fn uses_data(&self) -> bool {
-        matches!(self, Model::Mlp { .. })
-    }
-
     /// The parameter tensors, named as in PyTorch.
     pub fn leaves(&self) -> Vec<Leaf> {
         match self {
