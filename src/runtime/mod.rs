@@ -271,47 +271,37 @@ impl Optimizer {
             (_, v) => v.unwrap_or(0.0),
         };
         let mut state = std::mem::take(&mut self.state);
-        let results = match &self.compiled {
-            None => {
-                let mut env = Env {
-                    graph: &self.ir.graph,
-                    layout: &self.ir.layout,
-                    groups: &self.ir.groups,
-                    offsets: &self.offsets,
-                    params,
-                    grads,
-                    value,
-                    state: &state,
-                };
-                interp::run(&self.step_plan, &mut env)
-            }
-            Some(compiled) => {
-                // Element state is updated in place by the kernels; the interpreter's part of
-                // the step (uniform and per-leaf work) never reads it.
-                let mut element = std::mem::take(&mut state.element);
-                let mut passes = blocks::Compiled { step: compiled, slots: &mut element, threads: self.threads, error: None };
-                let results = {
-                    let mut env = Env {
-                        graph: &self.ir.graph,
-                        layout: &self.ir.layout,
-                        groups: &self.ir.groups,
-                        offsets: &self.offsets,
-                        params,
-                        grads,
-                        value,
-                        state: &state,
-                    };
-                    interp::run_with(&self.step_plan, &mut env, &mut passes)
-                };
-                let error = passes.error.take();
-                state.element = element;
-                if let Some(e) = error {
-                    self.state = state;
-                    return Err(StepError::Internal(e.to_string()));
+        // Element state is updated in place by the kernels; the interpreter's part of the step
+        // (uniform and per-leaf work) never reads it.
+        let mut element = if self.compiled.is_some() { std::mem::take(&mut state.element) } else { Vec::new() };
+        let (results, error) = {
+            let mut env = Env {
+                graph: &self.ir.graph,
+                layout: &self.ir.layout,
+                groups: &self.ir.groups,
+                offsets: &self.offsets,
+                params,
+                grads,
+                value,
+                state: &state,
+            };
+            match &self.compiled {
+                None => (interp::run(&self.step_plan, &mut env), None),
+                Some(compiled) => {
+                    let mut passes =
+                        blocks::Compiled { step: compiled, slots: &mut element, threads: self.threads, error: None };
+                    let results = interp::run_with(&self.step_plan, &mut env, &mut passes);
+                    (results, passes.error.take())
                 }
-                results
             }
         };
+        if self.compiled.is_some() {
+            state.element = element;
+        }
+        if let Some(e) = error {
+            self.state = state;
+            return Err(StepError::Internal(e.to_string()));
+        }
         let mut next = state;
         for (target, _, _) in &self.step_plan.outputs.element {
             if let Target::Slot(s) = target
