@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use crate::check;
+use crate::check::Expect;
 use crate::diagnostic;
 use crate::ir::Layout;
 use crate::jit;
@@ -35,15 +35,10 @@ pub struct Args {
 const RUNS: usize = 7;
 
 pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
-    let (name, text) = match super::read_input(&args.file) {
-        Ok(input) => input,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut sources = match super::sources_with_stdlib(stdlib_dir) {
-        Ok(s) => s,
+    let loaded = super::read_input(&args.file)
+        .and_then(|(name, text)| super::check_text(name, text, stdlib_dir, Expect::Pipeline));
+    let super::Loaded { name, sources, checked, .. } = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -60,13 +55,6 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let id = sources.add(name.clone(), text, false);
-    let checked = check::check(&sources, Some(id));
-    diagnostic::emit_to_stderr(&checked.diagnostics, &sources);
-    if checked.has_errors() {
-        eprintln!("error: `{name}` does not check");
-        return ExitCode::FAILURE;
-    }
     let n = layout.total();
     if n == 0 {
         eprintln!("error: the layout has no parameters");

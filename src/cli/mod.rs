@@ -88,6 +88,32 @@ fn sources_with_stdlib(dir: Option<&std::path::Path>) -> Result<crate::source::S
     Ok(sources)
 }
 
+/// A user file checked against the standard library.
+struct Loaded {
+    name: String,
+    sources: crate::source::SourceMap,
+    id: crate::source::FileId,
+    checked: crate::check::Checked,
+}
+
+/// Checks `text` (named `name`) against the standard library, its last expression expected to
+/// be `expect`; prints the diagnostics and refuses the file if any is an error.
+fn check_text(
+    name: String,
+    text: String,
+    stdlib_dir: Option<&std::path::Path>,
+    expect: crate::check::Expect,
+) -> Result<Loaded, String> {
+    let mut sources = sources_with_stdlib(stdlib_dir)?;
+    let id = sources.add(name.clone(), text, false);
+    let checked = crate::check::check_as(&sources, Some(id), expect);
+    crate::diagnostic::emit_to_stderr(&checked.diagnostics, &sources);
+    if checked.has_errors() {
+        return Err(format!("`{name}` has errors"));
+    }
+    Ok(Loaded { name, sources, id, checked })
+}
+
 /// Reads a file named on the command line; `-` is standard input.
 fn read_input(path: &PathBuf) -> Result<(String, String), String> {
     if path.as_os_str() == "-" {

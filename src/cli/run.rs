@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::check;
+use crate::check::Expect;
 use crate::diagnostic;
 use crate::ir::Layout;
 use crate::runtime::Optimizer;
@@ -104,13 +104,7 @@ pub fn run(args: &Args, stdlib_dir: Option<&Path>) -> ExitCode {
 
 fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String> {
     let (name, text) = super::read_input(&args.file)?;
-    let mut sources = super::sources_with_stdlib(stdlib_dir)?;
-    let id = sources.add(name.clone(), text, false);
-    let checked = check::check(&sources, Some(id));
-    diagnostic::emit_to_stderr(&checked.diagnostics, &sources);
-    if checked.has_errors() {
-        return Err(format!("`{name}` has errors"));
-    }
+    let super::Loaded { name, sources, checked, .. } = super::check_text(name, text, stdlib_dir, Expect::Pipeline)?;
     if checked.program.pipeline.is_none() {
         return Err(format!("`{name}` has no pipeline to train with (its last line should be one)"));
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
 
-use crate::check::{self, Expect, Program, Tx, Value};
+use crate::check::{Expect, Program, Tx, Value};
 use crate::diagnostic;
 use crate::ir::Layout;
 use crate::runtime::Optimizer;
@@ -46,13 +46,7 @@ fn evaluate(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String> {
     let path = PathBuf::from(&args.schedule);
     let is_file = args.schedule.ends_with(".opt") || path.is_file() || args.schedule == "-";
     let (name, text) = if is_file { super::read_input(&path)? } else { ("<schedule>".to_string(), args.schedule.clone()) };
-    let mut sources = super::sources_with_stdlib(stdlib_dir)?;
-    let id = sources.add(name.clone(), text, false);
-    let checked = check::check_as(&sources, Some(id), Expect::Schedule);
-    diagnostic::emit_to_stderr(&checked.diagnostics, &sources);
-    if checked.has_errors() {
-        return Err(format!("`{name}` has errors"));
-    }
+    let super::Loaded { name, sources, id, checked } = super::check_text(name, text, stdlib_dir, Expect::Schedule)?;
     let Some(schedule) = checked.program.schedule.clone() else {
         return Err(format!("`{name}` has no schedule (its last line should be one)"));
     };
