@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Data flows one way, left to right; no stage reaches back into an earlier one's internals.
-//! `source`, `diagnostic`, `glob` and `stdlib` sit at the source end and every stage may use them.
+//! `source`, `diagnostic`, `glob`, `arena` and `stdlib` sit at the source end and every stage may use them.
 //!
 //! Architecture invariants:
 //! - pest is used only in `syntax`; the AST carries its own spans.
@@ -23,6 +23,7 @@
 //! - No input makes a stage panic: bad input is a [`Diagnostic`].
 #![deny(unsafe_code)]
 
+pub mod arena;
 pub mod check;
 pub mod cli;
 pub mod codes;
