@@ -15,6 +15,10 @@ const LINE: usize = 64;
 const STAGGER: usize = 23;
 const FLOATS_PER_PAGE: usize = PAGE / size_of::<f32>();
 
+/// The stagger index of an optimizer's first state buffer: 0 and 1 are for the parameters and
+/// the gradients, when their owner places them with an arena too.
+pub const STATE: usize = 2;
+
 /// Buffers of `f32`, each at its own page offset. Buffer `i` of an arena made with
 /// `first = k` sits at line `(k + i) * STAGGER mod 64` of its page, so arenas given disjoint
 /// ranges of indices (say params and grads at 0 and 1, state from 2 on) never alias.

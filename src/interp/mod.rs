@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use crate::arena::Arena;
+
 use crate::ir::op::{self, Kind, Op, Scalar};
 use crate::ir::plan::{BLOCK, GroupProgram, LANES, Pass, Plan, Target, resolve};
 use crate::ir::{Graph, Groups, Layout, Level, Node, NodeId, Reduce};
@@ -18,8 +20,9 @@ pub struct State {
     pub uniform: Vec<Scalar>,
     /// Per-leaf slots: one value per leaf of the layout (empty for other levels).
     pub leaf: Vec<Vec<f32>>,
-    /// Per-element slots: one value per element of the layout (empty for other levels).
-    pub element: Vec<Vec<f32>>,
+    /// Per-element slots: one value per element of the layout (empty for other levels), each at
+    /// its own page offset.
+    pub element: Arena,
 }
 
 /// What one run of a plan reads and writes.
@@ -318,7 +321,7 @@ fn run_program(
                     Target::Slot(s) => {
                         let total = env.params.len();
                         let buf = writes.entry(s).or_insert_with(|| {
-                            let mut v = env.state.element.get(s as usize).cloned().unwrap_or_default();
+                            let mut v = env.state.element.get(s as usize).map(<[f32]>::to_vec).unwrap_or_default();
                             v.resize(total, 0.0);
                             v
                         });

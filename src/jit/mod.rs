@@ -31,6 +31,7 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Module, default_libcall_names};
 
+use crate::arena::Arena;
 use crate::ir::plan::{BLOCK, LANES, Plan};
 use crate::ir::{Graph, NodeId, Reduce};
 
@@ -53,7 +54,7 @@ pub struct Buffers<'a> {
     pub grads: &'a [f32],
     pub params: &'a mut [f32],
     /// Element slots by slot id (slots of other levels may be empty).
-    pub slots: &'a mut [Vec<f32>],
+    pub slots: &'a mut Arena,
 }
 
 /// A memory stream of a kernel: index into the pointer table it receives.
@@ -273,7 +274,7 @@ impl CompiledStep {
             match s {
                 Stream::Grads => grads.len(),
                 Stream::Params => params.len(),
-                Stream::Slot(i) => slots.get(i as usize).map_or(0, Vec::len),
+                Stream::Slot(i) => slots.get(i as usize).map_or(0, <[f32]>::len),
             }
         };
         for (t, task) in tasks.iter().enumerate() {
@@ -310,7 +311,7 @@ impl CompiledStep {
         let mut table: Vec<*mut f32> = Vec::with_capacity(2 + slots.len());
         table.push(grads.as_ptr().cast_mut());
         table.push(params.as_mut_ptr());
-        table.extend(slots.iter_mut().map(|s| s.as_mut_ptr()));
+        table.extend(slots.slices_mut().into_iter().map(|s| s.as_mut_ptr()));
         let launch = Launch { kernel: compiled.kernel, table, inputs: inputs.as_ptr() };
         let per_task = compiled.stride * LANES;
         let base = partials.as_mut_ptr();
@@ -401,13 +402,13 @@ mod tests {
         let step = small();
         let grads: Vec<f32> = (0..37).map(|i| i as f32).collect();
         let mut params = vec![1.0; 37];
-        let mut slots = vec![vec![0.5; 37]];
+        let mut slots = Arena::from_slices(&[&[0.5; 37]], 0);
         let mut partials = vec![0.0; 2 * LANES];
         let tasks = [task(0, 20), task(20, 17)];
         let buffers = Buffers { grads: &grads, params: &mut params, slots: &mut slots };
         step.run_pass(0, &tasks, &[2.0], buffers, &mut partials, 1).expect("runs");
         assert_eq!(params[3], 1.0 + (3.0 * 2.0 + 0.5));
-        assert_eq!(slots[0][36], 36.0 * 2.0 + 0.5);
+        assert_eq!(slots.get(0).map(|s| s[36]), Some(36.0 * 2.0 + 0.5));
         // Task 0: elements 0..20, element i in accumulator i % 8.
         assert_eq!(partials[0], 0.0 + 8.0 + 16.0);
         assert_eq!(partials[LANES + 1], 21.0 + 29.0);
@@ -419,17 +420,17 @@ mod tests {
         let grads = vec![0.0; 16];
         let mut params = vec![0.0; 16];
         let mut partials = vec![0.0; 4 * LANES];
-        let run = |tasks: &[Task], inputs: &[f32], slots: &mut Vec<Vec<f32>>, partials: &mut [f32], threads| {
+        let run = |tasks: &[Task], inputs: &[f32], slots: &mut Arena, partials: &mut [f32], threads| {
             let mut params = params.clone();
             let buffers = Buffers { grads: &grads, params: &mut params, slots };
             step.run_pass(0, tasks, inputs, buffers, partials, threads)
         };
-        let ok = vec![vec![0.0; 16]];
+        let ok = Arena::new(&[16], 0);
         assert_eq!(run(&[task(0, 16)], &[1.0], &mut ok.clone(), &mut partials, 1), Ok(()));
         assert_eq!(run(&[task(8, 9)], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Grads }));
         assert_eq!(run(&[task(u64::MAX, 2)], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Grads }));
-        assert_eq!(run(&[], &[], &mut Vec::new(), &mut partials, 1), Err(RunError::NoSuchSlot(0)));
-        assert_eq!(run(&[task(0, 4)], &[1.0], &mut vec![vec![0.0; 3]], &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Slot(0) }));
+        assert_eq!(run(&[], &[], &mut Arena::default(), &mut partials, 1), Err(RunError::NoSuchSlot(0)));
+        assert_eq!(run(&[task(0, 4)], &[1.0], &mut Arena::new(&[3], 0), &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Slot(0) }));
         assert_eq!(run(&[task(0, 4)], &[], &mut ok.clone(), &mut partials, 1), Err(RunError::Inputs { task: 0 }));
         let bad_program = Task { program: 1, ..task(0, 4) };
         assert_eq!(run(&[bad_program], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::NoSuchProgram { task: 0, program: 1 }));

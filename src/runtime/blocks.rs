@@ -3,6 +3,7 @@
 //! Tasks are made in the interpreter's order (program, then leaf, then block), so the partials
 //! come back in the order the interpreter would push them, whatever the thread count.
 
+use crate::arena::Arena;
 use crate::interp::{self, Env, PassOutput, Passes, Values};
 use crate::ir::op::Scalar;
 use crate::ir::plan::{BLOCK, LANES, Pass};
@@ -17,7 +18,7 @@ const MIN_BLOCKS_PER_THREAD: usize = 8;
 pub struct Compiled<'a> {
     pub step: &'a CompiledStep,
     /// The element slots of the state (slots of other levels are empty).
-    pub slots: &'a mut [Vec<f32>],
+    pub slots: &'a mut Arena,
     pub threads: usize,
     /// The first refusal of a kernel run (a bug in the runtime if it happens).
     pub error: Option<RunError>,

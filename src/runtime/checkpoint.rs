@@ -81,7 +81,7 @@ fn payload(ir: &StepIr, state: &State, step: u64) -> Vec<u8> {
         match s.level {
             Level::Uniform => out.extend_from_slice(&scalar_bits(state.uniform[i]).to_le_bytes()),
             Level::Leaf => state.leaf[i].iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            Level::Element => state.element[i].iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Level::Element => state.element.get(i).unwrap_or_default().iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         }
     }
     out
@@ -143,13 +143,17 @@ pub fn load(path: &Path, ir: &StepIr, pipeline: &str) -> Result<(State, u64), Lo
     let hi = u64::from(words.next().unwrap_or(0));
     let step = lo | (hi << 32);
     let n = ir.slots.len();
-    let mut state = State { uniform: vec![Scalar::F32(0.0); n], leaf: vec![Vec::new(); n], element: vec![Vec::new(); n] };
+    let mut state = State { uniform: vec![Scalar::F32(0.0); n], leaf: vec![Vec::new(); n], element: super::element_arena(ir) };
     let (n_leaves, total) = (ir.layout.leaves.len(), ir.layout.total());
     for (i, s) in ir.slots.iter().enumerate() {
         match s.level {
             Level::Uniform => state.uniform[i] = scalar_from(s.kind, words.next().unwrap_or(0)),
             Level::Leaf => state.leaf[i] = words.by_ref().take(n_leaves).map(f32::from_bits).collect(),
-            Level::Element => state.element[i] = words.by_ref().take(total).map(f32::from_bits).collect(),
+            Level::Element => {
+                for (x, w) in state.element.get_mut(i).unwrap_or_default().iter_mut().zip(words.by_ref().take(total)) {
+                    *x = f32::from_bits(w);
+                }
+            }
         }
     }
     Ok((state, step))

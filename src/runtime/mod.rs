@@ -6,6 +6,7 @@ pub mod checkpoint;
 
 use std::path::Path;
 
+use crate::arena::{self, Arena};
 use crate::check::{Program, summary};
 use crate::diagnostic::Diagnostic;
 use crate::interp::{self, Env, State};
@@ -152,10 +153,8 @@ impl Optimizer {
         let mut scratch = params.to_vec();
         let empty = State::default();
         let n = self.ir.slots.len();
-        let total = params.len();
-        // Element slots the compiled code writes in place (the interpreter returns them).
-        let mut in_place: Vec<Vec<f32>> =
-            self.ir.slots.iter().map(|s| if s.level == Level::Element { vec![0.0; total] } else { Vec::new() }).collect();
+        // The compiled code writes element slots in place; the interpreter returns them.
+        let mut element = element_arena(&self.ir);
         let mut env = Env {
             graph: &self.ir.init,
             layout: &self.ir.layout,
@@ -166,10 +165,10 @@ impl Optimizer {
             value: 0.0,
             state: &empty,
         };
-        let mut results = match compiled {
+        let results = match compiled {
             None => interp::run(&self.init_plan, &mut env),
             Some(step) => {
-                let mut passes = blocks::Compiled { step, slots: &mut in_place, threads: self.threads, error: None };
+                let mut passes = blocks::Compiled { step, slots: &mut element, threads: self.threads, error: None };
                 let results = interp::run_with(&self.init_plan, &mut env, &mut passes);
                 if let Some(e) = passes.error {
                     return Err(StepError::Internal(e.to_string()));
@@ -177,23 +176,21 @@ impl Optimizer {
                 results
             }
         };
+        // The slots some program wrote: in place, or in the interpreter's results.
+        let mut written: Vec<u32> = results.element.keys().copied().collect();
         if compiled.is_some() {
-            // The slots some program wrote, as the interpreter would have returned them.
             let programs = self.init_plan.passes.last().map(|p| p.programs.as_slice()).unwrap_or_default();
-            for (target, _) in programs.iter().flat_map(|p| &p.writes) {
-                if let Target::Slot(s) = *target
-                    && let Some(buffer) = in_place.get_mut(s as usize)
-                    && !results.element.contains_key(&s)
-                {
-                    results.element.insert(s, std::mem::take(buffer));
-                }
+            written.extend(programs.iter().flat_map(|p| &p.writes).filter_map(|(t, _)| match t {
+                Target::Slot(s) => Some(*s),
+                Target::Params => None,
+            }));
+        }
+        for (s, v) in &results.element {
+            if let Some(buffer) = element.get_mut(*s as usize) {
+                buffer.copy_from_slice(v);
             }
         }
-        let mut state = State {
-            uniform: vec![Scalar::F32(0.0); n],
-            leaf: vec![Vec::new(); n],
-            element: vec![Vec::new(); n],
-        };
+        let mut state = State { uniform: vec![Scalar::F32(0.0); n], leaf: vec![Vec::new(); n], element };
         for (i, slot) in self.ir.slots.iter().enumerate() {
             let get_uniform = |node| results.uniform.get(&node).copied().or_else(|| self.ir.init.as_const(node));
             match slot.level {
@@ -212,19 +209,18 @@ impl Optimizer {
                     state.leaf[i] = v;
                 }
                 Level::Element => {
-                    let written = results.element.get(&(i as u32));
-                    let mut v = written.cloned().unwrap_or_else(|| vec![0.0; total]);
-                    if written.is_none()
+                    // Unwritten slots start from their uniform initial value (the arena is zeroed).
+                    if !written.contains(&(i as u32))
                         && let Some(fill) = get_uniform(slot.init)
+                        && let Some(v) = state.element.get_mut(i)
                     {
                         for g in slot.groups.iter() {
                             for &l in &self.ir.groups.leaves[g] {
                                 let (a, b) = (self.offsets[l], self.offsets[l] + self.ir.layout.leaves[l].len());
-                                v[a..b].iter_mut().for_each(|x| *x = fill.f());
+                                v[a..b].fill(fill.f());
                             }
                         }
                     }
-                    state.element[i] = v;
                 }
             }
         }
@@ -273,7 +269,7 @@ impl Optimizer {
         let mut state = std::mem::take(&mut self.state);
         // Element state is updated in place by the kernels; the interpreter's part of the step
         // (uniform and per-leaf work) never reads it.
-        let mut element = if self.compiled.is_some() { std::mem::take(&mut state.element) } else { Vec::new() };
+        let mut element = if self.compiled.is_some() { std::mem::take(&mut state.element) } else { Arena::default() };
         let (results, error) = {
             let mut env = Env {
                 graph: &self.ir.graph,
@@ -306,8 +302,9 @@ impl Optimizer {
         for (target, _, _) in &self.step_plan.outputs.element {
             if let Target::Slot(s) = target
                 && let Some(v) = results.element.get(s)
+                && let Some(buffer) = next.element.get_mut(*s as usize)
             {
-                next.element[*s as usize] = v.clone();
+                buffer.copy_from_slice(v);
             }
         }
         for (s, node, groups) in &self.step_plan.outputs.leaf {
@@ -379,6 +376,13 @@ impl Optimizer {
     pub fn uniform(&self, name: &str) -> Option<Scalar> {
         self.uniforms().into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
+}
+
+/// Zeroed element state for `ir`: one buffer per slot, empty for slots of other levels.
+pub fn element_arena(ir: &StepIr) -> Arena {
+    let total = ir.layout.total();
+    let lens: Vec<usize> = ir.slots.iter().map(|s| if s.level == Level::Element { total } else { 0 }).collect();
+    Arena::new(&lens, arena::STATE)
 }
 
 /// The tree of `summary::describe` on one line.

@@ -10,6 +10,7 @@
 
 use std::path::Path;
 
+use optc::arena::Arena;
 use optc::interp::{self, Env, State};
 use optc::ir::op::{Kind, Op, Scalar};
 use optc::ir::plan::{self, BLOCK, Outputs, Target};
@@ -376,41 +377,34 @@ impl Run {
         let plan = plan::plan(&self.graph, 1, self.outputs.clone());
         let offsets = interp::offsets(&self.layout);
         let mut params = self.params.clone();
-        let mut state = State { uniform: vec![Scalar::F32(0.0); 3], leaf: vec![Vec::new(); 3], element: self.slots.clone() };
-        let (results, out) = match backend {
-            Backend::Interp => {
-                let mut env = Env {
-                    graph: &self.graph,
-                    layout: &self.layout,
-                    groups: &groups,
-                    offsets: &offsets,
-                    params: &mut params,
-                    grads: &self.grads,
-                    value: self.value,
-                    state: &state,
-                };
-                let results = interp::run(&plan, &mut env);
-                let out = results.element.get(&2).cloned().unwrap_or_else(|| state.element[2].clone());
-                (results, out)
-            }
-            Backend::Jit => {
-                let compiled = optc::jit::compile(&self.graph, &plan).expect("the JIT compiles the graph");
-                let mut element = std::mem::take(&mut state.element);
-                let mut passes = blocks::Compiled { step: &compiled, slots: &mut element, threads, error: None };
-                let mut env = Env {
-                    graph: &self.graph,
-                    layout: &self.layout,
-                    groups: &groups,
-                    offsets: &offsets,
-                    params: &mut params,
-                    grads: &self.grads,
-                    value: self.value,
-                    state: &state,
-                };
+        let slots: Vec<&[f32]> = self.slots.iter().map(Vec::as_slice).collect();
+        let mut state = State { uniform: vec![Scalar::F32(0.0); 3], leaf: vec![Vec::new(); 3], element: Arena::from_slices(&slots, 0) };
+        // The compiled passes update element state in place, outside the state the step reads.
+        let compiled = (backend == Backend::Jit).then(|| optc::jit::compile(&self.graph, &plan).expect("the JIT compiles the graph"));
+        let mut element = if compiled.is_some() { std::mem::take(&mut state.element) } else { Arena::default() };
+        let mut env = Env {
+            graph: &self.graph,
+            layout: &self.layout,
+            groups: &groups,
+            offsets: &offsets,
+            params: &mut params,
+            grads: &self.grads,
+            value: self.value,
+            state: &state,
+        };
+        let results = match &compiled {
+            None => interp::run(&plan, &mut env),
+            Some(step) => {
+                let mut passes = blocks::Compiled { step, slots: &mut element, threads, error: None };
                 let results = interp::run_with(&plan, &mut env, &mut passes);
                 assert_eq!(passes.error, None);
-                (results, element[2].clone())
+                results
             }
+        };
+        let out = match (results.element.get(&2), compiled.is_some()) {
+            (Some(v), _) => v.clone(),
+            (None, false) => state.element.get(2).map(<[f32]>::to_vec).unwrap_or_default(),
+            (None, true) => element.get(2).map(<[f32]>::to_vec).unwrap_or_default(),
         };
         let mut uniform: Vec<(NodeId, (u8, u32))> = results.uniform.iter().map(|(n, v)| (*n, scalar_bits(*v))).collect();
         uniform.sort_unstable();
