@@ -5,7 +5,8 @@
 //! Architecture invariant: this is the semantic reference; every faster backend must agree
 //! with it.
 
-use std::collections::HashMap;
+// NodeIds are small dense integers: a hash map of them needs no DoS-resistant hasher.
+use rustc_hash::FxHashMap;
 
 use crate::arena::Arena;
 
@@ -43,10 +44,10 @@ pub struct Env<'a> {
 /// The results of a run: uniform and per-leaf values of the outputs, and element slot values.
 #[derive(Debug, Default)]
 pub struct Results {
-    pub uniform: HashMap<NodeId, Scalar>,
-    pub leaf: HashMap<NodeId, Vec<Scalar>>,
+    pub uniform: FxHashMap<NodeId, Scalar>,
+    pub leaf: FxHashMap<NodeId, Vec<Scalar>>,
     /// New values of per-element slots written in the last pass.
-    pub element: HashMap<u32, Vec<f32>>,
+    pub element: FxHashMap<u32, Vec<f32>>,
 }
 
 /// Start offset of each leaf in the flat buffers.
@@ -68,8 +69,8 @@ pub fn run(plan: &Plan, env: &mut Env) -> Results {
 /// Uniform and per-leaf values computed so far in a run.
 #[derive(Debug, Default)]
 pub struct Values {
-    pub uniform: HashMap<NodeId, Scalar>,
-    pub leaf: HashMap<NodeId, Vec<Scalar>>,
+    pub uniform: FxHashMap<NodeId, Scalar>,
+    pub leaf: FxHashMap<NodeId, Vec<Scalar>>,
 }
 
 /// What a pass's element programs give back.
@@ -77,9 +78,9 @@ pub struct Values {
 pub struct PassOutput {
     /// Per reduction: one partial per block, as (leaf, value), in the order the programs of the
     /// pass run: program by program, leaf by leaf within a group, block by block within a leaf.
-    pub partials: HashMap<NodeId, Vec<(usize, Scalar)>>,
+    pub partials: FxHashMap<NodeId, Vec<(usize, Scalar)>>,
     /// New values of per-element slots (backends that write state in place leave it empty).
-    pub element: HashMap<u32, Vec<f32>>,
+    pub element: FxHashMap<u32, Vec<f32>>,
 }
 
 /// How a backend runs the element programs of a pass. The uniform and per-leaf work around the
@@ -103,7 +104,7 @@ impl Passes for Interpreted {
 /// Runs `plan` on `env`, with the element programs of each pass run by `passes`.
 pub fn run_with(plan: &Plan, env: &mut Env, passes: &mut dyn Passes) -> Results {
     let mut values = Values::default();
-    let mut element_writes: HashMap<u32, Vec<f32>> = HashMap::new();
+    let mut element_writes: FxHashMap<u32, Vec<f32>> = FxHashMap::default();
     let n_leaves = env.layout.leaves.len();
     for (index, pass) in plan.passes.iter().enumerate() {
         for &n in &pass.uniform_before {
@@ -113,7 +114,7 @@ pub fn run_with(plan: &Plan, env: &mut Env, passes: &mut dyn Passes) -> Results 
         for (n, groups) in &pass.leaf_before {
             eval_leaf(env, &values.uniform, &mut values.leaf, *n, groups.iter().collect(), n_leaves);
         }
-        let mut out = PassOutput { partials: HashMap::new(), element: std::mem::take(&mut element_writes) };
+        let mut out = PassOutput { partials: FxHashMap::default(), element: std::mem::take(&mut element_writes) };
         passes.run_pass(index, pass, env, &values, &mut out);
         element_writes = out.element;
         // Combine partials in leaf order, then block order (they were pushed in that order
@@ -203,7 +204,7 @@ pub fn finish_block(kind: Reduce, mut acc: [Scalar; LANES]) -> Scalar {
     acc[0]
 }
 
-fn eval_uniform(env: &Env, uniform: &HashMap<NodeId, Scalar>, leaf: &HashMap<NodeId, Vec<Scalar>>, n: NodeId) -> Scalar {
+fn eval_uniform(env: &Env, uniform: &FxHashMap<NodeId, Scalar>, leaf: &FxHashMap<NodeId, Vec<Scalar>>, n: NodeId) -> Scalar {
     let info = env.graph.get(n);
     let get = |a: &NodeId| uniform.get(a).copied().unwrap_or_else(|| constant(env.graph, *a));
     match &info.node {
@@ -238,8 +239,8 @@ fn constant(graph: &Graph, n: NodeId) -> Scalar {
 
 fn eval_leaf(
     env: &Env,
-    uniform: &HashMap<NodeId, Scalar>,
-    leaf: &mut HashMap<NodeId, Vec<Scalar>>,
+    uniform: &FxHashMap<NodeId, Scalar>,
+    leaf: &mut FxHashMap<NodeId, Vec<Scalar>>,
     n: NodeId,
     groups: Vec<usize>,
     n_leaves: usize,
@@ -276,14 +277,14 @@ fn eval_leaf(
 /// Runs one group's element program over its leaves, block by block.
 fn run_program(
     env: &mut Env,
-    uniform: &HashMap<NodeId, Scalar>,
-    leaf: &HashMap<NodeId, Vec<Scalar>>,
+    uniform: &FxHashMap<NodeId, Scalar>,
+    leaf: &FxHashMap<NodeId, Vec<Scalar>>,
     program: &GroupProgram,
-    partials: &mut HashMap<NodeId, Vec<(usize, Scalar)>>,
-    writes: &mut HashMap<u32, Vec<f32>>,
+    partials: &mut FxHashMap<NodeId, Vec<(usize, Scalar)>>,
+    writes: &mut FxHashMap<u32, Vec<f32>>,
 ) {
     let g = program.group;
-    let mut regs: HashMap<NodeId, Vec<Scalar>> = HashMap::new();
+    let mut regs: FxHashMap<NodeId, Vec<Scalar>> = FxHashMap::default();
     for &l in &env.groups.leaves[g] {
         let len = env.layout.leaves[l].len();
         let base = env.offsets[l];
@@ -343,7 +344,7 @@ fn run_program(
 }
 
 /// The value of a uniform or per-leaf node for leaf `l` (of group `g`).
-pub fn broadcast(env: &Env, uniform: &HashMap<NodeId, Scalar>, leaf: &HashMap<NodeId, Vec<Scalar>>, node: NodeId, g: usize, l: usize) -> Scalar {
+pub fn broadcast(env: &Env, uniform: &FxHashMap<NodeId, Scalar>, leaf: &FxHashMap<NodeId, Vec<Scalar>>, node: NodeId, g: usize, l: usize) -> Scalar {
     let node = resolve(env.graph, node, g).unwrap_or(node);
     match env.graph.level(node) {
         Level::Uniform => uniform.get(&node).copied().unwrap_or_else(|| constant(env.graph, node)),
@@ -358,9 +359,9 @@ pub fn broadcast(env: &Env, uniform: &HashMap<NodeId, Scalar>, leaf: &HashMap<No
 #[allow(clippy::too_many_arguments)]
 fn eval_block(
     env: &Env,
-    uniform: &HashMap<NodeId, Scalar>,
-    leaf: &HashMap<NodeId, Vec<Scalar>>,
-    regs: &HashMap<NodeId, Vec<Scalar>>,
+    uniform: &FxHashMap<NodeId, Scalar>,
+    leaf: &FxHashMap<NodeId, Vec<Scalar>>,
+    regs: &FxHashMap<NodeId, Vec<Scalar>>,
     node: NodeId,
     g: usize,
     l: usize,

@@ -83,14 +83,15 @@ pub struct Optimizer {
     pub init_plan: Plan,
     state: State,
     offsets: Vec<usize>,
-    /// Uniform values of the last step, by name.
-    last: Vec<(String, Scalar)>,
+    /// Values of the IR's named uniforms at the last step, in the order of `ir.named` (names
+    /// are attached only when asked for, to keep them out of every step).
+    last: Vec<Option<Scalar>>,
     /// Steps taken since initialisation.
     steps: u64,
     /// The resolved pipeline, on one line (for messages about state files).
     pipeline: String,
-    /// The step's passes as machine code (the `Jit` backend).
-    compiled: Option<CompiledStep>,
+    /// The step's passes as machine code, with their tasks (the `Jit` backend).
+    compiled: Option<blocks::Runner>,
     /// Threads the compiled passes are split over.
     threads: usize,
 }
@@ -119,10 +120,11 @@ impl Optimizer {
         let pipeline = program.pipeline.as_ref().map(|tx| one_line(&summary::describe(program, tx))).unwrap_or_default();
         let compiled = match backend {
             Backend::Interp => None,
-            Backend::Jit => Some(
-                jit::compile(&ir.graph, &step_plan)
-                    .map_err(|e| vec![Diagnostic::bug(format!("the JIT failed on this pipeline: {e}"))])?,
-            ),
+            Backend::Jit => {
+                let step = jit::compile(&ir.graph, &step_plan)
+                    .map_err(|e| vec![Diagnostic::bug(format!("the JIT failed on this pipeline: {e}"))])?;
+                Some(blocks::Runner::new(step, &ir.groups, &ir.layout, &offsets))
+            }
         };
         let mut opt = Optimizer {
             ir,
@@ -136,20 +138,21 @@ impl Optimizer {
             compiled,
             threads: 1,
         };
-        let init = match backend {
+        let mut init = match backend {
             Backend::Interp => None,
-            Backend::Jit => Some(
-                jit::compile(&opt.ir.init, &opt.init_plan)
-                    .map_err(|e| vec![Diagnostic::bug(format!("the JIT failed on this pipeline's initial state: {e}"))])?,
-            ),
+            Backend::Jit => {
+                let step = jit::compile(&opt.ir.init, &opt.init_plan)
+                    .map_err(|e| vec![Diagnostic::bug(format!("the JIT failed on this pipeline's initial state: {e}"))])?;
+                Some(blocks::Runner::new(step, &opt.ir.groups, &opt.ir.layout, &opt.offsets))
+            }
         };
-        opt.state = opt.initial_state(params, init.as_ref()).map_err(|e| vec![Diagnostic::bug(e.to_string())])?;
+        opt.state = opt.initial_state(params, init.as_mut()).map_err(|e| vec![Diagnostic::bug(e.to_string())])?;
         Ok(opt)
     }
 
     /// The state before the first step, for parameters `params`, computed by `compiled` (the
     /// init plan as machine code) or the interpreter.
-    fn initial_state(&self, params: &[f32], compiled: Option<&CompiledStep>) -> Result<State, StepError> {
+    fn initial_state(&self, params: &[f32], compiled: Option<&mut blocks::Runner>) -> Result<State, StepError> {
         let mut scratch = params.to_vec();
         let empty = State::default();
         let n = self.ir.slots.len();
@@ -165,10 +168,11 @@ impl Optimizer {
             value: 0.0,
             state: &empty,
         };
+        let jit = compiled.is_some();
         let results = match compiled {
             None => interp::run(&self.init_plan, &mut env),
-            Some(step) => {
-                let mut passes = blocks::Compiled { step, slots: &mut element, threads: self.threads, error: None };
+            Some(runner) => {
+                let mut passes = blocks::Compiled { runner, slots: &mut element, threads: self.threads, error: None };
                 let results = interp::run_with(&self.init_plan, &mut env, &mut passes);
                 if let Some(e) = passes.error {
                     return Err(StepError::Internal(e.to_string()));
@@ -178,7 +182,7 @@ impl Optimizer {
         };
         // The slots some program wrote: in place, or in the interpreter's results.
         let mut written: Vec<u32> = results.element.keys().copied().collect();
-        if compiled.is_some() {
+        if jit {
             let programs = self.init_plan.passes.last().map(|p| p.programs.as_slice()).unwrap_or_default();
             written.extend(programs.iter().flat_map(|p| &p.writes).filter_map(|(t, _)| match t {
                 Target::Slot(s) => Some(*s),
@@ -234,7 +238,7 @@ impl Optimizer {
 
     /// The compiled passes (the `Jit` backend), e.g. to print their Cranelift IR.
     pub fn compiled(&self) -> Option<&CompiledStep> {
-        self.compiled.as_ref()
+        self.compiled.as_ref().map(|r| &r.step)
     }
 
     /// Splits compiled passes over `threads` threads (at least 1). Results do not depend on it.
@@ -281,11 +285,10 @@ impl Optimizer {
                 value,
                 state: &state,
             };
-            match &self.compiled {
+            match &mut self.compiled {
                 None => (interp::run(&self.step_plan, &mut env), None),
-                Some(compiled) => {
-                    let mut passes =
-                        blocks::Compiled { step: compiled, slots: &mut element, threads: self.threads, error: None };
+                Some(runner) => {
+                    let mut passes = blocks::Compiled { runner, slots: &mut element, threads: self.threads, error: None };
                     let results = interp::run_with(&self.step_plan, &mut env, &mut passes);
                     (results, passes.error.take())
                 }
@@ -324,15 +327,9 @@ impl Optimizer {
                 next.uniform[*s as usize] = v;
             }
         }
-        self.last = self
-            .ir
-            .named
-            .iter()
-            .filter_map(|n| {
-                let v = results.uniform.get(&n.node).copied().or_else(|| self.ir.graph.as_const(n.node));
-                v.map(|v| (n.name.clone(), v))
-            })
-            .collect();
+        self.last.clear();
+        let graph = &self.ir.graph;
+        self.last.extend(self.ir.named.iter().map(|n| results.uniform.get(&n.node).copied().or_else(|| graph.as_const(n.node))));
         self.state = next;
         self.steps += 1;
         Ok(())
@@ -368,7 +365,7 @@ impl Optimizer {
             .filter(|(_, s)| s.level == Level::Uniform)
             .map(|(i, s)| (s.name.clone(), self.state.uniform[i]))
             .collect();
-        out.extend(self.last.iter().cloned());
+        out.extend(self.ir.named.iter().zip(&self.last).filter_map(|(n, v)| v.map(|v| (n.name.clone(), v))));
         out
     }
 

@@ -380,7 +380,10 @@ impl Run {
         let slots: Vec<&[f32]> = self.slots.iter().map(Vec::as_slice).collect();
         let mut state = State { uniform: vec![Scalar::F32(0.0); 3], leaf: vec![Vec::new(); 3], element: Arena::from_slices(&slots, 0) };
         // The compiled passes update element state in place, outside the state the step reads.
-        let compiled = (backend == Backend::Jit).then(|| optc::jit::compile(&self.graph, &plan).expect("the JIT compiles the graph"));
+        let mut compiled = (backend == Backend::Jit).then(|| {
+            let step = optc::jit::compile(&self.graph, &plan).expect("the JIT compiles the graph");
+            blocks::Runner::new(step, &groups, &self.layout, &offsets)
+        });
         let mut element = if compiled.is_some() { std::mem::take(&mut state.element) } else { Arena::default() };
         let mut env = Env {
             graph: &self.graph,
@@ -392,10 +395,10 @@ impl Run {
             value: self.value,
             state: &state,
         };
-        let results = match &compiled {
+        let results = match &mut compiled {
             None => interp::run(&plan, &mut env),
-            Some(step) => {
-                let mut passes = blocks::Compiled { step, slots: &mut element, threads, error: None };
+            Some(runner) => {
+                let mut passes = blocks::Compiled { runner, slots: &mut element, threads, error: None };
                 let results = interp::run_with(&plan, &mut env, &mut passes);
                 assert_eq!(passes.error, None);
                 results
