@@ -218,10 +218,11 @@ pub fn compile_with(graph: &Graph, plan: &Plan, disasm: bool) -> Result<Compiled
     let mut module = JITModule::new(builder);
     let math = math::declare(&mut module)?;
     let mut ctx = module.make_context();
-    ctx.set_disasm(disasm);
     let mut fctx = cranelift_frontend::FunctionBuilderContext::new();
     let mut built = Vec::new();
     for (index, pass) in plan.passes.iter().enumerate() {
+        // Set for every pass: clearing the context after one resets it.
+        ctx.set_disasm(disasm);
         let kernel = kernel::build(&mut module, &mut ctx, &mut fctx, &math, graph, pass, index)?;
         built.push(kernel);
     }

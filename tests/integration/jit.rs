@@ -738,14 +738,22 @@ fn an_optimizer_can_move_to_another_thread() {
 
 #[test]
 fn emit_asm_shows_vector_machine_code() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_optc"))
-        .args(["emit", "--asm", "--layout", "w:4x3,b:3", "tests/ir/adam.opt"])
-        .current_dir(root())
-        .output()
-        .expect("optc runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let emit = |file: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_optc"))
+            .args(["emit", "--asm", "--layout", "w:4x3,b:3", file])
+            .current_dir(root())
+            .output()
+            .expect("optc runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let adam = emit("tests/ir/adam.opt");
     for needle in ["; optc_pass0", "sqrtps", "divps", "sqrtss"] {
-        assert!(stdout.contains(needle), "`{needle}` missing from:\n{stdout}");
+        assert!(adam.contains(needle), "`{needle}` missing from:\n{adam}");
     }
+    // Every pass has its code, not only the first.
+    let clipped = emit("tests/ir/clip_adamw.opt");
+    let (first, second) = clipped.split_once("; optc_pass1").expect("two passes");
+    assert!(first.contains("mulps"), "pass 0 has no vector code:\n{first}");
+    assert!(second.contains("sqrtps"), "pass 1 has no vector code:\n{second}");
 }
