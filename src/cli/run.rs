@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::check::Expect;
 use crate::diagnostic;
 use crate::ir::Layout;
-use crate::runtime::Optimizer;
+use crate::runtime::{Backend, Optimizer};
 use crate::train::data::{Dataset, Synthetic};
 use crate::train::log::{Figure, Log, Point, check_plot_path, plot};
 use crate::train::models::{Activation, Loss, Model};
@@ -88,6 +88,12 @@ pub struct Args {
     /// No progress bar or change messages; only the summary.
     #[arg(long)]
     pub quiet: bool,
+    /// What runs the optimizer's steps: `jit` (machine code) or `interp` (the reference).
+    #[arg(long, value_name = "BACKEND", default_value = "jit")]
+    pub backend: Backend,
+    /// Threads a step is split over (by default every core; small models use one anyway).
+    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }
 
 pub fn run(args: &Args, stdlib_dir: Option<&Path>) -> ExitCode {
@@ -118,11 +124,14 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String
         Some(path) => weights::load(path, &layout)?,
         None => setup.model.init(&layout, args.seed),
     };
-    let optimizer = Optimizer::new(&checked.program, &layout, &params).map_err(|diagnostics| {
+    let mut optimizer = Optimizer::with_backend(&checked.program, &layout, &params, args.backend).map_err(|diagnostics| {
         diagnostic::emit_to_stderr(&diagnostics, &sources);
         format!("`{name}` does not fit the model's parameters ({})", layout_summary(&layout))
     })?;
     diagnostic::emit_to_stderr(optimizer.warnings(), &sources);
+    if let Some(threads) = args.threads {
+        optimizer.set_threads(threads.into());
+    }
     let mut trainer = Trainer::new(setup, layout, params, optimizer);
     if let Some(dir) = &args.resume {
         let latest = checkpoint::latest(dir)?;

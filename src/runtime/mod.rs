@@ -136,7 +136,7 @@ impl Optimizer {
             steps: 0,
             pipeline,
             compiled,
-            threads: 1,
+            threads: default_threads(),
         };
         let mut init = match backend {
             Backend::Interp => None,
@@ -241,7 +241,8 @@ impl Optimizer {
         self.compiled.as_ref().map(|r| &r.step)
     }
 
-    /// Splits compiled passes over `threads` threads (at least 1). Results do not depend on it.
+    /// Splits compiled passes over `threads` threads (at least 1; by default, every core the
+    /// process may use). Results do not depend on it.
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads.max(1);
     }
@@ -373,6 +374,11 @@ impl Optimizer {
     pub fn uniform(&self, name: &str) -> Option<Scalar> {
         self.uniforms().into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
+}
+
+/// Threads a step uses unless told otherwise: every core the process may use.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 /// Zeroed element state for `ir`: one buffer per slot, empty for slots of other levels.

@@ -42,6 +42,27 @@ fn every_example_trains_for_a_few_steps() {
 }
 
 #[test]
+fn backends_and_thread_counts_train_the_same_model() {
+    // A model wide enough (about 70 000 parameters) that a step is split over threads.
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "examples/plateau.opt", "--hidden", "256,256", "--steps", "40", "--quiet"];
+        args.extend_from_slice(extra);
+        let (stdout, _) = ok(&args);
+        let losses: Vec<String> = stdout.lines().filter(|l| l.contains("loss") || l.contains("validation")).map(String::from).collect();
+        assert_eq!(losses.len(), 3, "{stdout}");
+        losses
+    };
+    let reference = run(&["--backend", "interp"]);
+    assert_eq!(run(&["--backend", "jit", "--threads", "1"]), reference);
+    assert_eq!(run(&["--backend", "jit", "--threads", "2"]), reference);
+    // Usage errors are clap's: exit code 2.
+    let out = optc(&["run", "examples/plateau.opt", "--backend", "gpu"], None);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown backend `gpu`"), "{}", text(&out.stderr));
+}
+
+#[test]
 fn the_article_run_halves_the_learning_rate_on_plateaus_and_logs_it() {
     let dir = scratch("article");
     let (log, plot) = (dir.join("log.csv"), dir.join("plot.svg"));
