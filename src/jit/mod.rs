@@ -24,6 +24,7 @@ mod clif;
 mod kernel;
 mod lower;
 mod math;
+mod pool;
 
 use std::fmt;
 
@@ -298,7 +299,10 @@ impl CompiledStep {
             }
         }
         let threads = threads.clamp(1, tasks.len().max(1));
-        if threads > 1 {
+        // Tasks in element order are disjoint at a glance (the common case: one group); others
+        // are sorted first. (Ends cannot overflow: every task lies in a buffer, checked above.)
+        let in_order = tasks.windows(2).all(|w| w[0].start + w[0].len <= w[1].start);
+        if threads > 1 && !in_order {
             let mut ranges: Vec<(u64, u64, usize)> = tasks.iter().enumerate().map(|(t, k)| (k.start, k.start + k.len, t)).collect();
             ranges.sort_unstable();
             for w in ranges.windows(2) {
@@ -324,21 +328,17 @@ impl CompiledStep {
             return Ok(());
         }
         let per_thread = tasks.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            for (i, chunk) in tasks.chunks(per_thread).enumerate() {
-                // SAFETY: chunk `i` starts at task `i * per_thread`, so its partial rows start
-                // there and stay within the `needed` floats checked above.
-                let at = SendPtr(unsafe { base.add(i * per_thread * per_task) });
-                let launch = &launch;
-                scope.spawn(move || {
-                    let at = at;
-                    // SAFETY: as for one thread; in addition the tasks' element ranges are
-                    // disjoint (checked above) and each thread owns its own run of partial
-                    // rows, so no two threads write the same memory.
-                    unsafe { launch.run(chunk, at.0) };
-                });
-            }
-        });
+        let chunks: Vec<(&[Task], *mut f32)> = tasks
+            .chunks(per_thread)
+            .enumerate()
+            // SAFETY: chunk `i` starts at task `i * per_thread`, so its partial rows start there
+            // and stay within the `needed` floats checked above.
+            .map(|(i, chunk)| (chunk, unsafe { base.add(i * per_thread * per_task) }))
+            .collect();
+        // SAFETY: as for one thread; in addition the tasks' element ranges are disjoint (checked
+        // above) and each chunk owns its own run of partial rows, so no two threads write the
+        // same memory.
+        unsafe { pool::run_chunks(&launch, &chunks) };
         Ok(())
     }
 }
@@ -364,11 +364,6 @@ impl Launch {
         unsafe { (self.kernel)(chunk.as_ptr(), chunk.len() as u64, self.table.as_ptr(), self.inputs, partials) }
     }
 }
-
-/// A raw pointer handed to one thread of a `run_pass` (see the SAFETY notes there).
-struct SendPtr(*mut f32);
-// SAFETY: each thread gets its own pointer into disjoint partial rows.
-unsafe impl Send for SendPtr {}
 
 #[cfg(test)]
 mod tests {
