@@ -514,6 +514,16 @@ impl Inst<'_> {
         if let Some(consts) = args.iter().map(|a| g.as_const(*a)).collect::<Option<Vec<Scalar>>>() {
             return g.constant(super::op::eval(op, &consts));
         }
+        // `x * 1.0` is `x` exactly (NaN payloads aside), as in `g * (max_norm / norm)` with
+        // `max_norm = 1`: one multiply per element fewer.
+        if let (Op::Mul, &[a, b]) = (op, args) {
+            let is_one = |n: NodeId| g.as_const(n) == Some(Scalar::F32(1.0));
+            match (is_one(a), is_one(b)) {
+                (true, _) if g.kind(b) == Kind::F32 => return b,
+                (_, true) if g.kind(a) == Kind::F32 => return a,
+                _ => {}
+            }
+        }
         g.add(Node::Op(op, args.to_vec()), level, kind)
     }
 }
