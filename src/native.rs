@@ -17,6 +17,8 @@ const MIN_PER_THREAD: usize = 8 * 4096;
 /// Floats of each stream a generic probe moves at a time: two cache lines, a few vector
 /// registers of sums at any width.
 const WIDTH: usize = 32;
+/// Partial sums a fused probe keeps: one 512-bit vector.
+const LANES: usize = 16;
 
 /// The instruction set a version of a loop was compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,7 +85,7 @@ impl fmt::Display for Isa {
 /// Defines `$name(isa, args)`, which runs `$body(args)` compiled for `isa` when the CPU has it,
 /// and the baseline version otherwise.
 macro_rules! versions {
-    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident;) => {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = $body:ident;) => {
         $(#[$doc])*
         fn $name(isa: Isa, $($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
@@ -277,14 +279,95 @@ pub fn probe(isa: Isa, streams: Streams<'_>, threads: usize) -> f32 {
     })
 }
 
+/// [`probe`] on one thread: a fused loop for the common shapes, else the generic one.
+fn probe_on(isa: Isa, reads: &[&[f32]], updates: &mut [&mut [f32]], writes: &mut [&mut [f32]]) -> f32 {
+    match (reads, updates, writes) {
+        ([r0], [], []) => probe_1_0_0(isa, r0),
+        ([r0], [u0], []) => probe_1_1_0(isa, r0, u0),
+        ([r0], [u0, u1], []) => probe_1_2_0(isa, r0, u0, u1),
+        ([r0], [u0, u1, u2], []) => probe_1_3_0(isa, r0, u0, u1, u2),
+        ([r0], [u0, u1, u2, u3], []) => probe_1_4_0(isa, r0, u0, u1, u2, u3),
+        ([r0], [], [w0]) => probe_1_0_1(isa, r0, w0),
+        ([r0], [u0], [w0]) => probe_1_1_1(isa, r0, u0, w0),
+        ([r0], [u0, u1], [w0]) => probe_1_2_1(isa, r0, u0, u1, w0),
+        ([r0], [u0, u1, u2], [w0]) => probe_1_3_1(isa, r0, u0, u1, u2, w0),
+        ([r0, r1], [], []) => probe_2_0_0(isa, r0, r1),
+        ([r0, r1], [u0], []) => probe_2_1_0(isa, r0, r1, u0),
+        ([r0, r1], [u0, u1], []) => probe_2_2_0(isa, r0, r1, u0, u1),
+        ([r0, r1], [u0, u1, u2], []) => probe_2_3_0(isa, r0, r1, u0, u1, u2),
+        ([r0, r1], [u0, u1, u2, u3], []) => probe_2_4_0(isa, r0, r1, u0, u1, u2, u3),
+        ([r0, r1], [], [w0]) => probe_2_0_1(isa, r0, r1, w0),
+        ([r0, r1], [u0, u1, u2], [w0]) => probe_2_3_1(isa, r0, r1, u0, u1, u2, w0),
+        (reads, updates, writes) => probe_generic(isa, reads, updates, writes),
+    }
+}
+
+/// Defines `$name(isa, streams...)`: a probe pass of one shape as one fused loop, like
+/// [`adam_probe`]'s. Out of cache it is faster than the generic loop (by about a quarter for
+/// Adam's shape on the machine of PERF.md): the streams are separate arguments, so the compiler
+/// knows they do not overlap and emits straight vector code.
+macro_rules! fused_probe {
+    ($name:ident, $body:ident: [$($r:ident),*] [$($u:ident),*] [$($w:ident),*]) => {
+        #[inline(always)]
+        fn $body($($r: &[f32],)* $($u: &mut [f32],)* $($w: &mut [f32],)*) -> f32 {
+            let n = usize::MAX $(.min($r.len()))* $(.min($u.len()))* $(.min($w.len()))*;
+            $(let $r = &$r[..n];)* $(let $u = &mut $u[..n];)* $(let $w = &mut $w[..n];)*
+            // Per-lane sums, so the sum vectorizes without reassociating a single one.
+            let mut total = [0.0f32; LANES];
+            let whole = n - n % LANES;
+            let mut i = 0;
+            while i < whole {
+                // Slices of exactly `LANES` floats: one bounds check per stream, none inside.
+                $(let $r = &$r[i..i + LANES];)* $(let $u = &mut $u[i..i + LANES];)* $(let $w = &mut $w[i..i + LANES];)*
+                for j in 0..LANES {
+                    let mut acc = 0.0f32;
+                    $(acc += $r[j];)*
+                    $(acc += $u[j]; $u[j] = 0.5 * $u[j] + 1.0;)*
+                    $($w[j] = 0.5 * acc;)*
+                    total[j] += acc;
+                }
+                i += LANES;
+            }
+            for k in whole..n {
+                let mut acc = 0.0f32;
+                $(acc += $r[k];)*
+                $(acc += $u[k]; $u[k] = 0.5 * $u[k] + 1.0;)*
+                $($w[k] = 0.5 * acc;)*
+                total[0] += acc;
+            }
+            total.iter().sum()
+        }
+        versions! {
+            fn $name($($r: &[f32],)* $($u: &mut [f32],)* $($w: &mut [f32],)*) -> f32 = $body;
+        }
+    };
+}
+
+fused_probe!(probe_1_0_0, probe_1_0_0_body: [r0] [] []);
+fused_probe!(probe_1_1_0, probe_1_1_0_body: [r0] [u0] []);
+fused_probe!(probe_1_2_0, probe_1_2_0_body: [r0] [u0, u1] []);
+fused_probe!(probe_1_3_0, probe_1_3_0_body: [r0] [u0, u1, u2] []);
+fused_probe!(probe_1_4_0, probe_1_4_0_body: [r0] [u0, u1, u2, u3] []);
+fused_probe!(probe_1_0_1, probe_1_0_1_body: [r0] [] [w0]);
+fused_probe!(probe_1_1_1, probe_1_1_1_body: [r0] [u0] [w0]);
+fused_probe!(probe_1_2_1, probe_1_2_1_body: [r0] [u0, u1] [w0]);
+fused_probe!(probe_1_3_1, probe_1_3_1_body: [r0] [u0, u1, u2] [w0]);
+fused_probe!(probe_2_0_0, probe_2_0_0_body: [r0, r1] [] []);
+fused_probe!(probe_2_1_0, probe_2_1_0_body: [r0, r1] [u0] []);
+fused_probe!(probe_2_2_0, probe_2_2_0_body: [r0, r1] [u0, u1] []);
+fused_probe!(probe_2_3_0, probe_2_3_0_body: [r0, r1] [u0, u1, u2] []);
+fused_probe!(probe_2_4_0, probe_2_4_0_body: [r0, r1] [u0, u1, u2, u3] []);
+fused_probe!(probe_2_0_1, probe_2_0_1_body: [r0, r1] [] [w0]);
+fused_probe!(probe_2_3_1, probe_2_3_1_body: [r0, r1] [u0, u1, u2] [w0]);
+
 versions! {
-    /// [`probe`] on one thread.
-    fn probe_on(reads: &[&[f32]], updates: &mut [&mut [f32]], writes: &mut [&mut [f32]]) -> f32 = probe_body;
+    /// [`probe`] on one thread, for any number of streams.
+    fn probe_generic(reads: &[&[f32]], updates: &mut [&mut [f32]], writes: &mut [&mut [f32]]) -> f32 = probe_body;
 }
 
 /// A pass's streams, `WIDTH` elements at a time: the read and updated streams are summed into
-/// `acc` (kept in registers), then the updated ones are rewritten from their own values and the
-/// written ones from `acc`. Memory sees each stream read or written once, interleaved as in a
+/// `acc` (kept in registers), the updated ones rewritten from their own values as they are
+/// read, then the written ones written from `acc`. Memory sees each stream read or written once, interleaved as in a
 /// fused loop; only the loops over the streams cost more than a fused loop's straight code.
 #[inline(always)]
 fn probe_body(reads: &[&[f32]], updates: &mut [&mut [f32]], writes: &mut [&mut [f32]]) -> f32 {
@@ -294,14 +377,17 @@ fn probe_body(reads: &[&[f32]], updates: &mut [&mut [f32]], writes: &mut [&mut [
     let mut i = 0;
     while i + WIDTH <= n {
         let mut acc = [0.0f32; WIDTH];
-        for s in reads.iter().map(|s| &**s).chain(updates.iter().map(|s| &**s)) {
+        for s in reads {
             if let Some(x) = s.get(i..i + WIDTH).and_then(|x| <&[f32; WIDTH]>::try_from(x).ok()) {
                 (0..WIDTH).for_each(|j| acc[j] += x[j]);
             }
         }
         for s in updates.iter_mut() {
             if let Some(x) = s.get_mut(i..i + WIDTH).and_then(|x| <&mut [f32; WIDTH]>::try_from(x).ok()) {
-                (0..WIDTH).for_each(|j| x[j] = 0.5 * x[j] + 1.0);
+                (0..WIDTH).for_each(|j| {
+                    acc[j] += x[j];
+                    x[j] = 0.5 * x[j] + 1.0;
+                });
             }
         }
         for s in writes.iter_mut() {
@@ -315,10 +401,11 @@ fn probe_body(reads: &[&[f32]], updates: &mut [&mut [f32]], writes: &mut [&mut [
     // The tail, one element at a time.
     for i in i..n {
         let mut acc = 0.0;
-        for s in reads.iter().map(|s| &**s).chain(updates.iter().map(|s| &**s)) {
+        for s in reads {
             acc += s[i];
         }
         for s in updates.iter_mut() {
+            acc += s[i];
             s[i] = 0.5 * s[i] + 1.0;
         }
         for s in writes.iter_mut() {
@@ -492,6 +579,31 @@ mod tests {
             let (a, b, c) = (data(n, 5), data(n, 6), data(n, 7));
             for i in 0..n {
                 assert_eq!(plain.2[i], 0.5 * (a[i] + b[i] + c[i]));
+            }
+        }
+    }
+
+    #[test]
+    fn fused_probes_move_the_streams_as_the_generic_one_does() {
+        for n in [0, 15, 16, 17, 100] {
+            for (r, u, w) in [(1, 0, 0), (1, 3, 0), (2, 3, 1), (1, 1, 1)] {
+                let run = |fused: bool| {
+                    let reads: Vec<Vec<f32>> = (0..r).map(|i| data(n, i)).collect();
+                    let mut updates: Vec<Vec<f32>> = (0..u).map(|i| data(n, 10 + i)).collect();
+                    let mut writes: Vec<Vec<f32>> = (0..w).map(|_| vec![0.0; n]).collect();
+                    let reads: Vec<&[f32]> = reads.iter().map(|s| s.as_slice()).collect();
+                    let mut u_refs: Vec<&mut [f32]> = updates.iter_mut().map(|s| s.as_mut_slice()).collect();
+                    let mut w_refs: Vec<&mut [f32]> = writes.iter_mut().map(|s| s.as_mut_slice()).collect();
+                    let sum = if fused {
+                        probe_on(Isa::best(), &reads, &mut u_refs, &mut w_refs)
+                    } else {
+                        probe_generic(Isa::Plain, &reads, &mut u_refs, &mut w_refs)
+                    };
+                    (sum, updates, writes)
+                };
+                let (fused, generic) = (run(true), run(false));
+                assert!((fused.0 - generic.0).abs() <= 1e-3 * (1.0 + generic.0.abs()), "{r} {u} {w}, n = {n}");
+                assert_eq!((fused.1, fused.2), (generic.1, generic.2), "{r} {u} {w}, n = {n}");
             }
         }
     }

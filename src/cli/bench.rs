@@ -275,7 +275,7 @@ fn time_rounds(mut run: impl FnMut(usize)) -> Vec<f64> {
             (ROUND_TIME.as_secs_f64() / one).ceil().clamp(1.0, 1e6) as u32
         })
         .collect();
-    let mut times = vec![Vec::with_capacity(ROUNDS); TIMED];
+    let mut times: Vec<Vec<f64>> = (0..TIMED).map(|_| Vec::with_capacity(ROUNDS)).collect();
     for _ in 0..ROUNDS {
         for (which, &reps) in reps.iter().enumerate() {
             let start = Instant::now();
