@@ -133,6 +133,17 @@ fn compile_time(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function("chain4_source_to_code", |b| b.iter(|| black_box(compile(CHAIN4, &layout))));
     group.bench_function("chain4_check_only", |b| b.iter(|| black_box(program(CHAIN4))));
+    // What the check spends on parsing: every stdlib file, as `check` parses them each time.
+    let mut sources = optc::SourceMap::new();
+    optc::stdlib::load(&mut sources);
+    let stdlib: Vec<_> = sources.files().map(|(id, f)| (id, f.text.clone())).collect();
+    group.bench_function("stdlib_parse_only", |b| {
+        b.iter(|| {
+            for (id, text) in &stdlib {
+                black_box(optc::syntax::parse(*id, text));
+            }
+        })
+    });
     group.finish();
 }
 
