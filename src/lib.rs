@@ -13,12 +13,13 @@
 //! ```
 //!
 //! Data flows one way, left to right; no stage reaches back into an earlier one's internals.
-//! `source`, `diagnostic`, `glob`, `arena` and `stdlib` sit at the source end and every stage may use them.
+//! `source`, `diagnostic`, `glob`, `arena`, `native` and `stdlib` sit at the source end and every stage may use them.
 //!
 //! Architecture invariants:
 //! - pest is used only in `syntax`; the AST carries its own spans.
 //! - codespan-reporting is used only in `diagnostic`; Cranelift only in `jit`.
-//! - `unsafe` only in `jit`, behind a function that checks every index first.
+//! - `unsafe` only in `jit`, behind a function that checks every index first, and in `native`, only
+//!   to call a `#[target_feature]` function after `is_x86_feature_detected!` confirmed its features.
 //! - The JIT agrees with the interpreter bit for bit (NaN payloads aside).
 //! - No input makes a stage panic: bad input is a [`Diagnostic`].
 #![deny(unsafe_code)]
@@ -33,6 +34,8 @@ pub mod interp;
 pub mod ir;
 #[allow(unsafe_code)]
 pub mod jit;
+#[allow(unsafe_code)]
+pub mod native;
 pub mod runtime;
 pub mod source;
 pub mod stdlib;

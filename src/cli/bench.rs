@@ -1,213 +1,436 @@
 //! `optc bench`: the time of one step of a pipeline, in ns per parameter and GB/s (from the
-//! plan's bytes per element), beside two references measured on the same buffers: a
-//! hand-written Rust Adam loop, and a streaming probe that moves Adam's seven streams (read p,
-//! g, m, v; write p, m, v) with trivial arithmetic — the memory floor.
+//! plan's bytes per element), beside three references run in the same rounds on buffers placed
+//! as the runtime places state (an [`Arena`], params and grads at 0 and 1): a hand-written Rust
+//! Adam loop compiled for this CPU, a streaming probe shaped like the pipeline's passes (the
+//! memory floor for the bytes the pipeline must move), and one shaped like Adam's seven streams.
+//! Also the compile time from source to callable machine code.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::arena::Arena;
 use crate::check::Expect;
 use crate::diagnostic;
-use crate::ir::Layout;
+use crate::ir::layout::Leaf;
+use crate::ir::{Layout, instantiate, plan};
 use crate::jit;
+use crate::native::{self, Adam, Isa, ProbePlan};
 use crate::runtime::{Backend, Optimizer};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The `.opt` file (`-` reads standard input).
     pub file: PathBuf,
-    /// Parameters, in one leaf `bench.weight` (ignored with `--layout`).
-    #[arg(long, value_name = "N", default_value_t = 1 << 22)]
+    /// Parameters in all (not with `--layout`).
+    #[arg(long, value_name = "N", default_value_t = 1 << 22, conflicts_with = "layout")]
     pub params: usize,
-    /// A parameter layout instead of one leaf: `name:4x3,other:3`.
+    /// Split the parameters into K leaves of nearly equal sizes, `bench.layer{i}.weight` (not
+    /// with `--layout`).
+    #[arg(long, value_name = "K", default_value_t = 1, conflicts_with = "layout")]
+    pub leaves: usize,
+    /// A parameter layout instead of `--params` and `--leaves`: `name:4x3,other:3`.
     #[arg(long, value_name = "SPEC")]
     pub layout: Option<String>,
-    /// Threads the compiled passes (and the references) are split over.
-    #[arg(long, value_name = "T", default_value_t = 1)]
-    pub threads: usize,
+    /// Threads the pipeline, the Adam loop and the probes are split over (at least 1) [default:
+    /// all cores].
+    #[arg(long, value_name = "T")]
+    pub threads: Option<usize>,
     /// What runs the steps: `jit` or `interp`.
     #[arg(long, value_name = "BACKEND", default_value = "jit")]
     pub backend: Backend,
+    /// Print one JSON object with every number instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
-/// Timed runs; the median is reported.
-const RUNS: usize = 7;
+/// Rounds of interleaved timing; each figure is the median over them.
+const ROUNDS: usize = 7;
+/// How long each loop runs in one round.
+const ROUND_TIME: Duration = Duration::from_millis(30);
+/// Times the compile is repeated; its median is reported (and the first, cold one).
+const COMPILES: usize = 5;
+
+/// What is timed in each round, in this order.
+const PIPELINE: usize = 0;
+const ADAM: usize = 1;
+const PROBE: usize = 2;
+const ADAM_PROBE: usize = 3;
+const TIMED: usize = 4;
+/// Bytes Adam moves per parameter: read p, g, m, v; write p, m, v.
+const ADAM_BYTES: usize = 28;
 
 pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
-    let loaded = super::read_input(&args.file)
-        .and_then(|(name, text)| super::check_text(name, text, stdlib_dir, Expect::Pipeline));
-    let super::Loaded { name, sources, checked, .. } = match loaded {
-        Ok(loaded) => loaded,
+    match bench(args, stdlib_dir) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            if !e.is_empty() {
+                eprintln!("error: {e}");
+            }
+            ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs the benchmark and prints it; an error is a message (empty when the diagnostics that
+/// explain it were printed already).
+fn bench(args: &Args, stdlib_dir: Option<&std::path::Path>) -> Result<(), String> {
+    // Standard input is read first, so a writer into it never sees a closed pipe.
+    let (name, text) = super::read_input(&args.file)?;
+    let threads = match args.threads {
+        Some(0) => return Err("--threads must be at least 1".into()),
+        Some(t) => t,
+        None => std::thread::available_parallelism().map_or(1, |t| t.get()),
     };
-    let layout = match &args.layout {
-        Some(spec) => Layout::parse(spec),
-        None => Layout::parse(&format!("bench.weight:{}", args.params)),
-    };
-    let layout = match layout {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: bad layout: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let layout = layout(args)?;
     let n = layout.total();
     if n == 0 {
-        eprintln!("error: the layout has no parameters");
-        return ExitCode::FAILURE;
+        return Err("the layout has no parameters".into());
     }
-    let mut params = pseudo_random(n, 1);
-    let grads = pseudo_random(n, 2);
-    let compile_start = Instant::now();
-    let mut optimizer = match Optimizer::with_backend(&checked.program, &layout, &params, args.backend) {
-        Ok(o) => o,
-        Err(diags) => {
-            diagnostic::emit_to_stderr(&diags, &sources);
-            return ExitCode::FAILURE;
-        }
-    };
-    let setup = compile_start.elapsed();
-    // Compiling the step's passes alone, the part a layout change would redo.
-    let compile_start = Instant::now();
-    let compiled = jit::compile(&optimizer.ir.graph, &optimizer.step_plan);
-    let compile = compile_start.elapsed();
-    if let Err(e) = compiled {
-        eprintln!("error: internal error (a bug in optc): {e}");
-        return ExitCode::FAILURE;
+    let compile = time_compile(name.clone(), text, stdlib_dir, &layout)?;
+
+    // The pipeline's buffers, placed as the runtime places state (which takes indices 2..).
+    let mut buffers = Arena::new(&[n, n], 0);
+    if let [p, g] = buffers.slices_mut().as_mut_slice() {
+        fill_pseudo_random(p, 1);
+        fill_pseudo_random(g, 2);
     }
-    optimizer.set_threads(args.threads);
-    let bytes = optimizer.step_plan.bytes_per_element();
-    let passes = optimizer.step_plan.passes.len();
+    let setup_start = Instant::now();
+    let params = buffers.get(0).unwrap_or_default();
+    let built = Optimizer::with_backend(&compile.program, &layout, params, args.backend);
+    let setup = setup_start.elapsed();
+    let mut optimizer = built.map_err(|diags| {
+        diagnostic::emit_to_stderr(&diags, &compile.sources);
+        String::new()
+    })?;
+    diagnostic::emit_to_stderr(optimizer.warnings(), &compile.sources);
+    optimizer.set_threads(threads);
+    let step_plan = &optimizer.step_plan;
+    let bytes = step_plan.bytes_per_element();
+    let passes = step_plan.passes.len();
+    let probe_plan = ProbePlan::new(step_plan.passes.iter().map(|p| (p.reads.as_slice(), p.writes.as_slice())));
+    let adam_shaped = passes == 1 && probe_plan.buffers() == 4 && bytes == ADAM_BYTES;
+
+    // The references' buffers: p and g at 0 and 1, then m, v or the pipeline's other streams.
+    let mut refs = Arena::new(&vec![n; probe_plan.buffers().max(4)], 0);
+    if let [p, g, ..] = refs.slices_mut().as_mut_slice() {
+        fill_pseudo_random(p, 3);
+        fill_pseudo_random(g, 4);
+    }
+    let isa = Isa::best();
     let value = optimizer.needs_value().then_some(1.0f32);
     let mut failed = None;
-    let pipeline_ns = time_per_param(n, || {
-        if let Err(e) = optimizer.step(&mut params, &grads, value) {
-            failed = Some(e);
-        }
-    });
-    if let Some(e) = failed {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
-    }
-    let threads = args.threads.max(1);
-    let mut adam = AdamBuffers::new(n);
-    let adam_ns = time_per_param(n, || adam.adam_step(threads));
-    let probe_ns = time_per_param(n, || adam.probe_step(threads));
-    let gbps = |ns: f64, bytes: usize| if ns > 0.0 { bytes as f64 / ns } else { 0.0 };
-    outln!(
-        "{name}: {n} parameters, {passes} pass(es), {bytes} bytes per parameter, {threads} thread(s), backend {}",
-        args.backend
-    );
-    outln!(
-        "  setup (instantiate, plan, compile, initial state): {:.2} ms, of which compiling the step: {:.2} ms",
-        setup.as_secs_f64() * 1e3,
-        compile.as_secs_f64() * 1e3
-    );
-    outln!("  {:<30} {pipeline_ns:8.3} ns/param  {:6.1} GB/s", "pipeline", gbps(pipeline_ns, bytes));
-    outln!("  {:<30} {adam_ns:8.3} ns/param  {:6.1} GB/s", "Rust Adam loop (reference)", gbps(adam_ns, 28));
-    outln!("  {:<30} {probe_ns:8.3} ns/param  {:6.1} GB/s", "streaming probe, 7 streams", gbps(probe_ns, 28));
-    ExitCode::SUCCESS
-}
-
-/// Floats in [-1, 1) from a fixed seed.
-fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
-
-/// The median over `RUNS` runs of the time of one call of `f`, in ns per parameter. Each run
-/// repeats `f` until it has taken at least 50 ms (after a few warm-up calls).
-fn time_per_param(n: usize, mut f: impl FnMut()) -> f64 {
-    for _ in 0..3 {
-        f();
-    }
-    let start = Instant::now();
-    f();
-    let one = start.elapsed().as_secs_f64().max(1e-9);
-    let reps = ((0.05 / one).ceil() as usize).clamp(1, 100_000);
-    let mut times: Vec<f64> = (0..RUNS)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..reps {
-                f();
+    let mut count = 0;
+    let mut sink = 0.0f32;
+    let times = time_rounds(|which| match which {
+        PIPELINE => {
+            if let [p, g] = buffers.slices_mut().as_mut_slice()
+                && let Err(e) = optimizer.step(p, g, value)
+            {
+                failed.get_or_insert(e);
             }
-            start.elapsed().as_secs_f64() / reps as f64
+        }
+        ADAM => {
+            count += 1;
+            if let [p, g, m, v, ..] = refs.slices_mut().as_mut_slice() {
+                native::adam(isa, &Adam::default().at(count), p, g, m, v, threads);
+            }
+        }
+        PROBE => sink += probe_plan.run(isa, &mut refs, threads),
+        ADAM_PROBE => {
+            if let [p, g, m, v, ..] = refs.slices_mut().as_mut_slice() {
+                native::adam_probe(isa, p, g, m, v, threads);
+            }
+        }
+        _ => {}
+    });
+    std::hint::black_box(sink);
+    if let Some(e) = failed {
+        return Err(e.to_string());
+    }
+    let ns = |which: usize| times[which] * 1e9 / n as f64;
+    let report = Report {
+        file: name,
+        params: n,
+        leaves: layout.leaves.len(),
+        passes,
+        bytes_per_param: bytes,
+        threads,
+        backend: args.backend,
+        isa,
+        compile,
+        setup_ms: ms(setup),
+        pipeline_ns: ns(PIPELINE),
+        adam_ns: ns(ADAM),
+        probe_ns: ns(PROBE),
+        adam_probe_ns: ns(ADAM_PROBE),
+        probe_bytes: probe_plan.bytes_per_element(),
+        adam_shaped,
+    };
+    if args.json {
+        outln!("{}", report.json());
+    } else {
+        report.print();
+    }
+    Ok(())
+}
+
+/// The layout to bench: `--layout`, or `--params` split into `--leaves` leaves.
+fn layout(args: &Args) -> Result<Layout, String> {
+    if let Some(spec) = &args.layout {
+        return Layout::parse(spec).map_err(|e| format!("bad layout: {e}"));
+    }
+    let (n, k) = (args.params, args.leaves);
+    if n == 0 {
+        return Err("--params must be at least 1".into());
+    }
+    if k == 0 {
+        return Err("--leaves must be at least 1".into());
+    }
+    if k > n {
+        return Err(format!("--leaves {k} is more than --params {n}: every leaf needs a parameter"));
+    }
+    // The first `n % k` leaves get one parameter more.
+    let leaves =
+        (0..k).map(|i| Leaf { name: format!("bench.layer{i}.weight"), shape: vec![n / k + usize::from(i < n % k)] }).collect();
+    Layout::new(leaves)
+}
+
+/// The program, and how long it took from source to callable code, stage by stage.
+struct Compile {
+    program: crate::Program,
+    sources: crate::SourceMap,
+    /// Medians over `COMPILES` runs, in ms.
+    check_ms: f64,
+    instantiate_ms: f64,
+    plan_ms: f64,
+    jit_ms: f64,
+    total_ms: f64,
+    /// The first run's total, with cold caches.
+    first_ms: f64,
+}
+
+/// Compiles `text` `COMPILES` times through parse and check, instantiate, plan and the JIT of
+/// the step's passes (no state is allocated or initialised), and times each stage. The first
+/// run prints the diagnostics and refuses a file with errors.
+fn time_compile(name: String, text: String, stdlib_dir: Option<&std::path::Path>, layout: &Layout) -> Result<Compile, String> {
+    let mut runs: Vec<[f64; 4]> = Vec::with_capacity(COMPILES);
+    let mut kept = None;
+    for run in 0..COMPILES {
+        let start = Instant::now();
+        let (program, sources) = if run == 0 {
+            let loaded = super::check_text(name.clone(), text.clone(), stdlib_dir, Expect::Pipeline)?;
+            (loaded.checked.program, loaded.sources)
+        } else {
+            let mut sources = super::sources_with_stdlib(stdlib_dir)?;
+            let id = sources.add(name.clone(), text.clone(), false);
+            (crate::check::check_as(&sources, Some(id), Expect::Pipeline).program, sources)
+        };
+        let checked = Instant::now();
+        let ir = match instantiate::instantiate(&program, layout) {
+            Ok(ir) => ir,
+            Err(diags) => {
+                diagnostic::emit_to_stderr(&diags, &sources);
+                return Err(String::new());
+            }
+        };
+        let instantiated = Instant::now();
+        let step_plan = plan::plan(&ir.graph, ir.groups.len(), plan::step_outputs(&ir));
+        let planned = Instant::now();
+        let compiled = jit::compile(&ir.graph, &step_plan).map_err(|e| format!("internal error (a bug in optc): {e}"))?;
+        let done = Instant::now();
+        std::hint::black_box(&compiled);
+        runs.push([checked - start, instantiated - checked, planned - instantiated, done - planned].map(ms));
+        kept.get_or_insert((program, sources));
+    }
+    let (program, sources) = kept.ok_or("nothing was compiled")?;
+    let stage = |f: &dyn Fn(&[f64; 4]) -> f64| median(runs.iter().map(f).collect());
+    Ok(Compile {
+        program,
+        sources,
+        check_ms: stage(&|r| r[0]),
+        instantiate_ms: stage(&|r| r[1]),
+        plan_ms: stage(&|r| r[2]),
+        jit_ms: stage(&|r| r[3]),
+        total_ms: stage(&|r| r.iter().sum()),
+        first_ms: runs.first().map_or(0.0, |r| r.iter().sum()),
+    })
+}
+
+/// Times the `TIMED` loops `run(0)`, `run(1)`, ... in `ROUNDS` rounds, each loop one after the
+/// other in every round, so the machine's drift hits them alike. Returns each one's median
+/// time per call, in seconds.
+fn time_rounds(mut run: impl FnMut(usize)) -> Vec<f64> {
+    // Warm up (first touch of the pages, caches) and find how many calls fill a round.
+    let reps: Vec<u32> = (0..TIMED)
+        .map(|which| {
+            run(which);
+            let start = Instant::now();
+            let mut calls = 0u32;
+            while start.elapsed() < ROUND_TIME / 8 || calls < 2 {
+                run(which);
+                calls += 1;
+            }
+            let one = start.elapsed().as_secs_f64() / f64::from(calls);
+            (ROUND_TIME.as_secs_f64() / one).ceil().clamp(1.0, 1e6) as u32
         })
         .collect();
-    times.sort_by(f64::total_cmp);
-    times[RUNS / 2] * 1e9 / n as f64
-}
-
-/// A loop over matching chunks of p, g, m and v.
-type ChunkLoop<'a> = dyn Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync + 'a;
-
-/// Buffers for the reference loops.
-struct AdamBuffers {
-    p: Vec<f32>,
-    g: Vec<f32>,
-    m: Vec<f32>,
-    v: Vec<f32>,
-    count: i32,
-}
-
-impl AdamBuffers {
-    fn new(n: usize) -> AdamBuffers {
-        AdamBuffers { p: pseudo_random(n, 3), g: pseudo_random(n, 4), m: vec![0.0; n], v: vec![0.0; n], count: 0 }
-    }
-
-    /// Runs `body` on matching chunks of the four buffers, over `threads` threads (fewer when
-    /// a thread would get less than the runtime's minimum of blocks, as for the pipeline).
-    fn chunks(&mut self, threads: usize, body: &ChunkLoop<'_>) {
-        let n = self.p.len();
-        let threads = threads.min(n / (8 * crate::ir::plan::BLOCK)).max(1);
-        let per = n.div_ceil(threads.max(1)).max(1);
-        let AdamBuffers { p, g, m, v, .. } = self;
-        if threads <= 1 {
-            body(p, g, m, v);
-            return;
+    let mut times: Vec<Vec<f64>> = (0..TIMED).map(|_| Vec::with_capacity(ROUNDS)).collect();
+    for _ in 0..ROUNDS {
+        for (which, &reps) in reps.iter().enumerate() {
+            let start = Instant::now();
+            for _ in 0..reps {
+                run(which);
+            }
+            times[which].push(start.elapsed().as_secs_f64() / f64::from(reps));
         }
-        std::thread::scope(|scope| {
-            for (((p, g), m), v) in p.chunks_mut(per).zip(g.chunks(per)).zip(m.chunks_mut(per)).zip(v.chunks_mut(per)) {
-                scope.spawn(move || body(p, g, m, v));
-            }
-        });
+    }
+    times.into_iter().map(median).collect()
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Fills `xs` with floats in [-1, 1) from a fixed seed.
+fn fill_pseudo_random(xs: &mut [f32], seed: u64) {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for out in xs {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *out = (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
+    }
+}
+
+/// Every number of a run.
+struct Report {
+    file: String,
+    params: usize,
+    leaves: usize,
+    passes: usize,
+    bytes_per_param: usize,
+    threads: usize,
+    backend: Backend,
+    isa: Isa,
+    compile: Compile,
+    setup_ms: f64,
+    pipeline_ns: f64,
+    adam_ns: f64,
+    probe_ns: f64,
+    adam_probe_ns: f64,
+    /// Bytes per parameter the pipeline-shaped probe moves (the pipeline's own).
+    probe_bytes: usize,
+    /// Whether the pipeline moves Adam's streams (one pass, p, g, m, v), so that its speed is
+    /// comparable with the Adam loop's.
+    adam_shaped: bool,
+}
+
+impl Report {
+    /// GB/s of moving `bytes` per parameter in `ns` per parameter.
+    fn gbps(bytes: usize, ns: f64) -> f64 {
+        if ns > 0.0 { bytes as f64 / ns } else { 0.0 }
     }
 
-    /// Adam as one writes it by hand: one loop, bias corrections as per-step constants.
-    fn adam_step(&mut self, threads: usize) {
-        self.count += 1;
-        let (lr, b1, b2, eps) = (1e-3f32, 0.9f32, 0.999f32, 1e-8f32);
-        let c1 = 1.0 - b1.powi(self.count);
-        let c2 = 1.0 - b2.powi(self.count);
-        self.chunks(threads, &|p, g, m, v| {
-            for i in 0..p.len() {
-                m[i] = b1 * m[i] + (1.0 - b1) * g[i];
-                v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
-                p[i] -= lr * (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
-            }
-        });
+    /// The probe's time over the pipeline's: the fraction of the memory floor reached.
+    fn fraction_of_probe(&self) -> f64 {
+        self.probe_ns / self.pipeline_ns
     }
 
-    /// Adam's seven streams with trivial arithmetic.
-    fn probe_step(&mut self, threads: usize) {
-        self.chunks(threads, &|p, g, m, v| {
-            for i in 0..p.len() {
-                let (gi, mi, vi) = (g[i], m[i], v[i]);
-                m[i] = gi + mi;
-                v[i] = gi - vi;
-                p[i] += mi;
-            }
-        });
+    /// The Adam-shaped probe's time over the Adam loop's.
+    fn adam_fraction(&self) -> f64 {
+        self.adam_probe_ns / self.adam_ns
+    }
+
+    /// The pipeline's speed as a fraction of the Adam loop's.
+    fn speed_vs_adam(&self) -> f64 {
+        self.adam_ns / self.pipeline_ns
+    }
+
+    fn print(&self) {
+        let c = &self.compile;
+        let plural = |k: usize, what: &str| if k == 1 { format!("1 {what}") } else { format!("{k} {what}s") };
+        outln!(
+            "{}: {} parameters in {}, {}, {} bytes per parameter, {}, backend {}",
+            self.file,
+            self.params,
+            plural(self.leaves, "leaf").replace("leafs", "leaves"),
+            plural(self.passes, "pass").replace("passs", "passes"),
+            self.bytes_per_param,
+            plural(self.threads, "thread"),
+            self.backend
+        );
+        outln!(
+            "compile (source to machine code): {:.2} ms (median of {COMPILES}; first {:.2} ms): check {:.2}, instantiate {:.2}, plan {:.2}, jit {:.2}",
+            c.total_ms,
+            c.first_ms,
+            c.check_ms,
+            c.instantiate_ms,
+            c.plan_ms,
+            c.jit_ms
+        );
+        outln!("setup (instantiate, compile, state and its initial values): {:.2} ms", self.setup_ms);
+        outln!("medians of {ROUNDS} interleaved rounds:");
+        outln!("  {:<32} {:>9} {:>7}", "", "ns/param", "GB/s");
+        let row = |what: &str, ns: f64, bytes: usize, note: String| {
+            outln!("  {what:<32} {ns:>9.3} {:>7.1}  {note}", Report::gbps(bytes, ns));
+        };
+        let mut note = format!("{:.2} of its probe", self.fraction_of_probe());
+        if self.adam_shaped {
+            note += &format!("; {:.2} of the Adam loop's speed", self.speed_vs_adam());
+        }
+        row("pipeline", self.pipeline_ns, self.bytes_per_param, note);
+        row(
+            &format!("Rust Adam loop ({})", self.isa),
+            self.adam_ns,
+            ADAM_BYTES,
+            format!("{:.2} of its probe", self.adam_fraction()),
+        );
+        row(
+            "probe, shaped like the pipeline",
+            self.probe_ns,
+            self.probe_bytes,
+            format!("{} streams in {}", self.probe_bytes / 4, plural(self.passes, "pass").replace("passs", "passes")),
+        );
+        row("probe, shaped like Adam", self.adam_probe_ns, ADAM_BYTES, "7 streams in 1 pass".into());
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let c = &self.compile;
+        serde_json::json!({
+            "file": self.file,
+            "params": self.params,
+            "leaves": self.leaves,
+            "passes": self.passes,
+            "bytes_per_param": self.bytes_per_param,
+            "threads": self.threads,
+            "backend": self.backend.to_string(),
+            "isa": self.isa.name(),
+            "rounds": ROUNDS,
+            "compile_ms": c.total_ms,
+            "compile_first_ms": c.first_ms,
+            "check_ms": c.check_ms,
+            "instantiate_ms": c.instantiate_ms,
+            "plan_ms": c.plan_ms,
+            "jit_ms": c.jit_ms,
+            "setup_ms": self.setup_ms,
+            "pipeline_ns_per_param": self.pipeline_ns,
+            "pipeline_gbps": Report::gbps(self.bytes_per_param, self.pipeline_ns),
+            "adam_ns_per_param": self.adam_ns,
+            "adam_gbps": Report::gbps(ADAM_BYTES, self.adam_ns),
+            "probe_ns_per_param": self.probe_ns,
+            "probe_gbps": Report::gbps(self.probe_bytes, self.probe_ns),
+            "adam_probe_ns_per_param": self.adam_probe_ns,
+            "adam_probe_gbps": Report::gbps(ADAM_BYTES, self.adam_probe_ns),
+            "fraction_of_probe": self.fraction_of_probe(),
+            "adam_fraction": self.adam_fraction(),
+            "speed_vs_adam": self.speed_vs_adam(),
+            "adam_shaped": self.adam_shaped,
+        })
     }
 }

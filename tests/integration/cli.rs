@@ -99,3 +99,75 @@ fn emit_plans_clip_and_adamw_as_two_passes() {
     let plan = text(&out.stdout);
     assert!(plan.contains("\n2 pass(es)"), "{plan}");
 }
+
+#[test]
+fn bench_json_has_every_number() {
+    let out = optc(&["bench", "-", "--params", "5000", "--leaves", "3", "--threads", "2", "--json"], Some("adam(learning_rate=1e-3)\n"));
+    assert_no_panic(&out);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    for key in [
+        "params",
+        "leaves",
+        "passes",
+        "bytes_per_param",
+        "threads",
+        "rounds",
+        "compile_ms",
+        "compile_first_ms",
+        "check_ms",
+        "instantiate_ms",
+        "plan_ms",
+        "jit_ms",
+        "setup_ms",
+        "pipeline_ns_per_param",
+        "pipeline_gbps",
+        "adam_ns_per_param",
+        "adam_gbps",
+        "probe_ns_per_param",
+        "probe_gbps",
+        "adam_probe_ns_per_param",
+        "adam_probe_gbps",
+        "fraction_of_probe",
+        "adam_fraction",
+        "speed_vs_adam",
+    ] {
+        let x = json[key].as_f64().unwrap_or_else(|| panic!("`{key}` is not a number in {json}"));
+        assert!(x > 0.0, "`{key}` = {x} in {json}");
+    }
+    assert_eq!(json["params"], 5000);
+    assert_eq!(json["leaves"], 3);
+    assert_eq!(json["bytes_per_param"], 28);
+    for key in ["file", "backend", "isa"] {
+        assert!(json[key].as_str().is_some_and(|s| !s.is_empty()), "`{key}` in {json}");
+    }
+}
+
+#[test]
+fn bench_refuses_bad_sizes_and_input_with_a_message() {
+    let adam = Some("adam(learning_rate=1e-3)\n");
+    let cases: [(&[&str], Option<&str>, &str); 6] = [
+        (&["--leaves", "0"], adam, "--leaves must be at least 1"),
+        (&["--params", "10", "--leaves", "11"], adam, "more than --params"),
+        (&["--params", "0"], adam, "--params must be at least 1"),
+        (&["--threads", "0"], adam, "--threads must be at least 1"),
+        (&[], Some("adam(lr=1e-3)\n"), "has errors"),
+        (&["--layout", "w:0"], adam, "no parameters"),
+    ];
+    for (flags, input, message) in cases {
+        let mut args = vec!["bench", "-"];
+        args.extend(flags);
+        let out = optc(&args, input);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(text(&out.stderr).contains(message), "{args:?}: {}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    let out = optc(&["bench", "no/such/file.opt"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no such file"), "{}", text(&out.stderr));
+    // `--leaves` splits `--params`; a layout says both itself.
+    let out = optc(&["bench", "-", "--layout", "w:10", "--leaves", "2"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot be used with"), "{}", text(&out.stderr));
+}
