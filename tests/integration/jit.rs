@@ -85,7 +85,9 @@ impl Pair {
             Optimizer::with_backend(&checked.program, layout, params, backend)
                 .map_err(|d| optc::diagnostic::render(&d, &sources))
         };
-        let (jit, interp) = (make(Backend::Jit)?, make(Backend::Interp)?);
+        let (mut jit, interp) = (make(Backend::Jit)?, make(Backend::Interp)?);
+        // One thread, against which `agree` compares two.
+        jit.set_threads(1);
         assert_eq!(jit.backend(), Backend::Jit);
         assert_eq!(interp.backend(), Backend::Interp);
         Ok(Pair { jit, interp, params_jit: params.to_vec(), params_interp: params.to_vec() })
@@ -110,9 +112,12 @@ impl Pair {
 
     /// Both states, saved, must be the same bytes.
     fn same_state(&self, tag: &str) -> Result<(), String> {
+        // Tests run in parallel and may share a tag: every call gets its own files.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("optc-jit-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let (a, b) = (dir.join(format!("{tag}.jit")), dir.join(format!("{tag}.interp")));
+        let (a, b) = (dir.join(format!("{tag}-{call}.jit")), dir.join(format!("{tag}-{call}.interp")));
         self.jit.save(&a).map_err(|e| e.to_string())?;
         self.interp.save(&b).map_err(|e| e.to_string())?;
         let same = std::fs::read(&a).map_err(|e| e.to_string())? == std::fs::read(&b).map_err(|e| e.to_string())?;
