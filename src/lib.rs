@@ -24,6 +24,9 @@
 //! - No input makes a stage panic: bad input is a [`Diagnostic`].
 #![deny(unsafe_code)]
 
+// pest_derive without its "std" feature names `alloc` from the crate root.
+extern crate alloc;
+
 pub mod arena;
 pub mod check;
 pub mod cli;

@@ -6,6 +6,8 @@ mod grammar;
 mod lower;
 mod lower_expr;
 
+use std::sync::Mutex;
+
 use pest::Parser;
 use pest::error::{ErrorVariant, InputLocation};
 
@@ -24,15 +26,47 @@ pub fn parse(file: FileId, text: &str) -> (Option<ast::File>, Vec<Diagnostic>) {
     if let Some(diagnostic) = check_nesting(file, text) {
         return (None, vec![diagnostic]);
     }
-    pest::set_error_detail(true);
+    // pest's record of what it tried makes the best messages but slows every parse several
+    // times over: parse without it (pest's default), and again with it only to explain a
+    // failure.
     match OptParser::parse(Rule::file, text) {
         Ok(mut pairs) => {
             let mut lowerer = lower::Lowerer { file, source: text, diagnostics: Vec::new() };
             let ast = pairs.next().map(|p| lowerer.lower_file(p));
             (ast, lowerer.diagnostics)
         }
-        Err(err) => (None, vec![syntax_error(file, text, &err)]),
+        Err(quick) => {
+            // The setting is global and read when a parse starts: one detailed parse at a time.
+            static DETAILED: Mutex<()> = Mutex::new(());
+            let guard = DETAILED.lock().unwrap_or_else(|e| e.into_inner());
+            pest::set_error_detail(true);
+            let err = OptParser::parse(Rule::file, text).err().unwrap_or(quick);
+            pest::set_error_detail(false);
+            drop(guard);
+            (None, vec![syntax_error(file, text, &err)])
+        }
     }
+}
+
+/// [`parse`], remembered for the life of the process: for the standard library, which every
+/// check of a user file parses again. (pest reads the stdlib at about 3 MB/s, tens of
+/// milliseconds; a clone of its syntax tree takes well under one.)
+pub fn parse_cached(file: FileId, text: &str) -> (Option<ast::File>, Vec<Diagnostic>) {
+    type Parsed = (Option<ast::File>, Vec<Diagnostic>);
+    static CACHE: Mutex<Vec<(FileId, String, Parsed)>> = Mutex::new(Vec::new());
+    /// Enough for the embedded standard library and a directory or two used in its place.
+    const ENTRIES: usize = 64;
+    let lookup = |cache: &Vec<(FileId, String, Parsed)>| cache.iter().find(|(f, t, _)| *f == file && t == text).map(|(_, _, p)| p.clone());
+    if let Some(parsed) = lookup(&CACHE.lock().unwrap_or_else(|e| e.into_inner())) {
+        return parsed;
+    }
+    let parsed = parse(file, text);
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= ENTRIES {
+        cache.clear();
+    }
+    cache.push((file, text.to_string(), parsed.clone()));
+    parsed
 }
 
 /// Reports brackets nested deeper than [`MAX_NESTING`], ignoring strings and comments.
