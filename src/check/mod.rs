@@ -63,7 +63,7 @@ pub fn check_as(sources: &SourceMap, user: Option<FileId>, expect: Expect) -> Ch
     let ids = sources.files().filter(|(_, f)| f.is_stdlib).map(|(id, _)| id).chain(user);
     for id in ids {
         let Some(file) = sources.get(id) else { continue };
-        let (ast, mut errors) = syntax::parse(id, &file.text);
+        let (ast, mut errors) = if file.is_stdlib { syntax::parse_cached(id, &file.text) } else { syntax::parse(id, &file.text) };
         diagnostics.append(&mut errors);
         if let Some(ast) = ast {
             files.push((id, ast));
