@@ -9,9 +9,9 @@
 //!             └───────────────────────────── task_next ◀──────────────────────────────────────┘
 //! ```
 //!
-//! Reductions keep the interpreter's `LANES` = 8 accumulators per block, element `i` of the block
-//! in accumulator `i % 8`: in the vector body two `f32x4` accumulators (lanes 0–3 and 4–7), in the
-//! scalar tail the same eight floats in a stack slot.
+//! Reductions keep the interpreter's `LANES` = 16 accumulators per block, element `i` of the
+//! block in accumulator `i % 16`: in the vector body four `f32x4` accumulators (lanes 0–3, 4–7,
+//! ...), one per unrolled vector, in the scalar tail the same sixteen floats in a stack slot.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -34,6 +34,10 @@ use crate::ir::{Graph, Level, Node, NodeId, Reduce};
 const UNROLL: i64 = 4;
 const VECTOR: i64 = 4;
 const STEP: i64 = UNROLL * VECTOR;
+/// Vector accumulators per reduction. A vector body iteration starts at a multiple of `LANES`,
+/// so its `u`-th vector holds lanes `4u..4u+4` of accumulator `u % ACCS`.
+const ACCS: usize = LANES / VECTOR as usize;
+const _: () = assert!(STEP as usize % LANES == 0 && LANES % VECTOR as usize == 0);
 
 /// A kernel defined in the module, with what the runtime needs to call it.
 pub struct Built {
@@ -337,14 +341,15 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
         }
     }
     let n_red = program.reductions.len();
-    // Accumulators: lanes 0-3 and 4-7 of each reduction.
-    let mut accs: Vec<(Variable, Variable)> = Vec::new();
+    // Accumulators: lanes 0-3, 4-7, ... of each reduction.
+    let mut accs: Vec<[Variable; ACCS]> = Vec::new();
     for (kind, _) in &program.reductions {
         let init = fx.fconst(Width::Vector, identity(*kind));
-        let (lo, hi) = (fx.bcx.declare_var(F32X4), fx.bcx.declare_var(F32X4));
-        fx.bcx.def_var(lo, init);
-        fx.bcx.def_var(hi, init);
-        accs.push((lo, hi));
+        accs.push(std::array::from_fn(|_| {
+            let var = fx.bcx.declare_var(F32X4);
+            fx.bcx.def_var(var, init);
+            var
+        }));
     }
     let i_var = fx.bcx.declare_var(I64);
     let zero = fx.bcx.ins().iconst(I64, 0);
@@ -367,7 +372,7 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
         let offset = (u * VECTOR * 4) as i32;
         let values = elements(fx, comments, graph, &mut b, program, Width::Vector, &bases, offset, u == 0);
         for (r, (kind, arg)) in program.reductions.iter().enumerate() {
-            let var = if u % 2 == 0 { accs[r].0 } else { accs[r].1 };
+            let var = accs[r][u as usize % ACCS];
             let acc = fx.bcx.use_var(var);
             let x = b.get(fx, Width::Vector, *arg, &values);
             let next = fx.lower_combine(Width::Vector, *kind, acc, x);
@@ -379,17 +384,17 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
     fx.bcx.def_var(i_var, i_next);
     fx.bcx.ins().jump(v_head, &[]);
 
-    // Between the loops: the vector accumulators go to the stack, lane i % 8 at float i % 8.
+    // Between the loops: the vector accumulators go to the stack, lane i % LANES at float i % LANES.
     fx.bcx.switch_to_block(v_exit);
     let slot = if n_red > 0 {
         let size = u32::try_from(n_red * LANES * 4).unwrap_or(u32::MAX);
         let ss = fx.bcx.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, size, 4));
         let addr = fx.bcx.ins().stack_addr(I64, ss, 0);
-        for (r, (lo, hi)) in accs.iter().enumerate() {
-            let (lo, hi) = (fx.bcx.use_var(*lo), fx.bcx.use_var(*hi));
-            let at = (r * LANES * 4) as i32;
-            fx.bcx.ins().store(mem(), lo, addr, at);
-            fx.bcx.ins().store(mem(), hi, addr, at + 16);
+        for (r, vars) in accs.iter().enumerate() {
+            for (k, var) in vars.iter().enumerate() {
+                let v = fx.bcx.use_var(*var);
+                fx.bcx.ins().store(mem(), v, addr, (r * LANES * 4 + k * 16) as i32);
+            }
         }
         Some(addr)
     } else {
@@ -426,14 +431,14 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
     fx.bcx.def_var(i_var, i_next);
     fx.bcx.ins().jump(s_head, &[]);
 
-    // The partials: the eight accumulators of each reduction, as they are.
+    // The partials: the `LANES` accumulators of each reduction, as they are.
     fx.bcx.switch_to_block(s_exit);
     if let Some(slot) = slot {
         for r in 0..n_red {
-            let at = (r * LANES * 4) as i32;
-            for half in [0, 16] {
-                let v = fx.bcx.ins().load(F32X4, mem(), slot, at + half);
-                fx.bcx.ins().store(mem(), v, task.partial_ptr, at + half);
+            for k in 0..ACCS {
+                let at = (r * LANES * 4 + k * 16) as i32;
+                let v = fx.bcx.ins().load(F32X4, mem(), slot, at);
+                fx.bcx.ins().store(mem(), v, task.partial_ptr, at);
             }
         }
     }

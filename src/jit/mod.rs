@@ -405,9 +405,13 @@ mod tests {
         step.run_pass(0, &tasks, &[2.0], buffers, &mut partials, 1).expect("runs");
         assert_eq!(params[3], 1.0 + (3.0 * 2.0 + 0.5));
         assert_eq!(slots.get(0).map(|s| s[36]), Some(36.0 * 2.0 + 0.5));
-        // Task 0: elements 0..20, element i in accumulator i % 8.
-        assert_eq!(partials[0], 0.0 + 8.0 + 16.0);
-        assert_eq!(partials[LANES + 1], 21.0 + 29.0);
+        // Task 0: elements 0..20, element i in accumulator i % 16 (16 in the vector body, 4 in
+        // the scalar tail); task 1: elements 20..37, its j-th in accumulator j % 16.
+        assert_eq!(partials[0], 0.0 + 16.0);
+        assert_eq!(partials[3], 3.0 + 19.0);
+        assert_eq!(partials[4], 4.0);
+        assert_eq!(partials[LANES], 20.0 + 36.0);
+        assert_eq!(partials[LANES + 1], 21.0);
     }
 
     #[test]
