@@ -4,7 +4,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
 
 use super::bind::Slot;
 use super::body::{Checker, Ctx, Globals, VarKind};
@@ -25,12 +24,12 @@ pub fn collect(files: &[(crate::source::FileId, ast::File)], sources: &SourceMap
         let is_stdlib = sources.get(*file).is_some_and(|f| f.is_stdlib);
         for item in &ast_file.items {
             let (kind, name, doc, params, ret, states, ast) = match item {
-                ast::Item::Def(d) => (DefKind::Def, &d.name, &d.doc, &d.params, &d.ret, &[][..], DefAst::Def(Rc::new(d.clone()))),
+                ast::Item::Def(d) => (DefKind::Def, &d.name, &d.doc, &d.params, &d.ret, &[][..], DefAst::Def(d.clone())),
                 ast::Item::Schedule(d) => {
-                    (DefKind::Schedule, &d.name, &d.doc, &d.params, &d.ret, &[][..], DefAst::Def(Rc::new(d.clone())))
+                    (DefKind::Schedule, &d.name, &d.doc, &d.params, &d.ret, &[][..], DefAst::Def(d.clone()))
                 }
                 ast::Item::Builtin(d) => {
-                    (DefKind::Builtin, &d.name, &d.doc, &d.params, &d.ret, &[][..], DefAst::Def(Rc::new(d.clone())))
+                    (DefKind::Builtin, &d.name, &d.doc, &d.params, &d.ret, &[][..], DefAst::Def(d.clone()))
                 }
                 ast::Item::Transform(t) => (
                     DefKind::Transform,
@@ -39,7 +38,7 @@ pub fn collect(files: &[(crate::source::FileId, ast::File)], sources: &SourceMap
                     &t.params,
                     &None,
                     &t.states[..],
-                    DefAst::Transform(Rc::new(t.clone())),
+                    DefAst::Transform(t.clone()),
                 ),
                 ast::Item::Let(_) | ast::Item::Expr(_) => continue,
             };

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use super::types::{Level, Ty, Typed};
 use crate::source::Span;
@@ -35,8 +36,8 @@ impl DefKind {
 /// The syntax a definition came from.
 #[derive(Clone, Debug)]
 pub enum DefAst {
-    Def(Rc<ast::Def>),
-    Transform(Rc<ast::Transform>),
+    Def(Arc<ast::Def>),
+    Transform(Arc<ast::Transform>),
 }
 
 /// A closed numeric interval a parameter must lie in.

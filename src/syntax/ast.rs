@@ -1,5 +1,7 @@
 //! The untyped syntax tree. Every node carries its [`Span`]; no meaning is attached yet.
 
+use std::sync::Arc;
+
 use crate::source::Span;
 
 /// A parsed `.opt` file.
@@ -11,10 +13,12 @@ pub struct File {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
     Let(Let),
-    Def(Def),
-    Transform(Transform),
-    Schedule(Def),
-    Builtin(Def),
+    // Definitions are shared, not copied, by the checked program (and by the cache of the
+    // standard library's trees, across threads).
+    Def(Arc<Def>),
+    Transform(Arc<Transform>),
+    Schedule(Arc<Def>),
+    Builtin(Arc<Def>),
     /// A bare expression; the last one of a user file is its pipeline.
     Expr(Expr),
 }

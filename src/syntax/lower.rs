@@ -2,6 +2,8 @@
 //! `PrattParser`. The `bad_*` error rules of the grammar become diagnostics here, and the
 //! lowering goes on as if the user had written what they meant.
 
+use std::sync::Arc;
+
 use pest::iterators::Pair;
 
 use super::ast::*;
@@ -31,10 +33,10 @@ impl<'s> Lowerer<'s> {
         for item in pair.into_inner() {
             match item.as_rule() {
                 Rule::let_item => items.push(Item::Let(self.lower_let(item))),
-                Rule::def_item => items.push(Item::Def(self.lower_def(item))),
-                Rule::schedule_item => items.push(Item::Schedule(self.lower_def(item))),
-                Rule::builtin_item => items.push(Item::Builtin(self.lower_def(item))),
-                Rule::transform_item => items.push(Item::Transform(self.lower_transform(item))),
+                Rule::def_item => items.push(Item::Def(Arc::new(self.lower_def(item)))),
+                Rule::schedule_item => items.push(Item::Schedule(Arc::new(self.lower_def(item)))),
+                Rule::builtin_item => items.push(Item::Builtin(Arc::new(self.lower_def(item)))),
+                Rule::transform_item => items.push(Item::Transform(Arc::new(self.lower_transform(item)))),
                 Rule::expr_item => {
                     if let Some(e) = item.into_inner().next() {
                         items.push(Item::Expr(self.lower_expr(e)));
