@@ -37,7 +37,7 @@ const STEP: i64 = UNROLL * VECTOR;
 /// Vector accumulators per reduction. A vector body iteration starts at a multiple of `LANES`,
 /// so its `u`-th vector holds lanes `4u..4u+4` of accumulator `u % ACCS`.
 const ACCS: usize = LANES / VECTOR as usize;
-const _: () = assert!(STEP as usize % LANES == 0 && LANES % VECTOR as usize == 0);
+const _: () = assert!((STEP as usize).is_multiple_of(LANES) && LANES.is_multiple_of(VECTOR as usize));
 
 /// A kernel defined in the module, with what the runtime needs to call it.
 pub struct Built {
