@@ -60,10 +60,10 @@ pub fn check(sources: &SourceMap, user: Option<FileId>) -> Checked {
 pub fn check_as(sources: &SourceMap, user: Option<FileId>, expect: Expect) -> Checked {
     let mut diagnostics = Vec::new();
     let mut files: Vec<(FileId, ast::File)> = Vec::new();
-    let ids = sources.files().filter(|(_, f)| f.is_stdlib).map(|(id, _)| id).chain(user);
-    for id in ids {
-        let Some(file) = sources.get(id) else { continue };
-        let (ast, mut errors) = if file.is_stdlib { syntax::parse_cached(id, &file.text) } else { syntax::parse(id, &file.text) };
+    let stdlib: Vec<(FileId, &str)> = sources.files().filter(|(_, f)| f.is_stdlib).map(|(id, f)| (id, f.text.as_str())).collect();
+    let user = user.and_then(|id| sources.get(id).map(|f| (id, syntax::parse(id, &f.text))));
+    let parsed = stdlib.iter().map(|(id, _)| *id).zip(syntax::parse_cached(&stdlib)).chain(user);
+    for (id, (ast, mut errors)) in parsed {
         diagnostics.append(&mut errors);
         if let Some(ast) = ast {
             files.push((id, ast));

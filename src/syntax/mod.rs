@@ -48,25 +48,50 @@ pub fn parse(file: FileId, text: &str) -> (Option<ast::File>, Vec<Diagnostic>) {
     }
 }
 
-/// [`parse`], remembered for the life of the process: for the standard library, which every
-/// check of a user file parses again. (pest reads the stdlib at about 3 MB/s, tens of
-/// milliseconds; a clone of its syntax tree takes well under one.)
-pub fn parse_cached(file: FileId, text: &str) -> (Option<ast::File>, Vec<Diagnostic>) {
-    type Parsed = (Option<ast::File>, Vec<Diagnostic>);
+/// What [`parse`] gives: the syntax tree (unless the file is unreadable) and diagnostics.
+pub type Parsed = (Option<ast::File>, Vec<Diagnostic>);
+
+/// [`parse`] of each of `files`, remembered for the life of the process: for the standard
+/// library, which every check of a user file would otherwise parse again (pest reads it at a
+/// few MB/s, tens of milliseconds; a copy of its trees, whose definitions are shared, takes
+/// well under one). Files not seen before are parsed in parallel, one thread per core.
+pub fn parse_cached(files: &[(FileId, &str)]) -> Vec<Parsed> {
     static CACHE: Mutex<Vec<(FileId, String, Parsed)>> = Mutex::new(Vec::new());
     /// Enough for the embedded standard library and a directory or two used in its place.
     const ENTRIES: usize = 64;
-    let lookup = |cache: &Vec<(FileId, String, Parsed)>| cache.iter().find(|(f, t, _)| *f == file && t == text).map(|(_, _, p)| p.clone());
-    if let Some(parsed) = lookup(&CACHE.lock().unwrap_or_else(|e| e.into_inner())) {
-        return parsed;
+    let mut found: Vec<Option<Parsed>> = {
+        let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        let lookup = |&(file, text): &(FileId, &str)| cache.iter().find(|(f, t, _)| *f == file && t == text).map(|(_, _, p)| p.clone());
+        files.iter().map(lookup).collect()
+    };
+    let missing: Vec<usize> = (0..files.len()).filter(|&i| found[i].is_none()).collect();
+    if missing.is_empty() {
+        return found.into_iter().flatten().collect();
     }
-    let parsed = parse(file, text);
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(missing.len());
+    // Thread `k` parses every `threads`-th missing file from the `k`-th on.
+    let share = |k: usize| -> Vec<(usize, Parsed)> {
+        missing.iter().skip(k).step_by(threads).map(|&i| (i, parse(files[i].0, files[i].1))).collect()
+    };
+    let fresh: Vec<(usize, Parsed)> = std::thread::scope(|scope| {
+        let share = &share;
+        let others: Vec<_> = (1..threads).map(|k| (k, std::thread::Builder::new().spawn_scoped(scope, move || share(k)))).collect();
+        let mut fresh = share(0);
+        for (k, handle) in others {
+            // A thread the system refused, or one that failed: its share is parsed here.
+            fresh.extend(handle.ok().and_then(|h| h.join().ok()).unwrap_or_else(|| share(k)));
+        }
+        fresh
+    });
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if cache.len() >= ENTRIES {
+    if cache.len() + fresh.len() > ENTRIES {
         cache.clear();
     }
-    cache.push((file, text.to_string(), parsed.clone()));
-    parsed
+    for (i, parsed) in fresh {
+        cache.push((files[i].0, files[i].1.to_string(), parsed.clone()));
+        found[i] = Some(parsed);
+    }
+    found.into_iter().flatten().collect()
 }
 
 /// Reports brackets nested deeper than [`MAX_NESTING`], ignoring strings and comments.
