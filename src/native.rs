@@ -76,6 +76,17 @@ impl Isa {
     }
 }
 
+impl std::str::FromStr for Isa {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Isa, String> {
+        match Isa::ALL.into_iter().find(|isa| isa.name() == s) {
+            Some(isa) if isa.is_available() => Ok(isa),
+            Some(_) => Err(format!("this CPU cannot run `{s}` code")),
+            None => Err(format!("unknown instruction set `{s}`: expected `avx512f`, `avx2` or `plain`")),
+        }
+    }
+}
+
 impl fmt::Display for Isa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

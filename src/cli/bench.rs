@@ -39,6 +39,10 @@ pub struct Args {
     /// What runs the steps: `jit` or `interp`.
     #[arg(long, value_name = "BACKEND", default_value = "jit")]
     pub backend: Backend,
+    /// The instruction set of the Rust loops: `avx512f`, `avx2` or `plain` (SSE2, the width
+    /// of the JIT's vectors) [default: the widest this CPU runs].
+    #[arg(long, value_name = "ISA")]
+    pub isa: Option<Isa>,
     /// Print one JSON object with every number instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -117,7 +121,7 @@ fn bench(args: &Args, stdlib_dir: Option<&std::path::Path>) -> Result<(), String
         fill_pseudo_random(p, 3);
         fill_pseudo_random(g, 4);
     }
-    let isa = Isa::best();
+    let isa = args.isa.unwrap_or_else(Isa::best);
     let value = optimizer.needs_value().then_some(1.0f32);
     let mut failed = None;
     let mut count = 0;

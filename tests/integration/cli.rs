@@ -102,7 +102,7 @@ fn emit_plans_clip_and_adamw_as_two_passes() {
 
 #[test]
 fn bench_json_has_every_number() {
-    let out = optc(&["bench", "-", "--params", "5000", "--leaves", "3", "--threads", "2", "--json"], Some("adam(learning_rate=1e-3)\n"));
+    let out = optc(&["bench", "-", "--params", "5000", "--leaves", "3", "--threads", "2", "--isa", "plain", "--json"], Some("adam(learning_rate=1e-3)\n"));
     assert_no_panic(&out);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
@@ -138,6 +138,7 @@ fn bench_json_has_every_number() {
     assert_eq!(json["params"], 5000);
     assert_eq!(json["leaves"], 3);
     assert_eq!(json["bytes_per_param"], 28);
+    assert_eq!(json["isa"], "plain");
     for key in ["file", "backend", "isa"] {
         assert!(json[key].as_str().is_some_and(|s| !s.is_empty()), "`{key}` in {json}");
     }
@@ -170,4 +171,7 @@ fn bench_refuses_bad_sizes_and_input_with_a_message() {
     let out = optc(&["bench", "-", "--layout", "w:10", "--leaves", "2"], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot be used with"), "{}", text(&out.stderr));
+    let out = optc(&["bench", "-", "--isa", "sse9"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown instruction set `sse9`"), "{}", text(&out.stderr));
 }
