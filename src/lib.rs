@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Data flows one way, left to right; no stage reaches back into an earlier one's internals.
-//! `source`, `diagnostic`, `glob`, `arena`, `native` and `stdlib` sit at the source end and every stage may use them.
+//! `source`, `diagnostic`, `glob`, `arena`, `native` and `stdlib` sit at the source end and every
+//! stage may use them.
 //!
 //! Architecture invariants:
 //! - pest is used only in `syntax`; the AST carries its own spans.
