@@ -9,6 +9,7 @@
 pub mod groups;
 pub mod instantiate;
 pub mod layout;
+pub mod merge;
 pub mod op;
 pub mod plan;
 pub mod print;
@@ -173,6 +174,8 @@ pub struct Slot {
     pub init: NodeId,
     /// Its value after a step, a node of [`StepIr::graph`].
     pub next: NodeId,
+    /// The names of slots found equal to this one and merged into it (`merge`).
+    pub aliases: Vec<String>,
 }
 
 /// A uniform value a user can read by name after each step (learning rates, scales, counters).

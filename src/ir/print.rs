@@ -43,7 +43,8 @@ pub fn ir(ir: &StepIr) -> String {
         let _ = writeln!(out, "group {g}: {}", names.join(", "));
     }
     for (i, s) in ir.slots.iter().enumerate() {
-        let _ = writeln!(out, "state #{i} {} : {} {:?} groups {} init %{} next %{}", s.name, s.level, s.kind, s.groups, s.init, s.next);
+        let aliases = if s.aliases.is_empty() { String::new() } else { format!(" (also {})", s.aliases.join(", ")) };
+        let _ = writeln!(out, "state #{i} {}{aliases} : {} {:?} groups {} init %{} next %{}", s.name, s.level, s.kind, s.groups, s.init, s.next);
     }
     let _ = writeln!(out, "init:");
     for id in 0..ir.init.nodes.len() {

@@ -364,7 +364,8 @@ impl Optimizer {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.level == Level::Uniform)
-            .map(|(i, s)| (s.name.clone(), self.state.uniform[i]))
+            // A merged slot answers to every name it had (`ir::merge`).
+            .flat_map(|(i, s)| std::iter::once(&s.name).chain(&s.aliases).map(move |name| (name.clone(), self.state.uniform[i])))
             .collect();
         out.extend(self.ir.named.iter().zip(&self.last).filter_map(|(n, v)| v.map(|v| (n.name.clone(), v))));
         out

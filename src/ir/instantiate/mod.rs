@@ -113,7 +113,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
             Slot { next, ..b.slot }
         })
         .collect();
-    Ok(StepIr {
+    let mut ir = StepIr {
         layout: layout.clone(),
         groups: inst.groups,
         graph: inst.step,
@@ -123,7 +123,9 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
         named: inst.named,
         needs_value,
         warnings: inst.errors,
-    })
+    };
+    super::merge::merge_equal_slots(&mut ir);
+    Ok(ir)
 }
 
 impl<'p> Inst<'p> {
@@ -315,6 +317,7 @@ impl<'p> Inst<'p> {
                 groups: GroupSet::empty(),
                 init: init_node,
                 next: read,
+                aliases: Vec::new(),
             },
             recipe: Recipe { def: usize::MAX, args: Vec::new(), state: 0, index: None, ctx: Ctx { domain: GroupSet::empty(), flat: false, path: path.into() } },
         });
@@ -431,6 +434,7 @@ impl<'p> Inst<'p> {
                 groups: if level == Level::Uniform { GroupSet::empty() } else { ctx.domain.clone() },
                 init: init_node,
                 next: read,
+                aliases: Vec::new(),
             },
             recipe,
         });
