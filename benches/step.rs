@@ -46,22 +46,11 @@ fn compile(text: &str, layout: &Layout) -> (Plan, optc::jit::CompiledStep) {
     }
 }
 
-/// Floats in [-1, 1).
-fn fill(xs: &mut [f32], seed: u32) {
-    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-    for out in xs {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        *out = (x >> 8) as f32 / (1u32 << 23) as f32 - 1.0;
-    }
-}
-
 /// Params and grads at arena indices 0 and 1, as the runtime expects them.
 fn params_and_grads(n: usize) -> Arena {
     let mut arena = Arena::new(&[n, n], 0);
     for (i, b) in arena.slices_mut().into_iter().enumerate() {
-        fill(b, i as u32 + 1);
+        native::pseudo_random(b, i as u64 + 1);
     }
     arena
 }
@@ -101,7 +90,7 @@ fn references(c: &mut Criterion) {
         let probe = ProbePlan::new(clip_plan.passes.iter().map(|p| (p.reads.as_slice(), p.writes.as_slice())));
         let mut arena = Arena::new(&vec![n; probe.buffers().max(4)], 0);
         for (i, b) in arena.slices_mut().into_iter().take(2).enumerate() {
-            fill(b, i as u32 + 3);
+            native::pseudo_random(b, i as u64 + 3);
         }
         group.throughput(Throughput::Elements(n as u64));
         let mut count = 0;

@@ -509,20 +509,26 @@ fn piece(n: usize, threads: usize) -> usize {
     n.div_ceil(threads).next_multiple_of(16)
 }
 
+/// Fills `xs` with floats in [-1, 1) from a fixed seed (xorshift): benchmark data that is the
+/// same in every run.
+pub fn pseudo_random(xs: &mut [f32], seed: u64) {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for out in xs {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *out = (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn data(n: usize, seed: u32) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                (x >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-            })
-            .collect()
+    fn data(n: usize, seed: u64) -> Vec<f32> {
+        let mut xs = vec![0.0; n];
+        pseudo_random(&mut xs, seed);
+        xs
     }
 
     /// Distance in units in the last place (same-sign finite floats).

@@ -96,8 +96,8 @@ fn bench(args: &Args, stdlib_dir: Option<&std::path::Path>) -> Result<(), String
     // The pipeline's buffers, placed as the runtime places state (which takes indices 2..).
     let mut buffers = Arena::new(&[n, n], 0);
     if let [p, g] = buffers.slices_mut().as_mut_slice() {
-        fill_pseudo_random(p, 1);
-        fill_pseudo_random(g, 2);
+        native::pseudo_random(p, 1);
+        native::pseudo_random(g, 2);
     }
     let setup_start = Instant::now();
     let params = buffers.get(0).unwrap_or_default();
@@ -118,8 +118,8 @@ fn bench(args: &Args, stdlib_dir: Option<&std::path::Path>) -> Result<(), String
     // The references' buffers: p and g at 0 and 1, then m, v or the pipeline's other streams.
     let mut refs = Arena::new(&vec![n; probe_plan.buffers().max(4)], 0);
     if let [p, g, ..] = refs.slices_mut().as_mut_slice() {
-        fill_pseudo_random(p, 3);
-        fill_pseudo_random(g, 4);
+        native::pseudo_random(p, 3);
+        native::pseudo_random(g, 4);
     }
     let isa = args.isa.unwrap_or_else(Isa::best);
     let value = optimizer.needs_value().then_some(1.0f32);
@@ -299,17 +299,6 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// Fills `xs` with floats in [-1, 1) from a fixed seed.
-fn fill_pseudo_random(xs: &mut [f32], seed: u64) {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    for out in xs {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *out = (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
-    }
 }
 
 /// Every number of a run.
