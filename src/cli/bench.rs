@@ -16,7 +16,7 @@ use crate::ir::layout::Leaf;
 use crate::ir::{Layout, instantiate, plan};
 use crate::jit;
 use crate::native::{self, Adam, Isa, ProbePlan};
-use crate::runtime::{Backend, Optimizer};
+use crate::runtime::{self, Backend, Optimizer};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -65,15 +65,7 @@ const TIMED: usize = 4;
 const ADAM_BYTES: usize = 28;
 
 pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
-    match bench(args, stdlib_dir) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            ExitCode::FAILURE
-        }
-    }
+    super::exit_code(bench(args, stdlib_dir))
 }
 
 /// Runs the benchmark and prints it; an error is a message (empty when the diagnostics that
@@ -84,7 +76,7 @@ fn bench(args: &Args, stdlib_dir: Option<&std::path::Path>) -> Result<(), String
     let threads = match args.threads {
         Some(0) => return Err("--threads must be at least 1".into()),
         Some(t) => t,
-        None => std::thread::available_parallelism().map_or(1, |t| t.get()),
+        None => runtime::default_threads(),
     };
     let layout = layout(args)?;
     let n = layout.total();

@@ -114,6 +114,20 @@ fn check_text(
     Ok(Loaded { name, sources, id, checked })
 }
 
+/// The exit code of a command that reports its failure as a message: printed as `error: ...`,
+/// unless it is empty (what went wrong was printed already, as diagnostics).
+fn exit_code(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Reads a file named on the command line; `-` is standard input.
 fn read_input(path: &PathBuf) -> Result<(String, String), String> {
     if path.as_os_str() == "-" {

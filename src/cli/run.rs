@@ -97,15 +97,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, stdlib_dir: Option<&Path>) -> ExitCode {
-    match train_and_report(args, stdlib_dir) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            if !message.is_empty() {
-                eprintln!("error: {message}");
-            }
-            ExitCode::FAILURE
-        }
-    }
+    super::exit_code(train_and_report(args, stdlib_dir))
 }
 
 fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String> {

@@ -30,13 +30,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, stdlib_dir: Option<&Path>) -> ExitCode {
-    match evaluate(args, stdlib_dir) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    super::exit_code(evaluate(args, stdlib_dir))
 }
 
 fn evaluate(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String> {
