@@ -18,7 +18,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use cranelift_codegen::Context;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I64};
-use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, UserFuncName, Value};
+use cranelift_codegen::ir::{AbiParam, Block, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, UserFuncName, Value};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Linkage, Module};
@@ -204,18 +204,8 @@ fn build_body(fx: &mut Fx, comments: &mut Comments, graph: &Graph, programs: &[P
     let t_var = fx.bcx.declare_var(I64);
     let zero = fx.bcx.ins().iconst(I64, 0);
     fx.bcx.def_var(t_var, zero);
-    let task_head = fx.bcx.create_block();
-    let task_body = fx.bcx.create_block();
+    let (task_loop, t) = begin_loop(fx, t_var, n_tasks);
     let task_next = fx.bcx.create_block();
-    let exit = fx.bcx.create_block();
-    fx.bcx.ins().jump(task_head, &[]);
-
-    fx.bcx.switch_to_block(task_head);
-    let t = fx.bcx.use_var(t_var);
-    let more = fx.icmp(IntCC::UnsignedLessThan, t, n_tasks);
-    fx.bcx.ins().brif(more, task_body, &[], exit, &[]);
-
-    fx.bcx.switch_to_block(task_body);
     let task_size = std::mem::size_of::<Task>() as i64;
     let task_offset = fx.bcx.ins().imul_imm_u(t, task_size);
     let task = fx.bcx.ins().iadd(tasks, task_offset);
@@ -253,12 +243,39 @@ fn build_body(fx: &mut Fx, comments: &mut Comments, graph: &Graph, programs: &[P
     }
 
     fx.bcx.switch_to_block(task_next);
-    let one = fx.bcx.ins().iadd_imm_u(t, 1);
-    fx.bcx.def_var(t_var, one);
-    fx.bcx.ins().jump(task_head, &[]);
-
-    fx.bcx.switch_to_block(exit);
+    end_loop(fx, task_loop, t, 1);
     fx.bcx.ins().return_(&[]);
+}
+
+/// A counted loop being built: the head that tests its counter, and the block after it.
+struct Loop {
+    head: Block,
+    exit: Block,
+    counter: Variable,
+}
+
+/// Opens `while counter < bound { ... }`: jumps to a new head that tests the counter, and goes
+/// on in the body. Returns the loop and the counter's value in the body.
+fn begin_loop(fx: &mut Fx, counter: Variable, bound: Value) -> (Loop, Value) {
+    let head = fx.bcx.create_block();
+    let body = fx.bcx.create_block();
+    let exit = fx.bcx.create_block();
+    fx.bcx.ins().jump(head, &[]);
+    fx.bcx.switch_to_block(head);
+    let i = fx.bcx.use_var(counter);
+    let more = fx.icmp(IntCC::UnsignedLessThan, i, bound);
+    fx.bcx.ins().brif(more, body, &[], exit, &[]);
+    fx.bcx.switch_to_block(body);
+    (Loop { head, exit, counter }, i)
+}
+
+/// Closes `lp` from the current block: the counter becomes `i + step` and the loop goes round;
+/// code after this goes after the loop.
+fn end_loop(fx: &mut Fx, lp: Loop, i: Value, step: i64) {
+    let next = fx.bcx.ins().iadd_imm_u(i, step);
+    fx.bcx.def_var(lp.counter, next);
+    fx.bcx.ins().jump(lp.head, &[]);
+    fx.bcx.switch_to_block(lp.exit);
 }
 
 /// Values of the current task, defined in the block that dispatches to the programs.
@@ -357,15 +374,7 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
     let n_vector = fx.bcx.ins().band_imm_s(task.len, !(STEP - 1));
 
     // The vector body: STEP elements per iteration.
-    let v_head = fx.bcx.create_block();
-    let v_body = fx.bcx.create_block();
-    let v_exit = fx.bcx.create_block();
-    fx.bcx.ins().jump(v_head, &[]);
-    fx.bcx.switch_to_block(v_head);
-    let i = fx.bcx.use_var(i_var);
-    let more = fx.icmp(IntCC::UnsignedLessThan, i, n_vector);
-    fx.bcx.ins().brif(more, v_body, &[], v_exit, &[]);
-    fx.bcx.switch_to_block(v_body);
+    let (vector_loop, i) = begin_loop(fx, i_var, n_vector);
     comments.note(fx, "vector body: 4 x f32x4 per iteration".to_string());
     let bases = element_addresses(fx, streams, program, task, i);
     for u in 0..UNROLL {
@@ -380,12 +389,9 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
         }
         write(fx, comments, &mut b, program, Width::Vector, &bases, offset, &values, u == 0);
     }
-    let i_next = fx.bcx.ins().iadd_imm_u(i, STEP);
-    fx.bcx.def_var(i_var, i_next);
-    fx.bcx.ins().jump(v_head, &[]);
+    end_loop(fx, vector_loop, i, STEP);
 
     // Between the loops: the vector accumulators go to the stack, lane i % LANES at float i % LANES.
-    fx.bcx.switch_to_block(v_exit);
     let slot = if n_red > 0 {
         let size = u32::try_from(n_red * LANES * 4).unwrap_or(u32::MAX);
         let ss = fx.bcx.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, size, 4));
@@ -402,15 +408,7 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
     };
 
     // The scalar tail.
-    let s_head = fx.bcx.create_block();
-    let s_body = fx.bcx.create_block();
-    let s_exit = fx.bcx.create_block();
-    fx.bcx.ins().jump(s_head, &[]);
-    fx.bcx.switch_to_block(s_head);
-    let i = fx.bcx.use_var(i_var);
-    let more = fx.icmp(IntCC::UnsignedLessThan, i, task.len);
-    fx.bcx.ins().brif(more, s_body, &[], s_exit, &[]);
-    fx.bcx.switch_to_block(s_body);
+    let (scalar_loop, i) = begin_loop(fx, i_var, task.len);
     comments.note(fx, "scalar tail".to_string());
     let bases = element_addresses(fx, streams, program, task, i);
     let values = elements(fx, comments, graph, &mut b, program, Width::Scalar, &bases, 0, true);
@@ -427,12 +425,9 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
         }
     }
     write(fx, comments, &mut b, program, Width::Scalar, &bases, 0, &values, true);
-    let i_next = fx.bcx.ins().iadd_imm_u(i, 1);
-    fx.bcx.def_var(i_var, i_next);
-    fx.bcx.ins().jump(s_head, &[]);
+    end_loop(fx, scalar_loop, i, 1);
 
     // The partials: the `LANES` accumulators of each reduction, as they are.
-    fx.bcx.switch_to_block(s_exit);
     if let Some(slot) = slot {
         for r in 0..n_red {
             for k in 0..ACCS {
