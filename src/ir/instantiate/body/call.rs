@@ -1,0 +1,272 @@
+//! Calls inside bodies: user and standard-library definitions inlined, transforms applied,
+//! built-in functions, and the reductions and sizes they read.
+
+use super::*;
+
+impl Frame {
+    pub(super) fn call(&mut self, inst: &mut Inst, callee: &ast::Expr, args: &[ast::Arg]) -> IVal {
+        if let ExprKind::Name(name) = &callee.kind
+            && self.binding(name).is_none()
+        {
+            if builtins::is_builtin(name) {
+                let values: Vec<IVal> = args
+                    .iter()
+                    .map(|a| match a {
+                        ast::Arg::Positional(e) | ast::Arg::Keyword { value: e, .. } | ast::Arg::Splat(e) => {
+                            self.expr(inst, e)
+                        }
+                    })
+                    .collect();
+                return self.builtin(inst, name, values);
+            }
+            if let Some(id) = inst.program.lookup(name) {
+                return self.call_def(inst, id, args);
+            }
+        }
+        let f = self.expr(inst, callee);
+        match f {
+            IVal::Const(Value::Schedule(s)) => {
+                let count = args.first().map_or(IVal::Const(Value::Int(0)), |a| match a {
+                    ast::Arg::Positional(e) | ast::Arg::Keyword { value: e, .. } | ast::Arg::Splat(e) => {
+                        self.expr(inst, e)
+                    }
+                });
+                inst.schedule(&s, count, self.which, &self.ctx)
+            }
+            IVal::Const(Value::Transform(tx)) => self.apply(inst, callee, &tx, args),
+            IVal::Const(Value::Func(func)) => match &*func {
+                Func::Def(id) => self.call_def(inst, *id, args),
+                Func::Injected { .. } => {
+                    inst.error(Diagnostic::bug("`inject_hyperparams` inside a body"));
+                    IVal::Const(Value::None)
+                }
+            },
+            _ => {
+                inst.error(Diagnostic::bug("a call of something not callable"));
+                IVal::Const(Value::None)
+            }
+        }
+    }
+
+    /// `inner(g)`: instantiates a transform parameter on `g`.
+    fn apply(&mut self, inst: &mut Inst, callee: &ast::Expr, tx: &Tx, args: &[ast::Arg]) -> IVal {
+        let input = match args.first() {
+            Some(ast::Arg::Positional(e)) => self.expr(inst, e),
+            _ => IVal::Const(Value::Float(0.0)),
+        };
+        let input = inst.to_f32(input, Which::Step);
+        let name = match &callee.kind {
+            ExprKind::Name(n) => n.clone(),
+            _ => "inner".into(),
+        };
+        let before = inst.slots.len();
+        let out = inst.tx(tx, input, &self.ctx.child(&name));
+        self.applied.insert(name, before..inst.slots.len());
+        IVal::Node(out)
+    }
+
+    /// Inlines a `def` (or builds a transform or schedule value) at a call.
+    fn call_def(&mut self, inst: &mut Inst, id: usize, args: &[ast::Arg]) -> IVal {
+        let d = inst.program.def(id);
+        let mut positional = Vec::new();
+        let mut keywords: Vec<(String, IVal)> = Vec::new();
+        for a in args {
+            match a {
+                ast::Arg::Positional(e) => positional.push(self.expr(inst, e)),
+                ast::Arg::Keyword { name, value } => {
+                    let v = self.expr(inst, value);
+                    keywords.push((name.name.clone(), v));
+                }
+                ast::Arg::Splat(e) => {
+                    if let IVal::Const(Value::Map(entries)) = self.expr(inst, e) {
+                        for (k, v) in entries {
+                            if let Value::Str(k) = k {
+                                keywords.push((k, IVal::Const(v)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut positional = positional.into_iter();
+        let mut bound = Vec::new();
+        for p in &d.params {
+            let v = if p.variadic {
+                collect(positional.by_ref().collect(), false)
+            } else if let Some(v) = positional.next() {
+                v
+            } else if let Some((_, v)) = keywords.iter().find(|(k, _)| *k == p.name) {
+                v.clone()
+            } else if let Some(default) = &p.default {
+                let mut frame = Frame::new(self.which, self.ctx.clone(), &[]);
+                frame.expr(inst, default)
+            } else {
+                IVal::Const(Value::None)
+            };
+            // A number passed for a schedule is a constant schedule.
+            let v = match (&p.ty.ty, v) {
+                (crate::check::types::Ty::Schedule, IVal::Const(c @ (Value::Int(_) | Value::Float(_) | Value::Injected { .. }))) => {
+                    IVal::Const(Value::Schedule(std::rc::Rc::new(Schedule::Constant(c))))
+                }
+                (_, v) => v,
+            };
+            bound.push((p.name.clone(), v));
+        }
+        match d.kind {
+            DefKind::Def => {
+                let Some(DefAst::Def(ast)) = d.ast.clone() else { return IVal::Const(Value::None) };
+                let Some(body) = &ast.body else { return IVal::Const(Value::None) };
+                let mut frame = Frame::new(self.which, self.ctx.clone(), &bound);
+                frame.depth = 1;
+                frame.block(inst, body).unwrap_or(IVal::Const(Value::None))
+            }
+            DefKind::Transform | DefKind::Schedule => {
+                let mut values = Vec::new();
+                for (name, v) in bound {
+                    match v {
+                        IVal::Const(c) => values.push(c),
+                        _ => {
+                            inst.error(Diagnostic::bug(format!("`{name}` of `{}` is not a compile-time value", d.name)));
+                            values.push(Value::None);
+                        }
+                    }
+                }
+                let span = inst.span.unwrap_or(crate::source::Span::new(crate::source::FileId(0), 0..0));
+                if d.kind == DefKind::Transform {
+                    IVal::Const(Value::Transform(std::rc::Rc::new(Tx::Instance { def: id, args: values, span })))
+                } else {
+                    IVal::Const(Value::Schedule(std::rc::Rc::new(Schedule::Instance { def: id, args: values, span })))
+                }
+            }
+            DefKind::Builtin => {
+                inst.error(Diagnostic::bug(format!("the combinator `{}` inside a body", d.name)));
+                IVal::Const(Value::None)
+            }
+        }
+    }
+
+    fn builtin(&mut self, inst: &mut Inst, name: &str, args: Vec<IVal>) -> IVal {
+        let which = self.which;
+        // Exact at compile time.
+        if args.iter().all(|a| matches!(a, IVal::Const(v) if !matches!(v, Value::Injected { .. }))) {
+            let values: Vec<Value> =
+                args.iter().filter_map(|a| if let IVal::Const(v) = a { Some(v.clone()) } else { None }).collect();
+            if let Some(Ok(v)) = builtins::eval(name, &values) {
+                return IVal::Const(v);
+            }
+        }
+        let mut nodes = Vec::new();
+        for a in args {
+            match inst.to_node(a, which) {
+                Some(n) => nodes.push(n),
+                None => return IVal::Const(Value::Float(0.0)),
+            }
+        }
+        let f32s = |inst: &mut Inst, nodes: &[u32]| -> Vec<u32> {
+            nodes.iter().map(|n| inst.to_f32(IVal::Node(*n), which)).collect()
+        };
+        let unary = |inst: &mut Inst, op: Op, nodes: &[u32]| {
+            let a = f32s(inst, nodes);
+            IVal::Node(inst.op(which, op, &a[..1]))
+        };
+        match (name, nodes.len()) {
+            ("sqrt", _) => unary(inst, Op::Sqrt, &nodes),
+            ("rsqrt", _) => unary(inst, Op::Rsqrt, &nodes),
+            ("cbrt", _) => unary(inst, Op::Cbrt, &nodes),
+            ("exp", _) => unary(inst, Op::Exp, &nodes),
+            ("log", _) => unary(inst, Op::Log, &nodes),
+            ("cos", _) => unary(inst, Op::Cos, &nodes),
+            ("sin", _) => unary(inst, Op::Sin, &nodes),
+            ("tanh", _) => unary(inst, Op::Tanh, &nodes),
+            ("floor", _) => unary(inst, Op::Floor, &nodes),
+            ("ceil", _) => unary(inst, Op::Ceil, &nodes),
+            ("isfinite", _) => unary(inst, Op::IsFinite, &nodes),
+            ("isnan", _) => unary(inst, Op::IsNan, &nodes),
+            ("float", _) => IVal::Node(inst.to_f32(IVal::Node(nodes[0]), which)),
+            ("int", _) => IVal::Node(inst.op(which, Op::ToI32, &nodes[..1])),
+            ("abs" | "sign", _) => {
+                let op = if name == "abs" { Op::Abs } else { Op::Sign };
+                IVal::Node(inst.op(which, op, &nodes[..1]))
+            }
+            ("pow", 2) => IVal::Node(inst.binary_nodes(ast::BinaryOp::Pow, nodes[0], nodes[1], which)),
+            ("min" | "max", 2) => {
+                let op = if name == "min" { Op::Min } else { Op::Max };
+                let all_int = nodes.iter().all(|n| inst.graph(which).kind(*n) == Kind::I32);
+                let args = if all_int { nodes.clone() } else { f32s(inst, &nodes) };
+                IVal::Node(inst.op(which, op, &args))
+            }
+            ("clip", 3) => {
+                let all_int = nodes.iter().all(|n| inst.graph(which).kind(*n) == Kind::I32);
+                let a = if all_int { nodes.clone() } else { f32s(inst, &nodes) };
+                let lo = inst.op(which, Op::Max, &[a[0], a[1]]);
+                IVal::Node(inst.op(which, Op::Min, &[lo, a[2]]))
+            }
+            ("sum" | "leaf_sum", _) => self.reduce(inst, name == "sum", Reduce::Sum, nodes[0]),
+            ("max" | "leaf_max", 1) => self.reduce(inst, name == "max", Reduce::Max, nodes[0]),
+            ("min" | "leaf_min", 1) => self.reduce(inst, name == "min", Reduce::Min, nodes[0]),
+            ("all", _) => self.reduce(inst, true, Reduce::All, nodes[0]),
+            ("any", _) => self.reduce(inst, true, Reduce::Any, nodes[0]),
+            ("norm" | "leaf_norm", _) => {
+                let x = inst.to_f32(IVal::Node(nodes[0]), which);
+                let sq = inst.op(which, Op::Mul, &[x, x]);
+                let s = self.reduce(inst, name == "norm", Reduce::Sum, sq);
+                let s = inst.to_f32(s, which);
+                IVal::Node(inst.op(which, Op::Sqrt, &[s]))
+            }
+            ("dot" | "leaf_dot", _) => {
+                let a = f32s(inst, &nodes);
+                let p = inst.op(which, Op::Mul, &[a[0], a[1]]);
+                self.reduce(inst, name == "dot", Reduce::Sum, p)
+            }
+            ("numel", _) => IVal::Const(Value::Int(self.numel(inst) as i64)),
+            ("leaf_numel", _) => self.leaf_numel(inst),
+            ("mean" | "leaf_mean", _) => {
+                let global = name == "mean";
+                let s = self.reduce(inst, global, Reduce::Sum, nodes[0]);
+                let n = if global { IVal::Const(Value::Int(self.numel(inst) as i64)) } else { self.leaf_numel(inst) };
+                inst.binary(ast::BinaryOp::Div, s, n, which)
+            }
+            _ => {
+                inst.error(Diagnostic::bug(format!("the built-in `{name}` cannot be instantiated here")));
+                IVal::Const(Value::Float(0.0))
+            }
+        }
+    }
+
+    /// A reduction over all leaves of the domain (`global`) or within each leaf.
+    fn reduce(&mut self, inst: &mut Inst, global: bool, kind: Reduce, arg: u32) -> IVal {
+        let which = self.which;
+        let global = global || self.ctx.flat;
+        let arg = if matches!(kind, Reduce::All | Reduce::Any) { arg } else { inst.to_f32(IVal::Node(arg), which) };
+        let level = inst.graph(which).level(arg);
+        // A uniform value is the same in every element.
+        if level == Level::Uniform || (level == Level::Leaf && !global) {
+            return match kind {
+                Reduce::Sum => {
+                    let n = if global { IVal::Const(Value::Int(self.numel(inst) as i64)) } else { self.leaf_numel(inst) };
+                    inst.binary(ast::BinaryOp::Mul, IVal::Node(arg), n, which)
+                }
+                _ => IVal::Node(arg),
+            };
+        }
+        let node = if global {
+            Node::Reduce { kind, arg, groups: self.ctx.domain.clone() }
+        } else {
+            Node::LeafReduce { kind, arg }
+        };
+        let out_kind = if matches!(kind, Reduce::All | Reduce::Any) { Kind::Bool } else { Kind::F32 };
+        let out_level = if global { Level::Uniform } else { Level::Leaf };
+        IVal::Node(inst.graph(which).add(node, out_level, out_kind))
+    }
+
+    fn numel(&self, inst: &Inst) -> usize {
+        self.ctx.domain.iter().flat_map(|g| inst.groups.leaves[g].iter()).map(|&l| inst.layout.leaves[l].len()).sum()
+    }
+
+    fn leaf_numel(&self, inst: &mut Inst) -> IVal {
+        if self.ctx.flat {
+            return IVal::Const(Value::Int(self.numel(inst) as i64));
+        }
+        IVal::Node(inst.graph(self.which).add(Node::LeafNumel, Level::Leaf, Kind::I32))
+    }
+}
