@@ -14,14 +14,17 @@ use crate::source::{FileId, Span};
 /// Lowers the pairs of one file.
 pub struct Lowerer<'s> {
     pub file: FileId,
+    /// The whole file; spans and the text around them come from here.
     pub source: &'s str,
+    /// Where in `source` the parsed text starts: pest's offsets are relative to it.
+    pub base: usize,
     pub diagnostics: Vec<Diagnostic>,
 }
 
 impl<'s> Lowerer<'s> {
     pub(super) fn span(&self, pair: &Pair<Rule>) -> Span {
         let s = pair.as_span();
-        Span::new(self.file, s.start()..s.end())
+        Span::new(self.file, self.base + s.start()..self.base + s.end())
     }
 
     pub(super) fn error(&mut self, diagnostic: Diagnostic) {

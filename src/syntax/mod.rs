@@ -5,6 +5,7 @@ pub mod ast;
 mod grammar;
 mod lower;
 mod lower_expr;
+pub mod scan;
 
 use std::sync::Mutex;
 
@@ -31,7 +32,7 @@ pub fn parse(file: FileId, text: &str) -> (Option<ast::File>, Vec<Diagnostic>) {
     // failure.
     match OptParser::parse(Rule::file, text) {
         Ok(mut pairs) => {
-            let mut lowerer = lower::Lowerer { file, source: text, diagnostics: Vec::new() };
+            let mut lowerer = lower::Lowerer { file, source: text, base: 0, diagnostics: Vec::new() };
             let ast = pairs.next().map(|p| lowerer.lower_file(p));
             (ast, lowerer.diagnostics)
         }
@@ -94,31 +95,43 @@ pub fn parse_cached(files: &[(FileId, &str)]) -> Vec<Parsed> {
     found.into_iter().flatten().collect()
 }
 
+/// Parses the text of `text` in `range` (whole top-level items, see [`scan::items`]) as if it
+/// were a file of its own, with spans in `text`. `None` unless it parses without a single
+/// diagnostic: a caller who needs the diagnostics parses the whole file. Remembered for the
+/// life of the process, as [`parse_cached`] does for whole files.
+pub fn parse_items(file: FileId, text: &str, range: std::ops::Range<usize>) -> Option<ast::File> {
+    type Key = (FileId, usize, String);
+    static CACHE: Mutex<Vec<(Key, Option<ast::File>)>> = Mutex::new(Vec::new());
+    /// Enough for every item of the standard library.
+    const ENTRIES: usize = 1024;
+    let part = text.get(range.clone())?;
+    let key = (file, range.start, part.to_string());
+    if let Some((_, parsed)) = CACHE.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| *k == key) {
+        return parsed.clone();
+    }
+    let parsed = (|| {
+        if check_nesting(file, part).is_some() {
+            return None;
+        }
+        let mut pairs = OptParser::parse(Rule::file, part).ok()?;
+        let mut lowerer = lower::Lowerer { file, source: text, base: range.start, diagnostics: Vec::new() };
+        let ast = lowerer.lower_file(pairs.next()?);
+        lowerer.diagnostics.is_empty().then_some(ast)
+    })();
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= ENTRIES {
+        cache.clear();
+    }
+    cache.push((key, parsed.clone()));
+    parsed
+}
+
 /// Reports brackets nested deeper than [`MAX_NESTING`], ignoring strings and comments.
 fn check_nesting(file: FileId, text: &str) -> Option<Diagnostic> {
     let mut depth = 0usize;
-    let mut in_string: Option<char> = None;
-    let mut in_comment = false;
-    let mut escaped = false;
-    for (i, c) in text.char_indices() {
-        if in_comment {
-            in_comment = c != '\n';
-            continue;
-        }
-        if let Some(quote) = in_string {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == quote || c == '\n' {
-                in_string = None;
-            }
-            continue;
-        }
-        match c {
-            '#' => in_comment = true,
-            '"' | '\'' => in_string = Some(c),
-            '(' | '[' | '{' => {
+    for (i, b) in scan::code(text) {
+        match b {
+            b'(' | b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
                     let span = Span::new(file, i..i + 1);
@@ -129,7 +142,7 @@ fn check_nesting(file: FileId, text: &str) -> Option<Diagnostic> {
                     );
                 }
             }
-            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
@@ -236,30 +249,13 @@ const PUNCTUATION: &[&str] = &["(", ")", "[", "]", "{", "}", ",", "=", ":", "=>"
 /// The innermost bracket still open at `pos`, ignoring strings and comments.
 fn unclosed_bracket(text: &str, pos: usize) -> Option<usize> {
     let mut stack = Vec::new();
-    let mut in_string: Option<char> = None;
-    let mut in_comment = false;
-    let mut escaped = false;
-    for (i, c) in text.char_indices().take_while(|(i, _)| *i < pos) {
-        if in_comment {
-            in_comment = c != '\n';
-        } else if let Some(q) = in_string {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q || c == '\n' {
-                in_string = None;
+    for (i, b) in scan::code(text).take_while(|(i, _)| *i < pos) {
+        match b {
+            b'(' | b'[' | b'{' => stack.push(i),
+            b')' | b']' | b'}' => {
+                stack.pop();
             }
-        } else {
-            match c {
-                '#' => in_comment = true,
-                '"' | '\'' => in_string = Some(c),
-                '(' | '[' | '{' => stack.push(i),
-                ')' | ']' | '}' => {
-                    stack.pop();
-                }
-                _ => {}
-            }
+            _ => {}
         }
     }
     let at_end = text.get(pos..).is_none_or(|rest| rest.trim().is_empty());
