@@ -89,13 +89,13 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
     }
     let plan = ir::plan::plan(&step_ir.graph, step_ir.groups.len(), ir::plan::step_outputs(&step_ir));
     if args.clif || args.asm {
-        match jit::compile_with(&step_ir.graph, &plan, args.asm) {
+        match jit::compile_with(&step_ir.graph, &plan, jit::Listing { clif: args.clif, asm: args.asm }) {
             Ok(compiled) => {
                 for (k, pass) in compiled.passes.iter().enumerate() {
                     if args.asm {
                         outln!("; optc_pass{k}\n{}", pass.asm.as_deref().unwrap_or("; (no disassembly)"));
                     } else {
-                        outln!("{}", pass.clif);
+                        outln!("{}", pass.clif.as_deref().unwrap_or("; (no listing)"));
                     }
                 }
             }

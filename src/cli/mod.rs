@@ -97,13 +97,15 @@ struct Loaded {
 }
 
 /// Checks `text` (named `name`) against the standard library, its last expression expected to
-/// be `expect`; prints the diagnostics and refuses the file if any is an error.
+/// be `expect`; prints the diagnostics and refuses the file if any is an error. For commands
+/// that go on to compile the file: the JIT gets ready meanwhile ([`crate::jit::prepare`]).
 fn check_text(
     name: String,
     text: String,
     stdlib_dir: Option<&std::path::Path>,
     expect: crate::check::Expect,
 ) -> Result<Loaded, String> {
+    crate::jit::prepare();
     let mut sources = sources_with_stdlib(stdlib_dir)?;
     let id = sources.add(name.clone(), text, false);
     let checked = crate::check::check_as(&sources, Some(id), expect);

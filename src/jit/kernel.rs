@@ -20,8 +20,10 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I64};
 use cranelift_codegen::ir::{AbiParam, Block, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, UserFuncName, Value};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_codegen::control::ControlPlane;
+use cranelift_codegen::isa::TargetIsa;
 use cranelift_jit::JITModule;
-use cranelift_module::{FuncId, Linkage, Module};
+use cranelift_module::{FuncId, Linkage, Module, ModuleReloc};
 
 use super::clif::Comments;
 use super::lower::{Fx, Width, identity};
@@ -39,13 +41,44 @@ const STEP: i64 = UNROLL * VECTOR;
 const ACCS: usize = LANES / VECTOR as usize;
 const _: () = assert!((STEP as usize).is_multiple_of(LANES) && LANES.is_multiple_of(VECTOR as usize));
 
-/// A kernel defined in the module, with what the runtime needs to call it.
+/// A kernel's function, built and declared in the module (not yet compiled), with what the
+/// runtime needs to call it.
 pub struct Built {
     pub id: FuncId,
+    /// Holds the function; after [`Built::compile`], its machine code too.
+    pub ctx: Context,
     pub programs: Vec<ProgramInfo>,
     pub stride: usize,
-    pub clif: String,
-    pub asm: Option<String>,
+    /// The function's annotated Cranelift IR, when asked for.
+    pub clif: Option<String>,
+    /// Which pass of the plan.
+    pub index: usize,
+}
+
+impl Built {
+    /// Compiles the function to machine code (keeping its disassembly with `disasm`). Needs no
+    /// module, so kernels compile in parallel.
+    pub fn compile(&mut self, isa: &dyn TargetIsa, disasm: bool) -> Result<(), JitError> {
+        self.ctx.set_disasm(disasm);
+        match self.ctx.compile(isa, &mut ControlPlane::default()) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let message = format!("{:?}", e.inner);
+                Err(JitError::Codegen { pass: self.index, message, clif: self.ctx.func.display().to_string() })
+            }
+        }
+    }
+
+    /// Defines the compiled function in `module`; returns its disassembly, if kept.
+    pub fn define(&self, module: &mut JITModule) -> Result<Option<String>, JitError> {
+        let code = self.ctx.compiled_code().ok_or_else(|| JitError::Module(format!("pass {} was not compiled", self.index)))?;
+        let relocs: Vec<ModuleReloc> =
+            code.buffer.relocs().iter().map(|r| ModuleReloc::from_mach_reloc(r, &self.ctx.func, self.id)).collect();
+        module
+            .define_function_bytes(self.id, u64::from(code.buffer.alignment), code.code_buffer(), &relocs)
+            .map_err(|e| JitError::Module(e.to_string()))?;
+        Ok(code.vcode.clone())
+    }
 }
 
 /// Where an operand of an element computation comes from.
@@ -139,15 +172,16 @@ fn analyse(graph: &Graph, program: &GroupProgram) -> Program {
     Program { info, nodes, reductions, writes }
 }
 
-/// Builds and defines the kernel of pass `index`.
+/// Builds the kernel of pass `index` as a function declared in `module`, checked by
+/// Cranelift's verifier; with `listing`, keeps its annotated IR.
 pub fn build(
     module: &mut JITModule,
-    ctx: &mut Context,
     fctx: &mut FunctionBuilderContext,
     math: &Math,
     graph: &Graph,
     pass: &Pass,
     index: usize,
+    listing: bool,
 ) -> Result<Built, JitError> {
     let programs: Vec<Program> = pass.programs.iter().map(|p| analyse(graph, p)).collect();
     let stride = programs.iter().map(|p| p.reductions.len()).max().unwrap_or(0);
@@ -158,6 +192,7 @@ pub fn build(
     }
     let name = format!("optc_pass{index}");
     let id = module.declare_function(&name, Linkage::Local, &sig).map_err(|e| JitError::Module(e.to_string()))?;
+    let mut ctx = module.make_context();
     ctx.func.signature = sig;
     ctx.func.name = UserFuncName::user(0, id.as_u32());
     let mut comments = Comments::default();
@@ -169,16 +204,13 @@ pub fn build(
         let config = fx.module().target_config();
         fx.bcx.finalize(config);
     }
-    let clif = comments.write(&ctx.func, &name);
     if let Err(e) = cranelift_codegen::verify_function(&ctx.func, module.isa()) {
         let message = cranelift_codegen::print_errors::pretty_verifier_error(&ctx.func, None, e);
-        return Err(JitError::Codegen { pass: index, message, clif });
+        return Err(JitError::Codegen { pass: index, message, clif: comments.write(&ctx.func, &name) });
     }
-    module.define_function(id, ctx).map_err(|e| JitError::Codegen { pass: index, message: format!("{e:?}"), clif: clif.clone() })?;
-    let asm = ctx.compiled_code().and_then(|c| c.vcode.clone());
-    module.clear_context(ctx);
+    let clif = listing.then(|| comments.write(&ctx.func, &name));
     let programs = programs.into_iter().map(|p| p.info).collect();
-    Ok(Built { id, programs, stride, clif, asm })
+    Ok(Built { id, ctx, programs, stride, clif, index })
 }
 
 /// Memory of the kernel's arguments: never trapping, not necessarily aligned beyond 4 bytes.

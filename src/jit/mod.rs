@@ -5,8 +5,7 @@
 //! runtime combines in block order with the interpreter's own code. Uniform and per-leaf values
 //! are computed outside, once per step, and come in as each task's row of inputs.
 //!
-//! The recipe of [`compile`] is cranelift-jit-demo's: for each pass, build the function
-//! (`kernel::build`), declare it, define it, clear the context; then finalize all of them.
+//! [`compile_with`] says how the kernels are built, compiled and defined.
 //!
 //! Architecture invariants:
 //! - The crate's only `unsafe` lives here: [`CompiledStep::run_pass`] checks every index the
@@ -27,10 +26,12 @@ mod math;
 mod pool;
 
 use std::fmt;
+use std::sync::OnceLock;
 
+use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{Module, default_libcall_names};
+use cranelift_module::default_libcall_names;
 
 use crate::arena::Arena;
 use crate::ir::plan::{BLOCK, LANES, Plan};
@@ -99,9 +100,10 @@ pub struct CompiledPass {
     pub programs: Vec<ProgramInfo>,
     /// Reductions per task in the partials array (each takes `LANES` floats).
     pub stride: usize,
-    /// The function's Cranelift IR, annotated with the step IR it comes from.
-    pub clif: String,
-    /// The machine code as Cranelift's disassembly (when compiled with `disasm`).
+    /// The function's Cranelift IR, annotated with the step IR it comes from (when compiled
+    /// with [`Listing::clif`]).
+    pub clif: Option<String>,
+    /// The machine code as Cranelift's disassembly (when compiled with [`Listing::asm`]).
     pub asm: Option<String>,
 }
 
@@ -197,49 +199,100 @@ impl std::error::Error for RunError {}
 
 /// Compiles every pass of `plan` (a plan of `graph`) to a kernel.
 pub fn compile(graph: &Graph, plan: &Plan) -> Result<CompiledStep, JitError> {
-    compile_with(graph, plan, false)
+    compile_with(graph, plan, Listing::default())
 }
 
-/// As [`compile`]; with `disasm`, each pass keeps the disassembly of its machine code.
-pub fn compile_with(graph: &Graph, plan: &Plan, disasm: bool) -> Result<CompiledStep, JitError> {
-    let mut flags = settings::builder();
-    let set = |flags: &mut settings::Builder, name: &str, value: &str| {
-        flags.set(name, value).map_err(|e| JitError::Host(format!("setting {name}: {e}")))
-    };
-    set(&mut flags, "opt_level", "speed")?;
-    set(&mut flags, "use_colocated_libcalls", "false")?;
-    set(&mut flags, "is_pic", "false")?;
-    set(&mut flags, "enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
-    let isa = cranelift_native::builder()
-        .map_err(|e| JitError::Host(e.to_string()))?
-        .finish(settings::Flags::new(flags))
-        .map_err(|e| JitError::Host(e.to_string()))?;
-    let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
+/// What [`compile_with`] keeps of each pass for a person to read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Listing {
+    /// The annotated Cranelift IR ([`CompiledPass::clif`]).
+    pub clif: bool,
+    /// The disassembly ([`CompiledPass::asm`]).
+    pub asm: bool,
+}
+
+/// As [`compile`], keeping the listings asked for.
+///
+/// The recipe is cranelift-jit-demo's (build each function, define it, finalize all), except
+/// that the functions are compiled to machine code in parallel, one thread per pass up to the
+/// number of cores, between building and defining.
+pub fn compile_with(graph: &Graph, plan: &Plan, listing: Listing) -> Result<CompiledStep, JitError> {
+    let isa = host_isa()?;
+    let mut builder = JITBuilder::with_isa(isa.clone(), default_libcall_names());
     math::register(&mut builder);
     let mut module = JITModule::new(builder);
     let math = math::declare(&mut module)?;
-    let mut ctx = module.make_context();
     let mut fctx = cranelift_frontend::FunctionBuilderContext::new();
-    let mut built = Vec::new();
+    let mut built = Vec::with_capacity(plan.passes.len());
     for (index, pass) in plan.passes.iter().enumerate() {
-        // Set for every pass: clearing the context after one resets it.
-        ctx.set_disasm(disasm);
-        let kernel = kernel::build(&mut module, &mut ctx, &mut fctx, &math, graph, pass, index)?;
-        built.push(kernel);
+        built.push(kernel::build(&mut module, &mut fctx, &math, graph, pass, index, listing.clif)?);
+    }
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(built.len()).max(1);
+    let compile_share = |share: &mut [kernel::Built]| share.iter_mut().try_for_each(|k| k.compile(&*isa, listing.asm));
+    std::thread::scope(|scope| {
+        // Thread `k` compiles the `k`-th run of kernels; this thread the first.
+        let size = built.len().div_ceil(threads).max(1);
+        let mut shares = built.chunks_mut(size);
+        let first = shares.next();
+        let others: Vec<_> = shares.map(|share| scope.spawn(move || compile_share(share))).collect();
+        first.map_or(Ok(()), compile_share)?;
+        others.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(JitError::Module("a compiling thread panicked".into()))))
+    })?;
+    let mut asm = Vec::with_capacity(built.len());
+    for kernel in &built {
+        asm.push(kernel.define(&mut module)?);
     }
     module.finalize_definitions().map_err(|e| JitError::Module(e.to_string()))?;
     let passes = built
         .into_iter()
-        .map(|k| {
+        .zip(asm)
+        .map(|(k, asm)| {
             let code = module.get_finalized_function(k.id);
             // SAFETY: `code` is the finalized function `kernel::build` defined with exactly the
             // signature of `KernelFn` (five pointer-sized integers, the ISA's C calling
             // convention, no returns).
             let kernel = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
-            CompiledPass { kernel, programs: k.programs, stride: k.stride, clif: k.clif, asm: k.asm }
+            CompiledPass { kernel, programs: k.programs, stride: k.stride, clif: k.clif, asm }
         })
         .collect();
     Ok(CompiledStep { passes, module: Some(module) })
+}
+
+/// Starts, on a thread of its own, what the first [`compile`] of a process would otherwise do
+/// on the way: detecting the host and making the first code (paging in the code generator and
+/// the JIT's memory), by compiling an empty pass. A command that is about to check a file and
+/// then compile it calls this first, so the work overlaps the front end. Does nothing after
+/// the first call.
+pub fn prepare() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let warm_up = || {
+            let plan = Plan { passes: vec![crate::ir::plan::Pass::default()], ..Plan::default() };
+            // A failure here is met again, and reported, by the compile that needs the code.
+            let _ = compile(&Graph::default(), &plan);
+        };
+        // If no thread can be started, the first compile does this work itself.
+        let _ = std::thread::Builder::new().name("optc-jit-prepare".into()).spawn(warm_up);
+    });
+}
+
+/// The host's instruction set with optc's settings, made once per process (detecting the CPU's
+/// features and building the settings takes a good part of a millisecond).
+fn host_isa() -> Result<OwnedTargetIsa, JitError> {
+    static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
+    let made = ISA.get_or_init(|| {
+        let mut flags = settings::builder();
+        for (name, value) in [
+            ("opt_level", "speed"),
+            ("use_colocated_libcalls", "false"),
+            ("is_pic", "false"),
+            ("enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" }),
+        ] {
+            flags.set(name, value).map_err(|e| format!("setting {name}: {e}"))?;
+        }
+        cranelift_native::builder()?.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
+    });
+    made.clone().map_err(JitError::Host)
 }
 
 impl CompiledStep {
