@@ -1,8 +1,14 @@
 //! Embeds every `stdlib/*.opt` file in the binary: writes a list of `(name, include_str!)`
-//! pairs that `src/stdlib.rs` includes, so adding a file to `stdlib/` needs no code change.
+//! pairs that `src/stdlib.rs` includes, so adding a file to `stdlib/` needs no code change,
+//! and the index of their top-level items (found by the compiler's own lexical scan), so that
+//! a compile finds the definitions it needs without reading the whole library.
 
 use std::fmt::Write;
 use std::path::Path;
+
+#[allow(dead_code)]
+#[path = "src/syntax/scan.rs"]
+mod scan;
 
 fn main() {
     println!("cargo:rerun-if-changed=stdlib");
@@ -18,16 +24,29 @@ fn main() {
         })
         .unwrap_or_default();
     names.sort();
-    let mut out = String::from("&[\n");
-    for name in &names {
+    let mut files = String::from("&[\n");
+    let mut items = String::from("&[\n");
+    for (index, name) in names.iter().enumerate() {
         let path = dir.join(name);
         println!("cargo:rerun-if-changed={}", path.display());
-        let _ = writeln!(out, "    (\"stdlib/{name}\", include_str!({:?})),", path.display().to_string());
+        let _ = writeln!(files, "    (\"stdlib/{name}\", include_str!({:?})),", path.display().to_string());
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", path.display())));
+        for item in scan::items(&text) {
+            let (start, end) = (item.range.start, item.range.end);
+            let _ = writeln!(items, "    Item {{ file: {index}, name: {:?}, range: {start}..{end} }},", item.name);
+        }
     }
-    out.push(']');
+    files.push(']');
+    items.push(']');
     let out_dir = std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into());
-    if let Err(e) = std::fs::write(Path::new(&out_dir).join("stdlib_files.rs"), out) {
-        println!("cargo:warning=cannot write the stdlib list: {e}");
-        std::process::exit(1);
+    for (file, text) in [("stdlib_files.rs", files), ("stdlib_items.rs", items)] {
+        if let Err(e) = std::fs::write(Path::new(&out_dir).join(file), text) {
+            fail(&format!("cannot write {file}: {e}"));
+        }
     }
+}
+
+fn fail(message: &str) -> ! {
+    println!("cargo:warning={message}");
+    std::process::exit(1);
 }

@@ -50,11 +50,13 @@ pub use check::Program;
 pub use diagnostic::Diagnostic;
 pub use source::SourceMap;
 
-/// Checks `text` (named `name` in diagnostics) against the embedded standard library.
+/// Checks `text` (named `name` in diagnostics) against the embedded standard library, as
+/// `optc` does: [`check::check_needed`], so the program holds only the library definitions the
+/// text reaches when it checks clean.
 pub fn check_str(name: &str, text: &str) -> (SourceMap, check::Checked) {
     let mut sources = SourceMap::new();
     stdlib::load(&mut sources);
     let id = sources.add(name, text, false);
-    let checked = check::check(&sources, Some(id));
+    let checked = check::check_needed(&sources, id, check::Expect::Pipeline);
     (sources, checked)
 }

@@ -1,12 +1,27 @@
 //! The standard library: `stdlib/*.opt`, embedded in the binary and registered in the
 //! [`SourceMap`] like user files, so diagnostics can point into it.
 
+use std::ops::Range;
 use std::path::Path;
 
 use crate::source::SourceMap;
 
 /// `(name, text)` of every embedded standard library file, sorted by name.
 pub const FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/stdlib_files.rs"));
+
+/// Every top-level item of [`FILES`], in order, found at build time by the parser's own
+/// lexical scan (`build.rs`).
+pub const ITEMS: &[Item] = include!(concat!(env!("OUT_DIR"), "/stdlib_items.rs"));
+
+/// A top-level item of an embedded standard library file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    /// Which of [`FILES`].
+    pub file: usize,
+    pub name: &'static str,
+    /// Its text in the file, from its keyword to the next item's.
+    pub range: Range<usize>,
+}
 
 /// Adds the embedded standard library to `sources`.
 pub fn load(sources: &mut SourceMap) {

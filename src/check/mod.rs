@@ -14,6 +14,7 @@ pub mod consts;
 mod defs;
 pub mod eval;
 mod expr;
+mod needed;
 pub mod program;
 mod suggest;
 pub mod summary;
@@ -22,6 +23,7 @@ pub mod types;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+pub use needed::check_needed;
 pub use program::{DefId, DefKind, Definition, Program, Tx, Value};
 
 use crate::diagnostic::{self, Diagnostic};
@@ -46,7 +48,8 @@ impl Checked {
 pub enum Expect {
     /// A transform: the pipeline.
     Pipeline,
-    /// A schedule (or a number, a constant schedule), for `optc schedule`.
+    /// A schedule (or a number, a constant schedule), for `optc schedule`, which runs it
+    /// through the standard library's `scale_by_schedule`.
     Schedule,
 }
 
@@ -69,8 +72,12 @@ pub fn check_as(sources: &SourceMap, user: Option<FileId>, expect: Expect) -> Ch
             files.push((id, ast));
         }
     }
+    check_files(sources, &files, diagnostics, expect)
+}
 
-    let mut defs = defs::collect(&files, sources, &mut diagnostics);
+/// Checks the syntax trees `files` (standard library first), adding to `diagnostics`.
+fn check_files(sources: &SourceMap, files: &[(FileId, ast::File)], mut diagnostics: Vec<Diagnostic>, expect: Expect) -> Checked {
+    let mut defs = defs::collect(files, sources, &mut diagnostics);
     let by_name: HashMap<String, DefId> = defs.iter().enumerate().map(|(i, d)| (d.name.clone(), i)).collect();
     let reads: Vec<defs::Reads> = {
         let globals = body::Globals { defs: &defs, by_name: &by_name, instances: Default::default() };
@@ -91,7 +98,7 @@ pub fn check_as(sources: &SourceMap, user: Option<FileId>, expect: Expect) -> Ch
     let mut schedule = None;
     {
         let globals = body::Globals { defs: &defs, by_name: &by_name, instances: Default::default() };
-        for (id, file) in &files {
+        for (id, file) in files {
             let is_stdlib = sources.get(*id).is_some_and(|f| f.is_stdlib);
             let mut evaluator = eval::Evaluator::new(&globals, sources);
             let last_expr = file.items.iter().rposition(|i| matches!(i, ast::Item::Expr(_)));

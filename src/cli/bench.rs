@@ -197,13 +197,46 @@ struct Compile {
     program: crate::Program,
     sources: crate::SourceMap,
     /// Medians over `COMPILES` runs, in ms.
-    check_ms: f64,
-    instantiate_ms: f64,
-    plan_ms: f64,
-    jit_ms: f64,
-    total_ms: f64,
-    /// The first run's total, with cold caches.
-    first_ms: f64,
+    /// The median of each stage over the compiles, in milliseconds.
+    median: Stages,
+    /// The first compile's stages, with cold caches (the standard library not yet parsed).
+    first: Stages,
+}
+
+/// The milliseconds a compile spent in each stage.
+#[derive(Clone, Copy, Default)]
+struct Stages {
+    check: f64,
+    instantiate: f64,
+    plan: f64,
+    jit: f64,
+}
+
+impl Stages {
+    fn total(&self) -> f64 {
+        self.check + self.instantiate + self.plan + self.jit
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{:.2} ms: check {:.2}, instantiate {:.2}, plan {:.2}, jit {:.2}",
+            self.total(),
+            self.check,
+            self.instantiate,
+            self.plan,
+            self.jit
+        )
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "total_ms": self.total(),
+            "check_ms": self.check,
+            "instantiate_ms": self.instantiate,
+            "plan_ms": self.plan,
+            "jit_ms": self.jit,
+        })
+    }
 }
 
 /// Compiles `text` `COMPILES` times through parse and check, instantiate, plan and the JIT of
@@ -220,7 +253,7 @@ fn time_compile(name: String, text: String, stdlib_dir: Option<&std::path::Path>
         } else {
             let mut sources = super::sources_with_stdlib(stdlib_dir)?;
             let id = sources.add(name.clone(), text.clone(), false);
-            (crate::check::check_as(&sources, Some(id), Expect::Pipeline).program, sources)
+            (crate::check::check_needed(&sources, id, Expect::Pipeline).program, sources)
         };
         let checked = Instant::now();
         let ir = match instantiate::instantiate(&program, layout) {
@@ -240,17 +273,10 @@ fn time_compile(name: String, text: String, stdlib_dir: Option<&std::path::Path>
         kept.get_or_insert((program, sources));
     }
     let (program, sources) = kept.ok_or("nothing was compiled")?;
-    let stage = |f: &dyn Fn(&[f64; 4]) -> f64| median(runs.iter().map(f).collect());
-    Ok(Compile {
-        program,
-        sources,
-        check_ms: stage(&|r| r[0]),
-        instantiate_ms: stage(&|r| r[1]),
-        plan_ms: stage(&|r| r[2]),
-        jit_ms: stage(&|r| r[3]),
-        total_ms: stage(&|r| r.iter().sum()),
-        first_ms: runs.first().map_or(0.0, |r| r.iter().sum()),
-    })
+    let stage = |i: usize| median(runs.iter().map(|r| r[i]).collect());
+    let median = Stages { check: stage(0), instantiate: stage(1), plan: stage(2), jit: stage(3) };
+    let first = runs.first().map_or_else(Stages::default, |r| Stages { check: r[0], instantiate: r[1], plan: r[2], jit: r[3] });
+    Ok(Compile { program, sources, median, first })
 }
 
 /// Times the `TIMED` loops `run(0)`, `run(1)`, ... in `ROUNDS` rounds, each loop one after the
@@ -350,15 +376,8 @@ impl Report {
             plural(self.threads, "thread"),
             self.backend
         );
-        outln!(
-            "compile (source to machine code): {:.2} ms (median of {COMPILES}; first {:.2} ms): check {:.2}, instantiate {:.2}, plan {:.2}, jit {:.2}",
-            c.total_ms,
-            c.first_ms,
-            c.check_ms,
-            c.instantiate_ms,
-            c.plan_ms,
-            c.jit_ms
-        );
+        outln!("compile (source to machine code), first: {}", c.first.describe());
+        outln!("compile (source to machine code), median of {COMPILES}: {}", c.median.describe());
         outln!("setup (instantiate, compile, state and its initial values): {:.2} ms", self.setup_ms);
         outln!("medians of {ROUNDS} interleaved rounds:");
         outln!("  {:<32} {:>9} {:>7}", "", "ns/param", "GB/s");
@@ -397,12 +416,8 @@ impl Report {
             "backend": self.backend.to_string(),
             "isa": self.isa.name(),
             "rounds": ROUNDS,
-            "compile_ms": c.total_ms,
-            "compile_first_ms": c.first_ms,
-            "check_ms": c.check_ms,
-            "instantiate_ms": c.instantiate_ms,
-            "plan_ms": c.plan_ms,
-            "jit_ms": c.jit_ms,
+            "compile": c.median.json(),
+            "compile_first": c.first.json(),
             "setup_ms": self.setup_ms,
             "pipeline_ns_per_param": self.pipeline_ns,
             "pipeline_gbps": Report::gbps(self.bytes_per_param, self.pipeline_ns),

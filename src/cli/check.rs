@@ -47,7 +47,7 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
             }
         };
         let id = sources.add(name.clone(), text, false);
-        let checked = check::check(&sources, Some(id));
+        let checked = check::check_needed(&sources, id, check::Expect::Pipeline);
         diagnostic::emit_to_stderr(&checked.diagnostics, &sources);
         let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
         if errors > 0 {

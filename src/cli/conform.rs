@@ -151,7 +151,7 @@ pub fn run_case_with(path: &Path, stdlib_dir: Option<&Path>, backend: Backend) -
         Err(e) => return fail(&name, e),
     };
     let id = sources.add(format!("{name}.pipeline"), pipeline, false);
-    let checked = check::check(&sources, Some(id));
+    let checked = check::check_needed(&sources, id, check::Expect::Pipeline);
     if checked.has_errors() {
         let first = checked.diagnostics.iter().find(|d| d.is_error()).map(|d| d.message.clone()).unwrap_or_default();
         return fail(&name, format!("does not check: {first}"));

@@ -69,7 +69,7 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let checked = check::check(&sources, Some(id));
+    let checked = check::check_needed(&sources, id, check::Expect::Pipeline);
     diagnostic::emit_to_stderr(&checked.diagnostics, &sources);
     if checked.has_errors() {
         eprintln!("error: `{name}` does not check");

@@ -108,7 +108,7 @@ fn check_text(
     crate::jit::prepare();
     let mut sources = sources_with_stdlib(stdlib_dir)?;
     let id = sources.add(name.clone(), text, false);
-    let checked = crate::check::check_as(&sources, Some(id), expect);
+    let checked = crate::check::check_needed(&sources, id, expect);
     crate::diagnostic::emit_to_stderr(&checked.diagnostics, &sources);
     if checked.has_errors() {
         return Err(format!("`{name}` has errors"));
