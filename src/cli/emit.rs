@@ -89,7 +89,7 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
     }
     let plan = ir::plan::plan(&step_ir.graph, step_ir.groups.len(), ir::plan::step_outputs(&step_ir));
     if args.clif || args.asm {
-        match jit::compile_with(&step_ir.graph, &plan, jit::Listing { clif: args.clif, asm: args.asm }) {
+        match jit::compile_with(&step_ir.graph, &plan, jit::Listing { clif: args.clif, asm: args.asm, sources: Some(&sources) }) {
             Ok(compiled) => {
                 for (k, pass) in compiled.passes.iter().enumerate() {
                     if args.asm {

@@ -97,15 +97,14 @@ struct Loaded {
 }
 
 /// Checks `text` (named `name`) against the standard library, its last expression expected to
-/// be `expect`; prints the diagnostics and refuses the file if any is an error. For commands
-/// that go on to compile the file: the JIT gets ready meanwhile ([`crate::jit::prepare`]).
+/// be `expect`; prints the diagnostics and refuses the file if any is an error. (A command that
+/// goes on to compile the file calls [`crate::jit::prepare`] first.)
 fn check_text(
     name: String,
     text: String,
     stdlib_dir: Option<&std::path::Path>,
     expect: crate::check::Expect,
 ) -> Result<Loaded, String> {
-    crate::jit::prepare();
     let mut sources = sources_with_stdlib(stdlib_dir)?;
     let id = sources.add(name.clone(), text, false);
     let checked = crate::check::check_needed(&sources, id, expect);

@@ -102,6 +102,9 @@ pub fn run(args: &Args, stdlib_dir: Option<&Path>) -> ExitCode {
 
 fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String> {
     let (name, text) = super::read_input(&args.file)?;
+    if args.backend == Backend::Jit {
+        crate::jit::prepare();
+    }
     let super::Loaded { name, sources, checked, .. } = super::check_text(name, text, stdlib_dir, Expect::Pipeline)?;
     if checked.program.pipeline.is_none() {
         return Err(format!("`{name}` has no pipeline to train with (its last line should be one)"));

@@ -40,6 +40,7 @@ fn evaluate(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String> {
     let path = PathBuf::from(&args.schedule);
     let is_file = args.schedule.ends_with(".opt") || path.is_file() || args.schedule == "-";
     let (name, text) = if is_file { super::read_input(&path)? } else { ("<schedule>".to_string(), args.schedule.clone()) };
+    crate::jit::prepare();
     let super::Loaded { name, sources, id, checked } = super::check_text(name, text, stdlib_dir, Expect::Schedule)?;
     let Some(schedule) = checked.program.schedule.clone() else {
         return Err(format!("`{name}` has no schedule (its last line should be one)"));

@@ -115,7 +115,9 @@ impl<'g, F: Fn(SlotId) -> SlotId> Copy<'g, F> {
             Node::Merge(parts) => Node::Merge(parts.iter().map(|(g, x)| (g.clone(), self.node(*x))).collect()),
             other => other.clone(),
         };
+        let outer = self.to.set_origin(self.from.origin(id));
         let copied = self.to.add(node, info.level, info.kind);
+        self.to.set_origin(outer);
         self.done.insert(id, copied);
         copied
     }

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::diagnostic::Diagnostic;
+use crate::source::Span;
 
 pub use groups::{GroupSet, Groups};
 pub use layout::{Layout, Leaf};
@@ -122,6 +123,11 @@ pub struct NodeInfo {
 pub struct Graph {
     pub nodes: Vec<NodeInfo>,
     dedup: HashMap<Node, NodeId>,
+    /// By node: the `.opt` statement it was first built for, if known (for listings only: it
+    /// takes no part in the graph's meaning or in finding equal nodes).
+    origins: Vec<Option<Span>>,
+    /// The origin of the nodes added from now on.
+    origin: Option<Span>,
 }
 
 impl Graph {
@@ -145,7 +151,19 @@ impl Graph {
         let id = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
         self.dedup.insert(node.clone(), id);
         self.nodes.push(NodeInfo { node, level, kind });
+        self.origins.push(self.origin);
         id
+    }
+
+    /// Sets the origin of the nodes added from now on (the statement being instantiated);
+    /// returns the one it replaces, to be put back.
+    pub fn set_origin(&mut self, origin: Option<Span>) -> Option<Span> {
+        std::mem::replace(&mut self.origin, origin)
+    }
+
+    /// The `.opt` statement node `id` was first built for, if known.
+    pub fn origin(&self, id: NodeId) -> Option<Span> {
+        self.origins.get(id as usize).copied().flatten()
     }
 
     pub fn constant(&mut self, s: Scalar) -> NodeId {

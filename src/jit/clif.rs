@@ -1,7 +1,9 @@
 //! Annotated Cranelift IR for `optc emit --clif`: each group of instructions is preceded by the
-//! step IR node it computes, as rustc_codegen_cranelift's `CommentWriter` does.
+//! step IR node it computes, and each run of nodes by the `.opt` statement they come from, as
+//! rustc_codegen_cranelift's `CommentWriter` does.
 //!
 //! ```text
+//!     ; stdlib/adam.opt:61: mu = update_moment(g, mu, b1, 1)
 //!     ; %8 = add %5, %7 : per-element f32
 //!     v61 = fadd v57, v60
 //! ```
@@ -14,14 +16,39 @@ use cranelift_codegen::ir::{Block, Function, Inst, Value};
 use cranelift_codegen::write::{FuncWriter, PlainWriter, decorate_function};
 
 use super::lower::Fx;
+use crate::source::{SourceMap, Span};
 
 /// Comments on instructions, by the number of instructions made before them.
 #[derive(Default)]
-pub struct Comments {
+pub struct Comments<'s> {
     at: Vec<(usize, String)>,
+    /// The sources the step IR came from, to quote the `.opt` statement of each node.
+    sources: Option<&'s SourceMap>,
+    /// The statement quoted last: a run of nodes from one statement quotes it once.
+    quoted: Option<Span>,
 }
 
-impl Comments {
+impl<'s> Comments<'s> {
+    /// Comments that quote the `.opt` statements of `sources` (if given) above their nodes.
+    pub fn new(sources: Option<&'s SourceMap>) -> Comments<'s> {
+        Comments { at: Vec::new(), sources, quoted: None }
+    }
+
+    /// Quotes the statement at `origin` on the first instruction made since `mark`, unless it
+    /// was the last one quoted: `; stdlib/adam.opt:61: mu = update_moment(g, mu, b1, 1)`.
+    pub fn quote(&mut self, fx: &Fx, mark: usize, origin: Option<Span>) {
+        let (Some(sources), Some(span)) = (self.sources, origin) else { return };
+        if self.quoted == Some(span) || fx.bcx.func.dfg.num_insts() <= mark {
+            return;
+        }
+        let Some(file) = sources.get(span.file) else { return };
+        let line = file.line_index(span.start as usize) + 1;
+        let text = sources.slice(span).lines().next().unwrap_or("").trim();
+        let more = if sources.slice(span).trim_end().contains('\n') { " ..." } else { "" };
+        self.at.push((mark, format!("{}:{line}: {text}{more}", file.name)));
+        self.quoted = Some(span);
+    }
+
     /// The position of the next instruction `fx` makes.
     pub fn mark(&self, fx: &Fx) -> usize {
         fx.bcx.func.dfg.num_insts()
@@ -34,10 +61,11 @@ impl Comments {
         }
     }
 
-    /// A comment on the next instruction `fx` makes.
+    /// A comment on the next instruction `fx` makes; the next node quotes its statement again.
     pub fn note(&mut self, fx: &Fx, text: String) {
         let mark = self.mark(fx);
         self.at.push((mark, text));
+        self.quoted = None;
     }
 
     /// `func` as text, with the comments.

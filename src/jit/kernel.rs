@@ -28,7 +28,7 @@ use cranelift_module::{FuncId, Linkage, Module, ModuleReloc};
 use super::clif::Comments;
 use super::lower::{Fx, Width, identity};
 use super::math::Math;
-use super::{JitError, ProgramInfo, Stream, Task};
+use super::{JitError, Listing, ProgramInfo, Stream, Task};
 use crate::ir::plan::{GroupProgram, LANES, Pass, Target, resolve};
 use crate::ir::{Graph, Level, Node, NodeId, Reduce};
 
@@ -173,7 +173,7 @@ fn analyse(graph: &Graph, program: &GroupProgram) -> Program {
 }
 
 /// Builds the kernel of pass `index` as a function declared in `module`, checked by
-/// Cranelift's verifier; with `listing`, keeps its annotated IR.
+/// Cranelift's verifier; keeps its annotated IR if `listing` asks for it.
 pub fn build(
     module: &mut JITModule,
     fctx: &mut FunctionBuilderContext,
@@ -181,7 +181,7 @@ pub fn build(
     graph: &Graph,
     pass: &Pass,
     index: usize,
-    listing: bool,
+    listing: Listing,
 ) -> Result<Built, JitError> {
     let programs: Vec<Program> = pass.programs.iter().map(|p| analyse(graph, p)).collect();
     let stride = programs.iter().map(|p| p.reductions.len()).max().unwrap_or(0);
@@ -195,7 +195,7 @@ pub fn build(
     let mut ctx = module.make_context();
     ctx.func.signature = sig;
     ctx.func.name = UserFuncName::user(0, id.as_u32());
-    let mut comments = Comments::default();
+    let mut comments = Comments::new(listing.sources);
     {
         let bcx = FunctionBuilder::new(&mut ctx.func, fctx);
         let mut fx = Fx::new(bcx, module, math);
@@ -208,7 +208,7 @@ pub fn build(
         let message = cranelift_codegen::print_errors::pretty_verifier_error(&ctx.func, None, e);
         return Err(JitError::Codegen { pass: index, message, clif: comments.write(&ctx.func, &name) });
     }
-    let clif = listing.then(|| comments.write(&ctx.func, &name));
+    let clif = listing.clif.then(|| comments.write(&ctx.func, &name));
     let programs = programs.into_iter().map(|p| p.info).collect();
     Ok(Built { id, ctx, programs, stride, clif, index })
 }
@@ -513,6 +513,7 @@ fn elements(
             Elem::Broadcast(o) => b.get(fx, w, *o, &values),
         };
         if annotate {
+            comments.quote(fx, mark, graph.origin(*n));
             comments.attach(fx, mark, crate::ir::print::node_text(graph, *n));
         }
         values.insert(*n, v);

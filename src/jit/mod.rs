@@ -204,11 +204,14 @@ pub fn compile(graph: &Graph, plan: &Plan) -> Result<CompiledStep, JitError> {
 
 /// What [`compile_with`] keeps of each pass for a person to read.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Listing {
+pub struct Listing<'s> {
     /// The annotated Cranelift IR ([`CompiledPass::clif`]).
     pub clif: bool,
     /// The disassembly ([`CompiledPass::asm`]).
     pub asm: bool,
+    /// The sources the graph was instantiated from: the IR then quotes the `.opt` statement
+    /// each run of instructions comes from.
+    pub sources: Option<&'s crate::source::SourceMap>,
 }
 
 /// As [`compile`], keeping the listings asked for.
@@ -225,7 +228,7 @@ pub fn compile_with(graph: &Graph, plan: &Plan, listing: Listing) -> Result<Comp
     let mut fctx = cranelift_frontend::FunctionBuilderContext::new();
     let mut built = Vec::with_capacity(plan.passes.len());
     for (index, pass) in plan.passes.iter().enumerate() {
-        built.push(kernel::build(&mut module, &mut fctx, &math, graph, pass, index, listing.clif)?);
+        built.push(kernel::build(&mut module, &mut fctx, &math, graph, pass, index, listing)?);
     }
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(built.len()).max(1);
     let compile_share = |share: &mut [kernel::Built]| share.iter_mut().try_for_each(|k| k.compile(&*isa, listing.asm));

@@ -626,6 +626,10 @@ fn emit_clif_shows_the_annotated_kernel() {
     let lines: Vec<&str> = stdout.lines().map(str::trim).collect();
     let annotated = lines.windows(2).any(|w| w[0].starts_with("; %") && w[0].contains("= sqrt %") && w[1].contains("= sqrt v"));
     assert!(annotated, "no annotated sqrt in:\n{stdout}");
+    // Runs of nodes are headed by the `.opt` line they come from: Adam's denominator, with its
+    // square root, is written in stdlib/adam.opt.
+    let quoted = lines.windows(3).any(|w| w[0].starts_with("; stdlib/adam.opt:") && w[0].contains("sqrt(") && w[1].starts_with("; %"));
+    assert!(quoted, "no quoted `.opt` statement in:\n{stdout}");
 }
 
 // ---- Random pipelines ----

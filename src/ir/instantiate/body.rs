@@ -13,6 +13,7 @@ use crate::check::program::{DefAst, DefKind, Func, Schedule, Tx, Value};
 use crate::diagnostic::Diagnostic;
 use crate::ir::op::{Kind, Op, Scalar};
 use crate::ir::{Level, Named, Node, Reduce, SlotId};
+use crate::source::Span;
 use crate::syntax::ast::{self, ExprKind};
 
 mod call;
@@ -82,11 +83,28 @@ impl Frame {
     pub fn block(&mut self, inst: &mut Inst, block: &ast::Block) -> Option<IVal> {
         self.scopes.push(HashMap::new());
         for stmt in &block.stmts {
-            self.stmt(inst, stmt);
+            let span = match stmt {
+                ast::Stmt::Let(l) => Some(l.span),
+                ast::Stmt::Assign(a) => Some(a.span),
+                ast::Stmt::Expr(e) => Some(e.span),
+                ast::Stmt::For(_) | ast::Stmt::Assert { .. } | ast::Stmt::Reset(_) => None,
+            };
+            self.from_statement(inst, span, |this, inst| this.stmt(inst, stmt));
         }
-        let result = block.result.as_ref().map(|e| self.expr(inst, e));
+        let result = block.result.as_ref().map(|e| self.from_statement(inst, Some(e.span), |this, inst| this.expr(inst, e)));
         self.scopes.pop();
         result
+    }
+
+    /// Runs `f` with the nodes it builds marked as coming from the statement (or block result)
+    /// at `span`, for `emit --clif`. The innermost one wins, so a node is quoted with the line
+    /// that computes it, inside the inlined body of a `def` too.
+    fn from_statement<T>(&mut self, inst: &mut Inst, span: Option<Span>, f: impl FnOnce(&mut Self, &mut Inst) -> T) -> T {
+        let Some(span) = span else { return f(self, inst) };
+        let outer = inst.graph(self.which).set_origin(Some(span));
+        let out = f(self, inst);
+        inst.graph(self.which).set_origin(outer);
+        out
     }
 
     fn stmt(&mut self, inst: &mut Inst, stmt: &ast::Stmt) {
