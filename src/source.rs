@@ -113,7 +113,7 @@ mod tests {
     fn line_index_finds_the_line_of_an_offset() {
         let mut map = SourceMap::new();
         let id = map.add("a.opt", "ab\ncd\n\nef", false);
-        let file = map.get(id).unwrap();
+        let file = map.get(id).expect("the file just added");
         assert_eq!(file.line_starts(), &[0, 3, 6, 7]);
         assert_eq!(file.line_index(0), 0);
         assert_eq!(file.line_index(2), 0);

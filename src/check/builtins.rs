@@ -246,8 +246,8 @@ mod tests {
     #[test]
     fn reductions_lower_the_level() {
         let tensor = Typed::new(Ty::Float, Level::Element);
-        assert_eq!(check("norm", &[tensor.clone()]), Ok(Typed::new(Ty::Float, Level::Uniform)));
-        assert_eq!(check("leaf_norm", &[tensor.clone()]), Ok(Typed::new(Ty::Float, Level::Leaf)));
+        assert_eq!(check("norm", std::slice::from_ref(&tensor)), Ok(Typed::new(Ty::Float, Level::Uniform)));
+        assert_eq!(check("leaf_norm", std::slice::from_ref(&tensor)), Ok(Typed::new(Ty::Float, Level::Leaf)));
         assert_eq!(check("max", &[tensor.clone(), tensor.clone()]), Ok(tensor));
         assert!(check("norm", &[Typed::new(Ty::Float, Level::Uniform)]).is_err());
     }

@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn parses_and_sorts_leaves_bytewise() {
-        let layout = Layout::parse("dense.kernel:4x3, dense.bias:3, Scale:").unwrap();
+        let layout = Layout::parse("dense.kernel:4x3, dense.bias:3, Scale:").expect("a valid layout");
         let names: Vec<&str> = layout.leaves.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["Scale", "dense.bias", "dense.kernel"]);
         assert_eq!(layout.total(), 1 + 3 + 12);

@@ -362,9 +362,9 @@ mod tests {
     fn newline_ends_a_statement_but_not_a_bracketed_expression() {
         let file = parse_ok("def f(x: float) {\n    let y = x\n    -y\n}\n");
         let ast::Item::Def(def) = &file.items[0] else { panic!() };
-        let body = def.body.as_ref().unwrap();
+        let body = def.body.as_ref().expect("a body");
         assert_eq!(body.stmts.len(), 1);
-        assert!(matches!(body.result.as_ref().unwrap().kind, ast::ExprKind::Unary { .. }));
+        assert!(matches!(body.result.as_ref().expect("a result").kind, ast::ExprKind::Unary { .. }));
         let e = pipeline("f(1\n  - 2)");
         let ast::ExprKind::Call { args, .. } = e.kind else { panic!() };
         assert_eq!(args.len(), 1);

@@ -89,9 +89,9 @@ impl Frame {
                 ast::Stmt::Expr(e) => Some(e.span),
                 ast::Stmt::For(_) | ast::Stmt::Assert { .. } | ast::Stmt::Reset(_) => None,
             };
-            self.from_statement(inst, span, |this, inst| this.stmt(inst, stmt));
+            self.in_statement(inst, span, |this, inst| this.stmt(inst, stmt));
         }
-        let result = block.result.as_ref().map(|e| self.from_statement(inst, Some(e.span), |this, inst| this.expr(inst, e)));
+        let result = block.result.as_ref().map(|e| self.in_statement(inst, Some(e.span), |this, inst| this.expr(inst, e)));
         self.scopes.pop();
         result
     }
@@ -99,7 +99,7 @@ impl Frame {
     /// Runs `f` with the nodes it builds marked as coming from the statement (or block result)
     /// at `span`, for `emit --clif`. The innermost one wins, so a node is quoted with the line
     /// that computes it, inside the inlined body of a `def` too.
-    fn from_statement<T>(&mut self, inst: &mut Inst, span: Option<Span>, f: impl FnOnce(&mut Self, &mut Inst) -> T) -> T {
+    fn in_statement<T>(&mut self, inst: &mut Inst, span: Option<Span>, f: impl FnOnce(&mut Self, &mut Inst) -> T) -> T {
         let Some(span) = span else { return f(self, inst) };
         let outer = inst.graph(self.which).set_origin(Some(span));
         let out = f(self, inst);

@@ -98,7 +98,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
     let ctx = Ctx { domain: inst.groups.all(), flat: false, path: String::new() };
     let grad = inst.step.add(Node::Grad, Level::Element, Kind::F32);
     let out = inst.tx(tx, grad, &ctx);
-    let updates = inst.to_f32(IVal::Node(out), Which::Step);
+    let updates = inst.f32_node(IVal::Node(out), Which::Step);
     if inst.errors.iter().any(Diagnostic::is_error) {
         return Err(inst.errors);
     }
@@ -268,7 +268,7 @@ impl<'p> Inst<'p> {
                         },
                         Hyper::Schedule(s) => {
                             let v = self.schedule(s, IVal::Node(count_node), Which::Step, ctx);
-                            self.to_f32(v, Which::Step)
+                            self.f32_node(v, Which::Step)
                         }
                     };
                     self.injected.insert((*id, name.clone()), node);
@@ -298,7 +298,7 @@ impl<'p> Inst<'p> {
         if parts.windows(2).all(|w| w[0].1 == w[1].1) {
             return parts[0].1;
         }
-        let nodes: Vec<NodeId> = parts.iter().map(|(_, n)| self.to_f32(IVal::Node(*n), Which::Step)).collect();
+        let nodes: Vec<NodeId> = parts.iter().map(|(_, n)| self.f32_node(IVal::Node(*n), Which::Step)).collect();
         let level = nodes.iter().map(|n| self.step.level(*n)).max().unwrap_or(Level::Element);
         let parts = parts.into_iter().zip(nodes).map(|((g, _), n)| (g, n)).collect();
         self.step.add(Node::Merge(parts), level, Kind::F32)
@@ -409,7 +409,7 @@ impl<'p> Inst<'p> {
         frame.bind(&update.input.name, IVal::Node(input));
         let out = frame.block(self, &update.body);
         match out {
-            Some(v) => self.to_f32(v, Which::Step),
+            Some(v) => self.f32_node(v, Which::Step),
             None => input,
         }
     }

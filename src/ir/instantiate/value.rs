@@ -24,7 +24,7 @@ pub enum IVal {
 
 impl Inst<'_> {
     /// The value as a node of `which`, or `None` (reported) if it is not a scalar.
-    pub fn to_node(&mut self, v: IVal, which: Which) -> Option<NodeId> {
+    pub fn node_for(&mut self, v: IVal, which: Which) -> Option<NodeId> {
         let g = self.graph(which);
         match v {
             IVal::Node(n) => Some(n),
@@ -75,7 +75,7 @@ impl Inst<'_> {
     }
 
     /// The value as a float32 node.
-    pub fn to_f32(&mut self, v: IVal, which: Which) -> NodeId {
+    pub fn f32_node(&mut self, v: IVal, which: Which) -> NodeId {
         let v = self.convert(v, Kind::F32, which);
         self.node_of(v, which, Kind::F32)
     }
@@ -83,7 +83,7 @@ impl Inst<'_> {
     /// The value as a node, converted to `kind`.
     pub fn node_of(&mut self, v: IVal, which: Which, kind: Kind) -> NodeId {
         let v = self.convert(v, kind, which);
-        match self.to_node(v, which) {
+        match self.node_for(v, which) {
             Some(n) => n,
             None => self.graph(which).constant(Scalar::F32(0.0)),
         }
@@ -112,11 +112,11 @@ impl Inst<'_> {
         if op == BinaryOp::Pow
             && let IVal::Const(Value::Int(n)) = r
             && n.abs() <= 64
-            && let Some(x) = self.to_node(l.clone(), which)
+            && let Some(x) = self.node_for(l.clone(), which)
         {
             return IVal::Node(self.integer_pow(x, n, which));
         }
-        let (Some(a), Some(b)) = (self.to_node(l, which), self.to_node(r, which)) else {
+        let (Some(a), Some(b)) = (self.node_for(l, which), self.node_for(r, which)) else {
             return IVal::Const(Value::Float(0.0));
         };
         IVal::Node(self.binary_nodes(op, a, b, which))
@@ -127,7 +127,7 @@ impl Inst<'_> {
         let (ka, kb) = (self.graph(which).kind(a), self.graph(which).kind(b));
         let both_int = ka == Kind::I32 && kb == Kind::I32;
         let both_bool = ka == Kind::Bool && kb == Kind::Bool;
-        let as_f32 = |this: &mut Self, n: NodeId| this.to_f32(IVal::Node(n), which);
+        let as_f32 = |this: &mut Self, n: NodeId| this.f32_node(IVal::Node(n), which);
         let (op, a, b) = match op {
             BinaryOp::And | BinaryOp::Or => {
                 let o = if op == BinaryOp::And { Op::And } else { Op::Or };
@@ -165,7 +165,7 @@ impl Inst<'_> {
 
     /// `x ^ n` by repeated squaring, in the order of JAX's `integer_pow`.
     fn integer_pow(&mut self, x: NodeId, n: i64, which: Which) -> NodeId {
-        let mut x = self.to_f32(IVal::Node(x), which);
+        let mut x = self.f32_node(IVal::Node(x), which);
         if n == 0 {
             return self.graph(which).constant(Scalar::F32(1.0));
         }
@@ -199,7 +199,7 @@ impl Inst<'_> {
             (UnaryOp::Neg, IVal::Const(Value::Float(x))) => IVal::Const(Value::Float(-x)),
             (UnaryOp::Not, IVal::Const(Value::Bool(b))) => IVal::Const(Value::Bool(!b)),
             (op, v) => {
-                let Some(n) = self.to_node(v, which) else { return IVal::Const(Value::Float(0.0)) };
+                let Some(n) = self.node_for(v, which) else { return IVal::Const(Value::Float(0.0)) };
                 let o = if op == UnaryOp::Not { Op::Not } else { Op::Neg };
                 IVal::Node(self.op(which, o, &[n]))
             }
@@ -221,7 +221,7 @@ impl Inst<'_> {
                 xs.into_iter().zip(ys).map(|(x, y)| self.select(c.clone(), x, y, which)).collect(),
             ),
             (a, b) => {
-                let Some(c) = self.to_node(c, which) else { return a };
+                let Some(c) = self.node_for(c, which) else { return a };
                 let kind_of = |this: &mut Self, v: &IVal| match v {
                     IVal::Node(n) => this.graph(which).kind(*n),
                     IVal::Const(Value::Int(_)) => Kind::I32,

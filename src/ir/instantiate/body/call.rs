@@ -54,7 +54,7 @@ impl Frame {
             Some(ast::Arg::Positional(e)) => self.expr(inst, e),
             _ => IVal::Const(Value::Float(0.0)),
         };
-        let input = inst.to_f32(input, Which::Step);
+        let input = inst.f32_node(input, Which::Step);
         let name = match &callee.kind {
             ExprKind::Name(n) => n.clone(),
             _ => "inner".into(),
@@ -157,13 +157,13 @@ impl Frame {
         }
         let mut nodes = Vec::new();
         for a in args {
-            match inst.to_node(a, which) {
+            match inst.node_for(a, which) {
                 Some(n) => nodes.push(n),
                 None => return IVal::Const(Value::Float(0.0)),
             }
         }
         let f32s = |inst: &mut Inst, nodes: &[u32]| -> Vec<u32> {
-            nodes.iter().map(|n| inst.to_f32(IVal::Node(*n), which)).collect()
+            nodes.iter().map(|n| inst.f32_node(IVal::Node(*n), which)).collect()
         };
         let unary = |inst: &mut Inst, op: Op, nodes: &[u32]| {
             let a = f32s(inst, nodes);
@@ -182,7 +182,7 @@ impl Frame {
             ("ceil", _) => unary(inst, Op::Ceil, &nodes),
             ("isfinite", _) => unary(inst, Op::IsFinite, &nodes),
             ("isnan", _) => unary(inst, Op::IsNan, &nodes),
-            ("float", _) => IVal::Node(inst.to_f32(IVal::Node(nodes[0]), which)),
+            ("float", _) => IVal::Node(inst.f32_node(IVal::Node(nodes[0]), which)),
             ("int", _) => IVal::Node(inst.op(which, Op::ToI32, &nodes[..1])),
             ("abs" | "sign", _) => {
                 let op = if name == "abs" { Op::Abs } else { Op::Sign };
@@ -207,10 +207,10 @@ impl Frame {
             ("all", _) => self.reduce(inst, true, Reduce::All, nodes[0]),
             ("any", _) => self.reduce(inst, true, Reduce::Any, nodes[0]),
             ("norm" | "leaf_norm", _) => {
-                let x = inst.to_f32(IVal::Node(nodes[0]), which);
+                let x = inst.f32_node(IVal::Node(nodes[0]), which);
                 let sq = inst.op(which, Op::Mul, &[x, x]);
                 let s = self.reduce(inst, name == "norm", Reduce::Sum, sq);
-                let s = inst.to_f32(s, which);
+                let s = inst.f32_node(s, which);
                 IVal::Node(inst.op(which, Op::Sqrt, &[s]))
             }
             ("dot" | "leaf_dot", _) => {
@@ -237,7 +237,7 @@ impl Frame {
     fn reduce(&mut self, inst: &mut Inst, global: bool, kind: Reduce, arg: u32) -> IVal {
         let which = self.which;
         let global = global || self.ctx.flat;
-        let arg = if matches!(kind, Reduce::All | Reduce::Any) { arg } else { inst.to_f32(IVal::Node(arg), which) };
+        let arg = if matches!(kind, Reduce::All | Reduce::Any) { arg } else { inst.f32_node(IVal::Node(arg), which) };
         let level = inst.graph(which).level(arg);
         // A uniform value is the same in every element.
         if level == Level::Uniform || (level == Level::Leaf && !global) {
