@@ -60,13 +60,12 @@ fn needed_files(sources: &SourceMap, user: FileId, expect: Expect) -> Option<Vec
         }
     }
 
-    let mut files = Vec::with_capacity(stdlib.len() + 1);
-    for (k, &(id, text)) in stdlib.iter().enumerate() {
-        let mut parsed = Vec::new();
-        for (item, _) in items.iter().zip(&needed).filter(|(item, needed)| **needed && item.file == k) {
-            parsed.extend(syntax::parse_items(id, text, item.range.clone())?.items);
-        }
-        files.push((id, ast::File { items: parsed }));
+    let reached: Vec<&crate::stdlib::Item> = items.iter().zip(&needed).filter(|(_, n)| **n).map(|(item, _)| item).collect();
+    let parts: Vec<_> = reached.iter().map(|item| (stdlib[item.file].0, stdlib[item.file].1, item.range.clone())).collect();
+    // `stdlib` is in the order of the embedded files, which `Item::file` counts in.
+    let mut files: Vec<(FileId, ast::File)> = stdlib.iter().map(|&(id, _)| (id, ast::File { items: Vec::new() })).collect();
+    for (item, parsed) in reached.iter().zip(syntax::parse_items(&parts)) {
+        files[item.file].1.items.extend(parsed?.items);
     }
     files.push((user, user_ast));
     Some(files)

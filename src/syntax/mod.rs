@@ -69,21 +69,7 @@ pub fn parse_cached(files: &[(FileId, &str)]) -> Vec<Parsed> {
     if missing.is_empty() {
         return found.into_iter().flatten().collect();
     }
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(missing.len());
-    // Thread `k` parses every `threads`-th missing file from the `k`-th on.
-    let share = |k: usize| -> Vec<(usize, Parsed)> {
-        missing.iter().skip(k).step_by(threads).map(|&i| (i, parse(files[i].0, files[i].1))).collect()
-    };
-    let fresh: Vec<(usize, Parsed)> = std::thread::scope(|scope| {
-        let share = &share;
-        let others: Vec<_> = (1..threads).map(|k| (k, std::thread::Builder::new().spawn_scoped(scope, move || share(k)))).collect();
-        let mut fresh = share(0);
-        for (k, handle) in others {
-            // A thread the system refused, or one that failed: its share is parsed here.
-            fresh.extend(handle.ok().and_then(|h| h.join().ok()).unwrap_or_else(|| share(k)));
-        }
-        fresh
-    });
+    let fresh: Vec<(usize, Parsed)> = in_parallel(&missing, |&i| (i, parse(files[i].0, files[i].1)));
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     if cache.len() + fresh.len() > ENTRIES {
         cache.clear();
@@ -95,35 +81,71 @@ pub fn parse_cached(files: &[(FileId, &str)]) -> Vec<Parsed> {
     found.into_iter().flatten().collect()
 }
 
-/// Parses the text of `text` in `range` (whole top-level items, see [`scan::items`]) as if it
-/// were a file of its own, with spans in `text`. `None` unless it parses without a single
-/// diagnostic: a caller who needs the diagnostics parses the whole file. Remembered for the
-/// life of the process, as [`parse_cached`] does for whole files.
-pub fn parse_items(file: FileId, text: &str, range: std::ops::Range<usize>) -> Option<ast::File> {
+/// Parses each part `(file, text, range)` (whole top-level items of `text`, see
+/// [`scan::items`]) as if it were a file of its own, with spans in `text`: `None` for a part
+/// that does not parse without a single diagnostic (a caller who needs the diagnostics parses
+/// the whole file). Remembered for the life of the process, as [`parse_cached`] does for whole
+/// files; parts not seen before are parsed in parallel.
+pub fn parse_items(parts: &[(FileId, &str, std::ops::Range<usize>)]) -> Vec<Option<ast::File>> {
     type Key = (FileId, usize, String);
     static CACHE: Mutex<Vec<(Key, Option<ast::File>)>> = Mutex::new(Vec::new());
     /// Enough for every item of the standard library.
     const ENTRIES: usize = 1024;
-    let part = text.get(range.clone())?;
-    let key = (file, range.start, part.to_string());
-    if let Some((_, parsed)) = CACHE.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| *k == key) {
-        return parsed.clone();
-    }
-    let parsed = (|| {
-        if check_nesting(file, part).is_some() {
-            return None;
-        }
-        let mut pairs = OptParser::parse(Rule::file, part).ok()?;
-        let mut lowerer = lower::Lowerer { file, source: text, base: range.start, diagnostics: Vec::new() };
-        let ast = lowerer.lower_file(pairs.next()?);
-        lowerer.diagnostics.is_empty().then_some(ast)
-    })();
+    let key = |(file, text, range): &(FileId, &str, std::ops::Range<usize>)| (*file, range.start, text.get(range.clone()).unwrap_or("").to_string());
+    let keys: Vec<Key> = parts.iter().map(key).collect();
+    let mut found: Vec<Option<Option<ast::File>>> = {
+        let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        keys.iter().map(|k| cache.iter().find(|(c, _)| c == k).map(|(_, parsed)| parsed.clone())).collect()
+    };
+    let missing: Vec<usize> = (0..parts.len()).filter(|&i| found[i].is_none()).collect();
+    let fresh = in_parallel(&missing, |&i| {
+        let (file, text, range) = &parts[i];
+        (i, parse_part(*file, text, range.clone()))
+    });
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if cache.len() >= ENTRIES {
+    if cache.len() + fresh.len() > ENTRIES {
         cache.clear();
     }
-    cache.push((key, parsed.clone()));
-    parsed
+    for (i, parsed) in fresh {
+        cache.push((keys[i].clone(), parsed.clone()));
+        found[i] = Some(parsed);
+    }
+    found.into_iter().map(Option::flatten).collect()
+}
+
+/// One part of [`parse_items`], not remembered.
+fn parse_part(file: FileId, text: &str, range: std::ops::Range<usize>) -> Option<ast::File> {
+    let part = text.get(range.clone())?;
+    if check_nesting(file, part).is_some() {
+        return None;
+    }
+    let mut pairs = OptParser::parse(Rule::file, part).ok()?;
+    let mut lowerer = lower::Lowerer { file, source: text, base: range.start, diagnostics: Vec::new() };
+    let ast = lowerer.lower_file(pairs.next()?);
+    lowerer.diagnostics.is_empty().then_some(ast)
+}
+
+/// `f` of each of `items`, in order, computed on up to one thread per core: each thread takes
+/// every `threads`-th item.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let share = |k: usize| -> Vec<R> { items.iter().skip(k).step_by(threads).map(&f).collect() };
+    let shares: Vec<Vec<R>> = std::thread::scope(|scope| {
+        let share = &share;
+        let others: Vec<_> = (1..threads).map(|k| (k, std::thread::Builder::new().spawn_scoped(scope, move || share(k)))).collect();
+        let mut shares = vec![share(0)];
+        for (k, handle) in others {
+            // A thread the system refused, or one that failed: its share is computed here.
+            shares.push(handle.ok().and_then(|h| h.join().ok()).unwrap_or_else(|| share(k)));
+        }
+        shares
+    });
+    // Deal the results back: item `i` is number `i / threads` of share `i % threads`.
+    let mut shares: Vec<std::vec::IntoIter<R>> = shares.into_iter().map(Vec::into_iter).collect();
+    (0..items.len()).filter_map(|i| shares[i % threads].next()).collect()
 }
 
 /// Reports brackets nested deeper than [`MAX_NESTING`], ignoring strings and comments.

@@ -100,7 +100,7 @@ fn each_item_of_the_standard_library_parses_alone_as_in_its_file() {
         assert!(diagnostics.is_empty(), "{} does not parse cleanly", file.name);
         let mut alone = Vec::new();
         while let Some(item) = items.next_if(|i| i.file == k) {
-            let parsed = optc::syntax::parse_items(id, &file.text, item.range.clone());
+            let parsed = optc::syntax::parse_items(&[(id, &file.text, item.range.clone())]).pop().flatten();
             let parsed = parsed.unwrap_or_else(|| panic!("{}: `{}` does not parse alone", file.name, item.name));
             alone.extend(parsed.items);
         }
