@@ -173,7 +173,7 @@ impl<'a> Files<'a> for SourceFiles<'a> {
     }
 
     fn source(&'a self, id: FileId) -> Result<&'a str, FilesError> {
-        self.0.get(id).map(|f| f.text.as_str()).ok_or(FilesError::FileMissing)
+        self.0.get(id).map(|f| &*f.text).ok_or(FilesError::FileMissing)
     }
 
     fn line_index(&'a self, id: FileId, byte_index: usize) -> Result<usize, FilesError> {

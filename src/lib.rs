@@ -56,7 +56,7 @@ pub use source::SourceMap;
 pub fn check_str(name: &str, text: &str) -> (SourceMap, check::Checked) {
     let mut sources = SourceMap::new();
     stdlib::load(&mut sources);
-    let id = sources.add(name, text, false);
+    let id = sources.add(name, text.to_string(), false);
     let checked = check::check_needed(&sources, id, check::Expect::Pipeline);
     (sources, checked)
 }

@@ -1,6 +1,7 @@
 //! Source files and spans. User files and the embedded standard library live in one
 //! [`SourceMap`], so a diagnostic about a user's call can point into `stdlib/` too.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// Identifies one file in a [`SourceMap`].
@@ -43,7 +44,8 @@ fn clamp_u32(n: usize) -> u32 {
 #[derive(Debug)]
 pub struct SourceFile {
     pub name: String,
-    pub text: String,
+    /// Borrowed for the embedded standard library (no copy), owned for the rest.
+    pub text: Cow<'static, str>,
     /// True for the embedded standard library.
     pub is_stdlib: bool,
     line_starts: Vec<usize>,
@@ -81,7 +83,7 @@ impl SourceMap {
     }
 
     /// Adds a file and returns its id.
-    pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>, is_stdlib: bool) -> FileId {
+    pub fn add(&mut self, name: impl Into<String>, text: impl Into<Cow<'static, str>>, is_stdlib: bool) -> FileId {
         let text = text.into();
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))

@@ -7,11 +7,11 @@ use std::path::Path;
 use crate::source::SourceMap;
 
 /// `(name, text)` of every embedded standard library file, sorted by name.
-pub const FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/stdlib_files.rs"));
+pub static FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/stdlib_files.rs"));
 
 /// Every top-level item of [`FILES`], in order, found at build time by the parser's own
 /// lexical scan (`build.rs`).
-pub const ITEMS: &[Item] = include!(concat!(env!("OUT_DIR"), "/stdlib_items.rs"));
+pub static ITEMS: &[Item] = include!(concat!(env!("OUT_DIR"), "/stdlib_items.rs"));
 
 /// A top-level item of an embedded standard library file.
 #[derive(Clone, Debug, PartialEq)]

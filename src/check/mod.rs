@@ -63,7 +63,7 @@ pub fn check(sources: &SourceMap, user: Option<FileId>) -> Checked {
 pub fn check_as(sources: &SourceMap, user: Option<FileId>, expect: Expect) -> Checked {
     let mut diagnostics = Vec::new();
     let mut files: Vec<(FileId, ast::File)> = Vec::new();
-    let stdlib: Vec<(FileId, &str)> = sources.files().filter(|(_, f)| f.is_stdlib).map(|(id, f)| (id, f.text.as_str())).collect();
+    let stdlib: Vec<(FileId, &str)> = sources.files().filter(|(_, f)| f.is_stdlib).map(|(id, f)| (id, &*f.text)).collect();
     let user = user.and_then(|id| sources.get(id).map(|f| (id, syntax::parse(id, &f.text))));
     let parsed = stdlib.iter().map(|(id, _)| *id).zip(syntax::parse_cached(&stdlib)).chain(user);
     for (id, (ast, mut errors)) in parsed {

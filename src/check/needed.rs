@@ -31,10 +31,12 @@ pub fn check_needed(sources: &SourceMap, user: FileId, expect: Expect) -> Checke
 /// The syntax trees of the standard library's reachable items and of `user`, or `None` if the
 /// smaller check cannot stand in for the whole one.
 fn needed_files(sources: &SourceMap, user: FileId, expect: Expect) -> Option<Vec<(FileId, ast::File)>> {
-    let stdlib: Vec<(FileId, &str)> = sources.files().filter(|(_, f)| f.is_stdlib).map(|(id, f)| (id, f.text.as_str())).collect();
-    // A standard library read from a directory is being worked on: check all of it.
+    let stdlib: Vec<(FileId, &str)> = sources.files().filter(|(_, f)| f.is_stdlib).map(|(id, f)| (id, &*f.text)).collect();
+    // A standard library read from a directory is being worked on: check all of it. The
+    // embedded one is registered without a copy, so it is recognised by where its text is.
     let embedded = crate::stdlib::FILES;
-    if stdlib.len() != embedded.len() || stdlib.iter().zip(embedded).any(|((_, text), (_, own))| text != own) {
+    let is_embedded = |text: &str, own: &str| std::ptr::eq(text, own);
+    if stdlib.len() != embedded.len() || stdlib.iter().zip(embedded).any(|((_, text), (_, own))| !is_embedded(text, own)) {
         return None;
     }
     let user_text = &sources.get(user)?.text;

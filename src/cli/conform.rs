@@ -150,7 +150,7 @@ pub fn run_case_with(path: &Path, stdlib_dir: Option<&Path>, backend: Backend) -
         Ok(s) => s,
         Err(e) => return fail(&name, e),
     };
-    let id = sources.add(format!("{name}.pipeline"), pipeline, false);
+    let id = sources.add(format!("{name}.pipeline"), pipeline.to_string(), false);
     let checked = check::check_needed(&sources, id, check::Expect::Pipeline);
     if checked.has_errors() {
         let first = checked.diagnostics.iter().find(|d| d.is_error()).map(|d| d.message.clone()).unwrap_or_default();

@@ -11,7 +11,7 @@ use crate::support::{conformance_dir, files_with_extension, is_shape_aware, root
 fn check_all(name: &str, text: &str) -> (SourceMap, check::Checked) {
     let mut sources = SourceMap::new();
     optc::stdlib::load(&mut sources);
-    let id = sources.add(name, text, false);
+    let id = sources.add(name, text.to_string(), false);
     let checked = check::check_as(&sources, Some(id), Expect::Pipeline);
     (sources, checked)
 }
