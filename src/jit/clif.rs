@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::fmt::{self, Write};
 
 use cranelift_codegen::entity::{EntityRef, SecondaryMap};
-use cranelift_codegen::ir::{Block, Function, Inst, Value};
+use cranelift_codegen::ir::{Block, Function, Inst, SourceLoc, Value};
 use cranelift_codegen::write::{FuncWriter, PlainWriter, decorate_function};
 
 use super::lower::Fx;
@@ -26,12 +26,30 @@ pub struct Comments<'s> {
     sources: Option<&'s SourceMap>,
     /// The statement quoted last: a run of nodes from one statement quotes it once.
     quoted: Option<Span>,
+    /// The statements given a source location, by location: the machine code's listing
+    /// quotes them.
+    locs: Vec<Span>,
 }
 
 impl<'s> Comments<'s> {
     /// Comments that quote the `.opt` statements of `sources` (if given) above their nodes.
     pub fn new(sources: Option<&'s SourceMap>) -> Comments<'s> {
-        Comments { at: Vec::new(), sources, quoted: None }
+        Comments { at: Vec::new(), sources, quoted: None, locs: Vec::new() }
+    }
+
+    /// The source location of instructions made for a node from the statement at `origin`.
+    pub fn srcloc(&mut self, origin: Option<Span>) -> SourceLoc {
+        let Some(span) = origin.filter(|_| self.sources.is_some()) else { return SourceLoc::default() };
+        let index = self.locs.iter().position(|&s| s == span).unwrap_or_else(|| {
+            self.locs.push(span);
+            self.locs.len() - 1
+        });
+        SourceLoc::new(u32::try_from(index).unwrap_or(u32::MAX))
+    }
+
+    /// The statement of each source location handed out, quoted (`file:line: text`).
+    pub fn quotes(&self) -> Vec<String> {
+        self.locs.iter().filter_map(|&span| self.sources.and_then(|s| quote(s, span))).collect()
     }
 
     /// Quotes the statement at `origin` on the first instruction made since `mark`, unless it
@@ -41,12 +59,10 @@ impl<'s> Comments<'s> {
         if self.quoted == Some(span) || fx.bcx.func.dfg.num_insts() <= mark {
             return;
         }
-        let Some(file) = sources.get(span.file) else { return };
-        let line = file.line_index(span.start as usize) + 1;
-        let text = sources.slice(span).lines().next().unwrap_or("").trim();
-        let more = if sources.slice(span).trim_end().contains('\n') { " ..." } else { "" };
-        self.at.push((mark, format!("{}:{line}: {text}{more}", file.name)));
-        self.quoted = Some(span);
+        if let Some(text) = quote(sources, span) {
+            self.at.push((mark, text));
+            self.quoted = Some(span);
+        }
     }
 
     /// The position of the next instruction `fx` makes.
@@ -81,6 +97,15 @@ impl<'s> Comments<'s> {
         }
         out
     }
+}
+
+/// The first line of the statement at `span`, with where it is: `file:line: text`.
+fn quote(sources: &SourceMap, span: Span) -> Option<String> {
+    let file = sources.get(span.file)?;
+    let line = file.line_index(span.start as usize) + 1;
+    let text = sources.slice(span).trim_end();
+    let more = if text.contains('\n') { " ..." } else { "" };
+    Some(format!("{}:{line}: {}{more}", file.name, text.lines().next().unwrap_or("").trim()))
 }
 
 struct Annotated<'a> {

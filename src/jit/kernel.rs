@@ -18,7 +18,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use cranelift_codegen::Context;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I64};
-use cranelift_codegen::ir::{AbiParam, Block, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, UserFuncName, Value};
+use cranelift_codegen::ir::{AbiParam, Block, InstBuilder, MemFlagsData, SourceLoc, StackSlotData, StackSlotKind, UserFuncName, Value};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::isa::TargetIsa;
@@ -51,33 +51,47 @@ pub struct Built {
     pub stride: usize,
     /// The function's annotated Cranelift IR, when asked for.
     pub clif: Option<String>,
+    /// The machine code's listing, when asked for (made by [`Built::compile`]).
+    pub asm: Option<String>,
+    /// The statement quoted for each source location of the function's instructions.
+    quotes: Vec<String>,
     /// Which pass of the plan.
     pub index: usize,
 }
 
 impl Built {
-    /// Compiles the function to machine code (keeping its disassembly with `disasm`). Needs no
-    /// module, so kernels compile in parallel.
-    pub fn compile(&mut self, isa: &dyn TargetIsa, disasm: bool) -> Result<(), JitError> {
-        self.ctx.set_disasm(disasm);
-        match self.ctx.compile(isa, &mut ControlPlane::default()) {
-            Ok(_) => Ok(()),
+    /// Compiles the function to machine code, and lists it if `asm`. Needs no module, so
+    /// kernels compile in parallel.
+    pub fn compile(&mut self, isa: &dyn TargetIsa, asm: bool) -> Result<(), JitError> {
+        // Cranelift's own listing, for hosts iced-x86 does not decode.
+        let x86 = cfg!(target_arch = "x86_64");
+        self.ctx.set_disasm(asm && !x86);
+        let code = match self.ctx.compile(isa, &mut ControlPlane::default()) {
+            Ok(code) => code,
             Err(e) => {
                 let message = format!("{:?}", e.inner);
-                Err(JitError::Codegen { pass: self.index, message, clif: self.ctx.func.display().to_string() })
+                return Err(JitError::Codegen { pass: self.index, message, clif: self.ctx.func.display().to_string() });
             }
+        };
+        if asm {
+            self.asm = if x86 {
+                let quote = |loc: SourceLoc| self.quotes.get(loc.bits() as usize).cloned();
+                Some(super::asm::listing(code.code_buffer(), code.buffer.get_srclocs_sorted(), quote))
+            } else {
+                code.vcode.clone()
+            };
         }
+        Ok(())
     }
 
-    /// Defines the compiled function in `module`; returns its disassembly, if kept.
-    pub fn define(&self, module: &mut JITModule) -> Result<Option<String>, JitError> {
+    /// Defines the compiled function in `module`.
+    pub fn define(&self, module: &mut JITModule) -> Result<(), JitError> {
         let code = self.ctx.compiled_code().ok_or_else(|| JitError::Module(format!("pass {} was not compiled", self.index)))?;
         let relocs: Vec<ModuleReloc> =
             code.buffer.relocs().iter().map(|r| ModuleReloc::from_mach_reloc(r, &self.ctx.func, self.id)).collect();
         module
             .define_function_bytes(self.id, u64::from(code.buffer.alignment), code.code_buffer(), &relocs)
-            .map_err(|e| JitError::Module(e.to_string()))?;
-        Ok(code.vcode.clone())
+            .map_err(|e| JitError::Module(e.to_string()))
     }
 }
 
@@ -210,7 +224,7 @@ pub fn build(
     }
     let clif = listing.clif.then(|| comments.write(&ctx.func, &name));
     let programs = programs.into_iter().map(|p| p.info).collect();
-    Ok(Built { id, ctx, programs, stride, clif, index })
+    Ok(Built { id, ctx, programs, stride, clif, asm: None, quotes: comments.quotes(), index })
 }
 
 /// Memory of the kernel's arguments: never trapping, not necessarily aligned beyond 4 bytes.
@@ -501,6 +515,8 @@ fn elements(
     let mut values: HashMap<NodeId, Value> = HashMap::new();
     for (n, elem) in &program.nodes {
         let mark = comments.mark(fx);
+        let srcloc = comments.srcloc(graph.origin(*n));
+        fx.bcx.set_srcloc(srcloc);
         let v = match elem {
             Elem::Load(s) => match bases.get(s) {
                 Some(&addr) => fx.bcx.ins().load(w.float(), mem(), addr, offset),

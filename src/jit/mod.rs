@@ -19,6 +19,7 @@
 //!
 //! (`unsafe_code` is denied for the crate and allowed for this module only, in `lib.rs`.)
 
+mod asm;
 mod clif;
 mod kernel;
 mod lower;
@@ -241,21 +242,19 @@ pub fn compile_with(graph: &Graph, plan: &Plan, listing: Listing) -> Result<Comp
         first.map_or(Ok(()), compile_share)?;
         others.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(JitError::Module("a compiling thread panicked".into()))))
     })?;
-    let mut asm = Vec::with_capacity(built.len());
     for kernel in &built {
-        asm.push(kernel.define(&mut module)?);
+        kernel.define(&mut module)?;
     }
     module.finalize_definitions().map_err(|e| JitError::Module(e.to_string()))?;
     let passes = built
         .into_iter()
-        .zip(asm)
-        .map(|(k, asm)| {
+        .map(|k| {
             let code = module.get_finalized_function(k.id);
             // SAFETY: `code` is the finalized function `kernel::build` defined with exactly the
             // signature of `KernelFn` (five pointer-sized integers, the ISA's C calling
             // convention, no returns).
             let kernel = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
-            CompiledPass { kernel, programs: k.programs, stride: k.stride, clif: k.clif, asm }
+            CompiledPass { kernel, programs: k.programs, stride: k.stride, clif: k.clif, asm: k.asm }
         })
         .collect();
     Ok(CompiledStep { passes, module: Some(module) })

@@ -768,4 +768,11 @@ fn emit_asm_shows_vector_machine_code() {
     let (first, second) = clipped.split_once("; optc_pass1").expect("two passes");
     assert!(first.contains("mulps"), "pass 0 has no vector code:\n{first}");
     assert!(second.contains("sqrtps"), "pass 1 has no vector code:\n{second}");
+    // Runs of instructions are headed by the `.opt` line they come from: Adam's square root
+    // under the line of stdlib/adam.opt that takes it.
+    let lines: Vec<&str> = adam.lines().map(str::trim).collect();
+    let quoted = lines.iter().enumerate().any(|(i, l)| {
+        l.starts_with("; stdlib/adam.opt:") && l.contains("sqrt(") && lines[i + 1..].iter().take_while(|n| !n.starts_with(';')).any(|n| n.contains("sqrtps"))
+    });
+    assert!(quoted, "no vector square root under its `.opt` line in:\n{adam}");
 }
