@@ -1,7 +1,7 @@
 //! optc: a compiler for optimizer pipelines.
 //!
 //! ```text
-//! .opt text ──syntax::parse──▶ ast::File ──check::check──▶ check::Program
+//! .opt text ──syntax::parse──▶ ast::File ──check::check_needed──▶ check::Program
 //!            (pest, spans)              (names, types, levels, ranges, pipeline evaluated)
 //!
 //! check::Program × Layout ──ir::instantiate──▶ ir::StepIr ──ir::plan──▶ ir::Plan

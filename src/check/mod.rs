@@ -53,13 +53,9 @@ pub enum Expect {
     Schedule,
 }
 
-/// Checks the standard library files of `sources` together with the user file `user`, whose
-/// last expression (if any) is the pipeline.
-pub fn check(sources: &SourceMap, user: Option<FileId>) -> Checked {
-    check_as(sources, user, Expect::Pipeline)
-}
-
-/// [`check`], with the last expression of `user` expected to be `expect`.
+/// Checks every definition of the standard library files of `sources` together with the user
+/// file `user`, whose last expression (if any) must be `expect`. (A compile checks only what
+/// the file reaches: [`check_needed`].)
 pub fn check_as(sources: &SourceMap, user: Option<FileId>, expect: Expect) -> Checked {
     let mut diagnostics = Vec::new();
     let mut files: Vec<(FileId, ast::File)> = Vec::new();

@@ -3,13 +3,13 @@
 //! locations (an index into the statements quoted); Cranelift reports the code range of each.
 //! On a host other than x86-64 the listing is Cranelift's own disassembly, without them.
 
-use cranelift_codegen::{Final, MachSrcLoc};
 use cranelift_codegen::ir::SourceLoc;
-
+use cranelift_codegen::{Final, MachSrcLoc};
 use iced_x86::{Decoder, DecoderOptions, Formatter, GasFormatter, Instruction};
 
 /// `code` (a function placed at offset 0) as text, one instruction per line with its offset,
 /// and `quote(loc)` above the first instruction of each run with the same source location.
+/// `srclocs` are Cranelift's, sorted by offset.
 pub fn listing(code: &[u8], srclocs: &[MachSrcLoc<Final>], quote: impl Fn(SourceLoc) -> Option<String>) -> String {
     let mut formatter = GasFormatter::new();
     formatter.options_mut().set_first_operand_char_index(10);
@@ -22,7 +22,8 @@ pub fn listing(code: &[u8], srclocs: &[MachSrcLoc<Final>], quote: impl Fn(Source
     while decoder.can_decode() {
         decoder.decode_out(&mut instruction);
         let offset = instruction.ip();
-        let loc = srclocs.iter().find(|s| u64::from(s.start) <= offset && offset < u64::from(s.end)).map(|s| s.loc);
+        let after = srclocs.partition_point(|s| u64::from(s.start) <= offset);
+        let loc = after.checked_sub(1).map(|i| &srclocs[i]).filter(|s| offset < u64::from(s.end)).map(|s| s.loc);
         if loc.is_some_and(|l| !l.is_default()) && loc != quoted {
             quoted = loc;
             if let Some(line) = loc.and_then(&quote) {

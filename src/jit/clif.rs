@@ -19,7 +19,6 @@ use super::lower::Fx;
 use crate::source::{SourceMap, Span};
 
 /// Comments on instructions, by the number of instructions made before them.
-#[derive(Default)]
 pub struct Comments<'s> {
     at: Vec<(usize, String)>,
     /// The sources the step IR came from, to quote the `.opt` statement of each node.
