@@ -40,6 +40,7 @@ pub mod ir;
 pub mod jit;
 #[allow(unsafe_code)]
 pub mod native;
+pub mod parallel;
 pub mod runtime;
 pub mod source;
 pub mod stdlib;

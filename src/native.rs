@@ -166,12 +166,8 @@ pub fn adam(isa: Isa, k: &AdamStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: 
     if per >= n {
         return adam_on(isa, k, p, g, m, v);
     }
-    std::thread::scope(|scope| {
-        let pieces = p[..n].chunks_mut(per).zip(g[..n].chunks(per)).zip(m[..n].chunks_mut(per)).zip(v[..n].chunks_mut(per));
-        for (((p, g), m), v) in pieces {
-            scope.spawn(move || adam_on(isa, k, p, g, m, v));
-        }
-    });
+    let pieces = p[..n].chunks_mut(per).zip(g[..n].chunks(per)).zip(m[..n].chunks_mut(per)).zip(v[..n].chunks_mut(per));
+    crate::parallel::map(pieces.collect(), threads, |(((p, g), m), v)| adam_on(isa, k, p, g, m, v));
 }
 
 versions! {
@@ -205,12 +201,8 @@ pub fn adam_probe(isa: Isa, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f3
     if per >= n {
         return adam_probe_on(isa, p, g, m, v);
     }
-    std::thread::scope(|scope| {
-        let pieces = p[..n].chunks_mut(per).zip(g[..n].chunks(per)).zip(m[..n].chunks_mut(per)).zip(v[..n].chunks_mut(per));
-        for (((p, g), m), v) in pieces {
-            scope.spawn(move || adam_probe_on(isa, p, g, m, v));
-        }
-    });
+    let pieces = p[..n].chunks_mut(per).zip(g[..n].chunks(per)).zip(m[..n].chunks_mut(per)).zip(v[..n].chunks_mut(per));
+    crate::parallel::map(pieces.collect(), threads, |(((p, g), m), v)| adam_probe_on(isa, p, g, m, v));
 }
 
 versions! {
@@ -275,19 +267,11 @@ pub fn probe(isa: Isa, streams: Streams<'_>, threads: usize) -> f32 {
         let Streams { reads, mut updates, mut writes } = streams;
         return probe_on(isa, &reads, &mut updates, &mut writes);
     }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = streams
-            .split(per)
-            .into_iter()
-            .map(|s| {
-                scope.spawn(move || {
-                    let Streams { reads, mut updates, mut writes } = s;
-                    probe_on(isa, &reads, &mut updates, &mut writes)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or(f32::NAN)).sum()
-    })
+    let sums = crate::parallel::map(streams.split(per), threads, |s| {
+        let Streams { reads, mut updates, mut writes } = s;
+        probe_on(isa, &reads, &mut updates, &mut writes)
+    });
+    sums.into_iter().sum()
 }
 
 /// [`probe`] on one thread: a fused loop for the common shapes, else the generic one.

@@ -27,7 +27,7 @@ mod math;
 mod pool;
 
 use std::fmt;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
@@ -231,7 +231,8 @@ pub fn compile_with(graph: &Graph, plan: &Plan, listing: Listing) -> Result<Comp
     for (index, pass) in plan.passes.iter().enumerate() {
         built.push(kernel::build(&mut module, &mut fctx, &math, graph, pass, index, listing)?);
     }
-    for_each_in_parallel(&mut built, |k| k.compile(&*isa, listing.asm))?;
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    crate::parallel::map(built.iter_mut().collect(), cores, |k| k.compile(&*isa, listing.asm)).into_iter().collect::<Result<(), _>>()?;
     for kernel in &built {
         kernel.define(&mut module)?;
     }
@@ -248,31 +249,6 @@ pub fn compile_with(graph: &Graph, plan: &Plan, listing: Listing) -> Result<Comp
         })
         .collect();
     Ok(CompiledStep { passes, module: Some(module) })
-}
-
-/// `f` on each of `items`, in runs over up to one thread per core, this thread taking the
-/// first run (and any run whose thread the system refuses). The first error wins.
-fn for_each_in_parallel<T: Send>(items: &mut [T], f: impl Fn(&mut T) -> Result<(), JitError> + Sync) -> Result<(), JitError> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(items.len()).max(1);
-    let size = items.len().div_ceil(threads).max(1);
-    // Each run waits in a slot for whichever thread takes it first.
-    let runs: Vec<Mutex<Option<&mut [T]>>> = items.chunks_mut(size).map(|run| Mutex::new(Some(run))).collect();
-    let take = |slot: &Mutex<Option<&mut [T]>>| -> Result<(), JitError> {
-        let run = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        run.map_or(Ok(()), |run| run.iter_mut().try_for_each(&f))
-    };
-    std::thread::scope(|scope| {
-        let take = &take;
-        let others: Vec<_> =
-            runs.iter().skip(1).map(|slot| std::thread::Builder::new().spawn_scoped(scope, move || take(slot))).collect();
-        let mut result = runs.first().map_or(Ok(()), take);
-        for handle in others.into_iter().flatten() {
-            let joined = handle.join().unwrap_or_else(|_| Err(JitError::Module("a compiling thread panicked".into())));
-            result = result.and(joined);
-        }
-        // The runs of threads that could not start are still in their slots.
-        runs.iter().try_for_each(take).and(result)
-    })
 }
 
 /// Starts, on a thread of its own, what the first [`compile`] of a process would otherwise do

@@ -125,27 +125,10 @@ fn parse_part(file: FileId, text: &str, range: std::ops::Range<usize>) -> Option
     lowerer.diagnostics.is_empty().then_some(ast)
 }
 
-/// `f` of each of `items`, in order, computed on up to one thread per core: each thread takes
-/// every `threads`-th item.
+/// `f` of each of `items`, in order, on up to one thread per core.
 fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(items.len());
-    if threads <= 1 {
-        return items.iter().map(f).collect();
-    }
-    let share = |k: usize| -> Vec<R> { items.iter().skip(k).step_by(threads).map(&f).collect() };
-    let shares: Vec<Vec<R>> = std::thread::scope(|scope| {
-        let share = &share;
-        let others: Vec<_> = (1..threads).map(|k| (k, std::thread::Builder::new().spawn_scoped(scope, move || share(k)))).collect();
-        let mut shares = vec![share(0)];
-        for (k, handle) in others {
-            // A thread the system refused, or one that failed: its share is computed here.
-            shares.push(handle.ok().and_then(|h| h.join().ok()).unwrap_or_else(|| share(k)));
-        }
-        shares
-    });
-    // Deal the results back: item `i` is number `i / threads` of share `i % threads`.
-    let mut shares: Vec<std::vec::IntoIter<R>> = shares.into_iter().map(Vec::into_iter).collect();
-    (0..items.len()).filter_map(|i| shares[i % threads].next()).collect()
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    crate::parallel::map(items.iter().collect(), cores, f)
 }
 
 /// Reports brackets nested deeper than [`MAX_NESTING`], ignoring strings and comments.

@@ -6,7 +6,8 @@ use std::path::Path;
 use crate::support::{files_with_extension, root};
 
 /// Modules in data-flow order: a module may use only modules at or before its own rank. The
-/// source end (`source`, `diagnostic`, `glob`, `codes`, `stdlib`) is rank 0.
+/// source end (`source`, `diagnostic`, `glob`, `codes`, `stdlib`) and the helpers every stage
+/// may use (`parallel`) are rank 0.
 const RANKS: &[(&str, usize)] = &[
     ("source", 0),
     ("diagnostic", 0),
@@ -14,6 +15,7 @@ const RANKS: &[(&str, usize)] = &[
     ("codes", 0),
     ("stdlib", 0),
     ("native", 0),
+    ("parallel", 0),
     ("syntax", 1),
     ("check", 2),
     ("ir", 3),
