@@ -15,7 +15,7 @@ use crate::ir::Layout;
 use crate::ir::op::Scalar;
 use crate::runtime::Optimizer;
 use data::{Batches, Dataset};
-use models::Model;
+use models::{Model, Workspace};
 
 /// What a run is made of, apart from the pipeline.
 #[derive(Clone, Debug)]
@@ -70,6 +70,8 @@ pub struct Trainer {
     pub optimizer: Optimizer,
     batches: Option<Batches>,
     grads: Vec<f32>,
+    /// The model's intermediate arrays, reused from step to step.
+    workspace: Workspace<f32>,
 }
 
 impl Trainer {
@@ -77,7 +79,7 @@ impl Trainer {
     pub fn new(setup: Setup, layout: Layout, params: Vec<f32>, optimizer: Optimizer) -> Trainer {
         let batches = setup.train.as_ref().map(|t| Batches::new(t.len(), setup.batch_size, setup.seed));
         let grads = vec![0.0; params.len()];
-        Trainer { setup, layout, params, optimizer, batches, grads }
+        Trainer { setup, layout, params, optimizer, batches, grads, workspace: Workspace::default() }
     }
 
     /// Steps taken so far.
@@ -92,7 +94,8 @@ impl Trainer {
             (Some(train), Some(batches)) => Some(train.select(batches.rows(step - 1))),
             _ => None,
         };
-        let loss = self.setup.model.loss_and_grad(
+        let loss = self.setup.model.loss_and_grad_in(
+            &mut self.workspace,
             &self.layout,
             &self.params,
             batch.as_ref().map(Dataset::batch).as_ref(),
