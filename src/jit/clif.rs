@@ -46,9 +46,10 @@ impl<'s> Comments<'s> {
         SourceLoc::new(u32::try_from(index).unwrap_or(u32::MAX))
     }
 
-    /// The statement of each source location handed out, quoted (`file:line: text`).
-    pub fn quotes(&self) -> Vec<String> {
-        self.locs.iter().filter_map(|&span| self.sources.and_then(|s| quote(s, span))).collect()
+    /// The statement of each source location handed out, by location, quoted
+    /// (`file:line: text`).
+    pub fn quotes(&self) -> Vec<Option<String>> {
+        self.locs.iter().map(|&span| self.sources.and_then(|s| quote(s, span))).collect()
     }
 
     /// Quotes the statement at `origin` on the first instruction made since `mark`, unless it

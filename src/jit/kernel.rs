@@ -54,7 +54,7 @@ pub struct Built {
     /// The machine code's listing, when asked for (made by [`Built::compile`]).
     pub asm: Option<String>,
     /// The statement quoted for each source location of the function's instructions.
-    quotes: Vec<String>,
+    quotes: Vec<Option<String>>,
     /// Which pass of the plan.
     pub index: usize,
 }
@@ -75,7 +75,7 @@ impl Built {
         };
         if asm {
             self.asm = if x86 {
-                let quote = |loc: SourceLoc| self.quotes.get(loc.bits() as usize).cloned();
+                let quote = |loc: SourceLoc| self.quotes.get(loc.bits() as usize).cloned().flatten();
                 Some(super::asm::listing(code.code_buffer(), code.buffer.get_srclocs_sorted(), quote))
             } else {
                 code.vcode.clone()
