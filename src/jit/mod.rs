@@ -231,8 +231,10 @@ pub fn compile_with(graph: &Graph, plan: &Plan, listing: Listing) -> Result<Comp
     for (index, pass) in plan.passes.iter().enumerate() {
         built.push(kernel::build(&mut module, &mut fctx, &math, graph, pass, index, listing)?);
     }
+    // Compiling to machine code needs no module, so the kernels compile in parallel.
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    crate::parallel::map(built.iter_mut().collect(), cores, |k| k.compile(&*isa, listing.asm)).into_iter().collect::<Result<(), _>>()?;
+    let compiled = crate::parallel::map(built.iter_mut().collect(), cores, |k| k.compile(&*isa, listing.asm));
+    compiled.into_iter().collect::<Result<(), _>>()?;
     for kernel in &built {
         kernel.define(&mut module)?;
     }
@@ -269,8 +271,8 @@ pub fn prepare() {
     });
 }
 
-/// The host's instruction set with optc's settings, made once per process (detecting the CPU's
-/// features and building the settings takes a good part of a millisecond).
+/// The host's instruction set with optc's settings, made once per process: every compile
+/// would otherwise detect the CPU's features and build the settings again.
 fn host_isa() -> Result<OwnedTargetIsa, JitError> {
     static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
     let made = ISA.get_or_init(|| {
