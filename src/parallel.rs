@@ -3,6 +3,11 @@
 
 use std::sync::Mutex;
 
+/// The cores this process may use (1 if that cannot be told).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
 /// `f` of each of `items`, in order, over up to `threads` threads: contiguous runs of items, the
 /// first on the calling thread.
 pub fn map<T: Send, R: Send>(items: Vec<T>, threads: usize, f: impl Fn(T) -> R + Sync) -> Vec<R> {

@@ -59,7 +59,7 @@ pub enum Expect {
 pub fn check_as(sources: &SourceMap, user: Option<FileId>, expect: Expect) -> Checked {
     let mut diagnostics = Vec::new();
     let mut files: Vec<(FileId, ast::File)> = Vec::new();
-    let stdlib: Vec<(FileId, &str)> = sources.files().filter(|(_, f)| f.is_stdlib).map(|(id, f)| (id, &*f.text)).collect();
+    let stdlib = stdlib_texts(sources);
     let user = user.and_then(|id| sources.get(id).map(|f| (id, syntax::parse(id, &f.text))));
     let parsed = stdlib.iter().map(|(id, _)| *id).zip(syntax::parse_cached(&stdlib)).chain(user);
     for (id, (ast, mut errors)) in parsed {
@@ -69,6 +69,11 @@ pub fn check_as(sources: &SourceMap, user: Option<FileId>, expect: Expect) -> Ch
         }
     }
     check_files(sources, &files, diagnostics, expect)
+}
+
+/// The standard library files of `sources`, in order, with their texts.
+fn stdlib_texts(sources: &SourceMap) -> Vec<(FileId, &str)> {
+    sources.files().filter(|(_, f)| f.is_stdlib).map(|(id, f)| (id, &*f.text)).collect()
 }
 
 /// Checks the syntax trees `files` (standard library first), adding to `diagnostics`.

@@ -31,7 +31,7 @@ pub fn check_needed(sources: &SourceMap, user: FileId, expect: Expect) -> Checke
 /// The syntax trees of the standard library's reachable items and of `user`, or `None` if the
 /// smaller check cannot stand in for the whole one.
 fn needed_files(sources: &SourceMap, user: FileId, expect: Expect) -> Option<Vec<(FileId, ast::File)>> {
-    let stdlib: Vec<(FileId, &str)> = sources.files().filter(|(_, f)| f.is_stdlib).map(|(id, f)| (id, &*f.text)).collect();
+    let stdlib = super::stdlib_texts(sources);
     // A standard library read from a directory is being worked on: check all of it. The
     // embedded one is registered without a copy, so it is recognised by where its text is.
     let embedded = crate::stdlib::FILES;

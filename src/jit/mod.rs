@@ -232,8 +232,7 @@ pub fn compile_with(graph: &Graph, plan: &Plan, listing: Listing) -> Result<Comp
         built.push(kernel::build(&mut module, &mut fctx, &math, graph, pass, index, listing)?);
     }
     // Compiling to machine code needs no module, so the kernels compile in parallel.
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let compiled = crate::parallel::map(built.iter_mut().collect(), cores, |k| k.compile(&*isa, listing.asm));
+    let compiled = crate::parallel::map(built.iter_mut().collect(), crate::parallel::cores(), |k| k.compile(&*isa, listing.asm));
     compiled.into_iter().collect::<Result<(), _>>()?;
     for kernel in &built {
         kernel.define(&mut module)?;

@@ -379,7 +379,7 @@ impl Optimizer {
 
 /// Threads a step uses unless told otherwise: every core the process may use.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    crate::parallel::cores()
 }
 
 /// Zeroed element state for `ir`: one buffer per slot, empty for slots of other levels.

@@ -57,28 +57,11 @@ pub type Parsed = (Option<ast::File>, Vec<Diagnostic>);
 /// few MB/s, tens of milliseconds; a copy of its trees, whose definitions are shared, takes
 /// well under one). Files not seen before are parsed in parallel, one thread per core.
 pub fn parse_cached(files: &[(FileId, &str)]) -> Vec<Parsed> {
-    static CACHE: Mutex<Vec<(FileId, String, Parsed)>> = Mutex::new(Vec::new());
+    static CACHE: Mutex<Vec<((FileId, String), Parsed)>> = Mutex::new(Vec::new());
     /// Enough for the embedded standard library and a directory or two used in its place.
     const ENTRIES: usize = 64;
-    let mut found: Vec<Option<Parsed>> = {
-        let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        let lookup = |&(file, text): &(FileId, &str)| cache.iter().find(|(f, t, _)| *f == file && t == text).map(|(_, _, p)| p.clone());
-        files.iter().map(lookup).collect()
-    };
-    let missing: Vec<usize> = (0..files.len()).filter(|&i| found[i].is_none()).collect();
-    if missing.is_empty() {
-        return found.into_iter().flatten().collect();
-    }
-    let fresh: Vec<(usize, Parsed)> = in_parallel(&missing, |&i| (i, parse(files[i].0, files[i].1)));
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if cache.len() + fresh.len() > ENTRIES {
-        cache.clear();
-    }
-    for (i, parsed) in fresh {
-        cache.push((files[i].0, files[i].1.to_string(), parsed.clone()));
-        found[i] = Some(parsed);
-    }
-    found.into_iter().flatten().collect()
+    let keys = files.iter().map(|&(file, text)| (file, text.to_string())).collect();
+    remembered(&CACHE, ENTRIES, keys, |i| parse(files[i].0, files[i].1))
 }
 
 /// Parses each part `(file, text, range)` (whole top-level items of `text`, see
@@ -87,30 +70,50 @@ pub fn parse_cached(files: &[(FileId, &str)]) -> Vec<Parsed> {
 /// the whole file). Remembered for the life of the process, as [`parse_cached`] does for whole
 /// files; parts not seen before are parsed in parallel.
 pub fn parse_items(parts: &[(FileId, &str, std::ops::Range<usize>)]) -> Vec<Option<ast::File>> {
+    /// A part by its file, where it starts and its text.
     type Key = (FileId, usize, String);
     static CACHE: Mutex<Vec<(Key, Option<ast::File>)>> = Mutex::new(Vec::new());
     /// Enough for every item of the standard library.
     const ENTRIES: usize = 1024;
-    let key = |(file, text, range): &(FileId, &str, std::ops::Range<usize>)| (*file, range.start, text.get(range.clone()).unwrap_or("").to_string());
-    let keys: Vec<Key> = parts.iter().map(key).collect();
-    let mut found: Vec<Option<Option<ast::File>>> = {
-        let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        keys.iter().map(|k| cache.iter().find(|(c, _)| c == k).map(|(_, parsed)| parsed.clone())).collect()
-    };
-    let missing: Vec<usize> = (0..parts.len()).filter(|&i| found[i].is_none()).collect();
-    let fresh = in_parallel(&missing, |&i| {
+    let keys = parts.iter().map(|(file, text, range)| (*file, range.start, text.get(range.clone()).unwrap_or("").to_string())).collect();
+    remembered(&CACHE, ENTRIES, keys, |i| {
         let (file, text, range) = &parts[i];
-        (i, parse_part(*file, text, range.clone()))
-    });
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if cache.len() + fresh.len() > ENTRIES {
-        cache.clear();
+        parse_part(*file, text, range.clone())
+    })
+}
+
+/// The value of each of `keys`: from `cache` if it is there, else `parse(i)` for the `i`-th,
+/// those on up to one thread per core, and remembered (the cache starts again when it would
+/// hold more than `limit`).
+fn remembered<K, V>(cache: &Mutex<Vec<(K, V)>>, limit: usize, keys: Vec<K>, parse: impl Fn(usize) -> V + Sync) -> Vec<V>
+where
+    K: PartialEq + Send,
+    V: Clone + Send,
+{
+    let mut found: Vec<Option<V>> = Vec::with_capacity(keys.len());
+    let mut missing: Vec<(usize, K)> = Vec::new();
+    {
+        let cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, key) in keys.into_iter().enumerate() {
+            let value = cache.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
+            if value.is_none() {
+                missing.push((i, key));
+            }
+            found.push(value);
+        }
     }
-    for (i, parsed) in fresh {
-        cache.push((keys[i].clone(), parsed.clone()));
-        found[i] = Some(parsed);
+    if !missing.is_empty() {
+        let fresh = crate::parallel::map(missing, crate::parallel::cores(), |(i, key)| (i, key, parse(i)));
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() + fresh.len() > limit {
+            cache.clear();
+        }
+        for (i, key, value) in fresh {
+            cache.push((key, value.clone()));
+            found[i] = Some(value);
+        }
     }
-    found.into_iter().map(Option::flatten).collect()
+    found.into_iter().flatten().collect()
 }
 
 /// One part of [`parse_items`], not remembered.
@@ -123,12 +126,6 @@ fn parse_part(file: FileId, text: &str, range: std::ops::Range<usize>) -> Option
     let mut lowerer = lower::Lowerer { file, source: text, base: range.start, diagnostics: Vec::new() };
     let ast = lowerer.lower_file(pairs.next()?);
     lowerer.diagnostics.is_empty().then_some(ast)
-}
-
-/// `f` of each of `items`, in order, on up to one thread per core.
-fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    crate::parallel::map(items.iter().collect(), cores, f)
 }
 
 /// Reports brackets nested deeper than [`MAX_NESTING`], ignoring strings and comments.
