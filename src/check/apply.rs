@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::bind::{self, CallArgs, Slot};
 use super::builtins;
 use super::consts;
-use super::eval::{Evaluator, describe_value, values_equal};
+use super::eval::Evaluator;
 use super::program::{DefAst, DefId, DefKind, Func, Hyper, Mask, ParamSig, Schedule, Tx, Value, format_number};
 use super::suggest;
 use super::types::Ty;
@@ -47,8 +47,8 @@ impl Evaluator<'_, '_> {
             }
             other => {
                 self.err(
-                    Diagnostic::error("not-callable", format!("{} cannot be called", describe_value(&other)))
-                        .with_primary(callee.span, format!("this is {}", describe_value(&other))),
+                    Diagnostic::error("not-callable", format!("{} cannot be called", other.describe()))
+                        .with_primary(callee.span, format!("this is {}", other.describe())),
                 );
                 Value::Error
             }
@@ -83,7 +83,7 @@ impl Evaluator<'_, '_> {
                     other => {
                         out.opaque = true;
                         self.err(
-                            Diagnostic::error("type-mismatch", format!("`**` expands a map, found {}", describe_value(&other)))
+                            Diagnostic::error("type-mismatch", format!("`**` expands a map, found {}", other.describe()))
                                 .with_primary(e.span, "expected a map"),
                         );
                     }
@@ -183,7 +183,7 @@ impl Evaluator<'_, '_> {
             let what = format!("`{}` of `{def}`", p.name);
             let mut d = Diagnostic::error(
                 "type-mismatch",
-                format!("{what} expects {}, found {}", p.ty.ty, describe_value(&v)),
+                format!("{what} expects {}, found {}", p.ty.ty, v.describe()),
             )
             .with_primary(span, format!("expected {}", p.ty.ty))
             .with_secondary(p.span, format!("`{}` is declared here", p.name));
@@ -442,8 +442,8 @@ impl Evaluator<'_, '_> {
             return Value::Error;
         }
         match op {
-            BinaryOp::Eq => return Value::Bool(values_equal(&l, &r) || both_injected_same(&l, &r)),
-            BinaryOp::Ne => return Value::Bool(!values_equal(&l, &r) && !both_injected_same(&l, &r)),
+            BinaryOp::Eq => return Value::Bool(l.equals(&r) || both_injected_same(&l, &r)),
+            BinaryOp::Ne => return Value::Bool(!l.equals(&r) && !both_injected_same(&l, &r)),
             _ => {}
         }
         if let Some(v) = [&l, &r].into_iter().find(|v| matches!(v, Value::Injected { .. })) {
@@ -475,7 +475,7 @@ impl Evaluator<'_, '_> {
                     }
                 }
             }
-            (Value::Map(entries), key) => match entries.iter().find(|(k, _)| values_equal(k, key)) {
+            (Value::Map(entries), key) => match entries.iter().find(|(k, _)| k.equals(key)) {
                 Some((_, v)) => v.clone(),
                 None => {
                     let keys = entries.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>().join(", ");
@@ -495,7 +495,7 @@ impl Evaluator<'_, '_> {
             }
             _ => {
                 self.err(
-                    Diagnostic::error("bad-index", format!("cannot index {} with {}", describe_value(&base), index.ty()))
+                    Diagnostic::error("bad-index", format!("cannot index {} with {}", base.describe(), index.ty()))
                         .with_primary(span, "bad index"),
                 );
                 Value::Error
@@ -528,7 +528,7 @@ impl Evaluator<'_, '_> {
             Value::Error => Value::Error,
             other => {
                 self.err(
-                    Diagnostic::error("bad-index", format!("cannot slice {}", describe_value(&other)))
+                    Diagnostic::error("bad-index", format!("cannot slice {}", other.describe()))
                         .with_primary(span, "expected a list"),
                 );
                 Value::Error

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::bind::{self, CallArgs, Slot};
 use super::builtins;
-use super::program::{DefId, DefKind, Definition};
+use super::program::{DefId, DefKind, Definition, Globals};
 use super::suggest;
 use super::types::{Level, Ty, Typed};
 use crate::diagnostic::Diagnostic;
@@ -35,14 +35,6 @@ pub(super) enum VarKind {
 pub(super) struct Var {
     pub ty: Typed,
     pub kind: VarKind,
-}
-
-/// The names every body can see.
-pub struct Globals<'a> {
-    pub defs: &'a [Definition],
-    pub by_name: &'a HashMap<String, DefId>,
-    /// `def`s already checked at some argument levels.
-    pub instances: super::defs::InstanceCache,
 }
 
 /// Checks one body. Create one per body with [`Checker::new`].

@@ -2,19 +2,15 @@
 //! body once with its declared types, and checking a `def` again at a call site with the levels
 //! of the arguments it is called with.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 
 use super::bind::Slot;
-use super::body::{Checker, Ctx, Globals, VarKind};
-use super::program::{DefAst, DefId, DefKind, Definition, Interval, ParamSig, StateSig};
+use super::body::{Checker, Ctx, VarKind};
+use super::program::{DefAst, DefId, DefKind, Definition, Globals, Interval, ParamSig, StateSig};
 use super::types::{self, Level, Ty, Typed};
 use crate::diagnostic::Diagnostic;
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast::{self, ExprKind, UnaryOp};
-
-/// Results of checking a `def` with given argument types, shared by all checkers.
-pub type InstanceCache = RefCell<HashMap<(DefId, Vec<Typed>), Result<Typed, Vec<Diagnostic>>>>;
 
 /// Collects the definitions of all files, standard library first.
 pub fn collect(files: &[(crate::source::FileId, ast::File)], sources: &SourceMap, errors: &mut Vec<Diagnostic>) -> Vec<Definition> {

@@ -5,9 +5,8 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::body::Globals;
 use super::builtins;
-use super::program::{Func, PartitionArm, Tx, Value};
+use super::program::{Func, Globals, PartitionArm, Tx, Value};
 use super::suggest;
 use super::types::Ty;
 use crate::diagnostic::Diagnostic;
@@ -318,7 +317,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
         for (k, v) in entries {
             let key = self.expr(k);
             let value = self.expr(v);
-            if let Some((_, _, first)) = out.iter().find(|(existing, _, _)| values_equal(existing, &key)) {
+            if let Some((_, _, first)) = out.iter().find(|(existing, _, _)| existing.equals(&key)) {
                 let first = *first;
                 self.err(
                     Diagnostic::error("duplicate-key", format!("the key {key} appears twice in this map"))
@@ -330,7 +329,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
             out.push((key, value, k.span));
         }
         // Maps iterate in ascending key order.
-        out.sort_by(|(a, _, _), (b, _, _)| compare(a, b).unwrap_or(std::cmp::Ordering::Equal));
+        out.sort_by(|(a, _, _), (b, _, _)| a.compare(b).unwrap_or(std::cmp::Ordering::Equal));
         Value::Map(out.into_iter().map(|(k, v, _)| (k, v)).collect())
     }
 
@@ -395,7 +394,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
 
     /// The diagnostic for a value that should have been a transform.
     pub(super) fn expected_transform(&self, found: &Value, span: Span, what: &str) -> Diagnostic {
-        let mut d = Diagnostic::error("type-mismatch", format!("{what} expects a transform, found {}", describe_value(found)))
+        let mut d = Diagnostic::error("type-mismatch", format!("{what} expects a transform, found {}", found.describe()))
             .with_primary(span, "expected a transform");
         if let Value::Func(f) = found
             && let Func::Def(id) = **f
@@ -432,30 +431,5 @@ impl<'a, 'g> Evaluator<'a, 'g> {
         }
         self.calls.push(span);
         true
-    }
-}
-
-/// Python's `==` on compile-time values (ints and floats compare by value).
-pub fn values_equal(a: &Value, b: &Value) -> bool {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
-    }
-}
-
-/// Python's ordering of numbers and of strings.
-pub fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
-    match (a, b) {
-        (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
-        _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
-    }
-}
-
-/// How a value is named in a message: its type, or what a function is.
-pub fn describe_value(v: &Value) -> String {
-    match v {
-        Value::Func(_) => "a function".to_string(),
-        Value::Schedule(_) => "a schedule".to_string(),
-        other => other.ty().to_string(),
     }
 }

@@ -81,7 +81,7 @@ fn check_files(sources: &SourceMap, files: &[(FileId, ast::File)], mut diagnosti
     let mut defs = defs::collect(files, sources, &mut diagnostics);
     let by_name: HashMap<String, DefId> = defs.iter().enumerate().map(|(i, d)| (d.name.clone(), i)).collect();
     let reads: Vec<defs::Reads> = {
-        let globals = body::Globals { defs: &defs, by_name: &by_name, instances: Default::default() };
+        let globals = program::Globals { defs: &defs, by_name: &by_name, instances: Default::default() };
         (0..defs.len())
             .map(|id| {
                 let (mut errors, reads) = defs::check_definition(&globals, id);
@@ -98,7 +98,7 @@ fn check_files(sources: &SourceMap, files: &[(FileId, ast::File)], mut diagnosti
     let mut pipeline = None;
     let mut schedule = None;
     {
-        let globals = body::Globals { defs: &defs, by_name: &by_name, instances: Default::default() };
+        let globals = program::Globals { defs: &defs, by_name: &by_name, instances: Default::default() };
         for (id, file) in files {
             let is_stdlib = sources.get(*id).is_some_and(|f| f.is_stdlib);
             let mut evaluator = eval::Evaluator::new(&globals, sources);

@@ -1,11 +1,14 @@
 //! What `check` hands on: every definition with its resolved signature, and the pipeline
 //! evaluated to a tree of transform instances with all arguments bound and checked.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use super::types::{Level, Ty, Typed};
+use crate::diagnostic::Diagnostic;
 use crate::source::Span;
 use crate::syntax::ast;
 
@@ -113,6 +116,17 @@ impl Definition {
     }
 }
 
+/// The definition table every walker of the checker reads: the definitions by id and by name,
+/// and the `def`s already checked at some argument levels.
+pub struct Globals<'a> {
+    pub defs: &'a [Definition],
+    pub by_name: &'a HashMap<String, DefId>,
+    pub instances: InstanceCache,
+}
+
+/// Results of checking a `def` with given argument types, shared by all checkers.
+pub type InstanceCache = RefCell<HashMap<(DefId, Vec<Typed>), Result<Typed, Vec<Diagnostic>>>>;
+
 /// A compile-time value: what the pipeline and the arguments of its parts evaluate to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -141,6 +155,31 @@ impl Value {
             Value::Int(n) => Some(*n as f64),
             Value::Float(x) => Some(*x),
             _ => None,
+        }
+    }
+
+    /// Python's `==` (ints and floats compare by value).
+    pub fn equals(&self, other: &Value) -> bool {
+        match (self.as_f64(), other.as_f64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => self == other,
+        }
+    }
+
+    /// Python's ordering of numbers and of strings; `None` for values that have none (and NaN).
+    pub fn compare(&self, other: &Value) -> Option<std::cmp::Ordering> {
+        match (self, other) {
+            (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
+            _ => self.as_f64()?.partial_cmp(&other.as_f64()?),
+        }
+    }
+
+    /// How the value is named in a message: its type, or what a function or schedule is.
+    pub fn describe(&self) -> String {
+        match self {
+            Value::Func(_) => "a function".to_string(),
+            Value::Schedule(_) => "a schedule".to_string(),
+            other => other.ty().to_string(),
         }
     }
 

@@ -363,7 +363,7 @@ impl Frame {
                     }
                 }
                 out.sort_by(|(a, _), (b, _)| {
-                    crate::check::eval::compare(a, b).unwrap_or(std::cmp::Ordering::Equal)
+                    a.compare(b).unwrap_or(std::cmp::Ordering::Equal)
                 });
                 IVal::Const(Value::Map(out))
             }
@@ -480,7 +480,7 @@ fn index(inst: &mut Inst, base: IVal, i: IVal) -> IVal {
             let IVal::Const(key) = i else { return IVal::Const(Value::None) };
             return entries
                 .into_iter()
-                .find(|(k, _)| crate::check::eval::values_equal(k, &key))
+                .find(|(k, _)| k.equals(&key))
                 .map_or(IVal::Const(Value::None), |(_, v)| IVal::Const(v));
         }
         IVal::Const(Value::List(items) | Value::Tuple(items)) => items.into_iter().map(IVal::Const).collect(),
