@@ -38,6 +38,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("out-of-range", "The parameter is declared with a range (`in [lo, hi)`) in its definition, and the value given is outside it. Square brackets include the bound, round ones exclude it. Optax would accept the value and misbehave; optc stops here."),
     ("overflow", "A compile-time int computation overflowed 64 bits."),
     ("partition-arrow", "Partition arms are written `\"glob\" => transform`."),
+    ("positional-after-keyword", "As in Python, arguments given by position come before those given by keyword: `adam(1e-3, b1=0.9)`, not `adam(learning_rate=1e-3, 0.9)`. Name the argument, or move it before the keyword arguments."),
     ("python-syntax", "optc's pipelines are Python calls: `and`/`or`/`not`, `True`/`False`/`None`."),
     ("recursive-definition", "Definitions are inlined where they are called, so they cannot call themselves."),
     ("stdlib-item", "A standard library file holds definitions only."),

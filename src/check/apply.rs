@@ -4,25 +4,15 @@
 
 use std::rc::Rc;
 
-use super::bind::{self, CallArgs, Slot};
+use super::bind::{self, CallArg, CallArgs};
 use super::builtins;
 use super::consts;
 use super::eval::Evaluator;
-use super::program::{DefAst, DefId, DefKind, Func, Hyper, Mask, ParamSig, Schedule, Tx, Value, format_number};
-use super::suggest;
+use super::program::{DefAst, DefId, DefKind, Func, Hyper, Mask, Schedule, Tx, Value};
 use super::types::Ty;
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
 use crate::syntax::ast::{self, BinaryOp, ExprKind};
-
-/// A call's arguments, evaluated.
-pub(super) struct Args {
-    positional: Vec<(Value, Span)>,
-    keywords: Vec<(ast::Ident, Value, Span)>,
-    /// A `**` argument failed to expand: its keywords are unknown, so none is reported missing.
-    opaque: bool,
-    span: Span,
-}
 
 impl Evaluator<'_, '_> {
     pub(super) fn call(&mut self, callee: &ast::Expr, args: &[ast::Arg], args_span: Span, span: Span) -> Value {
@@ -55,23 +45,23 @@ impl Evaluator<'_, '_> {
         }
     }
 
-    fn eval_args(&mut self, args: &[ast::Arg], span: Span) -> Args {
-        let mut out = Args { positional: Vec::new(), keywords: Vec::new(), opaque: false, span };
+    fn eval_args(&mut self, args: &[ast::Arg], span: Span) -> CallArgs<Value> {
+        let mut out = CallArgs { args: Vec::new(), opaque_splat: false, span };
         for a in args {
             match a {
                 ast::Arg::Positional(e) => {
                     let v = self.expr(e);
-                    out.positional.push((v, e.span));
+                    out.args.push(CallArg::Positional(v, e.span));
                 }
                 ast::Arg::Keyword { name, value } => {
                     let v = self.expr(value);
-                    out.keywords.push((name.clone(), v, name.span.to(value.span)));
+                    out.args.push(CallArg::Keyword(name.clone(), v, name.span.to(value.span)));
                 }
                 ast::Arg::Splat(e) => match self.expr(e) {
                     Value::Map(entries) => {
                         for (k, v) in entries {
                             match k {
-                                Value::Str(name) => out.keywords.push((ast::Ident { name, span: e.span }, v, e.span)),
+                                Value::Str(name) => out.args.push(CallArg::Keyword(ast::Ident { name, span: e.span }, v, e.span)),
                                 other => self.err(
                                     Diagnostic::error("type-mismatch", format!("`**` needs string keys, found {other}"))
                                         .with_primary(e.span, "keys must be parameter names"),
@@ -79,9 +69,9 @@ impl Evaluator<'_, '_> {
                             }
                         }
                     }
-                    Value::Error => out.opaque = true,
+                    Value::Error => out.opaque_splat = true,
                     other => {
-                        out.opaque = true;
+                        out.opaque_splat = true;
                         self.err(
                             Diagnostic::error("type-mismatch", format!("`**` expands a map, found {}", other.describe()))
                                 .with_primary(e.span, "expected a map"),
@@ -93,15 +83,20 @@ impl Evaluator<'_, '_> {
         out
     }
 
-    fn builtin(&mut self, name: &str, args: Args, span: Span) -> Value {
-        if let Some((k, _, _)) = args.keywords.first() {
-            self.err(
-                Diagnostic::error("unknown-keyword", format!("the built-in `{name}` takes no keyword arguments"))
-                    .with_primary(k.span, "keyword argument"),
-            );
-            return Value::Error;
+    fn builtin(&mut self, name: &str, args: CallArgs<Value>, span: Span) -> Value {
+        let mut values = Vec::new();
+        for arg in args.args {
+            match arg {
+                CallArg::Positional(v, _) => values.push(v),
+                CallArg::Keyword(k, _, _) => {
+                    self.err(
+                        Diagnostic::error("unknown-keyword", format!("the built-in `{name}` takes no keyword arguments"))
+                            .with_primary(k.span, "keyword argument"),
+                    );
+                    return Value::Error;
+                }
+            }
         }
-        let values: Vec<Value> = args.positional.iter().map(|(v, _)| v.clone()).collect();
         if values.contains(&Value::Error) {
             return Value::Error;
         }
@@ -131,133 +126,34 @@ impl Evaluator<'_, '_> {
         }
     }
 
-    fn apply_func(&mut self, func: &Func, args: Args, span: Span) -> Value {
+    fn apply_func(&mut self, func: &Func, args: CallArgs<Value>, span: Span) -> Value {
         match func {
             Func::Def(id) => self.apply_def(*id, args, span),
             Func::Injected { factory, static_args } => self.apply_injected(factory, static_args, args, span),
         }
     }
 
-    /// Binds values to parameters; each slot's value after checks (defaults filled in).
-    /// Binds a call's arguments to the parameters of `id`. Under `inject_hyperparams`
-    /// (`injected`), a numeric hyperparameter also takes a schedule, as Optax allows.
-    fn bind_values(&mut self, id: DefId, args: Args, injected: bool) -> Vec<Value> {
-        let def = &self.globals.defs[id];
-        let call =
-            CallArgs { positional: args.positional, keywords: args.keywords, opaque_splat: args.opaque, span: args.span };
+    /// Binds a call's values to the parameters of `id` ([`bind::Call`]); defaults are evaluated
+    /// here. Under `inject_hyperparams` (`injected`), a numeric hyperparameter also takes a
+    /// schedule, as Optax allows.
+    fn bind_values(&mut self, id: DefId, args: CallArgs<Value>, injected: bool) -> Vec<Value> {
+        let globals = self.globals;
+        let call = bind::Call { defs: globals.defs, injected };
         let mut errors = Vec::new();
-        let slots = bind::bind(def, call, &mut errors);
+        let values = call.bind(&globals.defs[id], args, |p| p.default.as_ref().map_or(Value::Error, |d| self.expr(d)), &mut errors);
         for e in errors {
             self.err(e);
         }
-        let params: Vec<ParamSig> = self.globals.defs[id].params.clone();
-        let def_name = self.globals.defs[id].name.clone();
-        slots
-            .into_iter()
-            .zip(&params)
-            .map(|(slot, p)| match slot {
-                Slot::Given(v @ Value::Schedule(_), _) if injected && is_number_type(&p.ty.ty) => v,
-                Slot::Given(v, s) => self.check_value(&def_name, p, v, s),
-                Slot::Variadic(items) => {
-                    Value::List(items.into_iter().map(|(v, s)| self.check_value(&def_name, p, v, s)).collect())
-                }
-                Slot::Default if p.variadic => Value::List(Vec::new()),
-                Slot::Default => match &p.default {
-                    Some(d) => {
-                        let v = self.expr(d);
-                        self.coerce(p, v)
-                    }
-                    None => Value::Error,
-                },
-            })
-            .collect()
+        values
     }
 
-    /// Checks one argument against its parameter: type, widening, options and range.
-    fn check_value(&mut self, def: &str, p: &ParamSig, v: Value, span: Span) -> Value {
-        if v == Value::Error {
-            return v;
-        }
-        let found = v.ty();
-        if !p.ty.ty.accepts(&found) || matches!((&p.ty.ty, &v), (Ty::Transform, Value::Func(_))) {
-            let what = format!("`{}` of `{def}`", p.name);
-            let mut d = Diagnostic::error(
-                "type-mismatch",
-                format!("{what} expects {}, found {}", p.ty.ty, v.describe()),
-            )
-            .with_primary(span, format!("expected {}", p.ty.ty))
-            .with_secondary(p.span, format!("`{}` is declared here", p.name));
-            match (&p.ty.ty, &v) {
-                (Ty::Int, Value::Float(x)) if x.fract() == 0.0 => {
-                    d = d.with_help(format!("write it as an int: `{}={}`", p.name, *x as i64));
-                }
-                (Ty::Transform, Value::Func(f)) => {
-                    if let Func::Def(id) = **f {
-                        d = d.with_help(format!("call it: `{}(...)`", self.globals.defs[id].name));
-                    }
-                }
-                (Ty::Float | Ty::Int | Ty::Schedule, Value::Str(s)) if s.parse::<f64>().is_ok() => {
-                    d = d.with_help(format!("remove the quotes: `{}={s}`", p.name));
-                }
-                _ => {}
-            }
-            self.err(d);
-            return Value::Error;
-        }
-        if let (Some(options), Value::Str(s)) = (enum_options(&p.ty.ty), &v)
-            && !options.contains(s)
-        {
-            let list: Vec<String> = options.iter().map(|o| format!("\"{o}\"")).collect();
-            let mut d = Diagnostic::error("unknown-option", format!("`{}` of `{def}` cannot be \"{s}\"", p.name))
-                .with_primary(span, format!("expected one of {}", list.join(", ")))
-                .with_secondary(p.span, format!("`{}` is declared here", p.name));
-            if let Some(fix) = suggest::closest(s, options.iter().map(String::as_str)) {
-                d = d.with_help(format!("did you mean \"{fix}\"?"));
-            }
-            self.err(d);
-            return Value::Error;
-        }
-        if let Some(range) = &p.range
-            && let Some(x) = v.as_f64()
-            && !range.contains(x)
-        {
-            let shown = if matches!(v, Value::Int(_)) { format!("{}", x as i64) } else { format_number(x) };
-            self.err(
-                Diagnostic::error("out-of-range", format!("`{}` of `{def}` must be in {range}, found {shown}", p.name))
-                    .with_primary(span, format!("{shown} is out of range"))
-                    .with_secondary(range.span, format!("`{}` is declared `in {range}` here", p.name))
-                    .with_note(format!("expected {} in {range}, found {shown}", p.ty.ty)),
-            );
-            return Value::Error;
-        }
-        if let (Ty::Mask | Ty::Optional(_), Value::Str(g)) = (&p.ty.ty, &v)
-            && p.ty.ty.accepts(&Ty::Mask)
-            && let Err(msg) = crate::glob::validate(g)
-        {
-            self.err(Diagnostic::error("bad-glob", format!("invalid glob `{g}`: {msg}")).with_primary(span, msg));
-            return Value::Error;
-        }
-        self.coerce(p, v)
-    }
-
-    /// Widening that changes the value's form: a number passed as a schedule.
-    fn coerce(&self, p: &ParamSig, v: Value) -> Value {
-        let wants_schedule = matches!(&p.ty.ty, Ty::Schedule)
-            || matches!(&p.ty.ty, Ty::Optional(t) if **t == Ty::Schedule);
-        match v {
-            Value::Int(_) | Value::Float(_) | Value::Injected { .. } if wants_schedule => {
-                Value::Schedule(Rc::new(Schedule::Constant(v)))
-            }
-            v => v,
-        }
-    }
-
-    fn apply_def(&mut self, id: DefId, args: Args, span: Span) -> Value {
+    fn apply_def(&mut self, id: DefId, args: CallArgs<Value>, span: Span) -> Value {
         if !self.enter_call(span) {
             return Value::Error;
         }
-        let given: Vec<String> = args.keywords.iter().map(|(k, _, _)| k.name.clone()).collect();
-        let n_positional = args.positional.len();
+        let given: Vec<String> =
+            args.args.iter().filter_map(|a| if let CallArg::Keyword(k, _, _) = a { Some(k.name.clone()) } else { None }).collect();
+        let n_positional = args.args.iter().filter(|a| matches!(a, CallArg::Positional(..))).count();
         let values = self.bind_values(id, args, false);
         let shown: Vec<(String, Value)> = self.globals.defs[id]
             .params
@@ -380,7 +276,7 @@ impl Evaluator<'_, '_> {
     }
 
     /// `inject_hyperparams(f)(args)`: numeric hyperparameters become per-step float32 values.
-    fn apply_injected(&mut self, factory: &Func, static_args: &[String], args: Args, span: Span) -> Value {
+    fn apply_injected(&mut self, factory: &Func, static_args: &[String], args: CallArgs<Value>, span: Span) -> Value {
         let Func::Def(id) = *factory else {
             self.err(
                 Diagnostic::error("type-mismatch", "`inject_hyperparams` wraps a named transform or alias")
@@ -412,7 +308,7 @@ impl Evaluator<'_, '_> {
                     }
                     // The inner definition sees what it declared: a schedule, or a number.
                     let seen = injected(Ty::Float);
-                    inner_values.push(if is_number_type(&p.ty.ty) { seen } else { Value::Schedule(Rc::new(Schedule::Constant(seen))) });
+                    inner_values.push(if bind::is_number_type(&p.ty.ty) { seen } else { Value::Schedule(Rc::new(Schedule::Constant(seen))) });
                 }
                 Value::Int(_) | Value::Float(_) if !is_static => {
                     let ty = v.ty();
@@ -537,26 +433,8 @@ impl Evaluator<'_, '_> {
     }
 }
 
-/// `float`, `int`, or one of them made optional.
-fn is_number_type(ty: &Ty) -> bool {
-    match ty {
-        Ty::Float | Ty::Int => true,
-        Ty::Optional(inner) => is_number_type(inner),
-        _ => false,
-    }
-}
-
 fn both_injected_same(a: &Value, b: &Value) -> bool {
     matches!((a, b), (Value::Injected { owner: x, name: n, .. }, Value::Injected { owner: y, name: m, .. }) if x == y && n == m)
-}
-
-/// The strings an enum type (possibly optional) allows.
-fn enum_options(ty: &Ty) -> Option<&[String]> {
-    match ty {
-        Ty::Enum(options) => Some(options),
-        Ty::Optional(inner) => enum_options(inner),
-        _ => None,
-    }
 }
 
 /// A `mask=` value as a [`Mask`].

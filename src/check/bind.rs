@@ -1,8 +1,15 @@
-//! Argument binding: positional and keyword arguments → parameters, with defaults and
-//! variadics, and the diagnostics for every way a call can get this wrong.
+//! A call's arguments → the parameters of a definition: the one place where a call is bound,
+//! for the checker (types), the evaluator (compile-time values) and instantiation (values that
+//! may be known only at run time) alike. Binding by position and keyword, defaults and
+//! variadics; then every known value is checked against its parameter (type, options, range,
+//! glob, the arity of a function) and widened (a number passed as a schedule). Each way a call
+//! can get this wrong has its diagnostic here.
 
-use super::program::Definition;
+use std::rc::Rc;
+
+use super::program::{Definition, Func, ParamSig, Schedule, Value, format_number};
 use super::suggest;
+use super::types::Ty;
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
 use crate::syntax::ast::Ident;
@@ -18,10 +25,17 @@ pub enum Slot<A> {
     Default,
 }
 
-/// A call's arguments, already evaluated or typed into `A`.
+/// One argument of a call, already evaluated or typed into `A`.
+#[derive(Clone, Debug)]
+pub enum CallArg<A> {
+    Positional(A, Span),
+    /// `name=value`, with the span of the whole argument.
+    Keyword(Ident, A, Span),
+}
+
+/// A call's arguments, in the order they are written.
 pub struct CallArgs<A> {
-    pub positional: Vec<(A, Span)>,
-    pub keywords: Vec<(Ident, A, Span)>,
+    pub args: Vec<CallArg<A>>,
     /// True when a `**map` argument could not be expanded (so missing ones are not reported).
     pub opaque_splat: bool,
     /// The span of `(...)`.
@@ -33,51 +47,63 @@ pub fn bind<A: Clone>(def: &Definition, args: CallArgs<A>, errors: &mut Vec<Diag
     let mut slots: Vec<Slot<A>> = vec![Slot::Default; def.params.len()];
     let mut given_at: Vec<Option<Span>> = vec![None; def.params.len()];
     let variadic = def.params.iter().position(|p| p.variadic);
-
     let positional_capacity = variadic.unwrap_or(def.params.len());
-    for (i, (value, span)) in args.positional.into_iter().enumerate() {
-        if i < positional_capacity {
-            slots[i] = Slot::Given(value, span);
-            given_at[i] = Some(span);
-        } else if let Some(v) = variadic {
-            match &mut slots[v] {
-                Slot::Variadic(items) => items.push((value, span)),
-                slot => *slot = Slot::Variadic(vec![(value, span)]),
-            }
-            given_at[v] = Some(span);
-        } else {
-            let n = def.params.len();
-            errors.push(
-                Diagnostic::error(
-                    "too-many-arguments",
-                    format!("`{}` takes {n} argument{}, but more were given", def.name, plural(n)),
-                )
-                .with_primary(span, "unexpected argument")
-                .with_secondary(def.name_span, format!("`{}` is defined here", def.name))
-                .with_help("remove it, or pass it by keyword if a parameter was meant"),
-            );
-        }
-    }
-
+    let mut n_positional = 0;
+    let mut first_keyword: Option<Span> = None;
     // Parameters an unknown keyword was probably meant for: not reported missing as well.
     let mut meant: Vec<String> = Vec::new();
-    for (name, value, span) in args.keywords {
-        let Some(i) = def.params.iter().position(|p| p.name == name.name && !p.variadic) else {
-            let (d, fix) = unknown_keyword(def, &name);
-            meant.extend(fix);
-            errors.push(d);
-            continue;
-        };
-        if let Some(first) = given_at[i] {
-            errors.push(
-                Diagnostic::error("duplicate-argument", format!("`{}` is given more than once", name.name))
-                    .with_primary(span, "given again here")
-                    .with_secondary(first, "first given here"),
-            );
-            continue;
+
+    for arg in args.args {
+        match arg {
+            CallArg::Positional(value, span) => {
+                if let Some(keyword) = first_keyword {
+                    errors.push(positional_after_keyword(def, &given_at, span, keyword));
+                    continue;
+                }
+                let i = n_positional;
+                n_positional += 1;
+                if i < positional_capacity {
+                    slots[i] = Slot::Given(value, span);
+                    given_at[i] = Some(span);
+                } else if let Some(v) = variadic {
+                    match &mut slots[v] {
+                        Slot::Variadic(items) => items.push((value, span)),
+                        slot => *slot = Slot::Variadic(vec![(value, span)]),
+                    }
+                    given_at[v] = Some(span);
+                } else {
+                    let n = def.params.len();
+                    errors.push(
+                        Diagnostic::error(
+                            "too-many-arguments",
+                            format!("`{}` takes {n} argument{}, but more were given", def.name, plural(n)),
+                        )
+                        .with_primary(span, "unexpected argument")
+                        .with_secondary(def.name_span, format!("`{}` is defined here", def.name))
+                        .with_help("remove it, or pass it by keyword if a parameter was meant"),
+                    );
+                }
+            }
+            CallArg::Keyword(name, value, span) => {
+                first_keyword.get_or_insert(span);
+                let Some(i) = def.params.iter().position(|p| p.name == name.name && !p.variadic) else {
+                    let (d, fix) = unknown_keyword(def, &name);
+                    meant.extend(fix);
+                    errors.push(d);
+                    continue;
+                };
+                if let Some(first) = given_at[i] {
+                    errors.push(
+                        Diagnostic::error("duplicate-argument", format!("`{}` is given more than once", name.name))
+                            .with_primary(span, "given again here")
+                            .with_secondary(first, "first given here"),
+                    );
+                    continue;
+                }
+                slots[i] = Slot::Given(value, span);
+                given_at[i] = Some(span);
+            }
         }
-        slots[i] = Slot::Given(value, span);
-        given_at[i] = Some(span);
     }
 
     if !args.opaque_splat {
@@ -94,6 +120,21 @@ pub fn bind<A: Clone>(def: &Definition, args: CallArgs<A>, errors: &mut Vec<Diag
         }
     }
     slots
+}
+
+/// Python refuses `f(a=1, 2)`; so does optc, naming the parameter the value was probably meant
+/// for (the first one not given yet).
+fn positional_after_keyword(def: &Definition, given_at: &[Option<Span>], span: Span, keyword: Span) -> Diagnostic {
+    let next = def.params.iter().zip(given_at).find(|(p, given)| given.is_none() && !p.variadic).map(|(p, _)| &p.name);
+    let help = match next {
+        Some(name) => format!("name it (`{name}=...`), or move it before the keyword arguments"),
+        None => "move it before the keyword arguments".to_string(),
+    };
+    Diagnostic::error("positional-after-keyword", "positional argument after keyword argument")
+        .with_primary(span, "positional argument")
+        .with_secondary(keyword, "after this keyword argument")
+        .with_note("as in Python, arguments given by position come first")
+        .with_help(help)
 }
 
 /// The diagnostic for an unknown keyword, and the parameter it was probably meant for.
@@ -121,4 +162,169 @@ fn unknown_keyword(def: &Definition, name: &Ident) -> (Diagnostic, Option<String
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+// ---- values --------------------------------------------------------------------------------
+
+/// A value a walker binds: the evaluator's compile-time [`Value`]s, or instantiation's values,
+/// some of which are known only at run time. Only known values are checked.
+pub trait Bound: Clone {
+    /// The compile-time value, if this one is known.
+    fn known(&self) -> Option<&Value>;
+    fn from_value(v: Value) -> Self;
+    /// The arguments gathered by a `*name` parameter.
+    fn list(items: Vec<Self>) -> Self;
+}
+
+impl Bound for Value {
+    fn known(&self) -> Option<&Value> {
+        Some(self)
+    }
+
+    fn from_value(v: Value) -> Value {
+        v
+    }
+
+    fn list(items: Vec<Value>) -> Value {
+        Value::List(items)
+    }
+}
+
+/// How a call binds its values.
+pub struct Call<'a> {
+    /// Every definition, to name a function value in a message.
+    pub defs: &'a [Definition],
+    /// Under `inject_hyperparams`, where a numeric hyperparameter also takes a schedule, as
+    /// Optax allows.
+    pub injected: bool,
+}
+
+impl Call<'_> {
+    /// Binds `args` to the parameters of `def` and checks each known value; `default` gives a
+    /// parameter's default value. One value per parameter, in order: [`Value::Error`] where a
+    /// value was missing or wrong (already reported).
+    pub fn bind<A: Bound>(
+        &self,
+        def: &Definition,
+        args: CallArgs<A>,
+        mut default: impl FnMut(&ParamSig) -> A,
+        errors: &mut Vec<Diagnostic>,
+    ) -> Vec<A> {
+        let slots = bind(def, args, errors);
+        slots
+            .into_iter()
+            .zip(&def.params)
+            .map(|(slot, p)| match slot {
+                Slot::Given(v, s) => self.check(def, p, v, s, errors),
+                Slot::Variadic(items) => A::list(items.into_iter().map(|(v, s)| self.check(def, p, v, s, errors)).collect()),
+                Slot::Default if p.variadic => A::list(Vec::new()),
+                Slot::Default if p.default.is_some() => widen(p, default(p)),
+                Slot::Default => A::from_value(Value::Error),
+            })
+            .collect()
+    }
+
+    /// Checks one argument against its parameter, if it is known; the value, widened.
+    fn check<A: Bound>(&self, def: &Definition, p: &ParamSig, v: A, span: Span, errors: &mut Vec<Diagnostic>) -> A {
+        let Some(known) = v.known() else { return v };
+        if self.injected && matches!(known, Value::Schedule(_)) && is_number_type(&p.ty.ty) {
+            return v;
+        }
+        match check_value(self.defs, def, p, known, span) {
+            Ok(()) => widen(p, v),
+            Err(d) => {
+                errors.push(d);
+                A::from_value(Value::Error)
+            }
+        }
+    }
+}
+
+/// Whether a known value fits its parameter: type, options, range, glob, and the arity of a
+/// function the parameter will call.
+fn check_value(defs: &[Definition], def: &Definition, p: &ParamSig, v: &Value, span: Span) -> Result<(), Diagnostic> {
+    if *v == Value::Error {
+        return Ok(());
+    }
+    let found = v.ty();
+    if !p.ty.ty.accepts(&found) || matches!((&p.ty.ty, v), (Ty::Transform, Value::Func(_))) {
+        let what = format!("`{}` of `{}`", p.name, def.name);
+        let mut d = Diagnostic::error("type-mismatch", format!("{what} expects {}, found {}", p.ty.ty, v.describe()))
+            .with_primary(span, format!("expected {}", p.ty.ty))
+            .with_secondary(p.span, format!("`{}` is declared here", p.name));
+        match (&p.ty.ty, v) {
+            (Ty::Int, Value::Float(x)) if x.fract() == 0.0 => {
+                d = d.with_help(format!("write it as an int: `{}={}`", p.name, *x as i64));
+            }
+            (Ty::Transform, Value::Func(f)) => {
+                if let Func::Def(id) = **f {
+                    d = d.with_help(format!("call it: `{}(...)`", defs[id].name));
+                }
+            }
+            (Ty::Float | Ty::Int | Ty::Schedule, Value::Str(s)) if s.parse::<f64>().is_ok() => {
+                d = d.with_help(format!("remove the quotes: `{}={s}`", p.name));
+            }
+            _ => {}
+        }
+        return Err(d);
+    }
+    if let (Some(options), Value::Str(s)) = (enum_options(&p.ty.ty), v)
+        && !options.contains(s)
+    {
+        let list: Vec<String> = options.iter().map(|o| format!("\"{o}\"")).collect();
+        let mut d = Diagnostic::error("unknown-option", format!("`{}` of `{}` cannot be \"{s}\"", p.name, def.name))
+            .with_primary(span, format!("expected one of {}", list.join(", ")))
+            .with_secondary(p.span, format!("`{}` is declared here", p.name));
+        if let Some(fix) = suggest::closest(s, options.iter().map(String::as_str)) {
+            d = d.with_help(format!("did you mean \"{fix}\"?"));
+        }
+        return Err(d);
+    }
+    if let Some(range) = &p.range
+        && let Some(x) = v.as_f64()
+        && !range.contains(x)
+    {
+        let shown = if matches!(v, Value::Int(_)) { format!("{}", x as i64) } else { format_number(x) };
+        return Err(Diagnostic::error("out-of-range", format!("`{}` of `{}` must be in {range}, found {shown}", p.name, def.name))
+            .with_primary(span, format!("{shown} is out of range"))
+            .with_secondary(range.span, format!("`{}` is declared `in {range}` here", p.name))
+            .with_note(format!("expected {} in {range}, found {shown}", p.ty.ty)));
+    }
+    if let (Ty::Mask | Ty::Optional(_), Value::Str(g)) = (&p.ty.ty, v)
+        && p.ty.ty.accepts(&Ty::Mask)
+        && let Err(msg) = crate::glob::validate(g)
+    {
+        return Err(Diagnostic::error("bad-glob", format!("invalid glob `{g}`: {msg}")).with_primary(span, msg));
+    }
+    Ok(())
+}
+
+/// Widening that changes a value's form: a number passed as a schedule is a constant schedule.
+pub fn widen<A: Bound>(p: &ParamSig, v: A) -> A {
+    let wants_schedule =
+        matches!(&p.ty.ty, Ty::Schedule) || matches!(&p.ty.ty, Ty::Optional(t) if **t == Ty::Schedule);
+    match v.known() {
+        Some(n @ (Value::Int(_) | Value::Float(_) | Value::Injected { .. })) if wants_schedule => {
+            A::from_value(Value::Schedule(Rc::new(Schedule::Constant(n.clone()))))
+        }
+        _ => v,
+    }
+}
+
+/// `float`, `int`, or one of them made optional.
+pub fn is_number_type(ty: &Ty) -> bool {
+    match ty {
+        Ty::Float | Ty::Int => true,
+        Ty::Optional(inner) => is_number_type(inner),
+        _ => false,
+    }
+}
+
+/// The strings an enum type (possibly optional) allows.
+fn enum_options(ty: &Ty) -> Option<&[String]> {
+    match ty {
+        Ty::Enum(options) => Some(options),
+        Ty::Optional(inner) => enum_options(inner),
+        _ => None,
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::bind::{self, CallArgs, Slot};
+use super::bind::{self, CallArg, CallArgs, Slot};
 use super::builtins;
 use super::program::{DefId, DefKind, Definition, Globals};
 use super::suggest;
@@ -439,26 +439,23 @@ impl<'a, 'g> Checker<'a, 'g> {
 
     /// Binds and checks the arguments of a call to a definition; returns the slots' types.
     pub(super) fn bind_args(&mut self, id: DefId, args: &[ast::Arg], args_span: Span) -> Vec<Slot<Typed>> {
-        let mut positional = Vec::new();
-        let mut keywords = Vec::new();
-        let mut opaque_splat = false;
+        let mut call = CallArgs { args: Vec::new(), opaque_splat: false, span: args_span };
         for a in args {
             match a {
-                ast::Arg::Positional(e) => positional.push((self.expr(e), e.span)),
+                ast::Arg::Positional(e) => call.args.push(CallArg::Positional(self.expr(e), e.span)),
                 ast::Arg::Keyword { name, value } => {
-                    keywords.push((name.clone(), self.expr(value), name.span.to(value.span)))
+                    call.args.push(CallArg::Keyword(name.clone(), self.expr(value), name.span.to(value.span)))
                 }
                 ast::Arg::Splat(e) => {
                     let t = self.expr(e);
                     if !matches!(t.ty, Ty::Map(..) | Ty::Error) {
                         self.err(type_mismatch(e.span, "`**`", &Ty::Map(Box::new(Ty::Str), Box::new(Ty::Unknown)), &t));
                     }
-                    opaque_splat = true;
+                    call.opaque_splat = true;
                 }
             }
         }
         let def = &self.globals.defs[id];
-        let call = CallArgs { positional, keywords, opaque_splat, span: args_span };
         let mut errors = Vec::new();
         let slots = bind::bind(def, call, &mut errors);
         self.errors.extend(errors);

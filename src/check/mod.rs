@@ -7,7 +7,7 @@
 //! [`Program`] is the only thing handed on.
 
 mod apply;
-mod bind;
+pub mod bind;
 mod body;
 pub mod builtins;
 pub mod consts;

@@ -8,8 +8,9 @@ use std::collections::HashMap;
 
 use super::value::IVal;
 use super::{Ctx, Inst, Which};
+use crate::check::bind::{self, CallArg, CallArgs};
 use crate::check::builtins;
-use crate::check::program::{DefAst, DefKind, Func, Schedule, Tx, Value};
+use crate::check::program::{DefAst, DefKind, Func, ParamSig, Schedule, Tx, Value};
 use crate::diagnostic::Diagnostic;
 use crate::ir::op::{Kind, Op, Scalar};
 use crate::ir::{Level, Named, Node, Reduce, SlotId};
@@ -466,7 +467,7 @@ fn read_old(inst: &mut Inst, slot: SlotId, before: &HashMap<SlotId, u32>) -> u32
 }
 
 /// Compile-time items stay one compile-time list; any runtime item makes a runtime list.
-fn collect(items: Vec<IVal>, tuple: bool) -> IVal {
+pub(super) fn collect(items: Vec<IVal>, tuple: bool) -> IVal {
     if items.iter().all(|i| matches!(i, IVal::Const(_))) {
         let values = items.into_iter().filter_map(|i| if let IVal::Const(v) = i { Some(v) } else { None }).collect();
         return IVal::Const(if tuple { Value::Tuple(values) } else { Value::List(values) });

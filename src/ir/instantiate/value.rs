@@ -22,6 +22,23 @@ pub enum IVal {
     Tuple(Vec<IVal>),
 }
 
+impl crate::check::bind::Bound for IVal {
+    fn known(&self) -> Option<&Value> {
+        match self {
+            IVal::Const(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn from_value(v: Value) -> IVal {
+        IVal::Const(v)
+    }
+
+    fn list(items: Vec<IVal>) -> IVal {
+        super::body::collect(items, false)
+    }
+}
+
 impl Inst<'_> {
     /// The value as a node of `which`, or `None` (reported) if it is not a scalar.
     pub fn node_for(&mut self, v: IVal, which: Which) -> Option<NodeId> {
