@@ -17,9 +17,11 @@ use crate::syntax::ast::{self, BinaryOp, ExprKind};
 impl Evaluator<'_, '_> {
     pub(super) fn call(&mut self, callee: &ast::Expr, args: &[ast::Arg], args_span: Span, span: Span) -> Value {
         let evaluated = self.eval_args(args, args_span);
+        // In a body, as for the checker and instantiation, a built-in function comes first
+        // (`clip(x, lo, hi)`); in a pipeline, a definition of the same name (`clip(max_delta)`).
         if let ExprKind::Name(name) = &callee.kind
             && builtins::is_builtin(name)
-            && self.globals.by_name.get(name).is_none()
+            && (self.ahead || self.globals.by_name.get(name).is_none())
         {
             return self.builtin(name, evaluated, span);
         }
@@ -27,6 +29,9 @@ impl Evaluator<'_, '_> {
         match f {
             Value::Func(func) => self.apply_func(&func, evaluated, span),
             Value::Error => Value::Error,
+            // Ahead of time, a transform parameter applied to the updates, or a schedule called
+            // with a step count, gives a runtime value.
+            Value::Transform(_) | Value::Schedule(_) | Value::Runtime if self.ahead => Value::Runtime,
             Value::Schedule(_) => {
                 self.err(
                     Diagnostic::error("not-constant", "a schedule is evaluated at every step, not at compile time")
@@ -100,6 +105,9 @@ impl Evaluator<'_, '_> {
         if values.contains(&Value::Error) {
             return Value::Error;
         }
+        if values.contains(&Value::Runtime) {
+            return Value::Runtime;
+        }
         if let Some(v) = values.iter().find(|v| matches!(v, Value::Injected { .. })) {
             return self.not_constant(&v.clone(), span);
         }
@@ -109,6 +117,7 @@ impl Evaluator<'_, '_> {
                 self.err(Diagnostic::error("bad-value", msg).with_primary(span, "in this call"));
                 Value::Error
             }
+            None if self.ahead => Value::Runtime,
             None => {
                 let reduction =
                     matches!(name, "sum" | "norm" | "mean" | "numel" | "all" | "any" | "dot") || name.starts_with("leaf_");
@@ -179,13 +188,15 @@ impl Evaluator<'_, '_> {
         match def.kind {
             DefKind::Builtin => self.combinator(id, values, span),
             DefKind::Transform => {
-                self.compile_time_asserts(id, &values);
+                self.run_ahead(id, &values);
                 Value::Transform(Rc::new(Tx::Instance { def: id, args: values, span }))
             }
             DefKind::Schedule => {
-                self.compile_time_asserts(id, &values);
+                self.run_ahead(id, &values);
                 Value::Schedule(Rc::new(Schedule::Instance { def: id, args: values, span }))
             }
+            // Its own diagnostics say what is wrong with it.
+            DefKind::Def if def.has_errors => Value::Error,
             DefKind::Def => {
                 let Some(DefAst::Def(ast)) = def.ast.clone() else { return Value::Error };
                 let Some(body) = &ast.body else { return Value::Error };
@@ -198,35 +209,6 @@ impl Evaluator<'_, '_> {
                 result
             }
         }
-    }
-
-    /// Runs the `assert`s at the top of a transform's `update` (or a schedule's body) whose
-    /// conditions are compile-time, with the hyperparameters bound.
-    fn compile_time_asserts(&mut self, id: DefId, values: &[Value]) {
-        let def = &self.globals.defs[id];
-        let stmts: Vec<ast::Stmt> = match &def.ast {
-            Some(DefAst::Transform(t)) => t.update.as_ref().map(|u| u.body.stmts.clone()).unwrap_or_default(),
-            Some(DefAst::Def(d)) => d.body.as_ref().map(|b| b.stmts.clone()).unwrap_or_default(),
-            None => Vec::new(),
-        };
-        if !stmts.iter().any(|s| matches!(s, ast::Stmt::Assert { .. })) {
-            return;
-        }
-        let saved = std::mem::replace(&mut self.scopes, vec![Default::default()]);
-        for (p, v) in def.params.clone().iter().zip(values) {
-            self.bind(&p.name, v.clone());
-        }
-        for stmt in &stmts {
-            if let ast::Stmt::Assert { cond, message, span } = stmt {
-                // Skip asserts that read runtime values (the checker allows only compile-time ones).
-                let before = self.errors.len();
-                self.assert(cond, message.as_deref(), *span);
-                if self.errors[before..].iter().any(|d| d.code != "failed-assert") {
-                    self.errors.truncate(before);
-                }
-            }
-        }
-        self.scopes = saved;
     }
 
     /// `chain`, `named_chain`, `masked`, `flatten`, `inject_hyperparams`.
@@ -337,6 +319,9 @@ impl Evaluator<'_, '_> {
         if l == Value::Error || r == Value::Error {
             return Value::Error;
         }
+        if l == Value::Runtime || r == Value::Runtime {
+            return Value::Runtime;
+        }
         match op {
             BinaryOp::Eq => return Value::Bool(l.equals(&r) || both_injected_same(&l, &r)),
             BinaryOp::Ne => return Value::Bool(!l.equals(&r) && !both_injected_same(&l, &r)),
@@ -357,6 +342,7 @@ impl Evaluator<'_, '_> {
     pub(super) fn index(&mut self, base: Value, index: Value, span: Span) -> Value {
         match (&base, &index) {
             (Value::Error, _) | (_, Value::Error) => Value::Error,
+            (Value::Runtime, _) | (_, Value::Runtime) => Value::Runtime,
             (Value::List(items) | Value::Tuple(items), Value::Int(i)) => {
                 let n = items.len() as i64;
                 let k = if *i < 0 { i + n } else { *i };
@@ -421,7 +407,7 @@ impl Evaluator<'_, '_> {
                     }
                 }
             }
-            Value::Error => Value::Error,
+            v @ (Value::Error | Value::Runtime) => v,
             other => {
                 self.err(
                     Diagnostic::error("bad-index", format!("cannot slice {}", other.describe()))

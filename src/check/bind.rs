@@ -3,7 +3,8 @@
 //! may be known only at run time) alike. Binding by position and keyword, defaults and
 //! variadics; then every known value is checked against its parameter (type, options, range,
 //! glob, the arity of a function) and widened (a number passed as a schedule). Each way a call
-//! can get this wrong has its diagnostic here.
+//! can get this wrong has its diagnostic here, and so has an `assert` of the definition that
+//! the call's values fail (the evaluator runs them, [`super::ahead`]).
 
 use std::rc::Rc;
 
@@ -243,7 +244,7 @@ impl Call<'_> {
 /// Whether a known value fits its parameter: type, options, range, glob, and the arity of a
 /// function the parameter will call.
 fn check_value(defs: &[Definition], def: &Definition, p: &ParamSig, v: &Value, span: Span) -> Result<(), Diagnostic> {
-    if *v == Value::Error {
+    if matches!(v, Value::Error | Value::Runtime) {
         return Ok(());
     }
     let found = v.ty();
@@ -267,6 +268,11 @@ fn check_value(defs: &[Definition], def: &Definition, p: &ParamSig, v: &Value, s
             _ => {}
         }
         return Err(d);
+    }
+    if let (Some(sig), Value::Func(f)) = (fn_signature(&p.ty.ty), v)
+        && let Func::Def(id) = **f
+    {
+        check_arity(&defs[id], sig.params.len(), def, p, span)?;
     }
     if let (Some(options), Value::Str(s)) = (enum_options(&p.ty.ty), v)
         && !options.contains(s)
@@ -297,6 +303,61 @@ fn check_value(defs: &[Definition], def: &Definition, p: &ParamSig, v: &Value, s
         return Err(Diagnostic::error("bad-glob", format!("invalid glob `{g}`: {msg}")).with_primary(span, msg));
     }
     Ok(())
+}
+
+/// Whether the function `f` can be called with the `n` arguments the parameter `p` of `def`
+/// will pass it (Optax's `functools.partial` has no counterpart: a `def` binds the others).
+fn check_arity(f: &Definition, n: usize, def: &Definition, p: &ParamSig, span: Span) -> Result<(), Diagnostic> {
+    let required = f.params.iter().filter(|q| q.default.is_none() && !q.variadic).count();
+    let takes = if f.params.iter().any(|q| q.variadic) { usize::MAX } else { f.params.len() };
+    if (required..=takes).contains(&n) {
+        return Ok(());
+    }
+    let count = match takes {
+        _ if takes == required => format!("{required}"),
+        usize::MAX => format!("at least {required}"),
+        _ => format!("{required} to {takes}"),
+    };
+    let mut d = Diagnostic::error(
+        "type-mismatch",
+        format!("`{}` calls its `{}` with {n} argument{}, but `{}` takes {count}", def.name, p.name, plural(n), f.name),
+    )
+    .with_primary(span, format!("`{}` does not fit here", f.name))
+    .with_secondary(p.span, format!("`{}` is declared here", p.name))
+    .with_secondary(f.name_span, format!("`{}` is defined here", f.name));
+    if required > n {
+        let rest: Vec<&str> = f.params[n..required].iter().map(|q| q.name.as_str()).collect();
+        let given: Vec<&str> = f.params[..n].iter().map(|q| q.name.as_str()).collect();
+        let typed: Vec<String> = f.params[..n].iter().map(|q| format!("{}: {}", q.name, q.ty)).collect();
+        let ret = f.ret.as_ref().map_or(String::new(), |r| format!(" -> {r}"));
+        let values: Vec<String> = rest.iter().map(|r| format!("{r}=...")).collect();
+        d = d.with_help(format!(
+            "bind {} with a `def` of {n} parameter{} and pass that: `def my_{}({}){ret} = {}({}, {})`",
+            rest.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", "),
+            plural(n),
+            f.name,
+            typed.join(", "),
+            f.name,
+            given.join(", "),
+            values.join(", "),
+        ));
+    }
+    Err(d)
+}
+
+/// The signature a function-typed parameter (possibly optional) declares.
+fn fn_signature(ty: &Ty) -> Option<&super::types::FnTy> {
+    match ty {
+        Ty::Fn(Some(sig)) => Some(sig),
+        Ty::Optional(inner) => fn_signature(inner),
+        _ => None,
+    }
+}
+
+/// The diagnostic of an `assert` of a definition that does not hold for the values of a call.
+pub fn failed_assert(message: Option<&str>, span: Span) -> Diagnostic {
+    let message = message.unwrap_or("a requirement of this definition does not hold");
+    Diagnostic::error("failed-assert", message.to_string()).with_primary(span, "required here")
 }
 
 /// Widening that changes a value's form: a number passed as a schedule is a constant schedule.

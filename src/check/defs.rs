@@ -64,6 +64,7 @@ pub fn collect(files: &[(crate::source::FileId, ast::File)], sources: &SourceMap
                 states,
                 reads_value: false,
                 reads_param: false,
+                has_errors: false,
                 name_span: name.span,
                 is_stdlib,
                 ast: Some(ast),

@@ -25,11 +25,13 @@ pub struct Evaluator<'a, 'g> {
     /// Spans of the calls being evaluated, outermost first.
     pub(super) calls: Vec<Span>,
     pub(super) next_inject: u32,
+    /// Running a body ahead of time ([`super::ahead`]): runtime values flow silently.
+    pub(super) ahead: bool,
 }
 
 impl<'a, 'g> Evaluator<'a, 'g> {
     pub fn new(globals: &'a Globals<'g>, sources: &'a SourceMap) -> Evaluator<'a, 'g> {
-        Evaluator { globals, sources, errors: Vec::new(), scopes: vec![HashMap::new()], calls: Vec::new(), next_inject: 0 }
+        Evaluator { globals, sources, errors: Vec::new(), scopes: vec![HashMap::new()], calls: Vec::new(), next_inject: 0, ahead: false }
     }
 
     pub(super) fn err(&mut self, d: Diagnostic) {
@@ -56,19 +58,21 @@ impl<'a, 'g> Evaluator<'a, 'g> {
         Value::List(values)
     }
 
-    /// A diagnostic whose primary label points into the standard library also gets the user's
-    /// call that led there, so the user sees where to act.
+    /// A diagnostic found inside a definition also points at the user's call that led there:
+    /// as its primary label when it points into the standard library, so the user sees where
+    /// to act; as a secondary one in the user's own definitions.
     fn in_user_code(&self, mut d: Diagnostic) -> Diagnostic {
         let in_stdlib = |span: Span| self.sources.get(span.file).is_some_and(|f| f.is_stdlib);
-        if let Some(primary) = &d.primary
-            && in_stdlib(primary.span)
-            && let Some(user) = self.calls.iter().rev().find(|s| !in_stdlib(**s))
-        {
+        let Some(primary) = d.primary.as_ref().map(|l| l.span) else { return d };
+        let Some(&user) = self.calls.iter().rev().find(|s| !in_stdlib(**s)) else { return d };
+        if in_stdlib(primary) {
             let inner = d.primary.take();
-            d = d.with_primary(*user, "in this call");
+            d = d.with_primary(user, "in this call");
             if let Some(label) = inner {
                 d.secondary.insert(0, label);
             }
+        } else if primary.file != user.file || primary.end <= user.start || primary.start >= user.end {
+            d = d.with_secondary(user, "with the values of this call");
         }
         d
     }
@@ -114,10 +118,15 @@ impl<'a, 'g> Evaluator<'a, 'g> {
             }
             ast::Stmt::Assign(a) => {
                 let value = self.expr(&a.value);
+                let target = self.lookup(&a.target.name).cloned().unwrap_or(Value::Error);
+                let index = a.index.as_ref().map(|i| (self.expr(i), i.span));
                 let value = match a.op {
                     ast::AssignOp::Set => value,
                     op => {
-                        let current = self.lookup(&a.target.name).cloned().unwrap_or(Value::Error);
+                        let current = match &index {
+                            Some((i, span)) => self.index(target.clone(), i.clone(), *span),
+                            None => target.clone(),
+                        };
                         let op = match op {
                             ast::AssignOp::Add => BinaryOp::Add,
                             ast::AssignOp::Sub => BinaryOp::Sub,
@@ -126,6 +135,20 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                         };
                         self.binary(op, current, value, a.span)
                     }
+                };
+                // `s[i] = v` replaces one item of a list (a `list[float]` state).
+                let value = match (index, target) {
+                    (None, _) => value,
+                    (Some((Value::Int(i), _)), Value::List(mut items)) => {
+                        let n = items.len() as i64;
+                        match usize::try_from(if i < 0 { i + n } else { i }).ok().and_then(|k| items.get_mut(k)) {
+                            Some(item) => *item = value,
+                            None => return,
+                        }
+                        Value::List(items)
+                    }
+                    (Some(_), Value::Error) => Value::Error,
+                    (Some(_), _) => Value::Runtime,
                 };
                 if !self.assign_existing(&a.target.name, value) {
                     self.err(
@@ -140,6 +163,17 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                     Value::List(items) | Value::Tuple(items) => items,
                     Value::Map(entries) => entries.into_iter().map(|(k, v)| Value::Tuple(vec![k, v])).collect(),
                     Value::Error => return,
+                    // A loop over runtime values: its body runs once on a runtime item, and
+                    // what it assigns is known only at run time.
+                    Value::Runtime => {
+                        let before = self.scopes.clone();
+                        self.scopes.push(HashMap::new());
+                        self.bind_pattern(&f.pattern, Value::Runtime);
+                        self.block(&f.body);
+                        self.scopes.pop();
+                        self.join(&before);
+                        return;
+                    }
                     other => {
                         self.err(
                             Diagnostic::error("type-mismatch", format!("cannot loop over {}", other.ty()))
@@ -166,11 +200,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
     pub(super) fn assert(&mut self, cond: &ast::Expr, message: Option<&str>, span: Span) {
         match self.expr(cond) {
             Value::Bool(true) | Value::Error => {}
-            Value::Bool(false) => {
-                let message = message.unwrap_or("a requirement of this definition does not hold");
-                let d = Diagnostic::error("failed-assert", message.to_string()).with_primary(span, "required here");
-                self.err(d);
-            }
+            Value::Bool(false) => self.err(super::bind::failed_assert(message, span)),
             _ => {}
         }
     }
@@ -181,7 +211,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
             ast::Pattern::Tuple(parts, span) => {
                 let items = match value {
                     Value::Tuple(items) | Value::List(items) if items.len() == parts.len() => items,
-                    Value::Error => vec![Value::Error; parts.len()],
+                    v @ (Value::Error | Value::Runtime) => vec![v; parts.len()],
                     other => {
                         self.err(
                             Diagnostic::error("type-mismatch", format!("cannot unpack {other} into {} names", parts.len()))
@@ -217,6 +247,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                 let items = match self.expr(iter) {
                     Value::List(items) | Value::Tuple(items) => items,
                     Value::Map(entries) => entries.into_iter().map(|(k, v)| Value::Tuple(vec![k, v])).collect(),
+                    Value::Runtime => return Value::Runtime,
                     _ => return Value::Error,
                 };
                 let mut out = Vec::with_capacity(items.len());
@@ -232,7 +263,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
             ExprKind::Unary { op, operand } => {
                 let v = self.expr(operand);
                 match (op, v) {
-                    (_, Value::Error) => Value::Error,
+                    (_, v @ (Value::Error | Value::Runtime)) => v,
                     (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
                     (UnaryOp::Neg, Value::Int(n)) => n.checked_neg().map_or(Value::Error, Value::Int),
                     (UnaryOp::Neg, Value::Float(x)) => Value::Float(-x),
@@ -271,8 +302,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                 self.slice(b, s, t, e.span)
             }
             ExprKind::If { cond, then, otherwise } => match self.expr(cond) {
-                Value::Bool(true) => self.block(then).unwrap_or(Value::None),
-                Value::Bool(false) => otherwise.as_ref().and_then(|o| self.block(o)).unwrap_or(Value::None),
+                c @ (Value::Bool(_) | Value::Runtime) => self.branches(c, then, otherwise.as_ref()),
                 Value::Error => Value::Error,
                 v @ Value::Injected { .. } => self.not_constant(&v, cond.span),
                 other => {
@@ -317,7 +347,8 @@ impl<'a, 'g> Evaluator<'a, 'g> {
         for (k, v) in entries {
             let key = self.expr(k);
             let value = self.expr(v);
-            if let Some((_, _, first)) = out.iter().find(|(existing, _, _)| existing.equals(&key)) {
+            let known = !matches!(key, Value::Error | Value::Runtime);
+            if known && let Some((_, _, first)) = out.iter().find(|(existing, _, _)| existing.equals(&key)) {
                 let first = *first;
                 self.err(
                     Diagnostic::error("duplicate-key", format!("the key {key} appears twice in this map"))

@@ -6,6 +6,7 @@
 //! Architecture invariant: nothing here knows about parameter layouts or code generation; the
 //! [`Program`] is the only thing handed on.
 
+mod ahead;
 mod apply;
 pub mod bind;
 mod body;
@@ -80,19 +81,21 @@ fn stdlib_texts(sources: &SourceMap) -> Vec<(FileId, &str)> {
 fn check_files(sources: &SourceMap, files: &[(FileId, ast::File)], mut diagnostics: Vec<Diagnostic>, expect: Expect) -> Checked {
     let mut defs = defs::collect(files, sources, &mut diagnostics);
     let by_name: HashMap<String, DefId> = defs.iter().enumerate().map(|(i, d)| (d.name.clone(), i)).collect();
-    let reads: Vec<defs::Reads> = {
+    let reads: Vec<(defs::Reads, bool)> = {
         let globals = program::Globals { defs: &defs, by_name: &by_name, instances: Default::default() };
         (0..defs.len())
             .map(|id| {
                 let (mut errors, reads) = defs::check_definition(&globals, id);
+                let has_errors = errors.iter().any(Diagnostic::is_error);
                 diagnostics.append(&mut errors);
-                reads
+                (reads, has_errors)
             })
             .collect()
     };
-    for (def, reads) in defs.iter_mut().zip(reads) {
+    for (def, (reads, has_errors)) in defs.iter_mut().zip(reads) {
         def.reads_value = reads.value;
         def.reads_param = reads.param;
+        def.has_errors = has_errors;
     }
 
     let mut pipeline = None;

@@ -104,6 +104,9 @@ pub struct Definition {
     pub reads_value: bool,
     /// True if the update or a state initialiser reads `param`.
     pub reads_param: bool,
+    /// True if checking the definition reported an error: the evaluator does not run its body
+    /// ahead of time.
+    pub has_errors: bool,
     /// The definition's name in its source.
     pub name_span: Span,
     pub is_stdlib: bool,
@@ -145,6 +148,10 @@ pub enum Value {
     /// A numeric hyperparameter that `inject_hyperparams` turned into a float32 value that may
     /// change every step: known at run time only.
     Injected { owner: u32, name: String, ty: Ty },
+    /// A value known only at run time (the updates, `param`, `value`, `step`, a state): it
+    /// stands for them while the evaluator runs a transform's or schedule's body ahead of time
+    /// ([`super::ahead`]), and is never part of a [`Program`].
+    Runtime,
     /// Stands for something already reported as an error.
     Error,
 }
@@ -201,6 +208,7 @@ impl Value {
             Value::Transform(_) => Ty::Transform,
             Value::Func(_) => Ty::Fn(None),
             Value::Injected { ty, .. } => ty.clone(),
+            Value::Runtime => Ty::Unknown,
             Value::Error => Ty::Error,
         }
     }
@@ -349,6 +357,7 @@ impl fmt::Display for Value {
             Value::Transform(_) => write!(f, "<transform>"),
             Value::Func(_) => write!(f, "<function>"),
             Value::Injected { name, .. } => write!(f, "<injected {name}>"),
+            Value::Runtime => write!(f, "<runtime value>"),
             Value::Error => write!(f, "<error>"),
         }
     }

@@ -153,7 +153,8 @@ impl Frame {
                 }
                 self.depth -= 1;
             }
-            ast::Stmt::Assert { .. } => {} // checked at compile time
+            // Its condition is compile-time, so the checker ran it (`check::ahead`).
+            ast::Stmt::Assert { .. } => {}
             ast::Stmt::Reset(name) => self.reset(inst, &name.name),
             ast::Stmt::Expr(e) => match &e.kind {
                 ExprKind::If { cond, then, otherwise } => {
