@@ -30,7 +30,7 @@ impl Evaluator<'_, '_> {
                 (p.name.clone(), v)
             })
             .collect();
-        let saved = std::mem::replace(&mut self.scopes, Vec::new());
+        let saved = std::mem::take(&mut self.scopes);
         let was_ahead = std::mem::replace(&mut self.ahead, true);
         match (&def.ast, def.kind) {
             (Some(DefAst::Transform(t)), _) => {

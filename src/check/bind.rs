@@ -232,8 +232,8 @@ impl Call<'_> {
             return v;
         }
         match check_value(self.defs, def, p, known, span) {
-            Ok(()) => widen(p, v),
-            Err(d) => {
+            None => widen(p, v),
+            Some(d) => {
                 errors.push(d);
                 A::from_value(Value::Error)
             }
@@ -241,11 +241,11 @@ impl Call<'_> {
     }
 }
 
-/// Whether a known value fits its parameter: type, options, range, glob, and the arity of a
-/// function the parameter will call.
-fn check_value(defs: &[Definition], def: &Definition, p: &ParamSig, v: &Value, span: Span) -> Result<(), Diagnostic> {
+/// What is wrong with a known value for its parameter, if anything: its type, option, range,
+/// glob, or the arity of a function the parameter will call.
+fn check_value(defs: &[Definition], def: &Definition, p: &ParamSig, v: &Value, span: Span) -> Option<Diagnostic> {
     if matches!(v, Value::Error | Value::Runtime) {
-        return Ok(());
+        return None;
     }
     let found = v.ty();
     if !p.ty.ty.accepts(&found) || matches!((&p.ty.ty, v), (Ty::Transform, Value::Func(_))) {
@@ -267,12 +267,12 @@ fn check_value(defs: &[Definition], def: &Definition, p: &ParamSig, v: &Value, s
             }
             _ => {}
         }
-        return Err(d);
+        return Some(d);
     }
     if let (Some(sig), Value::Func(f)) = (fn_signature(&p.ty.ty), v)
         && let Func::Def(id) = **f
     {
-        check_arity(&defs[id], sig.params.len(), def, p, span)?;
+        return check_arity(&defs[id], sig.params.len(), def, p, span);
     }
     if let (Some(options), Value::Str(s)) = (enum_options(&p.ty.ty), v)
         && !options.contains(s)
@@ -284,14 +284,14 @@ fn check_value(defs: &[Definition], def: &Definition, p: &ParamSig, v: &Value, s
         if let Some(fix) = suggest::closest(s, options.iter().map(String::as_str)) {
             d = d.with_help(format!("did you mean \"{fix}\"?"));
         }
-        return Err(d);
+        return Some(d);
     }
     if let Some(range) = &p.range
         && let Some(x) = v.as_f64()
         && !range.contains(x)
     {
         let shown = if matches!(v, Value::Int(_)) { format!("{}", x as i64) } else { format_number(x) };
-        return Err(Diagnostic::error("out-of-range", format!("`{}` of `{}` must be in {range}, found {shown}", p.name, def.name))
+        return Some(Diagnostic::error("out-of-range", format!("`{}` of `{}` must be in {range}, found {shown}", p.name, def.name))
             .with_primary(span, format!("{shown} is out of range"))
             .with_secondary(range.span, format!("`{}` is declared `in {range}` here", p.name))
             .with_note(format!("expected {} in {range}, found {shown}", p.ty.ty)));
@@ -300,18 +300,18 @@ fn check_value(defs: &[Definition], def: &Definition, p: &ParamSig, v: &Value, s
         && p.ty.ty.accepts(&Ty::Mask)
         && let Err(msg) = crate::glob::validate(g)
     {
-        return Err(Diagnostic::error("bad-glob", format!("invalid glob `{g}`: {msg}")).with_primary(span, msg));
+        return Some(Diagnostic::error("bad-glob", format!("invalid glob `{g}`: {msg}")).with_primary(span, msg));
     }
-    Ok(())
+    None
 }
 
 /// Whether the function `f` can be called with the `n` arguments the parameter `p` of `def`
 /// will pass it (Optax's `functools.partial` has no counterpart: a `def` binds the others).
-fn check_arity(f: &Definition, n: usize, def: &Definition, p: &ParamSig, span: Span) -> Result<(), Diagnostic> {
+fn check_arity(f: &Definition, n: usize, def: &Definition, p: &ParamSig, span: Span) -> Option<Diagnostic> {
     let required = f.params.iter().filter(|q| q.default.is_none() && !q.variadic).count();
     let takes = if f.params.iter().any(|q| q.variadic) { usize::MAX } else { f.params.len() };
     if (required..=takes).contains(&n) {
-        return Ok(());
+        return None;
     }
     let count = match takes {
         _ if takes == required => format!("{required}"),
@@ -342,7 +342,7 @@ fn check_arity(f: &Definition, n: usize, def: &Definition, p: &ParamSig, span: S
             values.join(", "),
         ));
     }
-    Err(d)
+    Some(d)
 }
 
 /// The signature a function-typed parameter (possibly optional) declares.

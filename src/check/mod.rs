@@ -3,23 +3,32 @@
 //! infers the level of every value in it; evaluates the pipeline at compile time with range
 //! checks. All errors are collected, never just the first.
 //!
+//! Two walkers over one floor. The floor: `program` (definitions, the definition table,
+//! compile-time values), `types`, `builtins`, `consts` (Python's arithmetic) and `bind` (how
+//! any call binds its arguments, checks and widens their values). The checker (`defs`, `body`,
+//! `expr`) types each definition once, with its declared types. The evaluator (`eval`, `apply`,
+//! `ahead`) runs the user's file at compile time, and each transform and schedule body it
+//! instantiates ahead of time, so that every call at any depth is bound and checked with its
+//! values. Instantiation (`ir::instantiate`) binds the calls of the bodies it inlines through
+//! `bind` as well.
+//!
 //! Architecture invariant: nothing here knows about parameter layouts or code generation; the
 //! [`Program`] is the only thing handed on.
 
-mod ahead;
-mod apply;
-pub mod bind;
-mod body;
+pub mod program;
+pub mod types;
 pub mod builtins;
 pub mod consts;
+pub mod bind;
 mod defs;
-pub mod eval;
+mod body;
 mod expr;
+pub mod eval;
+mod apply;
+mod ahead;
 mod needed;
-pub mod program;
 mod suggest;
 pub mod summary;
-pub mod types;
 
 use std::collections::HashMap;
 use std::rc::Rc;

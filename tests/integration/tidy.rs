@@ -1,5 +1,7 @@
-//! Architecture invariants, checked by reading the sources: imports flow one way, and pest,
-//! Cranelift, codespan-reporting and `unsafe` stay in their modules (`unsafe`: `jit` and `native`). Every diagnostic code is explained.
+//! Architecture invariants, checked by reading the sources: imports flow one way (the bottom
+//! modules use none, and the interpreter never uses the JIT), and pest, Cranelift,
+//! codespan-reporting and `unsafe` stay in their modules (`unsafe`: `jit` and `native`). Every
+//! diagnostic code is explained.
 
 use std::path::Path;
 
@@ -9,6 +11,7 @@ use crate::support::{files_with_extension, root};
 /// source end (`source`, `diagnostic`, `glob`, `codes`, `stdlib`) and the helpers every stage
 /// may use (`parallel`) are rank 0.
 const RANKS: &[(&str, usize)] = &[
+    ("arena", 0),
     ("source", 0),
     ("diagnostic", 0),
     ("glob", 0),
@@ -25,6 +28,13 @@ const RANKS: &[(&str, usize)] = &[
     ("train", 6),
     ("cli", 7),
 ];
+
+/// Modules at the bottom: they use no other module of the crate.
+const BOTTOM: &[&str] = &["arena", "source", "glob", "codes", "parallel"];
+
+/// Pairs of modules of one rank where the first must not use the second: the interpreter is
+/// the reference the JIT is tested against, so it never borrows from it.
+const APART: &[(&str, &str)] = &[("interp", "jit")];
 
 fn module_of(path: &Path) -> Option<&'static str> {
     let rel = path.strip_prefix(root().join("src")).ok()?;
@@ -47,6 +57,24 @@ fn sources() -> Vec<(std::path::PathBuf, String)> {
         .collect()
 }
 
+/// The modules of the crate a line of code names: `crate::x::...`, `crate::x;` and the names
+/// of `use crate::{x, y::...}`.
+fn modules_used(line: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("crate::") {
+        rest = &rest[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let group = group.split('}').next().unwrap_or("");
+            out.extend(group.split(',').map(|part| part.trim().split("::").next().unwrap_or("").trim()));
+        } else {
+            out.push(rest.split(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or(""));
+        }
+    }
+    out.retain(|m| !m.is_empty());
+    out
+}
+
 #[test]
 fn imports_flow_one_way() {
     let mut violations = Vec::new();
@@ -54,15 +82,26 @@ fn imports_flow_one_way() {
         let Some(module) = module_of(&path) else { continue };
         let own = rank(module).unwrap_or(0);
         for (i, line) in text.lines().enumerate() {
-            for (other, other_rank) in RANKS {
-                let uses = line.contains(&format!("crate::{other}::")) || line.contains(&format!("crate::{other};"));
-                if uses && *other_rank > own {
-                    violations.push(format!("{}:{}: `{module}` uses `{other}`", path.display(), i + 1));
+            for other in modules_used(line) {
+                let at = format!("{}:{}: `{module}` uses `{other}`", path.display(), i + 1);
+                let forbidden = rank(other).is_some_and(|r| r > own)
+                    || (BOTTOM.contains(&module) && other != module && rank(other).is_some())
+                    || APART.contains(&(module, other));
+                if forbidden {
+                    violations.push(at);
                 }
             }
         }
     }
     assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
+fn the_import_rule_sees_every_spelling() {
+    assert_eq!(modules_used("use crate::jit::compile;"), ["jit"]);
+    assert_eq!(modules_used("use crate::{arena::Arena, jit};"), ["arena", "jit"]);
+    assert_eq!(modules_used("let x = crate::ir::plan(&ir);"), ["ir"]);
+    assert!(modules_used("use super::jit;").is_empty());
 }
 
 #[test]
