@@ -10,7 +10,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("bad-glob", "Globs follow Python's fnmatchcase: `*` any run of characters, `?` one character, `[abc]` a set. An empty glob, or a `[` never closed, is almost surely a mistake."),
     ("bad-index", "Lists and tuples are indexed by ints, maps by their keys; state lists by compile-time ints (loop variables over `range`)."),
     ("bad-range", "A range `in [lo, hi)` applies to a number parameter, and its bounds are numbers, `inf` or `-inf`, with lo <= hi."),
-    ("bad-reset", "`reset name` re-initialises the state of a nested transform: `name` must be a `transform` parameter of the transform whose `update` this is."),
+    ("bad-reset", "`reset name` re-initialises the state of a nested transform, and `revert name` undoes what applying it did to its state this step: `name` must be a `transform` parameter of the transform whose `update` this is, applied before a `revert`."),
     ("bad-type", "A type is `float`, `int`, `bool`, `str`, `list[T]`, `tuple[A, B]`, `map[K, V]`, `schedule`, `transform`, `mask`, `fn(A) -> R`, a union of strings, or `T?`; hyperparameters cannot be `tensor` or `leaf`."),
     ("bad-value", "A compile-time computation received a value it cannot work with."),
     ("builtin-as-value", "Built-in functions (`sqrt`, `norm`, ...) are called, not passed as values. Wrap one in a `def` to pass it."),

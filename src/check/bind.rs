@@ -254,15 +254,19 @@ fn check_value(defs: &[Definition], def: &Definition, p: &ParamSig, v: &Value, s
             .with_primary(span, format!("expected {}", p.ty.ty))
             .with_secondary(p.span, format!("`{}` is declared here", p.name));
         match (&p.ty.ty, v) {
-            (Ty::Int, Value::Float(x)) if x.fract() == 0.0 => {
+            (Ty::Int | Ty::IntSchedule, Value::Float(x)) if x.fract() == 0.0 => {
                 d = d.with_help(format!("write it as an int: `{}={}`", p.name, *x as i64));
+            }
+            (Ty::Int | Ty::IntSchedule, Value::Float(x)) if x.is_finite() => {
+                d = d.with_help(format!("give a whole number, such as `{}={}`", p.name, x.round() as i64))
+                    .with_note("optc never truncates a float silently");
             }
             (Ty::Transform, Value::Func(f)) => {
                 if let Func::Def(id) = **f {
                     d = d.with_help(format!("call it: `{}(...)`", defs[id].name));
                 }
             }
-            (Ty::Float | Ty::Int | Ty::Schedule, Value::Str(s)) if s.parse::<f64>().is_ok() => {
+            (Ty::Float | Ty::Int | Ty::Schedule | Ty::IntSchedule, Value::Str(s)) if s.parse::<f64>().is_ok() => {
                 d = d.with_help(format!("remove the quotes: `{}={s}`", p.name));
             }
             _ => {}
@@ -362,8 +366,8 @@ pub fn failed_assert(message: Option<&str>, span: Span) -> Diagnostic {
 
 /// Widening that changes a value's form: a number passed as a schedule is a constant schedule.
 pub fn widen<A: Bound>(p: &ParamSig, v: A) -> A {
-    let wants_schedule =
-        matches!(&p.ty.ty, Ty::Schedule) || matches!(&p.ty.ty, Ty::Optional(t) if **t == Ty::Schedule);
+    let is_schedule = |t: &Ty| matches!(t, Ty::Schedule | Ty::IntSchedule);
+    let wants_schedule = is_schedule(&p.ty.ty) || matches!(&p.ty.ty, Ty::Optional(t) if is_schedule(t));
     match v.known() {
         Some(n @ (Value::Int(_) | Value::Float(_) | Value::Injected { .. })) if wants_schedule => {
             A::from_value(Value::Schedule(Rc::new(Schedule::Constant(n.clone()))))

@@ -128,14 +128,21 @@ impl<'a, 'g> Checker<'a, 'g> {
                     );
                 }
             }
-            ast::Stmt::Reset(name) => {
+            ast::Stmt::Reset(name) | ast::Stmt::Revert(name) => {
+                let word = if matches!(stmt, ast::Stmt::Reset(_)) { "reset" } else { "revert" };
                 let ok = self.ctx == Ctx::Update
                     && matches!(self.lookup(&name.name), Some(Var { ty, kind: VarKind::Param }) if ty.ty == Ty::Transform);
                 if !ok {
                     self.err(
-                        Diagnostic::error("bad-reset", format!("`reset {}` needs a transform parameter", name.name))
+                        Diagnostic::error("bad-reset", format!("`{word} {}` needs a transform parameter", name.name))
                             .with_primary(name.span, "not a transform parameter of this transform")
-                            .with_help("`reset` re-initialises a nested transform inside `update`"),
+                            .with_help(format!("`{word}` acts on the state of a nested transform inside `update`")),
+                    );
+                } else if word == "revert" && !self.applied.contains_key(&name.name) {
+                    self.err(
+                        Diagnostic::error("bad-reset", format!("`revert {}` before `{}` is applied", name.name, name.name))
+                            .with_primary(name.span, "nothing to revert yet")
+                            .with_help(format!("apply it first: `let u = {}(g)`", name.name)),
                     );
                 }
             }
@@ -488,7 +495,7 @@ pub fn def_as_value(def: &Definition) -> Ty {
 /// Whether a block assigns anything (making an `if` around it a statement).
 fn assigns(block: &ast::Block) -> bool {
     block.stmts.iter().any(|s| match s {
-        ast::Stmt::Assign(_) | ast::Stmt::Reset(_) => true,
+        ast::Stmt::Assign(_) | ast::Stmt::Reset(_) | ast::Stmt::Revert(_) => true,
         ast::Stmt::For(f) => assigns(&f.body),
         ast::Stmt::Expr(e) => match &e.kind {
             ExprKind::If { then, otherwise, .. } => assigns(then) || otherwise.as_ref().is_some_and(assigns),

@@ -84,7 +84,7 @@ fn param_sig(p: &ast::Param, kind: DefKind, errors: &mut Vec<Diagnostic>) -> Par
         );
     }
     let range = p.range.as_ref().and_then(|r| {
-        let numeric = matches!(ty.ty, Ty::Float | Ty::Int | Ty::Schedule | Ty::Error)
+        let numeric = matches!(ty.ty, Ty::Float | Ty::Int | Ty::Schedule | Ty::IntSchedule | Ty::Error)
             || matches!(&ty.ty, Ty::Optional(t) if matches!(**t, Ty::Float | Ty::Int));
         if !numeric {
             errors.push(

@@ -190,7 +190,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                 }
             }
             ast::Stmt::Assert { cond, message, span } => self.assert(cond, message.as_deref(), *span),
-            ast::Stmt::Reset(_) => {}
+            ast::Stmt::Reset(_) | ast::Stmt::Revert(_) => {}
             ast::Stmt::Expr(e) => {
                 self.expr(e);
             }

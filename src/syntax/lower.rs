@@ -367,9 +367,11 @@ impl<'s> Lowerer<'s> {
                 }
                 Stmt::Assert { cond: cond.unwrap_or(Expr { kind: ExprKind::Error, span }), message, span }
             }
-            Rule::reset_stmt => {
+            Rule::reset_stmt | Rule::revert_stmt => {
+                let revert = pair.as_rule() == Rule::revert_stmt;
                 let name = pair.into_inner().find(|p| p.as_rule() == Rule::ident);
-                Stmt::Reset(name.map(|n| self.lower_ident(n)).unwrap_or(Ident { name: String::new(), span }))
+                let name = name.map(|n| self.lower_ident(n)).unwrap_or(Ident { name: String::new(), span });
+                if revert { Stmt::Revert(name) } else { Stmt::Reset(name) }
             }
             _ => {
                 // expr_stmt

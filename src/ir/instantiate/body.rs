@@ -88,7 +88,7 @@ impl Frame {
                 ast::Stmt::Let(l) => Some(l.span),
                 ast::Stmt::Assign(a) => Some(a.span),
                 ast::Stmt::Expr(e) => Some(e.span),
-                ast::Stmt::For(_) | ast::Stmt::Assert { .. } | ast::Stmt::Reset(_) => None,
+                ast::Stmt::For(_) | ast::Stmt::Assert { .. } | ast::Stmt::Reset(_) | ast::Stmt::Revert(_) => None,
             };
             self.in_statement(inst, span, |this, inst| this.stmt(inst, stmt));
         }
@@ -156,6 +156,7 @@ impl Frame {
             // Its condition is compile-time, so the checker ran it (`check::ahead`).
             ast::Stmt::Assert { .. } => {}
             ast::Stmt::Reset(name) => self.reset(inst, &name.name),
+            ast::Stmt::Revert(name) => self.revert(inst, &name.name),
             ast::Stmt::Expr(e) => match &e.kind {
                 ExprKind::If { cond, then, otherwise } => {
                     let c = self.expr(inst, cond);
@@ -290,6 +291,19 @@ impl Frame {
             }
         }
         (a, b)
+    }
+
+    /// `revert name`: the nested transform's slots take their values from the start of the step
+    /// again (under an `if`, the join then keeps the new state only in the other branch).
+    fn revert(&mut self, inst: &mut Inst, name: &str) {
+        let Some(range) = self.applied.get(name).cloned() else {
+            inst.error(Diagnostic::bug(format!("`revert {name}` before `{name}` is applied")));
+            return;
+        };
+        for slot in range {
+            let old = read_old(inst, slot as SlotId, &HashMap::new());
+            inst.state.insert(slot as SlotId, old);
+        }
     }
 
     fn reset(&mut self, inst: &mut Inst, name: &str) {

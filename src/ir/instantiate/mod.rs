@@ -67,8 +67,10 @@ pub(crate) struct Inst<'p> {
     /// The current value of each slot during the step (a `State` read until assigned).
     pub state: HashMap<SlotId, NodeId>,
     pub named: Vec<Named>,
-    /// Values of `inject_hyperparams` hyperparameters: (owner, name) → node.
+    /// Values of `inject_hyperparams` hyperparameters: (owner, name) → node of the step graph,
+    /// and of the init graph (where a schedule is evaluated at count 0, as Optax's `init` does).
     pub injected: HashMap<(u32, String), NodeId>,
+    pub injected_init: HashMap<(u32, String), NodeId>,
     pub errors: Vec<Diagnostic>,
     /// The span of the transform being instantiated, for diagnostics.
     pub span: Option<Span>,
@@ -91,6 +93,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
         state: HashMap::new(),
         named: Vec::new(),
         injected: HashMap::new(),
+        injected_init: HashMap::new(),
         errors: Vec::new(),
         span: None,
     };
@@ -258,20 +261,23 @@ impl<'p> Inst<'p> {
                 let count = self.uniform_slot(&ctx.child("inject_hyperparams").path, "count", Scalar::I32(0));
                 let count_node = self.state_value(count);
                 for (name, h) in hypers {
-                    let node = match h {
-                        Hyper::Number(v) => match v {
-                            Value::Int(n) => self.step.constant(Scalar::I32(*n as i32)),
-                            other => {
-                                let x = other.as_f64().unwrap_or(0.0) as f32;
-                                self.step.constant(Scalar::F32(x))
+                    let [node, init] = [(Which::Step, IVal::Node(count_node)), (Which::Init, IVal::Const(Value::Int(0)))].map(
+                        |(which, count)| match h {
+                            Hyper::Number(v) => match v {
+                                Value::Int(n) => self.graph(which).constant(Scalar::I32(*n as i32)),
+                                other => {
+                                    let x = other.as_f64().unwrap_or(0.0) as f32;
+                                    self.graph(which).constant(Scalar::F32(x))
+                                }
+                            },
+                            Hyper::Schedule(s) => {
+                                let v = self.schedule(s, count, which, ctx);
+                                self.f32_node(v, which)
                             }
                         },
-                        Hyper::Schedule(s) => {
-                            let v = self.schedule(s, IVal::Node(count_node), Which::Step, ctx);
-                            self.f32_node(v, Which::Step)
-                        }
-                    };
+                    );
                     self.injected.insert((*id, name.clone()), node);
+                    self.injected_init.insert((*id, name.clone()), init);
                     self.named.push(Named { name: format!("{}.{name}", ctx.child("inject_hyperparams").path), node });
                 }
                 let out = self.tx(inner, input, ctx);

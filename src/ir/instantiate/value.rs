@@ -51,16 +51,16 @@ impl Inst<'_> {
                 Err(_) => g.constant(Scalar::F32(n as f32)),
             }),
             IVal::Const(Value::Bool(b)) => Some(g.constant(Scalar::Bool(b))),
-            IVal::Const(Value::Injected { owner, name, .. }) => match self.injected.get(&(owner, name.clone())) {
-                Some(&n) if which == Which::Step => Some(n),
-                _ => {
-                    self.error(
-                        Diagnostic::error("not-constant", format!("`{name}` is injected, so it has no value at initialisation"))
-                            .with_help("do not use an injected hyperparameter in a state's initial value"),
-                    );
-                    None
+            IVal::Const(Value::Injected { owner, name, .. }) => {
+                let values = if which == Which::Step { &self.injected } else { &self.injected_init };
+                match values.get(&(owner, name.clone())) {
+                    Some(&n) => Some(n),
+                    None => {
+                        self.error(Diagnostic::bug(format!("the injected hyperparameter `{name}` has no value")));
+                        None
+                    }
                 }
-            },
+            }
             other => {
                 self.error(Diagnostic::bug(format!("a {} value cannot be computed at run time", describe(&other))));
                 None
