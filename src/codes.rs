@@ -34,6 +34,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("missing-update", "A transform computes its outgoing updates in `update(g) { ... }`."),
     ("not-callable", "Only functions, schedules, and transform parameters inside `update`, can be called."),
     ("not-constant", "This needs a compile-time value, but the value is only known at run time (for example a hyperparameter made dynamic by `inject_hyperparams`, or a reduction)."),
+    ("not-supported", "An Optax transform that optc does not have yet: the message says what it needs that optc cannot give it (the shapes of the leaves, a random key, several gradients per step)."),
     ("number-too-large", "Ints are 64-bit and floats are binary64; use `inf` for an unbounded value."),
     ("out-of-range", "The parameter is declared with a range (`in [lo, hi)`) in its definition, and the value given is outside it. Square brackets include the bound, round ones exclude it. Optax would accept the value and misbehave; optc stops here."),
     ("overflow", "A compile-time int computation overflowed 64 bits."),
@@ -53,7 +54,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("unknown-name", "No definition, `let`, parameter or built-in has this name. optc uses Optax's names for transforms and schedules."),
     ("unknown-option", "The parameter takes one of a fixed set of strings."),
     ("unknown-type", "Not a type name; see `bad-type` for the list."),
-    ("unreachable-arm", "`_` takes every leaf, so partition arms after it are never used."),
+    ("unreachable-arm", "In a `partition` the first arm whose glob matches a leaf takes it, so an arm after `_` (an error), or one whose globs only match leaves that earlier arms take (a warning), is never used."),
     ("unused-value", "A value computed and thrown away is almost always a mistake: only the last expression of a file is its pipeline, and only the last expression of a block is its value."),
     ("wrong-arity", "The call passes the wrong number of arguments."),
 ];

@@ -435,11 +435,7 @@ impl<'a, 'g> Checker<'a, 'g> {
         for n in builtins::names() {
             candidates.push(n);
         }
-        let mut d = Diagnostic::error("unknown-name", format!("cannot find `{name}`")).with_primary(span, "not found");
-        if let Some(s) = suggest::closest(name, candidates) {
-            d = d.with_help(format!("did you mean `{s}`?"));
-        }
-        d
+        suggest::unknown_name(name, span, candidates)
     }
 
     // ---- calls into definitions ----------------------------------------------------------

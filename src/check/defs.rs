@@ -64,6 +64,7 @@ pub fn collect(files: &[(crate::source::FileId, ast::File)], sources: &SourceMap
                 states,
                 reads_value: false,
                 reads_param: false,
+                gives: None,
                 has_errors: false,
                 name_span: name.span,
                 is_stdlib,
@@ -145,11 +146,14 @@ pub fn const_number(e: &ast::Expr) -> Option<f64> {
     }
 }
 
-/// What a transform's body reads besides its input.
-#[derive(Clone, Copy, Debug, Default)]
+/// What checking a body found: what a transform's body reads besides its input, and the type
+/// a `def` gives.
+#[derive(Clone, Debug, Default)]
 pub struct Reads {
     pub value: bool,
     pub param: bool,
+    /// The type a `def`'s body gives with the declared parameter types.
+    pub gives: Option<Ty>,
 }
 
 /// Checks the body of one definition with its declared types; records what it reads.
@@ -189,6 +193,7 @@ pub fn check_definition(globals: &Globals, id: DefId) -> (Vec<Diagnostic>, Reads
             declare_params(&mut c, def, None);
             let result = c.block(body);
             errors.append(&mut c.errors);
+            reads.gives = result.as_ref().map(|t| t.ty.clone());
             check_result(def, result, body.span, &mut errors);
         }
         Some(DefAst::Transform(t)) => {

@@ -332,10 +332,8 @@ impl<'a, 'g> Evaluator<'a, 'g> {
         for n in builtins::names() {
             candidates.push(n);
         }
-        let mut d = Diagnostic::error("unknown-name", format!("cannot find `{name}`")).with_primary(span, "not found");
-        if let Some(s) = suggest::closest(name, candidates) {
-            d = d.with_help(format!("did you mean `{s}`?"));
-        } else if matches!(name, "step" | "param" | "value" | "g") {
+        let mut d = suggest::unknown_name(name, span, candidates);
+        if d.help.is_empty() && matches!(name, "step" | "param" | "value" | "g") {
             d = d.with_note(format!("`{name}` exists only inside the body of a transform or schedule"));
         }
         self.err(d);
@@ -401,6 +399,9 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                 }
             }
             let is_wild = arm.patterns.iter().any(|p| matches!(p, ast::ArmPattern::Wildcard(_)));
+            if !is_wild && !globs.is_empty() && wildcard.is_none() {
+                self.warn_if_covered(&out, &globs, arm.span);
+            }
             let tx = match self.expr(&arm.value) {
                 Value::Transform(tx) => tx,
                 Value::Error => continue,
@@ -421,6 +422,31 @@ impl<'a, 'g> Evaluator<'a, 'g> {
             return Value::Error;
         }
         Value::Transform(Rc::new(Tx::Partition(out)))
+    }
+
+    /// Warns about a partition arm whose globs only match leaves that earlier arms take.
+    fn warn_if_covered(&mut self, earlier: &[PartitionArm], globs: &[String], span: Span) {
+        let before: Vec<&str> = earlier.iter().flat_map(|a| a.globs.iter().flatten()).map(String::as_str).collect();
+        if !globs.iter().all(|g| crate::glob::covered(g, &before)) {
+            return;
+        }
+        let mut d = Diagnostic::warning("unreachable-arm", "this arm is never used: earlier arms take every leaf it matches")
+            .with_primary(span, "never used")
+            .with_note("the first arm whose glob matches a leaf takes it")
+            .with_help("remove this arm, or move it above the arms that take its leaves");
+        let single = earlier.iter().find(|a| {
+            let own: Vec<&str> = a.globs.iter().flatten().map(String::as_str).collect();
+            globs.iter().all(|g| crate::glob::covered(g, &own))
+        });
+        match single {
+            Some(a) => d = d.with_secondary(a.span, "this arm takes them"),
+            None => {
+                for a in earlier {
+                    d = d.with_secondary(a.span, "these arms take them");
+                }
+            }
+        }
+        self.err(d);
     }
 
     /// The diagnostic for a value that should have been a transform.

@@ -104,6 +104,9 @@ pub struct Definition {
     pub reads_value: bool,
     /// True if the update or a state initialiser reads `param`.
     pub reads_param: bool,
+    /// The type a `def`'s body gives with the declared parameter types (`transform` for an
+    /// alias such as `adam`).
+    pub gives: Option<Ty>,
     /// True if checking the definition reported an error: the evaluator does not run its body
     /// ahead of time.
     pub has_errors: bool,
