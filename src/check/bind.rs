@@ -298,7 +298,10 @@ fn check_value(defs: &[Definition], def: &Definition, p: &ParamSig, v: &Value, s
         return Some(Diagnostic::error("out-of-range", format!("`{}` of `{}` must be in {range}, found {shown}", p.name, def.name))
             .with_primary(span, format!("{shown} is out of range"))
             .with_secondary(range.span, format!("`{}` is declared `in {range}` here", p.name))
-            .with_note(format!("expected {} in {range}, found {shown}", p.ty.ty)));
+            .with_note(format!("expected {} in {range}, found {shown}", match &p.ty.ty {
+                Ty::Optional(inner) => inner,
+                ty => ty,
+            })));
     }
     if let (Ty::Mask | Ty::Optional(_), Value::Str(g)) = (&p.ty.ty, v)
         && p.ty.ty.accepts(&Ty::Mask)

@@ -86,7 +86,7 @@ fn param_sig(p: &ast::Param, kind: DefKind, errors: &mut Vec<Diagnostic>) -> Par
     }
     let range = p.range.as_ref().and_then(|r| {
         let numeric = matches!(ty.ty, Ty::Float | Ty::Int | Ty::Schedule | Ty::IntSchedule | Ty::Error)
-            || matches!(&ty.ty, Ty::Optional(t) if matches!(**t, Ty::Float | Ty::Int));
+            || matches!(&ty.ty, Ty::Optional(t) if matches!(**t, Ty::Float | Ty::Int | Ty::Schedule));
         if !numeric {
             errors.push(
                 Diagnostic::error("bad-range", format!("a range needs a number, but `{}` is {ty}", p.name.name))

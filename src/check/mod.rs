@@ -27,7 +27,7 @@ pub mod eval;
 mod apply;
 mod ahead;
 mod needed;
-mod suggest;
+pub mod suggest;
 pub mod summary;
 
 use std::collections::HashMap;
