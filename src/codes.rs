@@ -40,7 +40,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("overflow", "A compile-time int computation overflowed 64 bits."),
     ("partition-arrow", "Partition arms are written `\"glob\" => transform`."),
     ("positional-after-keyword", "As in Python, arguments given by position come before those given by keyword: `adam(1e-3, b1=0.9)`, not `adam(learning_rate=1e-3, 0.9)`. Name the argument, or move it before the keyword arguments."),
-    ("python-syntax", "optc's pipelines are Python calls: `and`/`or`/`not`, `True`/`False`/`None`."),
+    ("python-syntax", "optc's pipelines are Python calls, but a file is not a Python module: no `import`, `let name = ...` instead of `name = ...`, `#` comments, `else if` for `elif`, blocks in `{ }`, no `return` (a block's last expression is its value), built-in math without `np.`, globs instead of `lambda` masks, `and`/`or`/`not`, `True`/`False`/`None`."),
     ("recursive-definition", "Definitions are inlined where they are called, so they cannot call themselves."),
     ("stdlib-item", "A standard library file holds definitions only."),
     ("syntax-error", "The file does not follow the grammar of .opt files; the message says what was expected where."),

@@ -234,7 +234,9 @@ impl Evaluator<'_, '_> {
                 }
                 Tx::NamedChain(parts)
             }
-            ("masked", [Value::Transform(inner), mask]) => Tx::Masked { inner: inner.clone(), mask: to_mask(mask) },
+            ("masked", [Value::Transform(inner), mask]) => {
+                Tx::Masked { inner: inner.clone(), mask: to_mask(mask), span: self.user_span(span) }
+            }
             ("flatten", [Value::Transform(inner)]) => Tx::Flatten(inner.clone()),
             ("inject_hyperparams", [Value::Func(factory), Value::List(statics)]) => {
                 let static_args: Vec<String> =

@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use super::program::{Definition, Func, ParamSig, Schedule, Value, format_number};
+use super::program::{Definition, Func, ParamSig, Schedule, Tx, Value, format_number};
 use super::suggest;
 use super::types::Ty;
 use crate::diagnostic::Diagnostic;
@@ -43,8 +43,9 @@ pub struct CallArgs<A> {
     pub span: Span,
 }
 
-/// Binds `args` to the parameters of `def`, reporting every mistake.
-pub fn bind<A: Clone>(def: &Definition, args: CallArgs<A>, errors: &mut Vec<Diagnostic>) -> Vec<Slot<A>> {
+/// Binds `args` to the parameters of `def`, reporting every mistake (`defs`, every definition,
+/// to suggest another one that has a keyword `def` lacks).
+pub fn bind<A: Clone>(defs: &[Definition], def: &Definition, args: CallArgs<A>, errors: &mut Vec<Diagnostic>) -> Vec<Slot<A>> {
     let mut slots: Vec<Slot<A>> = vec![Slot::Default; def.params.len()];
     let mut given_at: Vec<Option<Span>> = vec![None; def.params.len()];
     let variadic = def.params.iter().position(|p| p.variadic);
@@ -88,7 +89,7 @@ pub fn bind<A: Clone>(def: &Definition, args: CallArgs<A>, errors: &mut Vec<Diag
             CallArg::Keyword(name, value, span) => {
                 first_keyword.get_or_insert(span);
                 let Some(i) = def.params.iter().position(|p| p.name == name.name && !p.variadic) else {
-                    let (d, fix) = unknown_keyword(def, &name);
+                    let (d, fix) = unknown_keyword(defs, def, &name);
                     meant.extend(fix);
                     errors.push(d);
                     continue;
@@ -139,7 +140,7 @@ fn positional_after_keyword(def: &Definition, given_at: &[Option<Span>], span: S
 }
 
 /// The diagnostic for an unknown keyword, and the parameter it was probably meant for.
-fn unknown_keyword(def: &Definition, name: &Ident) -> (Diagnostic, Option<String>) {
+fn unknown_keyword(defs: &[Definition], def: &Definition, name: &Ident) -> (Diagnostic, Option<String>) {
     let names = def.params.iter().filter(|p| !p.variadic).map(|p| p.name.as_str());
     let mut d = Diagnostic::error("unknown-keyword", format!("`{}` has no parameter `{}`", def.name, name.name))
         .with_primary(name.span, "unknown keyword");
@@ -150,6 +151,14 @@ fn unknown_keyword(def: &Definition, name: &Ident) -> (Diagnostic, Option<String
         if alias.is_some() {
             d = d.with_note(format!("Optax calls it `{fix}`; optc uses Optax's names"));
         }
+    } else if let Some(other) = sibling_with(defs, def, &name.name) {
+        // `adam(weight_decay=...)`: `adamw` has it.
+        d = d.with_help(format!("did you mean `{}`? it takes `{}`", other.name, name.name));
+    } else if name.name == "weight_decay" && def.kind != super::program::DefKind::Builtin {
+        d = d.with_help(format!(
+            "chain the decay before it: `chain(add_decayed_weights(weight_decay=...), {}(...))`",
+            def.name
+        ));
     } else {
         let list: Vec<String> = names.map(|n| format!("`{n}`")).collect();
         if list.is_empty() {
@@ -159,6 +168,15 @@ fn unknown_keyword(def: &Definition, name: &Ident) -> (Diagnostic, Option<String
         }
     }
     (d.with_secondary(def.name_span, format!("`{}` is defined here", def.name)), fix)
+}
+
+/// A definition named like `def` plus a letter (`adam` → `adamw`, `nadam` → `nadamw`) that
+/// has a parameter `keyword`.
+fn sibling_with<'a>(defs: &'a [Definition], def: &Definition, keyword: &str) -> Option<&'a Definition> {
+    defs.iter()
+        .filter(|d| d.name != def.name && d.kind == def.kind && d.param(keyword).is_some())
+        .filter(|d| d.name.starts_with(&def.name) && d.name.len() == def.name.len() + 1)
+        .min_by_key(|d| d.name.len())
 }
 
 fn plural(n: usize) -> &'static str {
@@ -211,7 +229,7 @@ impl Call<'_> {
         mut default: impl FnMut(&ParamSig) -> A,
         errors: &mut Vec<Diagnostic>,
     ) -> Vec<A> {
-        let slots = bind(def, args, errors);
+        let slots = bind(self.defs, def, args, errors);
         slots
             .into_iter()
             .zip(&def.params)
@@ -261,9 +279,21 @@ fn check_value(defs: &[Definition], def: &Definition, p: &ParamSig, v: &Value, s
                 d = d.with_help(format!("give a whole number, such as `{}={}`", p.name, x.round() as i64))
                     .with_note("optc never truncates a float silently");
             }
-            (Ty::Transform, Value::Func(f)) => {
+            (Ty::Transform | Ty::Schedule | Ty::IntSchedule | Ty::Optional(_), Value::Func(f)) => {
                 if let Func::Def(id) = **f {
-                    d = d.with_help(format!("call it: `{}(...)`", defs[id].name));
+                    let required: Vec<String> = defs[id]
+                        .params
+                        .iter()
+                        .filter(|q| q.default.is_none() && !q.variadic)
+                        .map(|q| format!("{}=...", q.name))
+                        .collect();
+                    d = d.with_help(format!("call it: `{}({})`", defs[id].name, required.join(", ")));
+                }
+            }
+            (Ty::Fn(_), Value::Transform(tx)) => {
+                if let Tx::Alias { def: id, .. } | Tx::Instance { def: id, .. } = &**tx {
+                    let name = &defs[*id].name;
+                    d = d.with_help(format!("pass `{name}` itself, not a call of it: `{}({name})(...)`", def.name));
                 }
             }
             (Ty::Float | Ty::Int | Ty::Schedule | Ty::IntSchedule, Value::Str(s)) if s.parse::<f64>().is_ok() => {

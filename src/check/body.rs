@@ -460,7 +460,7 @@ impl<'a, 'g> Checker<'a, 'g> {
         }
         let def = &self.globals.defs[id];
         let mut errors = Vec::new();
-        let slots = bind::bind(def, call, &mut errors);
+        let slots = bind::bind(self.globals.defs, def, call, &mut errors);
         self.errors.extend(errors);
         for (slot, param) in slots.iter().zip(&def.params) {
             let given: Vec<(&Typed, Span)> = match slot {

@@ -77,6 +77,16 @@ impl<'a, 'g> Evaluator<'a, 'g> {
         d
     }
 
+    /// `span`, or the innermost call in the user's file around it when it lies in the standard
+    /// library.
+    pub(super) fn user_span(&self, span: Span) -> Span {
+        let in_stdlib = |span: Span| self.sources.get(span.file).is_some_and(|f| f.is_stdlib);
+        if !in_stdlib(span) {
+            return span;
+        }
+        self.calls.iter().rev().copied().find(|s| !in_stdlib(*s)).unwrap_or(span)
+    }
+
     pub fn bind(&mut self, name: &str, value: Value) {
         if let Some(scope) = self.scopes.last_mut() {
             scope.insert(name.to_string(), value);

@@ -116,6 +116,9 @@ fn check_files(sources: &SourceMap, files: &[(FileId, ast::File)], mut diagnosti
             let is_stdlib = sources.get(*id).is_some_and(|f| f.is_stdlib);
             let mut evaluator = eval::Evaluator::new(&globals, sources);
             let last_expr = file.items.iter().rposition(|i| matches!(i, ast::Item::Expr(_)));
+            if !is_stdlib && last_expr.is_none() {
+                diagnostics.push(no_pipeline(sources, *id, file, expect));
+            }
             for (i, item) in file.items.iter().enumerate() {
                 match item {
                     ast::Item::Let(l) if !is_stdlib => {
@@ -156,6 +159,26 @@ fn check_files(sources: &SourceMap, files: &[(FileId, ast::File)], mut diagnosti
     diagnostic::sort(&mut diagnostics);
     let pipeline: Option<Rc<Tx>> = pipeline;
     Checked { program: Program { defs, pipeline, schedule }, diagnostics }
+}
+
+/// The warning for a user file that ends with no pipeline (or schedule) expression.
+fn no_pipeline(sources: &SourceMap, id: FileId, file: &ast::File, expect: Expect) -> Diagnostic {
+    let what = if expect == Expect::Schedule { "schedule" } else { "pipeline" };
+    let end = sources.get(id).map_or(0, |f| f.text.trim_end().len());
+    let mut d = Diagnostic::warning("missing-pipeline", format!("this file has no {what}"))
+        .with_primary(crate::source::Span::new(id, end..end), format!("the file ends without a {what} expression"));
+    d = match file.items.last() {
+        Some(ast::Item::Let(l)) => {
+            let name = match &l.pattern {
+                ast::Pattern::Name(n) => n.name.clone(),
+                ast::Pattern::Tuple(..) => "...".into(),
+            };
+            d.with_help(format!("end the file with the {what} itself: add a last line `{name}`"))
+        }
+        Some(_) => d.with_note("a file of definitions alone can be checked, but not run"),
+        None => d.with_help("write a pipeline, e.g. `adam(learning_rate=1e-3)`"),
+    };
+    d
 }
 
 fn stdlib_item(span: crate::source::Span) -> Diagnostic {

@@ -271,7 +271,9 @@ pub enum Tx {
     NamedChain(Vec<(String, Rc<Tx>)>),
     /// A `transform` definition applied to its arguments (in parameter order).
     Instance { def: DefId, args: Vec<Value>, span: Span },
-    Masked { inner: Rc<Tx>, mask: Mask },
+    /// `masked(inner, mask)`; `span` is the user's call that made it (an alias's call when the
+    /// standard library builds it), for a glob that matches no leaf.
+    Masked { inner: Rc<Tx>, mask: Mask, span: Span },
     Partition(Vec<PartitionArm>),
     Flatten(Rc<Tx>),
     /// `inject_hyperparams(f)(...)`: `inner` was built with [`Value::Injected`] standing for

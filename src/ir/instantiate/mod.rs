@@ -153,26 +153,27 @@ impl<'p> Inst<'p> {
     fn check_globs(&mut self, tx: &Tx) {
         let mut problems = Vec::new();
         let leaves: Vec<&str> = self.layout.leaves.iter().map(|l| l.name.as_str()).collect();
-        let matches_nothing = |glob: &str, span: Option<Span>| {
+        let matches_nothing = |glob: &str, span: Span| {
             if leaves.iter().any(|l| crate::glob::matches(glob, l)) {
                 return None;
             }
             let mut d = Diagnostic::warning("unmatched-glob", format!("`{glob}` matches no leaf"))
-                .with_note(format!("the leaves are {}", quote_list(&leaves)))
-                .with_help("globs match whole dotted names: `*` any run of characters, `?` one character");
-            if let Some(span) = span {
-                d = d.with_primary(span, "this glob selects nothing");
-            }
+                .with_primary(span, "this glob selects nothing")
+                .with_note(format!("the leaves are {}", quote_list(&leaves)));
+            d = match closest_glob(glob, &leaves) {
+                Some(fix) => d.with_help(format!("did you mean `{fix}`?")),
+                None => d.with_help("globs match whole dotted names: `*` any run of characters, `?` one character"),
+            };
             Some(d)
         };
         groups::visit(tx, &mut |t| {
-            if let Tx::Masked { mask: Mask::Glob(g), .. } = t {
-                problems.extend(matches_nothing(g, None));
+            if let Tx::Masked { mask: Mask::Glob(g), span, .. } = t {
+                problems.extend(matches_nothing(g, *span));
             }
             let Tx::Partition(arms) = t else { return };
             for arm in arms {
                 for g in arm.globs.iter().flatten() {
-                    problems.extend(matches_nothing(g, Some(arm.span)));
+                    problems.extend(matches_nothing(g, arm.span));
                 }
             }
             let unmatched: Vec<&str> = self
@@ -215,7 +216,7 @@ impl<'p> Inst<'p> {
             Tx::NamedChain(parts) => parts.iter().fold(input, |u, (name, t)| self.tx(t, u, &ctx.child(name))),
             Tx::Alias { inner, .. } => self.tx(inner, input, ctx),
             Tx::Flatten(inner) => self.tx(inner, input, &Ctx { flat: true, ..ctx.clone() }),
-            Tx::Masked { inner, mask } => {
+            Tx::Masked { inner, mask, .. } => {
                 let selected = self.groups.masked(self.layout, mask, &ctx.domain);
                 let rest = ctx.domain.minus(&selected);
                 if selected.is_empty() {
@@ -492,6 +493,20 @@ fn part_names<'a>(program: &Program, parts: impl Iterator<Item = &'a Tx> + Clone
         .enumerate()
         .map(|(i, n)| if base.iter().filter(|m| *m == n).count() > 1 { format!("{n}#{i}") } else { n.clone() })
         .collect()
+}
+
+/// The leaf name, or the glob over the last part of leaf names (`*.weight`), closest to a glob
+/// that matches nothing: most likely what was meant.
+fn closest_glob(glob: &str, leaves: &[&str]) -> Option<String> {
+    let mut candidates: Vec<String> = leaves.iter().map(|l| l.to_string()).collect();
+    for leaf in leaves {
+        if let Some((_, last)) = leaf.rsplit_once('.') {
+            candidates.push(format!("*.{last}"));
+        }
+    }
+    candidates.sort();
+    candidates.dedup();
+    crate::check::suggest::closest(glob, candidates.iter().map(String::as_str))
 }
 
 fn quote_list(names: &[&str]) -> String {
