@@ -410,11 +410,7 @@ impl<'a, 'g> Checker<'a, 'g> {
             return Typed::konst(def_as_value(&self.globals.defs[id]));
         }
         if builtins::is_builtin(name) {
-            self.err(
-                Diagnostic::error("builtin-as-value", format!("the built-in `{name}` can only be called"))
-                    .with_primary(span, "used as a value")
-                    .with_help(format!("call it: `{name}(...)`")),
-            );
+            self.err(builtins::used_as_value(name, span));
             return Typed::error();
         }
         let d = self.unknown_name(name, span);

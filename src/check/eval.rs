@@ -337,6 +337,10 @@ impl<'a, 'g> Evaluator<'a, 'g> {
         if let Some(&id) = self.globals.by_name.get(name) {
             return Value::Func(Rc::new(Func::Def(id)));
         }
+        if builtins::is_builtin(name) {
+            self.err(builtins::used_as_value(name, span));
+            return Value::Error;
+        }
         let mut candidates: Vec<&str> = self.scopes.iter().flat_map(|s| s.keys().map(String::as_str)).collect();
         candidates.extend(self.globals.by_name.keys().map(String::as_str));
         for n in builtins::names() {

@@ -204,3 +204,17 @@ fn doc_shows_a_definition_and_lists_them_all() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("did you mean `adam`?"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn explain_lists_every_code_and_shows_examples() {
+    let out = optc(&["check", "--explain"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().filter(|l| l.starts_with(|c: char| c.is_ascii_lowercase())).count(), optc::codes::CODES.len());
+    assert!(stdout.contains("out-of-range "), "{stdout}");
+
+    let out = optc(&["check", "--explain", "positional-after-keyword"], None);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("wrong:\n    adam(learning_rate=1e-3, 0.9)\n"), "{stdout}");
+    assert!(stdout.contains("right:\n    adam(learning_rate=1e-3, b1=0.9)\n"), "{stdout}");
+}

@@ -59,3 +59,32 @@ fn diagnostic_fixtures_match_their_codes_and_snapshots() {
         });
     }
 }
+
+/// Every explained code's wrong example gets that code and its right example checks clean
+/// (for the codes about globs and leaves, on a layout), so `optc check --explain` shows only
+/// examples that do what they say.
+#[test]
+fn every_explanation_example_does_what_it_says() {
+    let layout = optc::ir::Layout::parse("layers.0.weight:2x2,layers.0.bias:2").expect("a layout");
+    let mut failures = Vec::new();
+    for code in optc::codes::CODES.iter().filter(|c| !c.wrong.is_empty()) {
+        for (text, wrong) in [(code.wrong, true), (code.right, false)] {
+            let (sources, checked) = optc::check_str("example.opt", text);
+            let mut diagnostics = checked.diagnostics.clone();
+            if !checked.has_errors() && checked.program.pipeline.is_some() {
+                match optc::ir::instantiate::instantiate(&checked.program, &layout) {
+                    Ok(ir) => diagnostics.extend(ir.warnings),
+                    Err(errors) => diagnostics.extend(errors),
+                }
+            }
+            let has_code = diagnostics.iter().any(|d| d.code == code.code);
+            let has_errors = diagnostics.iter().any(|d| d.is_error());
+            if wrong != has_code || (!wrong && has_errors) {
+                let rendered = optc::diagnostic::render(&diagnostics, &sources);
+                let which = if wrong { "wrong" } else { "right" };
+                failures.push(format!("`{}`, {which} example:\n{text}\n{rendered}", code.code));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
