@@ -58,6 +58,20 @@ pub fn pipeline_key(ir: &StepIr) -> String {
     slots.join(" ")
 }
 
+/// Whether a state recorded as belonging to (`pipeline`, `slots`, `layout`) belongs to `ir`,
+/// instantiated from the pipeline `now`: the one rule for state files and snapshots alike. The
+/// pipeline itself is compared (hyperparameters included), not only its slots: `adam` and
+/// `adamw` keep the same slots.
+pub fn belongs(ir: &StepIr, now: &str, pipeline: &str, slots: &str, layout: &str) -> Result<(), LoadError> {
+    if pipeline != now || slots != pipeline_key(ir) {
+        return Err(LoadError::Pipeline { saved: pipeline.to_string(), now: now.to_string() });
+    }
+    if layout != ir.layout.to_string() {
+        return Err(LoadError::Layout { saved: layout.to_string(), now: ir.layout.to_string() });
+    }
+    Ok(())
+}
+
 fn scalar_bits(s: Scalar) -> u32 {
     match s {
         Scalar::F32(x) => x.to_bits(),
@@ -132,12 +146,7 @@ pub fn load(path: &Path, ir: &StepIr, pipeline: &str) -> Result<(State, u64), Lo
     if field("checksum") != format!("{:016x}", fnv1a(body)) {
         return Err(corrupt("its checksum does not match its contents"));
     }
-    if field("slots") != pipeline_key(ir) {
-        return Err(LoadError::Pipeline { saved: field("pipeline"), now: pipeline.to_string() });
-    }
-    if field("layout") != ir.layout.to_string() {
-        return Err(LoadError::Layout { saved: field("layout"), now: ir.layout.to_string() });
-    }
+    belongs(ir, pipeline, &field("pipeline"), &field("slots"), &field("layout"))?;
     let mut words = body.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
     let lo = u64::from(words.next().unwrap_or(0));
     let hi = u64::from(words.next().unwrap_or(0));

@@ -3,6 +3,7 @@
 
 pub mod blocks;
 pub mod checkpoint;
+pub mod snapshot;
 
 use std::path::Path;
 
@@ -435,6 +436,25 @@ impl Optimizer {
         self.steps = steps;
         self.last.clear();
         Ok(())
+    }
+
+    /// The state, with what identifies the pipeline and layout it belongs to.
+    pub fn snapshot(&self) -> snapshot::Snapshot {
+        snapshot::take(&self.ir, &self.state, self.steps, &self.pipeline)
+    }
+
+    /// Replaces the state with `snapshot`, taken from an optimizer of the same pipeline and
+    /// layout; anything else is refused with the reason, and nothing changes.
+    pub fn restore(&mut self, snapshot: &snapshot::Snapshot) -> Result<(), checkpoint::LoadError> {
+        self.steps = snapshot::restore(&self.ir, &mut self.state, &self.pipeline, snapshot)?;
+        self.last.clear();
+        Ok(())
+    }
+
+    /// The resolved pipeline on one line (`chain > adam(learning_rate=0.001) > ...`), as state
+    /// files record it.
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
     }
 
     /// Every uniform a user can read: uniform state after the last step, and named values of it.
