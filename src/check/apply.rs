@@ -2,7 +2,7 @@
 //! checking each value against its declared type and range, then building the transform,
 //! schedule or value the call stands for. Also `inject_hyperparams` and Python's operators.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::bind::{self, CallArgs, Slot};
 use super::builtins;
@@ -246,7 +246,7 @@ impl Evaluator<'_, '_> {
             || matches!(&p.ty.ty, Ty::Optional(t) if **t == Ty::Schedule);
         match v {
             Value::Int(_) | Value::Float(_) | Value::Injected { .. } if wants_schedule => {
-                Value::Schedule(Rc::new(Schedule::Constant(v)))
+                Value::Schedule(Arc::new(Schedule::Constant(v)))
             }
             v => v,
         }
@@ -272,7 +272,7 @@ impl Evaluator<'_, '_> {
         match result {
             // Remember which alias built the transform, for summaries and state names.
             Value::Transform(inner) if self.globals.defs[id].kind == DefKind::Def => {
-                Value::Transform(Rc::new(Tx::Alias { def: id, args: shown, inner }))
+                Value::Transform(Arc::new(Tx::Alias { def: id, args: shown, inner }))
             }
             other => other,
         }
@@ -284,11 +284,11 @@ impl Evaluator<'_, '_> {
             DefKind::Builtin => self.combinator(id, values, span),
             DefKind::Transform => {
                 self.compile_time_asserts(id, &values);
-                Value::Transform(Rc::new(Tx::Instance { def: id, args: values, span }))
+                Value::Transform(Arc::new(Tx::Instance { def: id, args: values, span }))
             }
             DefKind::Schedule => {
                 self.compile_time_asserts(id, &values);
-                Value::Schedule(Rc::new(Schedule::Instance { def: id, args: values, span }))
+                Value::Schedule(Arc::new(Schedule::Instance { def: id, args: values, span }))
             }
             DefKind::Def => {
                 let Some(DefAst::Def(ast)) = def.ast.clone() else { return Value::Error };
@@ -372,11 +372,11 @@ impl Evaluator<'_, '_> {
                         }
                     }
                 }
-                return Value::Func(Rc::new(Func::Injected { factory: factory.clone(), static_args }));
+                return Value::Func(Arc::new(Func::Injected { factory: factory.clone(), static_args }));
             }
             _ => return Value::Error,
         };
-        Value::Transform(Rc::new(result))
+        Value::Transform(Arc::new(result))
     }
 
     /// `inject_hyperparams(f)(args)`: numeric hyperparameters become per-step float32 values.
@@ -412,7 +412,7 @@ impl Evaluator<'_, '_> {
                     }
                     // The inner definition sees what it declared: a schedule, or a number.
                     let seen = injected(Ty::Float);
-                    inner_values.push(if is_number_type(&p.ty.ty) { seen } else { Value::Schedule(Rc::new(Schedule::Constant(seen))) });
+                    inner_values.push(if is_number_type(&p.ty.ty) { seen } else { Value::Schedule(Arc::new(Schedule::Constant(seen))) });
                 }
                 Value::Int(_) | Value::Float(_) if !is_static => {
                     let ty = v.ty();
@@ -425,7 +425,7 @@ impl Evaluator<'_, '_> {
         let inner = self.instantiate(id, inner_values, span);
         self.calls.pop();
         match inner {
-            Value::Transform(inner) => Value::Transform(Rc::new(Tx::Inject { id: owner, hypers, inner })),
+            Value::Transform(inner) => Value::Transform(Arc::new(Tx::Inject { id: owner, hypers, inner })),
             Value::Error => Value::Error,
             other => {
                 let d = self.expected_transform(&other, span, "`inject_hyperparams`");

@@ -3,7 +3,7 @@
 //! pipeline as a tree of transform instances. Errors are reported where the user can fix them.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::body::Globals;
 use super::builtins;
@@ -296,7 +296,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
             return Value::Float(*x);
         }
         if let Some(&id) = self.globals.by_name.get(name) {
-            return Value::Func(Rc::new(Func::Def(id)));
+            return Value::Func(Arc::new(Func::Def(id)));
         }
         let mut candidates: Vec<&str> = self.scopes.iter().flat_map(|s| s.keys().map(String::as_str)).collect();
         candidates.extend(self.globals.by_name.keys().map(String::as_str));
@@ -390,7 +390,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
             );
             return Value::Error;
         }
-        Value::Transform(Rc::new(Tx::Partition(out)))
+        Value::Transform(Arc::new(Tx::Partition(out)))
     }
 
     /// The diagnostic for a value that should have been a transform.

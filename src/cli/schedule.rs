@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::check::{Expect, Program, Tx, Value};
 use crate::diagnostic;
@@ -55,7 +55,7 @@ fn evaluate(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String> {
         .position(|d| d.name == "scale_by_schedule")
         .ok_or("the standard library has no `scale_by_schedule`")?;
     let tx = Tx::Instance { def, args: vec![Value::Schedule(schedule)], span: Span::new(id, 0..0) };
-    let program = Program { defs: checked.program.defs, pipeline: Some(Rc::new(tx)), schedule: None };
+    let program = Program { defs: checked.program.defs, pipeline: Some(Arc::new(tx)), schedule: None };
     let layout = Layout::parse("x:")?;
     let mut optimizer = Optimizer::new(&program, &layout, &[0.0]).map_err(|diagnostics| {
         diagnostic::emit_to_stderr(&diagnostics, &sources);

@@ -106,7 +106,7 @@ impl Frame {
             // A number passed for a schedule is a constant schedule.
             let v = match (&p.ty.ty, v) {
                 (crate::check::types::Ty::Schedule, IVal::Const(c @ (Value::Int(_) | Value::Float(_) | Value::Injected { .. }))) => {
-                    IVal::Const(Value::Schedule(std::rc::Rc::new(Schedule::Constant(c))))
+                    IVal::Const(Value::Schedule(std::sync::Arc::new(Schedule::Constant(c))))
                 }
                 (_, v) => v,
             };
@@ -133,9 +133,9 @@ impl Frame {
                 }
                 let span = inst.span.unwrap_or(crate::source::Span::new(crate::source::FileId(0), 0..0));
                 if d.kind == DefKind::Transform {
-                    IVal::Const(Value::Transform(std::rc::Rc::new(Tx::Instance { def: id, args: values, span })))
+                    IVal::Const(Value::Transform(std::sync::Arc::new(Tx::Instance { def: id, args: values, span })))
                 } else {
-                    IVal::Const(Value::Schedule(std::rc::Rc::new(Schedule::Instance { def: id, args: values, span })))
+                    IVal::Const(Value::Schedule(std::sync::Arc::new(Schedule::Instance { def: id, args: values, span })))
                 }
             }
             DefKind::Builtin => {
