@@ -293,6 +293,16 @@ impl Optimizer {
         self.threads = threads.max(1);
     }
 
+    /// Threads the compiled passes are split over.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Whether steps write the updates apart ([`Options::separate_updates`]).
+    pub fn separate_updates(&self) -> bool {
+        self.separate_updates
+    }
+
     /// What instantiation noticed but did not refuse, such as a glob that matches no leaf.
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.ir.warnings
@@ -322,6 +332,45 @@ impl Optimizer {
     pub fn step_leaves(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]], value: Option<f32>) -> Result<(), StepError> {
         let leaves = Leaves { params: Params::Mut(params.iter_mut().map(|p| &mut **p).collect()), grads: grads.to_vec(), updates: Vec::new() };
         self.run(leaves, value)
+    }
+
+    /// As [`Optimizer::step_leaves`], leaving the leaves `held` (indices in the layout) as
+    /// they were: their parameters and their per-leaf and per-element state. Their gradients
+    /// are not used (give zeros: reductions over all leaves, such as a global norm, see
+    /// them). Uniform state, such as step counters, is shared by every leaf and advances.
+    /// (What PyTorch's optimizers do with a parameter whose `grad` is `None`, as far as state
+    /// shared by all leaves allows.)
+    pub fn step_leaves_holding(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]], value: Option<f32>, held: &[usize]) -> Result<(), StepError> {
+        let n = self.ir.layout.leaves.len().min(params.len());
+        let held: Vec<usize> = held.iter().copied().filter(|&l| l < n).collect();
+        // Copies of what the step must not change: (slot, leaf, value) and (slot, leaf, values).
+        let mut per_leaf: Vec<(usize, usize, f32)> = Vec::new();
+        let mut per_element: Vec<(usize, usize, Vec<f32>)> = Vec::new();
+        for &l in &held {
+            let range = self.offsets[l]..self.offsets[l] + self.ir.layout.leaves[l].len();
+            for (s, slot) in self.ir.slots.iter().enumerate() {
+                match slot.level {
+                    Level::Leaf => per_leaf.push((s, l, self.state.leaf[s][l])),
+                    Level::Element => per_element.push((s, l, self.state.element.get(s).unwrap_or_default()[range.clone()].to_vec())),
+                    Level::Uniform => {}
+                }
+            }
+        }
+        let kept: Vec<Vec<f32>> = held.iter().map(|&l| params[l].to_vec()).collect();
+        self.step_leaves(params, grads, value)?;
+        for (&l, p) in held.iter().zip(kept) {
+            params[l].copy_from_slice(&p);
+        }
+        for (s, l, x) in per_leaf {
+            self.state.leaf[s][l] = x;
+        }
+        for (s, l, v) in per_element {
+            let start = self.offsets[l];
+            if let Some(buffer) = self.state.element.get_mut(s) {
+                buffer[start..start + v.len()].copy_from_slice(&v);
+            }
+        }
+        Ok(())
     }
 
     /// One step that writes `update(grads)` to `updates` and leaves the parameters alone (an

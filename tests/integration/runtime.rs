@@ -4,6 +4,7 @@
 
 use optc::ir::{Layout, op::Scalar};
 use optc::runtime::Optimizer;
+use optc::runtime::snapshot::SlotData;
 use optc::runtime::checkpoint::LoadError;
 
 /// Definitions the tests share, written as a user would.
@@ -231,7 +232,6 @@ fn save_then_load_then_continue_is_bit_identical() {
 
 #[test]
 fn snapshots_from_elsewhere_are_refused_and_change_nothing() {
-    use optc::runtime::snapshot::SlotData;
     let mut opt = optimizer("adam(learning_rate=1e-3)", "a:2", &[0.0; 2]);
     opt.step(&mut [1.0, 2.0], &[0.5, -0.5], None).expect("step");
     let before = opt.snapshot();
@@ -299,4 +299,40 @@ fn state_files_from_elsewhere_are_refused_with_a_reason() {
     std::fs::write(&path, b"garbage").expect("write");
     assert!(matches!(same.load(&path), Err(LoadError::Corrupt(_))));
     assert!(matches!(same.load(&temp("missing.optc")), Err(LoadError::Io(_))));
+}
+
+#[test]
+fn held_leaves_keep_their_params_and_state_while_the_rest_step() {
+    // Adam with a per-leaf trust ratio (lars keeps per-leaf state): leaf `b` held at step 2.
+    for pipeline in ["adam(learning_rate=0.1)", "lars(learning_rate=0.1, momentum=0.9)"] {
+        let mut held = optimizer(pipeline, "a:2,b:1", &[0.0; 3]);
+        let mut free = optimizer(pipeline, "a:2,b:1", &[0.0; 3]);
+        let (mut pa, mut pb) = (vec![1.0, 2.0], vec![3.0]);
+        let mut flat = vec![1.0, 2.0, 3.0];
+        let grads = [vec![0.5, -0.5], vec![0.25]];
+        let step = |opt: &mut Optimizer, pa: &mut Vec<f32>, pb: &mut Vec<f32>, hold: &[usize]| {
+            let mut params: Vec<&mut [f32]> = vec![pa, pb];
+            opt.step_leaves_holding(&mut params, &[&grads[0], &grads[1]], None, hold).expect("step");
+        };
+        step(&mut held, &mut pa, &mut pb, &[]);
+        let before = held.snapshot();
+        let b_before = pb.clone();
+        step(&mut held, &mut pa, &mut pb, &[1]);
+        assert_eq!(pb, b_before, "{pipeline}: the held leaf's params moved");
+        // Its per-element and per-leaf state is as before; leaf `a` stepped.
+        let after = held.snapshot();
+        for (x, y) in before.slots.iter().zip(&after.slots) {
+            match (&x.data, &y.data) {
+                (SlotData::Element(x), SlotData::Element(y)) => {
+                    assert_eq!(x[2], y[2], "{pipeline}: {}", after.slots.len());
+                    assert_ne!(x[0], y[0], "{pipeline}");
+                }
+                (SlotData::Leaf(x), SlotData::Leaf(y)) => assert_eq!(x[1], y[1], "{pipeline}"),
+                _ => {}
+            }
+        }
+        free.step(&mut flat, &[0.5, -0.5, 0.25], None).expect("step");
+        free.step(&mut flat, &[0.5, -0.5, 0.25], None).expect("step");
+        assert_eq!(pa, flat[..2], "{pipeline}: the other leaf steps as without holding");
+    }
 }
