@@ -41,6 +41,8 @@ pub mod jit;
 #[allow(unsafe_code)]
 pub mod native;
 pub mod parallel;
+#[cfg(feature = "python")]
+pub mod python;
 pub mod runtime;
 pub mod source;
 pub mod stdlib;

@@ -1,0 +1,328 @@
+//! `optc.Optimizer`: a pipeline initialised for a model's leaves, stepping numpy arrays in
+//! place (no copies; the GIL released while the step runs).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::arrays::{self, Leaves};
+use super::pipeline::Pipeline;
+use super::{Compiled, PyDiagnostic, compile_error, state};
+use crate::ir::Layout;
+use crate::ir::op::Scalar;
+use crate::runtime::checkpoint::LoadError;
+use crate::runtime::{self, Options, StepError};
+
+/// A pipeline initialised for a model's parameters, with its state.
+#[pyclass(module = "optc")]
+pub struct Optimizer {
+    compiled: Arc<Compiled>,
+    inner: runtime::Optimizer,
+    leaves: Leaves,
+    warnings: Vec<PyDiagnostic>,
+}
+
+impl Optimizer {
+    pub(crate) fn new(
+        py: Python<'_>,
+        compiled: Arc<Compiled>,
+        layout: Layout,
+        params: &Bound<'_, PyAny>,
+        options: Options,
+        threads: Option<usize>,
+    ) -> PyResult<Optimizer> {
+        let leaves = Leaves::new(layout);
+        let arrays = leaves.gather(params, "params")?;
+        let borrowed = read(&arrays, &leaves.layout, "params")?;
+        let slices = slices(&borrowed)?;
+        let layout = &leaves.layout;
+        let made = py.detach(|| runtime::Optimizer::with_options(&compiled.program, layout, &slices, options));
+        let mut inner = made.map_err(|diagnostics| {
+            let text = crate::diagnostic::render(&diagnostics, &compiled.sources);
+            compile_error(py, text.trim_end().to_string(), &diagnostics, &compiled.sources)
+        })?;
+        if let Some(t) = threads {
+            inner.set_threads(t);
+        }
+        // What instantiation noticed (a glob that matches no leaf) is a Python warning too.
+        let warnings: Vec<PyDiagnostic> = inner.warnings().iter().map(|d| PyDiagnostic::new(d, &compiled.sources)).collect();
+        for d in inner.warnings() {
+            let text = crate::diagnostic::render(std::slice::from_ref(d), &compiled.sources);
+            PyErr::warn(py, &py.get_type::<pyo3::exceptions::PyUserWarning>(), &std::ffi::CString::new(text.trim_end()).unwrap_or_default(), 1)?;
+        }
+        Ok(Optimizer { compiled, inner, leaves, warnings })
+    }
+
+    /// `value` as the step needs it: required exactly when the pipeline reads it.
+    fn value(&self, value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<f32>> {
+        match (self.inner.needs_value(), value) {
+            (true, None) => Err(PyTypeError::new_err(
+                "this pipeline reads the loss at every step (it has reduce_on_plateau or another transform that reads `value`): pass value=loss",
+            )),
+            (false, Some(_)) => Err(PyTypeError::new_err(
+                "this pipeline does not read a value: pass none (a value given by mistake hides a bug)",
+            )),
+            (_, None) => Ok(None),
+            (_, Some(v)) => v.extract::<f64>().map(|v| Some(v as f32)).map_err(|_| {
+                PyTypeError::new_err(format!("value must be a number (the loss), found {}", arrays::type_name(v)))
+            }),
+        }
+    }
+}
+
+/// Borrows each array for reading (refused if another borrow writes it).
+fn read<'py>(arrays: &[Bound<'py, PyArrayDyn<f32>>], layout: &Layout, what: &str) -> PyResult<Vec<PyReadonlyArrayDyn<'py, f32>>> {
+    arrays
+        .iter()
+        .zip(&layout.leaves)
+        .map(|(a, leaf)| {
+            a.try_readonly().map_err(|_| {
+                PyValueError::new_err(format!("{what}[{}] shares memory with an array this step writes", arrays::quote(&leaf.name)))
+            })
+        })
+        .collect()
+}
+
+/// Borrows each array for writing (refused if it is read-only or shares memory with another
+/// array of the step).
+fn write<'py>(arrays: &[Bound<'py, PyArrayDyn<f32>>], layout: &Layout, what: &str) -> PyResult<Vec<PyReadwriteArrayDyn<'py, f32>>> {
+    arrays
+        .iter()
+        .zip(&layout.leaves)
+        .map(|(a, leaf)| {
+            let q_name = arrays::quote(&leaf.name);
+            a.try_readwrite().map_err(|e| match e {
+                numpy::BorrowError::NotWriteable => {
+                    PyValueError::new_err(format!("{what}[{q_name}] is read-only: optc updates the parameters in place"))
+                }
+                _ => PyValueError::new_err(format!("{what}[{q_name}] shares memory with another array of this step")),
+            })
+        })
+        .collect()
+}
+
+fn slices<'a>(borrowed: &'a [PyReadonlyArrayDyn<'_, f32>]) -> PyResult<Vec<&'a [f32]>> {
+    borrowed.iter().map(|a| a.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))).collect()
+}
+
+fn step_error(e: StepError) -> PyErr {
+    match e {
+        StepError::MissingValue | StepError::UnexpectedValue | StepError::Output { .. } => PyTypeError::new_err(e.to_string()),
+        StepError::Internal(_) => PyRuntimeError::new_err(e.to_string()),
+        _ => PyValueError::new_err(e.to_string()),
+    }
+}
+
+fn load_error(e: LoadError) -> PyErr {
+    match e {
+        LoadError::Io(m) => PyOSError::new_err(m),
+        e => PyValueError::new_err(e.to_string()),
+    }
+}
+
+fn scalar(py: Python<'_>, x: Scalar) -> PyResult<Bound<'_, PyAny>> {
+    Ok(match x {
+        Scalar::F32(v) => f64::from(v).into_pyobject(py)?.into_any(),
+        Scalar::I32(v) => v.into_pyobject(py)?.into_any(),
+        Scalar::Bool(v) => v.into_pyobject(py)?.to_owned().into_any(),
+    })
+}
+
+#[pymethods]
+impl Optimizer {
+    /// One step: `params[leaf] += update(grads)[leaf]`, in place, for every leaf. `params` and
+    /// `grads` map leaf names to float32 C-contiguous arrays of the leaves' shapes (nested
+    /// mappings flatten with dots); `value` is the loss, for pipelines that read it;
+    /// `threads` overrides the optimizer's thread count for this step. The leaves named in
+    /// `hold` are left as they are, parameters and state (their grads may be missing). Every
+    /// bad input raises `TypeError` or `ValueError` naming the leaf, before anything changes.
+    #[pyo3(signature = (params, grads, value = None, *, threads = None, hold = None))]
+    fn step(
+        &mut self,
+        py: Python<'_>,
+        params: &Bound<'_, PyAny>,
+        grads: &Bound<'_, PyAny>,
+        value: Option<&Bound<'_, PyAny>>,
+        threads: Option<usize>,
+        hold: Option<Vec<String>>,
+    ) -> PyResult<()> {
+        if self.inner.separate_updates() {
+            return Err(PyTypeError::new_err("this optimizer writes the updates apart (separate_updates=True): call updates()"));
+        }
+        let value = self.value(value)?;
+        let layout = &self.leaves.layout;
+        let held = self.leaves.indices(&hold.unwrap_or_default(), "hold")?;
+        let params = self.leaves.gather(params, "params")?;
+        let grads = self.leaves.gather_some(grads, "grads", &held)?;
+        // A held leaf's gradient is not used; one given is checked all the same.
+        let grads: Vec<_> = grads.into_iter().zip(&layout.leaves).map(|(g, leaf)| g.unwrap_or_else(|| PyArrayDyn::<f32>::zeros(py, leaf.shape.clone(), false))).collect();
+        let mut params_w = write(&params, layout, "params")?;
+        let grads_r = read(&grads, layout, "grads")?;
+        let mut ps: Vec<&mut [f32]> = params_w.iter_mut().map(|a| a.as_slice_mut().map_err(|e| PyValueError::new_err(e.to_string()))).collect::<PyResult<_>>()?;
+        let gs = slices(&grads_r)?;
+        let inner = &mut self.inner;
+        let result = py.detach(|| {
+            with_threads(inner, threads, |opt| {
+                if held.is_empty() { opt.step_leaves(&mut ps, &gs, value) } else { opt.step_leaves_holding(&mut ps, &gs, value, &held) }
+            })
+        });
+        result.map_err(step_error)
+    }
+
+    /// One step of an optimizer made with `separate_updates=True`: returns the updates (a dict
+    /// of new float32 arrays, by leaf name) and leaves `params` unchanged. `params + updates`
+    /// in float32 is what `step` would have made.
+    #[pyo3(signature = (params, grads, value = None, *, threads = None))]
+    fn updates<'py>(&mut self, py: Python<'py>, params: &Bound<'py, PyAny>, grads: &Bound<'py, PyAny>, value: Option<&Bound<'py, PyAny>>, threads: Option<usize>) -> PyResult<Bound<'py, PyDict>> {
+        if !self.inner.separate_updates() {
+            return Err(PyTypeError::new_err("this optimizer adds the updates to the parameters: call step(), or init(..., separate_updates=True)"));
+        }
+        let value = self.value(value)?;
+        let layout = &self.leaves.layout;
+        let params = self.leaves.gather(params, "params")?;
+        let grads = self.leaves.gather(grads, "grads")?;
+        let out: Vec<Bound<'py, PyArrayDyn<f32>>> = layout.leaves.iter().map(|l| PyArrayDyn::<f32>::zeros(py, l.shape.clone(), false)).collect();
+        let params_r = read(&params, layout, "params")?;
+        let grads_r = read(&grads, layout, "grads")?;
+        let mut out_w = write(&out, layout, "updates")?;
+        let (ps, gs) = (slices(&params_r)?, slices(&grads_r)?);
+        let mut us: Vec<&mut [f32]> = out_w.iter_mut().map(|a| a.as_slice_mut().map_err(|e| PyValueError::new_err(e.to_string()))).collect::<PyResult<_>>()?;
+        let inner = &mut self.inner;
+        let result = py.detach(|| with_threads(inner, threads, |opt| opt.step_updates(&ps, &gs, value, &mut us)));
+        result.map_err(step_error)?;
+        drop(out_w);
+        let d = PyDict::new(py);
+        for (leaf, array) in layout.leaves.iter().zip(out) {
+            d.set_item(&leaf.name, array)?;
+        }
+        Ok(d)
+    }
+
+    /// The leaves, in the order optc keeps them (names sorted): `[(name, shape), ...]`.
+    #[getter]
+    fn leaves(&self) -> Vec<(String, Vec<usize>)> {
+        self.leaves.layout.leaves.iter().map(|l| (l.name.clone(), l.shape.clone())).collect()
+    }
+
+    /// The pipeline it was initialised from.
+    #[getter]
+    fn pipeline(&self) -> Pipeline {
+        Pipeline::new(self.compiled.clone())
+    }
+
+    /// Whether a step needs `value` (the loss).
+    #[getter]
+    fn needs_value(&self) -> bool {
+        self.inner.needs_value()
+    }
+
+    /// Steps taken since initialisation (or since the state loaded).
+    #[getter]
+    fn steps(&self) -> u64 {
+        self.inner.steps()
+    }
+
+    /// `"jit"` or `"interp"`.
+    #[getter]
+    fn backend(&self) -> String {
+        self.inner.backend().to_string()
+    }
+
+    /// Threads a step's passes are split over (results do not depend on it).
+    #[getter]
+    fn threads(&self) -> usize {
+        self.inner.threads()
+    }
+
+    #[setter]
+    fn set_threads(&mut self, threads: usize) {
+        self.inner.set_threads(threads);
+    }
+
+    /// What instantiation noticed but did not refuse (also issued as Python warnings).
+    #[getter]
+    fn warnings(&self) -> Vec<PyDiagnostic> {
+        self.warnings.clone()
+    }
+
+    /// Every value a user can name after a step: the uniform state (counters, the plateau
+    /// scale, ...) and the pipeline's named values (learning rates, schedule values), by
+    /// the names `optc check` prints.
+    #[getter]
+    fn hyperparams<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (name, v) in self.inner.uniforms() {
+            d.set_item(name, scalar(py, v)?)?;
+        }
+        Ok(d)
+    }
+
+    /// The learning rate of the last step as a user would quote it (the pipeline's learning
+    /// rate times its plateau scales), or None if it has none by that name.
+    #[getter]
+    fn learning_rate(&self) -> Option<f64> {
+        let uniforms: Vec<(String, f64)> = self.inner.uniforms().into_iter().map(|(n, v)| (n, f64::from(v.f()))).collect();
+        crate::train::learning_rate(&uniforms)
+    }
+
+    /// The state as plain values and numpy arrays (copies): round-trips through pickle, and
+    /// `load_state_dict` refuses it for another pipeline or layout.
+    fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        state::to_dict(py, &self.inner.snapshot(), &self.leaves.layout)
+    }
+
+    /// Replaces the state with one from `state_dict` of an optimizer of the same pipeline and
+    /// layout; anything else raises `ValueError` with the reason, and nothing changes.
+    fn load_state_dict(&mut self, state: &Bound<'_, PyAny>) -> PyResult<()> {
+        let snapshot = state::from_dict(state, &self.inner.snapshot(), &self.leaves.layout)?;
+        self.inner.restore(&snapshot).map_err(load_error)
+    }
+
+    /// The state as one flat numpy array per slot, named as in `state_dict` (for JAX).
+    fn state_arrays<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        state::to_arrays(py, &self.inner.snapshot())
+    }
+
+    /// Replaces the state with arrays from `state_arrays` (or copies of them), at `steps`
+    /// steps.
+    fn load_state_arrays(&mut self, arrays: &Bound<'_, PyAny>, steps: u64) -> PyResult<()> {
+        let snapshot = state::from_arrays(arrays, &self.inner.snapshot(), steps)?;
+        self.inner.restore(&snapshot).map_err(load_error)
+    }
+
+    /// Writes the state to `path`, in the format of `optc run`'s checkpoints (atomically).
+    fn save(&self, path: PathBuf) -> PyResult<()> {
+        self.inner.save(&path).map_err(|e| PyOSError::new_err(format!("cannot write `{}`: {e}", path.display())))
+    }
+
+    /// Replaces the state with one saved by `save` (or by `optc run`) for the same pipeline and
+    /// layout; anything else raises with the reason, and nothing changes.
+    fn load(&mut self, path: PathBuf) -> PyResult<()> {
+        self.inner.load(&path).map_err(load_error)
+    }
+
+    fn __repr__(&self) -> String {
+        let n = self.leaves.layout.leaves.len();
+        format!(
+            "<optc.Optimizer {} on {n} lea{} ({} parameters), {} steps>",
+            self.compiled.name,
+            if n == 1 { "f" } else { "ves" },
+            self.leaves.layout.total(),
+            self.inner.steps()
+        )
+    }
+}
+
+/// Runs `f` with `threads` threads if given, then puts the optimizer's own count back.
+fn with_threads<T>(opt: &mut runtime::Optimizer, threads: Option<usize>, f: impl FnOnce(&mut runtime::Optimizer) -> T) -> T {
+    let Some(t) = threads else { return f(opt) };
+    let before = opt.threads();
+    opt.set_threads(t);
+    let out = f(opt);
+    opt.set_threads(before);
+    out
+}
