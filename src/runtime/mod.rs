@@ -90,6 +90,8 @@ pub struct Optimizer {
     steps: u64,
     /// The resolved pipeline, on one line (for messages about state files).
     pipeline: String,
+    /// How each leaf group's learning rate is known (`ir::step_size`).
+    step_sizes: Vec<crate::ir::step_size::StepSize>,
     /// The step's passes as machine code, with their tasks (the `Jit` backend).
     compiled: Option<blocks::Runner>,
     /// Threads the compiled passes are split over.
@@ -105,7 +107,8 @@ impl Optimizer {
 
     /// As [`Optimizer::new`], with steps run by `backend`.
     pub fn with_backend(program: &Program, layout: &Layout, params: &[f32], backend: Backend) -> Result<Optimizer, Vec<Diagnostic>> {
-        let ir = instantiate(program, layout)?;
+        let mut ir = instantiate(program, layout)?;
+        let step_sizes = crate::ir::step_size::add(&mut ir);
         let n_groups = ir.groups.len();
         let step_plan = plan::plan(&ir.graph, n_groups, plan::step_outputs(&ir));
         let init_plan = plan::plan(&ir.init, n_groups, plan::init_outputs(&ir));
@@ -135,6 +138,7 @@ impl Optimizer {
             last: Vec::new(),
             steps: 0,
             pipeline,
+            step_sizes,
             compiled,
             threads: default_threads(),
         };
@@ -339,6 +343,12 @@ impl Optimizer {
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
         self.steps
+    }
+
+    /// How each leaf group's effective learning rate is known: a named uniform (`lr`, or
+    /// `lr[G]` when groups differ), or to be measured from the step.
+    pub fn step_sizes(&self) -> &[crate::ir::step_size::StepSize] {
+        &self.step_sizes
     }
 
     /// Writes the state to `path` (through a temporary file and a rename).

@@ -197,6 +197,18 @@ impl Dataset {
         self.len() == 0
     }
 
+    /// Appends the samples as bytes (inputs, then labels), for a checksum.
+    pub fn append_bytes(&self, out: &mut Vec<u8>) {
+        out.extend(self.x.iter().flat_map(|v| v.to_le_bytes()));
+        match &self.y {
+            Labels::Values(v) => out.extend(v.iter().flat_map(|v| v.to_le_bytes())),
+            Labels::Classes { labels, count } => {
+                out.extend(labels.iter().flat_map(|l| (*l as u64).to_le_bytes()));
+                out.extend((*count as u64).to_le_bytes());
+            }
+        }
+    }
+
     /// Number of input columns.
     pub fn inputs(&self) -> usize {
         self.x.ncols()
