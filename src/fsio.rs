@@ -201,9 +201,37 @@ pub fn checksum(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// "cannot write `path`: reason" for an error of the system, keeping its kind.
+/// A write that the system refused: "cannot write `path`: reason".
+#[derive(Debug)]
+pub struct Failed {
+    pub path: PathBuf,
+    pub reason: io::Error,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot write `{}`: {}", self.path.display(), self.reason)
+    }
+}
+
+impl std::error::Error for Failed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.reason)
+    }
+}
+
+/// The system's reason for an error of this module, without the path (for a message that
+/// names another path, such as a checkpoint's folder rather than a file in its temporary one).
+pub fn reason(e: &io::Error) -> String {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<Failed>()) {
+        Some(failed) => failed.reason.to_string(),
+        None => e.to_string(),
+    }
+}
+
+/// An error of the system, as [`Failed`], keeping its kind.
 fn failed(path: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("cannot write `{}`: {e}", path.display()))
+    io::Error::new(e.kind(), Failed { path: path.to_path_buf(), reason: e })
 }
 
 fn refused(path: &Path, why: String) -> io::Error {

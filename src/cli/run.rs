@@ -198,17 +198,16 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<Option<i32
     let mut last_saved: Option<PathBuf> = None;
     let mut stop: Option<Stop> = None;
 
+    let mut unlogged: Option<Record> = None;
     while trainer.steps() < args.steps && interrupt::requested().is_none() {
         let step = trainer.steps() + 1;
-        let last = step == args.steps;
-        let record = match trainer.step(step.is_multiple_of(args.eval_every) || last) {
+        let record = match trainer.step(step.is_multiple_of(args.eval_every) || step == args.steps) {
             Ok(r) => r,
             Err(s) => {
                 stop = Some(s);
                 break;
             }
         };
-        let stopping = last || interrupt::requested().is_some();
         run.add(&record);
         for message in run.watch.changes(&record, &lr_names) {
             if !args.quiet {
@@ -226,13 +225,14 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<Option<i32
         if bar.is_hidden() && !args.quiet && step % (args.steps / 10).max(1) == 0 {
             eprintln!("step {step}/{}: {}", args.steps, status(record.loss, run.validation, lr));
         }
+        unlogged = Some(record);
         if let Some(log) = &mut log
-            && (step.is_multiple_of(args.log_every) || stopping)
+            && let Some(record) = unlogged.take_if(|_| step.is_multiple_of(args.log_every))
         {
             log.write(&row(&record, &columns))?;
         }
         if let Some(dir) = &checkpoints
-            && (step.is_multiple_of(args.every) || stopping)
+            && step.is_multiple_of(args.every)
         {
             if let Some(log) = &mut log {
                 log.flush()?;
@@ -243,15 +243,19 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<Option<i32
     bar.finish_and_clear();
     let elapsed = start.elapsed().as_secs_f64();
 
-    // Whatever ended the run, what it did is written down.
+    // However the run ended, what it did is written down: the last step's row, a final
+    // checkpoint (unless the parameters are not finite), the plot.
     if let Some(log) = &mut log {
+        if let Some(record) = unlogged {
+            log.write(&row(&record, &columns))?;
+        }
         log.flush()?;
     }
-    if let (Some(dir), Some(Stop::Diverged { .. })) = (&checkpoints, &stop)
+    if let Some(dir) = &checkpoints
         && trainer.steps() > first_step
+        && !matches!(stop, Some(Stop::Blown { .. } | Stop::Optimizer(_)))
         && last_saved.as_deref() != Some(checkpoint::folder(dir, trainer.steps()).as_path())
     {
-        // The step was refused, so the state is the last good one.
         last_saved = Some(checkpoint::save(dir, &trainer)?);
     }
     if let Some(path) = &args.plot {

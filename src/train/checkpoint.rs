@@ -29,8 +29,8 @@ fn identity(trainer: &Trainer) -> Vec<(&'static str, Value)> {
     let mut fields = vec![
         ("model", json!(setup.model.describe())),
         ("data", json!(setup.data)),
-        ("data_checksum", json!(format!("{:016x}", setup.data_checksum()))),
         ("val_fraction", json!(setup.val_fraction)),
+        ("data_checksum", json!(format!("{:016x}", setup.data_checksum()))),
         ("seed", json!(setup.seed)),
         ("batch_size", json!(setup.batch_size)),
         ("value", json!(setup.value.to_string())),
@@ -55,13 +55,15 @@ pub fn save(dir: &Path, trainer: &Trainer) -> Result<PathBuf, String> {
     let step = trainer.steps();
     let target = folder(dir, step);
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp = fsio::TempDir::create(dir, &name).map_err(|e| e.to_string())?;
-    weights::save(&temp.path().join(PARAMS), &trainer.layout, &trainer.params, HashMap::new())?;
-    trainer.optimizer.save(&temp.path().join(STATE)).map_err(|e| e.to_string())?;
+    let failed = |e: std::io::Error| format!("cannot write the checkpoint `{}`: {}", target.display(), fsio::reason(&e));
+    let temp = fsio::TempDir::create(dir, &name).map_err(failed)?;
+    let params = weights::serialize(&trainer.layout, &trainer.params, HashMap::new())?;
+    fsio::write(&temp.path().join(PARAMS), &params).map_err(failed)?;
+    trainer.optimizer.save(&temp.path().join(STATE)).map_err(failed)?;
+    let state = std::fs::read(temp.path().join(STATE)).map_err(failed)?;
     let mut files = serde_json::Map::new();
-    for file in [PARAMS, STATE] {
-        let bytes = std::fs::read(temp.path().join(file)).map_err(|e| format!("cannot read back `{file}`: {e}"))?;
-        files.insert(file.into(), json!({ "bytes": bytes.len(), "checksum": checksum(&bytes) }));
+    for (file, bytes) in [(PARAMS, &params), (STATE, &state)] {
+        files.insert(file.into(), json!({ "bytes": bytes.len(), "checksum": checksum(bytes) }));
     }
     let mut manifest: serde_json::Map<String, Value> =
         identity(trainer).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
@@ -70,10 +72,9 @@ pub fn save(dir: &Path, trainer: &Trainer) -> Result<PathBuf, String> {
     // The validation loss a `--value val_loss` run feeds until its next evaluation.
     manifest.insert("held_validation".into(), json!(trainer.held_validation.map(f32::to_bits)));
     manifest.insert("files".into(), Value::Object(files));
-    let sealed = seal(manifest);
-    let text = serde_json::to_string_pretty(&sealed).map_err(|e| e.to_string())?;
-    fsio::write(&temp.path().join(MANIFEST), text.as_bytes()).map_err(|e| e.to_string())?;
-    temp.persist(&target).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&seal(manifest)).map_err(|e| e.to_string())?;
+    fsio::write(&temp.path().join(MANIFEST), text.as_bytes()).map_err(failed)?;
+    temp.persist(&target).map_err(failed)?;
     Ok(target)
 }
 

@@ -10,19 +10,23 @@ use crate::ir::Layout;
 
 /// Writes `params` (in `layout` order) to `path`, through [`crate::fsio`].
 pub fn save(path: &Path, layout: &Layout, params: &[f32], metadata: HashMap<String, String>) -> Result<(), String> {
-    let name = path.display();
+    let data = serialize(layout, params, metadata)?;
+    crate::fsio::write(path, &data).map_err(|e| e.to_string())
+}
+
+/// `params` (in `layout` order) as the bytes of a safetensors file.
+pub fn serialize(layout: &Layout, params: &[f32], metadata: HashMap<String, String>) -> Result<Vec<u8>, String> {
     let bytes: Vec<u8> = params.iter().flat_map(|p| p.to_le_bytes()).collect();
     let mut views = Vec::new();
     let mut offset = 0;
     for leaf in &layout.leaves {
         let len = leaf.len() * 4;
         let view = TensorView::new(Dtype::F32, leaf.shape.clone(), &bytes[offset..offset + len])
-            .map_err(|e| format!("cannot write `{name}`: {e}"))?;
+            .map_err(|e| format!("cannot serialize the weights: {e}"))?;
         views.push((leaf.name.clone(), view));
         offset += len;
     }
-    let data = safetensors::serialize(views, Some(metadata)).map_err(|e| format!("cannot write `{name}`: {e}"))?;
-    crate::fsio::write(path, &data).map_err(|e| e.to_string())
+    safetensors::serialize(views, Some(metadata)).map_err(|e| format!("cannot serialize the weights: {e}"))
 }
 
 /// Reads parameters for `layout` from `path`: every leaf must be there, float32 (or float64 /
