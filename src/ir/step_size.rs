@@ -7,9 +7,11 @@
 //! factors, negated, is the group's learning rate: positive when the update descends along
 //! the direction, with the sign a user gave (`learning_rate=-1e-3` gives -0.001).
 //!
-//! A group whose update is not a scaled direction (COCOB sets parameters from its bets; a sum
-//! of two terms neither of which is a weight decay) has no such factor: its step size is left
-//! to be measured from the step it takes ([`StepSize::Measured`]).
+//! A named step size (a definition's `let`, such as Prodigy's `dlr`) multiplying the numerator
+//! of a preconditioned direction counts too; unnamed factors inside the direction (Adam's bias
+//! correction) do not. A group whose update is not a scaled direction (COCOB sets the
+//! parameters from its bets; a select between two updates, as `apply_if_finite` makes) has no
+//! such factor: its step size is measured from the step it takes ([`StepSize::Measured`]).
 
 use super::op::{Kind, Op, Scalar};
 use super::{Level, Named, Node, NodeId, StepIr};
@@ -73,6 +75,10 @@ fn factor(ir: &mut StepIr, g: usize) -> Option<NodeId> {
             }
             Node::Op(op @ (Op::Add | Op::Sub), args) => {
                 let (a, b) = (args[0], args[1]);
+                // `target - param` sets the parameters (COCOB): not a scaled direction.
+                if replaces(graph, a) || replaces(graph, b) {
+                    return None;
+                }
                 if decays(graph, a) {
                     if *op == Op::Sub {
                         factors.push((minus, false));
@@ -81,14 +87,37 @@ fn factor(ir: &mut StepIr, g: usize) -> Option<NodeId> {
                 } else if decays(graph, b) {
                     node = a;
                 } else {
-                    return None;
+                    break;
                 }
+            }
+            // `dlr * m / (sqrt(v) + eps)`: a named step size (a definition's `let`) scaling the
+            // numerator of a preconditioned direction (Prodigy). Unnamed ones, such as Adam's
+            // bias correction, belong to the direction.
+            Node::Op(Op::Div, args) if !uniform(args[1]) => {
+                if let Node::Op(Op::Mul, m) = &graph.get(args[0]).node
+                    && let Some(&f) = m.iter().find(|&&x| uniform(x) && ir.named.iter().any(|n| n.node == x))
+                {
+                    factors.push((f, false));
+                }
+                break;
             }
             Node::Op(Op::Select, _) => return None,
             _ => break,
         }
     }
     Some(product(ir, &factors))
+}
+
+/// Whether `n` is `-param`, which makes `target - param` an update that sets the parameters.
+fn replaces(graph: &super::Graph, n: NodeId) -> bool {
+    let minus_one = |x: NodeId| graph.as_const(x).is_some_and(|c| c.f() == -1.0);
+    match &graph.get(n).node {
+        Node::Op(Op::Neg, args) => graph.get(args[0]).node == Node::Param,
+        Node::Op(Op::Mul, args) => {
+            minus_one(args[0]) && graph.get(args[1]).node == Node::Param || minus_one(args[1]) && graph.get(args[0]).node == Node::Param
+        }
+        _ => false,
+    }
 }
 
 /// Whether `n` is a weight-decay term: the parameters times uniform or per-leaf values.

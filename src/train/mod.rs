@@ -265,7 +265,7 @@ impl Trainer {
                             norm += g * g;
                         }
                     }
-                    (norm > 0.0).then(|| -along / norm)
+                    (norm > 0.0).then(|| log::widen((-along / norm) as f32))
                 }
             })
             .collect()
