@@ -137,7 +137,7 @@ pub fn run_case_with(path: &Path, stdlib_dir: Option<&Path>, backend: Backend) -
         let Some(shape) = shape else { return fail(&name, format!("params.{leaf_name} has no shape")) };
         leaves.push(Leaf { name: leaf_name.clone(), shape });
     }
-    if leaves.is_empty() || leaves.iter().all(|l| l.len() == 0) {
+    if leaves.is_empty() || leaves.iter().all(|l| l.is_empty()) {
         return fail(&name, "checks nothing: `params` has no values");
     }
     let layout = match Layout::new(leaves) {

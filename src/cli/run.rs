@@ -222,7 +222,7 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<Option<i32
         let lr = record.lrs.first().copied().flatten();
         bar.set_position(step);
         bar.set_message(status(record.loss, run.validation, lr));
-        if bar.is_hidden() && !args.quiet && step % (args.steps / 10).max(1) == 0 {
+        if bar.is_hidden() && !args.quiet && step.is_multiple_of((args.steps / 10).max(1)) {
             eprintln!("step {step}/{}: {}", args.steps, status(record.loss, run.validation, lr));
         }
         unlogged = Some(record);
