@@ -63,6 +63,20 @@ pub fn fingerprint(ir: &StepIr) -> String {
     format!("{:016x}", crate::fsio::checksum(text.as_bytes()))
 }
 
+/// Whether a state recorded as belonging to (`pipeline`, `slots`, `layout`) belongs to `ir`,
+/// instantiated from the pipeline `now`: the one rule for state files and snapshots alike. The
+/// pipeline itself is compared (hyperparameters included), not only its slots: `adam` and
+/// `adamw` keep the same slots.
+pub fn belongs(ir: &StepIr, now: &str, pipeline: &str, slots: &str, layout: &str) -> Result<(), LoadError> {
+    if pipeline != now || slots != pipeline_key(ir) {
+        return Err(LoadError::Pipeline { saved: pipeline.to_string(), now: now.to_string() });
+    }
+    if layout != ir.layout.to_string() {
+        return Err(LoadError::Layout { saved: layout.to_string(), now: ir.layout.to_string() });
+    }
+    Ok(())
+}
+
 fn scalar_bits(s: Scalar) -> u32 {
     match s {
         Scalar::F32(x) => x.to_bits(),
@@ -136,12 +150,7 @@ pub fn load(path: &Path, ir: &StepIr, pipeline: &str) -> Result<(State, u64), Lo
     if field("checksum") != format!("{:016x}", crate::fsio::checksum(body)) {
         return Err(corrupt("its checksum does not match its contents"));
     }
-    if field("pipeline") != pipeline || field("slots") != pipeline_key(ir) {
-        return Err(LoadError::Pipeline { saved: field("pipeline"), now: pipeline.to_string() });
-    }
-    if field("layout") != ir.layout.to_string() {
-        return Err(LoadError::Layout { saved: field("layout"), now: ir.layout.to_string() });
-    }
+    belongs(ir, pipeline, &field("pipeline"), &field("slots"), &field("layout"))?;
     if field("fingerprint") != fingerprint(ir) {
         return Err(LoadError::Pipeline {
             saved: format!("{} (as defined when the state was saved)", field("pipeline")),

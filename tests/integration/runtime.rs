@@ -211,8 +211,60 @@ fn save_then_load_then_continue_is_bit_identical() {
         for t in 3..8 {
             resumed.step(&mut p2, &grads(t), value(t)).expect("step");
         }
+        // The same through a snapshot (what the Python package's `state_dict` holds).
+        let mut p3 = vec![0.5, -0.25, 1.0];
+        let mut again = optimizer(pipeline, "a:2,b:1", &[0.0; 3]);
+        for t in 0..3 {
+            again.step(&mut p3, &grads(t), value(t)).expect("step");
+        }
+        let mut restored = optimizer(pipeline, "a:2,b:1", &[9.0; 3]);
+        restored.restore(&again.snapshot()).expect("restore");
+        assert_eq!(restored.steps(), 3);
+        for t in 3..8 {
+            restored.step(&mut p3, &grads(t), value(t)).expect("step");
+        }
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&p1), bits(&p2), "{pipeline}");
+        assert_eq!(bits(&p1), bits(&p3), "{pipeline}");
+    }
+}
+
+#[test]
+fn snapshots_from_elsewhere_are_refused_and_change_nothing() {
+    use optc::runtime::snapshot::SlotData;
+    let mut opt = optimizer("adam(learning_rate=1e-3)", "a:2", &[0.0; 2]);
+    opt.step(&mut [1.0, 2.0], &[0.5, -0.5], None).expect("step");
+    let before = opt.snapshot();
+    // Another pipeline with the very same slots, or other hyperparameters.
+    for other in ["adamw(learning_rate=1e-3)", "adam(learning_rate=1e-2)"] {
+        let theirs = optimizer(other, "a:2", &[0.0; 2]).snapshot();
+        assert!(matches!(opt.restore(&theirs), Err(LoadError::Pipeline { .. })), "{other}");
+    }
+    let theirs = optimizer("adam(learning_rate=1e-3)", "a:3", &[0.0; 3]).snapshot();
+    assert!(matches!(opt.restore(&theirs), Err(LoadError::Layout { .. })));
+    // Tampered values: a slot of the wrong length, kind or level, a renamed or missing slot.
+    let mut tampered = Vec::new();
+    let element = before.slots.iter().position(|s| matches!(s.data, SlotData::Element(_))).expect("an element slot");
+    let uniform = before.slots.iter().position(|s| matches!(s.data, SlotData::Uniform(_))).expect("a uniform slot");
+    let mut s = before.clone();
+    s.slots[element].data = SlotData::Element(vec![7.0; 3]);
+    tampered.push(s);
+    let mut s = before.clone();
+    s.slots[uniform].data = SlotData::Uniform(Scalar::F32(7.0));
+    tampered.push(s);
+    let mut s = before.clone();
+    s.slots[element].data = SlotData::Leaf(vec![7.0]);
+    tampered.push(s);
+    let mut s = before.clone();
+    s.slots[element].name = "mu".into();
+    tampered.push(s);
+    let mut s = before.clone();
+    s.slots.pop();
+    tampered.push(s);
+    for (i, s) in tampered.iter().enumerate() {
+        let err = opt.restore(s).expect_err("tampered");
+        assert!(matches!(err, LoadError::Corrupt(_)), "case {i}: {err}");
+        assert_eq!(opt.snapshot(), before, "case {i} changed the state");
     }
 }
 
@@ -223,6 +275,13 @@ fn state_files_from_elsewhere_are_refused_with_a_reason() {
     opt.save(&path).expect("save");
     let mut other_pipeline = optimizer("counter()", "a:2", &[0.0; 2]);
     assert!(matches!(other_pipeline.load(&path), Err(LoadError::Pipeline { .. })));
+    // The pipeline itself is compared, not only its slots: `adam` and `adamw` keep the same.
+    let adam = temp("adam.optc");
+    optimizer("adam(learning_rate=1e-3)", "a:2", &[0.0; 2]).save(&adam).expect("save");
+    for other in ["adamw(learning_rate=1e-3)", "adam(learning_rate=10.0, b1=0.0)"] {
+        let err = optimizer(other, "a:2", &[0.0; 2]).load(&adam).expect_err(other);
+        assert!(matches!(err, LoadError::Pipeline { .. }), "{other}: {err}");
+    }
     let mut other_layout = optimizer("running_sum()", "a:3", &[0.0; 3]);
     let err = other_layout.load(&path).expect_err("another layout");
     assert!(matches!(err, LoadError::Layout { .. }), "{err}");
