@@ -22,6 +22,7 @@ mod bench;
 pub mod check;
 pub mod conform;
 mod emit;
+mod interrupt;
 mod run;
 mod schedule;
 

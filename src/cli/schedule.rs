@@ -11,7 +11,7 @@ use crate::diagnostic;
 use crate::ir::Layout;
 use crate::runtime::Optimizer;
 use crate::source::Span;
-use crate::train::log::{Figure, check_plot_path, plot};
+use crate::train::plot::{Figure, check_path, plot};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -35,7 +35,7 @@ pub fn run(args: &Args, stdlib_dir: Option<&Path>) -> ExitCode {
 
 fn evaluate(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String> {
     if let Some(path) = &args.plot {
-        check_plot_path(path)?;
+        check_path(path)?;
     }
     let path = PathBuf::from(&args.schedule);
     let is_file = args.schedule.ends_with(".opt") || path.is_file() || args.schedule == "-";

@@ -14,6 +14,7 @@ pub mod merge;
 pub mod op;
 pub mod plan;
 pub mod print;
+pub mod step_size;
 
 use std::collections::HashMap;
 use std::fmt;

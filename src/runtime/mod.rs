@@ -119,6 +119,8 @@ pub struct Optimizer {
     steps: u64,
     /// The resolved pipeline, on one line (for messages about state files).
     pipeline: String,
+    /// How each leaf group's learning rate is known (`ir::step_size`).
+    step_sizes: Vec<crate::ir::step_size::StepSize>,
     /// The step's passes as machine code, with their tasks (the `Jit` backend).
     compiled: Option<blocks::Runner>,
     /// Threads the compiled passes are split over.
@@ -156,7 +158,8 @@ impl Optimizer {
         if let Some((leaf, p)) = layout.leaves.iter().zip(params).find(|(leaf, p)| leaf.len() != p.len()) {
             return Err(mismatch(format!("the parameters of `{}` have {} elements, but the leaf has {}", leaf.name, p.len(), leaf.len())));
         }
-        let ir = instantiate(program, layout)?;
+        let mut ir = instantiate(program, layout)?;
+        let step_sizes = crate::ir::step_size::add(&mut ir);
         let n_groups = ir.groups.len();
         let updates = if options.separate_updates { Target::Updates } else { Target::Params };
         let step_plan = plan::plan(&ir.graph, n_groups, plan::step_outputs(&ir, updates));
@@ -181,6 +184,7 @@ impl Optimizer {
             last: Vec::new(),
             steps: 0,
             pipeline,
+            step_sizes,
             compiled,
             threads: default_threads(),
             separate_updates: options.separate_updates,
@@ -470,6 +474,12 @@ impl Optimizer {
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
         self.steps
+    }
+
+    /// How each leaf group's effective learning rate is known: a named uniform (`lr`, or
+    /// `lr[G]` when groups differ), or to be measured from the step.
+    pub fn step_sizes(&self) -> &[crate::ir::step_size::StepSize] {
+        &self.step_sizes
     }
 
     /// Writes the state to `path` (through a temporary file and a rename).

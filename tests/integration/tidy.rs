@@ -16,6 +16,7 @@ const RANKS: &[(&str, usize)] = &[
     ("stdlib", 0),
     ("native", 0),
     ("parallel", 0),
+    ("fsio", 0),
     ("syntax", 1),
     ("check", 2),
     ("ir", 3),
