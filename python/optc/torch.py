@@ -36,6 +36,11 @@ def _as_pipeline(pipeline, stdlib):
     return _optc.compile(pipeline, stdlib=stdlib)
 
 
+def _lr(lr: float | None) -> float:
+    # NaN until the first step has made the learning rate known.
+    return math.nan if lr is None else lr
+
+
 def _check_tensor(name: str, t: torch.Tensor, what: str) -> None:
     if t.is_sparse or t.layout != torch.strided:
         raise TypeError(f"{what} of {name!r} is sparse: optc steps dense tensors")
@@ -81,16 +86,18 @@ class Optimizer(torch.optim.Optimizer):
                 raise ValueError(f"parameter {name!r} is not contiguous: optc updates parameters in place, in row-major order")
         self.pipeline = _as_pipeline(pipeline, stdlib)
         self._names = names
+        self._tensors = dict(named)
         self._views = {name: p.detach().numpy() for name, p in named}
         self._pointers = {name: p.data_ptr() for name, p in named}
         self._optimizer = self.pipeline.init(self._views, threads=threads)
-        self._zeros: dict[str, np.ndarray] = {}
-        lr = self._optimizer.learning_rate
-        super().__init__(
-            [{"params": [p for _, p in named], "param_names": names, "lr": math.nan if lr is None else lr}],
-            {},
-        )
-        self._lr_shown = self.param_groups[0]["lr"]
+        # One torch parameter group per optc group with its own learning rate (a partition's
+        # arms), so that learning-rate monitors show each.
+        groups = [
+            {"params": [self._tensors[n] for n in g["leaves"]], "param_names": list(g["leaves"]), "label": g["label"], "lr": _lr(g["lr"])}
+            for g in self._optimizer.param_groups
+        ]
+        super().__init__(groups, {})
+        self._lr_shown = [g["lr"] for g in self.param_groups]
 
     @property
     def optimizer(self) -> _optc.Optimizer:
@@ -102,12 +109,12 @@ class Optimizer(torch.optim.Optimizer):
         """Every value a user can name after a step, as `optc.Optimizer.hyperparams`."""
         return self._optimizer.hyperparams
 
-    def _params(self) -> dict[str, torch.Tensor]:
-        return {name: p for name, p in zip(self._names, self.param_groups[0]["params"])}
+    def _order(self) -> list[str]:
+        return [n for g in self.param_groups for n in g["param_names"]]
 
     def _param_views(self) -> dict[str, np.ndarray]:
         # A parameter whose storage was replaced (`p.data = ...`) gets a new view.
-        for name, p in self._params().items():
+        for name, p in self._tensors.items():
             if p.data_ptr() != self._pointers[name]:
                 _check_tensor(name, p, "parameter")
                 self._views[name] = p.detach().numpy()
@@ -130,15 +137,15 @@ class Optimizer(torch.optim.Optimizer):
             value = loss
         if isinstance(value, torch.Tensor):
             value = value.detach().item()
-        group = self.param_groups[0]
-        if not (group["lr"] == self._lr_shown or (math.isnan(group["lr"]) and math.isnan(self._lr_shown))):
-            raise ValueError(
-                "param_groups[0]['lr'] was changed, but the learning rate is the pipeline's: "
-                "write its schedule in the .opt file (e.g. cosine_decay_schedule) instead of a torch LR scheduler"
-            )
+        for i, (group, shown) in enumerate(zip(self.param_groups, self._lr_shown)):
+            if not (group["lr"] == shown or (math.isnan(group["lr"]) and math.isnan(shown))):
+                raise ValueError(
+                    f"param_groups[{i}]['lr'] was changed, but the learning rate is the pipeline's: "
+                    "write its schedule in the .opt file (e.g. cosine_decay_schedule) instead of using a torch LR scheduler"
+                )
         grads = {}
         held = []
-        for name, p in self._params().items():
+        for name, p in self._tensors.items():
             g = p.grad
             if g is None:
                 held.append(name)
@@ -148,28 +155,33 @@ class Optimizer(torch.optim.Optimizer):
         if len(held) == len(self._names):
             return loss
         self._optimizer.step(self._param_views(), grads, value, hold=held or None)
-        lr = self._optimizer.learning_rate
-        group["lr"] = self._lr_shown = math.nan if lr is None else lr
+        self._show_learning_rates()
         return loss
+
+    def _show_learning_rates(self) -> None:
+        for group, g in zip(self.param_groups, self._optimizer.param_groups):
+            group["lr"] = _lr(g["lr"])
+        self._lr_shown = [g["lr"] for g in self.param_groups]
 
     def state_dict(self) -> dict:
         """The optimizer's state in PyTorch's form (per-element state by parameter index under
         "state", the groups under "param_groups") plus optc's own under "optc"; survives
         `torch.save`/`torch.load` (tensors and plain values only)."""
         sd = self._optimizer.state_dict()
-        state: dict[int, dict[str, torch.Tensor]] = {i: {} for i in range(len(self._names))}
+        # Parameters are numbered as PyTorch numbers them: in the order of the groups.
+        order = self._order()
+        state: dict[int, dict[str, torch.Tensor]] = {i: {} for i in range(len(order))}
         elementwise = []
         for slot, value in sd["state"].items():
             if isinstance(value, dict) and value and all(isinstance(v, np.ndarray) for v in value.values()):
                 elementwise.append(slot)
-                for i, name in enumerate(self._names):
-                    state[i][slot] = torch.from_numpy(value[name].copy())
+                for i, name in enumerate(order):
+                    state[i][slot] = torch.from_numpy(value[name])
         optc_part = {k: v for k, v in sd.items() if k != "state"}
         optc_part["state"] = {k: v for k, v in sd["state"].items() if k not in elementwise}
         optc_part["elementwise"] = elementwise
-        groups = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
-        for g in groups:
-            g["params"] = list(range(len(self._names)))
+        index = {n: i for i, n in enumerate(order)}
+        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [index[n] for n in g["param_names"]]} for g in self.param_groups]
         return {"state": state, "param_groups": groups, "optc": optc_part}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -180,20 +192,19 @@ class Optimizer(torch.optim.Optimizer):
             per_param = state_dict["state"]
         except (KeyError, TypeError):
             raise ValueError("not the state_dict of an optc.torch.Optimizer (it has no 'optc' part)") from None
-        names = [n for n in state_dict.get("param_groups", [{}])[0].get("param_names", self._names)]
-        if list(names) != self._names:
-            raise ValueError(f"this state belongs to other parameters: {names} (this optimizer has {self._names})")
+        names = [n for g in state_dict.get("param_groups", []) for n in g.get("param_names", [])]
+        if names != self._order():
+            raise ValueError(f"this state belongs to other parameters: {sorted(names)} (this optimizer has {sorted(self._names)})")
         state = dict(part.get("state", {}))
         for slot in part.get("elementwise", []):
             state[slot] = {}
-            for i, name in enumerate(self._names):
+            for i, name in enumerate(names):
                 t = per_param[i][slot]
                 state[slot][name] = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
         part["state"] = state
         part.pop("elementwise", None)
         self._optimizer.load_state_dict(part)
-        lr = self._optimizer.learning_rate
-        self.param_groups[0]["lr"] = self._lr_shown = math.nan if lr is None else lr
+        self._show_learning_rates()
 
     def __repr__(self) -> str:
         return f"optc.torch.Optimizer({self.pipeline.name}, {len(self._names)} parameters)"

@@ -15,7 +15,9 @@ use super::{Compiled, PyDiagnostic, compile_error, state};
 use crate::ir::Layout;
 use crate::ir::op::Scalar;
 use crate::runtime::checkpoint::LoadError;
+use crate::ir::step_size::StepSize;
 use crate::runtime::{self, Options, StepError};
+use crate::train::LrGroup;
 
 /// A pipeline initialised for a model's parameters, with its state.
 #[pyclass(module = "optc")]
@@ -24,6 +26,8 @@ pub struct Optimizer {
     inner: runtime::Optimizer,
     leaves: Leaves,
     warnings: Vec<PyDiagnostic>,
+    /// The leaves that share a learning rate (partition arms, mask sides, or the whole model).
+    lr_groups: Vec<LrGroup>,
 }
 
 impl Optimizer {
@@ -54,7 +58,28 @@ impl Optimizer {
             let text = crate::diagnostic::render(std::slice::from_ref(d), &compiled.sources);
             PyErr::warn(py, &py.get_type::<pyo3::exceptions::PyUserWarning>(), &std::ffi::CString::new(text.trim_end()).unwrap_or_default(), 1)?;
         }
-        Ok(Optimizer { compiled, inner, leaves, warnings })
+        let labels = crate::train::group_labels(&compiled.program, &inner);
+        let lr_groups = crate::train::lr_groups(&inner, &labels);
+        Ok(Optimizer { compiled, inner, leaves, warnings, lr_groups })
+    }
+
+    /// The learning rate of each group after the last step, with its sign (None before the
+    /// first step, and for a group whose step is not a scaled direction, such as COCOB's).
+    fn learning_rates(&self) -> Vec<Option<f64>> {
+        let uniforms = self.inner.uniforms();
+        self.lr_groups
+            .iter()
+            .map(|g| match &g.size {
+                StepSize::Named(name) => uniforms.iter().find(|(n, _)| n == name).map(|(_, v)| f64::from(v.f())),
+                StepSize::Measured => None,
+            })
+            .collect()
+    }
+
+    /// The name of a group's learning rate among the hyperparameters: `lr` for the whole
+    /// model, `lr[LABEL]` for a group.
+    fn lr_name(&self, g: &LrGroup) -> String {
+        if self.lr_groups.len() == 1 { "lr".to_string() } else { format!("lr[{}]", g.label) }
     }
 
     /// `value` as the step needs it: required exactly when the pipeline reads it.
@@ -249,24 +274,50 @@ impl Optimizer {
         self.warnings.clone()
     }
 
-    /// Every value a user can name after a step: the uniform state (counters, the plateau
-    /// scale, ...) and the pipeline's named values (learning rates, schedule values), by
-    /// the names `optc check` prints.
+    /// Every value a user can name after a step, by the names `optc check` prints: the
+    /// uniform state (counters, the plateau scale, ...), injected hyperparameters, and the
+    /// learning rate (`lr`, or `lr[ARM]` for each parameter group that has its own).
     #[getter]
     fn hyperparams<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
+        let names = crate::train::logged_names(&self.inner);
         for (name, v) in self.inner.uniforms() {
-            d.set_item(name, scalar(py, v)?)?;
+            if names.contains(&name) && !d.contains(&name)? {
+                d.set_item(name, scalar(py, v)?)?;
+            }
+        }
+        for (g, lr) in self.lr_groups.iter().zip(self.learning_rates()) {
+            d.set_item(self.lr_name(g), lr)?;
         }
         Ok(d)
     }
 
-    /// The learning rate of the last step as a user would quote it (the pipeline's learning
-    /// rate times its plateau scales), or None if it has none by that name.
+    /// The learning rate of the last step, with its sign, when the whole model has one;
+    /// None before the first step, or when groups differ (see `param_groups`).
     #[getter]
     fn learning_rate(&self) -> Option<f64> {
-        let uniforms: Vec<(String, f64)> = self.inner.uniforms().into_iter().map(|(n, v)| (n, f64::from(v.f()))).collect();
-        crate::train::learning_rate(&uniforms)
+        let rates = self.learning_rates();
+        let first = *rates.first()?;
+        rates.iter().all(|r| *r == first).then_some(first).flatten()
+    }
+
+    /// The leaves that share a learning rate: `[{"label": "*.bias", "leaves": [names],
+    /// "lr": float | None}, ...]` (one group for the whole model unless a partition or a mask
+    /// gives parts their own).
+    #[getter]
+    fn param_groups<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.lr_groups
+            .iter()
+            .zip(self.learning_rates())
+            .map(|(g, lr)| {
+                let d = PyDict::new(py);
+                d.set_item("label", &g.label)?;
+                let names: Vec<&str> = g.leaves.iter().map(|&l| self.leaves.layout.leaves[l].name.as_str()).collect();
+                d.set_item("leaves", names)?;
+                d.set_item("lr", lr)?;
+                Ok(d)
+            })
+            .collect()
     }
 
     /// The state as plain values and numpy arrays (copies): round-trips through pickle, and
