@@ -55,7 +55,7 @@ def main(steps: int = 3000):
     for step in range(1, steps + 1):
         loss = train_step(model, optimizer, x, y)
         if step % 500 == 0 or step == steps:
-            scale = optimizer.opt_state.slots["reduce_on_plateau.scale"][...]
+            scale = optimizer.opt_state.slots["reduce_on_plateau.scale"]
             print(f"step {step}: loss {float(loss):.6f}, plateau scale {float(scale)}")
     return float(loss)
 

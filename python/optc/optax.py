@@ -16,7 +16,7 @@ paths, joined with dots (`layers.0.kernel`), so `"*.bias"` means what it says.
 from __future__ import annotations
 
 import threading
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -28,13 +28,32 @@ import optc as _optc
 __all__ = ["OptcState", "transform", "leaf_names"]
 
 
-class OptcState(NamedTuple):
-    """The state of a pipeline: one array per state slot, named as `optc check` names it
-    (a uniform slot is a 0-d array, a per-leaf slot one float per leaf, a per-element slot
-    one float per parameter, leaves in name order), and the steps taken."""
+@jax.tree_util.register_pytree_node_class
+class OptcState:
+    """The state of a pipeline: its slots packed by kind into three arrays (`f32`, `i32`,
+    `bool`), and the steps taken. `slots` shows each slot by the name `optc check` gives it (a
+    uniform slot as a 0-d array, a per-leaf slot one float per leaf, a per-element slot one
+    float per parameter, leaves in name order)."""
 
-    slots: dict[str, jax.Array]
-    steps: jax.Array
+    def __init__(self, f32, i32, bool_, steps, layout):
+        self.f32, self.i32, self.bool, self.steps = f32, i32, bool_, steps
+        # (name, kind, offset, length, shape) of each slot: static, part of the tree's structure.
+        self.layout = layout
+
+    @property
+    def slots(self) -> dict[str, Any]:
+        packed = {"f32": self.f32, "i32": self.i32, "bool": self.bool}
+        return {name: packed[kind][at : at + n].reshape(shape) for name, kind, at, n, shape in self.layout}
+
+    def tree_flatten(self):
+        return (self.f32, self.i32, self.bool, self.steps), self.layout
+
+    @classmethod
+    def tree_unflatten(cls, layout, children):
+        return cls(*children, layout)
+
+    def __repr__(self) -> str:
+        return f"OptcState({len(self.layout)} slots, steps={self.steps})"
 
 
 def _key(k) -> str:
@@ -84,8 +103,17 @@ def transform(pipeline, *, stdlib=None, threads: int | None = None) -> optax.Gra
             optimizers[key] = (pipeline.init(zeros, threads=threads, separate_updates=True), threading.Lock())
         return optimizers[key]
 
-    def state_shapes(opt: _optc.Optimizer):
-        return {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in opt.state_arrays().items()}
+    def state_of(opt: _optc.Optimizer, packed, steps) -> OptcState:
+        layout = tuple((name, kind, at, n, tuple(shape)) for name, kind, at, n, shape in opt._state_layout())
+        return OptcState(*packed, steps, layout)
+
+    def packed_shapes(opt: _optc.Optimizer):
+        return tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in opt._state_packed())
+
+    def flat(leaves):
+        # One array through the host call instead of one per leaf: each costs more than a
+        # small model's whole step.
+        return jnp.concatenate([jnp.ravel(x) for x in leaves]) if len(leaves) > 1 else jnp.ravel(leaves[0])
 
     def init_fn(params):
         names, leaves, _ = _flatten(params, "params")
@@ -94,10 +122,10 @@ def transform(pipeline, *, stdlib=None, threads: int | None = None) -> optax.Gra
 
         def host_init(*arrays):
             params = {n: np.asarray(a) for n, a in zip(names, arrays)}
-            return pipeline.init(params, threads=threads, separate_updates=True).state_arrays()
+            return pipeline.init(params, threads=threads, separate_updates=True)._state_packed()
 
-        slots = jax.pure_callback(host_init, state_shapes(opt), *leaves)
-        return OptcState(slots=slots, steps=jnp.zeros((), jnp.int32))
+        packed = jax.pure_callback(host_init, packed_shapes(opt), *leaves)
+        return state_of(opt, packed, jnp.zeros((), jnp.int32))
 
     def update_fn(updates, state: OptcState, params=None, **extra_args: Any):
         names, grads, treedef = _flatten(updates, "updates")
@@ -115,22 +143,25 @@ def transform(pipeline, *, stdlib=None, threads: int | None = None) -> optax.Gra
             raise TypeError(f"{pipeline.name} reads the loss at every step: pass value=loss to update")
         value = jnp.asarray(value if pipeline.needs_value else 0.0, jnp.float32)
         opt, lock = optimizer_for(names, shapes)
+        # optc keeps leaves in name order; the tree may hold them in another.
+        order = sorted(range(len(names)), key=lambda k: names[k].encode())
+        sizes = [int(np.prod(shapes[k], dtype=np.int64)) for k in order]
 
-        def host_update(grads, params, slots, steps, value):
-            grads = {n: np.asarray(g) for n, g in zip(names, grads)}
-            params = {n: np.asarray(p) for n, p in zip(names, params)}
-            slots = {k: np.asarray(v) for k, v in slots.items()}
+        def host_update(grads, params, f32, i32, bool_, steps, value):
             with lock:
-                opt.load_state_arrays(slots, int(steps))
-                ups = opt.updates(params, grads, float(value) if pipeline.needs_value else None)
-                return [ups[n] for n in names], opt.state_arrays(), np.asarray(steps + 1, np.int32)
+                opt._load_state_packed(np.asarray(f32), np.asarray(i32), np.asarray(bool_), int(steps))
+                ups = opt._updates_flat(np.asarray(params), np.asarray(grads), float(value) if pipeline.needs_value else None)
+                return (ups, *opt._state_packed(), np.asarray(steps + 1, np.int32))
 
-        result = (
-            [jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes],
-            state_shapes(opt),
-            jax.ShapeDtypeStruct((), jnp.int32),
+        result = (jax.ShapeDtypeStruct((sum(sizes),), jnp.float32), *packed_shapes(opt), jax.ShapeDtypeStruct((), jnp.int32))
+        ordered = lambda leaves: flat([leaves[k] for k in order])
+        ups, f32, i32, bool_, steps = jax.pure_callback(
+            host_update, result, ordered(grads), ordered(params_leaves), state.f32, state.i32, state.bool, state.steps, value
         )
-        new_updates, slots, steps = jax.pure_callback(host_update, result, grads, params_leaves, state.slots, state.steps, value)
-        return jax.tree_util.tree_unflatten(treedef, new_updates), OptcState(slots=slots, steps=steps)
+        pieces = jnp.split(ups, np.cumsum(sizes)[:-1]) if len(sizes) > 1 else [ups]
+        new_updates = [None] * len(names)
+        for k, piece in zip(order, pieces):
+            new_updates[k] = piece.reshape(shapes[k])
+        return jax.tree_util.tree_unflatten(treedef, new_updates), OptcState(f32, i32, bool_, steps, state.layout)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

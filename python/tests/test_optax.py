@@ -56,7 +56,7 @@ def test_the_articles_program_trains_as_with_optax():
     # 1e-7 relative (measured); 1e-5 leaves room and still tells a wrong formula apart.
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
     assert ours[-50:].mean() < 0.5 * ours[:50].mean(), "it trains"
-    scale = float(optimizer.opt_state.slots["reduce_on_plateau.scale"][...])
+    scale = float(optimizer.opt_state.slots["reduce_on_plateau.scale"])
     assert scale < 1.0, "the plateau logic reduced the learning rate"
     assert scale == float(reference.opt_state[1].scale[...])
 
@@ -99,7 +99,9 @@ def test_the_state_is_a_pytree_of_arrays_named_as_optc_check_names_them():
     state = tx.init({"layer": {"kernel": jnp.zeros((2, 3)), "bias": jnp.zeros(3)}})
     assert set(state.slots) >= {"adam.scale_by_adam.mu", "reduce_on_plateau.scale"}
     assert state.slots["adam.scale_by_adam.mu"].shape == (9,)
+    assert state.slots["reduce_on_plateau.scale"].shape == ()
     assert all(isinstance(x, jax.Array) for x in jax.tree_util.tree_leaves(state))
+    assert len(jax.tree_util.tree_leaves(state)) == 4, "packed by kind, plus the step count"
     assert optc.optax.leaf_names({"layer": {"kernel": 0, "bias": 1}}) == ["layer.bias", "layer.kernel"]
 
 

@@ -203,3 +203,25 @@ def test_misuses_get_clear_errors():
     opt.param_groups[0]["lr"] = 0.5  # as a torch LR scheduler would
     with pytest.raises(ValueError, match="schedule in the .opt file"):
         opt.step()
+
+
+def test_step_hooks_fire_and_a_profiler_sees_the_step():
+    model = net()
+    opt = optc.torch.Optimizer(model.named_parameters(), "sgd(learning_rate=0.1)")
+    seen = []
+    opt.register_step_pre_hook(lambda o, args, kwargs: seen.append("pre"))
+    opt.register_step_post_hook(lambda o, args, kwargs: seen.append("post"))
+    train(model, opt, 2)
+    assert seen == ["pre", "post", "pre", "post"]
+    with torch.profiler.profile() as prof:
+        train(model, opt, 1)
+    assert any("Optimizer.step#Optimizer.step" in e.name for e in prof.events())
+
+
+def test_the_shipped_example_runs():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("torch_plateau", EXAMPLES / "torch_plateau.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    assert example.main(50) < 1.0

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn};
+use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn, PyReadwriteArrayDyn};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -301,6 +301,13 @@ impl Optimizer {
         rates.iter().all(|r| *r == first).then_some(first).flatten()
     }
 
+    /// The learning rate of each of `param_groups`, in their order (cheaper than
+    /// `param_groups` when only the rates are wanted, as after every step).
+    #[getter]
+    fn learning_rates_by_group(&self) -> Vec<Option<f64>> {
+        self.learning_rates()
+    }
+
     /// The leaves that share a learning rate: `[{"label": "*.bias", "leaves": [names],
     /// "lr": float | None}, ...]` (one group for the whole model unless a partition or a mask
     /// gives parts their own).
@@ -333,16 +340,46 @@ impl Optimizer {
         self.inner.restore(&snapshot).map_err(load_error)
     }
 
-    /// The state as one flat numpy array per slot, named as in `state_dict` (for JAX).
-    fn state_arrays<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        state::to_arrays(py, &self.inner.snapshot())
+    /// Where each slot lives in `_state_packed`'s arrays: `[(name, kind, offset, length,
+    /// shape)]` (for the Optax adapter).
+    fn _state_layout(&self) -> Vec<(String, &'static str, usize, usize, Vec<usize>)> {
+        state::packed_layout(&self.inner.snapshot())
     }
 
-    /// Replaces the state with arrays from `state_arrays` (or copies of them), at `steps`
-    /// steps.
-    fn load_state_arrays(&mut self, arrays: &Bound<'_, PyAny>, steps: u64) -> PyResult<()> {
-        let snapshot = state::from_arrays(arrays, &self.inner.snapshot(), steps)?;
+    /// The state as three flat arrays (float32, int32, bool slots), for the Optax adapter.
+    fn _state_packed<'py>(&self, py: Python<'py>) -> (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<bool>>) {
+        state::to_packed(py, &self.inner.snapshot())
+    }
+
+    /// Replaces the state with arrays from `_state_packed` (or copies), at `steps` steps.
+    fn _load_state_packed(&mut self, f: PyReadonlyArray1<'_, f32>, i: PyReadonlyArray1<'_, i32>, b: PyReadonlyArray1<'_, bool>, steps: u64) -> PyResult<()> {
+        let contiguous = |e: numpy::AsSliceError| PyValueError::new_err(e.to_string());
+        let snapshot = state::from_packed(f.as_slice().map_err(contiguous)?, i.as_slice().map_err(contiguous)?, b.as_slice().map_err(contiguous)?, &self.inner.snapshot(), steps)?;
         self.inner.restore(&snapshot).map_err(load_error)
+    }
+
+    /// `updates` on flat float32 arrays holding every leaf one after another in the order of
+    /// `leaves` (for the Optax adapter, whose host call pays per array it passes).
+    #[pyo3(signature = (params, grads, value = None))]
+    fn _updates_flat<'py>(&mut self, py: Python<'py>, params: PyReadonlyArray1<'py, f32>, grads: PyReadonlyArray1<'py, f32>, value: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        if !self.inner.separate_updates() {
+            return Err(PyTypeError::new_err("this optimizer adds the updates to the parameters: init(..., separate_updates=True)"));
+        }
+        let value = self.value(value)?;
+        let layout = &self.leaves.layout;
+        let contiguous = |e: numpy::AsSliceError| PyValueError::new_err(e.to_string());
+        let (p, g) = (params.as_slice().map_err(contiguous)?, grads.as_slice().map_err(contiguous)?);
+        for (what, x) in [("params", p), ("grads", g)] {
+            if x.len() != layout.total() {
+                return Err(PyValueError::new_err(format!("flat {what} have {} values; the leaves have {}", x.len(), layout.total())));
+            }
+        }
+        let mut out = vec![0.0f32; layout.total()];
+        let (ps, gs) = (crate::ir::buffers::split(layout, p), crate::ir::buffers::split(layout, g));
+        let mut us = crate::ir::buffers::split_mut(layout, &mut out);
+        let inner = &mut self.inner;
+        py.detach(|| inner.step_updates(&ps, &gs, value, &mut us)).map_err(step_error)?;
+        Ok(PyArray1::from_vec(py, out))
     }
 
     /// Writes the state to `path`, in the format of `optc run`'s checkpoints (atomically).

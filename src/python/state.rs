@@ -163,48 +163,67 @@ pub fn from_dict(d: &Bound<'_, PyAny>, like: &Snapshot, layout: &Layout) -> PyRe
     Ok(snapshot)
 }
 
-/// The state as flat arrays, one per slot (a uniform as a 0-d array of its kind, a per-leaf
-/// slot as one float32 per leaf, a per-element slot as one float32 per parameter, leaves one
-/// after another), plus `steps`: what a JAX pytree holds.
-pub fn to_arrays<'py>(py: Python<'py>, snapshot: &Snapshot) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    for slot in &snapshot.slots {
-        let array = match &slot.data {
-            SlotData::Uniform(Scalar::F32(x)) => PyArray1::from_slice(py, &[*x]).reshape(Vec::<usize>::new())?.into_any(),
-            SlotData::Uniform(Scalar::I32(x)) => PyArray1::from_slice(py, &[*x]).reshape(Vec::<usize>::new())?.into_any(),
-            SlotData::Uniform(Scalar::Bool(x)) => PyArray1::from_slice(py, &[*x]).reshape(Vec::<usize>::new())?.into_any(),
-            SlotData::Leaf(v) | SlotData::Element(v) => PyArray1::from_slice(py, v).into_any(),
-        };
-        d.set_item(&slot.name, array)?;
-    }
-    Ok(d)
+/// Where each slot lives in the packed state ([`to_packed`]): its name, kind (`f32`, `i32`,
+/// `bool`: which array), offset and length in that array, and shape (`()` for a uniform slot,
+/// `(leaves,)` per leaf, `(parameters,)` per element).
+pub fn packed_layout(like: &Snapshot) -> Vec<(String, &'static str, usize, usize, Vec<usize>)> {
+    let mut at = [0usize; 3];
+    like.slots
+        .iter()
+        .map(|slot| {
+            let (kind, k, len, shape) = match &slot.data {
+                SlotData::Uniform(Scalar::F32(_)) => ("f32", 0, 1, vec![]),
+                SlotData::Uniform(Scalar::I32(_)) => ("i32", 1, 1, vec![]),
+                SlotData::Uniform(Scalar::Bool(_)) => ("bool", 2, 1, vec![]),
+                SlotData::Leaf(v) | SlotData::Element(v) => ("f32", 0, v.len(), vec![v.len()]),
+            };
+            let offset = at[k];
+            at[k] += len;
+            (slot.name.clone(), kind, offset, len, shape)
+        })
+        .collect()
 }
 
-/// Reads arrays made by [`to_arrays`] (or JAX's copies of them) into a snapshot shaped like
-/// `like`, at `steps` steps.
-pub fn from_arrays(d: &Bound<'_, PyAny>, like: &Snapshot, steps: u64) -> PyResult<Snapshot> {
-    let d = d.cast::<PyDict>().map_err(|_| PyTypeError::new_err("expected a dict of state arrays"))?;
-    let mut snapshot = Snapshot { steps, slots: Vec::with_capacity(like.slots.len()), ..like.clone() };
-    for slot in &like.slots {
-        let name = &slot.name;
-        let x = d.get_item(name)?.ok_or_else(|| PyValueError::new_err(format!("the state arrays have no `{name}`")))?;
-        let bad = |why: String| PyValueError::new_err(format!("the state array `{name}`: {why}"));
-        let data = match &slot.data {
-            SlotData::Uniform(s) => {
-                // A 0-d array (or a number) of the slot's kind.
-                let item = x.call_method0("item").unwrap_or_else(|_| x.clone());
-                SlotData::Uniform(scalar_from_py(&item, s.kind()).map_err(bad)?)
-            }
-            SlotData::Leaf(v) | SlotData::Element(v) => {
-                let array = x.cast::<PyArrayDyn<f32>>().map_err(|_| bad(format!("expected a float32 numpy array, found {}", arrays::type_name(&x))))?;
-                if array.len() != v.len() {
-                    return Err(bad(format!("has {} values, expected {}", array.len(), v.len())));
-                }
-                let values: Vec<f32> = array.readonly().as_array().iter().copied().collect();
-                if matches!(slot.data, SlotData::Leaf(_)) { SlotData::Leaf(values) } else { SlotData::Element(values) }
-            }
-        };
-        snapshot.slots.push(crate::runtime::snapshot::SlotValue { name: name.clone(), data });
+/// The state packed into three arrays by kind (float32, int32, bool), slots one after another
+/// in slot order ([`packed_layout`] says where): what a JAX pytree carries through a host
+/// call, in as few arrays as the kinds allow.
+pub fn to_packed<'py>(py: Python<'py>, snapshot: &Snapshot) -> (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<bool>>) {
+    let (mut f, mut i, mut b) = (Vec::new(), Vec::new(), Vec::new());
+    for slot in &snapshot.slots {
+        match &slot.data {
+            SlotData::Uniform(Scalar::F32(x)) => f.push(*x),
+            SlotData::Uniform(Scalar::I32(x)) => i.push(*x),
+            SlotData::Uniform(Scalar::Bool(x)) => b.push(*x),
+            SlotData::Leaf(v) | SlotData::Element(v) => f.extend_from_slice(v),
+        }
     }
-    Ok(snapshot)
+    (PyArray1::from_vec(py, f), PyArray1::from_vec(py, i), PyArray1::from_vec(py, b))
+}
+
+/// Reads arrays packed by [`to_packed`] (or JAX's copies of them) into a snapshot shaped like
+/// `like`, at `steps` steps.
+pub fn from_packed(f: &[f32], i: &[i32], b: &[bool], like: &Snapshot, steps: u64) -> PyResult<Snapshot> {
+    let layout = packed_layout(like);
+    let needed = |kind: &str| layout.iter().filter(|s| s.1 == kind).map(|s| s.3).sum::<usize>();
+    for (kind, found) in [("f32", f.len()), ("i32", i.len()), ("bool", b.len())] {
+        if found != needed(kind) {
+            return Err(PyValueError::new_err(format!("the packed {kind} state has {found} values; this optimizer keeps {}", needed(kind))));
+        }
+    }
+    let slots = like
+        .slots
+        .iter()
+        .zip(&layout)
+        .map(|(slot, (_, _, at, len, _))| {
+            let data = match &slot.data {
+                SlotData::Uniform(Scalar::F32(_)) => SlotData::Uniform(Scalar::F32(f[*at])),
+                SlotData::Uniform(Scalar::I32(_)) => SlotData::Uniform(Scalar::I32(i[*at])),
+                SlotData::Uniform(Scalar::Bool(_)) => SlotData::Uniform(Scalar::Bool(b[*at])),
+                SlotData::Leaf(_) => SlotData::Leaf(f[*at..at + len].to_vec()),
+                SlotData::Element(_) => SlotData::Element(f[*at..at + len].to_vec()),
+            };
+            crate::runtime::snapshot::SlotValue { name: slot.name.clone(), data }
+        })
+        .collect();
+    Ok(Snapshot { steps, slots, ..like.clone() })
 }

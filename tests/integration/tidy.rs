@@ -25,6 +25,7 @@ const RANKS: &[(&str, usize)] = &[
     ("runtime", 5),
     ("train", 6),
     ("cli", 7),
+    ("python", 8),
 ];
 
 fn module_of(path: &Path) -> Option<&'static str> {
@@ -77,6 +78,9 @@ fn dependencies_stay_in_their_modules() {
         }
         if code.contains("cranelift") && !rel.starts_with("src/jit/") {
             violations.push(format!("{rel} uses Cranelift outside src/jit/"));
+        }
+        if (code.contains("pyo3::") || code.contains("numpy::")) && !rel.starts_with("src/python/") {
+            violations.push(format!("{rel} uses PyO3 or numpy outside src/python/"));
         }
         if code.contains("codespan_reporting") && rel != "src/diagnostic.rs" {
             violations.push(format!("{rel} uses codespan-reporting outside src/diagnostic.rs"));
