@@ -38,19 +38,19 @@ def data(key, n=1000):
     return x, y + 0.05 * jax.random.normal(kn, y.shape)
 
 
+@nnx.jit
+def train_step(model, optimizer, x, y):
+    def loss_fn(model):
+        return ((model(x) - y) ** 2).mean()
+
+    loss, grads = nnx.value_and_grad(loss_fn)(model)
+    optimizer.update(model, grads, value=loss)
+    return loss
+
+
 def main(steps: int = 3000):
     model = MLP(nnx.Rngs(0))
     optimizer = nnx.Optimizer(model, optc.optax.transform(PIPELINE), wrt=nnx.Param)  # the changed line
-
-    @nnx.jit
-    def train_step(model, optimizer, x, y):
-        def loss_fn(model):
-            return ((model(x) - y) ** 2).mean()
-
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        optimizer.update(model, grads, value=loss)
-        return loss
-
     x, y = data(jax.random.key(0))
     for step in range(1, steps + 1):
         loss = train_step(model, optimizer, x, y)

@@ -347,7 +347,7 @@ impl Optimizer {
     }
 
     /// The state as three flat arrays (float32, int32, bool slots), for the Optax adapter.
-    fn _state_packed<'py>(&self, py: Python<'py>) -> (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<bool>>) {
+    fn _state_packed<'py>(&self, py: Python<'py>) -> state::Packed<'py> {
         state::to_packed(py, &self.inner.snapshot())
     }
 

@@ -163,6 +163,9 @@ pub fn from_dict(d: &Bound<'_, PyAny>, like: &Snapshot, layout: &Layout) -> PyRe
     Ok(snapshot)
 }
 
+/// A state packed by kind: float32, int32 and bool slots ([`to_packed`]).
+pub type Packed<'py> = (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<bool>>);
+
 /// Where each slot lives in the packed state ([`to_packed`]): its name, kind (`f32`, `i32`,
 /// `bool`: which array), offset and length in that array, and shape (`()` for a uniform slot,
 /// `(leaves,)` per leaf, `(parameters,)` per element).
@@ -187,7 +190,7 @@ pub fn packed_layout(like: &Snapshot) -> Vec<(String, &'static str, usize, usize
 /// The state packed into three arrays by kind (float32, int32, bool), slots one after another
 /// in slot order ([`packed_layout`] says where): what a JAX pytree carries through a host
 /// call, in as few arrays as the kinds allow.
-pub fn to_packed<'py>(py: Python<'py>, snapshot: &Snapshot) -> (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<bool>>) {
+pub fn to_packed<'py>(py: Python<'py>, snapshot: &Snapshot) -> Packed<'py> {
     let (mut f, mut i, mut b) = (Vec::new(), Vec::new(), Vec::new());
     for slot in &snapshot.slots {
         match &slot.data {

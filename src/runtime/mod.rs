@@ -390,7 +390,10 @@ impl Optimizer {
     fn run(&mut self, leaves: Leaves, value: Option<f32>) -> Result<(), StepError> {
         let layout = &self.ir.layout;
         let n = layout.leaves.len();
-        if self.separate_updates != !leaves.updates.is_empty() && n > 0 || self.separate_updates == leaves.params.is_mut() {
+        // Updates written apart need buffers for them and read-only parameters; in place, the
+        // reverse (a layout without leaves has no buffers either way).
+        let apart = !leaves.updates.is_empty() || n == 0 && self.separate_updates;
+        if apart != self.separate_updates || self.separate_updates == leaves.params.is_mut() {
             return Err(StepError::Output { separate: self.separate_updates });
         }
         for (what, found) in [("params", leaves.params.len()), ("grads", leaves.grads.len())] {

@@ -13,7 +13,7 @@ use optc::ir::{Layout, Leaf};
 use optc::runtime::Optimizer;
 use serde_json::{Value as Json, json};
 
-use crate::support::{conformance_dir, files_with_extension, is_shape_aware, root, text};
+use crate::support::{Rng, conformance_dir, files_with_extension, is_shape_aware, root, text};
 
 /// A leaf's floats as their bits, so nothing is lost on the way through JSON.
 fn bits(xs: &[f32]) -> Json {
@@ -36,18 +36,6 @@ fn scalar(s: Scalar) -> Json {
         Scalar::F32(x) => json!(["f32", x.to_bits()]),
         Scalar::I32(n) => json!(["i32", n]),
         Scalar::Bool(b) => json!(["bool", b]),
-    }
-}
-
-/// A small xorshift generator, so the references are the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn float(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
     }
 }
 
@@ -99,8 +87,8 @@ fn write_references(dir: &Path) -> usize {
     let mut written = 0;
     let layout = Layout::parse("layers.0.weight:16x5,layers.0.bias:16,norm.scale:16,layers.2.weight:3x16,layers.2.bias:3,temperature:").expect("layout");
     let mut rng = Rng(0x5eed);
-    let params: Vec<f32> = (0..layout.total()).map(|_| rng.float()).collect();
-    let grads: Vec<Vec<f32>> = (0..6).map(|_| (0..layout.total()).map(|_| rng.float()).collect()).collect();
+    let params = rng.floats(layout.total());
+    let grads: Vec<Vec<f32>> = (0..6).map(|_| rng.floats(layout.total())).collect();
     for path in files_with_extension(&root().join("examples"), "opt") {
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let text = std::fs::read_to_string(&path).expect("an example");
