@@ -30,30 +30,38 @@ __all__ = ["OptcState", "transform", "leaf_names"]
 
 @jax.tree_util.register_pytree_node_class
 class OptcState:
-    """The state of a pipeline: its slots packed by kind into three arrays (`f32`, `i32`,
-    `bool`), and the steps taken. `slots` shows each slot by the name `optc check` gives it (a
-    uniform slot as a 0-d array, a per-leaf slot one float per leaf, a per-element slot one
-    float per parameter, leaves in name order)."""
+    """The state of a pipeline, packed into two arrays (a host call pays for every array it
+    passes): `f32`, the float32 slots, and `i32`, the int32 slots (bools as 0 or 1) followed by
+    the step count. `slots` shows each slot by the name `optc check` gives it (a uniform slot
+    as a 0-d array, a per-leaf slot one float per leaf, a per-element slot one float per
+    parameter, leaves in name order)."""
 
-    def __init__(self, f32, i32, bool_, steps, layout):
-        self.f32, self.i32, self.bool, self.steps = f32, i32, bool_, steps
+    def __init__(self, f32, i32, layout):
+        self.f32, self.i32 = f32, i32
         # (name, kind, offset, length, shape) of each slot: static, part of the tree's structure.
         self.layout = layout
 
     @property
     def slots(self) -> dict[str, Any]:
-        packed = {"f32": self.f32, "i32": self.i32, "bool": self.bool}
-        return {name: packed[kind][at : at + n].reshape(shape) for name, kind, at, n, shape in self.layout}
+        out = {}
+        for name, kind, at, n, shape in self.layout:
+            part = (self.f32 if kind == "f32" else self.i32)[at : at + n].reshape(shape)
+            out[name] = part != 0 if kind == "bool" else part
+        return out
+
+    @property
+    def steps(self):
+        return self.i32[-1]
 
     def tree_flatten(self):
-        return (self.f32, self.i32, self.bool, self.steps), self.layout
+        return (self.f32, self.i32), self.layout
 
     @classmethod
     def tree_unflatten(cls, layout, children):
         return cls(*children, layout)
 
     def __repr__(self) -> str:
-        return f"OptcState({len(self.layout)} slots, steps={self.steps})"
+        return f"OptcState({len(self.layout)} slots)"
 
 
 def _key(k) -> str:
@@ -103,65 +111,59 @@ def transform(pipeline, *, stdlib=None, threads: int | None = None) -> optax.Gra
             optimizers[key] = (pipeline.init(zeros, threads=threads, separate_updates=True), threading.Lock())
         return optimizers[key]
 
-    def state_of(opt: _optc.Optimizer, packed, steps) -> OptcState:
-        layout = tuple((name, kind, at, n, tuple(shape)) for name, kind, at, n, shape in opt._state_layout())
-        return OptcState(*packed, steps, layout)
+    def layout_of(opt: _optc.Optimizer):
+        return tuple((name, kind, at, n, tuple(shape)) for name, kind, at, n, shape in opt._state_layout())
 
     def packed_shapes(opt: _optc.Optimizer):
         return tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in opt._state_packed())
 
-    def flat(leaves):
-        # One array through the host call instead of one per leaf: each costs more than a
-        # small model's whole step.
-        return jnp.concatenate([jnp.ravel(x) for x in leaves]) if len(leaves) > 1 else jnp.ravel(leaves[0])
-
     def init_fn(params):
         names, leaves, _ = _flatten(params, "params")
-        shapes = [tuple(x.shape) for x in leaves]
-        opt, _ = optimizer_for(names, shapes)
+        opt, _ = optimizer_for(names, [tuple(x.shape) for x in leaves])
 
         def host_init(*arrays):
             params = {n: np.asarray(a) for n, a in zip(names, arrays)}
             return pipeline.init(params, threads=threads, separate_updates=True)._state_packed()
 
-        packed = jax.pure_callback(host_init, packed_shapes(opt), *leaves)
-        return state_of(opt, packed, jnp.zeros((), jnp.int32))
+        f32, i32 = jax.pure_callback(host_init, packed_shapes(opt), *leaves)
+        return OptcState(f32, i32, layout_of(opt))
 
     def update_fn(updates, state: OptcState, params=None, **extra_args: Any):
         names, grads, treedef = _flatten(updates, "updates")
         shapes = [tuple(x.shape) for x in grads]
-        if params is None:
-            if pipeline.reads_params:
-                raise ValueError(f"{pipeline.name} reads the parameters (weight decay, for one): pass them, update(grads, state, params)")
-            params_leaves = grads  # not read
-        else:
+        if params is None and pipeline.reads_params:
+            raise ValueError(f"{pipeline.name} reads the parameters (weight decay, for one): pass them, update(grads, state, params)")
+        if params is not None and pipeline.reads_params:
             pnames, params_leaves, _ = _flatten(params, "params")
             if pnames != names:
                 raise ValueError(f"params and updates have different leaves: {pnames} and {names}")
         value = extra_args.get("value")
         if pipeline.needs_value and value is None:
             raise TypeError(f"{pipeline.name} reads the loss at every step: pass value=loss to update")
-        value = jnp.asarray(value if pipeline.needs_value else 0.0, jnp.float32)
         opt, lock = optimizer_for(names, shapes)
         # optc keeps leaves in name order; the tree may hold them in another.
         order = sorted(range(len(names)), key=lambda k: names[k].encode())
         sizes = [int(np.prod(shapes[k], dtype=np.int64)) for k in order]
-
-        def host_update(grads, params, f32, i32, bool_, steps, value):
-            with lock:
-                opt._load_state_packed(np.asarray(f32), np.asarray(i32), np.asarray(bool_), int(steps))
-                ups = opt._updates_flat(np.asarray(params), np.asarray(grads), float(value) if pipeline.needs_value else None)
-                return (ups, *opt._state_packed(), np.asarray(steps + 1, np.int32))
-
-        result = (jax.ShapeDtypeStruct((sum(sizes),), jnp.float32), *packed_shapes(opt), jax.ShapeDtypeStruct((), jnp.int32))
-        ordered = lambda leaves: flat([leaves[k] for k in order])
-        ups, f32, i32, bool_, steps = jax.pure_callback(
-            host_update, result, ordered(grads), ordered(params_leaves), state.f32, state.i32, state.bool, state.steps, value
+        flat = lambda leaves: [jnp.ravel(leaves[k]) for k in order]
+        # One float array and one int array through the host call: each costs more than a
+        # small model's whole step.
+        floats = jnp.concatenate(
+            flat(grads)
+            + (flat(params_leaves) if pipeline.reads_params else [])
+            + [state.f32, jnp.reshape(jnp.asarray(value if pipeline.needs_value else 0.0, jnp.float32), (1,))]
         )
-        pieces = jnp.split(ups, np.cumsum(sizes)[:-1]) if len(sizes) > 1 else [ups]
+
+        def host_update(floats, ints):
+            with lock:
+                return opt._step_packed(np.asarray(floats), np.asarray(ints), pipeline.reads_params)
+
+        total = sum(sizes)
+        result = (jax.ShapeDtypeStruct((total + state.f32.shape[0],), jnp.float32), jax.ShapeDtypeStruct(state.i32.shape, jnp.int32))
+        out, i32 = jax.pure_callback(host_update, result, floats, state.i32)
+        pieces = jnp.split(out[:total], np.cumsum(sizes)[:-1]) if len(sizes) > 1 else [out[:total]]
         new_updates = [None] * len(names)
         for k, piece in zip(order, pieces):
             new_updates[k] = piece.reshape(shapes[k])
-        return jax.tree_util.tree_unflatten(treedef, new_updates), OptcState(f32, i32, bool_, steps, state.layout)
+        return jax.tree_util.tree_unflatten(treedef, new_updates), OptcState(out[total:], i32, state.layout)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

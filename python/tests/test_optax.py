@@ -91,7 +91,8 @@ def test_the_state_is_a_pytree_of_arrays_named_as_optc_check_names_them():
     assert state.slots["adam.scale_by_adam.mu"].shape == (9,)
     assert state.slots["reduce_on_plateau.scale"].shape == ()
     assert all(isinstance(x, jax.Array) for x in jax.tree_util.tree_leaves(state))
-    assert len(jax.tree_util.tree_leaves(state)) == 4, "packed by kind, plus the step count"
+    assert len(jax.tree_util.tree_leaves(state)) == 2, "packed by kind"
+    assert int(state.steps) == 0
     assert optc.optax.leaf_names({"layer": {"kernel": 0, "bias": 1}}) == ["layer.bias", "layer.kernel"]
 
 

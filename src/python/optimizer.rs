@@ -346,40 +346,52 @@ impl Optimizer {
         state::packed_layout(&self.inner.snapshot())
     }
 
-    /// The state as three flat arrays (float32, int32, bool slots), for the Optax adapter.
-    fn _state_packed<'py>(&self, py: Python<'py>) -> state::Packed<'py> {
-        state::to_packed(py, &self.inner.snapshot())
+    /// The state as two flat arrays, for the Optax adapter: the float32 slots, and the int32
+    /// slots (bools as 0 or 1) followed by the step count.
+    fn _state_packed<'py>(&self, py: Python<'py>) -> (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i32>>) {
+        let (f, mut i) = state::to_packed(&self.inner.snapshot());
+        i.push(i32::try_from(self.inner.steps()).unwrap_or(i32::MAX));
+        (PyArray1::from_vec(py, f), PyArray1::from_vec(py, i))
     }
 
-    /// Replaces the state with arrays from `_state_packed` (or copies), at `steps` steps.
-    fn _load_state_packed(&mut self, f: PyReadonlyArray1<'_, f32>, i: PyReadonlyArray1<'_, i32>, b: PyReadonlyArray1<'_, bool>, steps: u64) -> PyResult<()> {
-        let contiguous = |e: numpy::AsSliceError| PyValueError::new_err(e.to_string());
-        let snapshot = state::from_packed(f.as_slice().map_err(contiguous)?, i.as_slice().map_err(contiguous)?, b.as_slice().map_err(contiguous)?, &self.inner.snapshot(), steps)?;
-        self.inner.restore(&snapshot).map_err(load_error)
-    }
-
-    /// `updates` on flat float32 arrays holding every leaf one after another in the order of
-    /// `leaves` (for the Optax adapter, whose host call pays per array it passes).
-    #[pyo3(signature = (params, grads, value = None))]
-    fn _updates_flat<'py>(&mut self, py: Python<'py>, params: PyReadonlyArray1<'py, f32>, grads: PyReadonlyArray1<'py, f32>, value: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    /// One step of the Optax adapter, with everything in two arrays each way (a host call pays
+    /// for every array it passes). `floats`: the grads, then the params if `with_params`, then
+    /// the float32 state, then the value; `ints`: the int32 state and the step count, as
+    /// `_state_packed` gives them. Loads that state, steps, and returns the updates followed by
+    /// the new float32 state, and the new int32 state with the step count. Leaves are one after
+    /// another in the order of `leaves`.
+    fn _step_packed<'py>(
+        &mut self,
+        py: Python<'py>,
+        floats: PyReadonlyArray1<'py, f32>,
+        ints: PyReadonlyArray1<'py, i32>,
+        with_params: bool,
+    ) -> PyResult<(Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i32>>)> {
         if !self.inner.separate_updates() {
             return Err(PyTypeError::new_err("this optimizer adds the updates to the parameters: init(..., separate_updates=True)"));
         }
-        let value = self.value(value)?;
-        let layout = &self.leaves.layout;
         let contiguous = |e: numpy::AsSliceError| PyValueError::new_err(e.to_string());
-        let (p, g) = (params.as_slice().map_err(contiguous)?, grads.as_slice().map_err(contiguous)?);
-        for (what, x) in [("params", p), ("grads", g)] {
-            if x.len() != layout.total() {
-                return Err(PyValueError::new_err(format!("flat {what} have {} values; the leaves have {}", x.len(), layout.total())));
-            }
-        }
-        let mut out = vec![0.0f32; layout.total()];
-        let (ps, gs) = (crate::ir::buffers::split(layout, p), crate::ir::buffers::split(layout, g));
+        let (floats, ints) = (floats.as_slice().map_err(contiguous)?, ints.as_slice().map_err(contiguous)?);
+        let layout = &self.leaves.layout;
+        let n = layout.total();
+        let (Some((&steps, ints)), true) = (ints.split_last(), floats.len() > n * (1 + usize::from(with_params))) else {
+            return Err(PyValueError::new_err("the packed step is too short for the leaves"));
+        };
+        let (grads, rest) = floats.split_at(n);
+        let (params, rest) = if with_params { rest.split_at(n) } else { (grads, rest) };
+        let (state, value) = rest.split_at(rest.len() - 1);
+        let snapshot = state::from_packed(state, ints, &self.inner.snapshot(), u64::try_from(steps).unwrap_or(0))?;
+        self.inner.restore(&snapshot).map_err(load_error)?;
+        let value = self.inner.needs_value().then_some(value[0]);
+        let mut out = vec![0.0f32; n];
+        let (ps, gs) = (crate::ir::buffers::split(layout, params), crate::ir::buffers::split(layout, grads));
         let mut us = crate::ir::buffers::split_mut(layout, &mut out);
         let inner = &mut self.inner;
         py.detach(|| inner.step_updates(&ps, &gs, value, &mut us)).map_err(step_error)?;
-        Ok(PyArray1::from_vec(py, out))
+        let (f, mut i) = state::to_packed(&self.inner.snapshot());
+        out.extend_from_slice(&f);
+        i.push(steps.saturating_add(1));
+        Ok((PyArray1::from_vec(py, out), PyArray1::from_vec(py, i)))
     }
 
     /// Writes the state to `path`, in the format of `optc run`'s checkpoints (atomically).

@@ -163,55 +163,56 @@ pub fn from_dict(d: &Bound<'_, PyAny>, like: &Snapshot, layout: &Layout) -> PyRe
     Ok(snapshot)
 }
 
-/// A state packed by kind: float32, int32 and bool slots ([`to_packed`]).
-pub type Packed<'py> = (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<bool>>);
-
-/// Where each slot lives in the packed state ([`to_packed`]): its name, kind (`f32`, `i32`,
-/// `bool`: which array), offset and length in that array, and shape (`()` for a uniform slot,
-/// `(leaves,)` per leaf, `(parameters,)` per element).
+/// Where each slot lives in the packed state ([`to_packed`]): its name, kind (`f32` in the
+/// float array; `i32`, or `bool` as 0 or 1, in the int array), offset and length in that
+/// array, and shape (`()` for a uniform slot, `(leaves,)` per leaf, `(parameters,)` per
+/// element).
 pub fn packed_layout(like: &Snapshot) -> Vec<(String, &'static str, usize, usize, Vec<usize>)> {
-    let mut at = [0usize; 3];
+    let (mut floats, mut ints) = (0usize, 0usize);
     like.slots
         .iter()
         .map(|slot| {
-            let (kind, k, len, shape) = match &slot.data {
-                SlotData::Uniform(Scalar::F32(_)) => ("f32", 0, 1, vec![]),
-                SlotData::Uniform(Scalar::I32(_)) => ("i32", 1, 1, vec![]),
-                SlotData::Uniform(Scalar::Bool(_)) => ("bool", 2, 1, vec![]),
-                SlotData::Leaf(v) | SlotData::Element(v) => ("f32", 0, v.len(), vec![v.len()]),
+            let (kind, len, shape) = match &slot.data {
+                SlotData::Uniform(Scalar::F32(_)) => ("f32", 1, vec![]),
+                SlotData::Uniform(Scalar::I32(_)) => ("i32", 1, vec![]),
+                SlotData::Uniform(Scalar::Bool(_)) => ("bool", 1, vec![]),
+                SlotData::Leaf(v) | SlotData::Element(v) => ("f32", v.len(), vec![v.len()]),
             };
-            let offset = at[k];
-            at[k] += len;
+            let at = if kind == "f32" { &mut floats } else { &mut ints };
+            let offset = *at;
+            *at += len;
             (slot.name.clone(), kind, offset, len, shape)
         })
         .collect()
 }
 
-/// The state packed into three arrays by kind (float32, int32, bool), slots one after another
-/// in slot order ([`packed_layout`] says where): what a JAX pytree carries through a host
-/// call, in as few arrays as the kinds allow.
-pub fn to_packed<'py>(py: Python<'py>, snapshot: &Snapshot) -> Packed<'py> {
-    let (mut f, mut i, mut b) = (Vec::new(), Vec::new(), Vec::new());
+/// The state packed into two flat vectors, slot after slot in slot order ([`packed_layout`]
+/// says where): float32 slots, and int32 slots with bools as 0 or 1. What a JAX pytree carries
+/// through a host call, in as few arrays as the kinds allow.
+pub fn to_packed(snapshot: &Snapshot) -> (Vec<f32>, Vec<i32>) {
+    let (mut f, mut i) = (Vec::new(), Vec::new());
     for slot in &snapshot.slots {
         match &slot.data {
             SlotData::Uniform(Scalar::F32(x)) => f.push(*x),
             SlotData::Uniform(Scalar::I32(x)) => i.push(*x),
-            SlotData::Uniform(Scalar::Bool(x)) => b.push(*x),
+            SlotData::Uniform(Scalar::Bool(x)) => i.push(i32::from(*x)),
             SlotData::Leaf(v) | SlotData::Element(v) => f.extend_from_slice(v),
         }
     }
-    (PyArray1::from_vec(py, f), PyArray1::from_vec(py, i), PyArray1::from_vec(py, b))
+    (f, i)
 }
 
-/// Reads arrays packed by [`to_packed`] (or JAX's copies of them) into a snapshot shaped like
-/// `like`, at `steps` steps.
-pub fn from_packed(f: &[f32], i: &[i32], b: &[bool], like: &Snapshot, steps: u64) -> PyResult<Snapshot> {
+/// Reads vectors packed by [`to_packed`] into a snapshot shaped like `like`, at `steps` steps.
+pub fn from_packed(f: &[f32], i: &[i32], like: &Snapshot, steps: u64) -> PyResult<Snapshot> {
     let layout = packed_layout(like);
-    let needed = |kind: &str| layout.iter().filter(|s| s.1 == kind).map(|s| s.3).sum::<usize>();
-    for (kind, found) in [("f32", f.len()), ("i32", i.len()), ("bool", b.len())] {
-        if found != needed(kind) {
-            return Err(PyValueError::new_err(format!("the packed {kind} state has {found} values; this optimizer keeps {}", needed(kind))));
-        }
+    let floats: usize = layout.iter().filter(|s| s.1 == "f32").map(|s| s.3).sum();
+    if f.len() != floats || i.len() != layout.len() - layout.iter().filter(|s| s.1 == "f32").count() {
+        return Err(PyValueError::new_err(format!(
+            "the packed state has {} floats and {} ints; this optimizer keeps {floats} and {}",
+            f.len(),
+            i.len(),
+            layout.iter().filter(|s| s.1 != "f32").count()
+        )));
     }
     let slots = like
         .slots
@@ -221,7 +222,7 @@ pub fn from_packed(f: &[f32], i: &[i32], b: &[bool], like: &Snapshot, steps: u64
             let data = match &slot.data {
                 SlotData::Uniform(Scalar::F32(_)) => SlotData::Uniform(Scalar::F32(f[*at])),
                 SlotData::Uniform(Scalar::I32(_)) => SlotData::Uniform(Scalar::I32(i[*at])),
-                SlotData::Uniform(Scalar::Bool(_)) => SlotData::Uniform(Scalar::Bool(b[*at])),
+                SlotData::Uniform(Scalar::Bool(_)) => SlotData::Uniform(Scalar::Bool(i[*at] != 0)),
                 SlotData::Leaf(_) => SlotData::Leaf(f[*at..at + len].to_vec()),
                 SlotData::Element(_) => SlotData::Element(f[*at..at + len].to_vec()),
             };
