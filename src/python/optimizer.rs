@@ -348,7 +348,7 @@ impl Optimizer {
 
     /// The state as two flat arrays, for the Optax adapter: the float32 slots, and the int32
     /// slots (bools as 0 or 1) followed by the step count.
-    fn _state_packed<'py>(&self, py: Python<'py>) -> (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i32>>) {
+    fn _state_packed<'py>(&self, py: Python<'py>) -> Packed<'py> {
         let (f, mut i) = state::to_packed(&self.inner.snapshot());
         i.push(i32::try_from(self.inner.steps()).unwrap_or(i32::MAX));
         (PyArray1::from_vec(py, f), PyArray1::from_vec(py, i))
@@ -366,7 +366,7 @@ impl Optimizer {
         floats: PyReadonlyArray1<'py, f32>,
         ints: PyReadonlyArray1<'py, i32>,
         with_params: bool,
-    ) -> PyResult<(Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i32>>)> {
+    ) -> PyResult<Packed<'py>> {
         if !self.inner.separate_updates() {
             return Err(PyTypeError::new_err("this optimizer adds the updates to the parameters: init(..., separate_updates=True)"));
         }
@@ -416,6 +416,9 @@ impl Optimizer {
         )
     }
 }
+
+/// A float32 and an int32 array: the Optax adapter's packed state and steps.
+type Packed<'py> = (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i32>>);
 
 /// Runs `f` with `threads` threads if given, then puts the optimizer's own count back.
 fn with_threads<T>(opt: &mut runtime::Optimizer, threads: Option<usize>, f: impl FnOnce(&mut runtime::Optimizer) -> T) -> T {
