@@ -343,13 +343,13 @@ impl Optimizer {
     /// Where each slot lives in `_state_packed`'s arrays: `[(name, kind, offset, length,
     /// shape)]` (for the Optax adapter).
     fn _state_layout(&self) -> Vec<(String, &'static str, usize, usize, Vec<usize>)> {
-        state::packed_layout(&self.inner.snapshot())
+        self.inner.packed_layout().into_iter().map(|s| (s.name, s.kind, s.offset, s.len, s.shape)).collect()
     }
 
     /// The state as two flat arrays, for the Optax adapter: the float32 slots, and the int32
     /// slots (bools as 0 or 1) followed by the step count.
     fn _state_packed<'py>(&self, py: Python<'py>) -> Packed<'py> {
-        let (f, mut i) = state::to_packed(&self.inner.snapshot());
+        let (f, mut i) = self.inner.packed_state();
         i.push(i32::try_from(self.inner.steps()).unwrap_or(i32::MAX));
         (PyArray1::from_vec(py, f), PyArray1::from_vec(py, i))
     }
@@ -380,15 +380,14 @@ impl Optimizer {
         let (grads, rest) = floats.split_at(n);
         let (params, rest) = if with_params { rest.split_at(n) } else { (grads, rest) };
         let (state, value) = rest.split_at(rest.len() - 1);
-        let snapshot = state::from_packed(state, ints, &self.inner.snapshot(), u64::try_from(steps).unwrap_or(0))?;
-        self.inner.restore(&snapshot).map_err(load_error)?;
+        self.inner.load_packed_state(state, ints, u64::try_from(steps).unwrap_or(0)).map_err(load_error)?;
         let value = self.inner.needs_value().then_some(value[0]);
         let mut out = vec![0.0f32; n];
         let (ps, gs) = (crate::ir::buffers::split(layout, params), crate::ir::buffers::split(layout, grads));
         let mut us = crate::ir::buffers::split_mut(layout, &mut out);
         let inner = &mut self.inner;
         py.detach(|| inner.step_updates(&ps, &gs, value, &mut us)).map_err(step_error)?;
-        let (f, mut i) = state::to_packed(&self.inner.snapshot());
+        let (f, mut i) = self.inner.packed_state();
         out.extend_from_slice(&f);
         i.push(steps.saturating_add(1));
         Ok((PyArray1::from_vec(py, out), PyArray1::from_vec(py, i)))

@@ -513,6 +513,27 @@ impl Optimizer {
         Ok(())
     }
 
+    /// The state packed into two flat vectors by kind, and where each slot lives in them
+    /// ([`snapshot::pack`]).
+    pub fn packed_state(&self) -> (Vec<f32>, Vec<i32>) {
+        snapshot::pack(&self.ir, &self.state)
+    }
+
+    /// Where each slot lives in [`Optimizer::packed_state`].
+    pub fn packed_layout(&self) -> Vec<snapshot::PackedSlot> {
+        snapshot::packed_layout(&self.ir)
+    }
+
+    /// Replaces the state with vectors from [`Optimizer::packed_state`] of an optimizer of the
+    /// same pipeline and layout, after `steps` steps; other lengths are refused, and nothing
+    /// changes.
+    pub fn load_packed_state(&mut self, f: &[f32], i: &[i32], steps: u64) -> Result<(), checkpoint::LoadError> {
+        snapshot::unpack(&self.ir, &mut self.state, f, i)?;
+        self.steps = steps;
+        self.last.clear();
+        Ok(())
+    }
+
     /// The resolved pipeline on one line (`chain > adam(learning_rate=0.001) > ...`), as state
     /// files record it.
     pub fn pipeline(&self) -> &str {
