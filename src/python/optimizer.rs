@@ -14,8 +14,8 @@ use super::pipeline::Pipeline;
 use super::{Compiled, PyDiagnostic, compile_error, state};
 use crate::ir::Layout;
 use crate::ir::op::Scalar;
-use crate::runtime::checkpoint::LoadError;
 use crate::ir::step_size::StepSize;
+use crate::runtime::checkpoint::LoadError;
 use crate::runtime::{self, Options, StepError};
 use crate::train::LrGroup;
 
@@ -100,8 +100,8 @@ impl Optimizer {
 }
 
 /// Borrows each array for reading (refused if another borrow writes it).
-fn read<'py>(arrays: &[Bound<'py, PyArrayDyn<f32>>], layout: &Layout, what: &str) -> PyResult<Vec<PyReadonlyArrayDyn<'py, f32>>> {
-    arrays
+fn read<'py>(given: &[Bound<'py, PyArrayDyn<f32>>], layout: &Layout, what: &str) -> PyResult<Vec<PyReadonlyArrayDyn<'py, f32>>> {
+    given
         .iter()
         .zip(&layout.leaves)
         .map(|(a, leaf)| {
@@ -114,17 +114,17 @@ fn read<'py>(arrays: &[Bound<'py, PyArrayDyn<f32>>], layout: &Layout, what: &str
 
 /// Borrows each array for writing (refused if it is read-only or shares memory with another
 /// array of the step).
-fn write<'py>(arrays: &[Bound<'py, PyArrayDyn<f32>>], layout: &Layout, what: &str) -> PyResult<Vec<PyReadwriteArrayDyn<'py, f32>>> {
-    arrays
+fn write<'py>(given: &[Bound<'py, PyArrayDyn<f32>>], layout: &Layout, what: &str) -> PyResult<Vec<PyReadwriteArrayDyn<'py, f32>>> {
+    given
         .iter()
         .zip(&layout.leaves)
         .map(|(a, leaf)| {
-            let q_name = arrays::quote(&leaf.name);
+            let name = arrays::quote(&leaf.name);
             a.try_readwrite().map_err(|e| match e {
                 numpy::BorrowError::NotWriteable => {
-                    PyValueError::new_err(format!("{what}[{q_name}] is read-only: optc updates the parameters in place"))
+                    PyValueError::new_err(format!("{what}[{name}] is read-only: optc updates the parameters in place"))
                 }
-                _ => PyValueError::new_err(format!("{what}[{q_name}] shares memory with another array of this step")),
+                _ => PyValueError::new_err(format!("{what}[{name}] shares memory with another array of this step")),
             })
         })
         .collect()
@@ -132,6 +132,10 @@ fn write<'py>(arrays: &[Bound<'py, PyArrayDyn<f32>>], layout: &Layout, what: &st
 
 fn slices<'a>(borrowed: &'a [PyReadonlyArrayDyn<'_, f32>]) -> PyResult<Vec<&'a [f32]>> {
     borrowed.iter().map(|a| a.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))).collect()
+}
+
+fn slices_mut<'a>(borrowed: &'a mut [PyReadwriteArrayDyn<'_, f32>]) -> PyResult<Vec<&'a mut [f32]>> {
+    borrowed.iter_mut().map(|a| a.as_slice_mut().map_err(|e| PyValueError::new_err(e.to_string()))).collect()
 }
 
 fn step_error(e: StepError) -> PyErr {
@@ -187,7 +191,7 @@ impl Optimizer {
         let grads: Vec<_> = grads.into_iter().zip(&layout.leaves).map(|(g, leaf)| g.unwrap_or_else(|| PyArrayDyn::<f32>::zeros(py, leaf.shape.clone(), false))).collect();
         let mut params_w = write(&params, layout, "params")?;
         let grads_r = read(&grads, layout, "grads")?;
-        let mut ps: Vec<&mut [f32]> = params_w.iter_mut().map(|a| a.as_slice_mut().map_err(|e| PyValueError::new_err(e.to_string()))).collect::<PyResult<_>>()?;
+        let mut ps = slices_mut(&mut params_w)?;
         let gs = slices(&grads_r)?;
         let inner = &mut self.inner;
         let result = py.detach(|| {
@@ -215,7 +219,7 @@ impl Optimizer {
         let grads_r = read(&grads, layout, "grads")?;
         let mut out_w = write(&out, layout, "updates")?;
         let (ps, gs) = (slices(&params_r)?, slices(&grads_r)?);
-        let mut us: Vec<&mut [f32]> = out_w.iter_mut().map(|a| a.as_slice_mut().map_err(|e| PyValueError::new_err(e.to_string()))).collect::<PyResult<_>>()?;
+        let mut us = slices_mut(&mut out_w)?;
         let inner = &mut self.inner;
         let result = py.detach(|| with_threads(inner, threads, |opt| opt.step_updates(&ps, &gs, value, &mut us)));
         result.map_err(step_error)?;
