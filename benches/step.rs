@@ -39,7 +39,7 @@ fn compile(text: &str, layout: &Layout) -> (Plan, optc::jit::CompiledStep) {
         Ok(ir) => ir,
         Err(diags) => panic!("instantiation failed: {diags:?}"),
     };
-    let step_plan = plan::plan(&ir.graph, ir.groups.len(), plan::step_outputs(&ir));
+    let step_plan = plan::plan(&ir.graph, ir.groups.len(), plan::step_outputs(&ir, plan::Target::Params));
     match optc::jit::compile(&ir.graph, &step_plan) {
         Ok(compiled) => (step_plan, compiled),
         Err(e) => panic!("the JIT failed: {e}"),

@@ -457,14 +457,10 @@ t(inner=trace(decay=0.9))"#,
     Code {
         code: "unknown-type",
         text: "Not a type name; see `bad-type` for the list.",
-        wrong: r#"transform t(k: double) {
-    update(g) { k * g }
-}
-t(k=1.0)"#,
-        right: r#"transform t(k: float) {
-    update(g) { k * g }
-}
-t(k=1.0)"#,
+        wrong: r#"def half(x: double) = x / 2
+sgd(learning_rate=half(0.2))"#,
+        right: r#"def half(x: float) = x / 2
+sgd(learning_rate=half(0.2))"#,
     },
     Code {
         code: "unreachable-arm",

@@ -13,8 +13,8 @@
 //! ```
 //!
 //! Data flows one way, left to right; no stage reaches back into an earlier one's internals.
-//! `source`, `diagnostic`, `glob`, `arena`, `native` and `stdlib` sit at the source end and every
-//! stage may use them.
+//! `source`, `diagnostic`, `glob`, `arena`, `native`, `fsio` and `stdlib` sit at the source end and
+//! every stage may use them.
 //!
 //! Architecture invariants:
 //! - pest is used only in `syntax`; the AST carries its own spans.
@@ -23,6 +23,7 @@
 //!   to call a `#[target_feature]` function after `is_x86_feature_detected!` confirmed its features.
 //! - The JIT agrees with the interpreter bit for bit (NaN payloads aside).
 //! - No input makes a stage panic: bad input is a [`Diagnostic`].
+//! - Every file optc writes goes through [`fsio`]: written whole and renamed into place, or not at all.
 #![deny(unsafe_code)]
 
 // pest_derive without its "std" feature names `alloc` from the crate root.
@@ -33,6 +34,7 @@ pub mod check;
 pub mod cli;
 pub mod codes;
 pub mod diagnostic;
+pub mod fsio;
 pub mod glob;
 pub mod interp;
 pub mod ir;
@@ -41,6 +43,8 @@ pub mod jit;
 #[allow(unsafe_code)]
 pub mod native;
 pub mod parallel;
+#[cfg(feature = "python")]
+pub mod python;
 pub mod runtime;
 pub mod source;
 pub mod stdlib;

@@ -102,6 +102,16 @@ impl SourceMap {
         self.get(span.file).map_or("", |f| f.slice(span))
     }
 
+    /// Where a span starts: its file's name, 1-based line and 1-based column (in characters).
+    pub fn position(&self, span: Span) -> Option<(&str, usize, usize)> {
+        let file = self.get(span.file)?;
+        let start = span.start as usize;
+        let line = file.line_index(start);
+        let line_start = file.line_starts().get(line).copied().unwrap_or(0);
+        let column = file.text.get(line_start..start).map_or(1, |t| t.chars().count() + 1);
+        Some((&file.name, line + 1, column))
+    }
+
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
         self.files.iter().enumerate().map(|(i, f)| (FileId(clamp_u32(i)), f))
     }
@@ -118,6 +128,8 @@ mod tests {
         let file = map.get(id).expect("the file just added");
         assert_eq!(file.line_starts(), &[0, 3, 6, 7]);
         assert_eq!(file.line_index(0), 0);
+        assert_eq!(map.position(Span::new(id, 4..5)), Some(("a.opt", 2, 2)));
+        assert_eq!(map.position(Span::new(id, 7..7)), Some(("a.opt", 4, 1)));
         assert_eq!(file.line_index(2), 0);
         assert_eq!(file.line_index(3), 1);
         assert_eq!(file.line_index(6), 2);

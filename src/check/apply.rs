@@ -2,7 +2,7 @@
 //! checking each value against its declared type and range, then building the transform,
 //! schedule or value the call stands for. Also `inject_hyperparams` and Python's operators.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::bind::{self, CallArg, CallArgs};
 use super::builtins;
@@ -177,7 +177,7 @@ impl Evaluator<'_, '_> {
         match result {
             // Remember which alias built the transform, for summaries and state names.
             Value::Transform(inner) if self.globals.defs[id].kind == DefKind::Def => {
-                Value::Transform(Rc::new(Tx::Alias { def: id, args: shown, inner }))
+                Value::Transform(Arc::new(Tx::Alias { def: id, args: shown, inner }))
             }
             other => other,
         }
@@ -189,11 +189,11 @@ impl Evaluator<'_, '_> {
             DefKind::Builtin => self.combinator(id, values, span),
             DefKind::Transform => {
                 self.run_ahead(id, &values);
-                Value::Transform(Rc::new(Tx::Instance { def: id, args: values, span }))
+                Value::Transform(Arc::new(Tx::Instance { def: id, args: values, span }))
             }
             DefKind::Schedule => {
                 self.run_ahead(id, &values);
-                Value::Schedule(Rc::new(Schedule::Instance { def: id, args: values, span }))
+                Value::Schedule(Arc::new(Schedule::Instance { def: id, args: values, span }))
             }
             // Its own diagnostics say what is wrong with it.
             DefKind::Def if def.has_errors => Value::Error,
@@ -252,11 +252,11 @@ impl Evaluator<'_, '_> {
                         }
                     }
                 }
-                return Value::Func(Rc::new(Func::Injected { factory: factory.clone(), static_args }));
+                return Value::Func(Arc::new(Func::Injected { factory: factory.clone(), static_args }));
             }
             _ => return Value::Error,
         };
-        Value::Transform(Rc::new(result))
+        Value::Transform(Arc::new(result))
     }
 
     /// `inject_hyperparams(f)(args)`: numeric hyperparameters become per-step float32 values.
@@ -292,7 +292,7 @@ impl Evaluator<'_, '_> {
                     }
                     // The inner definition sees what it declared: a schedule, or a number.
                     let seen = injected(Ty::Float);
-                    inner_values.push(if bind::is_number_type(&p.ty.ty) { seen } else { Value::Schedule(Rc::new(Schedule::Constant(seen))) });
+                    inner_values.push(if bind::is_number_type(&p.ty.ty) { seen } else { Value::Schedule(Arc::new(Schedule::Constant(seen))) });
                 }
                 Value::Int(_) | Value::Float(_) if !is_static => {
                     let ty = v.ty();
@@ -305,7 +305,7 @@ impl Evaluator<'_, '_> {
         let inner = self.instantiate(id, inner_values, span);
         self.calls.pop();
         match inner {
-            Value::Transform(inner) => Value::Transform(Rc::new(Tx::Inject { id: owner, hypers, inner })),
+            Value::Transform(inner) => Value::Transform(Arc::new(Tx::Inject { id: owner, hypers, inner })),
             Value::Error => Value::Error,
             other => {
                 let d = self.expected_transform(&other, span, "`inject_hyperparams`");

@@ -6,7 +6,7 @@
 //! can get this wrong has its diagnostic here, and so has an `assert` of the definition that
 //! the call's values fail (the evaluator runs them, [`super::ahead`]).
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::program::{Definition, Func, ParamSig, Schedule, Tx, Value, format_number};
 use super::suggest;
@@ -403,7 +403,7 @@ pub fn widen<A: Bound>(p: &ParamSig, v: A) -> A {
     let wants_schedule = is_schedule(&p.ty.ty) || matches!(&p.ty.ty, Ty::Optional(t) if is_schedule(t));
     match v.known() {
         Some(n @ (Value::Int(_) | Value::Float(_) | Value::Injected { .. })) if wants_schedule => {
-            A::from_value(Value::Schedule(Rc::new(Schedule::Constant(n.clone()))))
+            A::from_value(Value::Schedule(Arc::new(Schedule::Constant(n.clone()))))
         }
         _ => v,
     }

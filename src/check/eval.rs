@@ -3,7 +3,7 @@
 //! pipeline as a tree of transform instances. Errors are reported where the user can fix them.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::builtins;
 use super::program::{Func, Globals, PartitionArm, Tx, Value};
@@ -335,7 +335,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
             return Value::Float(*x);
         }
         if let Some(&id) = self.globals.by_name.get(name) {
-            return Value::Func(Rc::new(Func::Def(id)));
+            return Value::Func(Arc::new(Func::Def(id)));
         }
         if builtins::is_builtin(name) {
             self.err(builtins::used_as_value(name, span));
@@ -435,7 +435,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
             );
             return Value::Error;
         }
-        Value::Transform(Rc::new(Tx::Partition(out)))
+        Value::Transform(Arc::new(Tx::Partition(out)))
     }
 
     /// Warns about a partition arm whose globs only match leaves that earlier arms take.

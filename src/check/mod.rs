@@ -31,7 +31,7 @@ pub mod suggest;
 pub mod summary;
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 pub use needed::check_needed;
 pub use program::{DefId, DefKind, Definition, Program, Tx, Value};
@@ -136,7 +136,7 @@ fn check_files(sources: &SourceMap, files: &[(FileId, ast::File)], mut diagnosti
                         (Value::Transform(tx), Expect::Pipeline) => pipeline = Some(tx),
                         (Value::Schedule(s), Expect::Schedule) => schedule = Some(s),
                         (v @ (Value::Int(_) | Value::Float(_)), Expect::Schedule) => {
-                            schedule = Some(Rc::new(program::Schedule::Constant(v)));
+                            schedule = Some(Arc::new(program::Schedule::Constant(v)));
                         }
                         (Value::Error, _) => {}
                         (other, Expect::Pipeline) => {
@@ -157,7 +157,7 @@ fn check_files(sources: &SourceMap, files: &[(FileId, ast::File)], mut diagnosti
     }
 
     diagnostic::sort(&mut diagnostics);
-    let pipeline: Option<Rc<Tx>> = pipeline;
+    let pipeline: Option<Arc<Tx>> = pipeline;
     Checked { program: Program { defs, pipeline, schedule }, diagnostics }
 }
 

@@ -4,7 +4,6 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use super::types::{Level, Ty, Typed};
@@ -145,9 +144,9 @@ pub enum Value {
     Tuple(Vec<Value>),
     /// Entries in ascending key order.
     Map(Vec<(Value, Value)>),
-    Schedule(Rc<Schedule>),
-    Transform(Rc<Tx>),
-    Func(Rc<Func>),
+    Schedule(Arc<Schedule>),
+    Transform(Arc<Tx>),
+    Func(Arc<Func>),
     /// A numeric hyperparameter that `inject_hyperparams` turned into a float32 value that may
     /// change every step: known at run time only.
     Injected { owner: u32, name: String, ty: Ty },
@@ -235,7 +234,7 @@ pub enum Schedule {
 pub enum Func {
     Def(DefId),
     /// `inject_hyperparams(factory, static_args)`.
-    Injected { factory: Rc<Func>, static_args: Vec<String> },
+    Injected { factory: Arc<Func>, static_args: Vec<String> },
 }
 
 /// A glob over dotted leaf names (Python's `fnmatchcase`), or all/none.
@@ -251,7 +250,7 @@ pub enum Mask {
 pub struct PartitionArm {
     /// `None` for `_`.
     pub globs: Option<Vec<String>>,
-    pub tx: Rc<Tx>,
+    pub tx: Arc<Tx>,
     pub span: Span,
 }
 
@@ -261,26 +260,26 @@ pub enum Hyper {
     /// A number, fixed, held as float32.
     Number(Value),
     /// A schedule, evaluated at the wrapper's own step count.
-    Schedule(Rc<Schedule>),
+    Schedule(Arc<Schedule>),
 }
 
 /// The pipeline as a tree of transforms with bound arguments.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Tx {
-    Chain(Vec<Rc<Tx>>),
-    NamedChain(Vec<(String, Rc<Tx>)>),
+    Chain(Vec<Arc<Tx>>),
+    NamedChain(Vec<(String, Arc<Tx>)>),
     /// A `transform` definition applied to its arguments (in parameter order).
     Instance { def: DefId, args: Vec<Value>, span: Span },
     /// `masked(inner, mask)`; `span` is the user's call that made it (an alias's call when the
     /// standard library builds it), for a glob that matches no leaf.
-    Masked { inner: Rc<Tx>, mask: Mask, span: Span },
+    Masked { inner: Arc<Tx>, mask: Mask, span: Span },
     Partition(Vec<PartitionArm>),
-    Flatten(Rc<Tx>),
+    Flatten(Arc<Tx>),
     /// `inject_hyperparams(f)(...)`: `inner` was built with [`Value::Injected`] standing for
     /// the hyperparameters listed here.
-    Inject { id: u32, hypers: Vec<(String, Hyper)>, inner: Rc<Tx> },
+    Inject { id: u32, hypers: Vec<(String, Hyper)>, inner: Arc<Tx> },
     /// What an alias (`adam(...)`, a `def`) expanded to; kept for summaries and state names.
-    Alias { def: DefId, args: Vec<(String, Value)>, inner: Rc<Tx> },
+    Alias { def: DefId, args: Vec<(String, Value)>, inner: Arc<Tx> },
 }
 
 impl Tx {
@@ -306,9 +305,9 @@ pub struct StateEntry {
 #[derive(Debug, Default)]
 pub struct Program {
     pub defs: Vec<Definition>,
-    pub pipeline: Option<Rc<Tx>>,
+    pub pipeline: Option<Arc<Tx>>,
     /// The schedule, when the file was checked for one ([`super::Expect::Schedule`]).
-    pub schedule: Option<Rc<Schedule>>,
+    pub schedule: Option<Arc<Schedule>>,
 }
 
 impl Program {

@@ -1,7 +1,7 @@
 //! Types and levels, how written types resolve, and which types accept which (widening).
 
 use std::fmt;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::diagnostic::Diagnostic;
 use crate::syntax::ast;
@@ -48,7 +48,7 @@ pub enum Ty {
     Str,
     None,
     /// One of these strings.
-    Enum(Rc<[String]>),
+    Enum(Arc<[String]>),
     List(Box<Ty>),
     Tuple(Vec<Ty>),
     Map(Box<Ty>, Box<Ty>),
@@ -61,7 +61,7 @@ pub enum Ty {
     /// A glob over leaf names, or a bool for all/none.
     Mask,
     /// A function value; `None` when its signature is not stated (`fn`).
-    Fn(Option<Rc<FnTy>>),
+    Fn(Option<Arc<FnTy>>),
     /// The element type of an empty list: fits anything.
     Unknown,
     /// The type of something already reported as an error: fits anything, reports nothing.
@@ -260,7 +260,7 @@ pub fn resolve(t: &ast::TypeExpr, default_level: Level, errors: &mut Vec<Diagnos
         ast::TypeExpr::Fn { sig, .. } => {
             let sig = sig.as_ref().map(|(params, ret)| {
                 let ret = resolve(ret, Level::Uniform, errors);
-                Rc::new(FnTy {
+                Arc::new(FnTy {
                     params: params.iter().map(|p| resolve(p, Level::Element, errors).ty).collect(),
                     ret: ret.ty,
                     ret_level: ret.level,
@@ -268,7 +268,7 @@ pub fn resolve(t: &ast::TypeExpr, default_level: Level, errors: &mut Vec<Diagnos
             });
             Typed::konst(Ty::Fn(sig))
         }
-        ast::TypeExpr::Literal { value, .. } => Typed::konst(Ty::Enum(Rc::from(vec![value.clone()]))),
+        ast::TypeExpr::Literal { value, .. } => Typed::konst(Ty::Enum(Arc::from(vec![value.clone()]))),
         ast::TypeExpr::None(_) => Typed::konst(Ty::None),
         ast::TypeExpr::Optional(inner, _) => {
             let t = resolve(inner, default_level, errors);
@@ -295,7 +295,7 @@ pub fn resolve(t: &ast::TypeExpr, default_level: Level, errors: &mut Vec<Diagnos
             }
             let base = match (other, options.is_empty()) {
                 (Some(t), true) => t,
-                (None, false) => Typed::konst(Ty::Enum(Rc::from(options))),
+                (None, false) => Typed::konst(Ty::Enum(Arc::from(options))),
                 (None, true) => Typed::konst(Ty::None),
                 (Some(_), false) => {
                     errors.push(

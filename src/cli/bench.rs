@@ -273,7 +273,7 @@ fn time_compile(
             }
         };
         let instantiated = Instant::now();
-        let step_plan = plan::plan(&ir.graph, ir.groups.len(), plan::step_outputs(&ir));
+        let step_plan = plan::plan(&ir.graph, ir.groups.len(), plan::step_outputs(&ir, plan::Target::Params));
         let planned = Instant::now();
         // The interpreter runs the plan as it is: there is no code to make.
         if backend == Backend::Jit {

@@ -62,10 +62,8 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
         let id = sources.add(name.clone(), text, false);
         let checked = check::check_needed(&sources, id, check::Expect::Pipeline);
         diagnostic::emit_to_stderr(&checked.diagnostics, &sources);
-        let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
-        if errors > 0 {
-            let s = if errors == 1 { "" } else { "s" };
-            eprintln!("error: `{name}` has {errors} error{s}");
+        if let Some(summary) = error_summary(&name, &checked.diagnostics) {
+            eprintln!("{summary}");
             failed = true;
             continue;
         }
@@ -83,6 +81,14 @@ fn explanation(c: &crate::codes::Code) -> String {
         out.push_str(&format!("\nwrong:\n{}\nright:\n{}", indent(c.wrong), indent(c.right)));
     }
     out
+}
+
+/// The line printed after the diagnostics of a file with errors (`error: `f.opt` has 2
+/// errors`); none if it has none.
+pub fn error_summary(name: &str, diagnostics: &[crate::Diagnostic]) -> Option<String> {
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let s = if errors == 1 { "" } else { "s" };
+    (errors > 0).then(|| format!("error: `{name}` has {errors} error{s}"))
 }
 
 /// The summary printed for a file that checks clean.

@@ -137,6 +137,9 @@ pub fn run_case_with(path: &Path, stdlib_dir: Option<&Path>, backend: Backend) -
         let Some(shape) = shape else { return fail(&name, format!("params.{leaf_name} has no shape")) };
         leaves.push(Leaf { name: leaf_name.clone(), shape });
     }
+    if leaves.is_empty() || leaves.iter().all(|l| l.is_empty()) {
+        return fail(&name, "checks nothing: `params` has no values");
+    }
     let layout = match Layout::new(leaves) {
         Ok(l) => l,
         Err(e) => return fail(&name, e),
@@ -167,6 +170,10 @@ pub fn run_case_with(path: &Path, stdlib_dir: Option<&Path>, backend: Backend) -
     let atol = case["tolerance"]["atol"].as_f64().unwrap_or(0.0);
     let steps = case["steps"].as_array().cloned().unwrap_or_default();
     let expected = case["expected"].as_array().cloned().unwrap_or_default();
+    // A case that checks nothing must not pass.
+    if steps.is_empty() || expected.len() != steps.len() {
+        return fail(&name, format!("checks nothing: {} steps and {} expected states (both must be the same, and not 0)", steps.len(), expected.len()));
+    }
     let mut worst = 0.0f64;
     for (t, (step, want)) in steps.iter().zip(&expected).enumerate() {
         let grads = match flat(&layout, &step["grads"], "grads") {

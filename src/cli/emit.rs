@@ -87,7 +87,7 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
         out!("{}", ir::print::ir(&step_ir));
         return ExitCode::SUCCESS;
     }
-    let plan = ir::plan::plan(&step_ir.graph, step_ir.groups.len(), ir::plan::step_outputs(&step_ir));
+    let plan = ir::plan::plan(&step_ir.graph, step_ir.groups.len(), ir::plan::step_outputs(&step_ir, ir::plan::Target::Params));
     if args.clif || args.asm {
         match jit::compile_with(&step_ir.graph, &plan, jit::Listing { clif: args.clif, asm: args.asm, sources: Some(&sources) }) {
             Ok(compiled) => {

@@ -19,10 +19,11 @@ macro_rules! out {
 }
 
 mod bench;
-mod check;
+pub mod check;
 pub mod conform;
 mod doc;
 mod emit;
+mod interrupt;
 mod run;
 mod schedule;
 
@@ -82,7 +83,7 @@ pub fn main() -> ExitCode {
 }
 
 /// A source map holding the standard library: the embedded one, or the files of `dir`.
-fn sources_with_stdlib(dir: Option<&std::path::Path>) -> Result<crate::source::SourceMap, String> {
+pub(crate) fn sources_with_stdlib(dir: Option<&std::path::Path>) -> Result<crate::source::SourceMap, String> {
     let mut sources = crate::source::SourceMap::new();
     match dir {
         Some(dir) => crate::stdlib::load_dir(&mut sources, dir)
@@ -134,7 +135,7 @@ fn exit_code(result: Result<(), String>) -> ExitCode {
 }
 
 /// Reads a file named on the command line; `-` is standard input.
-fn read_input(path: &PathBuf) -> Result<(String, String), String> {
+pub(crate) fn read_input(path: &PathBuf) -> Result<(String, String), String> {
     if path.as_os_str() == "-" {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)

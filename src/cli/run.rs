@@ -2,21 +2,28 @@
 //! progress bar with loss, validation loss and learning rate, a line whenever the plateau scale
 //! (or another piecewise-constant rate) changes, a summary, and optionally a log, a plot,
 //! checkpoints and saved weights.
+//!
+//! Nothing is lost to a mistake or an interruption: every output path is checked before the
+//! first step; Ctrl-C or SIGTERM stops at the end of a step and still writes the log, a final
+//! checkpoint and the plot; a resumed run continues its log; a divergence keeps the last good
+//! checkpoint and draws the plot.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::interrupt;
 use crate::check::Expect;
 use crate::diagnostic;
 use crate::ir::Layout;
 use crate::runtime::{Backend, Optimizer};
 use crate::train::data::{Dataset, Synthetic};
-use crate::train::log::{Figure, Log, Point, check_plot_path, plot};
+use crate::train::log::{Log, widen};
 use crate::train::models::{Activation, Loss, Model};
-use crate::train::{self, Record, Setup, Stop, Trainer, checkpoint, weights};
+use crate::train::plot::{Figure, Point, plot};
+use crate::train::{self, Record, Setup, Stop, Trainer, ValueSource, checkpoint, weights};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -61,16 +68,27 @@ pub struct Args {
     /// Seeds the data, the split, the batches and the initial weights.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Measure the validation loss every N steps.
+    /// Measure the validation loss (and accuracy) every N steps.
     #[arg(long, default_value_t = 10)]
     pub eval_every: u64,
-    /// Write one row per step (CSV, or JSON lines for `.jsonl`).
+    /// What a pipeline that reads `value` is given: `loss` (the step's training loss) or
+    /// `val_loss` (the validation loss of the last evaluation, held between evaluations).
+    #[arg(long, value_name = "WHAT", default_value = "loss")]
+    pub value: ValueSource,
+    /// Write a row per step (CSV, or JSON lines for `.jsonl`); a resumed run appends to it.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
-    /// Draw loss and learning rate against step (`.svg`).
+    /// Write a log row every N steps (and at the last step).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub log_every: u64,
+    /// Draw loss and learning rate against step (`.svg` or `.png`).
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
-    /// Save checkpoints in DIR (every `--every` steps, and at the end).
+    /// Smooth the plotted training loss (TensorBoard's weight, in [0, 1); by default 0.6 with
+    /// mini-batches, 0 with full batches).
+    #[arg(long, value_name = "W")]
+    pub smooth: Option<f64>,
+    /// Save checkpoints in DIR (every `--every` steps, at the end, and when interrupted).
     #[arg(long, value_name = "DIR")]
     pub checkpoint: Option<PathBuf>,
     /// Steps between checkpoints.
@@ -97,10 +115,17 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, stdlib_dir: Option<&Path>) -> ExitCode {
-    super::exit_code(train_and_report(args, stdlib_dir))
+    match train_and_report(args, stdlib_dir) {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(signal)) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
+        Err(message) => super::exit_code(Err(message)),
+    }
 }
 
-fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String> {
+/// Trains and reports; returns the signal that interrupted the run, if one did.
+fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<Option<i32>, String> {
+    check_flags(args)?;
+    check_outputs(args)?;
     let (name, text) = super::read_input(&args.file)?;
     if args.backend == Backend::Jit {
         crate::jit::prepare();
@@ -108,10 +133,6 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String
     let super::Loaded { name, sources, checked, .. } = super::check_text(name, text, stdlib_dir, Expect::Pipeline)?;
     if checked.program.pipeline.is_none() {
         return Err(format!("`{name}` has no pipeline to train with (its last line should be one)"));
-    }
-
-    if let Some(path) = &args.plot {
-        check_plot_path(path)?;
     }
     let setup = setup(args)?;
     let layout = Layout::new(setup.model.leaves())?;
@@ -127,100 +148,287 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String
     if let Some(threads) = args.threads {
         optimizer.set_threads(threads.into());
     }
-    let mut trainer = Trainer::new(setup, layout, params, optimizer);
+    if args.value == ValueSource::ValLoss && optimizer.needs_value() && setup.validation.is_none() {
+        return Err("`--value val_loss` needs a validation set (`--val-fraction` above 0, and data)".into());
+    }
+    let labels = train::group_labels(&checked.program, &optimizer);
+    let mut trainer = Trainer::new(setup, layout, params, optimizer, &labels);
+
+    // Resuming reads; nothing is written before the step count is known to be right.
     if let Some(dir) = &args.resume {
-        let latest = checkpoint::latest(dir)?;
+        let (latest, passed) = checkpoint::latest(dir)?;
+        for line in passed {
+            eprintln!("warning: {line}");
+        }
+        if args.steps <= latest.step {
+            return Err(format!(
+                "`{}` is at step {}, and `--steps {}` asks for no more (it counts every step of the run, those of the checkpoint too); nothing was changed",
+                latest.dir.display(),
+                latest.step,
+                args.steps
+            ));
+        }
         checkpoint::load(&latest, &mut trainer)?;
-        eprintln!("resuming from `{}` at step {}", latest.display(), trainer.steps());
+        eprintln!("resuming from `{}` at step {}", latest.dir.display(), trainer.steps());
     }
     let checkpoints = args.checkpoint.clone().or_else(|| args.resume.clone());
-    if args.every == 0 && checkpoints.is_some() {
-        return Err("`--every` must be at least 1".into());
+    if let Some(dir) = &checkpoints {
+        checkpoint::prepare(dir)?;
     }
-    if args.eval_every == 0 {
-        return Err("`--eval-every` must be at least 1".into());
-    }
+    let columns = columns(&trainer);
+    let mut log = match &args.log {
+        None => None,
+        Some(path) if args.resume.is_some() => {
+            let (log, warning) = Log::resume(path, trainer.steps(), columns.clone())?;
+            if let Some(w) = warning {
+                eprintln!("warning: {w}");
+            }
+            Some(log)
+        }
+        Some(path) => Some(Log::create(path, columns.clone())?),
+    };
+    interrupt::listen()?;
 
     let description = format!("{} on {}", trainer.setup.model.describe(), trainer.setup.data);
-    let mut log = args.log.as_deref().map(Log::create).transpose()?;
+    let lr_names = trainer.lr_columns();
     let bar = progress_bar(args, trainer.steps());
-    let mut watch = Watch::default();
-    let mut points: Vec<Point> = Vec::new();
-    let mut best = (f32::INFINITY, 0u64);
-    let mut last_saved: Option<PathBuf> = None;
-    let mut last_validation = trainer.validation_loss();
+    let mut run = Progress::new(trainer.held_validation);
     let start = Instant::now();
     let first_step = trainer.steps();
+    let mut last_saved: Option<PathBuf> = None;
     let mut stop: Option<Stop> = None;
 
-    while trainer.steps() < args.steps {
-        let validate = (trainer.steps() + 1).is_multiple_of(args.eval_every) || trainer.steps() + 1 == args.steps;
-        let record = match trainer.step(validate) {
+    let mut unlogged: Option<Record> = None;
+    while trainer.steps() < args.steps && interrupt::requested().is_none() {
+        let step = trainer.steps() + 1;
+        let record = match trainer.step(step.is_multiple_of(args.eval_every) || step == args.steps) {
             Ok(r) => r,
             Err(s) => {
                 stop = Some(s);
                 break;
             }
         };
-        if record.validation.is_some() {
-            last_validation = record.validation;
-        }
-        if record.loss < best.0 {
-            best = (record.loss, record.step);
-        }
-        for message in watch.changes(&record) {
+        run.add(&record);
+        for message in run.watch.changes(&record, &lr_names) {
             if !args.quiet {
                 bar.suspend(|| eprintln!("{message}"));
             }
         }
-        let lr = train::learning_rate(&record.uniforms);
-        bar.set_position(record.step);
-        bar.set_message(status(record.loss, last_validation, lr));
-        if bar.is_hidden() && !args.quiet && record.step % (args.steps / 10).max(1) == 0 {
-            eprintln!("step {}/{}: {}", record.step, args.steps, status(record.loss, last_validation, lr));
-        }
-        if let Some(log) = &mut log {
-            log.write(&record)?;
-        }
-        points.push(Point { step: record.step, loss: record.loss, validation: record.validation, lr });
-        if let Some(dir) = &checkpoints
-            && (record.step % args.every == 0 || record.step == args.steps)
+        if let Some(what) = &record.non_finite
+            && !args.quiet
         {
+            bar.suspend(|| eprintln!("step {step}: {what}"));
+        }
+        let lr = record.lrs.first().copied().flatten();
+        bar.set_position(step);
+        bar.set_message(status(record.loss, run.validation, lr));
+        if bar.is_hidden() && !args.quiet && step.is_multiple_of((args.steps / 10).max(1)) {
+            eprintln!("step {step}/{}: {}", args.steps, status(record.loss, run.validation, lr));
+        }
+        unlogged = Some(record);
+        if let Some(log) = &mut log
+            && let Some(record) = unlogged.take_if(|_| step.is_multiple_of(args.log_every))
+        {
+            log.write(&row(&record, &columns))?;
+        }
+        if let Some(dir) = &checkpoints
+            && step.is_multiple_of(args.every)
+        {
+            if let Some(log) = &mut log {
+                log.flush()?;
+            }
             last_saved = Some(checkpoint::save(dir, &trainer)?);
         }
     }
     bar.finish_and_clear();
     let elapsed = start.elapsed().as_secs_f64();
 
-    if let Some(log) = log {
-        log.finish()?;
+    // However the run ended, what it did is written down: the last step's row, a final
+    // checkpoint (unless the parameters are not finite), the plot.
+    if let Some(log) = &mut log {
+        if let Some(record) = unlogged {
+            log.write(&row(&record, &columns))?;
+        }
+        log.flush()?;
+    }
+    if let Some(dir) = &checkpoints
+        && trainer.steps() > first_step
+        && !matches!(stop, Some(Stop::Blown { .. } | Stop::Optimizer(_)))
+        && last_saved.as_deref() != Some(checkpoint::folder(dir, trainer.steps()).as_path())
+    {
+        last_saved = Some(checkpoint::save(dir, &trainer)?);
     }
     if let Some(path) = &args.plot {
-        plot(path, &format!("{name}: {description}"), Figure::Training(&points))?;
+        let smoothing = args.smooth.unwrap_or(if trainer.setup.batch_size > 0 { 0.6 } else { 0.0 });
+        let figure = Figure::Training { points: &run.points, groups: &lr_names, smoothing };
+        plot(path, &format!("{name}: {description}"), figure)?;
     }
+    let saved = match &last_saved {
+        Some(dir) => format!("the last checkpoint is `{}`", dir.display()),
+        None => "no checkpoint was saved".to_string(),
+    };
     if let Some(stop) = stop {
-        let saved = match &last_saved {
-            Some(dir) => format!("the last checkpoint is `{}`", dir.display()),
-            None => "no checkpoint was saved".to_string(),
-        };
         return Err(format!("training stopped at {stop}; {saved}"));
+    }
+    if let Some(signal) = interrupt::requested() {
+        let resume = match &last_saved {
+            Some(dir) => format!("checkpoint `{}`; resume with `--resume {}`", dir.display(), checkpoints.as_deref().unwrap_or(dir).display()),
+            None => "no checkpoint (`--checkpoint DIR` makes one to resume from)".to_string(),
+        };
+        eprintln!("interrupted by {} at step {}; {resume}", interrupt::name(signal), trainer.steps());
+        if args.save.is_some() {
+            eprintln!("the weights were not saved to `--save`, since the run did not finish");
+        }
+        report(args, &name, &description, &trainer, &run, first_step, elapsed, &last_saved, &lr_names);
+        return Ok(Some(signal));
     }
     if let Some(path) = &args.save {
         weights::save(path, &trainer.layout, &trainer.params, Default::default())?;
     }
+    report(args, &name, &description, &trainer, &run, first_step, elapsed, &last_saved, &lr_names);
+    Ok(None)
+}
 
+/// Flags that make no sense, refused before anything is read.
+fn check_flags(args: &Args) -> Result<(), String> {
+    if args.every == 0 && (args.checkpoint.is_some() || args.resume.is_some()) {
+        return Err("`--every` must be at least 1".into());
+    }
+    if args.eval_every == 0 {
+        return Err("`--eval-every` must be at least 1".into());
+    }
+    if args.log_every == 0 {
+        return Err("`--log-every` must be at least 1".into());
+    }
+    if let Some(w) = args.smooth
+        && !(0.0..1.0).contains(&w)
+    {
+        return Err(format!("`--smooth {w}` must be in [0, 1)"));
+    }
+    Ok(())
+}
+
+/// Every file the run will write, checked before it starts, so that a typo costs nothing.
+fn check_outputs(args: &Args) -> Result<(), String> {
+    if let Some(path) = &args.plot {
+        crate::train::plot::check_path(path)?;
+    }
+    for path in [&args.save, &args.log].into_iter().flatten() {
+        crate::fsio::check(path).map_err(|e| e.to_string())?;
+    }
+    if let Some(dir) = &args.checkpoint
+        && let Ok(meta) = std::fs::metadata(dir)
+        && !meta.is_dir()
+    {
+        return Err(format!("`{}` is a file, not a checkpoint folder", dir.display()));
+    }
+    Ok(())
+}
+
+/// The columns of the log.
+fn columns(trainer: &Trainer) -> Vec<String> {
+    let mut columns: Vec<String> = ["step", "wall_time", "loss", "val_loss"].iter().map(|s| s.to_string()).collect();
+    if trainer.setup.validation.as_ref().is_some_and(Dataset::is_classification) {
+        columns.push("val_accuracy".into());
+    }
+    columns.extend(trainer.lr_columns());
+    columns.extend(train::logged_names(&trainer.optimizer));
+    columns
+}
+
+/// A record as a row of `columns`.
+fn row(record: &Record, columns: &[String]) -> Vec<Option<f64>> {
+    let wall_time = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| (d.as_millis() as f64) / 1000.0);
+    let mut lrs = record.lrs.iter();
+    columns
+        .iter()
+        .map(|c| match c.as_str() {
+            "step" => Some(record.step as f64),
+            "wall_time" => Some(wall_time),
+            "loss" => Some(widen(record.loss)),
+            "val_loss" => record.validation.map(widen),
+            "val_accuracy" => record.accuracy.map(widen),
+            lr if lr == "lr" || lr.starts_with("lr[") => lrs.next().copied().flatten(),
+            name => record.uniforms.iter().find(|(n, _)| n == name).map(|(_, v)| *v),
+        })
+        .collect()
+}
+
+/// What the run has seen so far, for the plot, the messages and the summary.
+struct Progress {
+    points: Vec<Point>,
+    watch: Watch,
+    /// The validation loss last measured.
+    validation: Option<f32>,
+    best_validation: Option<(f32, u64)>,
+    accuracy: Option<f32>,
+}
+
+impl Progress {
+    fn new(validation: Option<f32>) -> Progress {
+        Progress { points: Vec::new(), watch: Watch::default(), validation, best_validation: None, accuracy: None }
+    }
+
+    fn add(&mut self, record: &Record) {
+        if let Some(v) = record.validation {
+            self.validation = Some(v);
+            if self.best_validation.is_none_or(|(best, _)| v < best) {
+                self.best_validation = Some((v, record.step));
+            }
+        }
+        if record.accuracy.is_some() {
+            self.accuracy = record.accuracy;
+        }
+        self.points.push(Point { step: record.step, loss: record.loss, validation: record.validation, lrs: record.lrs.clone() });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    args: &Args,
+    name: &str,
+    description: &str,
+    trainer: &Trainer,
+    run: &Progress,
+    first_step: u64,
+    elapsed: f64,
+    last_saved: &Option<PathBuf>,
+    lr_names: &[String],
+) {
     let steps = trainer.steps() - first_step;
     outln!("{name}: trained {description}");
     outln!("  steps          {} ({steps} this run) in {elapsed:.2} s, {:.0} steps/s", trainer.steps(), steps as f64 / elapsed.max(1e-9));
-    if let Some(last) = points.last() {
-        outln!("  final loss     {:.6}", last.loss);
-        outln!("  best loss      {:.6} (step {})", best.0, best.1);
+    if let Some(last) = run.points.last() {
+        // One mini-batch's loss is noise: the mean over the last epoch's batches (at most 100).
+        let batches = trainer.setup.batch_size;
+        let per_epoch = trainer.setup.train.as_ref().map_or(1, |t| if batches == 0 { 1 } else { t.len().div_ceil(batches) });
+        let k = per_epoch.clamp(1, 100).min(run.points.len());
+        if k > 1 {
+            let recent = &run.points[run.points.len() - k..];
+            let mean = recent.iter().map(|p| f64::from(p.loss)).sum::<f64>() / k as f64;
+            outln!("  training loss  {mean:.6} (mean of the last {k} batches)");
+        } else {
+            outln!("  training loss  {:.6}", last.loss);
+        }
     }
-    if let Some(v) = last_validation {
+    if let Some(v) = run.validation {
         outln!("  validation     {v:.6}");
     }
-    if let Some(lr) = points.last().and_then(|p| p.lr) {
-        outln!("  learning rate  {lr:.3e}");
+    if let Some((best, step)) = run.best_validation {
+        outln!("  best val loss  {best:.6} (step {step})");
+    }
+    if let Some(accuracy) = run.accuracy {
+        outln!("  accuracy       {:.1}% (validation)", 100.0 * accuracy);
+    }
+    if let Some(last) = run.points.last() {
+        let rates: Vec<String> = lr_names
+            .iter()
+            .zip(&last.lrs)
+            .filter_map(|(n, v)| v.map(|v| if lr_names.len() == 1 { format!("{v:.3e}") } else { format!("{n} {v:.3e}") }))
+            .collect();
+        if !rates.is_empty() {
+            outln!("  learning rate  {}", rates.join(", "));
+        }
     }
     for (what, path) in [("log", &args.log), ("plot", &args.plot), ("weights", &args.save)] {
         if let Some(path) = path {
@@ -230,7 +438,6 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String
     if let Some(dir) = last_saved {
         outln!("  checkpoint     {}", dir.display());
     }
-    Ok(())
 }
 
 /// The model and data the flags describe.
@@ -263,7 +470,8 @@ fn setup(args: &Args) -> Result<Setup, String> {
             return Err("`--dim` must be at least 1".into());
         }
         let data = model.describe();
-        return Ok(Setup { model, train: None, validation: None, batch_size: 0, seed: args.seed, data });
+        let (batch_size, seed, val_fraction, value, eval_every) = (0, args.seed, 0.0, args.value, args.eval_every);
+        return Ok(Setup { model, train: None, validation: None, batch_size, seed, data, val_fraction, value, eval_every });
     }
 
     let classes = loss == Some(Loss::CrossEntropy) || args.model == "logistic";
@@ -299,7 +507,8 @@ fn setup(args: &Args) -> Result<Setup, String> {
         std::iter::once(dataset.inputs()).chain(hidden.iter().copied()).chain(std::iter::once(dataset.outputs())).collect();
     let model = Model::Mlp { sizes, activation, loss };
     let (train, validation) = dataset.split(args.val_fraction, args.seed);
-    Ok(Setup { model, train: Some(train), validation, batch_size: args.batch_size, seed: args.seed, data })
+    let (batch_size, seed, val_fraction, value, eval_every) = (args.batch_size, args.seed, args.val_fraction, args.value, args.eval_every);
+    Ok(Setup { model, train: Some(train), validation, batch_size, seed, data, val_fraction, value, eval_every })
 }
 
 fn layout_summary(layout: &Layout) -> String {
@@ -340,12 +549,11 @@ struct Watch {
 }
 
 impl Watch {
-    fn changes(&mut self, record: &Record) -> Vec<String> {
+    fn changes(&mut self, record: &Record, lr_names: &[String]) -> Vec<String> {
         let mut out = Vec::new();
-        for (name, value) in &record.uniforms {
-            if !watched(name) {
-                continue;
-            }
+        let rates = lr_names.iter().zip(&record.lrs).filter_map(|(n, v)| v.map(|v| (n.clone(), v)));
+        let watched: Vec<(String, f64)> = record.uniforms.iter().filter(|(n, _)| watched(n)).cloned().chain(rates).collect();
+        for (name, value) in &watched {
             match self.last.iter_mut().find(|(n, _, _)| n == name) {
                 Some((_, old, held)) => {
                     if *value != *old {
@@ -366,8 +574,7 @@ impl Watch {
 }
 
 fn watched(name: &str) -> bool {
-    let last = name.rsplit('.').next().unwrap_or(name);
-    last == "scale" || last == "lr" || name.starts_with("inject_hyperparams.")
+    name.rsplit('.').next() == Some("scale") || name.starts_with("inject_hyperparams.") || name.contains(".inject_hyperparams.")
 }
 
 fn short(v: f64) -> String {

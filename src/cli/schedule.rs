@@ -4,14 +4,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::check::{Expect, Program, Tx, Value};
 use crate::diagnostic;
 use crate::ir::Layout;
 use crate::runtime::Optimizer;
 use crate::source::Span;
-use crate::train::log::{Figure, check_plot_path, plot};
+use crate::train::plot::{Figure, check_path, plot};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -35,7 +35,7 @@ pub fn run(args: &Args, stdlib_dir: Option<&Path>) -> ExitCode {
 
 fn evaluate(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String> {
     if let Some(path) = &args.plot {
-        check_plot_path(path)?;
+        check_path(path)?;
     }
     let path = PathBuf::from(&args.schedule);
     let is_file = args.schedule.ends_with(".opt") || path.is_file() || args.schedule == "-";
@@ -55,7 +55,7 @@ fn evaluate(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String> {
         .position(|d| d.name == "scale_by_schedule")
         .ok_or("the standard library has no `scale_by_schedule`")?;
     let tx = Tx::Instance { def, args: vec![Value::Schedule(schedule)], span: Span::new(id, 0..0) };
-    let program = Program { defs: checked.program.defs, pipeline: Some(Rc::new(tx)), schedule: None };
+    let program = Program { defs: checked.program.defs, pipeline: Some(Arc::new(tx)), schedule: None };
     let layout = Layout::parse("x:")?;
     let mut optimizer = Optimizer::new(&program, &layout, &[0.0]).map_err(|diagnostics| {
         diagnostic::emit_to_stderr(&diagnostics, &sources);

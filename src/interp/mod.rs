@@ -12,6 +12,7 @@ use crate::arena::Arena;
 
 use crate::ir::op::{self, Kind, Op, Scalar};
 use crate::ir::plan::{BLOCK, GroupProgram, LANES, Pass, Plan, Target, resolve};
+use crate::ir::buffers::Leaves;
 use crate::ir::{Graph, Groups, Layout, Level, Node, NodeId, Reduce};
 
 /// Optimizer state: one entry per slot of the step IR.
@@ -31,11 +32,10 @@ pub struct Env<'a> {
     pub graph: &'a Graph,
     pub layout: &'a Layout,
     pub groups: &'a Groups,
-    /// Where each leaf starts in the flat buffers.
+    /// Where each leaf starts in the flat state buffers.
     pub offsets: &'a [usize],
-    /// The parameters; the `Params` target adds the updates to them in place.
-    pub params: &'a mut [f32],
-    pub grads: &'a [f32],
+    /// Parameters, gradients, and the updates when the plan writes them apart.
+    pub leaves: Leaves<'a>,
     pub value: f32,
     /// State read by `State` nodes.
     pub state: &'a State,
@@ -285,6 +285,7 @@ fn run_program(
 ) {
     let g = program.group;
     let mut regs: FxHashMap<NodeId, Vec<Scalar>> = FxHashMap::default();
+    let total = env.layout.total();
     for &l in &env.groups.leaves[g] {
         let len = env.layout.leaves[l].len();
         let base = env.offsets[l];
@@ -294,7 +295,7 @@ fn run_program(
             let n = end - start;
             regs.clear();
             for &node in &program.nodes {
-                let values = eval_block(env, uniform, leaf, &regs, node, g, l, base + start, n);
+                let values = eval_block(env, uniform, leaf, &regs, node, g, l, start, n);
                 regs.insert(node, values);
             }
             let fetch = |node: NodeId| -> Vec<Scalar> {
@@ -314,13 +315,18 @@ fn run_program(
                 let xs = fetch(arg);
                 partials.entry(red).or_default().push((l, reduce_block(kind, &xs)));
             }
-            let mut updates: Option<Vec<Scalar>> = None;
-            for &(target, node) in &program.writes {
-                let xs = fetch(node);
+            let outputs: Vec<(Target, Vec<Scalar>)> = program.writes.iter().map(|&(target, node)| (target, fetch(node))).collect();
+            for (target, xs) in outputs {
+                let Leaves { params, updates, .. } = &mut env.leaves;
                 match target {
-                    Target::Params => updates = Some(xs),
+                    Target::Params => {
+                        // Read-only parameters come with a plan that writes `Updates`.
+                        if let Some(p) = params.get_mut(l) {
+                            p[start..end].iter_mut().zip(&xs).for_each(|(p, x)| *p += x.f());
+                        }
+                    }
+                    Target::Updates => updates[l][start..end].iter_mut().zip(&xs).for_each(|(u, x)| *u = x.f()),
                     Target::Slot(s) => {
-                        let total = env.params.len();
                         let buf = writes.entry(s).or_insert_with(|| {
                             let mut v = env.state.element.get(s as usize).map(<[f32]>::to_vec).unwrap_or_default();
                             v.resize(total, 0.0);
@@ -330,12 +336,6 @@ fn run_program(
                             buf[base + start + i] = x.f();
                         }
                     }
-                }
-            }
-            if let Some(u) = updates {
-                for (i, x) in u.iter().enumerate() {
-                    let p = &mut env.params[base + start + i];
-                    *p += x.f();
                 }
             }
             start = end;
@@ -369,10 +369,11 @@ fn eval_block(
     n: usize,
 ) -> Vec<Scalar> {
     match &env.graph.get(node).node {
-        Node::Grad => env.grads[at..at + n].iter().map(|x| Scalar::F32(*x)).collect(),
-        Node::Param => env.params[at..at + n].iter().map(|x| Scalar::F32(*x)).collect(),
+        Node::Grad => env.leaves.grads[l][at..at + n].iter().map(|x| Scalar::F32(*x)).collect(),
+        Node::Param => env.leaves.params.get(l).unwrap_or_default()[at..at + n].iter().map(|x| Scalar::F32(*x)).collect(),
         Node::State(s) => {
             let buf = env.state.element.get(*s as usize);
+            let at = env.offsets[l] + at;
             (0..n).map(|i| Scalar::F32(buf.and_then(|b| b.get(at + i)).copied().unwrap_or(0.0))).collect()
         }
         Node::Op(op, args) => {

@@ -151,7 +151,7 @@ mod tests {
     }
 
     fn step_plan(ir: &StepIr) -> Plan {
-        plan::plan(&ir.graph, ir.groups.len(), plan::step_outputs(ir))
+        plan::plan(&ir.graph, ir.groups.len(), plan::step_outputs(ir, plan::Target::Params))
     }
 
     /// A transform with two tensor states and two counters, updated as given.

@@ -6,6 +6,7 @@
 //! when each node is computed; the interpreter and the JIT compute the same nodes in the same
 //! order of reductions.
 
+pub mod buffers;
 pub mod groups;
 pub mod instantiate;
 pub mod layout;
@@ -13,6 +14,7 @@ pub mod merge;
 pub mod op;
 pub mod plan;
 pub mod print;
+pub mod step_size;
 
 use std::collections::HashMap;
 use std::fmt;

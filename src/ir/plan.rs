@@ -32,6 +32,9 @@ pub struct Outputs {
 pub enum Target {
     /// Added to the parameters (`param + update`, in float32).
     Params,
+    /// The updates, written to buffers of their own; the parameters are only read (for a
+    /// caller that applies updates itself, as Optax's `update` does).
+    Updates,
     Slot(SlotId),
 }
 
@@ -80,10 +83,11 @@ impl Plan {
     }
 }
 
-/// The outputs of a step: updates, every slot's next value.
-pub fn step_outputs(ir: &StepIr) -> Outputs {
+/// The outputs of a step: updates (to `updates`: [`Target::Params`] or [`Target::Updates`]),
+/// every slot's next value.
+pub fn step_outputs(ir: &StepIr, updates: Target) -> Outputs {
     let mut out = Outputs::default();
-    out.element.push((Target::Params, ir.updates, ir.groups.all()));
+    out.element.push((updates, ir.updates, ir.groups.all()));
     for (i, s) in ir.slots.iter().enumerate() {
         let id = i as SlotId;
         match s.level {
@@ -361,6 +365,9 @@ fn describe_streams(graph: &Graph, pass: &mut Pass, last: bool) {
                     Target::Params => {
                         reads.insert("param".into());
                         writes.insert("param".into());
+                    }
+                    Target::Updates => {
+                        writes.insert("update".into());
                     }
                     Target::Slot(s) => {
                         writes.insert(format!("state#{s}"));

@@ -92,6 +92,7 @@ pub fn plan(ir: &StepIr, plan: &Plan) -> String {
             for (t, n) in &p.writes {
                 let what = match t {
                     Target::Params => "param += ".to_string(),
+                    Target::Updates => "update = ".to_string(),
                     Target::Slot(s) => format!("state #{s} = "),
                 };
                 let _ = writeln!(out, "    {what}%{n}");

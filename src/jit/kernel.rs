@@ -28,7 +28,7 @@ use cranelift_module::{FuncId, Linkage, Module, ModuleReloc};
 use super::clif::Comments;
 use super::lower::{Fx, Width, identity};
 use super::math::Math;
-use super::{JitError, Listing, ProgramInfo, Stream, Task};
+use super::{JitError, LEAF_ROW, Listing, ProgramInfo, Stream, Task};
 use crate::ir::plan::{GroupProgram, LANES, Pass, Target, resolve};
 use crate::ir::{Graph, Level, Node, NodeId, Reduce};
 
@@ -178,11 +178,13 @@ fn analyse(graph: &Graph, program: &GroupProgram) -> Program {
     for &(target, node) in &program.writes {
         streams.insert(match target {
             Target::Params => Stream::Params,
+            Target::Updates => Stream::Updates,
             Target::Slot(s) => Stream::Slot(s),
         });
         writes.push((target, operand(&computed, node)));
     }
-    let info = ProgramInfo { group: g, inputs, reductions: reduction_ids, streams: streams.into_iter().collect() };
+    let writes_params = writes.iter().any(|(t, _)| *t == Target::Params);
+    let info = ProgramInfo { group: g, inputs, reductions: reduction_ids, streams: streams.into_iter().collect(), writes_params };
     Program { info, nodes, reductions, writes }
 }
 
@@ -201,7 +203,7 @@ pub fn build(
     let stride = programs.iter().map(|p| p.reductions.len()).max().unwrap_or(0);
     let ptr = module.target_config().pointer_type();
     let mut sig = module.make_signature();
-    for _ in 0..5 {
+    for _ in 0..6 {
         sig.params.push(AbiParam::new(ptr));
     }
     let name = format!("optc_pass{index}");
@@ -238,14 +240,15 @@ fn build_body(fx: &mut Fx, comments: &mut Comments, graph: &Graph, programs: &[P
     fx.bcx.append_block_params_for_function_params(entry);
     fx.bcx.switch_to_block(entry);
     let params = fx.bcx.block_params(entry).to_vec();
-    let (tasks, n_tasks, table, inputs, partials) = (params[0], params[1], params[2], params[3], params[4]);
-    // Stream pointers, loaded once.
+    let (tasks, n_tasks, table, inputs, partials, leaf_table) = (params[0], params[1], params[2], params[3], params[4], params[5]);
+    // Slot pointers, loaded once; the leaf buffers' addresses, once per task.
     let used: BTreeSet<Stream> = programs.iter().flat_map(|p| p.info.streams.iter().copied()).collect();
-    let mut streams: HashMap<Stream, Value> = HashMap::new();
-    for s in used {
-        let offset = i32::try_from(s.index() * 8).unwrap_or(i32::MAX);
-        let p = fx.bcx.ins().load(I64, mem(), table, offset);
-        streams.insert(s, p);
+    let mut slot_streams: HashMap<Stream, Value> = HashMap::new();
+    for &s in &used {
+        if let (false, k) = s.place() {
+            let offset = i32::try_from(k * 8).unwrap_or(i32::MAX);
+            slot_streams.insert(s, fx.bcx.ins().load(I64, mem(), table, offset));
+        }
     }
     let t_var = fx.bcx.declare_var(I64);
     let zero = fx.bcx.ins().iconst(I64, 0);
@@ -259,6 +262,15 @@ fn build_body(fx: &mut Fx, comments: &mut Comments, graph: &Graph, programs: &[P
     let start = fx.bcx.ins().load(I64, mem(), task, 8);
     let len = fx.bcx.ins().load(I64, mem(), task, 16);
     let row = fx.bcx.ins().load(I64, mem(), task, 24);
+    let leaf = fx.bcx.ins().load(I64, mem(), task, 32);
+    let mut streams = slot_streams;
+    let leaf_row = fx.bcx.ins().imul_imm_u(leaf, (LEAF_ROW * 8) as i64);
+    let leaf_row = fx.bcx.ins().iadd(leaf_table, leaf_row);
+    for &s in &used {
+        if let (true, k) = s.place() {
+            streams.insert(s, fx.bcx.ins().load(I64, mem(), leaf_row, (k * 8) as i32));
+        }
+    }
     let row_bytes = fx.bcx.ins().ishl_imm_u(row, 2);
     let row_ptr = fx.bcx.ins().iadd(inputs, row_bytes);
     let start_bytes = fx.bcx.ins().ishl_imm_u(start, 2);
@@ -556,6 +568,7 @@ fn write(
         let x = b.get(fx, w, *o, values);
         let stream = match target {
             Target::Params => Stream::Params,
+            Target::Updates => Stream::Updates,
             Target::Slot(s) => Stream::Slot(*s),
         };
         let Some(&addr) = bases.get(&stream) else { continue };
@@ -567,12 +580,13 @@ fn write(
                 };
                 fx.bcx.ins().fadd(p, x)
             }
-            Target::Slot(_) => x,
+            Target::Updates | Target::Slot(_) => x,
         };
         fx.bcx.ins().store(mem(), out, addr, offset);
         if annotate {
             let what = match target {
                 Target::Params => "param +=".to_string(),
+                Target::Updates => "update =".to_string(),
                 Target::Slot(s) => format!("state #{s} ="),
             };
             let from = match o {

@@ -35,6 +35,7 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::default_libcall_names;
 
 use crate::arena::Arena;
+use crate::ir::buffers::{Leaves, Params};
 use crate::ir::plan::{BLOCK, LANES, Plan};
 use crate::ir::{Graph, NodeId, Reduce};
 
@@ -44,37 +45,50 @@ use crate::ir::{Graph, NodeId, Reduce};
 pub struct Task {
     /// Index of the program in the pass.
     pub program: u64,
-    /// First element of the block in the flat buffers.
+    /// First element of the block in the flat state buffers.
     pub start: u64,
     /// Number of elements, at most [`BLOCK`].
     pub len: u64,
     /// Where the program's inputs for this block's leaf start in the inputs array.
     pub inputs: u64,
+    /// The block's leaf: its row of the leaf table gives its parameter, gradient and update
+    /// buffers.
+    pub leaf: u64,
 }
 
 /// The element buffers a kernel reads and writes. Element state is updated in place.
-pub struct Buffers<'a> {
-    pub grads: &'a [f32],
-    pub params: &'a mut [f32],
+pub struct Buffers<'a, 'b> {
+    /// Parameters, gradients and updates, one slice per leaf.
+    pub leaves: &'a mut Leaves<'b>,
+    /// Where each leaf starts in the flat state buffers (a task's `start` counts from there).
+    pub offsets: &'a [usize],
     /// Element slots by slot id (slots of other levels may be empty).
     pub slots: &'a mut Arena,
 }
 
-/// A memory stream of a kernel: index into the pointer table it receives.
+/// A memory stream of a kernel. Slots are flat buffers, found in the pointer table the kernel
+/// receives; the other streams are one buffer per leaf, found in the task's row of the leaf
+/// table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Stream {
     Grads,
     Params,
+    Updates,
     Slot(u32),
 }
 
+/// Entries per leaf in the leaf table: the grads, params and updates of the leaf.
+const LEAF_ROW: usize = 3;
+
 impl Stream {
-    /// Position in the kernel's pointer table.
-    fn index(self) -> usize {
+    /// Where the stream's pointer is: (in the leaf table, position in the row) or (in the
+    /// pointer table, position).
+    fn place(self) -> (bool, usize) {
         match self {
-            Stream::Grads => 0,
-            Stream::Params => 1,
-            Stream::Slot(s) => 2 + s as usize,
+            Stream::Grads => (true, 0),
+            Stream::Params => (true, 1),
+            Stream::Updates => (true, 2),
+            Stream::Slot(s) => (false, s as usize),
         }
     }
 }
@@ -90,10 +104,14 @@ pub struct ProgramInfo {
     pub reductions: Vec<(NodeId, Reduce)>,
     /// Streams the program reads or writes.
     pub streams: Vec<Stream>,
+    /// Whether it adds updates to the parameters (which must then be writable).
+    pub writes_params: bool,
 }
 
-/// Signature of a kernel: tasks, number of tasks, stream pointer table, inputs, partials.
-type KernelFn = unsafe extern "C" fn(*const Task, u64, *const *mut f32, *const f32, *mut f32);
+/// Signature of a kernel: tasks, number of tasks, slot pointer table, inputs, partials, leaf
+/// table (per leaf, [`LEAF_ROW`] addresses: each leaf buffer's address minus the leaf's offset,
+/// so that a task's flat `start` indexes it as it indexes the slots).
+type KernelFn = unsafe extern "C" fn(*const Task, u64, *const *mut f32, *const f32, *mut f32, *const u64);
 
 /// One pass, compiled.
 pub struct CompiledPass {
@@ -173,8 +191,10 @@ pub enum RunError {
     TooLong { task: usize, len: u64 },
     /// A task's input row runs past the inputs array.
     Inputs { task: usize },
-    /// A task's elements run past a buffer.
+    /// A task's elements run past a buffer, or its leaf has none.
     OutOfBounds { task: usize, stream: Stream },
+    /// A program adds updates to parameters that were given read-only.
+    ReadOnlyParams,
     /// The partials array is too short for the tasks.
     Partials { needed: usize, found: usize },
     /// Two tasks cover the same elements (not allowed when they may run on different threads).
@@ -190,6 +210,7 @@ impl fmt::Display for RunError {
             RunError::TooLong { task, len } => write!(f, "task {task} has {len} elements, more than a block ({BLOCK})"),
             RunError::Inputs { task } => write!(f, "task {task}'s input row runs past the inputs"),
             RunError::OutOfBounds { task, stream } => write!(f, "task {task} runs past the end of {stream:?}"),
+            RunError::ReadOnlyParams => write!(f, "a program writes parameters that were given read-only"),
             RunError::Partials { needed, found } => write!(f, "the partials need {needed} floats, found {found}"),
             RunError::Overlap { task } => write!(f, "task {task} overlaps another task"),
         }
@@ -243,7 +264,7 @@ pub fn compile_with(graph: &Graph, plan: &Plan, listing: Listing) -> Result<Comp
         .map(|k| {
             let code = module.get_finalized_function(k.id);
             // SAFETY: `code` is the finalized function `kernel::build` defined with exactly the
-            // signature of `KernelFn` (five pointer-sized integers, the ISA's C calling
+            // signature of `KernelFn` (six pointer-sized integers, the ISA's C calling
             // convention, no returns).
             let kernel = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
             CompiledPass { kernel, programs: k.programs, stride: k.stride, clif: k.clif, asm: k.asm }
@@ -307,8 +328,8 @@ impl CompiledStep {
         if partials.len() < needed {
             return Err(RunError::Partials { needed, found: partials.len() });
         }
-        let Buffers { grads, params, slots } = buffers;
-        // The kernel reads the pointer of every stream its programs use from the table, even
+        let Buffers { leaves, offsets, slots } = buffers;
+        // The kernel reads the pointer of every slot its programs use from the table, even
         // with no tasks: every slot must be in it.
         for program in &compiled.programs {
             for &stream in &program.streams {
@@ -319,11 +340,16 @@ impl CompiledStep {
                 }
             }
         }
-        let length = |s: Stream| -> usize {
+        if !leaves.params.is_mut() && compiled.programs.iter().any(|p| p.writes_params) {
+            return Err(RunError::ReadOnlyParams);
+        }
+        // The elements of a leaf's own buffer a task covers, if the leaf has that buffer.
+        let leaf_len = |s: Stream, leaf: usize| -> Option<usize> {
             match s {
-                Stream::Grads => grads.len(),
-                Stream::Params => params.len(),
-                Stream::Slot(i) => slots.get(i as usize).map_or(0, <[f32]>::len),
+                Stream::Grads => leaves.grads.get(leaf).map(|b| b.len()),
+                Stream::Params => leaves.params.get(leaf).map(<[f32]>::len),
+                Stream::Updates => leaves.updates.get(leaf).map(|b| b.len()),
+                Stream::Slot(_) => None,
             }
         };
         for (t, task) in tasks.iter().enumerate() {
@@ -339,8 +365,18 @@ impl CompiledStep {
                 return Err(RunError::Inputs { task: t });
             }
             let end = task.start.checked_add(task.len);
+            let leaf = usize::try_from(task.leaf).unwrap_or(usize::MAX);
+            // Where the task starts in its leaf's own buffers.
+            let in_leaf = offsets.get(leaf).and_then(|&o| task.start.checked_sub(o as u64));
             for &stream in &program.streams {
-                if end.is_none_or(|end| end > length(stream) as u64) {
+                let fits = match stream {
+                    Stream::Slot(i) => end.is_some_and(|end| end <= slots.get(i as usize).map_or(0, <[f32]>::len) as u64),
+                    _ => in_leaf
+                        .and_then(|a| a.checked_add(task.len))
+                        .zip(leaf_len(stream, leaf))
+                        .is_some_and(|(end, len)| end <= len as u64),
+                };
+                if !fits {
                     return Err(RunError::OutOfBounds { task: t, stream });
                 }
             }
@@ -358,13 +394,31 @@ impl CompiledStep {
                 }
             }
         }
-        // The pointer table: grads, params, then every slot (empty slots are never used: the
-        // checks above found every stream a program uses long enough for its tasks).
-        let mut table: Vec<*mut f32> = Vec::with_capacity(2 + slots.len());
-        table.push(grads.as_ptr().cast_mut());
-        table.push(params.as_mut_ptr());
-        table.extend(slots.slices_mut().into_iter().map(|s| s.as_mut_ptr()));
-        let launch = Launch { kernel: compiled.kernel, table, inputs: inputs.as_ptr() };
+        // The pointer table: every slot (empty slots are never used: the checks above found
+        // every stream a program uses long enough for its tasks).
+        let table: Vec<*mut f32> = slots.slices_mut().into_iter().map(|s| s.as_mut_ptr()).collect();
+        // The leaf table: each buffer's address moved back by its leaf's offset, as an integer
+        // (the kernel adds the task's `start` back; no pointer outside a buffer is formed here).
+        let n_leaves = offsets.len();
+        let mut leaf_table = vec![0u64; n_leaves * LEAF_ROW];
+        let address = |ptr: *const f32, leaf: usize| (ptr as usize as u64).wrapping_sub(4 * offsets[leaf] as u64);
+        for (leaf, row) in leaf_table.chunks_exact_mut(LEAF_ROW).enumerate() {
+            if let Some(g) = leaves.grads.get(leaf) {
+                row[0] = address(g.as_ptr(), leaf);
+            }
+            // Writable parameters lend a pointer that may write.
+            let params = match &mut leaves.params {
+                Params::Mut(p) => p.get_mut(leaf).map(|p| p.as_mut_ptr().cast_const()),
+                Params::Ref(p) => p.get(leaf).map(|p| p.as_ptr()),
+            };
+            if let Some(p) = params {
+                row[1] = address(p, leaf);
+            }
+            if let Some(u) = leaves.updates.get_mut(leaf) {
+                row[2] = address(u.as_mut_ptr(), leaf);
+            }
+        }
+        let launch = Launch { kernel: compiled.kernel, table, inputs: inputs.as_ptr(), leaf_table };
         let per_task = compiled.stride * LANES;
         let base = partials.as_mut_ptr();
         if threads == 1 {
@@ -383,8 +437,9 @@ impl CompiledStep {
             .map(|(i, chunk)| (chunk, unsafe { base.add(i * per_thread * per_task) }))
             .collect();
         // SAFETY: as for one thread; in addition the tasks' element ranges are disjoint (checked
-        // above) and each chunk owns its own run of partial rows, so no two threads write the
-        // same memory.
+        // above; distinct leaves have distinct buffers, which `&mut` guarantees do not overlap)
+        // and each chunk owns its own run of partial rows, so no two threads write the same
+        // memory.
         unsafe { pool::run_chunks(&launch, &chunks) };
         Ok(())
     }
@@ -395,6 +450,7 @@ struct Launch {
     kernel: KernelFn,
     table: Vec<*mut f32>,
     inputs: *const f32,
+    leaf_table: Vec<u64>,
 }
 
 // SAFETY: shared only between the threads of one `run_pass`, which write disjoint memory.
@@ -408,7 +464,7 @@ impl Launch {
     /// the same elements or partial rows.
     unsafe fn run(&self, chunk: &[Task], partials: *mut f32) {
         // SAFETY: the caller's contract.
-        unsafe { (self.kernel)(chunk.as_ptr(), chunk.len() as u64, self.table.as_ptr(), self.inputs, partials) }
+        unsafe { (self.kernel)(chunk.as_ptr(), chunk.len() as u64, self.table.as_ptr(), self.inputs, partials, self.leaf_table.as_ptr()) }
     }
 }
 
@@ -418,8 +474,9 @@ mod tests {
     use crate::ir::plan::{self, Outputs, Target};
     use crate::ir::{GroupSet, Kind, Level, Node, Op};
 
-    /// `param += g * value + state #0`, `state #0 =` the same, and the per-leaf sum of `g`.
-    fn small() -> CompiledStep {
+    /// `param += g * value + state #0` (or `update =` it, for `Target::Updates`),
+    /// `state #0 =` the same, and the per-leaf sum of `g`.
+    fn small(updates: Target) -> CompiledStep {
         let mut graph = Graph::default();
         let g = graph.add(Node::Grad, Level::Element, Kind::F32);
         let v = graph.add(Node::Value, Level::Uniform, Kind::F32);
@@ -428,7 +485,7 @@ mod tests {
         let out = graph.add(Node::Op(Op::Add, vec![gv, s]), Level::Element, Kind::F32);
         let sum = graph.add(Node::LeafReduce { kind: Reduce::Sum, arg: g }, Level::Leaf, Kind::F32);
         let mut outputs = Outputs::default();
-        outputs.element.push((Target::Params, out, GroupSet::all(1)));
+        outputs.element.push((updates, out, GroupSet::all(1)));
         outputs.element.push((Target::Slot(0), out, GroupSet::all(1)));
         outputs.leaf.push((1, sum, GroupSet::all(1)));
         let plan = plan::plan(&graph, 1, outputs);
@@ -437,18 +494,24 @@ mod tests {
     }
 
     fn task(start: u64, len: u64) -> Task {
-        Task { program: 0, start, len, inputs: 0 }
+        Task { program: 0, start, len, inputs: 0, leaf: 0 }
+    }
+
+    /// Writable parameters and gradients of one leaf each.
+    fn leaves<'a>(params: Vec<&'a mut [f32]>, grads: Vec<&'a [f32]>) -> Leaves<'a> {
+        Leaves { params: Params::Mut(params), grads, updates: Vec::new() }
     }
 
     #[test]
     fn a_pass_runs_and_gives_its_partials() {
-        let step = small();
+        let step = small(Target::Params);
         let grads: Vec<f32> = (0..37).map(|i| i as f32).collect();
         let mut params = vec![1.0; 37];
         let mut slots = Arena::from_slices(&[&[0.5; 37]], 0);
         let mut partials = vec![0.0; 2 * LANES];
         let tasks = [task(0, 20), task(20, 17)];
-        let buffers = Buffers { grads: &grads, params: &mut params, slots: &mut slots };
+        let mut leaves = leaves(vec![&mut params], vec![&grads]);
+        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut slots };
         step.run_pass(0, &tasks, &[2.0], buffers, &mut partials, 1).expect("runs");
         assert_eq!(params[3], 1.0 + (3.0 * 2.0 + 0.5));
         assert_eq!(slots.get(0).map(|s| s[36]), Some(36.0 * 2.0 + 0.5));
@@ -462,20 +525,52 @@ mod tests {
     }
 
     #[test]
+    fn leaves_live_in_buffers_of_their_own_and_updates_can_go_apart() {
+        // Two leaves of 5 and 3 elements: flat offsets 0 and 5 in the state, own buffers for
+        // the rest; two threads.
+        let grads: [Vec<f32>; 2] = [(0..5).map(|i| i as f32).collect(), vec![10.0, 11.0, 12.0]];
+        let tasks = [task(0, 5), Task { leaf: 1, ..task(5, 3) }];
+        let (mut a, mut b) = (vec![1.0; 5], vec![2.0; 3]);
+        let mut slots = Arena::new(&[8], 0);
+        let mut partials = vec![0.0; 2 * LANES];
+        let mut in_place = leaves(vec![&mut a, &mut b], vec![&grads[0], &grads[1]]);
+        let buffers = Buffers { leaves: &mut in_place, offsets: &[0, 5], slots: &mut slots };
+        small(Target::Params).run_pass(0, &tasks, &[1.0], buffers, &mut partials, 2).expect("runs");
+        assert_eq!((a[4], b[2]), (1.0 + 4.0, 2.0 + 12.0));
+        assert_eq!(slots.get(0).map(|s| s[7]), Some(12.0));
+
+        let (a0, b0) = (a.clone(), b.clone());
+        let (mut ua, mut ub) = (vec![0.0; 5], vec![0.0; 3]);
+        let step = small(Target::Updates);
+        let mut apart = Leaves { params: Params::Ref(vec![&a, &b]), grads: vec![&grads[0], &grads[1]], updates: vec![&mut ua, &mut ub] };
+        let buffers = Buffers { leaves: &mut apart, offsets: &[0, 5], slots: &mut slots };
+        step.run_pass(0, &tasks, &[1.0], buffers, &mut partials, 1).expect("runs");
+        assert_eq!((a, b), (a0, b0), "the parameters are only read");
+        assert_eq!((ua[4], ub[2]), (4.0 + 4.0, 12.0 + 12.0));
+        // Read-only parameters cannot take updates added in place.
+        let mut read_only = Leaves { params: Params::Ref(vec![&ua, &ub]), grads: vec![&grads[0], &grads[1]], updates: Vec::new() };
+        let buffers = Buffers { leaves: &mut read_only, offsets: &[0, 5], slots: &mut slots };
+        assert_eq!(small(Target::Params).run_pass(0, &tasks, &[1.0], buffers, &mut partials, 1), Err(RunError::ReadOnlyParams));
+    }
+
+    #[test]
     fn every_bad_index_is_refused_before_the_kernel_runs() {
-        let step = small();
+        let step = small(Target::Params);
         let grads = vec![0.0; 16];
         let mut params = vec![0.0; 16];
         let mut partials = vec![0.0; 4 * LANES];
         let run = |tasks: &[Task], inputs: &[f32], slots: &mut Arena, partials: &mut [f32], threads| {
             let mut params = params.clone();
-            let buffers = Buffers { grads: &grads, params: &mut params, slots };
+            let mut leaves = leaves(vec![&mut params], vec![&grads]);
+            let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots };
             step.run_pass(0, tasks, inputs, buffers, partials, threads)
         };
         let ok = Arena::new(&[16], 0);
         assert_eq!(run(&[task(0, 16)], &[1.0], &mut ok.clone(), &mut partials, 1), Ok(()));
         assert_eq!(run(&[task(8, 9)], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Grads }));
         assert_eq!(run(&[task(u64::MAX, 2)], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Grads }));
+        let no_leaf = Task { leaf: 1, ..task(0, 4) };
+        assert_eq!(run(&[no_leaf], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Grads }));
         assert_eq!(run(&[], &[], &mut Arena::default(), &mut partials, 1), Err(RunError::NoSuchSlot(0)));
         assert_eq!(run(&[task(0, 4)], &[1.0], &mut Arena::new(&[3], 0), &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Slot(0) }));
         assert_eq!(run(&[task(0, 4)], &[], &mut ok.clone(), &mut partials, 1), Err(RunError::Inputs { task: 0 }));
@@ -484,6 +579,8 @@ mod tests {
         assert_eq!(run(&[task(0, 4); 5], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::Partials { needed: 5 * LANES, found: 4 * LANES }));
         assert_eq!(run(&[task(0, 8), task(4, 8)], &[1.0], &mut ok.clone(), &mut partials, 2), Err(RunError::Overlap { task: 1 }));
         assert_eq!(run(&[task(0, 8), task(8, 8)], &[1.0], &mut ok.clone(), &mut partials, 2), Ok(()));
-        assert!(matches!(step.run_pass(1, &[], &[], Buffers { grads: &grads, params: &mut params, slots: &mut ok.clone() }, &mut partials, 1), Err(RunError::NoSuchPass(1))));
+        let mut leaves = leaves(vec![&mut params], vec![&grads]);
+        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut ok.clone() };
+        assert!(matches!(step.run_pass(1, &[], &[], buffers, &mut partials, 1), Err(RunError::NoSuchPass(1))));
     }
 }

@@ -47,7 +47,7 @@ impl Runner {
                         let (base, len) = (offsets[l], layout.leaves[l].len());
                         for start in (0..len).step_by(BLOCK) {
                             let n = BLOCK.min(len - start);
-                            pass.tasks.push(Task { program: p as u64, start: (base + start) as u64, len: n as u64, inputs: row as u64 });
+                            pass.tasks.push(Task { program: p as u64, start: (base + start) as u64, len: n as u64, inputs: row as u64, leaf: l as u64 });
                             pass.leaves.push(l);
                         }
                         row += info.inputs.len();
@@ -88,7 +88,7 @@ impl Passes for Compiled<'_> {
                 pass.inputs.push(interp::broadcast(env, &values.uniform, &values.leaf, n, info.group, l).f());
             }
         }
-        let buffers = Buffers { grads: env.grads, params: &mut *env.params, slots: &mut *self.slots };
+        let buffers = Buffers { leaves: &mut env.leaves, offsets: env.offsets, slots: &mut *self.slots };
         let threads = self.threads.min(pass.tasks.len() / MIN_BLOCKS_PER_THREAD).max(1);
         if let Err(e) = step.run_pass(index, &pass.tasks, &pass.inputs, buffers, &mut pass.partials, threads) {
             self.error = Some(e);

@@ -1,11 +1,12 @@
 //! Optimizer state files: versioned, keyed by the pipeline and the layout they belong to,
-//! checksummed, and written through a temporary file and a rename so that a crash never leaves
-//! a half-written file behind.
+//! checksummed, and written by [`crate::fsio`] so that a crash never leaves a half-written file.
 //!
-//! Format: the line `optc-state 1`, a JSON header line, then the state as little-endian bytes:
-//! uniform slots (4 bytes each, f32/i32/bool as u32), per-leaf slots (one f32 per leaf of the
-//! layout), per-element slots (one f32 per element). The header holds an FNV-1a checksum of
-//! those bytes.
+//! Format: the line `optc-state 2`, a JSON header line, then the state as little-endian bytes:
+//! the step count (8 bytes), uniform slots (4 bytes each, f32/i32/bool as u32), per-leaf slots
+//! (one f32 per leaf of the layout), per-element slots (one f32 per element). The header holds
+//! the pipeline with every argument, a fingerprint of its step IR (so that the same call with
+//! other definitions behind it is told apart), the state slots, the layout, and an FNV-1a
+//! checksum of the bytes.
 
 use std::io::Write;
 use std::path::Path;
@@ -16,7 +17,7 @@ use crate::interp::State;
 use crate::ir::op::{Kind, Scalar};
 use crate::ir::{Level, StepIr};
 
-const MAGIC: &str = "optc-state 1";
+const MAGIC: &str = "optc-state 2";
 
 /// Why a state file was refused.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,15 +48,33 @@ impl std::fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-/// FNV-1a, 64 bits: a checksum, not a defence against tampering.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
-}
-
 /// What identifies the pipeline a state belongs to: its slots, by name, level and kind.
 pub fn pipeline_key(ir: &StepIr) -> String {
     let slots: Vec<String> = ir.slots.iter().map(|s| format!("{}:{}:{:?}", s.name, s.level, s.kind)).collect();
     slots.join(" ")
+}
+
+/// What identifies the step a state belongs to, beyond the pipeline's text: a checksum of its
+/// step IR (nodes, updates, slots), which changes with any definition behind the pipeline.
+/// Source locations take no part, so comments and formatting do not matter.
+pub fn fingerprint(ir: &StepIr) -> String {
+    let slots: Vec<_> = ir.slots.iter().map(|s| (&s.name, s.level, s.kind, &s.groups, s.init, s.next)).collect();
+    let text = format!("{:?}", (&ir.graph.nodes, ir.updates, &ir.init.nodes, slots, &ir.groups));
+    format!("{:016x}", crate::fsio::checksum(text.as_bytes()))
+}
+
+/// Whether a state recorded as belonging to (`pipeline`, `slots`, `layout`) belongs to `ir`,
+/// instantiated from the pipeline `now`: the one rule for state files and snapshots alike. The
+/// pipeline itself is compared (hyperparameters included), not only its slots: `adam` and
+/// `adamw` keep the same slots.
+pub fn belongs(ir: &StepIr, now: &str, pipeline: &str, slots: &str, layout: &str) -> Result<(), LoadError> {
+    if pipeline != now || slots != pipeline_key(ir) {
+        return Err(LoadError::Pipeline { saved: pipeline.to_string(), now: now.to_string() });
+    }
+    if layout != ir.layout.to_string() {
+        return Err(LoadError::Layout { saved: layout.to_string(), now: ir.layout.to_string() });
+    }
+    Ok(())
 }
 
 fn scalar_bits(s: Scalar) -> u32 {
@@ -92,24 +111,17 @@ pub fn save(path: &Path, ir: &StepIr, state: &State, step: u64, pipeline: &str) 
     let body = payload(ir, state, step);
     let header = json!({
         "pipeline": pipeline,
+        "fingerprint": fingerprint(ir),
         "slots": pipeline_key(ir),
         "layout": ir.layout.to_string(),
         "bytes": body.len(),
-        "checksum": format!("{:016x}", fnv1a(&body)),
+        "checksum": format!("{:016x}", crate::fsio::checksum(&body)),
     });
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+    crate::fsio::write_with(path, |f| {
         writeln!(f, "{MAGIC}")?;
         writeln!(f, "{header}")?;
-        f.write_all(&body)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+        f.write_all(&body)
+    })
 }
 
 /// Reads a state saved for this `ir`; returns it and the step count it was saved at.
@@ -118,7 +130,13 @@ pub fn load(path: &Path, ir: &StepIr, pipeline: &str) -> Result<(State, u64), Lo
     let corrupt = |m: &str| LoadError::Corrupt(m.to_string());
     let first = bytes.iter().position(|b| *b == b'\n').ok_or_else(|| corrupt("no header"))?;
     if &bytes[..first] != MAGIC.as_bytes() {
-        return Err(corrupt("it does not start with `optc-state 1`"));
+        return Err(match bytes[..first].strip_prefix(b"optc-state ") {
+            Some(version) => corrupt(&format!(
+                "it is version {} of the format, and this optc reads version 2",
+                String::from_utf8_lossy(version)
+            )),
+            None => corrupt("it does not start with `optc-state 2`"),
+        });
     }
     let rest = &bytes[first + 1..];
     let second = rest.iter().position(|b| *b == b'\n').ok_or_else(|| corrupt("no header"))?;
@@ -129,14 +147,15 @@ pub fn load(path: &Path, ir: &StepIr, pipeline: &str) -> Result<(State, u64), Lo
     if header["bytes"].as_u64() != Some(body.len() as u64) {
         return Err(corrupt("it is truncated or has extra bytes"));
     }
-    if field("checksum") != format!("{:016x}", fnv1a(body)) {
+    if field("checksum") != format!("{:016x}", crate::fsio::checksum(body)) {
         return Err(corrupt("its checksum does not match its contents"));
     }
-    if field("slots") != pipeline_key(ir) {
-        return Err(LoadError::Pipeline { saved: field("pipeline"), now: pipeline.to_string() });
-    }
-    if field("layout") != ir.layout.to_string() {
-        return Err(LoadError::Layout { saved: field("layout"), now: ir.layout.to_string() });
+    belongs(ir, pipeline, &field("pipeline"), &field("slots"), &field("layout"))?;
+    if field("fingerprint") != fingerprint(ir) {
+        return Err(LoadError::Pipeline {
+            saved: format!("{} (as defined when the state was saved)", field("pipeline")),
+            now: format!("{pipeline} (whose definitions, or optc's compilation of them, have changed)"),
+        });
     }
     let mut words = body.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
     let lo = u64::from(words.next().unwrap_or(0));

@@ -3,6 +3,7 @@
 
 pub mod blocks;
 pub mod checkpoint;
+pub mod snapshot;
 
 use std::path::Path;
 
@@ -10,6 +11,7 @@ use crate::arena::{self, Arena};
 use crate::check::{Program, summary};
 use crate::diagnostic::Diagnostic;
 use crate::interp::{self, Env, State};
+use crate::ir::buffers::{self, Leaves, Params};
 use crate::ir::instantiate::instantiate;
 use crate::ir::op::Scalar;
 use crate::ir::plan::{self, Plan, Target};
@@ -21,6 +23,13 @@ use crate::jit::{self, CompiledStep};
 pub enum StepError {
     /// A buffer has the wrong number of elements.
     Length { what: &'static str, expected: usize, found: usize },
+    /// A leaf's buffer has the wrong number of elements.
+    LeafLength { what: &'static str, leaf: String, expected: usize, found: usize },
+    /// There is not one buffer per leaf.
+    Leaves { what: &'static str, expected: usize, found: usize },
+    /// The step asked for is not the kind the optimizer was built for (updates added to the
+    /// parameters, or written apart: [`Options::separate_updates`]).
+    Output { separate: bool },
     /// The pipeline needs a value (the loss) and none was given.
     MissingValue,
     /// A value was given to a pipeline that does not read one.
@@ -34,6 +43,16 @@ impl std::fmt::Display for StepError {
         match self {
             StepError::Length { what, expected, found } => {
                 write!(f, "{what} has {found} elements, but the layout has {expected}")
+            }
+            StepError::LeafLength { what, leaf, expected, found } => {
+                write!(f, "{what} of `{leaf}` has {found} elements, but the leaf has {expected}")
+            }
+            StepError::Leaves { what, expected, found } => write!(f, "{found} {what} buffers given for {expected} leaves"),
+            StepError::Output { separate: true } => {
+                write!(f, "this optimizer writes the updates apart: step it with `step_updates`")
+            }
+            StepError::Output { separate: false } => {
+                write!(f, "this optimizer adds the updates to the parameters: step it with `step` or `step_leaves`")
             }
             StepError::MissingValue => write!(f, "this pipeline reads the loss at every step: pass `value`"),
             StepError::UnexpectedValue => {
@@ -76,6 +95,16 @@ impl std::fmt::Display for Backend {
     }
 }
 
+/// How an [`Optimizer`] is built.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    pub backend: Backend,
+    /// Steps write the updates to the caller's buffers ([`Optimizer::step_updates`]) instead
+    /// of adding them to the parameters: for a caller that applies updates itself, as users
+    /// of Optax's `update` do.
+    pub separate_updates: bool,
+}
+
 /// A pipeline instantiated for a layout, with its state.
 pub struct Optimizer {
     pub ir: StepIr,
@@ -90,10 +119,14 @@ pub struct Optimizer {
     steps: u64,
     /// The resolved pipeline, on one line (for messages about state files).
     pipeline: String,
+    /// How each leaf group's learning rate is known (`ir::step_size`).
+    step_sizes: Vec<crate::ir::step_size::StepSize>,
     /// The step's passes as machine code, with their tasks (the `Jit` backend).
     compiled: Option<blocks::Runner>,
     /// Threads the compiled passes are split over.
     threads: usize,
+    /// Whether steps write the updates apart ([`Options::separate_updates`]).
+    separate_updates: bool,
 }
 
 impl Optimizer {
@@ -105,11 +138,6 @@ impl Optimizer {
 
     /// As [`Optimizer::new`], with steps run by `backend`.
     pub fn with_backend(program: &Program, layout: &Layout, params: &[f32], backend: Backend) -> Result<Optimizer, Vec<Diagnostic>> {
-        let ir = instantiate(program, layout)?;
-        let n_groups = ir.groups.len();
-        let step_plan = plan::plan(&ir.graph, n_groups, plan::step_outputs(&ir));
-        let init_plan = plan::plan(&ir.init, n_groups, plan::init_outputs(&ir));
-        let offsets = interp::offsets(layout);
         let total = layout.total();
         if params.len() != total {
             return Err(vec![Diagnostic::error(
@@ -117,7 +145,28 @@ impl Optimizer {
                 format!("the parameters have {} elements, but the layout has {total}", params.len()),
             )]);
         }
+        Optimizer::with_options(program, layout, &buffers::split(layout, params), Options { backend, ..Options::default() })
+    }
+
+    /// Instantiates `program`'s pipeline for `layout` and initialises its state from `params`
+    /// (one slice per leaf, in layout order), built as `options` says.
+    pub fn with_options(program: &Program, layout: &Layout, params: &[&[f32]], options: Options) -> Result<Optimizer, Vec<Diagnostic>> {
+        let mismatch = |m: String| vec![Diagnostic::error("layout-mismatch", m)];
+        if params.len() != layout.leaves.len() {
+            return Err(mismatch(format!("{} parameter buffers given for {} leaves", params.len(), layout.leaves.len())));
+        }
+        if let Some((leaf, p)) = layout.leaves.iter().zip(params).find(|(leaf, p)| leaf.len() != p.len()) {
+            return Err(mismatch(format!("the parameters of `{}` have {} elements, but the leaf has {}", leaf.name, p.len(), leaf.len())));
+        }
+        let mut ir = instantiate(program, layout)?;
+        let step_sizes = crate::ir::step_size::add(&mut ir);
+        let n_groups = ir.groups.len();
+        let updates = if options.separate_updates { Target::Updates } else { Target::Params };
+        let step_plan = plan::plan(&ir.graph, n_groups, plan::step_outputs(&ir, updates));
+        let init_plan = plan::plan(&ir.init, n_groups, plan::init_outputs(&ir));
+        let offsets = interp::offsets(layout);
         let pipeline = program.pipeline.as_ref().map(|tx| one_line(&summary::describe(program, tx))).unwrap_or_default();
+        let backend = options.backend;
         let compiled = match backend {
             Backend::Interp => None,
             Backend::Jit => {
@@ -135,8 +184,10 @@ impl Optimizer {
             last: Vec::new(),
             steps: 0,
             pipeline,
+            step_sizes,
             compiled,
             threads: default_threads(),
+            separate_updates: options.separate_updates,
         };
         let mut init = match backend {
             Backend::Interp => None,
@@ -152,8 +203,7 @@ impl Optimizer {
 
     /// The state before the first step, for parameters `params`, computed by `compiled` (the
     /// init plan as machine code) or the interpreter.
-    fn initial_state(&self, params: &[f32], compiled: Option<&mut blocks::Runner>) -> Result<State, StepError> {
-        let mut scratch = params.to_vec();
+    fn initial_state(&self, params: &[&[f32]], compiled: Option<&mut blocks::Runner>) -> Result<State, StepError> {
         let empty = State::default();
         let n = self.ir.slots.len();
         // The compiled code writes element slots in place; the interpreter returns them.
@@ -163,8 +213,8 @@ impl Optimizer {
             layout: &self.ir.layout,
             groups: &self.ir.groups,
             offsets: &self.offsets,
-            params: &mut scratch,
-            grads: &[],
+            // The initial state only reads the parameters.
+            leaves: Leaves { params: Params::Ref(params.to_vec()), grads: Vec::new(), updates: Vec::new() },
             value: 0.0,
             state: &empty,
         };
@@ -186,7 +236,7 @@ impl Optimizer {
             let programs = self.init_plan.passes.last().map(|p| p.programs.as_slice()).unwrap_or_default();
             written.extend(programs.iter().flat_map(|p| &p.writes).filter_map(|(t, _)| match t {
                 Target::Slot(s) => Some(*s),
-                Target::Params => None,
+                Target::Params | Target::Updates => None,
             }));
         }
         for (s, v) in &results.element {
@@ -247,6 +297,16 @@ impl Optimizer {
         self.threads = threads.max(1);
     }
 
+    /// Threads the compiled passes are split over.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Whether steps write the updates apart ([`Options::separate_updates`]).
+    pub fn separate_updates(&self) -> bool {
+        self.separate_updates
+    }
+
     /// What instantiation noticed but did not refuse, such as a glob that matches no leaf.
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.ir.warnings
@@ -257,7 +317,8 @@ impl Optimizer {
         self.ir.needs_value
     }
 
-    /// One step: `params += update(grads)`, in place; the state advances.
+    /// One step: `params += update(grads)`, in place; the state advances. `params` and
+    /// `grads` hold every leaf, one after another in layout order.
     pub fn step(&mut self, params: &mut [f32], grads: &[f32], value: Option<f32>) -> Result<(), StepError> {
         let total = self.ir.layout.total();
         if params.len() != total {
@@ -265,6 +326,84 @@ impl Optimizer {
         }
         if grads.len() != total {
             return Err(StepError::Length { what: "grads", expected: total, found: grads.len() });
+        }
+        let layout = &self.ir.layout;
+        let leaves = Leaves { params: Params::Mut(buffers::split_mut(layout, params)), grads: buffers::split(layout, grads), updates: Vec::new() };
+        self.run(leaves, value)
+    }
+
+    /// As [`Optimizer::step`], with one buffer per leaf, in layout order (wherever each lives).
+    pub fn step_leaves(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]], value: Option<f32>) -> Result<(), StepError> {
+        let leaves = Leaves { params: Params::Mut(params.iter_mut().map(|p| &mut **p).collect()), grads: grads.to_vec(), updates: Vec::new() };
+        self.run(leaves, value)
+    }
+
+    /// As [`Optimizer::step_leaves`], leaving the leaves `held` (indices in the layout) as
+    /// they were: their parameters and their per-leaf and per-element state. Their gradients
+    /// are not used (give zeros: reductions over all leaves, such as a global norm, see
+    /// them). Uniform state, such as step counters, is shared by every leaf and advances.
+    /// (What PyTorch's optimizers do with a parameter whose `grad` is `None`, as far as state
+    /// shared by all leaves allows.)
+    pub fn step_leaves_holding(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]], value: Option<f32>, held: &[usize]) -> Result<(), StepError> {
+        let n = self.ir.layout.leaves.len().min(params.len());
+        let held: Vec<usize> = held.iter().copied().filter(|&l| l < n).collect();
+        // Copies of what the step must not change: (slot, leaf, value) and (slot, leaf, values).
+        let mut per_leaf: Vec<(usize, usize, f32)> = Vec::new();
+        let mut per_element: Vec<(usize, usize, Vec<f32>)> = Vec::new();
+        for &l in &held {
+            let range = self.offsets[l]..self.offsets[l] + self.ir.layout.leaves[l].len();
+            for (s, slot) in self.ir.slots.iter().enumerate() {
+                match slot.level {
+                    Level::Leaf => per_leaf.push((s, l, self.state.leaf[s][l])),
+                    Level::Element => per_element.push((s, l, self.state.element.get(s).unwrap_or_default()[range.clone()].to_vec())),
+                    Level::Uniform => {}
+                }
+            }
+        }
+        let kept: Vec<Vec<f32>> = held.iter().map(|&l| params[l].to_vec()).collect();
+        self.step_leaves(params, grads, value)?;
+        for (&l, p) in held.iter().zip(kept) {
+            params[l].copy_from_slice(&p);
+        }
+        for (s, l, x) in per_leaf {
+            self.state.leaf[s][l] = x;
+        }
+        for (s, l, v) in per_element {
+            let start = self.offsets[l];
+            if let Some(buffer) = self.state.element.get_mut(s) {
+                buffer[start..start + v.len()].copy_from_slice(&v);
+            }
+        }
+        Ok(())
+    }
+
+    /// One step that writes `update(grads)` to `updates` and leaves the parameters alone (an
+    /// optimizer built with [`Options::separate_updates`]); one buffer per leaf, in layout
+    /// order. The caller applies them: `params + updates` in float32 is what
+    /// [`Optimizer::step`] would have made.
+    pub fn step_updates(&mut self, params: &[&[f32]], grads: &[&[f32]], value: Option<f32>, updates: &mut [&mut [f32]]) -> Result<(), StepError> {
+        let updates = updates.iter_mut().map(|u| &mut **u).collect();
+        self.run(Leaves { params: Params::Ref(params.to_vec()), grads: grads.to_vec(), updates }, value)
+    }
+
+    /// Runs a step on `leaves`, after checking every buffer and the value.
+    fn run(&mut self, leaves: Leaves, value: Option<f32>) -> Result<(), StepError> {
+        let layout = &self.ir.layout;
+        let n = layout.leaves.len();
+        // Updates written apart need buffers for them and read-only parameters; in place, the
+        // reverse (a layout without leaves has no buffers either way).
+        let apart = !leaves.updates.is_empty() || n == 0 && self.separate_updates;
+        if apart != self.separate_updates || self.separate_updates == leaves.params.is_mut() {
+            return Err(StepError::Output { separate: self.separate_updates });
+        }
+        for (what, found) in [("params", leaves.params.len()), ("grads", leaves.grads.len())] {
+            if found != n {
+                return Err(StepError::Leaves { what, expected: n, found });
+            }
+        }
+        if let Err(e) = leaves.check(layout) {
+            let leaf = layout.leaves.get(e.leaf).map(|l| l.name.clone()).unwrap_or_default();
+            return Err(StepError::LeafLength { what: e.what, leaf, expected: e.expected, found: e.found });
         }
         let value = match (self.ir.needs_value, value) {
             (true, None) => return Err(StepError::MissingValue),
@@ -281,8 +420,7 @@ impl Optimizer {
                 layout: &self.ir.layout,
                 groups: &self.ir.groups,
                 offsets: &self.offsets,
-                params,
-                grads,
+                leaves,
                 value,
                 state: &state,
             };
@@ -341,6 +479,12 @@ impl Optimizer {
         self.steps
     }
 
+    /// How each leaf group's effective learning rate is known: a named uniform (`lr`, or
+    /// `lr[G]` when groups differ), or to be measured from the step.
+    pub fn step_sizes(&self) -> &[crate::ir::step_size::StepSize] {
+        &self.step_sizes
+    }
+
     /// Writes the state to `path` (through a temporary file and a rename).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         checkpoint::save(path, &self.ir, &self.state, self.steps, &self.pipeline)
@@ -354,6 +498,46 @@ impl Optimizer {
         self.steps = steps;
         self.last.clear();
         Ok(())
+    }
+
+    /// The state, with what identifies the pipeline and layout it belongs to.
+    pub fn snapshot(&self) -> snapshot::Snapshot {
+        snapshot::take(&self.ir, &self.state, self.steps, &self.pipeline)
+    }
+
+    /// Replaces the state with `snapshot`, taken from an optimizer of the same pipeline and
+    /// layout; anything else is refused with the reason, and nothing changes.
+    pub fn restore(&mut self, snapshot: &snapshot::Snapshot) -> Result<(), checkpoint::LoadError> {
+        self.steps = snapshot::restore(&self.ir, &mut self.state, &self.pipeline, snapshot)?;
+        self.last.clear();
+        Ok(())
+    }
+
+    /// The state packed into two flat vectors by kind, and where each slot lives in them
+    /// ([`snapshot::pack`]).
+    pub fn packed_state(&self) -> (Vec<f32>, Vec<i32>) {
+        snapshot::pack(&self.ir, &self.state)
+    }
+
+    /// Where each slot lives in [`Optimizer::packed_state`].
+    pub fn packed_layout(&self) -> Vec<snapshot::PackedSlot> {
+        snapshot::packed_layout(&self.ir)
+    }
+
+    /// Replaces the state with vectors from [`Optimizer::packed_state`] of an optimizer of the
+    /// same pipeline and layout, after `steps` steps; other lengths are refused, and nothing
+    /// changes.
+    pub fn load_packed_state(&mut self, f: &[f32], i: &[i32], steps: u64) -> Result<(), checkpoint::LoadError> {
+        snapshot::unpack(&self.ir, &mut self.state, f, i)?;
+        self.steps = steps;
+        self.last.clear();
+        Ok(())
+    }
+
+    /// The resolved pipeline on one line (`chain > adam(learning_rate=0.001) > ...`), as state
+    /// files record it.
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
     }
 
     /// Every uniform a user can read: uniform state after the last step, and named values of it.

@@ -152,11 +152,12 @@ impl Dataset {
             let record = record.map_err(|e| csv_error(&name, &e))?;
             let line = record.position().map_or(rows + 2, |p| p.line() as usize);
             let number = |i: usize| -> Result<f32, String> {
-                let text = record.get(i).unwrap_or("");
-                match text.parse::<f32>() {
+                let field = record.get(i).unwrap_or("");
+                let text = || shortened(field);
+                match field.parse::<f32>() {
                     Ok(v) if v.is_finite() => Ok(v),
-                    Ok(_) => Err(format!("{name}:{line}: column `{}` ({}) is `{text}`, not a finite number", header[i], i + 1)),
-                    Err(_) => Err(format!("{name}:{line}: column `{}` ({}) is `{text}`, not a number", header[i], i + 1)),
+                    Ok(_) => Err(format!("{name}:{line}: column `{}` ({}) is `{}`, not a finite number", header[i], i + 1, text())),
+                    Err(_) => Err(format!("{name}:{line}: column `{}` ({}) is `{}`, not a number", header[i], i + 1, text())),
                 }
             };
             for &i in &input_columns {
@@ -195,6 +196,18 @@ impl Dataset {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Appends the samples as bytes (inputs, then labels), for a checksum.
+    pub fn append_bytes(&self, out: &mut Vec<u8>) {
+        out.extend(self.x.iter().flat_map(|v| v.to_le_bytes()));
+        match &self.y {
+            Labels::Values(v) => out.extend(v.iter().flat_map(|v| v.to_le_bytes())),
+            Labels::Classes { labels, count } => {
+                out.extend(labels.iter().flat_map(|l| (*l as u64).to_le_bytes()));
+                out.extend((*count as u64).to_le_bytes());
+            }
+        }
     }
 
     /// Number of input columns.
@@ -305,6 +318,16 @@ fn csv_error(name: &str, e: &csv::Error) -> String {
             pos.as_ref().map_or(0, |p| p.line())
         ),
         _ => format!("{name}: {e}"),
+    }
+}
+
+/// A field as a message shows it: whole if short, else its start and its length (a bad field
+/// may be megabytes long).
+fn shortened(field: &str) -> String {
+    const SHOWN: usize = 40;
+    match field.char_indices().nth(SHOWN) {
+        None => field.to_string(),
+        Some((end, _)) => format!("{}... ({} bytes)", &field[..end], field.len()),
     }
 }
 

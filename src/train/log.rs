@@ -1,301 +1,238 @@
-//! What a run leaves behind: a per-step log (CSV or JSON lines) of the loss, the validation
-//! loss, the learning rate and every named uniform, and a plot of loss and learning rate
-//! against step.
+//! The per-step log of a run: CSV, or JSON lines for `.jsonl` / `.json`. Both hold the same
+//! columns with the same values, and load as float columns (`pd.read_csv`,
+//! `pd.read_json(lines=True)`): a float is written as the shortest decimal that reads back as
+//! itself (a float32 as the float32's), a value not measured at that step is empty in CSV and
+//! `null` in JSON, and a NaN or an infinity is `NaN`, `inf` or `-inf` in CSV and `NaN`,
+//! `Infinity` or `-Infinity` in JSON (as Python's `json` and pandas read them).
+//!
+//! Rows are appended whole, through [`crate::fsio::Appender`], and flushed at every checkpoint
+//! and at the end; a resumed run cuts the rows after its checkpoint's step (rows written after
+//! that checkpoint by the run that stopped) and appends, so every step is in the log once.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use plotters::prelude::*;
+use crate::fsio;
 
-use super::{Record, learning_rate};
-
-/// A per-step log file; the format follows the extension (`.jsonl` or `.json`, else CSV).
+/// A log file being written.
 pub struct Log {
     path: PathBuf,
-    out: std::io::BufWriter<std::fs::File>,
+    out: fsio::Appender,
     json: bool,
-    columns: Option<Vec<String>>,
+    columns: Vec<String>,
+    /// Whole rows not yet written to the file.
+    pending: String,
 }
+
+/// Rows are written to the file in pieces of about this size, between flushes.
+const PIECE: usize = 1 << 16;
 
 impl Log {
-    pub fn create(path: &Path) -> Result<Log, String> {
-        let file = std::fs::File::create(path).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
-        let json = matches!(path.extension().and_then(|e| e.to_str()), Some("jsonl" | "json"));
-        Ok(Log { path: path.to_path_buf(), out: std::io::BufWriter::new(file), json, columns: None })
+    /// Starts a new log at `path` with `columns` (the first is `step`), emptying an old one.
+    pub fn create(path: &Path, columns: Vec<String>) -> Result<Log, String> {
+        let json = is_json(path);
+        let mut log = Log { path: path.to_path_buf(), out: open(path, true)?, json, columns, pending: String::new() };
+        if !json {
+            log.pending = header(&log.columns);
+        }
+        Ok(log)
     }
 
-    /// Appends one step.
-    pub fn write(&mut self, record: &Record) -> Result<(), String> {
-        let lr = learning_rate(&record.uniforms);
-        let result = if self.json {
-            let mut row = serde_json::Map::new();
-            row.insert("step".into(), record.step.into());
-            row.insert("loss".into(), number(f64::from(record.loss)));
-            row.insert("val_loss".into(), record.validation.map_or(serde_json::Value::Null, |v| number(f64::from(v))));
-            row.insert("lr".into(), lr.map_or(serde_json::Value::Null, number));
-            for (name, v) in &record.uniforms {
-                row.insert(name.clone(), number(*v));
+    /// Continues the log at `path` after `step`: rows after it are cut, so that the resumed
+    /// run's rows follow. Refuses a log with other columns. Returns the log and a warning if it
+    /// does not reach `step`.
+    pub fn resume(path: &Path, step: u64, columns: Vec<String>) -> Result<(Log, Option<String>), String> {
+        let shown = path.display();
+        let text = match std::fs::read(path) {
+            Ok(bytes) => String::from_utf8(bytes).map_err(|_| format!("`{shown}` is not a log of optc (not UTF-8 text)"))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let log = Log::create(path, columns)?;
+                let warning = (step > 0).then(|| format!("`{shown}` is new: it starts at step {}", step + 1));
+                return Ok((log, warning));
             }
-            writeln!(self.out, "{}", serde_json::Value::Object(row))
-        } else {
-            let mut line = String::new();
-            if self.columns.is_none() {
-                let names: Vec<String> = record.uniforms.iter().map(|(n, _)| n.clone()).collect();
-                let header: Vec<String> =
-                    ["step", "loss", "val_loss", "lr"].iter().map(|s| s.to_string()).chain(names.iter().map(|c| csv_field(c))).collect();
-                line.push_str(&header.join(","));
-                line.push('\n');
-                self.columns = Some(names);
-            }
-            let columns = self.columns.as_deref().unwrap_or_default();
-            let mut fields = vec![
-                record.step.to_string(),
-                record.loss.to_string(),
-                record.validation.map_or(String::new(), |v| v.to_string()),
-                lr.map_or(String::new(), |v| v.to_string()),
-            ];
-            for c in columns.iter() {
-                let v = record.uniforms.iter().find(|(n, _)| n == c).map(|(_, v)| v.to_string());
-                fields.push(v.unwrap_or_default());
-            }
-            line.push_str(&fields.join(","));
-            writeln!(self.out, "{line}")
+            Err(e) => return Err(format!("cannot read `{shown}`: {e}")),
         };
-        result.map_err(|e| format!("cannot write `{}`: {e}", self.path.display()))
+        let json = is_json(path);
+        let mut kept = String::new();
+        let mut last = 0;
+        let mut lines = text.split_inclusive('\n');
+        let same_columns = if json {
+            text.lines().next().is_none_or(|first| json_keys(first) == columns)
+        } else {
+            let first = lines.next().unwrap_or("");
+            kept.push_str(first);
+            first == header(&columns)
+        };
+        if !same_columns {
+            return Err(format!("`{shown}` is not a log of this run (its columns differ); name another file with `--log`"));
+        }
+        for line in lines {
+            // A line without its newline was cut by a crash; rows after the step are redone.
+            let Some(row_step) = line.strip_suffix('\n').and_then(|l| row_step(l, json, &columns)) else { break };
+            if row_step > step {
+                break;
+            }
+            kept.push_str(line);
+            last = row_step;
+        }
+        if kept.len() != text.len() {
+            fsio::write(path, kept.as_bytes()).map_err(|e| e.to_string())?;
+        }
+        let log = Log { path: path.to_path_buf(), out: open(path, false)?, json, columns, pending: String::new() };
+        let warning = (last < step).then(|| {
+            format!("`{shown}` ends at step {last}, before the checkpoint's step {step}; the steps between are not in it")
+        });
+        Ok((log, warning))
     }
 
-    pub fn finish(mut self) -> Result<(), String> {
-        self.out.flush().map_err(|e| format!("cannot write `{}`: {e}", self.path.display()))
+    /// Adds one row: a value (or none) for each column, in order.
+    pub fn write(&mut self, row: &[Option<f64>]) -> Result<(), String> {
+        if self.json {
+            let fields: Vec<String> = self
+                .columns
+                .iter()
+                .zip(row)
+                .map(|(name, v)| format!("{}:{}", serde_json::Value::from(name.as_str()), json_number(*v)))
+                .collect();
+            self.pending.push('{');
+            self.pending.push_str(&fields.join(","));
+            self.pending.push_str("}\n");
+        } else {
+            let fields: Vec<String> = row.iter().map(|v| v.map_or(String::new(), number)).collect();
+            self.pending.push_str(&fields.join(","));
+            self.pending.push('\n');
+        }
+        if self.pending.len() >= PIECE { self.write_pending() } else { Ok(()) }
+    }
+
+    /// Writes every row so far to the file and makes it durable (before a checkpoint, so that
+    /// the log holds every step the checkpoint does).
+    pub fn flush(&mut self) -> Result<(), String> {
+        self.write_pending()?;
+        self.out.sync().map_err(|e| e.to_string())
+    }
+
+    fn write_pending(&mut self) -> Result<(), String> {
+        if !self.pending.is_empty() {
+            self.out.append(self.pending.as_bytes()).map_err(|e| e.to_string())?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
-fn number(v: f64) -> serde_json::Value {
-    serde_json::Number::from_f64(v).map_or_else(|| serde_json::Value::String(v.to_string()), serde_json::Value::Number)
+/// Checks, before a run, that a log can be written at `path`.
+pub fn check_path(path: &Path) -> Result<(), String> {
+    fsio::check(path).map_err(|e| e.to_string())
+}
+
+fn open(path: &Path, truncate: bool) -> Result<fsio::Appender, String> {
+    fsio::Appender::open(path, truncate).map_err(|e| e.to_string())
+}
+
+fn is_json(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("jsonl" | "json"))
+}
+
+fn header(columns: &[String]) -> String {
+    let names: Vec<String> = columns.iter().map(|c| csv_field(c)).collect();
+    format!("{}\n", names.join(","))
+}
+
+/// The step of a complete row of a log, if it is one.
+fn row_step(line: &str, json: bool, columns: &[String]) -> Option<u64> {
+    if json {
+        // Rows are written as `{"step":N,...}`; the keys of the first are checked apart.
+        let digits = line.strip_prefix("{\"step\":")?.split(',').next()?;
+        return line.ends_with('}').then(|| digits.parse().ok()).flatten();
+    }
+    let mut fields = line.split(',');
+    let step = fields.next()?.parse().ok()?;
+    (fields.count() + 1 == columns.len()).then_some(step)
+}
+
+/// The keys of a JSON row, in order (its numbers may be `NaN` or `Infinity`, which a JSON parser
+/// refuses, so they are read as keys of strings of anything but `,`).
+fn json_keys(line: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut rest = line.trim().trim_start_matches('{');
+    while let Some(after) = rest.strip_prefix('"') {
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in after.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => {
+                    end = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let Some(end) = end else { break };
+        keys.push(serde_json::from_str::<String>(&format!("\"{}\"", &after[..end])).unwrap_or_default());
+        rest = after[end + 1..].trim_start_matches(':');
+        // Skip the value: numbers, `null`, `NaN` and `Infinity` hold no comma.
+        rest = rest.split_once(',').map_or("", |(_, r)| r);
+    }
+    keys
+}
+
+fn json_number(v: Option<f64>) -> String {
+    match v {
+        None => "null".into(),
+        Some(v) if v.is_nan() => "NaN".into(),
+        Some(v) if v.is_infinite() => if v > 0.0 { "Infinity" } else { "-Infinity" }.into(),
+        Some(v) => number(v),
+    }
+}
+
+/// A finite float as CSV and JSON both write it: the shortest decimal that reads back as `v`,
+/// with an exponent when it is very small or large (`1e-8`, `2.5e34`). NaN and infinities are
+/// `NaN`, `inf` and `-inf` (as CSV readers take them).
+fn number(v: f64) -> String {
+    if v == 0.0 || (1e-5..1e16).contains(&v.abs()) || !v.is_finite() { format!("{v}") } else { format!("{v:e}") }
 }
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
-/// One point of the plot.
-#[derive(Clone, Copy, Debug)]
-pub struct Point {
-    pub step: u64,
-    pub loss: f32,
-    pub validation: Option<f32>,
-    pub lr: Option<f64>,
-}
-
-/// What to draw.
-#[derive(Clone, Copy, Debug)]
-pub enum Figure<'a> {
-    /// Loss (training and validation, log scale) above learning rate, against step.
-    Training(&'a [Point]),
-    /// A schedule's value against step.
-    Schedule(&'a [(u64, f64)]),
-}
-
-/// Draws `figure` as SVG or PNG (by the extension of `path`).
-pub fn plot(path: &Path, title: &str, figure: Figure) -> Result<(), String> {
-    let shown = path.display().to_string();
-    let size = (900, 640);
-    match check_plot_path(path)? {
-        "svg" => {
-            register_system_font()?;
-            let mut svg = String::new();
-            {
-                let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-                draw(&root, title, figure).map_err(|e| format!("cannot draw `{shown}`: {e}"))?;
-                root.present().map_err(|e| format!("cannot draw `{shown}`: {e}"))?;
-            }
-            super::write_atomically(path, svg.as_bytes())
-        }
-        _ => {
-            register_system_font()?;
-            let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-            let tmp = path.with_file_name(format!(".{file_name}.tmp-{}.png", std::process::id()));
-            let drawn = (|| {
-                let root = BitMapBackend::new(&tmp, size).into_drawing_area();
-                draw(&root, title, figure).map_err(|e| e.to_string())?;
-                root.present().map_err(|e| e.to_string())
-            })();
-            match drawn.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string())) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    let _ = std::fs::remove_file(&tmp);
-                    Err(format!("cannot draw `{shown}`: {e}"))
-                }
-            }
-        }
+/// A float32 as the float64 of its shortest decimal (`0.1f32` is 0.1, not 0.100000001490116),
+/// so that logs show what a float32 holds and CSV and JSON agree.
+pub fn widen(x: f32) -> f64 {
+    if !x.is_finite() {
+        return f64::from(x);
     }
+    x.to_string().parse().unwrap_or(f64::from(x))
 }
 
-/// The format of a plot file, `svg` or `png`, from its extension; checked before a run so that
-/// a typo does not cost the run.
-pub fn check_plot_path(path: &Path) -> Result<&'static str, String> {
-    let shown = path.display();
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("svg") => Ok("svg"),
-        Some("png") => Ok("png"),
-        Some(other) => Err(format!("`{shown}`: a plot is `.svg` or `.png`, not `.{other}`")),
-        None => Err(format!("`{shown}`: name the plot `FILE.svg` or `FILE.png`")),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_and_json_write_the_same_numbers() {
+        assert_eq!(json_number(Some(widen(0.1))), "0.1");
+        assert_eq!(format!("{}", widen(0.1)), "0.1");
+        assert_eq!(json_number(Some(f64::INFINITY)), "Infinity");
+        assert_eq!(json_number(Some(f64::NAN)), "NaN");
+        assert_eq!(json_number(None), "null");
+        assert_eq!(number(f64::NEG_INFINITY), "-inf");
+        assert_eq!((number(1e-8), number(2.5e34), number(3.0)), ("1e-8".into(), "2.5e34".into(), "3".into()));
     }
-}
 
-/// Fonts a plot's labels are measured (SVG) or drawn (PNG) with, in order of preference; optc
-/// ships none, so it takes one installed on the machine.
-const FONT_FILES: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/liberation-sans/LiberationSans-Regular.ttf",
-    "/System/Library/Fonts/Supplemental/Arial.ttf",
-    "/Library/Fonts/Arial.ttf",
-    "C:\\Windows\\Fonts\\arial.ttf",
-];
-
-/// Folders searched for any TrueType font when none of [`FONT_FILES`] exists.
-const FONT_FOLDERS: &[&str] = &["/usr/share/fonts", "/usr/local/share/fonts", "/Library/Fonts"];
-
-/// Every `.ttf` under `dir`, sorted, a few levels deep.
-fn fonts_under(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for path in paths {
-        if path.is_dir() && depth > 0 {
-            fonts_under(&path, depth - 1, out);
-        } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("ttf")) {
-            out.push(path);
-        }
+    #[test]
+    fn json_rows_are_read_back() {
+        let columns: Vec<String> = ["step", "loss", "a\"b"].iter().map(|s| s.to_string()).collect();
+        let line = r#"{"step":12,"loss":NaN,"a\"b":-Infinity}"#;
+        assert_eq!(json_keys(line), columns);
+        assert_eq!(row_step(line, true, &columns), Some(12));
+        assert_eq!(row_step(r#"{"step":12,"loss":0.5"#, true, &columns), None);
+        assert_eq!(row_step("3,0.5,", false, &columns), Some(3));
+        assert_eq!(row_step("3,0.5", false, &columns), None);
     }
-}
-
-fn register_system_font() -> Result<(), String> {
-    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    REGISTERED
-        .get_or_init(|| {
-            let mut candidates: Vec<PathBuf> = FONT_FILES.iter().map(PathBuf::from).collect();
-            for folder in FONT_FOLDERS {
-                fonts_under(Path::new(folder), 4, &mut candidates);
-            }
-            for file in candidates {
-                if let Ok(bytes) = std::fs::read(&file) {
-                    // The font lives as long as the process, as plotters requires.
-                    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                    if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                        return Ok(());
-                    }
-                }
-            }
-            Err("drawing a plot's labels needs a TrueType font (such as DejaVu Sans, Debian's `fonts-dejavu-core`), and none was found".into())
-        })
-        .clone()
-}
-
-type Area<DB> = DrawingArea<DB, plotters::coord::Shift>;
-type Drawn = Result<(), Box<dyn std::error::Error>>;
-
-fn draw<DB: DrawingBackend>(root: &Area<DB>, title: &str, figure: Figure) -> Drawn
-where
-    DB::ErrorType: 'static,
-{
-    root.fill(&WHITE)?;
-    let root = root.titled(title, ("sans-serif", 20))?;
-    match figure {
-        Figure::Training(points) => draw_training(&root, points),
-        Figure::Schedule(values) => draw_schedule(&root, values),
-    }
-}
-
-fn draw_schedule<DB: DrawingBackend>(root: &Area<DB>, values: &[(u64, f64)]) -> Drawn
-where
-    DB::ErrorType: 'static,
-{
-    let last = values.last().map_or(1, |(s, _)| (*s).max(1));
-    let finite = values.iter().map(|(_, v)| *v).filter(|v| v.is_finite());
-    let (lo, hi) = finite.fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let pad = if hi > lo { (hi - lo) * 0.05 } else { 1.0 };
-    let mut chart = ChartBuilder::on(root)
-        .margin(10)
-        .margin_right(30)
-        .x_label_area_size(30)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0u64..last, (lo - if lo < 0.0 { pad } else { 0.0 })..hi + pad)?;
-    chart.configure_mesh().y_desc("value").x_desc("step").draw()?;
-    chart.draw_series(LineSeries::new(values.iter().copied().filter(|(_, v)| v.is_finite()), &BLUE))?;
-    Ok(())
-}
-
-/// At most about this many points per line: more do not show, and make big SVG files.
-const MAX_POINTS: usize = 1500;
-
-/// Every `stride`-th point, the last, and every point where the learning rate changes (so its
-/// steps stay sharp).
-fn thin(points: &[Point]) -> Vec<Point> {
-    let stride = points.len().div_ceil(MAX_POINTS).max(1);
-    points
-        .iter()
-        .enumerate()
-        .filter(|(i, p)| {
-            i % stride == 0 || *i + 1 == points.len() || *i > 0 && points[i - 1].lr != p.lr
-        })
-        .map(|(_, p)| *p)
-        .collect()
-}
-
-fn draw_training<DB: DrawingBackend>(root: &Area<DB>, points: &[Point]) -> Drawn
-where
-    DB::ErrorType: 'static,
-{
-    let validation: Vec<(u64, f64)> =
-        points.iter().filter_map(|p| p.validation.map(|v| (p.step, f64::from(v)))).collect();
-    let validation: Vec<(u64, f64)> =
-        validation.iter().step_by(validation.len().div_ceil(MAX_POINTS).max(1)).copied().collect();
-    let points = &thin(points);
-    let (top, bottom) = root.split_vertically(400);
-    let last = points.last().map_or(1, |p| p.step.max(1));
-
-    let positive = |v: f64| v.is_finite() && v > 0.0;
-    let losses: Vec<f64> = points
-        .iter()
-        .map(|p| f64::from(p.loss))
-        .chain(validation.iter().map(|(_, v)| *v))
-        .filter(|v| positive(*v))
-        .collect();
-    let lo = losses.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = losses.iter().copied().fold(0.0, f64::max);
-    let (lo, hi) = if lo.is_finite() && hi > lo { (lo * 0.9, hi * 1.1) } else { (1e-3, 1.0) };
-    let mut chart = ChartBuilder::on(&top)
-        .margin(10)
-        .margin_right(30)
-        .x_label_area_size(30)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0u64..last, (lo..hi).log_scale())?;
-    chart.configure_mesh().y_desc("loss").x_desc("step").draw()?;
-    chart
-        .draw_series(LineSeries::new(
-            points.iter().filter(|p| positive(f64::from(p.loss))).map(|p| (p.step, f64::from(p.loss))),
-            &BLUE,
-        ))?
-        .label("training loss")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-    chart
-        .draw_series(LineSeries::new(validation.iter().copied().filter(|(_, v)| positive(*v)), &RED))?
-        .label("validation loss")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
-
-    let rates: Vec<(u64, f64)> = points.iter().filter_map(|p| p.lr.map(|lr| (p.step, lr))).collect();
-    let top_lr = rates.iter().map(|(_, v)| *v).fold(0.0, f64::max);
-    let mut chart = ChartBuilder::on(&bottom)
-        .margin(10)
-        .margin_right(30)
-        .x_label_area_size(30)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0u64..last, 0.0..if top_lr > 0.0 { top_lr * 1.1 } else { 1.0 })?;
-    chart.configure_mesh().y_desc("learning rate").x_desc("step").draw()?;
-    chart.draw_series(LineSeries::new(rates, &GREEN.mix(0.9)))?;
-    Ok(())
 }

@@ -7,9 +7,8 @@ pub mod checkpoint;
 pub mod data;
 pub mod log;
 pub mod models;
+pub mod plot;
 pub mod weights;
-
-use std::path::Path;
 
 use crate::ir::Layout;
 use crate::ir::op::Scalar;
@@ -29,6 +28,56 @@ pub struct Setup {
     pub seed: u64,
     /// A description of the data, recorded in checkpoints.
     pub data: String,
+    /// The fraction of the samples held out for validation.
+    pub val_fraction: f64,
+    /// What the pipeline gets as `value` when it reads one.
+    pub value: ValueSource,
+    /// Steps between evaluations; the validation loss fed as `value` changes only at them.
+    pub eval_every: u64,
+}
+
+impl Setup {
+    /// A checksum of the training and validation samples, so that a checkpoint is refused for
+    /// other data under the same name.
+    pub fn data_checksum(&self) -> u64 {
+        let mut bytes = Vec::new();
+        for set in [&self.train, &self.validation].into_iter().flatten() {
+            set.append_bytes(&mut bytes);
+            bytes.push(b'|');
+        }
+        crate::fsio::checksum(&bytes)
+    }
+}
+
+/// What a pipeline that reads `value` is given at each step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ValueSource {
+    /// The training loss on the step's batch (the loss the gradient is of).
+    #[default]
+    Loss,
+    /// The validation loss, measured every `eval_every` steps and held in between (as Keras
+    /// and PyTorch users feed a plateau scheduler).
+    ValLoss,
+}
+
+impl std::str::FromStr for ValueSource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ValueSource, String> {
+        match s {
+            "loss" => Ok(ValueSource::Loss),
+            "val_loss" => Ok(ValueSource::ValLoss),
+            _ => Err(format!("unknown value `{s}`: expected `loss` (the training loss) or `val_loss` (the validation loss)")),
+        }
+    }
+}
+
+impl std::fmt::Display for ValueSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ValueSource::Loss => "loss",
+            ValueSource::ValLoss => "val_loss",
+        })
+    }
 }
 
 /// One step's results.
@@ -40,15 +89,24 @@ pub struct Record {
     pub loss: f32,
     /// The validation loss after the update, when it was measured.
     pub validation: Option<f32>,
-    /// Every named uniform of the pipeline after the step.
+    /// The fraction of validation samples classified right, when it was measured (classes).
+    pub accuracy: Option<f32>,
+    /// The state and hyperparameters a user can name, after the step (see [`logged`]).
     pub uniforms: Vec<(String, f64)>,
+    /// The effective learning rate of each of [`Trainer::lr_columns`], after the step.
+    pub lrs: Vec<Option<f64>>,
+    /// What was not finite and was handed to a pipeline that checks for it, and what came of it.
+    pub non_finite: Option<String>,
 }
 
 /// Why training stopped early.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stop {
-    /// The loss or a gradient was not finite at this step; nothing was updated.
+    /// The loss or a gradient was not finite at this step, and the pipeline does not check for
+    /// that; nothing was updated.
     Diverged { step: u64, what: String },
+    /// The parameters are not finite after this step.
+    Blown { step: u64, what: String },
     /// The optimizer refused the step.
     Optimizer(String),
 }
@@ -57,6 +115,7 @@ impl std::fmt::Display for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Stop::Diverged { step, what } => write!(f, "step {step}: {what}; the parameters were not updated"),
+            Stop::Blown { step, what } => write!(f, "step {step}: {what} after the update"),
             Stop::Optimizer(e) => write!(f, "{e}"),
         }
     }
@@ -72,14 +131,52 @@ pub struct Trainer {
     grads: Vec<f32>,
     /// The model's intermediate arrays, reused from step to step.
     workspace: Workspace<f32>,
+    /// The validation loss last measured, fed as `value` with [`ValueSource::ValLoss`].
+    pub held_validation: Option<f32>,
+    /// Whether the pipeline tests its inputs for NaN or infinity (`apply_if_finite`,
+    /// `zero_nans`, `skip_not_finite`), so that non-finite gradients are its to handle.
+    handles_non_finite: bool,
+    /// The learning-rate columns: a label, and where each one's value comes from.
+    lr_columns: Vec<(String, LrSource)>,
+}
+
+/// Where a learning-rate column's value comes from.
+#[derive(Clone, Debug, PartialEq)]
+enum LrSource {
+    /// A named uniform of the step (`crate::ir::step_size`).
+    Named(String),
+    /// The step the leaves of a group took, measured: `-<dx, g> / <g, g>`, the learning rate of
+    /// the SGD step that moves as far along the gradient.
+    Measured(Vec<usize>),
 }
 
 impl Trainer {
-    /// A trainer starting from `params` (in `layout` order), with a fresh optimizer.
-    pub fn new(setup: Setup, layout: Layout, params: Vec<f32>, optimizer: Optimizer) -> Trainer {
+    /// A trainer starting from `params` (in `layout` order), with a fresh optimizer;
+    /// `group_labels` names the optimizer's leaf groups (see [`group_labels`]).
+    pub fn new(setup: Setup, layout: Layout, params: Vec<f32>, optimizer: Optimizer, group_labels: &[String]) -> Trainer {
         let batches = setup.train.as_ref().map(|t| Batches::new(t.len(), setup.batch_size, setup.seed));
         let grads = vec![0.0; params.len()];
-        Trainer { setup, layout, params, optimizer, batches, grads, workspace: Workspace::default() }
+        let handles_non_finite = optimizer
+            .ir
+            .graph
+            .nodes
+            .iter()
+            .any(|n| matches!(n.node, crate::ir::Node::Op(crate::ir::Op::IsFinite | crate::ir::Op::IsNan, _)));
+        let lr_columns = lr_columns(&optimizer, group_labels);
+        let mut trainer = Trainer {
+            lr_columns,
+            setup,
+            layout,
+            params,
+            optimizer,
+            batches,
+            grads,
+            workspace: Workspace::default(),
+            held_validation: None,
+            handles_non_finite,
+        };
+        trainer.held_validation = trainer.validation_loss();
+        trainer
     }
 
     /// Steps taken so far.
@@ -101,18 +198,77 @@ impl Trainer {
             batch.as_ref().map(Dataset::batch).as_ref(),
             Some(&mut self.grads),
         );
-        if !loss.is_finite() {
-            return Err(Stop::Diverged { step, what: format!("the loss is {loss}") });
+        let problem = if !loss.is_finite() {
+            Some(format!("the loss is {loss}"))
+        } else {
+            self.grads
+                .iter()
+                .position(|g| !g.is_finite())
+                .map(|i| format!("a gradient of `{}` is {}", leaf_of(&self.layout, i), self.grads[i]))
+        };
+        if let Some(what) = &problem
+            && !self.handles_non_finite
+        {
+            return Err(Stop::Diverged { step, what: what.clone() });
         }
-        if let Some(i) = self.grads.iter().position(|g| !g.is_finite()) {
-            let leaf = leaf_of(&self.layout, i);
-            return Err(Stop::Diverged { step, what: format!("a gradient of `{leaf}` is {}", self.grads[i]) });
-        }
-        let value = self.optimizer.needs_value().then_some(loss);
+        let measured = self.lr_columns.iter().any(|(_, s)| matches!(s, LrSource::Measured(_)));
+        let before = (problem.is_some() || measured).then(|| self.params.clone());
+        let value = match self.setup.value {
+            ValueSource::Loss => loss,
+            ValueSource::ValLoss => self.held_validation.unwrap_or(f32::NAN),
+        };
+        let value = self.optimizer.needs_value().then_some(value);
         self.optimizer.step(&mut self.params, &self.grads, value).map_err(|e| Stop::Optimizer(e.to_string()))?;
-        let validation = if validate { self.validation_loss() } else { None };
-        let uniforms = self.optimizer.uniforms().into_iter().map(|(n, v)| (n, scalar(v))).collect();
-        Ok(Record { step, loss, validation, uniforms })
+        if let Some(i) = self.params.iter().position(|p| !p.is_finite()) {
+            let what = format!("a parameter of `{}` is {}", leaf_of(&self.layout, i), self.params[i]);
+            return Err(Stop::Blown { step, what });
+        }
+        let lrs = self.lrs(before.as_deref());
+        let non_finite = problem.zip(before).map(|(what, before)| {
+            let kept = before.iter().zip(&self.params).all(|(a, b)| a.to_bits() == b.to_bits());
+            let outcome = if kept { "the pipeline left the parameters unchanged" } else { "the pipeline updated the parameters with finite values" };
+            format!("{what}; {outcome}")
+        });
+        let (validation, accuracy) = if validate { self.evaluate() } else { (None, None) };
+        if validation.is_some() && step.is_multiple_of(self.setup.eval_every.max(1)) {
+            self.held_validation = validation;
+        }
+        let uniforms = logged(&self.optimizer);
+        Ok(Record { step, loss, validation, accuracy, uniforms, lrs, non_finite })
+    }
+
+    /// The names of the learning-rate columns: `lr` when the whole model has one, else
+    /// `lr[LABEL]` for each group that differs.
+    pub fn lr_columns(&self) -> Vec<String> {
+        match self.lr_columns.as_slice() {
+            [(_, _)] => vec!["lr".to_string()],
+            columns => columns.iter().map(|(label, _)| format!("lr[{label}]")).collect(),
+        }
+    }
+
+    /// The value of each learning-rate column after a step that started from `before`.
+    fn lrs(&self, before: Option<&[f32]>) -> Vec<Option<f64>> {
+        let uniforms = self.optimizer.uniforms();
+        let offsets = crate::interp::offsets(&self.layout);
+        self.lr_columns
+            .iter()
+            .map(|(_, source)| match source {
+                LrSource::Named(name) => uniforms.iter().find(|(n, _)| n == name).map(|(_, v)| scalar(*v)),
+                LrSource::Measured(leaves) => {
+                    let before = before?;
+                    let (mut along, mut norm) = (0.0f64, 0.0f64);
+                    for &l in leaves {
+                        let range = offsets[l]..offsets[l] + self.layout.leaves[l].len();
+                        for i in range {
+                            let g = f64::from(self.grads[i]);
+                            along += (f64::from(self.params[i]) - f64::from(before[i])) * g;
+                            norm += g * g;
+                        }
+                    }
+                    (norm > 0.0).then(|| log::widen((-along / norm) as f32))
+                }
+            })
+            .collect()
     }
 
     /// The loss on the validation set, if there is one.
@@ -121,6 +277,145 @@ impl Trainer {
         Some(self.setup.model.loss_and_grad(&self.layout, &self.params, Some(&validation.batch()), None))
     }
 
+    /// The validation loss and, for classes, the accuracy.
+    fn evaluate(&self) -> (Option<f32>, Option<f32>) {
+        let Some(validation) = self.setup.validation.as_ref() else { return (None, None) };
+        let batch = validation.batch();
+        let loss = self.setup.model.loss_and_grad(&self.layout, &self.params, Some(&batch), None);
+        (Some(loss), self.setup.model.accuracy(&self.layout, &self.params, &batch))
+    }
+}
+
+/// The learning-rate columns of `optimizer`'s groups (see [`lr_groups`]).
+fn lr_columns(optimizer: &Optimizer, group_labels: &[String]) -> Vec<(String, LrSource)> {
+    use crate::ir::step_size::StepSize;
+    lr_groups(optimizer, group_labels)
+        .into_iter()
+        .map(|g| {
+            let source = match g.size {
+                StepSize::Named(name) => LrSource::Named(name),
+                StepSize::Measured => LrSource::Measured(g.leaves),
+            };
+            (g.label, source)
+        })
+        .collect()
+}
+
+/// Leaves that share a learning rate: a partition arm, a mask's inside or outside, or the
+/// whole model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LrGroup {
+    /// The labels of its leaf groups, joined (`*.bias|*norm*`, `_`).
+    pub label: String,
+    /// Its leaves, in layout order.
+    pub leaves: Vec<usize>,
+    /// How its learning rate is known: a named uniform, or measured from the step taken.
+    pub size: crate::ir::step_size::StepSize,
+}
+
+/// `optimizer`'s leaf groups (labelled by `group_labels`, see [`group_labels`]) gathered by
+/// learning rate: groups with the same named learning rate share one; each group measured
+/// from its step is its own.
+pub fn lr_groups(optimizer: &Optimizer, group_labels: &[String]) -> Vec<LrGroup> {
+    use crate::ir::step_size::StepSize;
+    let groups = &optimizer.ir.groups;
+    let mut out: Vec<(Vec<String>, Vec<usize>, StepSize)> = Vec::new();
+    for (g, size) in optimizer.step_sizes().iter().enumerate() {
+        let label = group_labels.get(g).cloned().unwrap_or_else(|| format!("group {g}"));
+        let shared = match size {
+            StepSize::Named(_) => out.iter_mut().find(|(_, _, s)| s == size),
+            StepSize::Measured => None,
+        };
+        match shared {
+            Some((labels, leaves, _)) => {
+                if !labels.contains(&label) {
+                    labels.push(label);
+                }
+                leaves.extend(&groups.leaves[g]);
+                leaves.sort_unstable();
+            }
+            None => out.push((vec![label], groups.leaves[g].clone(), size.clone())),
+        }
+    }
+    out.into_iter().map(|(labels, leaves, size)| LrGroup { label: labels.join(" "), leaves, size }).collect()
+}
+
+/// A label for each leaf group of `optimizer`: the partition arm that takes it (`*.bias`,
+/// `_`), else the mask it is in or out of, else its leaves.
+pub fn group_labels(program: &crate::check::Program, optimizer: &Optimizer) -> Vec<String> {
+    use crate::check::program::{Mask, Tx};
+    let ir = &optimizer.ir;
+    let mut arms: Vec<String> = vec![String::new(); ir.groups.len()];
+    if let Some(tx) = &program.pipeline {
+        crate::ir::groups::visit(tx, &mut |t| {
+            let mut tag = |g: usize, text: String| {
+                if !arms[g].is_empty() {
+                    arms[g].push(' ');
+                }
+                arms[g].push_str(&text);
+            };
+            match t {
+                Tx::Partition(list) => {
+                    for (g, leaves) in ir.groups.leaves.iter().enumerate() {
+                        let Some(&first) = leaves.first() else { continue };
+                        let name = &ir.layout.leaves[first].name;
+                        let arm = list.iter().find(|a| a.globs.as_ref().is_none_or(|gs| gs.iter().any(|x| crate::glob::matches(x, name))));
+                        if let Some(arm) = arm {
+                            tag(g, arm.globs.as_ref().map_or("_".to_string(), |gs| gs.join("|")));
+                        }
+                    }
+                }
+                Tx::Masked { mask: Mask::Glob(glob), .. } => {
+                    for (g, leaves) in ir.groups.leaves.iter().enumerate() {
+                        let Some(&first) = leaves.first() else { continue };
+                        let inside = crate::glob::matches(glob, &ir.layout.leaves[first].name);
+                        tag(g, if inside { glob.clone() } else { format!("not {glob}") });
+                    }
+                }
+                _ => {}
+            }
+        });
+    }
+    arms.into_iter()
+        .enumerate()
+        .map(|(g, label)| {
+            if !label.is_empty() {
+                return label;
+            }
+            let names: Vec<&str> = ir.groups.leaves[g].iter().map(|&l| ir.layout.leaves[l].name.as_str()).collect();
+            names.join("|")
+        })
+        .collect()
+}
+
+/// The uniforms a run logs: the pipeline's state, its injected hyperparameters and its
+/// learning rates, under their names; not the locals of definitions.
+pub fn logged(optimizer: &Optimizer) -> Vec<(String, f64)> {
+    // `uniforms()` lists the state first (each slot under every name it has), then named values.
+    let state: usize = optimizer.ir.slots.iter().filter(|s| s.level == crate::ir::Level::Uniform).map(|s| 1 + s.aliases.len()).sum();
+    let all = optimizer.uniforms();
+    let (state, named) = all.split_at(state.min(all.len()));
+    let hyperparameters = named.iter().filter(|(n, _)| n.starts_with("inject_hyperparams.") || n.contains(".inject_hyperparams."));
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for (name, v) in state.iter().chain(hyperparameters) {
+        if !out.iter().any(|(n, _)| n == name) {
+            out.push((name.clone(), scalar(*v)));
+        }
+    }
+    out
+}
+
+/// The names [`logged`] gives values for after each step, known before the first.
+pub fn logged_names(optimizer: &Optimizer) -> Vec<String> {
+    let state = optimizer.ir.slots.iter().filter(|s| s.level == crate::ir::Level::Uniform).flat_map(|s| std::iter::once(&s.name).chain(&s.aliases));
+    let hyperparameters = optimizer.ir.named.iter().map(|n| &n.name).filter(|n| n.starts_with("inject_hyperparams.") || n.contains(".inject_hyperparams."));
+    let mut out: Vec<String> = Vec::new();
+    for name in state.chain(hyperparameters) {
+        if !out.contains(name) {
+            out.push(name.clone());
+        }
+    }
+    out
 }
 
 /// The name of the leaf holding element `i` of the flat parameters.
@@ -137,37 +432,8 @@ fn leaf_of(layout: &Layout, i: usize) -> &str {
 
 fn scalar(v: Scalar) -> f64 {
     match v {
-        // The shortest decimal that reads back as the float32, not its binary64 expansion.
-        Scalar::F32(x) => x.to_string().parse().unwrap_or(f64::from(x)),
+        Scalar::F32(x) => log::widen(x),
         Scalar::I32(x) => f64::from(x),
         Scalar::Bool(b) => f64::from(u8::from(b)),
     }
-}
-
-/// The learning rate a user would quote: the first learning-rate value of the pipeline
-/// (`scale_by_learning_rate`'s, a constant or a schedule's current value), times every
-/// `reduce_on_plateau` scale.
-pub fn learning_rate(uniforms: &[(String, f64)]) -> Option<f64> {
-    // A transform that is the whole pipeline names its values without a path (`lr`, `scale`).
-    let lr = uniforms.iter().find(|(n, _)| n == "lr" || n.ends_with(".lr")).map(|(_, v)| v.abs())?;
-    let lone_plateau = uniforms.iter().any(|(n, _)| n == "plateau_count");
-    let scale: f64 = uniforms
-        .iter()
-        .filter(|(n, _)| n.ends_with("reduce_on_plateau.scale") || lone_plateau && n == "scale")
-        .map(|(_, v)| *v)
-        .product();
-    Some(lr * scale)
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
-/// crash leaves either the old file or the new one, never half of one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let name = path.display();
-    let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| format!("cannot write `{name}`: {e}"))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot write `{name}`: {e}")
-    })
 }

@@ -171,6 +171,27 @@ impl Model {
     }
 }
 
+impl Model {
+    /// The fraction of `batch`'s samples whose largest output is their class, for a model that
+    /// classifies; `None` for values and the test functions.
+    pub fn accuracy(&self, layout: &Layout, params: &[f32], batch: &Batch<f32>) -> Option<f32> {
+        let (Model::Mlp { .. }, Targets::Classes { labels, .. }) = (self, &batch.y) else { return None };
+        let mut ws = Workspace::default();
+        self.loss_and_grad_in(&mut ws, layout, params, Some(batch), None);
+        let right = ws
+            .out
+            .rows()
+            .into_iter()
+            .zip(labels.iter())
+            .filter(|(row, label)| {
+                let best = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+                best.0 == **label
+            })
+            .count();
+        Some(right as f32 / labels.len().max(1) as f32)
+    }
+}
+
 /// The arrays of an MLP's forward and backward passes that grow with the batch, kept from one
 /// step to the next. Freeing a step's worth of them lets malloc hand the top of its heap back
 /// to the system, and the next step fault it in again page by page: over a third of a small

@@ -8,21 +8,25 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::ir::Layout;
 
-/// Writes `params` (in `layout` order) to `path`, through a temporary file and a rename.
+/// Writes `params` (in `layout` order) to `path`, through [`crate::fsio`].
 pub fn save(path: &Path, layout: &Layout, params: &[f32], metadata: HashMap<String, String>) -> Result<(), String> {
-    let name = path.display();
+    let data = serialize(layout, params, metadata)?;
+    crate::fsio::write(path, &data).map_err(|e| e.to_string())
+}
+
+/// `params` (in `layout` order) as the bytes of a safetensors file.
+pub fn serialize(layout: &Layout, params: &[f32], metadata: HashMap<String, String>) -> Result<Vec<u8>, String> {
     let bytes: Vec<u8> = params.iter().flat_map(|p| p.to_le_bytes()).collect();
     let mut views = Vec::new();
     let mut offset = 0;
     for leaf in &layout.leaves {
         let len = leaf.len() * 4;
         let view = TensorView::new(Dtype::F32, leaf.shape.clone(), &bytes[offset..offset + len])
-            .map_err(|e| format!("cannot write `{name}`: {e}"))?;
+            .map_err(|e| format!("cannot serialize the weights: {e}"))?;
         views.push((leaf.name.clone(), view));
         offset += len;
     }
-    let data = safetensors::serialize(views, Some(metadata)).map_err(|e| format!("cannot write `{name}`: {e}"))?;
-    super::write_atomically(path, &data)
+    safetensors::serialize(views, Some(metadata)).map_err(|e| format!("cannot serialize the weights: {e}"))
 }
 
 /// Reads parameters for `layout` from `path`: every leaf must be there, float32 (or float64 /
@@ -35,6 +39,9 @@ pub fn load(path: &Path, layout: &Layout) -> Result<Vec<f32>, String> {
         _ => format!("cannot read `{name}`: {e}"),
     })?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| format!("`{name}` is not a safetensors file: {e}"))?;
+    if let Some(twice) = repeated_name(&bytes) {
+        return Err(format!("`{name}` is damaged: its header names the tensor `{twice}` twice"));
+    }
     let mut params = Vec::with_capacity(layout.total());
     for leaf in &layout.leaves {
         let tensor = file.tensor(&leaf.name).map_err(|_| {
@@ -70,6 +77,31 @@ pub fn load(path: &Path, layout: &Layout) -> Result<Vec<f32>, String> {
         return Err(format!("`{name}` holds a non-finite weight (element {i} of the flattened parameters)"));
     }
     Ok(params)
+}
+
+/// A tensor name that a safetensors header holds twice (the parser keeps one of the two).
+fn repeated_name(bytes: &[u8]) -> Option<String> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                if !seen.insert(key.clone()) {
+                    return Ok(Some(key));
+                }
+            }
+            Ok(None)
+        }
+    }
+    let len = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let header = bytes.get(8..8usize.checked_add(len)?)?;
+    serde_json::Deserializer::from_slice(header).deserialize_map(Keys).ok().flatten()
 }
 
 /// IEEE half precision to single.

@@ -21,7 +21,7 @@ fn ir_and_plan_snapshots() {
         assert!(!checked.has_errors(), "{relative}:\n{}", optc::diagnostic::render(&checked.diagnostics, &sources));
         let step = ir::instantiate::instantiate(&checked.program, &layout)
             .unwrap_or_else(|d| panic!("{relative}:\n{}", optc::diagnostic::render(&d, &sources)));
-        let plan = ir::plan::plan(&step.graph, step.groups.len(), ir::plan::step_outputs(&step));
+        let plan = ir::plan::plan(&step.graph, step.groups.len(), ir::plan::step_outputs(&step, ir::plan::Target::Params));
         let promised = text
             .lines()
             .find_map(|l| l.strip_prefix("# plan: "))

@@ -13,36 +13,16 @@ use std::path::Path;
 use optc::arena::Arena;
 use optc::interp::{self, Env, State};
 use optc::ir::op::{Kind, Op, Scalar};
+use optc::ir::buffers::{self, Leaves, Params};
 use optc::ir::plan::{self, BLOCK, Outputs, Target};
 use optc::ir::{Graph, GroupSet, Groups, Layout, Leaf, Level, Node, NodeId, Reduce};
-use optc::runtime::{Backend, Optimizer, blocks};
+use optc::runtime::{Backend, Optimizer, Options, blocks};
 
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 
-use crate::support::{conformance_dir, files_with_extension, is_shape_aware, root, with_main_stack};
-
-/// A small deterministic generator (xorshift), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A float in [-1, 1).
-    fn float(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-
-    fn floats(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.float()).collect()
-    }
-}
+use crate::support::{Rng, conformance_dir, files_with_extension, is_shape_aware, root, with_main_stack};
 
 /// The bits of a float, with every NaN the same (see the module doc).
 fn bits(x: f32) -> u32 {
@@ -71,12 +51,17 @@ fn uniforms_bits(opt: &Optimizer) -> Vec<(String, (u8, u32))> {
     opt.uniforms().into_iter().map(|(n, v)| (n, scalar_bits(v))).collect()
 }
 
-/// Both backends of one pipeline on one layout, stepped together.
+/// Both backends of one pipeline on one layout, stepped together; and both again built to
+/// write the updates apart ([`Options::separate_updates`]) into one buffer per leaf, whose
+/// `params + updates` must be the in-place step's params.
 struct Pair {
     jit: Optimizer,
     interp: Optimizer,
     params_jit: Vec<f32>,
     params_interp: Vec<f32>,
+    apart: [Optimizer; 2],
+    /// The parameters of `apart`, one buffer per leaf.
+    params_apart: Vec<Vec<f32>>,
 }
 
 impl Pair {
@@ -85,16 +70,19 @@ impl Pair {
         if checked.has_errors() {
             return Err(optc::diagnostic::render(&checked.diagnostics, &sources));
         }
-        let make = |backend| {
-            Optimizer::with_backend(&checked.program, layout, params, backend)
+        let make = |backend, separate_updates| {
+            let options = Options { backend, separate_updates };
+            Optimizer::with_options(&checked.program, layout, &buffers::split(layout, params), options)
                 .map_err(|d| optc::diagnostic::render(&d, &sources))
         };
-        let (mut jit, interp) = (make(Backend::Jit)?, make(Backend::Interp)?);
+        let (mut jit, interp) = (make(Backend::Jit, false)?, make(Backend::Interp, false)?);
         // One thread, against which `agree` compares two.
         jit.set_threads(1);
         assert_eq!(jit.backend(), Backend::Jit);
         assert_eq!(interp.backend(), Backend::Interp);
-        Ok(Pair { jit, interp, params_jit: params.to_vec(), params_interp: params.to_vec() })
+        let apart = [make(Backend::Jit, true)?, make(Backend::Interp, true)?];
+        let params_apart = buffers::split(layout, params).into_iter().map(<[f32]>::to_vec).collect();
+        Ok(Pair { jit, interp, params_jit: params.to_vec(), params_interp: params.to_vec(), apart, params_apart })
     }
 
     /// One step of both; an error if they disagree in any bit of the params or the uniforms.
@@ -110,6 +98,31 @@ impl Pair {
         let (ua, ub) = (uniforms_bits(&self.jit), uniforms_bits(&self.interp));
         if ua != ub {
             return Err(format!("uniforms differ:\n jit    {ua:?}\n interp {ub:?}"));
+        }
+        // Written apart, by each backend: the same updates, and params + updates as in place.
+        let layout = self.jit.ir.layout.clone();
+        let params: Vec<&[f32]> = self.params_apart.iter().map(Vec::as_slice).collect();
+        let grads = buffers::split(&layout, grads);
+        let mut updates: [Vec<Vec<f32>>; 2] = Default::default();
+        for (opt, out) in self.apart.iter_mut().zip(&mut updates) {
+            *out = layout.leaves.iter().map(|l| vec![f32::NAN; l.len()]).collect();
+            let mut slices: Vec<&mut [f32]> = out.iter_mut().map(Vec::as_mut_slice).collect();
+            let c = opt.step_updates(&params, &grads, value, &mut slices);
+            if c != a {
+                return Err(format!("step results differ: in place {a:?}, apart ({}) {c:?}", opt.backend()));
+            }
+        }
+        if let Some(d) = first_difference(&updates[0].concat(), &updates[1].concat()) {
+            return Err(format!("updates written apart differ between the backends at {d}"));
+        }
+        for (p, u) in self.params_apart.iter_mut().zip(&updates[0]) {
+            p.iter_mut().zip(u).for_each(|(p, u)| *p += u);
+        }
+        if let Some(d) = first_difference(&self.params_jit, &self.params_apart.concat()) {
+            return Err(format!("params + updates written apart differ from the step in place at {d}"));
+        }
+        if uniforms_bits(&self.apart[0]) != ua {
+            return Err("uniforms differ between the step in place and apart".into());
         }
         Ok(())
     }
@@ -410,8 +423,11 @@ impl Run {
             layout: &self.layout,
             groups: &groups,
             offsets: &offsets,
-            params: &mut params,
-            grads: &self.grads,
+            leaves: Leaves {
+                params: Params::Mut(buffers::split_mut(&self.layout, &mut params)),
+                grads: buffers::split(&self.layout, &self.grads),
+                updates: Vec::new(),
+            },
             value: self.value,
             state: &state,
         };

@@ -214,3 +214,85 @@ fn schedule_prints_the_values_a_pipeline_would_use() {
     ok(&["schedule", "warmup_cosine_decay_schedule(0.0, 1e-3, 10, 100)", "--steps", "100", "--plot", &s(&plot)]);
     assert!(plot.exists());
 }
+
+#[test]
+fn a_huge_bad_csv_field_is_not_echoed_whole() {
+    let dir = scratch("huge-field");
+    let csv = dir.join("big.csv");
+    std::fs::write(&csv, format!("a,y\n1,2\n{},3\n", "x".repeat(100_000))).expect("write");
+    let stderr = fails(&["run", "examples/plateau.opt", "--data", &s(&csv), "--target", "y"]);
+    assert!(stderr.contains("big.csv:3: column `a` (1) is `xxxx") && stderr.contains("(100000 bytes)"), "{}", &stderr[..stderr.len().min(300)]);
+    assert!(stderr.len() < 1000, "{} bytes of message", stderr.len());
+}
+
+#[test]
+fn conform_fails_a_case_that_checks_nothing() {
+    let dir = scratch("empty-case");
+    let params = r#"{"w": {"shape": [2], "data": [1.0, 2.0]}}"#;
+    let grads = r#"{"w": {"shape": [2], "data": [0.1, 0.2]}}"#;
+    for (what, steps, expected, params) in [
+        ("no steps", "[]".to_string(), "[]".to_string(), params),
+        ("no expected", format!("[{{\"grads\": {grads}}}]"), "[]".to_string(), params),
+        ("no params", "[]".to_string(), "[]".to_string(), "{}"),
+    ] {
+        let case = dir.join("case.json");
+        let json = format!(r#"{{"pipeline": "sgd(learning_rate=0.1)", "params": {params}, "steps": {steps}, "expected": {expected}, "tolerance": {{"rtol": 1e-6, "atol": 1e-7}}}}"#);
+        std::fs::write(&case, json).expect("write");
+        let out = optc(&["conform", &s(&case)], None);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", text(&out.stdout));
+        assert!(text(&out.stdout).contains("checks nothing") && text(&out.stdout).contains("0 passed, 1 failed"), "{what}: {}", text(&out.stdout));
+    }
+}
+
+#[test]
+fn the_learning_rate_column_is_the_step_each_family_takes() {
+    let dir = scratch("lr");
+    let cases: &[(&str, &[(&str, f64)])] = &[
+        ("sgd(learning_rate=1e-3)", &[("lr", 0.001)]),
+        ("chain(scale_by_adam(), scale(-1e-3))", &[("lr", 0.001)]),
+        ("chain(sgd(0.1), reduce_on_plateau(factor=0.5))", &[("lr", 0.1)]),
+        ("inject_hyperparams(sgd)(learning_rate=0.05)", &[("lr", 0.05), ("inject_hyperparams.learning_rate", 0.05)]),
+        ("partition { \"*.bias\" => sgd(learning_rate=0.1), _ => adam(learning_rate=1e-3) }", &[("lr[*.bias]", 0.1), ("lr[_]", 0.001)]),
+        ("prodigy()", &[("lr", 3.1622565e-7)]),
+    ];
+    for (pipeline, expected) in cases {
+        let (file, log) = (dir.join("p.opt"), dir.join("p.csv"));
+        std::fs::write(&file, format!("{pipeline}\n")).expect("write");
+        ok(&["run", &s(&file), "--steps", "2", "--log", &s(&log), "--quiet"]);
+        let text = std::fs::read_to_string(&log).expect("log");
+        let header: Vec<&str> = text.lines().next().unwrap_or("").split(',').collect();
+        let first: Vec<&str> = text.lines().nth(1).unwrap_or("").split(',').collect();
+        for (column, value) in *expected {
+            let i = header.iter().position(|c| c == column).unwrap_or_else(|| panic!("{pipeline}: no `{column}` in {header:?}"));
+            let found: f64 = first[i].parse().unwrap_or(f64::NAN);
+            assert!((found - value).abs() <= 1e-6 * value.abs(), "{pipeline}: {column} is {found}, expected {value}");
+        }
+        assert!(!header.iter().any(|c| c.ends_with(".lr") || c.ends_with(".cosine_decay")), "{pipeline}: locals logged: {header:?}");
+        let mut unique = header.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), header.len(), "{pipeline}: duplicate columns {header:?}");
+    }
+    // COCOB has no scalar step: the log holds the one it took, measured.
+    std::fs::write(dir.join("p.opt"), "cocob()\n").expect("write");
+    ok(&["run", &s(&dir.join("p.opt")), "--steps", "2", "--log", &s(&dir.join("p.csv")), "--quiet"]);
+    let text = std::fs::read_to_string(dir.join("p.csv")).expect("log");
+    let lr: f64 = text.lines().nth(1).and_then(|l| l.split(',').nth(4)).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+    assert!(lr.is_finite() && lr > 0.0, "{text}");
+}
+
+#[test]
+fn the_plot_shows_only_what_the_run_has() {
+    let dir = scratch("plot-legend");
+    let plot = dir.join("p.svg");
+    ok(&["run", "examples/plateau.opt", "--model", "rosenbrock", "--steps", "20", "--plot", &s(&plot), "--quiet"]);
+    let svg = std::fs::read_to_string(&plot).expect("plot");
+    assert!(svg.contains("training loss") && !svg.contains("validation loss"), "a test function has no validation set");
+    ok(&["run", "examples/plateau.opt", "--data", "moons", "--batch-size", "32", "--steps", "20", "--plot", &s(&plot), "--quiet"]);
+    let svg = std::fs::read_to_string(&plot).expect("plot");
+    // plotters writes each label on a line of its own.
+    for label in ["\nvalidation loss\n", "\nsmoothed (0.6)\n", "\nlearning rate\n", "\nlr\n"] {
+        assert!(svg.contains(label), "no `{label}` in the plot");
+    }
+}

@@ -4,6 +4,7 @@
 
 use optc::ir::{Layout, op::Scalar};
 use optc::runtime::Optimizer;
+use optc::runtime::snapshot::SlotData;
 use optc::runtime::checkpoint::LoadError;
 
 /// Definitions the tests share, written as a user would.
@@ -211,8 +212,65 @@ fn save_then_load_then_continue_is_bit_identical() {
         for t in 3..8 {
             resumed.step(&mut p2, &grads(t), value(t)).expect("step");
         }
+        // The same through a snapshot (what the Python package's `state_dict` holds).
+        let mut p3 = vec![0.5, -0.25, 1.0];
+        let mut again = optimizer(pipeline, "a:2,b:1", &[0.0; 3]);
+        for t in 0..3 {
+            again.step(&mut p3, &grads(t), value(t)).expect("step");
+        }
+        let mut restored = optimizer(pipeline, "a:2,b:1", &[9.0; 3]);
+        restored.restore(&again.snapshot()).expect("restore");
+        assert_eq!(restored.steps(), 3);
+        // And packed into two vectors (what the Optax adapter carries), into a third one.
+        let (f, i) = restored.packed_state();
+        let mut unpacked = optimizer(pipeline, "a:2,b:1", &[9.0; 3]);
+        assert!(unpacked.load_packed_state(&f[1..], &i, 3).is_err(), "a short vector is refused");
+        unpacked.load_packed_state(&f, &i, 3).expect("unpack");
+        assert_eq!(unpacked.snapshot(), restored.snapshot());
+        for t in 3..8 {
+            restored.step(&mut p3, &grads(t), value(t)).expect("step");
+        }
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&p1), bits(&p2), "{pipeline}");
+        assert_eq!(bits(&p1), bits(&p3), "{pipeline}");
+    }
+}
+
+#[test]
+fn snapshots_from_elsewhere_are_refused_and_change_nothing() {
+    let mut opt = optimizer("adam(learning_rate=1e-3)", "a:2", &[0.0; 2]);
+    opt.step(&mut [1.0, 2.0], &[0.5, -0.5], None).expect("step");
+    let before = opt.snapshot();
+    // Another pipeline with the very same slots, or other hyperparameters.
+    for other in ["adamw(learning_rate=1e-3)", "adam(learning_rate=1e-2)"] {
+        let theirs = optimizer(other, "a:2", &[0.0; 2]).snapshot();
+        assert!(matches!(opt.restore(&theirs), Err(LoadError::Pipeline { .. })), "{other}");
+    }
+    let theirs = optimizer("adam(learning_rate=1e-3)", "a:3", &[0.0; 3]).snapshot();
+    assert!(matches!(opt.restore(&theirs), Err(LoadError::Layout { .. })));
+    // Tampered values: a slot of the wrong length, kind or level, a renamed or missing slot.
+    let mut tampered = Vec::new();
+    let element = before.slots.iter().position(|s| matches!(s.data, SlotData::Element(_))).expect("an element slot");
+    let uniform = before.slots.iter().position(|s| matches!(s.data, SlotData::Uniform(_))).expect("a uniform slot");
+    let mut s = before.clone();
+    s.slots[element].data = SlotData::Element(vec![7.0; 3]);
+    tampered.push(s);
+    let mut s = before.clone();
+    s.slots[uniform].data = SlotData::Uniform(Scalar::F32(7.0));
+    tampered.push(s);
+    let mut s = before.clone();
+    s.slots[element].data = SlotData::Leaf(vec![7.0]);
+    tampered.push(s);
+    let mut s = before.clone();
+    s.slots[element].name = "mu".into();
+    tampered.push(s);
+    let mut s = before.clone();
+    s.slots.pop();
+    tampered.push(s);
+    for (i, s) in tampered.iter().enumerate() {
+        let err = opt.restore(s).expect_err("tampered");
+        assert!(matches!(err, LoadError::Corrupt(_)), "case {i}: {err}");
+        assert_eq!(opt.snapshot(), before, "case {i} changed the state");
     }
 }
 
@@ -223,6 +281,13 @@ fn state_files_from_elsewhere_are_refused_with_a_reason() {
     opt.save(&path).expect("save");
     let mut other_pipeline = optimizer("counter()", "a:2", &[0.0; 2]);
     assert!(matches!(other_pipeline.load(&path), Err(LoadError::Pipeline { .. })));
+    // The pipeline itself is compared, not only its slots: `adam` and `adamw` keep the same.
+    let adam = temp("adam.optc");
+    optimizer("adam(learning_rate=1e-3)", "a:2", &[0.0; 2]).save(&adam).expect("save");
+    for other in ["adamw(learning_rate=1e-3)", "adam(learning_rate=10.0, b1=0.0)"] {
+        let err = optimizer(other, "a:2", &[0.0; 2]).load(&adam).expect_err(other);
+        assert!(matches!(err, LoadError::Pipeline { .. }), "{other}: {err}");
+    }
     let mut other_layout = optimizer("running_sum()", "a:3", &[0.0; 3]);
     let err = other_layout.load(&path).expect_err("another layout");
     assert!(matches!(err, LoadError::Layout { .. }), "{err}");
@@ -240,4 +305,40 @@ fn state_files_from_elsewhere_are_refused_with_a_reason() {
     std::fs::write(&path, b"garbage").expect("write");
     assert!(matches!(same.load(&path), Err(LoadError::Corrupt(_))));
     assert!(matches!(same.load(&temp("missing.optc")), Err(LoadError::Io(_))));
+}
+
+#[test]
+fn held_leaves_keep_their_params_and_state_while_the_rest_step() {
+    // Adam with a per-leaf trust ratio (lars keeps per-leaf state): leaf `b` held at step 2.
+    for pipeline in ["adam(learning_rate=0.1)", "lars(learning_rate=0.1, momentum=0.9)"] {
+        let mut held = optimizer(pipeline, "a:2,b:1", &[0.0; 3]);
+        let mut free = optimizer(pipeline, "a:2,b:1", &[0.0; 3]);
+        let (mut pa, mut pb) = (vec![1.0, 2.0], vec![3.0]);
+        let mut flat = vec![1.0, 2.0, 3.0];
+        let grads = [vec![0.5, -0.5], vec![0.25]];
+        let step = |opt: &mut Optimizer, pa: &mut Vec<f32>, pb: &mut Vec<f32>, hold: &[usize]| {
+            let mut params: Vec<&mut [f32]> = vec![pa, pb];
+            opt.step_leaves_holding(&mut params, &[&grads[0], &grads[1]], None, hold).expect("step");
+        };
+        step(&mut held, &mut pa, &mut pb, &[]);
+        let before = held.snapshot();
+        let b_before = pb.clone();
+        step(&mut held, &mut pa, &mut pb, &[1]);
+        assert_eq!(pb, b_before, "{pipeline}: the held leaf's params moved");
+        // Its per-element and per-leaf state is as before; leaf `a` stepped.
+        let after = held.snapshot();
+        for (x, y) in before.slots.iter().zip(&after.slots) {
+            match (&x.data, &y.data) {
+                (SlotData::Element(x), SlotData::Element(y)) => {
+                    assert_eq!(x[2], y[2], "{pipeline}: {}", after.slots.len());
+                    assert_ne!(x[0], y[0], "{pipeline}");
+                }
+                (SlotData::Leaf(x), SlotData::Leaf(y)) => assert_eq!(x[1], y[1], "{pipeline}"),
+                _ => {}
+            }
+        }
+        free.step(&mut flat, &[0.5, -0.5, 0.25], None).expect("step");
+        free.step(&mut flat, &[0.5, -0.5, 0.25], None).expect("step");
+        assert_eq!(pa, flat[..2], "{pipeline}: the other leaf steps as without holding");
+    }
 }

@@ -19,6 +19,7 @@ const RANKS: &[(&str, usize)] = &[
     ("stdlib", 0),
     ("native", 0),
     ("parallel", 0),
+    ("fsio", 0),
     ("syntax", 1),
     ("check", 2),
     ("ir", 3),
@@ -27,6 +28,7 @@ const RANKS: &[(&str, usize)] = &[
     ("runtime", 5),
     ("train", 6),
     ("cli", 7),
+    ("python", 8),
 ];
 
 /// Modules at the bottom: they use no other module of the crate.
@@ -115,6 +117,9 @@ fn dependencies_stay_in_their_modules() {
         }
         if code.contains("cranelift") && !rel.starts_with("src/jit/") {
             violations.push(format!("{rel} uses Cranelift outside src/jit/"));
+        }
+        if (code.contains("pyo3::") || code.contains("numpy::")) && !rel.starts_with("src/python/") {
+            violations.push(format!("{rel} uses PyO3 or numpy outside src/python/"));
         }
         if code.contains("codespan_reporting") && rel != "src/diagnostic.rs" {
             violations.push(format!("{rel} uses codespan-reporting outside src/diagnostic.rs"));

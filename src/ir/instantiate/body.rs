@@ -462,7 +462,7 @@ impl Frame {
             return IVal::Const(Value::Float(*x));
         }
         if let Some(id) = inst.program.lookup(name) {
-            return IVal::Const(Value::Func(std::rc::Rc::new(Func::Def(id))));
+            return IVal::Const(Value::Func(std::sync::Arc::new(Func::Def(id))));
         }
         inst.error(Diagnostic::bug(format!("`{name}` is not defined at instantiation")));
         IVal::Const(Value::Float(0.0))

@@ -121,9 +121,9 @@ impl Frame {
                     }
                 }
                 if d.kind == DefKind::Transform {
-                    IVal::Const(Value::Transform(std::rc::Rc::new(Tx::Instance { def: id, args, span })))
+                    IVal::Const(Value::Transform(std::sync::Arc::new(Tx::Instance { def: id, args, span })))
                 } else {
-                    IVal::Const(Value::Schedule(std::rc::Rc::new(Schedule::Instance { def: id, args, span })))
+                    IVal::Const(Value::Schedule(std::sync::Arc::new(Schedule::Instance { def: id, args, span })))
                 }
             }
             DefKind::Builtin => {

@@ -1,0 +1,138 @@
+//! The element buffers a step reads and writes, one slice per leaf of a [`Layout`]: the
+//! parameters, the gradients, and (when asked for) the updates. Per leaf, because a caller's
+//! tensors live wherever its framework put them (a PyTorch module's parameters are separate
+//! allocations); a flat buffer is the special case of slices cut from one allocation.
+
+use super::Layout;
+
+/// The parameter, gradient and update buffers of one step, in layout order.
+pub struct Leaves<'a> {
+    /// Read by the step; the updates are added to them unless the plan writes them to
+    /// `updates` ([`Target::Updates`](super::plan::Target::Updates)).
+    pub params: Params<'a>,
+    /// Empty when initialising (the initial state reads only the parameters).
+    pub grads: Vec<&'a [f32]>,
+    /// Where the updates are written when the caller applies them itself (what Optax's
+    /// `update` returns); empty otherwise.
+    pub updates: Vec<&'a mut [f32]>,
+}
+
+/// The parameters of a step: writable when the updates are added to them, read-only when
+/// they go to buffers of their own.
+pub enum Params<'a> {
+    Mut(Vec<&'a mut [f32]>),
+    Ref(Vec<&'a [f32]>),
+}
+
+impl<'a> Params<'a> {
+    /// The parameters of leaf `l`.
+    pub fn get(&self, l: usize) -> Option<&[f32]> {
+        match self {
+            Params::Mut(p) => p.get(l).map(|p| &**p),
+            Params::Ref(p) => p.get(l).copied(),
+        }
+    }
+
+    /// The parameters of leaf `l`, if they may be written.
+    pub fn get_mut(&mut self, l: usize) -> Option<&mut [f32]> {
+        match self {
+            Params::Mut(p) => p.get_mut(l).map(|p| &mut **p),
+            Params::Ref(_) => None,
+        }
+    }
+
+    /// The number of leaves.
+    pub fn len(&self) -> usize {
+        match self {
+            Params::Mut(p) => p.len(),
+            Params::Ref(p) => p.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn is_mut(&self) -> bool {
+        matches!(self, Params::Mut(_))
+    }
+}
+
+/// A buffer whose length does not match its leaf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LengthError {
+    /// `params`, `grads` or `updates`.
+    pub what: &'static str,
+    /// The leaf's index in the layout.
+    pub leaf: usize,
+    pub expected: usize,
+    pub found: usize,
+}
+
+impl<'a> Leaves<'a> {
+    /// Checks every buffer against `layout`: one slice per leaf, of the leaf's length (`grads`
+    /// and `updates` may be empty as a whole).
+    pub fn check(&self, layout: &Layout) -> Result<(), LengthError> {
+        let lens = |what: &'static str, found: Vec<usize>| -> Result<(), LengthError> {
+            if found.len() != layout.leaves.len() {
+                return Err(LengthError { what, leaf: found.len().min(layout.leaves.len()), expected: layout.leaves.len(), found: found.len() });
+            }
+            match layout.leaves.iter().zip(found).enumerate().find(|(_, (leaf, n))| leaf.len() != *n) {
+                Some((l, (leaf, n))) => Err(LengthError { what, leaf: l, expected: leaf.len(), found: n }),
+                None => Ok(()),
+            }
+        };
+        lens("params", (0..self.params.len()).map(|l| self.params.get(l).map_or(0, <[f32]>::len)).collect())?;
+        if !self.grads.is_empty() {
+            lens("grads", self.grads.iter().map(|g| g.len()).collect())?;
+        }
+        if !self.updates.is_empty() {
+            lens("updates", self.updates.iter().map(|u| u.len()).collect())?;
+        }
+        Ok(())
+    }
+}
+
+/// Cuts a flat buffer into one slice per leaf of `layout` (which must have `flat.len()`
+/// elements in all).
+pub fn split_mut<'a>(layout: &Layout, mut flat: &'a mut [f32]) -> Vec<&'a mut [f32]> {
+    let mut out = Vec::with_capacity(layout.leaves.len());
+    for leaf in &layout.leaves {
+        let n = leaf.len().min(flat.len());
+        let (head, rest) = std::mem::take(&mut flat).split_at_mut(n);
+        out.push(head);
+        flat = rest;
+    }
+    out
+}
+
+/// As [`split_mut`], for a buffer that is only read.
+pub fn split<'a>(layout: &Layout, mut flat: &'a [f32]) -> Vec<&'a [f32]> {
+    let mut out = Vec::with_capacity(layout.leaves.len());
+    for leaf in &layout.leaves {
+        let (head, rest) = flat.split_at(leaf.len().min(flat.len()));
+        out.push(head);
+        flat = rest;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flat_buffer_splits_into_its_leaves_and_lengths_are_checked() {
+        let layout = Layout::parse("a:2x2,b:3,c:").expect("layout");
+        let mut flat: Vec<f32> = (0..8).map(|i| i as f32).collect();
+        let grads = vec![0.0; 8];
+        let params = split_mut(&layout, &mut flat);
+        assert_eq!(params.iter().map(|p| p.len()).collect::<Vec<_>>(), [4, 3, 1]);
+        assert_eq!(params[2], &[7.0]);
+        let leaves = Leaves { params: Params::Mut(params), grads: split(&layout, &grads), updates: Vec::new() };
+        assert_eq!(leaves.check(&layout), Ok(()));
+        let short = vec![0.0; 7];
+        let leaves = Leaves { grads: split(&layout, &short), ..leaves };
+        assert_eq!(leaves.check(&layout), Err(LengthError { what: "grads", leaf: 2, expected: 1, found: 0 }));
+    }
+}

@@ -1,0 +1,157 @@
+//! The effective learning rate of each leaf group, found in the step graph rather than by the
+//! name of some hyperparameter: the update of a group is followed down from its output
+//! through multiplications by uniform values (a learning rate, a schedule's value, a plateau
+//! scale, an injected hyperparameter, a parameter-free method's own step such as MoMo's `tau`
+//! or DoG's distance ratio), negations and divisions by uniform values, past a decoupled
+//! weight-decay term (`... - c * param`), to the direction it scales. The product of those
+//! factors, negated, is the group's learning rate: positive when the update descends along
+//! the direction, with the sign a user gave (`learning_rate=-1e-3` gives -0.001).
+//!
+//! A named step size (a definition's `let`, such as Prodigy's `dlr`) multiplying the numerator
+//! of a preconditioned direction counts too; unnamed factors inside the direction (Adam's bias
+//! correction) do not. A group whose update is not a scaled direction (COCOB sets the
+//! parameters from its bets; a select between two updates, as `apply_if_finite` makes) has no
+//! such factor: its step size is measured from the step it takes ([`StepSize::Measured`]).
+
+use super::op::{Kind, Op, Scalar};
+use super::{Level, Named, Node, NodeId, StepIr};
+
+/// How a group's learning rate is known.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepSize {
+    /// The named uniform holding it after each step.
+    Named(String),
+    /// The update is not a scaled direction: measure the step it takes.
+    Measured,
+}
+
+/// Finds each group's learning rate and adds it to the IR's named uniforms: `lr` when every
+/// group has the same, else `lr[G]` for group G (only for groups whose update is a scaled
+/// direction). Returns how each group's is known.
+pub fn add(ir: &mut StepIr) -> Vec<StepSize> {
+    let groups = ir.groups.len();
+    let nodes: Vec<Option<NodeId>> = (0..groups).map(|g| factor(ir, g).map(|f| negated(ir, f))).collect();
+    let same = nodes.windows(2).all(|w| w[0] == w[1]);
+    let mut out = Vec::with_capacity(groups);
+    for (g, node) in nodes.iter().enumerate() {
+        let Some(node) = *node else {
+            out.push(StepSize::Measured);
+            continue;
+        };
+        let name = if same { "lr".to_string() } else { format!("lr[{g}]") };
+        if !ir.named.iter().any(|n| n.name == name) {
+            ir.named.push(Named { name: name.clone(), node });
+        }
+        out.push(StepSize::Named(name));
+    }
+    out
+}
+
+/// The product of the uniform factors of group `g`'s update, as a node (a constant 1 when
+/// there are none), or `None` if the update is not a scaled direction.
+fn factor(ir: &mut StepIr, g: usize) -> Option<NodeId> {
+    let mut factors: Vec<(NodeId, bool)> = Vec::new();
+    let minus = ir.graph.constant(Scalar::F32(-1.0));
+    let mut node = ir.updates;
+    loop {
+        let graph = &ir.graph;
+        let uniform = |n: NodeId| graph.level(n) == Level::Uniform;
+        match &graph.get(node).node {
+            Node::Merge(parts) => {
+                node = parts.iter().find(|(groups, _)| groups.contains(g)).map(|(_, n)| *n)?;
+            }
+            Node::Op(Op::Mul, args) if uniform(args[0]) != uniform(args[1]) => {
+                let (f, rest) = if uniform(args[0]) { (args[0], args[1]) } else { (args[1], args[0]) };
+                factors.push((f, false));
+                node = rest;
+            }
+            Node::Op(Op::Div, args) if uniform(args[1]) && !uniform(args[0]) => {
+                factors.push((args[1], true));
+                node = args[0];
+            }
+            Node::Op(Op::Neg, args) => {
+                factors.push((minus, false));
+                node = args[0];
+            }
+            Node::Op(op @ (Op::Add | Op::Sub), args) => {
+                let (a, b) = (args[0], args[1]);
+                // `target - param` sets the parameters (COCOB): not a scaled direction.
+                if replaces(graph, a) || replaces(graph, b) {
+                    return None;
+                }
+                if decays(graph, a) {
+                    if *op == Op::Sub {
+                        factors.push((minus, false));
+                    }
+                    node = b;
+                } else if decays(graph, b) {
+                    node = a;
+                } else {
+                    break;
+                }
+            }
+            // `dlr * m / (sqrt(v) + eps)`: a named step size (a definition's `let`) scaling the
+            // numerator of a preconditioned direction (Prodigy). Unnamed ones, such as Adam's
+            // bias correction, belong to the direction.
+            Node::Op(Op::Div, args) if !uniform(args[1]) => {
+                if let Node::Op(Op::Mul, m) = &graph.get(args[0]).node
+                    && let Some(&f) = m.iter().find(|&&x| uniform(x) && ir.named.iter().any(|n| n.node == x))
+                {
+                    factors.push((f, false));
+                }
+                break;
+            }
+            Node::Op(Op::Select, _) => return None,
+            _ => break,
+        }
+    }
+    Some(product(ir, &factors))
+}
+
+/// Whether `n` is `-param`, which makes `target - param` an update that sets the parameters.
+fn replaces(graph: &super::Graph, n: NodeId) -> bool {
+    let minus_one = |x: NodeId| graph.as_const(x).is_some_and(|c| c.f() == -1.0);
+    match &graph.get(n).node {
+        Node::Op(Op::Neg, args) => graph.get(args[0]).node == Node::Param,
+        Node::Op(Op::Mul, args) => {
+            minus_one(args[0]) && graph.get(args[1]).node == Node::Param || minus_one(args[1]) && graph.get(args[0]).node == Node::Param
+        }
+        _ => false,
+    }
+}
+
+/// Whether `n` is a weight-decay term: the parameters times uniform or per-leaf values.
+fn decays(graph: &super::Graph, n: NodeId) -> bool {
+    match &graph.get(n).node {
+        Node::Param => true,
+        Node::Op(Op::Neg, args) => decays(graph, args[0]),
+        Node::Op(Op::Mul, args) => {
+            let scalar = |x: NodeId| graph.level(x) < Level::Element;
+            scalar(args[0]) && decays(graph, args[1]) || scalar(args[1]) && decays(graph, args[0])
+        }
+        _ => false,
+    }
+}
+
+/// The product of `factors` (each divided by when marked), in float32.
+fn product(ir: &mut StepIr, factors: &[(NodeId, bool)]) -> NodeId {
+    let graph = &mut ir.graph;
+    let mut acc = graph.constant(Scalar::F32(1.0));
+    for &(f, reciprocal) in factors {
+        let f = if graph.kind(f) == Kind::F32 { f } else { graph.add(Node::Op(Op::ToF32, vec![f]), Level::Uniform, Kind::F32) };
+        let op = if reciprocal { Op::Div } else { Op::Mul };
+        acc = match (graph.as_const(acc), graph.as_const(f)) {
+            (Some(a), Some(b)) => graph.constant(super::op::eval(op, &[a, b])),
+            _ => graph.add(Node::Op(op, vec![acc, f]), Level::Uniform, Kind::F32),
+        };
+    }
+    acc
+}
+
+fn negated(ir: &mut StepIr, f: NodeId) -> NodeId {
+    let graph = &mut ir.graph;
+    match graph.as_const(f) {
+        Some(c) => graph.constant(super::op::eval(Op::Neg, &[c])),
+        None => graph.add(Node::Op(Op::Neg, vec![f]), Level::Uniform, Kind::F32),
+    }
+}
