@@ -28,7 +28,7 @@ use cranelift_module::{FuncId, Linkage, Module, ModuleReloc};
 use super::clif::Comments;
 use super::lower::{Fx, Width, identity};
 use super::math::Math;
-use super::{JitError, LEAF_ROW, Listing, ProgramInfo, Stream, Task};
+use super::{JitError, Listing, ProgramInfo, Stream, Task};
 use crate::ir::plan::{GroupProgram, LANES, Pass, Target, resolve};
 use crate::ir::{Graph, Level, Node, NodeId, Reduce};
 
@@ -240,16 +240,9 @@ fn build_body(fx: &mut Fx, comments: &mut Comments, graph: &Graph, programs: &[P
     fx.bcx.append_block_params_for_function_params(entry);
     fx.bcx.switch_to_block(entry);
     let params = fx.bcx.block_params(entry).to_vec();
-    let (tasks, n_tasks, table, inputs, partials, leaf_table) = (params[0], params[1], params[2], params[3], params[4], params[5]);
-    // Slot pointers, loaded once; the leaf buffers' addresses, once per task.
+    let (tasks, n_tasks, row_len, inputs, partials, leaf_table) = (params[0], params[1], params[2], params[3], params[4], params[5]);
+    // Every stream's address comes from the task's row of the leaf table.
     let used: BTreeSet<Stream> = programs.iter().flat_map(|p| p.info.streams.iter().copied()).collect();
-    let mut slot_streams: HashMap<Stream, Value> = HashMap::new();
-    for &s in &used {
-        if let (false, k) = s.place() {
-            let offset = i32::try_from(k * 8).unwrap_or(i32::MAX);
-            slot_streams.insert(s, fx.bcx.ins().load(I64, mem(), table, offset));
-        }
-    }
     let t_var = fx.bcx.declare_var(I64);
     let zero = fx.bcx.ins().iconst(I64, 0);
     fx.bcx.def_var(t_var, zero);
@@ -263,13 +256,13 @@ fn build_body(fx: &mut Fx, comments: &mut Comments, graph: &Graph, programs: &[P
     let len = fx.bcx.ins().load(I64, mem(), task, 16);
     let row = fx.bcx.ins().load(I64, mem(), task, 24);
     let leaf = fx.bcx.ins().load(I64, mem(), task, 32);
-    let mut streams = slot_streams;
-    let leaf_row = fx.bcx.ins().imul_imm_u(leaf, (LEAF_ROW * 8) as i64);
+    let leaf_row = fx.bcx.ins().imul(leaf, row_len);
+    let leaf_row = fx.bcx.ins().ishl_imm_u(leaf_row, 3);
     let leaf_row = fx.bcx.ins().iadd(leaf_table, leaf_row);
+    let mut streams: HashMap<Stream, Value> = HashMap::new();
     for &s in &used {
-        if let (true, k) = s.place() {
-            streams.insert(s, fx.bcx.ins().load(I64, mem(), leaf_row, (k * 8) as i32));
-        }
+        let offset = i32::try_from(s.place() * 8).unwrap_or(i32::MAX);
+        streams.insert(s, fx.bcx.ins().load(I64, mem(), leaf_row, offset));
     }
     let row_bytes = fx.bcx.ins().ishl_imm_u(row, 2);
     let row_ptr = fx.bcx.ins().iadd(inputs, row_bytes);

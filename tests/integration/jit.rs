@@ -13,7 +13,7 @@ use std::path::Path;
 use optc::arena::Arena;
 use optc::interp::{self, Env, State};
 use optc::ir::op::{Kind, Op, Scalar};
-use optc::ir::buffers::{self, Leaves, Params};
+use optc::ir::buffers::{self, Leaves, Params, SlotLayout};
 use optc::ir::plan::{self, BLOCK, Outputs, Target};
 use optc::ir::{Graph, GroupSet, Groups, Layout, Leaf, Level, Node, NodeId, Reduce};
 use optc::runtime::{Backend, Optimizer, Options, blocks};
@@ -418,11 +418,14 @@ impl Run {
             blocks::Runner::new(step, &groups, &self.layout, &offsets)
         });
         let mut element = if compiled.is_some() { std::mem::take(&mut state.element) } else { Arena::default() };
+        let lens: Vec<usize> = self.layout.leaves.iter().map(Leaf::len).collect();
+        let slot_layout = SlotLayout::all_leaves(&lens, self.slots.len());
         let mut env = Env {
             graph: &self.graph,
             layout: &self.layout,
             groups: &groups,
             offsets: &offsets,
+            slots: &slot_layout,
             leaves: Leaves {
                 params: Params::Mut(buffers::split_mut(&self.layout, &mut params)),
                 grads: buffers::split(&self.layout, &self.grads),
