@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Data flows one way, left to right; no stage reaches back into an earlier one's internals.
-//! `source`, `diagnostic`, `glob`, `arena`, `native`, `fsio` and `stdlib` sit at the source end and
+//! `source`, `diagnostic`, `glob`, `fmath`, `arena`, `native`, `fsio` and `stdlib` sit at the source end and
 //! every stage may use them.
 //!
 //! Architecture invariants:
@@ -34,6 +34,7 @@ pub mod check;
 pub mod cli;
 pub mod codes;
 pub mod diagnostic;
+pub mod fmath;
 pub mod fsio;
 pub mod glob;
 pub mod interp;
