@@ -158,29 +158,51 @@ fn exp2_pair<A: Arith>(a: &mut A, uh: A::F, ul: A::F) -> (A::F, A::I) {
     let (kf, k) = round(a, uh);
     let r = a.sub(uh, kf);
     let r = a.add(r, ul);
-    let p = poly(a, r, &EXP2_P);
+    // r (c0 + r Q(r)): the leading term last, for accuracy.
+    let q = poly(a, r, &EXP2_P[1..]);
+    let q = a.mul(r, q);
+    let c0 = a.fconst(EXP2_P[0]);
+    let p = a.add(c0, q);
     let p = a.mul(r, p);
     let one = a.fconst(1.0);
     (a.add(one, p), k)
 }
 
-/// y log2 x as a pair of floats.
-fn times_log2<A: Arith>(a: &mut A, x: A::F, y: A::F, extra: i32) -> (A::F, A::F) {
-    let (lh, ll) = log2_pair(a, x, extra);
+/// y (lh + ll) as a pair of floats.
+fn times<A: Arith>(a: &mut A, lh: A::F, ll: A::F, y: A::F) -> (A::F, A::F) {
     let (uh, ul) = two_prod(a, y, lh);
     let yl = a.mul(y, ll);
     (uh, a.add(ul, yl))
 }
 
+/// The part of x^y that depends on x alone: log2 x as a pair of floats, and whether x is a
+/// normal positive float. The JIT computes it once for a base every element shares.
+pub struct PowBase<A: Arith> {
+    pub hi: A::F,
+    pub lo: A::F,
+    pub ok: A::M,
+}
+
+pub fn pow_base<A: Arith>(a: &mut A, x: A::F) -> PowBase<A> {
+    let ok = normal_positive(a, x);
+    let (hi, lo) = log2_pair(a, x, 0);
+    PowBase { hi, lo, ok }
+}
+
 /// x^y where x is a normal positive float, y is finite and 2^-125 < x^y < 2^125; other lanes
 /// are edges.
 pub fn pow_ordinary<A: Arith>(a: &mut A, x: A::F, y: A::F) -> Part<A> {
-    let x_ok = normal_positive(a, x);
-    let (uh, ul) = times_log2(a, x, y, 0);
+    let base = pow_base(a, x);
+    pow_with_base(a, &base, y)
+}
+
+/// [`pow_ordinary`] from the part that depends on x alone.
+pub fn pow_with_base<A: Arith>(a: &mut A, base: &PowBase<A>, y: A::F) -> Part<A> {
+    let (uh, ul) = times(a, base.hi, base.lo, y);
     let au = abs(a, uh);
     let bound = a.fconst(125.0);
     let u_ok = a.lt(au, bound);
-    let ok = a.and(x_ok, u_ok);
+    let ok = a.and(base.ok, u_ok);
     let edge = a.not(ok);
     let (p, k) = exp2_pair(a, uh, ul);
     let s = pow2i(a, k);
@@ -223,7 +245,8 @@ pub(super) fn pow_edge(x: f32, y: f32) -> f32 {
 /// beyond the largest float.
 fn pow_finite(x: f32, y: f32) -> f32 {
     let (x, extra) = if x < f32::MIN_POSITIVE { (x * 16_777_216.0, -24) } else { (x, 0) };
-    let (uh, ul) = times_log2(&mut Plain, x, y, extra);
+    let (lh, ll) = log2_pair(&mut Plain, x, extra);
+    let (uh, ul) = times(&mut Plain, lh, ll, y);
     // 2^130 overflows and 2^-152 rounds to zero, whatever the low part.
     if uh.is_nan() || uh >= 130.0 {
         return if uh.is_nan() { f32::NAN } else { f32::INFINITY };

@@ -24,7 +24,7 @@ mod trig;
 mod tests;
 
 pub use exp::{exp, tanh};
-pub use log::{log_ordinary, pow_ordinary};
+pub use log::{PowBase, log_ordinary, pow_base, pow_ordinary, pow_with_base};
 pub use trig::{cos_ordinary, sin_ordinary};
 
 /// The operations the functions are written in. Floats (`F`), their int32 bit patterns (`I`)
@@ -195,21 +195,38 @@ fn flip_sign<A: Arith>(a: &mut A, x: A::F, sign: A::I) -> A::F {
     a.float(b)
 }
 
-/// `b + x * c`, the step of Horner's rule.
-fn mul_add<A: Arith>(a: &mut A, x: A::F, c: A::F, b: f32) -> A::F {
-    let p = a.mul(x, c);
-    let b = a.fconst(b);
-    a.add(p, b)
-}
-
-/// The polynomial `c[0] + c[1] x + ...` by Horner's rule.
+/// The polynomial `c[0] + c[1] x + ...` (at most 8 coefficients) by Estrin's scheme: pairs
+/// `c[2i] + c[2i+1] x`, then pairs of those with x^2, then with x^4, so the longest chain of
+/// dependent operations is 2 log2(n) long instead of Horner's 2n (the JIT's code is bound by
+/// that latency).
 fn poly<A: Arith>(a: &mut A, x: A::F, c: &[f32]) -> A::F {
-    let (last, rest) = c.split_last().unwrap_or((&0.0, &[]));
-    let mut acc = a.fconst(*last);
-    for &ci in rest.iter().rev() {
-        acc = mul_add(a, x, acc, ci);
+    let pair = |a: &mut A, i: usize| -> Option<A::F> {
+        let c0 = a.fconst(*c.get(2 * i)?);
+        Some(match c.get(2 * i + 1) {
+            Some(&c1) => {
+                let c1 = a.fconst(c1);
+                let p = a.mul(c1, x);
+                a.add(c0, p)
+            }
+            None => c0,
+        })
+    };
+    let terms = [pair(a, 0), pair(a, 1), pair(a, 2), pair(a, 3)];
+    let x2 = a.mul(x, x);
+    let join = |a: &mut A, lo: Option<A::F>, hi: Option<A::F>, power: A::F| match (lo, hi) {
+        (Some(lo), Some(hi)) => {
+            let p = a.mul(hi, power);
+            Some(a.add(lo, p))
+        }
+        (lo, _) => lo,
+    };
+    let low = join(a, terms[0], terms[1], x2);
+    if terms[2].is_none() {
+        return low.unwrap_or(x);
     }
-    acc
+    let high = join(a, terms[2], terms[3], x2);
+    let x4 = a.mul(x2, x2);
+    join(a, low, high, x4).unwrap_or(x)
 }
 
 /// 1.5 * 2^23: adding it rounds a float of magnitude below 2^22 to an integer (to nearest,

@@ -142,6 +142,11 @@ impl Op {
         }
     }
 
+    /// Whether the op is one of `fmath`'s functions (which the JIT emits inline).
+    pub fn is_math(self) -> bool {
+        matches!(self, Op::Exp | Op::Tanh | Op::Log | Op::Pow | Op::Sin | Op::Cos)
+    }
+
     /// The text form used by `emit --ir`.
     pub fn name(self) -> &'static str {
         use Op::*;

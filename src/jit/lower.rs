@@ -12,13 +12,12 @@
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32, F32X4, I32, I32X4};
-use cranelift_codegen::ir::{BlockArg, FuncRef, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{FuncRef, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
 use cranelift_jit::JITModule;
 use cranelift_module::Module;
 
-use super::math::{Emit, Math};
-use crate::fmath;
+use super::math::{Math, SharedBase};
 use crate::ir::Reduce;
 use crate::ir::op::Op;
 
@@ -134,7 +133,7 @@ impl<'a, 'f> Fx<'a, 'f> {
     }
 
     /// A call of a math function, lane by lane.
-    fn call(&mut self, w: Width, op: Op, args: &[Value]) -> Value {
+    pub(super) fn call(&mut self, w: Width, op: Op, args: &[Value]) -> Value {
         let func = match self.calls.iter().find(|(o, _)| *o == op) {
             Some((_, f)) => *f,
             None => {
@@ -162,39 +161,6 @@ impl<'a, 'f> Fx<'a, 'f> {
         out.unwrap_or_else(|| unreachable!("a width has at least one lane"))
     }
 
-    /// `op` (`log`, `pow`, `sin` or `cos`) of `a` (and `b`) by `fmath` inline; where any lane's
-    /// arguments are left to `fmath`'s scalar path, every lane by the scalar function, in a
-    /// block out of line.
-    fn lower_with_edges(&mut self, w: Width, op: Op, a: Value, b: Value) -> Value {
-        let (value, edges) = {
-            let e = &mut Emit { bcx: &mut self.bcx, w };
-            let part = match op {
-                Op::Log => fmath::log_ordinary(e, a),
-                Op::Pow => fmath::pow_ordinary(e, a, b),
-                Op::Sin => fmath::sin_ordinary(e, a),
-                _ => fmath::cos_ordinary(e, a),
-            };
-            (part.value, part.edge)
-        };
-        let any = match w {
-            Width::Scalar => edges,
-            Width::Vector => self.bcx.ins().vany_true(edges),
-        };
-        let edge = self.bcx.create_block();
-        let join = self.bcx.create_block();
-        self.bcx.set_cold_block(edge);
-        self.bcx.append_block_param(join, w.float());
-        self.bcx.ins().brif(any, edge, &[], join, &[BlockArg::Value(value)]);
-        self.bcx.switch_to_block(edge);
-        self.bcx.seal_block(edge);
-        let args = if op == Op::Pow { vec![a, b] } else { vec![a] };
-        let all = self.call(w, op, &args);
-        self.bcx.ins().jump(join, &[BlockArg::Value(all)]);
-        self.bcx.switch_to_block(join);
-        self.bcx.seal_block(join);
-        self.bcx.block_params(join)[0]
-    }
-
     /// `op` on `args` (floats of width `w`), as `ir::op::eval` computes it on float32 values.
     pub fn lower_op(&mut self, w: Width, op: Op, args: &[Value]) -> Value {
         let a = args.first().copied().unwrap_or_else(|| self.fconst(w, 0.0));
@@ -214,9 +180,7 @@ impl<'a, 'f> Fx<'a, 'f> {
             }
             Op::Floor => self.bcx.ins().floor(a),
             Op::Ceil => self.bcx.ins().ceil(a),
-            Op::Exp => fmath::exp(&mut Emit { bcx: &mut self.bcx, w }, a),
-            Op::Tanh => fmath::tanh(&mut Emit { bcx: &mut self.bcx, w }, a),
-            Op::Log | Op::Pow | Op::Sin | Op::Cos => self.lower_with_edges(w, op, a, b),
+            Op::Exp | Op::Tanh | Op::Log | Op::Pow | Op::Sin | Op::Cos => self.lower_math::<1>(w, op, [a], [b], None)[0],
             Op::Cbrt | Op::Rem => {
                 let n = op.arity();
                 self.call(w, op, &args[..n.min(args.len())])
@@ -264,6 +228,20 @@ impl<'a, 'f> Fx<'a, 'f> {
                 self.bcx.ins().fcvt_from_sint(w.float(), n)
             }
         }
+    }
+
+    /// `op` on `N` copies of its operands, each emitted for every copy in turn (so the copies'
+    /// instructions are interleaved).
+    pub fn lower_ops<const N: usize>(&mut self, w: Width, op: Op, args: &[[Value; N]], base: Option<SharedBase>) -> [Value; N] {
+        if op.is_math() {
+            let a = args.first().copied().unwrap_or_else(|| [self.fconst(w, 0.0); N]);
+            let b = args.get(1).copied().unwrap_or(a);
+            return self.lower_math(w, op, a, b, base);
+        }
+        std::array::from_fn(|i| {
+            let copy: Vec<Value> = args.iter().map(|a| a[i]).collect();
+            self.lower_op(w, op, &copy)
+        })
     }
 
     /// One step of a reduction: the accumulator `acc` combined with `x`, as
