@@ -11,14 +11,14 @@ const LN2_LO: f32 = 1.428_606_8e-6;
 /// Subtracting these bits from a float's puts its significand in [sqrt(1/2), sqrt(2)).
 const SQRT_HALF_BITS: i32 = 0x3F35_04F3;
 /// 2 atanh(s) = 2s + s z R(z), z = s^2 (absolute error of R 2^-30.2).
-const LOG_R: [f32; 3] = [0.666_667_76, 0.399_775_42, 0.298_717_3];
+const LOG_R: [f32; 3] = [0.66666776, 0.39977542, 0.2987173];
 /// 2 atanh(s) = 2s + 2s^3/3 + s^5 U(z) (error 2^-36.8 relative to 2s).
-const POW_U: [f32; 3] = [0.400_001_53, 0.285_471_35, 0.234_185_76];
+const POW_U: [f32; 3] = [0.40000153, 0.28547135, 0.23418576];
 /// 2/3 and 1/ln2 as pairs of floats.
 const TWO_THIRDS: (f32, f32) = (0.666_666_7, -1.986_821_6e-8);
-const INV_LN2: (f32, f32) = (1.442_695, 1.925_963e-8);
+const INV_LN2: (f32, f32) = (std::f32::consts::LOG2_E, 1.925_963e-8);
 /// 2^r = 1 + r P(r) on [-1/2, 1/2] (relative error 2^-33.7).
-const EXP2_P: [f32; 7] = [0.693_147_2, 0.240_226_51, 0.055_504_113, 0.009_618_016, 0.001_333_281_7, 1.547_373_7e-4, 1.549_259_8e-5];
+const EXP2_P: [f32; 7] = [std::f32::consts::LN_2, 0.2402265, 0.055504113, 0.009618016, 0.0013332817, 0.00015473737, 1.5492598e-5];
 
 /// x = 2^k m for a normal positive x: (k, m) with m in [sqrt(1/2), sqrt(2)).
 fn decompose<A: Arith>(a: &mut A, x: A::F) -> (A::I, A::F) {

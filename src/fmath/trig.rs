@@ -10,11 +10,11 @@ const FAST_LIMIT: f32 = 1600.0;
 const TWO_OVER_PI: f32 = std::f32::consts::FRAC_2_PI;
 /// -π/2 in four parts; the first three have 14 significant bits, so `k * PIO2[i]` is exact
 /// for |k| < 2^10.
-const MINUS_PIO2: [f32; 4] = [-1.570_800_8, 4.454_515_9e-6, -6.077_272e-11, 1.715_124_5e-15];
+const MINUS_PIO2: [f32; 4] = [-1.5708008, 4.454516e-6, -6.077272e-11, 1.7151245e-15];
 /// sin r = r + r z S(z), z = r^2, on [0, π/4] (relative error 2^-28.1).
-const SIN_S: [f32; 3] = [-0.166_666_55, 0.008_332_178, -1.951_729_9e-4];
+const SIN_S: [f32; 3] = [-0.16666655, 0.008332178, -0.000195173];
 /// cos r = 1 - z/2 + z^2 C(z) on [0, π/4].
-const COS_C: [f32; 3] = [0.041_666_653, -0.001_388_765_4, 2.446_383_8e-5];
+const COS_C: [f32; 3] = [0.041666653, -0.0013887654, 2.4463838e-5];
 
 /// x = k π/2 + rh + rl, for |x| < FAST_LIMIT.
 fn reduce<A: Arith>(a: &mut A, x: A::F) -> (A::I, A::F, A::F) {
@@ -105,9 +105,11 @@ pub(super) fn cos_edge(x: f32) -> f32 {
 }
 
 fn edge(x: f32, quarter: i32) -> f32 {
-    if !x.is_finite() {
-        // NaN stays NaN; sin and cos of an infinity are NaN.
-        return x - x;
+    if x.is_nan() {
+        return x;
+    }
+    if x.is_infinite() {
+        return f32::NAN;
     }
     let (k, rh, rl) = reduce_huge(x);
     eval(&mut Plain, k.wrapping_add(quarter), rh, rl)
