@@ -120,13 +120,8 @@ fn log2_pair<A: Arith>(a: &mut A, x: A::F, extra: i32) -> (A::F, A::F) {
     let zsl = a.mul(zh3, sl);
     let t = a.add(zls, zsl);
     let cl = a.add(cl, t);
-    let th_c = a.fconst(TWO_THIRDS.0);
-    let tl_c = a.fconst(TWO_THIRDS.1);
-    let (th, tl) = two_prod(a, ch, th_c);
-    let x1 = a.mul(ch, tl_c);
-    let x2 = a.mul(cl, th_c);
-    let x12 = a.add(x1, x2);
-    let tl = a.add(tl, x12);
+    let two_thirds = (a.fconst(TWO_THIRDS.0), a.fconst(TWO_THIRDS.1));
+    let (th, tl) = mul_pair(a, (ch, cl), two_thirds);
     let u = poly(a, zh, &POW_U);
     let chz = a.mul(ch, zh);
     let tail = a.mul(chz, u);
@@ -138,19 +133,23 @@ fn log2_pair<A: Arith>(a: &mut A, x: A::F, extra: i32) -> (A::F, A::F) {
     let al = a.add(al, lo);
     let (ah, al) = fast_two_sum(a, ah, al);
     // log2 m = ln m / ln 2, then + k.
-    let ih = a.fconst(INV_LN2.0);
-    let il = a.fconst(INV_LN2.1);
-    let (bh, bl) = two_prod(a, ah, ih);
-    let y1 = a.mul(ah, il);
-    let y2 = a.mul(al, ih);
-    let y12 = a.add(y1, y2);
-    let bl = a.add(bl, y12);
+    let inv_ln2 = (a.fconst(INV_LN2.0), a.fconst(INV_LN2.1));
+    let (bh, bl) = mul_pair(a, (ah, al), inv_ln2);
     let extra = a.iconst(extra);
     let k = a.iadd(k, extra);
     let kf = to_float(a, k);
     let (lh, ll) = fast_two_sum(a, kf, bh);
     let ll = a.add(ll, bl);
     fast_two_sum(a, lh, ll)
+}
+
+/// (xh + xl)(yh + yl) as a pair of floats (xl yl dropped).
+fn mul_pair<A: Arith>(a: &mut A, (xh, xl): (A::F, A::F), (yh, yl): (A::F, A::F)) -> (A::F, A::F) {
+    let (h, l) = two_prod(a, xh, yh);
+    let c1 = a.mul(xh, yl);
+    let c2 = a.mul(xl, yh);
+    let c = a.add(c1, c2);
+    (h, a.add(l, c))
 }
 
 /// 2^(uh + ul) as p 2^k, p in about [sqrt(1/2), sqrt(2)], for |uh| < 2^21.

@@ -11,11 +11,12 @@
 //! Those lanes take the scalar function ([`log`], [`pow`], [`sin`], [`cos`]), which the JIT
 //! calls for them, so both backends give the same bits there too.
 //!
-//! Accuracy: the largest error in units in the last place against float64 libm, over every
-//! float32 argument (`pow`: every base against a set of exponents and every exponent against a
-//! set of bases), is in `tests.rs`, which asserts it on a sparser sweep; its module doc says how
-//! to repeat the full measurement. Special values are those of C99's Annex F, as libm gives
-//! them. The polynomials' coefficients come from `docs/fmath_coefficients.py`.
+//! Accuracy, the largest error in units in the last place against float64 libm: `exp` 1.011,
+//! `log` 0.840, `tanh` 1.332 over every float32; `sin` 0.953 and `cos` 0.951 over every 31st
+//! float32 bit pattern; `pow` 1.232 over dense sweeps of bases and exponents. `tests.rs`
+//! asserts these bounds on sparser sweeps and says how to repeat the full measurement. Special
+//! values are those of C99's Annex F, as libm gives them. The polynomials' coefficients come
+//! from `docs/fmath_coefficients.py`.
 
 mod exp;
 mod log;
