@@ -38,24 +38,24 @@ def data(key, n=1000):
     return x, y + 0.05 * jax.random.normal(kn, y.shape)
 
 
+@nnx.jit
+def train_step(model, optimizer, x, y):
+    def loss_fn(model):
+        return ((model(x) - y) ** 2).mean()
+
+    loss, grads = nnx.value_and_grad(loss_fn)(model)
+    optimizer.update(model, grads, value=loss)
+    return loss
+
+
 def main(steps: int = 3000):
     model = MLP(nnx.Rngs(0))
     optimizer = nnx.Optimizer(model, optc.optax.transform(PIPELINE), wrt=nnx.Param)  # the changed line
-
-    @nnx.jit
-    def train_step(model, optimizer, x, y):
-        def loss_fn(model):
-            return ((model(x) - y) ** 2).mean()
-
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        optimizer.update(model, grads, value=loss)
-        return loss
-
     x, y = data(jax.random.key(0))
     for step in range(1, steps + 1):
         loss = train_step(model, optimizer, x, y)
         if step % 500 == 0 or step == steps:
-            scale = optimizer.opt_state.slots["reduce_on_plateau.scale"][...]
+            scale = optimizer.opt_state.slots["reduce_on_plateau.scale"]
             print(f"step {step}: loss {float(loss):.6f}, plateau scale {float(scale)}")
     return float(loss)
 

@@ -1,63 +1,517 @@
-//! The long explanation of every diagnostic code, for `optc check --explain CODE`. A test checks
-//! that every code the compiler emits is listed here.
+//! The long explanation of every diagnostic code, with a file that gets it and the same file
+//! fixed, for `optc check --explain [CODE]`. A test checks that every code the compiler emits is
+//! listed here, and that each wrong example gets its code and each right one checks clean.
 
-/// `(code, explanation)`, sorted by code.
-pub const CODES: &[(&str, &str)] = &[
-    ("assign-to-parameter", "A parameter (hyperparameter) of a definition is fixed; it cannot be assigned. Bind a new name with `let` instead."),
-    ("bad-application", "Inside `update`, only a parameter of type `transform` can be applied to an update tree, as `inner(g)`. Transforms are built at compile time and passed in."),
-    ("bad-assignment", "Only `list[float]` state can be assigned by index (`s[i] = ...`)."),
-    ("bad-escape", "Strings know the escapes `\\n`, `\\t`, `\\\\`, `\\\"` and `\\'`."),
-    ("bad-glob", "Globs follow Python's fnmatchcase: `*` any run of characters, `?` one character, `[abc]` a set. An empty glob, or a `[` never closed, is almost surely a mistake."),
-    ("bad-index", "Lists and tuples are indexed by ints, maps by their keys; state lists by compile-time ints (loop variables over `range`)."),
-    ("bad-range", "A range `in [lo, hi)` applies to a number parameter, and its bounds are numbers, `inf` or `-inf`, with lo <= hi."),
-    ("bad-reset", "`reset name` re-initialises the state of a nested transform: `name` must be a `transform` parameter of the transform whose `update` this is."),
-    ("bad-type", "A type is `float`, `int`, `bool`, `str`, `list[T]`, `tuple[A, B]`, `map[K, V]`, `schedule`, `transform`, `mask`, `fn(A) -> R`, a union of strings, or `T?`; hyperparameters cannot be `tensor` or `leaf`."),
-    ("bad-value", "A compile-time computation received a value it cannot work with."),
-    ("builtin-as-value", "Built-in functions (`sqrt`, `norm`, ...) are called, not passed as values. Wrap one in a `def` to pass it."),
-    ("chained-comparison", "Comparisons do not chain: write `a < b and b < c` instead of `a < b < c`."),
-    ("division-by-zero", "A compile-time division by zero."),
-    ("duplicate-argument", "Each parameter receives one value: by position or by keyword, once."),
-    ("duplicate-definition", "Every definition has its own name, across the user's file and the standard library."),
-    ("duplicate-key", "A map literal names each key once."),
-    ("duplicate-update", "A transform has exactly one `update(g) { ... }` block."),
-    ("empty-partition", "A `partition { ... }` needs at least one arm; `_ => transform` covers every leaf."),
-    ("failed-assert", "A definition requires something of its arguments (Optax raises a ValueError for the same); the message says what."),
-    ("if-without-value", "An `if` used as a value needs an `else`, and both branches must end with an expression."),
-    ("internal-error", "A bug in optc, not in your file. Please report it with the file that triggers it."),
-    ("keyword-colon", "Keyword arguments are written `name=value`, as in Python; `name: value` is the syntax of parameter declarations and maps."),
-    ("layout-mismatch", "Saved optimizer state belongs to one pipeline and one parameter layout; it cannot be loaded into an optimizer for another. The message says which differs."),
-    ("level-mismatch", "Values live at levels: compile-time, uniform (one per step), per leaf, per element. An operation takes the highest level of its operands; reductions (`sum`, `norm`, `leaf_norm`, ...) lower it. State keeps the level it was declared with, `if` statements need a uniform or per-leaf condition, hyperparameters and loops are compile-time."),
-    ("missing-argument", "A parameter without a default needs a value at every call."),
-    ("missing-comma", "Arguments are separated by commas."),
-    ("missing-pipeline", "Only a file that ends with a pipeline (an expression giving a transform) can be instantiated and run; a file of definitions alone can only be checked."),
-    ("missing-result", "A block that gives a value (a `def`, a schedule, `update`) ends with an expression."),
-    ("missing-update", "A transform computes its outgoing updates in `update(g) { ... }`."),
-    ("not-callable", "Only functions, schedules, and transform parameters inside `update`, can be called."),
-    ("not-constant", "This needs a compile-time value, but the value is only known at run time (for example a hyperparameter made dynamic by `inject_hyperparams`, or a reduction)."),
-    ("number-too-large", "Ints are 64-bit and floats are binary64; use `inf` for an unbounded value."),
-    ("out-of-range", "The parameter is declared with a range (`in [lo, hi)`) in its definition, and the value given is outside it. Square brackets include the bound, round ones exclude it. Optax would accept the value and misbehave; optc stops here."),
-    ("overflow", "A compile-time int computation overflowed 64 bits."),
-    ("partition-arrow", "Partition arms are written `\"glob\" => transform`."),
-    ("python-syntax", "optc's pipelines are Python calls: `and`/`or`/`not`, `True`/`False`/`None`."),
-    ("recursive-definition", "Definitions are inlined where they are called, so they cannot call themselves."),
-    ("stdlib-item", "A standard library file holds definitions only."),
-    ("syntax-error", "The file does not follow the grammar of .opt files; the message says what was expected where."),
-    ("too-deeply-nested", "Expressions are limited in depth so that no input can exhaust the compiler's stack; split deep expressions with `let`."),
-    ("too-many-arguments", "The call passes more positional arguments than the definition has parameters."),
-    ("transform-applied-twice", "A nested transform keeps one state, so `update` applies it at most once per step (and never in a loop)."),
-    ("type-mismatch", "A value of one type was given where another is expected. Ints widen to floats, and numbers to constant schedules; nothing else converts implicitly."),
-    ("unmatched-glob", "A glob given to `masked`, `partition`, `freeze` or a `mask=` argument matches no leaf of the layout, which is almost surely a typo in a leaf name: Optax would silently apply nothing. Globs follow Python's fnmatchcase over whole dotted names."),
-    ("unmatched-leaf", "Every leaf needs a transform: a `partition` without a `_` arm must match each leaf with some glob. The message names the leaves no arm takes."),
-    ("unknown-keyword", "The definition has no parameter by that name. optc uses Optax's keyword names (`learning_rate`, not `lr`)."),
-    ("unknown-name", "No definition, `let`, parameter or built-in has this name. optc uses Optax's names for transforms and schedules."),
-    ("unknown-option", "The parameter takes one of a fixed set of strings."),
-    ("unknown-type", "Not a type name; see `bad-type` for the list."),
-    ("unreachable-arm", "`_` takes every leaf, so partition arms after it are never used."),
-    ("unused-value", "A value computed and thrown away is almost always a mistake: only the last expression of a file is its pipeline, and only the last expression of a block is its value."),
-    ("wrong-arity", "The call passes the wrong number of arguments."),
+/// One diagnostic code.
+pub struct Code {
+    pub code: &'static str,
+    /// What it means and how to fix it; the first sentence is its summary.
+    pub text: &'static str,
+    /// A file that gets this diagnostic ("" where no short file can: a checkpoint's layout, a
+    /// bug, the standard library's own files).
+    pub wrong: &'static str,
+    /// The same file, fixed.
+    pub right: &'static str,
+}
+
+/// Every code, sorted.
+pub const CODES: &[Code] = &[
+    Code {
+        code: "assign-to-parameter",
+        text: "A parameter (hyperparameter) of a definition is fixed; it cannot be assigned. Bind a new name with `let` instead.",
+        wrong: r#"transform halve(k: float) {
+    update(g) {
+        k = k / 2
+        k * g
+    }
+}
+halve(k=1.0)"#,
+        right: r#"transform halve(k: float) {
+    update(g) {
+        let h = k / 2
+        h * g
+    }
+}
+halve(k=1.0)"#,
+    },
+    Code {
+        code: "bad-application",
+        text: "Inside `update`, only a parameter of type `transform` can be applied to an update tree, as `inner(g)`. Transforms are built at compile time and passed in.",
+        wrong: r#"transform t() {
+    update(g) { identity()(g) }
+}
+t()"#,
+        right: r#"transform t(inner: transform) {
+    update(g) { inner(g) }
+}
+t(inner=identity())"#,
+    },
+    Code {
+        code: "bad-assignment",
+        text: "Only `list[float]` state can be assigned by index (`s[i] = ...`).",
+        wrong: r#"transform t() {
+    update(g) {
+        let x = 1.0
+        x[0] = 2.0
+        g
+    }
+}
+t()"#,
+        right: r#"transform t() {
+    state s: list[float] = [0.0]
+    update(g) {
+        s[0] = sum(g)
+        g
+    }
+}
+t()"#,
+    },
+    Code {
+        code: "bad-escape",
+        text: "Strings know the escapes `\\n`, `\\t`, `\\\\`, `\\\"` and `\\'`.",
+        wrong: r#"masked(sgd(learning_rate=0.1), mask="layer\q")"#,
+        right: r#"masked(sgd(learning_rate=0.1), mask="layer.*")"#,
+    },
+    Code {
+        code: "bad-glob",
+        text: "Globs follow Python's fnmatchcase: `*` any run of characters, `?` one character, `[abc]` a set. An empty glob, or a `[` never closed, is almost surely a mistake.",
+        wrong: r#"masked(sgd(learning_rate=0.1), mask="layer[0.w")"#,
+        right: r#"masked(sgd(learning_rate=0.1), mask="layer[0].w")"#,
+    },
+    Code {
+        code: "bad-index",
+        text: "Lists and tuples are indexed by ints, maps by their keys; state lists by compile-time ints (loop variables over `range`).",
+        wrong: r#"let rates = [0.1, 0.01]
+sgd(learning_rate=rates[2])"#,
+        right: r#"let rates = [0.1, 0.01]
+sgd(learning_rate=rates[1])"#,
+    },
+    Code {
+        code: "bad-range",
+        text: "A range `in [lo, hi)` applies to a number parameter, and its bounds are numbers, `inf` or `-inf`, with lo <= hi.",
+        wrong: r#"transform t(name: str in [0, 1)) {
+    update(g) { g }
+}
+t(name="a")"#,
+        right: r#"transform t(k: float in [0, 1)) {
+    update(g) { k * g }
+}
+t(k=0.5)"#,
+    },
+    Code {
+        code: "bad-reset",
+        text: "`reset name` re-initialises the state of a nested transform, and `revert name` undoes what applying it did to its state this step: `name` must be a `transform` parameter of the transform whose `update` this is, applied before a `revert`.",
+        wrong: r#"transform t(period: int) {
+    update(g) {
+        reset period
+        g
+    }
+}
+t(period=2)"#,
+        right: r#"transform t(inner: transform) {
+    update(g) {
+        let u = inner(g)
+        reset inner
+        u
+    }
+}
+t(inner=trace(decay=0.9))"#,
+    },
+    Code {
+        code: "bad-type",
+        text: "A type is `float`, `int`, `bool`, `str`, `list[T]`, `tuple[A, B]`, `map[K, V]`, `schedule`, `transform`, `mask`, `fn(A) -> R`, a union of strings, or `T?`; hyperparameters cannot be `tensor` or `leaf`.",
+        wrong: r#"transform t(k: tensor) {
+    update(g) { k * g }
+}
+t(k=1.0)"#,
+        right: r#"transform t(k: float) {
+    update(g) { k * g }
+}
+t(k=1.0)"#,
+    },
+    Code {
+        code: "bad-value",
+        text: "A compile-time computation received a value it cannot work with.",
+        wrong: r#"let n = int(inf)
+sgd(learning_rate=0.1)"#,
+        right: r#"let n = int(1e6)
+sgd(learning_rate=0.1)"#,
+    },
+    Code {
+        code: "builtin-as-value",
+        text: "Built-in functions (`sqrt`, `norm`, ...) are called, not passed as values. Wrap one in a `def` to pass it.",
+        wrong: r#"def apply(f: fn, x: float) = x
+sgd(learning_rate=apply(sqrt, 0.01))"#,
+        right: r#"def root(x: float) = sqrt(x)
+def apply(f: fn, x: float) = x
+sgd(learning_rate=apply(root, 0.01))"#,
+    },
+    Code {
+        code: "chained-comparison",
+        text: "Comparisons do not chain: write `a < b and b < c` instead of `a < b < c`.",
+        wrong: r#"def inside(x: float) = 0 < x < 1
+sgd(learning_rate=0.1)"#,
+        right: r#"def inside(x: float) = 0 < x and x < 1
+sgd(learning_rate=0.1)"#,
+    },
+    Code {
+        code: "division-by-zero",
+        text: "A compile-time division by zero.",
+        wrong: r#"sgd(learning_rate=1 / 0)"#,
+        right: r#"sgd(learning_rate=1 / 10)"#,
+    },
+    Code {
+        code: "duplicate-argument",
+        text: "Each parameter receives one value: by position or by keyword, once.",
+        wrong: r#"adam(1e-3, learning_rate=1e-2)"#,
+        right: r#"adam(learning_rate=1e-2)"#,
+    },
+    Code {
+        code: "duplicate-definition",
+        text: "Every definition has its own name, across the user's file and the standard library.",
+        wrong: r#"def lr() = 0.1
+def lr() = 0.2
+sgd(learning_rate=lr())"#,
+        right: r#"def lr() = 0.1
+def slow_lr() = 0.2
+sgd(learning_rate=lr())"#,
+    },
+    Code {
+        code: "duplicate-key",
+        text: "A map literal names each key once.",
+        wrong: r#"sgd(learning_rate=piecewise_constant_schedule(0.1, {100: 0.1, 100: 0.5}))"#,
+        right: r#"sgd(learning_rate=piecewise_constant_schedule(0.1, {100: 0.1, 200: 0.5}))"#,
+    },
+    Code {
+        code: "duplicate-update",
+        text: "A transform has exactly one `update(g) { ... }` block.",
+        wrong: r#"transform t() {
+    update(g) { g }
+    update(g) { 2 * g }
+}
+t()"#,
+        right: r#"transform t() {
+    update(g) { 2 * g }
+}
+t()"#,
+    },
+    Code {
+        code: "empty-partition",
+        text: "A `partition { ... }` needs at least one arm; `_ => transform` covers every leaf.",
+        wrong: r#"partition {}"#,
+        right: r#"partition {
+    _ => sgd(learning_rate=0.1),
+}"#,
+    },
+    Code {
+        code: "failed-assert",
+        text: "A definition requires something of its arguments (Optax raises a ValueError for the same); the message says what.",
+        wrong: r#"adam(learning_rate=piecewise_constant_schedule(0.1, {100: -0.1}))"#,
+        right: r#"adam(learning_rate=piecewise_constant_schedule(0.1, {100: 0.1}))"#,
+    },
+    Code {
+        code: "if-without-value",
+        text: "An `if` used as a value needs an `else`, and both branches must end with an expression.",
+        wrong: r#"def f(x: float) = if x > 0 { 1.0 }
+sgd(learning_rate=f(0.1))"#,
+        right: r#"def f(x: float) = if x > 0 { 1.0 } else { 0.5 }
+sgd(learning_rate=f(0.1))"#,
+    },
+    Code {
+        code: "internal-error",
+        text: "A bug in optc, not in your file. Please report it with the file that triggers it.",
+        wrong: r#""#,
+        right: r#""#,
+    },
+    Code {
+        code: "keyword-colon",
+        text: "Keyword arguments are written `name=value`, as in Python; `name: value` is the syntax of parameter declarations and maps.",
+        wrong: r#"adam(learning_rate: 1e-3)"#,
+        right: r#"adam(learning_rate=1e-3)"#,
+    },
+    Code {
+        code: "layout-mismatch",
+        text: "Saved optimizer state belongs to one pipeline and one parameter layout; it cannot be loaded into an optimizer for another. The message says which differs.",
+        wrong: r#""#,
+        right: r#""#,
+    },
+    Code {
+        code: "level-mismatch",
+        text: "Values live at levels: compile-time, uniform (one per step), per leaf, per element. An operation takes the highest level of its operands; reductions (`sum`, `norm`, `leaf_norm`, ...) lower it. State keeps the level it was declared with, `if` statements need a uniform or per-leaf condition, hyperparameters and loops are compile-time.",
+        wrong: r#"transform t() {
+    state s: float = 0.0
+    update(g) {
+        s = g
+        g
+    }
+}
+t()"#,
+        right: r#"transform t() {
+    state s: float = 0.0
+    update(g) {
+        s = sum(g)
+        g
+    }
+}
+t()"#,
+    },
+    Code {
+        code: "missing-argument",
+        text: "A parameter without a default needs a value at every call.",
+        wrong: r#"adam()"#,
+        right: r#"adam(learning_rate=1e-3)"#,
+    },
+    Code {
+        code: "missing-comma",
+        text: "Arguments are separated by commas.",
+        wrong: r#"adam(learning_rate=1e-3 b1=0.9)"#,
+        right: r#"adam(learning_rate=1e-3, b1=0.9)"#,
+    },
+    Code {
+        code: "missing-pipeline",
+        text: "Only a file that ends with a pipeline (an expression giving a transform) can be instantiated and run; a file of definitions alone can only be checked.",
+        wrong: r#"let tx = adam(learning_rate=1e-3)"#,
+        right: r#"let tx = adam(learning_rate=1e-3)
+tx"#,
+    },
+    Code {
+        code: "missing-result",
+        text: "A block that gives a value (a `def`, a schedule, `update`) ends with an expression.",
+        wrong: r#"def f(x: float) {
+    let y = 2 * x
+}
+sgd(learning_rate=f(0.1))"#,
+        right: r#"def f(x: float) {
+    let y = 2 * x
+    y
+}
+sgd(learning_rate=f(0.1))"#,
+    },
+    Code {
+        code: "missing-update",
+        text: "A transform computes its outgoing updates in `update(g) { ... }`.",
+        wrong: r#"transform t() {
+    state s: float = 0.0
+}
+t()"#,
+        right: r#"transform t() {
+    state s: float = 0.0
+    update(g) { g }
+}
+t()"#,
+    },
+    Code {
+        code: "not-callable",
+        text: "Only functions, schedules, and transform parameters inside `update`, can be called.",
+        wrong: r#"sgd(learning_rate=0.1(2))"#,
+        right: r#"sgd(learning_rate=0.1 * 2)"#,
+    },
+    Code {
+        code: "not-constant",
+        text: "This needs a compile-time value, but the value is only known at run time (for example a hyperparameter made dynamic by `inject_hyperparams`, or a reduction).",
+        wrong: r#"def pick(momentum: float) = if momentum > 0.5 { sgd(learning_rate=0.1, momentum=momentum) } else { adam(learning_rate=0.1) }
+inject_hyperparams(pick)(momentum=0.9)"#,
+        right: r#"def pick(momentum: float) = if momentum > 0.5 { sgd(learning_rate=0.1, momentum=momentum) } else { adam(learning_rate=0.1) }
+inject_hyperparams(pick, static_args=["momentum"])(momentum=0.9)"#,
+    },
+    Code {
+        code: "not-supported",
+        text: "An Optax transform that optc does not have yet: the message says what it needs that optc cannot give it (the shapes of the leaves, a random key, several gradients per step).",
+        wrong: r#"adafactor(learning_rate=1e-3)"#,
+        right: r#"adam(learning_rate=1e-3)"#,
+    },
+    Code {
+        code: "number-too-large",
+        text: "Ints are 64-bit and floats are binary64; use `inf` for an unbounded value.",
+        wrong: r#"let steps = 99999999999999999999
+sgd(learning_rate=0.1)"#,
+        right: r#"let steps = 1e20
+sgd(learning_rate=0.1)"#,
+    },
+    Code {
+        code: "out-of-range",
+        text: "The parameter is declared with a range (`in [lo, hi)`) in its definition, and the value given is outside it. Square brackets include the bound, round ones exclude it. Optax would accept the value and misbehave; optc stops here.",
+        wrong: r#"adam(learning_rate=1e-3, b1=1.5)"#,
+        right: r#"adam(learning_rate=1e-3, b1=0.95)"#,
+    },
+    Code {
+        code: "overflow",
+        text: "A compile-time int computation overflowed 64 bits.",
+        wrong: r#"let n = 2 ^ 70
+sgd(learning_rate=0.1)"#,
+        right: r#"let n = 2.0 ^ 70
+sgd(learning_rate=0.1)"#,
+    },
+    Code {
+        code: "partition-arrow",
+        text: "Partition arms are written `\"glob\" => transform`.",
+        wrong: r#"partition {
+    _: sgd(learning_rate=0.1),
+}"#,
+        right: r#"partition {
+    _ => sgd(learning_rate=0.1),
+}"#,
+    },
+    Code {
+        code: "positional-after-keyword",
+        text: "As in Python, arguments given by position come before those given by keyword: `adam(1e-3, b1=0.9)`, not `adam(learning_rate=1e-3, 0.9)`. Name the argument, or move it before the keyword arguments.",
+        wrong: r#"adam(learning_rate=1e-3, 0.9)"#,
+        right: r#"adam(learning_rate=1e-3, b1=0.9)"#,
+    },
+    Code {
+        code: "python-syntax",
+        text: "optc's pipelines are Python calls, but a file is not a Python module: no `import`, `let name = ...` instead of `name = ...`, `#` comments, `else if` for `elif`, blocks in `{ }`, no `return` (a block's last expression is its value), built-in math without `np.`, globs instead of `lambda` masks, `and`/`or`/`not`, `True`/`False`/`None`.",
+        wrong: r#"tx = adam(learning_rate=1e-3)
+tx"#,
+        right: r#"let tx = adam(learning_rate=1e-3)
+tx"#,
+    },
+    Code {
+        code: "recursive-definition",
+        text: "Definitions are inlined where they are called, so they cannot call themselves.",
+        wrong: r#"def f(x: float) = f(x)
+sgd(learning_rate=f(0.1))"#,
+        right: r#"def f(x: float) = x
+sgd(learning_rate=f(0.1))"#,
+    },
+    Code {
+        code: "stdlib-item",
+        text: "A standard library file holds definitions only.",
+        wrong: r#""#,
+        right: r#""#,
+    },
+    Code {
+        code: "syntax-error",
+        text: "The file does not follow the grammar of .opt files; the message says what was expected where.",
+        wrong: r#"adam(learning_rate=1e-3"#,
+        right: r#"adam(learning_rate=1e-3)"#,
+    },
+    Code {
+        code: "too-deeply-nested",
+        text: "Expressions are limited in depth so that no input can exhaust the compiler's stack; split deep expressions with `let`.",
+        wrong: r#""#,
+        right: r#""#,
+    },
+    Code {
+        code: "too-many-arguments",
+        text: "The call passes more positional arguments than the definition has parameters.",
+        wrong: r#"sgd(0.1, 0.9, True, None, 1)"#,
+        right: r#"sgd(0.1, 0.9, True)"#,
+    },
+    Code {
+        code: "transform-applied-twice",
+        text: "A nested transform keeps one state, so `update` applies it at most once per step (and never in a loop).",
+        wrong: r#"transform t(inner: transform) {
+    update(g) { inner(g) + inner(g) }
+}
+t(inner=trace(decay=0.9))"#,
+        right: r#"transform t(inner: transform) {
+    update(g) {
+        let u = inner(g)
+        u + u
+    }
+}
+t(inner=trace(decay=0.9))"#,
+    },
+    Code {
+        code: "type-mismatch",
+        text: "A value of one type was given where another is expected. Ints widen to floats, and numbers to constant schedules; nothing else converts implicitly.",
+        wrong: r#"adam(learning_rate="fast")"#,
+        right: r#"adam(learning_rate=1e-3)"#,
+    },
+    Code {
+        code: "unmatched-glob",
+        text: "A glob given to `masked`, `partition`, `freeze` or a `mask=` argument matches no leaf of the layout, which is almost surely a typo in a leaf name: Optax would silently apply nothing. Globs follow Python's fnmatchcase over whole dotted names.",
+        wrong: r#"masked(sgd(learning_rate=0.1), mask="*.weigth")"#,
+        right: r#"masked(sgd(learning_rate=0.1), mask="*.weight")"#,
+    },
+    Code {
+        code: "unmatched-leaf",
+        text: "Every leaf needs a transform: a `partition` without a `_` arm must match each leaf with some glob. The message names the leaves no arm takes.",
+        wrong: r#"partition {
+    "*.weight" => sgd(learning_rate=0.1),
+}"#,
+        right: r#"partition {
+    "*.weight" => sgd(learning_rate=0.1),
+    _ => adam(learning_rate=1e-3),
+}"#,
+    },
+    Code {
+        code: "unknown-keyword",
+        text: "The definition has no parameter by that name. optc uses Optax's keyword names (`learning_rate`, not `lr`).",
+        wrong: r#"adam(lr=1e-3)"#,
+        right: r#"adam(learning_rate=1e-3)"#,
+    },
+    Code {
+        code: "unknown-name",
+        text: "No definition, `let`, parameter or built-in has this name. optc uses Optax's names for transforms and schedules.",
+        wrong: r#"adma(learning_rate=1e-3)"#,
+        right: r#"adam(learning_rate=1e-3)"#,
+    },
+    Code {
+        code: "unknown-option",
+        text: "The parameter takes one of a fixed set of strings.",
+        wrong: r#"scale_by_lion(mode="soft")"#,
+        right: r#"scale_by_lion(mode="smooth")"#,
+    },
+    Code {
+        code: "unknown-type",
+        text: "Not a type name; see `bad-type` for the list.",
+        wrong: r#"def half(x: double) = x / 2
+sgd(learning_rate=half(0.2))"#,
+        right: r#"def half(x: float) = x / 2
+sgd(learning_rate=half(0.2))"#,
+    },
+    Code {
+        code: "unreachable-arm",
+        text: "In a `partition` the first arm whose glob matches a leaf takes it, so an arm after `_` (an error), or one whose globs only match leaves that earlier arms take (a warning), is never used.",
+        wrong: r#"partition {
+    _ => adam(learning_rate=1e-3),
+    "*.bias" => sgd(learning_rate=0.1),
+}"#,
+        right: r#"partition {
+    "*.bias" => sgd(learning_rate=0.1),
+    _ => adam(learning_rate=1e-3),
+}"#,
+    },
+    Code {
+        code: "unused-value",
+        text: "A value computed and thrown away is almost always a mistake: only the last expression of a file is its pipeline, and only the last expression of a block is its value.",
+        wrong: r#"adam(learning_rate=1e-3)
+sgd(learning_rate=0.1)"#,
+        right: r#"sgd(learning_rate=0.1)"#,
+    },
+    Code {
+        code: "wrong-arity",
+        text: "The call passes the wrong number of arguments.",
+        wrong: r#"transform t(s: schedule) {
+    state count: int = 0
+    update(g) { s(count, count) * g }
+}
+t(s=0.1)"#,
+        right: r#"transform t(s: schedule) {
+    state count: int = 0
+    update(g) {
+        let u = s(count) * g
+        count = count + 1
+        u
+    }
+}
+t(s=0.1)"#,
+    },
 ];
 
 /// The explanation of a code.
-pub fn explain(code: &str) -> Option<&'static str> {
-    CODES.iter().find(|(c, _)| *c == code).map(|(_, text)| *text)
+pub fn explain(code: &str) -> Option<&'static Code> {
+    CODES.iter().find(|c| c.code == code)
+}
+
+impl Code {
+    /// The first sentence of the explanation.
+    pub fn summary(&self) -> &'static str {
+        match self.text.find(". ") {
+            Some(end) => &self.text[..=end],
+            None => self.text,
+        }
+    }
 }

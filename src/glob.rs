@@ -77,6 +77,122 @@ fn match_set(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
     (i < p.len()).then_some((matched != negate, i + 1))
 }
 
+/// Whether every name `later` matches is matched by one of `earlier` (so that, in a
+/// `partition`, an arm of `later` after arms of `earlier` never takes a leaf). Decided exactly,
+/// on the globs' automata, by walking the pairs of their states that a name can reach.
+pub fn covered(later: &str, earlier: &[&str]) -> bool {
+    let later = tokens(later);
+    let earlier: Vec<Vec<Token>> = earlier.iter().map(|g| tokens(g)).collect();
+    // One character of each class no glob tells apart.
+    let mut points: Vec<u32> = vec![0];
+    for t in earlier.iter().chain([&later]).flatten() {
+        match t {
+            Token::Char(c) => points.extend([*c as u32, *c as u32 + 1]),
+            Token::Set { ranges, .. } => {
+                for (lo, hi) in ranges {
+                    points.extend([*lo as u32, *hi as u32 + 1]);
+                }
+            }
+            Token::Any | Token::Star => {}
+        }
+    }
+    points.sort_unstable();
+    points.dedup();
+    let alphabet: Vec<char> = points.into_iter().filter_map(|p| (p..p + 0x800).find_map(char::from_u32)).collect();
+
+    type States = Vec<Vec<bool>>;
+    let start: States = std::iter::once(&later).chain(&earlier).map(|g| closure(g, vec![true])).collect();
+    let mut seen = vec![start.clone()];
+    let mut work = vec![start];
+    while let Some(states) = work.pop() {
+        let accepts = |i: usize, s: &States| s[i].last() == Some(&true);
+        if accepts(0, &states) && !(1..states.len()).any(|i| accepts(i, &states)) {
+            return false;
+        }
+        for &c in &alphabet {
+            let next: States =
+                std::iter::once(&later).chain(&earlier).zip(&states).map(|(g, s)| step(g, s, c)).collect();
+            if next[0].iter().any(|&b| b) && !seen.contains(&next) {
+                seen.push(next.clone());
+                work.push(next);
+            }
+        }
+    }
+    true
+}
+
+/// A piece of a glob.
+#[derive(Clone, Debug, PartialEq)]
+enum Token {
+    Char(char),
+    Any,
+    Star,
+    Set { negate: bool, ranges: Vec<(char, char)> },
+}
+
+fn tokens(pattern: &str) -> Vec<Token> {
+    let p: Vec<char> = pattern.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '*' => out.push(Token::Star),
+            '?' => out.push(Token::Any),
+            '[' if match_set(&p, i, 'x').is_some() => {
+                let mut j = i + 1;
+                let negate = p.get(j) == Some(&'!');
+                if negate {
+                    j += 1;
+                }
+                let first = j;
+                let mut ranges = Vec::new();
+                while p[j] != ']' || j == first {
+                    if j + 2 < p.len() && p[j + 1] == '-' && p[j + 2] != ']' {
+                        ranges.push((p[j], p[j + 2]));
+                        j += 3;
+                    } else {
+                        ranges.push((p[j], p[j]));
+                        j += 1;
+                    }
+                }
+                out.push(Token::Set { negate, ranges });
+                i = j;
+            }
+            c => out.push(Token::Char(c)),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The positions reachable from `states` without reading a character (across `*`s).
+fn closure(glob: &[Token], mut states: Vec<bool>) -> Vec<bool> {
+    states.resize(glob.len() + 1, false);
+    for i in 0..glob.len() {
+        if states[i] && glob[i] == Token::Star {
+            states[i + 1] = true;
+        }
+    }
+    states
+}
+
+/// The positions after reading `c` from `states`.
+fn step(glob: &[Token], states: &[bool], c: char) -> Vec<bool> {
+    let mut next = vec![false; glob.len() + 1];
+    for (i, t) in glob.iter().enumerate() {
+        if !states[i] {
+            continue;
+        }
+        match t {
+            Token::Star => next[i] = true,
+            Token::Any => next[i + 1] = true,
+            Token::Char(x) => next[i + 1] |= *x == c,
+            Token::Set { negate, ranges } => next[i + 1] |= ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negate,
+        }
+    }
+    closure(glob, next)
+}
+
 /// Reports globs that are almost certainly mistakes.
 pub fn validate(pattern: &str) -> Result<(), String> {
     if pattern.is_empty() {
@@ -107,6 +223,20 @@ mod tests {
         assert!(matches("*norm*", "encoder.layernorm.scale"));
         assert!(!matches("bias", "Bias"));
         assert!(matches("a[b", "a[b"));
+    }
+
+    #[test]
+    fn coverage_is_decided_on_the_whole_language() {
+        assert!(covered("*.bias", &["*"]));
+        assert!(covered("layers.0.bias", &["*.bias"]));
+        assert!(covered("*norm*.bias", &["*.bias"]));
+        assert!(covered("layer[0-2].w", &["layer0.w", "layer[12].w"]));
+        assert!(covered("a?", &["a[!x]", "ax"]));
+        assert!(!covered("*.bias", &["*.weight"]));
+        assert!(!covered("*norm*", &["*.bias"]));
+        assert!(!covered("layer[0-3].w", &["layer[0-2].w"]));
+        assert!(!covered("*", &[]));
+        assert!(covered("a[b", &["a[b"]));
     }
 
     #[test]

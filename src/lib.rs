@@ -19,9 +19,9 @@
 //! Architecture invariants:
 //! - pest is used only in `syntax`; the AST carries its own spans.
 //! - codespan-reporting is used only in `diagnostic`; Cranelift only in `jit`.
-//! - `unsafe` only in `jit`, behind a function that checks every index first, and in `native`, only
-//!   to call a `#[target_feature]` function after `is_x86_feature_detected!` confirmed its features
-//!   and to advise the kernel on how to back a buffer's pages (`madvise`).
+//! - `unsafe` only in `jit`, behind a function that checks every index first; in `native`, only
+//!   to call a `#[target_feature]` function after `is_x86_feature_detected!` confirmed its
+//!   features; and in `arena`, only to advise the kernel how to back its own memory (`madvise`).
 //! - The JIT agrees with the interpreter bit for bit (NaN payloads aside).
 //! - No input makes a stage panic: bad input is a [`Diagnostic`].
 //! - Every file optc writes goes through [`fsio`]: written whole and renamed into place, or not at all.

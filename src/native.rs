@@ -4,9 +4,8 @@
 //! the target's baseline) and dispatched at run time to the widest the CPU has, so a portable
 //! binary runs them as fast as a `-C target-cpu=native` build would.
 //!
-//! Its `unsafe` calls a `#[target_feature]` function after `is_x86_feature_detected!`
-//! confirmed every feature it was compiled for, and asks the kernel for huge pages
-//! ([`advise_huge_pages`]) on memory a buffer owns.
+//! The only `unsafe` here calls a `#[target_feature]` function after `is_x86_feature_detected!`
+//! confirmed every feature it was compiled for.
 
 use std::fmt;
 
@@ -506,42 +505,9 @@ pub fn pseudo_random(xs: &mut [f32], seed: u64) {
     }
 }
 
-/// Bytes in a huge page of x86-64 and aarch64 Linux.
-const HUGE_PAGE: usize = 2 << 20;
-
-/// Asks the kernel to back the whole huge pages inside `buffer` with huge pages, before they
-/// are first touched (Linux's transparent huge pages in their `madvise` mode, which PyTorch's
-/// allocator also asks for on large tensors): a stream of hundreds of megabytes then walks 2
-/// MiB pages instead of 4 KiB ones. Elsewhere, or if the kernel refuses, nothing happens.
-pub fn advise_huge_pages(buffer: &mut [f32]) {
-    #[cfg(target_os = "linux")]
-    {
-        let start = buffer.as_mut_ptr() as usize;
-        let end = start + std::mem::size_of_val(buffer);
-        let (first, last) = (start.next_multiple_of(HUGE_PAGE), end / HUGE_PAGE * HUGE_PAGE);
-        if last > first {
-            // SAFETY: [first, last) lies inside `buffer`, which this borrow owns; the advice
-            // changes how its pages are backed, never their contents or the mapping.
-            unsafe { libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_HUGEPAGE) };
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (buffer, HUGE_PAGE);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn huge_page_advice_keeps_the_values() {
-        for n in [0, 1, 1000, 3 << 20] {
-            let mut buffer: Vec<f32> = (0..n).map(|i| i as f32).collect();
-            advise_huge_pages(&mut buffer);
-            advise_huge_pages(&mut buffer[n / 3..]);
-            assert!(buffer.iter().enumerate().all(|(i, &x)| x == i as f32));
-        }
-    }
 
     fn data(n: usize, seed: u64) -> Vec<f32> {
         let mut xs = vec![0.0; n];

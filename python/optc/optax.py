@@ -16,7 +16,7 @@ paths, joined with dots (`layers.0.kernel`), so `"*.bias"` means what it says.
 from __future__ import annotations
 
 import threading
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -28,13 +28,40 @@ import optc as _optc
 __all__ = ["OptcState", "transform", "leaf_names"]
 
 
-class OptcState(NamedTuple):
-    """The state of a pipeline: one array per state slot, named as `optc check` names it
-    (a uniform slot is a 0-d array, a per-leaf slot one float per leaf, a per-element slot
-    one float per parameter, leaves in name order), and the steps taken."""
+@jax.tree_util.register_pytree_node_class
+class OptcState:
+    """The state of a pipeline, packed into two arrays (a host call pays for every array it
+    passes): `f32`, the float32 slots, and `i32`, the int32 slots (bools as 0 or 1) followed by
+    the step count. `slots` shows each slot by the name `optc check` gives it (a uniform slot
+    as a 0-d array, a per-leaf slot one float per leaf, a per-element slot one float per
+    parameter, leaves in name order)."""
 
-    slots: dict[str, jax.Array]
-    steps: jax.Array
+    def __init__(self, f32, i32, layout):
+        self.f32, self.i32 = f32, i32
+        # (name, kind, offset, length, shape) of each slot: static, part of the tree's structure.
+        self.layout = layout
+
+    @property
+    def slots(self) -> dict[str, Any]:
+        out = {}
+        for name, kind, at, n, shape in self.layout:
+            part = (self.f32 if kind == "f32" else self.i32)[at : at + n].reshape(shape)
+            out[name] = part != 0 if kind == "bool" else part
+        return out
+
+    @property
+    def steps(self):
+        return self.i32[-1]
+
+    def tree_flatten(self):
+        return (self.f32, self.i32), self.layout
+
+    @classmethod
+    def tree_unflatten(cls, layout, children):
+        return cls(*children, layout)
+
+    def __repr__(self) -> str:
+        return f"OptcState({len(self.layout)} slots)"
 
 
 def _key(k) -> str:
@@ -84,53 +111,59 @@ def transform(pipeline, *, stdlib=None, threads: int | None = None) -> optax.Gra
             optimizers[key] = (pipeline.init(zeros, threads=threads, separate_updates=True), threading.Lock())
         return optimizers[key]
 
-    def state_shapes(opt: _optc.Optimizer):
-        return {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in opt.state_arrays().items()}
+    def layout_of(opt: _optc.Optimizer):
+        return tuple((name, kind, at, n, tuple(shape)) for name, kind, at, n, shape in opt._state_layout())
+
+    def packed_shapes(opt: _optc.Optimizer):
+        return tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in opt._state_packed())
 
     def init_fn(params):
         names, leaves, _ = _flatten(params, "params")
-        shapes = [tuple(x.shape) for x in leaves]
-        opt, _ = optimizer_for(names, shapes)
+        opt, _ = optimizer_for(names, [tuple(x.shape) for x in leaves])
 
         def host_init(*arrays):
             params = {n: np.asarray(a) for n, a in zip(names, arrays)}
-            return pipeline.init(params, threads=threads, separate_updates=True).state_arrays()
+            return pipeline.init(params, threads=threads, separate_updates=True)._state_packed()
 
-        slots = jax.pure_callback(host_init, state_shapes(opt), *leaves)
-        return OptcState(slots=slots, steps=jnp.zeros((), jnp.int32))
+        f32, i32 = jax.pure_callback(host_init, packed_shapes(opt), *leaves)
+        return OptcState(f32, i32, layout_of(opt))
 
     def update_fn(updates, state: OptcState, params=None, **extra_args: Any):
         names, grads, treedef = _flatten(updates, "updates")
         shapes = [tuple(x.shape) for x in grads]
-        if params is None:
-            if pipeline.reads_params:
-                raise ValueError(f"{pipeline.name} reads the parameters (weight decay, for one): pass them, update(grads, state, params)")
-            params_leaves = grads  # not read
-        else:
+        if params is None and pipeline.reads_params:
+            raise ValueError(f"{pipeline.name} reads the parameters (weight decay, for one): pass them, update(grads, state, params)")
+        if params is not None and pipeline.reads_params:
             pnames, params_leaves, _ = _flatten(params, "params")
             if pnames != names:
                 raise ValueError(f"params and updates have different leaves: {pnames} and {names}")
         value = extra_args.get("value")
         if pipeline.needs_value and value is None:
             raise TypeError(f"{pipeline.name} reads the loss at every step: pass value=loss to update")
-        value = jnp.asarray(value if pipeline.needs_value else 0.0, jnp.float32)
         opt, lock = optimizer_for(names, shapes)
-
-        def host_update(grads, params, slots, steps, value):
-            grads = {n: np.asarray(g) for n, g in zip(names, grads)}
-            params = {n: np.asarray(p) for n, p in zip(names, params)}
-            slots = {k: np.asarray(v) for k, v in slots.items()}
-            with lock:
-                opt.load_state_arrays(slots, int(steps))
-                ups = opt.updates(params, grads, float(value) if pipeline.needs_value else None)
-                return [ups[n] for n in names], opt.state_arrays(), np.asarray(steps + 1, np.int32)
-
-        result = (
-            [jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes],
-            state_shapes(opt),
-            jax.ShapeDtypeStruct((), jnp.int32),
+        # optc keeps leaves in name order; the tree may hold them in another.
+        order = sorted(range(len(names)), key=lambda k: names[k].encode())
+        sizes = [int(np.prod(shapes[k], dtype=np.int64)) for k in order]
+        flat = lambda leaves: [jnp.ravel(leaves[k]) for k in order]
+        # One float array and one int array through the host call: each costs more than a
+        # small model's whole step.
+        floats = jnp.concatenate(
+            flat(grads)
+            + (flat(params_leaves) if pipeline.reads_params else [])
+            + [state.f32, jnp.reshape(jnp.asarray(value if pipeline.needs_value else 0.0, jnp.float32), (1,))]
         )
-        new_updates, slots, steps = jax.pure_callback(host_update, result, grads, params_leaves, state.slots, state.steps, value)
-        return jax.tree_util.tree_unflatten(treedef, new_updates), OptcState(slots=slots, steps=steps)
+
+        def host_update(floats, ints):
+            with lock:
+                return opt._step_packed(np.asarray(floats), np.asarray(ints), pipeline.reads_params)
+
+        total = sum(sizes)
+        result = (jax.ShapeDtypeStruct((total + state.f32.shape[0],), jnp.float32), jax.ShapeDtypeStruct(state.i32.shape, jnp.int32))
+        out, i32 = jax.pure_callback(host_update, result, floats, state.i32)
+        pieces = jnp.split(out[:total], np.cumsum(sizes)[:-1]) if len(sizes) > 1 else [out[:total]]
+        new_updates = [None] * len(names)
+        for k, piece in zip(order, pieces):
+            new_updates[k] = piece.reshape(shapes[k])
+        return jax.tree_util.tree_unflatten(treedef, new_updates), OptcState(out[total:], i32, state.layout)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

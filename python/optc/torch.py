@@ -20,10 +20,13 @@ does nothing at all.
 
 from __future__ import annotations
 
+import functools
 import math
+from itertools import chain
 
 import numpy as np
 import torch
+from torch.optim import optimizer as _torch_optimizer
 
 import optc as _optc
 
@@ -36,6 +39,11 @@ def _as_pipeline(pipeline, stdlib):
     return _optc.compile(pipeline, stdlib=stdlib)
 
 
+def _lr(lr: float | None) -> float:
+    # NaN until the first step has made the learning rate known.
+    return math.nan if lr is None else lr
+
+
 def _check_tensor(name: str, t: torch.Tensor, what: str) -> None:
     if t.is_sparse or t.layout != torch.strided:
         raise TypeError(f"{what} of {name!r} is sparse: optc steps dense tensors")
@@ -43,6 +51,33 @@ def _check_tensor(name: str, t: torch.Tensor, what: str) -> None:
         raise TypeError(f"{what} of {name!r} is on {t.device}: optc steps CPU tensors (move the model with .cpu())")
     if t.dtype != torch.float32:
         raise TypeError(f"{what} of {name!r} is {t.dtype}: optc steps float32 tensors (convert the model with .float())")
+
+
+def _hooked(step):
+    """`step` with the optimizer hooks PyTorch calls around every step (global and the
+    optimizer's own), inside a profiler range only while a profiler records: the range costs
+    about 15 µs per call, more than optc's whole step on a small model."""
+
+    @functools.wraps(step)
+    def wrapper(self, *args, **kwargs):
+        pre = chain(getattr(_torch_optimizer, "_global_optimizer_pre_hooks", {}).values(), self._optimizer_step_pre_hooks.values())
+        for hook in pre:
+            result = hook(self, (self, *args), kwargs)
+            if result is not None:
+                (_, *args), kwargs = result
+        if torch.autograd._profiler_enabled():
+            with torch.autograd.profiler.record_function(f"Optimizer.step#{type(self).__name__}.step"):
+                out = step(self, *args, **kwargs)
+        else:
+            out = step(self, *args, **kwargs)
+        self._optimizer_step_code()
+        post = chain(self._optimizer_step_post_hooks.values(), getattr(_torch_optimizer, "_global_optimizer_post_hooks", {}).values())
+        for hook in post:
+            hook(self, (self, *args), kwargs)
+        return out
+
+    wrapper.hooked = True
+    return wrapper
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -81,16 +116,25 @@ class Optimizer(torch.optim.Optimizer):
                 raise ValueError(f"parameter {name!r} is not contiguous: optc updates parameters in place, in row-major order")
         self.pipeline = _as_pipeline(pipeline, stdlib)
         self._names = names
+        self._tensors = dict(named)
         self._views = {name: p.detach().numpy() for name, p in named}
         self._pointers = {name: p.data_ptr() for name, p in named}
         self._optimizer = self.pipeline.init(self._views, threads=threads)
-        self._zeros: dict[str, np.ndarray] = {}
-        lr = self._optimizer.learning_rate
-        super().__init__(
-            [{"params": [p for _, p in named], "param_names": names, "lr": math.nan if lr is None else lr}],
-            {},
-        )
-        self._lr_shown = self.param_groups[0]["lr"]
+        # One torch parameter group per optc group with its own learning rate (a partition's
+        # arms), so that learning-rate monitors show each.
+        groups = [
+            {"params": [self._tensors[n] for n in g["leaves"]], "param_names": list(g["leaves"]), "label": g["label"], "lr": _lr(g["lr"])}
+            for g in self._optimizer.param_groups
+        ]
+        super().__init__(groups, {})
+        self._lr_shown = [g["lr"] for g in self.param_groups]
+
+    def _patch_step_function(self) -> None:
+        # PyTorch wraps `step` in its hooks and a profiler range when an optimizer is made;
+        # this class wraps it once, in `_hooked`.
+        self._zero_grad_profile_name = f"Optimizer.zero_grad#{type(self).__name__}.zero_grad"
+        if not getattr(type(self).step, "hooked", False):
+            type(self).step = _hooked(type(self).step)
 
     @property
     def optimizer(self) -> _optc.Optimizer:
@@ -102,25 +146,26 @@ class Optimizer(torch.optim.Optimizer):
         """Every value a user can name after a step, as `optc.Optimizer.hyperparams`."""
         return self._optimizer.hyperparams
 
-    def _params(self) -> dict[str, torch.Tensor]:
-        return {name: p for name, p in zip(self._names, self.param_groups[0]["params"])}
+    def _order(self) -> list[str]:
+        return [n for g in self.param_groups for n in g["param_names"]]
 
     def _param_views(self) -> dict[str, np.ndarray]:
         # A parameter whose storage was replaced (`p.data = ...`) gets a new view.
-        for name, p in self._params().items():
+        for name, p in self._tensors.items():
             if p.data_ptr() != self._pointers[name]:
                 _check_tensor(name, p, "parameter")
                 self._views[name] = p.detach().numpy()
                 self._pointers[name] = p.data_ptr()
         return self._views
 
-    @torch.no_grad()
     def step(self, closure=None, value=None):
         """One step of the pipeline on the parameters, in place.
 
         `closure`, as for any PyTorch optimizer, re-evaluates the model and returns the loss;
         `value` is the loss for pipelines that read it (default: the closure's loss, if any).
-        Returns the closure's loss.
+        Returns the closure's loss. (The parameters change through their memory, outside
+        autograd: as with any optimizer, step after the backward pass, not between a forward
+        pass and its backward.)
         """
         loss = None
         if closure is not None:
@@ -130,46 +175,51 @@ class Optimizer(torch.optim.Optimizer):
             value = loss
         if isinstance(value, torch.Tensor):
             value = value.detach().item()
-        group = self.param_groups[0]
-        if not (group["lr"] == self._lr_shown or (math.isnan(group["lr"]) and math.isnan(self._lr_shown))):
-            raise ValueError(
-                "param_groups[0]['lr'] was changed, but the learning rate is the pipeline's: "
-                "write its schedule in the .opt file (e.g. cosine_decay_schedule) instead of a torch LR scheduler"
-            )
+        for i, (group, shown) in enumerate(zip(self.param_groups, self._lr_shown)):
+            if not (group["lr"] == shown or (math.isnan(group["lr"]) and math.isnan(shown))):
+                raise ValueError(
+                    f"param_groups[{i}]['lr'] was changed, but the learning rate is the pipeline's: "
+                    "write its schedule in the .opt file (e.g. cosine_decay_schedule) instead of using a torch LR scheduler"
+                )
         grads = {}
         held = []
-        for name, p in self._params().items():
+        for name, p in self._tensors.items():
             g = p.grad
             if g is None:
                 held.append(name)
                 continue
             _check_tensor(name, g, "the gradient")
-            grads[name] = g.detach().contiguous().numpy()
+            grads[name] = g.numpy() if g.is_contiguous() and not g.requires_grad else g.detach().contiguous().numpy()
         if len(held) == len(self._names):
             return loss
         self._optimizer.step(self._param_views(), grads, value, hold=held or None)
-        lr = self._optimizer.learning_rate
-        group["lr"] = self._lr_shown = math.nan if lr is None else lr
+        self._show_learning_rates()
         return loss
+
+    def _show_learning_rates(self) -> None:
+        self._lr_shown = [_lr(lr) for lr in self._optimizer.learning_rates_by_group]
+        for group, lr in zip(self.param_groups, self._lr_shown):
+            group["lr"] = lr
 
     def state_dict(self) -> dict:
         """The optimizer's state in PyTorch's form (per-element state by parameter index under
         "state", the groups under "param_groups") plus optc's own under "optc"; survives
         `torch.save`/`torch.load` (tensors and plain values only)."""
         sd = self._optimizer.state_dict()
-        state: dict[int, dict[str, torch.Tensor]] = {i: {} for i in range(len(self._names))}
+        # Parameters are numbered as PyTorch numbers them: in the order of the groups.
+        order = self._order()
+        state: dict[int, dict[str, torch.Tensor]] = {i: {} for i in range(len(order))}
         elementwise = []
         for slot, value in sd["state"].items():
             if isinstance(value, dict) and value and all(isinstance(v, np.ndarray) for v in value.values()):
                 elementwise.append(slot)
-                for i, name in enumerate(self._names):
-                    state[i][slot] = torch.from_numpy(value[name].copy())
+                for i, name in enumerate(order):
+                    state[i][slot] = torch.from_numpy(value[name])
         optc_part = {k: v for k, v in sd.items() if k != "state"}
         optc_part["state"] = {k: v for k, v in sd["state"].items() if k not in elementwise}
         optc_part["elementwise"] = elementwise
-        groups = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
-        for g in groups:
-            g["params"] = list(range(len(self._names)))
+        index = {n: i for i, n in enumerate(order)}
+        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [index[n] for n in g["param_names"]]} for g in self.param_groups]
         return {"state": state, "param_groups": groups, "optc": optc_part}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -180,20 +230,19 @@ class Optimizer(torch.optim.Optimizer):
             per_param = state_dict["state"]
         except (KeyError, TypeError):
             raise ValueError("not the state_dict of an optc.torch.Optimizer (it has no 'optc' part)") from None
-        names = [n for n in state_dict.get("param_groups", [{}])[0].get("param_names", self._names)]
-        if list(names) != self._names:
-            raise ValueError(f"this state belongs to other parameters: {names} (this optimizer has {self._names})")
+        names = [n for g in state_dict.get("param_groups", []) for n in g.get("param_names", [])]
+        if names != self._order():
+            raise ValueError(f"this state belongs to other parameters: {sorted(names)} (this optimizer has {sorted(self._names)})")
         state = dict(part.get("state", {}))
         for slot in part.get("elementwise", []):
             state[slot] = {}
-            for i, name in enumerate(self._names):
+            for i, name in enumerate(names):
                 t = per_param[i][slot]
                 state[slot][name] = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
         part["state"] = state
         part.pop("elementwise", None)
         self._optimizer.load_state_dict(part)
-        lr = self._optimizer.learning_rate
-        self.param_groups[0]["lr"] = self._lr_shown = math.nan if lr is None else lr
+        self._show_learning_rates()
 
     def __repr__(self) -> str:
         return f"optc.torch.Optimizer({self.pipeline.name}, {len(self._names)} parameters)"

@@ -63,6 +63,12 @@ def test_compile_takes_a_path_a_pathlike_or_the_text():
         optc.compile(3)
 
 
+def test_a_standard_library_can_come_from_a_folder(tmp_path):
+    assert optc.compile("adam(learning_rate=1e-3)", stdlib=ROOT / "stdlib").needs_value is False
+    with pytest.raises(OSError, match="standard library"):
+        optc.compile("adam(learning_rate=1e-3)", stdlib=tmp_path / "none")
+
+
 def test_a_pipeline_says_what_optc_check_says(optc_bin):
     path = EXAMPLES / "plateau.opt"
     pipeline = optc.compile(path)

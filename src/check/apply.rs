@@ -4,32 +4,24 @@
 
 use std::sync::Arc;
 
-use super::bind::{self, CallArgs, Slot};
+use super::bind::{self, CallArg, CallArgs};
 use super::builtins;
 use super::consts;
-use super::eval::{Evaluator, describe_value, values_equal};
-use super::program::{DefAst, DefId, DefKind, Func, Hyper, Mask, ParamSig, Schedule, Tx, Value, format_number};
-use super::suggest;
+use super::eval::Evaluator;
+use super::program::{DefAst, DefId, DefKind, Func, Hyper, Mask, Schedule, Tx, Value};
 use super::types::Ty;
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
 use crate::syntax::ast::{self, BinaryOp, ExprKind};
 
-/// A call's arguments, evaluated.
-pub(super) struct Args {
-    positional: Vec<(Value, Span)>,
-    keywords: Vec<(ast::Ident, Value, Span)>,
-    /// A `**` argument failed to expand: its keywords are unknown, so none is reported missing.
-    opaque: bool,
-    span: Span,
-}
-
 impl Evaluator<'_, '_> {
     pub(super) fn call(&mut self, callee: &ast::Expr, args: &[ast::Arg], args_span: Span, span: Span) -> Value {
         let evaluated = self.eval_args(args, args_span);
+        // In a body, as for the checker and instantiation, a built-in function comes first
+        // (`clip(x, lo, hi)`); in a pipeline, a definition of the same name (`clip(max_delta)`).
         if let ExprKind::Name(name) = &callee.kind
             && builtins::is_builtin(name)
-            && self.globals.by_name.get(name).is_none()
+            && (self.ahead || self.globals.by_name.get(name).is_none())
         {
             return self.builtin(name, evaluated, span);
         }
@@ -37,6 +29,9 @@ impl Evaluator<'_, '_> {
         match f {
             Value::Func(func) => self.apply_func(&func, evaluated, span),
             Value::Error => Value::Error,
+            // Ahead of time, a transform parameter applied to the updates, or a schedule called
+            // with a step count, gives a runtime value.
+            Value::Transform(_) | Value::Schedule(_) | Value::Runtime if self.ahead => Value::Runtime,
             Value::Schedule(_) => {
                 self.err(
                     Diagnostic::error("not-constant", "a schedule is evaluated at every step, not at compile time")
@@ -47,31 +42,31 @@ impl Evaluator<'_, '_> {
             }
             other => {
                 self.err(
-                    Diagnostic::error("not-callable", format!("{} cannot be called", describe_value(&other)))
-                        .with_primary(callee.span, format!("this is {}", describe_value(&other))),
+                    Diagnostic::error("not-callable", format!("{} cannot be called", other.describe()))
+                        .with_primary(callee.span, format!("this is {}", other.describe())),
                 );
                 Value::Error
             }
         }
     }
 
-    fn eval_args(&mut self, args: &[ast::Arg], span: Span) -> Args {
-        let mut out = Args { positional: Vec::new(), keywords: Vec::new(), opaque: false, span };
+    fn eval_args(&mut self, args: &[ast::Arg], span: Span) -> CallArgs<Value> {
+        let mut out = CallArgs { args: Vec::new(), opaque_splat: false, span };
         for a in args {
             match a {
                 ast::Arg::Positional(e) => {
                     let v = self.expr(e);
-                    out.positional.push((v, e.span));
+                    out.args.push(CallArg::Positional(v, e.span));
                 }
                 ast::Arg::Keyword { name, value } => {
                     let v = self.expr(value);
-                    out.keywords.push((name.clone(), v, name.span.to(value.span)));
+                    out.args.push(CallArg::Keyword(name.clone(), v, name.span.to(value.span)));
                 }
                 ast::Arg::Splat(e) => match self.expr(e) {
                     Value::Map(entries) => {
                         for (k, v) in entries {
                             match k {
-                                Value::Str(name) => out.keywords.push((ast::Ident { name, span: e.span }, v, e.span)),
+                                Value::Str(name) => out.args.push(CallArg::Keyword(ast::Ident { name, span: e.span }, v, e.span)),
                                 other => self.err(
                                     Diagnostic::error("type-mismatch", format!("`**` needs string keys, found {other}"))
                                         .with_primary(e.span, "keys must be parameter names"),
@@ -79,11 +74,11 @@ impl Evaluator<'_, '_> {
                             }
                         }
                     }
-                    Value::Error => out.opaque = true,
+                    Value::Error => out.opaque_splat = true,
                     other => {
-                        out.opaque = true;
+                        out.opaque_splat = true;
                         self.err(
-                            Diagnostic::error("type-mismatch", format!("`**` expands a map, found {}", describe_value(&other)))
+                            Diagnostic::error("type-mismatch", format!("`**` expands a map, found {}", other.describe()))
                                 .with_primary(e.span, "expected a map"),
                         );
                     }
@@ -93,17 +88,25 @@ impl Evaluator<'_, '_> {
         out
     }
 
-    fn builtin(&mut self, name: &str, args: Args, span: Span) -> Value {
-        if let Some((k, _, _)) = args.keywords.first() {
-            self.err(
-                Diagnostic::error("unknown-keyword", format!("the built-in `{name}` takes no keyword arguments"))
-                    .with_primary(k.span, "keyword argument"),
-            );
-            return Value::Error;
+    fn builtin(&mut self, name: &str, args: CallArgs<Value>, span: Span) -> Value {
+        let mut values = Vec::new();
+        for arg in args.args {
+            match arg {
+                CallArg::Positional(v, _) => values.push(v),
+                CallArg::Keyword(k, _, _) => {
+                    self.err(
+                        Diagnostic::error("unknown-keyword", format!("the built-in `{name}` takes no keyword arguments"))
+                            .with_primary(k.span, "keyword argument"),
+                    );
+                    return Value::Error;
+                }
+            }
         }
-        let values: Vec<Value> = args.positional.iter().map(|(v, _)| v.clone()).collect();
         if values.contains(&Value::Error) {
             return Value::Error;
+        }
+        if values.contains(&Value::Runtime) {
+            return Value::Runtime;
         }
         if let Some(v) = values.iter().find(|v| matches!(v, Value::Injected { .. })) {
             return self.not_constant(&v.clone(), span);
@@ -114,6 +117,7 @@ impl Evaluator<'_, '_> {
                 self.err(Diagnostic::error("bad-value", msg).with_primary(span, "in this call"));
                 Value::Error
             }
+            None if self.ahead => Value::Runtime,
             None => {
                 let reduction =
                     matches!(name, "sum" | "norm" | "mean" | "numel" | "all" | "any" | "dot") || name.starts_with("leaf_");
@@ -131,133 +135,34 @@ impl Evaluator<'_, '_> {
         }
     }
 
-    fn apply_func(&mut self, func: &Func, args: Args, span: Span) -> Value {
+    fn apply_func(&mut self, func: &Func, args: CallArgs<Value>, span: Span) -> Value {
         match func {
             Func::Def(id) => self.apply_def(*id, args, span),
             Func::Injected { factory, static_args } => self.apply_injected(factory, static_args, args, span),
         }
     }
 
-    /// Binds values to parameters; each slot's value after checks (defaults filled in).
-    /// Binds a call's arguments to the parameters of `id`. Under `inject_hyperparams`
-    /// (`injected`), a numeric hyperparameter also takes a schedule, as Optax allows.
-    fn bind_values(&mut self, id: DefId, args: Args, injected: bool) -> Vec<Value> {
-        let def = &self.globals.defs[id];
-        let call =
-            CallArgs { positional: args.positional, keywords: args.keywords, opaque_splat: args.opaque, span: args.span };
+    /// Binds a call's values to the parameters of `id` ([`bind::Call`]); defaults are evaluated
+    /// here. Under `inject_hyperparams` (`injected`), a numeric hyperparameter also takes a
+    /// schedule, as Optax allows.
+    fn bind_values(&mut self, id: DefId, args: CallArgs<Value>, injected: bool) -> Vec<Value> {
+        let globals = self.globals;
+        let call = bind::Call { defs: globals.defs, injected };
         let mut errors = Vec::new();
-        let slots = bind::bind(def, call, &mut errors);
+        let values = call.bind(&globals.defs[id], args, |p| p.default.as_ref().map_or(Value::Error, |d| self.expr(d)), &mut errors);
         for e in errors {
             self.err(e);
         }
-        let params: Vec<ParamSig> = self.globals.defs[id].params.clone();
-        let def_name = self.globals.defs[id].name.clone();
-        slots
-            .into_iter()
-            .zip(&params)
-            .map(|(slot, p)| match slot {
-                Slot::Given(v @ Value::Schedule(_), _) if injected && is_number_type(&p.ty.ty) => v,
-                Slot::Given(v, s) => self.check_value(&def_name, p, v, s),
-                Slot::Variadic(items) => {
-                    Value::List(items.into_iter().map(|(v, s)| self.check_value(&def_name, p, v, s)).collect())
-                }
-                Slot::Default if p.variadic => Value::List(Vec::new()),
-                Slot::Default => match &p.default {
-                    Some(d) => {
-                        let v = self.expr(d);
-                        self.coerce(p, v)
-                    }
-                    None => Value::Error,
-                },
-            })
-            .collect()
+        values
     }
 
-    /// Checks one argument against its parameter: type, widening, options and range.
-    fn check_value(&mut self, def: &str, p: &ParamSig, v: Value, span: Span) -> Value {
-        if v == Value::Error {
-            return v;
-        }
-        let found = v.ty();
-        if !p.ty.ty.accepts(&found) || matches!((&p.ty.ty, &v), (Ty::Transform, Value::Func(_))) {
-            let what = format!("`{}` of `{def}`", p.name);
-            let mut d = Diagnostic::error(
-                "type-mismatch",
-                format!("{what} expects {}, found {}", p.ty.ty, describe_value(&v)),
-            )
-            .with_primary(span, format!("expected {}", p.ty.ty))
-            .with_secondary(p.span, format!("`{}` is declared here", p.name));
-            match (&p.ty.ty, &v) {
-                (Ty::Int, Value::Float(x)) if x.fract() == 0.0 => {
-                    d = d.with_help(format!("write it as an int: `{}={}`", p.name, *x as i64));
-                }
-                (Ty::Transform, Value::Func(f)) => {
-                    if let Func::Def(id) = **f {
-                        d = d.with_help(format!("call it: `{}(...)`", self.globals.defs[id].name));
-                    }
-                }
-                (Ty::Float | Ty::Int | Ty::Schedule, Value::Str(s)) if s.parse::<f64>().is_ok() => {
-                    d = d.with_help(format!("remove the quotes: `{}={s}`", p.name));
-                }
-                _ => {}
-            }
-            self.err(d);
-            return Value::Error;
-        }
-        if let (Some(options), Value::Str(s)) = (enum_options(&p.ty.ty), &v)
-            && !options.contains(s)
-        {
-            let list: Vec<String> = options.iter().map(|o| format!("\"{o}\"")).collect();
-            let mut d = Diagnostic::error("unknown-option", format!("`{}` of `{def}` cannot be \"{s}\"", p.name))
-                .with_primary(span, format!("expected one of {}", list.join(", ")))
-                .with_secondary(p.span, format!("`{}` is declared here", p.name));
-            if let Some(fix) = suggest::closest(s, options.iter().map(String::as_str)) {
-                d = d.with_help(format!("did you mean \"{fix}\"?"));
-            }
-            self.err(d);
-            return Value::Error;
-        }
-        if let Some(range) = &p.range
-            && let Some(x) = v.as_f64()
-            && !range.contains(x)
-        {
-            let shown = if matches!(v, Value::Int(_)) { format!("{}", x as i64) } else { format_number(x) };
-            self.err(
-                Diagnostic::error("out-of-range", format!("`{}` of `{def}` must be in {range}, found {shown}", p.name))
-                    .with_primary(span, format!("{shown} is out of range"))
-                    .with_secondary(range.span, format!("`{}` is declared `in {range}` here", p.name))
-                    .with_note(format!("expected {} in {range}, found {shown}", p.ty.ty)),
-            );
-            return Value::Error;
-        }
-        if let (Ty::Mask | Ty::Optional(_), Value::Str(g)) = (&p.ty.ty, &v)
-            && p.ty.ty.accepts(&Ty::Mask)
-            && let Err(msg) = crate::glob::validate(g)
-        {
-            self.err(Diagnostic::error("bad-glob", format!("invalid glob `{g}`: {msg}")).with_primary(span, msg));
-            return Value::Error;
-        }
-        self.coerce(p, v)
-    }
-
-    /// Widening that changes the value's form: a number passed as a schedule.
-    fn coerce(&self, p: &ParamSig, v: Value) -> Value {
-        let wants_schedule = matches!(&p.ty.ty, Ty::Schedule)
-            || matches!(&p.ty.ty, Ty::Optional(t) if **t == Ty::Schedule);
-        match v {
-            Value::Int(_) | Value::Float(_) | Value::Injected { .. } if wants_schedule => {
-                Value::Schedule(Arc::new(Schedule::Constant(v)))
-            }
-            v => v,
-        }
-    }
-
-    fn apply_def(&mut self, id: DefId, args: Args, span: Span) -> Value {
+    fn apply_def(&mut self, id: DefId, args: CallArgs<Value>, span: Span) -> Value {
         if !self.enter_call(span) {
             return Value::Error;
         }
-        let given: Vec<String> = args.keywords.iter().map(|(k, _, _)| k.name.clone()).collect();
-        let n_positional = args.positional.len();
+        let given: Vec<String> =
+            args.args.iter().filter_map(|a| if let CallArg::Keyword(k, _, _) = a { Some(k.name.clone()) } else { None }).collect();
+        let n_positional = args.args.iter().filter(|a| matches!(a, CallArg::Positional(..))).count();
         let values = self.bind_values(id, args, false);
         let shown: Vec<(String, Value)> = self.globals.defs[id]
             .params
@@ -283,13 +188,15 @@ impl Evaluator<'_, '_> {
         match def.kind {
             DefKind::Builtin => self.combinator(id, values, span),
             DefKind::Transform => {
-                self.compile_time_asserts(id, &values);
+                self.run_ahead(id, &values);
                 Value::Transform(Arc::new(Tx::Instance { def: id, args: values, span }))
             }
             DefKind::Schedule => {
-                self.compile_time_asserts(id, &values);
+                self.run_ahead(id, &values);
                 Value::Schedule(Arc::new(Schedule::Instance { def: id, args: values, span }))
             }
+            // Its own diagnostics say what is wrong with it.
+            DefKind::Def if def.has_errors => Value::Error,
             DefKind::Def => {
                 let Some(DefAst::Def(ast)) = def.ast.clone() else { return Value::Error };
                 let Some(body) = &ast.body else { return Value::Error };
@@ -302,35 +209,6 @@ impl Evaluator<'_, '_> {
                 result
             }
         }
-    }
-
-    /// Runs the `assert`s at the top of a transform's `update` (or a schedule's body) whose
-    /// conditions are compile-time, with the hyperparameters bound.
-    fn compile_time_asserts(&mut self, id: DefId, values: &[Value]) {
-        let def = &self.globals.defs[id];
-        let stmts: Vec<ast::Stmt> = match &def.ast {
-            Some(DefAst::Transform(t)) => t.update.as_ref().map(|u| u.body.stmts.clone()).unwrap_or_default(),
-            Some(DefAst::Def(d)) => d.body.as_ref().map(|b| b.stmts.clone()).unwrap_or_default(),
-            None => Vec::new(),
-        };
-        if !stmts.iter().any(|s| matches!(s, ast::Stmt::Assert { .. })) {
-            return;
-        }
-        let saved = std::mem::replace(&mut self.scopes, vec![Default::default()]);
-        for (p, v) in def.params.clone().iter().zip(values) {
-            self.bind(&p.name, v.clone());
-        }
-        for stmt in &stmts {
-            if let ast::Stmt::Assert { cond, message, span } = stmt {
-                // Skip asserts that read runtime values (the checker allows only compile-time ones).
-                let before = self.errors.len();
-                self.assert(cond, message.as_deref(), *span);
-                if self.errors[before..].iter().any(|d| d.code != "failed-assert") {
-                    self.errors.truncate(before);
-                }
-            }
-        }
-        self.scopes = saved;
     }
 
     /// `chain`, `named_chain`, `masked`, `flatten`, `inject_hyperparams`.
@@ -356,7 +234,9 @@ impl Evaluator<'_, '_> {
                 }
                 Tx::NamedChain(parts)
             }
-            ("masked", [Value::Transform(inner), mask]) => Tx::Masked { inner: inner.clone(), mask: to_mask(mask) },
+            ("masked", [Value::Transform(inner), mask]) => {
+                Tx::Masked { inner: inner.clone(), mask: to_mask(mask), span: self.user_span(span) }
+            }
             ("flatten", [Value::Transform(inner)]) => Tx::Flatten(inner.clone()),
             ("inject_hyperparams", [Value::Func(factory), Value::List(statics)]) => {
                 let static_args: Vec<String> =
@@ -380,7 +260,7 @@ impl Evaluator<'_, '_> {
     }
 
     /// `inject_hyperparams(f)(args)`: numeric hyperparameters become per-step float32 values.
-    fn apply_injected(&mut self, factory: &Func, static_args: &[String], args: Args, span: Span) -> Value {
+    fn apply_injected(&mut self, factory: &Func, static_args: &[String], args: CallArgs<Value>, span: Span) -> Value {
         let Func::Def(id) = *factory else {
             self.err(
                 Diagnostic::error("type-mismatch", "`inject_hyperparams` wraps a named transform or alias")
@@ -412,7 +292,7 @@ impl Evaluator<'_, '_> {
                     }
                     // The inner definition sees what it declared: a schedule, or a number.
                     let seen = injected(Ty::Float);
-                    inner_values.push(if is_number_type(&p.ty.ty) { seen } else { Value::Schedule(Arc::new(Schedule::Constant(seen))) });
+                    inner_values.push(if bind::is_number_type(&p.ty.ty) { seen } else { Value::Schedule(Arc::new(Schedule::Constant(seen))) });
                 }
                 Value::Int(_) | Value::Float(_) if !is_static => {
                     let ty = v.ty();
@@ -441,9 +321,12 @@ impl Evaluator<'_, '_> {
         if l == Value::Error || r == Value::Error {
             return Value::Error;
         }
+        if l == Value::Runtime || r == Value::Runtime {
+            return Value::Runtime;
+        }
         match op {
-            BinaryOp::Eq => return Value::Bool(values_equal(&l, &r) || both_injected_same(&l, &r)),
-            BinaryOp::Ne => return Value::Bool(!values_equal(&l, &r) && !both_injected_same(&l, &r)),
+            BinaryOp::Eq => return Value::Bool(l.equals(&r) || both_injected_same(&l, &r)),
+            BinaryOp::Ne => return Value::Bool(!l.equals(&r) && !both_injected_same(&l, &r)),
             _ => {}
         }
         if let Some(v) = [&l, &r].into_iter().find(|v| matches!(v, Value::Injected { .. })) {
@@ -461,6 +344,7 @@ impl Evaluator<'_, '_> {
     pub(super) fn index(&mut self, base: Value, index: Value, span: Span) -> Value {
         match (&base, &index) {
             (Value::Error, _) | (_, Value::Error) => Value::Error,
+            (Value::Runtime, _) | (_, Value::Runtime) => Value::Runtime,
             (Value::List(items) | Value::Tuple(items), Value::Int(i)) => {
                 let n = items.len() as i64;
                 let k = if *i < 0 { i + n } else { *i };
@@ -475,7 +359,7 @@ impl Evaluator<'_, '_> {
                     }
                 }
             }
-            (Value::Map(entries), key) => match entries.iter().find(|(k, _)| values_equal(k, key)) {
+            (Value::Map(entries), key) => match entries.iter().find(|(k, _)| k.equals(key)) {
                 Some((_, v)) => v.clone(),
                 None => {
                     let keys = entries.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>().join(", ");
@@ -495,7 +379,7 @@ impl Evaluator<'_, '_> {
             }
             _ => {
                 self.err(
-                    Diagnostic::error("bad-index", format!("cannot index {} with {}", describe_value(&base), index.ty()))
+                    Diagnostic::error("bad-index", format!("cannot index {} with {}", base.describe(), index.ty()))
                         .with_primary(span, "bad index"),
                 );
                 Value::Error
@@ -525,10 +409,10 @@ impl Evaluator<'_, '_> {
                     }
                 }
             }
-            Value::Error => Value::Error,
+            v @ (Value::Error | Value::Runtime) => v,
             other => {
                 self.err(
-                    Diagnostic::error("bad-index", format!("cannot slice {}", describe_value(&other)))
+                    Diagnostic::error("bad-index", format!("cannot slice {}", other.describe()))
                         .with_primary(span, "expected a list"),
                 );
                 Value::Error
@@ -537,26 +421,8 @@ impl Evaluator<'_, '_> {
     }
 }
 
-/// `float`, `int`, or one of them made optional.
-fn is_number_type(ty: &Ty) -> bool {
-    match ty {
-        Ty::Float | Ty::Int => true,
-        Ty::Optional(inner) => is_number_type(inner),
-        _ => false,
-    }
-}
-
 fn both_injected_same(a: &Value, b: &Value) -> bool {
     matches!((a, b), (Value::Injected { owner: x, name: n, .. }, Value::Injected { owner: y, name: m, .. }) if x == y && n == m)
-}
-
-/// The strings an enum type (possibly optional) allows.
-fn enum_options(ty: &Ty) -> Option<&[String]> {
-    match ty {
-        Ty::Enum(options) => Some(options),
-        Ty::Optional(inner) => enum_options(inner),
-        _ => None,
-    }
 }
 
 /// A `mask=` value as a [`Mask`].

@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
-use super::bind::{self, CallArgs, Slot};
+use super::bind::{self, CallArg, CallArgs, Slot};
 use super::builtins;
-use super::program::{DefId, DefKind, Definition};
+use super::program::{DefId, DefKind, Definition, Globals};
 use super::suggest;
 use super::types::{Level, Ty, Typed};
 use crate::diagnostic::Diagnostic;
@@ -35,14 +35,6 @@ pub(super) enum VarKind {
 pub(super) struct Var {
     pub ty: Typed,
     pub kind: VarKind,
-}
-
-/// The names every body can see.
-pub struct Globals<'a> {
-    pub defs: &'a [Definition],
-    pub by_name: &'a HashMap<String, DefId>,
-    /// `def`s already checked at some argument levels.
-    pub instances: super::defs::InstanceCache,
 }
 
 /// Checks one body. Create one per body with [`Checker::new`].
@@ -136,14 +128,21 @@ impl<'a, 'g> Checker<'a, 'g> {
                     );
                 }
             }
-            ast::Stmt::Reset(name) => {
+            ast::Stmt::Reset(name) | ast::Stmt::Revert(name) => {
+                let word = if matches!(stmt, ast::Stmt::Reset(_)) { "reset" } else { "revert" };
                 let ok = self.ctx == Ctx::Update
                     && matches!(self.lookup(&name.name), Some(Var { ty, kind: VarKind::Param }) if ty.ty == Ty::Transform);
                 if !ok {
                     self.err(
-                        Diagnostic::error("bad-reset", format!("`reset {}` needs a transform parameter", name.name))
+                        Diagnostic::error("bad-reset", format!("`{word} {}` needs a transform parameter", name.name))
                             .with_primary(name.span, "not a transform parameter of this transform")
-                            .with_help("`reset` re-initialises a nested transform inside `update`"),
+                            .with_help(format!("`{word}` acts on the state of a nested transform inside `update`")),
+                    );
+                } else if word == "revert" && !self.applied.contains_key(&name.name) {
+                    self.err(
+                        Diagnostic::error("bad-reset", format!("`revert {}` before `{}` is applied", name.name, name.name))
+                            .with_primary(name.span, "nothing to revert yet")
+                            .with_help(format!("apply it first: `let u = {}(g)`", name.name)),
                     );
                 }
             }
@@ -411,11 +410,7 @@ impl<'a, 'g> Checker<'a, 'g> {
             return Typed::konst(def_as_value(&self.globals.defs[id]));
         }
         if builtins::is_builtin(name) {
-            self.err(
-                Diagnostic::error("builtin-as-value", format!("the built-in `{name}` can only be called"))
-                    .with_primary(span, "used as a value")
-                    .with_help(format!("call it: `{name}(...)`")),
-            );
+            self.err(builtins::used_as_value(name, span));
             return Typed::error();
         }
         let d = self.unknown_name(name, span);
@@ -436,39 +431,32 @@ impl<'a, 'g> Checker<'a, 'g> {
         for n in builtins::names() {
             candidates.push(n);
         }
-        let mut d = Diagnostic::error("unknown-name", format!("cannot find `{name}`")).with_primary(span, "not found");
-        if let Some(s) = suggest::closest(name, candidates) {
-            d = d.with_help(format!("did you mean `{s}`?"));
-        }
-        d
+        suggest::unknown_name(name, span, candidates)
     }
 
     // ---- calls into definitions ----------------------------------------------------------
 
     /// Binds and checks the arguments of a call to a definition; returns the slots' types.
     pub(super) fn bind_args(&mut self, id: DefId, args: &[ast::Arg], args_span: Span) -> Vec<Slot<Typed>> {
-        let mut positional = Vec::new();
-        let mut keywords = Vec::new();
-        let mut opaque_splat = false;
+        let mut call = CallArgs { args: Vec::new(), opaque_splat: false, span: args_span };
         for a in args {
             match a {
-                ast::Arg::Positional(e) => positional.push((self.expr(e), e.span)),
+                ast::Arg::Positional(e) => call.args.push(CallArg::Positional(self.expr(e), e.span)),
                 ast::Arg::Keyword { name, value } => {
-                    keywords.push((name.clone(), self.expr(value), name.span.to(value.span)))
+                    call.args.push(CallArg::Keyword(name.clone(), self.expr(value), name.span.to(value.span)))
                 }
                 ast::Arg::Splat(e) => {
                     let t = self.expr(e);
                     if !matches!(t.ty, Ty::Map(..) | Ty::Error) {
                         self.err(type_mismatch(e.span, "`**`", &Ty::Map(Box::new(Ty::Str), Box::new(Ty::Unknown)), &t));
                     }
-                    opaque_splat = true;
+                    call.opaque_splat = true;
                 }
             }
         }
         let def = &self.globals.defs[id];
-        let call = CallArgs { positional, keywords, opaque_splat, span: args_span };
         let mut errors = Vec::new();
-        let slots = bind::bind(def, call, &mut errors);
+        let slots = bind::bind(self.globals.defs, def, call, &mut errors);
         self.errors.extend(errors);
         for (slot, param) in slots.iter().zip(&def.params) {
             let given: Vec<(&Typed, Span)> = match slot {
@@ -499,7 +487,7 @@ pub fn def_as_value(def: &Definition) -> Ty {
 /// Whether a block assigns anything (making an `if` around it a statement).
 fn assigns(block: &ast::Block) -> bool {
     block.stmts.iter().any(|s| match s {
-        ast::Stmt::Assign(_) | ast::Stmt::Reset(_) => true,
+        ast::Stmt::Assign(_) | ast::Stmt::Reset(_) | ast::Stmt::Revert(_) => true,
         ast::Stmt::For(f) => assigns(&f.body),
         ast::Stmt::Expr(e) => match &e.kind {
             ExprKind::If { then, otherwise, .. } => assigns(then) || otherwise.as_ref().is_some_and(assigns),

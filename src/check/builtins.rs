@@ -68,6 +68,13 @@ const BUILTINS: &[Builtin] = &[
 /// Named constants.
 pub const CONSTANTS: &[(&str, f64)] = &[("pi", std::f64::consts::PI), ("inf", f64::INFINITY), ("nan", f64::NAN)];
 
+/// The diagnostic for a built-in function named where a value is expected.
+pub fn used_as_value(name: &str, span: crate::source::Span) -> crate::diagnostic::Diagnostic {
+    crate::diagnostic::Diagnostic::error("builtin-as-value", format!("the built-in `{name}` can only be called"))
+        .with_primary(span, "used as a value")
+        .with_help(format!("call it, `{name}(...)`, or wrap it in a `def` to pass it: `def my_{name}(x: float) = {name}(x)`"))
+}
+
 /// Whether `name` is a built-in function.
 pub fn is_builtin(name: &str) -> bool {
     BUILTINS.iter().any(|b| b.name == name)

@@ -2,7 +2,6 @@
 //! error), binary64 floats, true division, floor modulo. Shared by the checker's evaluation and
 //! by instantiation, which folds hyperparameter expressions the same way.
 
-use super::eval::{compare, values_equal};
 use super::program::Value;
 use crate::syntax::ast::BinaryOp;
 
@@ -25,13 +24,13 @@ pub fn binary(op: BinaryOp, l: &Value, r: &Value) -> Result<Value, ConstError> {
     let mismatch = |label| error("type-mismatch", format!("cannot apply `{}` to {} and {}", op.symbol(), l.ty(), r.ty()), label);
     let by_zero = || error("division-by-zero", "division by zero", "the divisor is zero");
     Ok(match (op, l, r) {
-        (BinaryOp::Eq, _, _) => Bool(values_equal(l, r)),
-        (BinaryOp::Ne, _, _) => Bool(!values_equal(l, r)),
+        (BinaryOp::Eq, _, _) => Bool(l.equals(r)),
+        (BinaryOp::Ne, _, _) => Bool(!l.equals(r)),
         (BinaryOp::And, Bool(a), Bool(b)) => Bool(*a && *b),
         (BinaryOp::Or, Bool(a), Bool(b)) => Bool(*a || *b),
         (BinaryOp::Add, List(a), List(b)) => List(a.iter().chain(b).cloned().collect()),
         (BinaryOp::Add, Str(a), Str(b)) => Str(format!("{a}{b}")),
-        (BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge, _, _) => match compare(l, r) {
+        (BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge, _, _) => match l.compare(r) {
             Some(ord) => Bool(match op {
                 BinaryOp::Lt => ord.is_lt(),
                 BinaryOp::Le => ord.is_le(),

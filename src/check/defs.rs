@@ -2,19 +2,15 @@
 //! body once with its declared types, and checking a `def` again at a call site with the levels
 //! of the arguments it is called with.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 
 use super::bind::Slot;
-use super::body::{Checker, Ctx, Globals, VarKind};
-use super::program::{DefAst, DefId, DefKind, Definition, Interval, ParamSig, StateSig};
+use super::body::{Checker, Ctx, VarKind};
+use super::program::{DefAst, DefId, DefKind, Definition, Globals, Interval, ParamSig, StateSig};
 use super::types::{self, Level, Ty, Typed};
 use crate::diagnostic::Diagnostic;
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast::{self, ExprKind, UnaryOp};
-
-/// Results of checking a `def` with given argument types, shared by all checkers.
-pub type InstanceCache = RefCell<HashMap<(DefId, Vec<Typed>), Result<Typed, Vec<Diagnostic>>>>;
 
 /// Collects the definitions of all files, standard library first.
 pub fn collect(files: &[(crate::source::FileId, ast::File)], sources: &SourceMap, errors: &mut Vec<Diagnostic>) -> Vec<Definition> {
@@ -68,6 +64,8 @@ pub fn collect(files: &[(crate::source::FileId, ast::File)], sources: &SourceMap
                 states,
                 reads_value: false,
                 reads_param: false,
+                gives: None,
+                has_errors: false,
                 name_span: name.span,
                 is_stdlib,
                 ast: Some(ast),
@@ -87,8 +85,8 @@ fn param_sig(p: &ast::Param, kind: DefKind, errors: &mut Vec<Diagnostic>) -> Par
         );
     }
     let range = p.range.as_ref().and_then(|r| {
-        let numeric = matches!(ty.ty, Ty::Float | Ty::Int | Ty::Schedule | Ty::Error)
-            || matches!(&ty.ty, Ty::Optional(t) if matches!(**t, Ty::Float | Ty::Int));
+        let numeric = matches!(ty.ty, Ty::Float | Ty::Int | Ty::Schedule | Ty::IntSchedule | Ty::Error)
+            || matches!(&ty.ty, Ty::Optional(t) if matches!(**t, Ty::Float | Ty::Int | Ty::Schedule));
         if !numeric {
             errors.push(
                 Diagnostic::error("bad-range", format!("a range needs a number, but `{}` is {ty}", p.name.name))
@@ -148,11 +146,14 @@ pub fn const_number(e: &ast::Expr) -> Option<f64> {
     }
 }
 
-/// What a transform's body reads besides its input.
-#[derive(Clone, Copy, Debug, Default)]
+/// What checking a body found: what a transform's body reads besides its input, and the type
+/// a `def` gives.
+#[derive(Clone, Debug, Default)]
 pub struct Reads {
     pub value: bool,
     pub param: bool,
+    /// The type a `def`'s body gives with the declared parameter types.
+    pub gives: Option<Ty>,
 }
 
 /// Checks the body of one definition with its declared types; records what it reads.
@@ -192,6 +193,7 @@ pub fn check_definition(globals: &Globals, id: DefId) -> (Vec<Diagnostic>, Reads
             declare_params(&mut c, def, None);
             let result = c.block(body);
             errors.append(&mut c.errors);
+            reads.gives = result.as_ref().map(|t| t.ty.clone());
             check_result(def, result, body.span, &mut errors);
         }
         Some(DefAst::Transform(t)) => {

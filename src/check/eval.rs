@@ -5,9 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::body::Globals;
 use super::builtins;
-use super::program::{Func, PartitionArm, Tx, Value};
+use super::program::{Func, Globals, PartitionArm, Tx, Value};
 use super::suggest;
 use super::types::Ty;
 use crate::diagnostic::Diagnostic;
@@ -26,11 +25,13 @@ pub struct Evaluator<'a, 'g> {
     /// Spans of the calls being evaluated, outermost first.
     pub(super) calls: Vec<Span>,
     pub(super) next_inject: u32,
+    /// Running a body ahead of time ([`super::ahead`]): runtime values flow silently.
+    pub(super) ahead: bool,
 }
 
 impl<'a, 'g> Evaluator<'a, 'g> {
     pub fn new(globals: &'a Globals<'g>, sources: &'a SourceMap) -> Evaluator<'a, 'g> {
-        Evaluator { globals, sources, errors: Vec::new(), scopes: vec![HashMap::new()], calls: Vec::new(), next_inject: 0 }
+        Evaluator { globals, sources, errors: Vec::new(), scopes: vec![HashMap::new()], calls: Vec::new(), next_inject: 0, ahead: false }
     }
 
     pub(super) fn err(&mut self, d: Diagnostic) {
@@ -57,21 +58,33 @@ impl<'a, 'g> Evaluator<'a, 'g> {
         Value::List(values)
     }
 
-    /// A diagnostic whose primary label points into the standard library also gets the user's
-    /// call that led there, so the user sees where to act.
+    /// A diagnostic found inside a definition also points at the user's call that led there:
+    /// as its primary label when it points into the standard library, so the user sees where
+    /// to act; as a secondary one in the user's own definitions.
     fn in_user_code(&self, mut d: Diagnostic) -> Diagnostic {
         let in_stdlib = |span: Span| self.sources.get(span.file).is_some_and(|f| f.is_stdlib);
-        if let Some(primary) = &d.primary
-            && in_stdlib(primary.span)
-            && let Some(user) = self.calls.iter().rev().find(|s| !in_stdlib(**s))
-        {
+        let Some(primary) = d.primary.as_ref().map(|l| l.span) else { return d };
+        let Some(&user) = self.calls.iter().rev().find(|s| !in_stdlib(**s)) else { return d };
+        if in_stdlib(primary) {
             let inner = d.primary.take();
-            d = d.with_primary(*user, "in this call");
+            d = d.with_primary(user, "in this call");
             if let Some(label) = inner {
                 d.secondary.insert(0, label);
             }
+        } else if primary.file != user.file || primary.end <= user.start || primary.start >= user.end {
+            d = d.with_secondary(user, "with the values of this call");
         }
         d
+    }
+
+    /// `span`, or the innermost call in the user's file around it when it lies in the standard
+    /// library.
+    pub(super) fn user_span(&self, span: Span) -> Span {
+        let in_stdlib = |span: Span| self.sources.get(span.file).is_some_and(|f| f.is_stdlib);
+        if !in_stdlib(span) {
+            return span;
+        }
+        self.calls.iter().rev().copied().find(|s| !in_stdlib(*s)).unwrap_or(span)
     }
 
     pub fn bind(&mut self, name: &str, value: Value) {
@@ -115,10 +128,15 @@ impl<'a, 'g> Evaluator<'a, 'g> {
             }
             ast::Stmt::Assign(a) => {
                 let value = self.expr(&a.value);
+                let target = self.lookup(&a.target.name).cloned().unwrap_or(Value::Error);
+                let index = a.index.as_ref().map(|i| (self.expr(i), i.span));
                 let value = match a.op {
                     ast::AssignOp::Set => value,
                     op => {
-                        let current = self.lookup(&a.target.name).cloned().unwrap_or(Value::Error);
+                        let current = match &index {
+                            Some((i, span)) => self.index(target.clone(), i.clone(), *span),
+                            None => target.clone(),
+                        };
                         let op = match op {
                             ast::AssignOp::Add => BinaryOp::Add,
                             ast::AssignOp::Sub => BinaryOp::Sub,
@@ -127,6 +145,20 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                         };
                         self.binary(op, current, value, a.span)
                     }
+                };
+                // `s[i] = v` replaces one item of a list (a `list[float]` state).
+                let value = match (index, target) {
+                    (None, _) => value,
+                    (Some((Value::Int(i), _)), Value::List(mut items)) => {
+                        let n = items.len() as i64;
+                        match usize::try_from(if i < 0 { i + n } else { i }).ok().and_then(|k| items.get_mut(k)) {
+                            Some(item) => *item = value,
+                            None => return,
+                        }
+                        Value::List(items)
+                    }
+                    (Some(_), Value::Error) => Value::Error,
+                    (Some(_), _) => Value::Runtime,
                 };
                 if !self.assign_existing(&a.target.name, value) {
                     self.err(
@@ -141,6 +173,17 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                     Value::List(items) | Value::Tuple(items) => items,
                     Value::Map(entries) => entries.into_iter().map(|(k, v)| Value::Tuple(vec![k, v])).collect(),
                     Value::Error => return,
+                    // A loop over runtime values: its body runs once on a runtime item, and
+                    // what it assigns is known only at run time.
+                    Value::Runtime => {
+                        let before = self.scopes.clone();
+                        self.scopes.push(HashMap::new());
+                        self.bind_pattern(&f.pattern, Value::Runtime);
+                        self.block(&f.body);
+                        self.scopes.pop();
+                        self.join(&before);
+                        return;
+                    }
                     other => {
                         self.err(
                             Diagnostic::error("type-mismatch", format!("cannot loop over {}", other.ty()))
@@ -157,7 +200,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                 }
             }
             ast::Stmt::Assert { cond, message, span } => self.assert(cond, message.as_deref(), *span),
-            ast::Stmt::Reset(_) => {}
+            ast::Stmt::Reset(_) | ast::Stmt::Revert(_) => {}
             ast::Stmt::Expr(e) => {
                 self.expr(e);
             }
@@ -167,11 +210,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
     pub(super) fn assert(&mut self, cond: &ast::Expr, message: Option<&str>, span: Span) {
         match self.expr(cond) {
             Value::Bool(true) | Value::Error => {}
-            Value::Bool(false) => {
-                let message = message.unwrap_or("a requirement of this definition does not hold");
-                let d = Diagnostic::error("failed-assert", message.to_string()).with_primary(span, "required here");
-                self.err(d);
-            }
+            Value::Bool(false) => self.err(super::bind::failed_assert(message, span)),
             _ => {}
         }
     }
@@ -182,7 +221,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
             ast::Pattern::Tuple(parts, span) => {
                 let items = match value {
                     Value::Tuple(items) | Value::List(items) if items.len() == parts.len() => items,
-                    Value::Error => vec![Value::Error; parts.len()],
+                    v @ (Value::Error | Value::Runtime) => vec![v; parts.len()],
                     other => {
                         self.err(
                             Diagnostic::error("type-mismatch", format!("cannot unpack {other} into {} names", parts.len()))
@@ -218,6 +257,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                 let items = match self.expr(iter) {
                     Value::List(items) | Value::Tuple(items) => items,
                     Value::Map(entries) => entries.into_iter().map(|(k, v)| Value::Tuple(vec![k, v])).collect(),
+                    Value::Runtime => return Value::Runtime,
                     _ => return Value::Error,
                 };
                 let mut out = Vec::with_capacity(items.len());
@@ -233,7 +273,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
             ExprKind::Unary { op, operand } => {
                 let v = self.expr(operand);
                 match (op, v) {
-                    (_, Value::Error) => Value::Error,
+                    (_, v @ (Value::Error | Value::Runtime)) => v,
                     (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
                     (UnaryOp::Neg, Value::Int(n)) => n.checked_neg().map_or(Value::Error, Value::Int),
                     (UnaryOp::Neg, Value::Float(x)) => Value::Float(-x),
@@ -272,8 +312,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                 self.slice(b, s, t, e.span)
             }
             ExprKind::If { cond, then, otherwise } => match self.expr(cond) {
-                Value::Bool(true) => self.block(then).unwrap_or(Value::None),
-                Value::Bool(false) => otherwise.as_ref().and_then(|o| self.block(o)).unwrap_or(Value::None),
+                c @ (Value::Bool(_) | Value::Runtime) => self.branches(c, then, otherwise.as_ref()),
                 Value::Error => Value::Error,
                 v @ Value::Injected { .. } => self.not_constant(&v, cond.span),
                 other => {
@@ -298,15 +337,17 @@ impl<'a, 'g> Evaluator<'a, 'g> {
         if let Some(&id) = self.globals.by_name.get(name) {
             return Value::Func(Arc::new(Func::Def(id)));
         }
+        if builtins::is_builtin(name) {
+            self.err(builtins::used_as_value(name, span));
+            return Value::Error;
+        }
         let mut candidates: Vec<&str> = self.scopes.iter().flat_map(|s| s.keys().map(String::as_str)).collect();
         candidates.extend(self.globals.by_name.keys().map(String::as_str));
         for n in builtins::names() {
             candidates.push(n);
         }
-        let mut d = Diagnostic::error("unknown-name", format!("cannot find `{name}`")).with_primary(span, "not found");
-        if let Some(s) = suggest::closest(name, candidates) {
-            d = d.with_help(format!("did you mean `{s}`?"));
-        } else if matches!(name, "step" | "param" | "value" | "g") {
+        let mut d = suggest::unknown_name(name, span, candidates);
+        if d.help.is_empty() && matches!(name, "step" | "param" | "value" | "g") {
             d = d.with_note(format!("`{name}` exists only inside the body of a transform or schedule"));
         }
         self.err(d);
@@ -318,7 +359,8 @@ impl<'a, 'g> Evaluator<'a, 'g> {
         for (k, v) in entries {
             let key = self.expr(k);
             let value = self.expr(v);
-            if let Some((_, _, first)) = out.iter().find(|(existing, _, _)| values_equal(existing, &key)) {
+            let known = !matches!(key, Value::Error | Value::Runtime);
+            if known && let Some((_, _, first)) = out.iter().find(|(existing, _, _)| existing.equals(&key)) {
                 let first = *first;
                 self.err(
                     Diagnostic::error("duplicate-key", format!("the key {key} appears twice in this map"))
@@ -330,7 +372,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
             out.push((key, value, k.span));
         }
         // Maps iterate in ascending key order.
-        out.sort_by(|(a, _, _), (b, _, _)| compare(a, b).unwrap_or(std::cmp::Ordering::Equal));
+        out.sort_by(|(a, _, _), (b, _, _)| a.compare(b).unwrap_or(std::cmp::Ordering::Equal));
         Value::Map(out.into_iter().map(|(k, v, _)| (k, v)).collect())
     }
 
@@ -371,6 +413,9 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                 }
             }
             let is_wild = arm.patterns.iter().any(|p| matches!(p, ast::ArmPattern::Wildcard(_)));
+            if !is_wild && !globs.is_empty() && wildcard.is_none() {
+                self.warn_if_covered(&out, &globs, arm.span);
+            }
             let tx = match self.expr(&arm.value) {
                 Value::Transform(tx) => tx,
                 Value::Error => continue,
@@ -393,9 +438,34 @@ impl<'a, 'g> Evaluator<'a, 'g> {
         Value::Transform(Arc::new(Tx::Partition(out)))
     }
 
+    /// Warns about a partition arm whose globs only match leaves that earlier arms take.
+    fn warn_if_covered(&mut self, earlier: &[PartitionArm], globs: &[String], span: Span) {
+        let before: Vec<&str> = earlier.iter().flat_map(|a| a.globs.iter().flatten()).map(String::as_str).collect();
+        if !globs.iter().all(|g| crate::glob::covered(g, &before)) {
+            return;
+        }
+        let mut d = Diagnostic::warning("unreachable-arm", "this arm is never used: earlier arms take every leaf it matches")
+            .with_primary(span, "never used")
+            .with_note("the first arm whose glob matches a leaf takes it")
+            .with_help("remove this arm, or move it above the arms that take its leaves");
+        let single = earlier.iter().find(|a| {
+            let own: Vec<&str> = a.globs.iter().flatten().map(String::as_str).collect();
+            globs.iter().all(|g| crate::glob::covered(g, &own))
+        });
+        match single {
+            Some(a) => d = d.with_secondary(a.span, "this arm takes them"),
+            None => {
+                for a in earlier {
+                    d = d.with_secondary(a.span, "these arms take them");
+                }
+            }
+        }
+        self.err(d);
+    }
+
     /// The diagnostic for a value that should have been a transform.
     pub(super) fn expected_transform(&self, found: &Value, span: Span, what: &str) -> Diagnostic {
-        let mut d = Diagnostic::error("type-mismatch", format!("{what} expects a transform, found {}", describe_value(found)))
+        let mut d = Diagnostic::error("type-mismatch", format!("{what} expects a transform, found {}", found.describe()))
             .with_primary(span, "expected a transform");
         if let Value::Func(f) = found
             && let Func::Def(id) = **f
@@ -432,30 +502,5 @@ impl<'a, 'g> Evaluator<'a, 'g> {
         }
         self.calls.push(span);
         true
-    }
-}
-
-/// Python's `==` on compile-time values (ints and floats compare by value).
-pub fn values_equal(a: &Value, b: &Value) -> bool {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
-    }
-}
-
-/// Python's ordering of numbers and of strings.
-pub fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
-    match (a, b) {
-        (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
-        _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
-    }
-}
-
-/// How a value is named in a message: its type, or what a function is.
-pub fn describe_value(v: &Value) -> String {
-    match v {
-        Value::Func(_) => "a function".to_string(),
-        Value::Schedule(_) => "a schedule".to_string(),
-        other => other.ty().to_string(),
     }
 }

@@ -352,7 +352,7 @@ impl Checker<'_, '_> {
                 positional(self);
                 Typed::error()
             }
-            Ty::Schedule => {
+            Ty::Schedule | Ty::IntSchedule => {
                 let given = positional(self);
                 match given.as_slice() {
                     [(t, s)] if !t.is_error() && t.ty != Ty::Int => {

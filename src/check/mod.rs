@@ -3,22 +3,32 @@
 //! infers the level of every value in it; evaluates the pipeline at compile time with range
 //! checks. All errors are collected, never just the first.
 //!
+//! Two walkers over one floor. The floor: `program` (definitions, the definition table,
+//! compile-time values), `types`, `builtins`, `consts` (Python's arithmetic) and `bind` (how
+//! any call binds its arguments, checks and widens their values). The checker (`defs`, `body`,
+//! `expr`) types each definition once, with its declared types. The evaluator (`eval`, `apply`,
+//! `ahead`) runs the user's file at compile time, and each transform and schedule body it
+//! instantiates ahead of time, so that every call at any depth is bound and checked with its
+//! values. Instantiation (`ir::instantiate`) binds the calls of the bodies it inlines through
+//! `bind` as well.
+//!
 //! Architecture invariant: nothing here knows about parameter layouts or code generation; the
 //! [`Program`] is the only thing handed on.
 
-mod apply;
-mod bind;
-mod body;
+pub mod program;
+pub mod types;
 pub mod builtins;
 pub mod consts;
+pub mod bind;
 mod defs;
-pub mod eval;
+mod body;
 mod expr;
+pub mod eval;
+mod apply;
+mod ahead;
 mod needed;
-pub mod program;
-mod suggest;
+pub mod suggest;
 pub mod summary;
-pub mod types;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,29 +90,35 @@ fn stdlib_texts(sources: &SourceMap) -> Vec<(FileId, &str)> {
 fn check_files(sources: &SourceMap, files: &[(FileId, ast::File)], mut diagnostics: Vec<Diagnostic>, expect: Expect) -> Checked {
     let mut defs = defs::collect(files, sources, &mut diagnostics);
     let by_name: HashMap<String, DefId> = defs.iter().enumerate().map(|(i, d)| (d.name.clone(), i)).collect();
-    let reads: Vec<defs::Reads> = {
-        let globals = body::Globals { defs: &defs, by_name: &by_name, instances: Default::default() };
+    let reads: Vec<(defs::Reads, bool)> = {
+        let globals = program::Globals { defs: &defs, by_name: &by_name, instances: Default::default() };
         (0..defs.len())
             .map(|id| {
                 let (mut errors, reads) = defs::check_definition(&globals, id);
+                let has_errors = errors.iter().any(Diagnostic::is_error);
                 diagnostics.append(&mut errors);
-                reads
+                (reads, has_errors)
             })
             .collect()
     };
-    for (def, reads) in defs.iter_mut().zip(reads) {
+    for (def, (reads, has_errors)) in defs.iter_mut().zip(reads) {
         def.reads_value = reads.value;
         def.reads_param = reads.param;
+        def.gives = reads.gives;
+        def.has_errors = has_errors;
     }
 
     let mut pipeline = None;
     let mut schedule = None;
     {
-        let globals = body::Globals { defs: &defs, by_name: &by_name, instances: Default::default() };
+        let globals = program::Globals { defs: &defs, by_name: &by_name, instances: Default::default() };
         for (id, file) in files {
             let is_stdlib = sources.get(*id).is_some_and(|f| f.is_stdlib);
             let mut evaluator = eval::Evaluator::new(&globals, sources);
             let last_expr = file.items.iter().rposition(|i| matches!(i, ast::Item::Expr(_)));
+            if !is_stdlib && last_expr.is_none() {
+                diagnostics.push(no_pipeline(sources, *id, file, expect));
+            }
             for (i, item) in file.items.iter().enumerate() {
                 match item {
                     ast::Item::Let(l) if !is_stdlib => {
@@ -143,6 +159,26 @@ fn check_files(sources: &SourceMap, files: &[(FileId, ast::File)], mut diagnosti
     diagnostic::sort(&mut diagnostics);
     let pipeline: Option<Arc<Tx>> = pipeline;
     Checked { program: Program { defs, pipeline, schedule }, diagnostics }
+}
+
+/// The warning for a user file that ends with no pipeline (or schedule) expression.
+fn no_pipeline(sources: &SourceMap, id: FileId, file: &ast::File, expect: Expect) -> Diagnostic {
+    let what = if expect == Expect::Schedule { "schedule" } else { "pipeline" };
+    let end = sources.get(id).map_or(0, |f| f.text.trim_end().len());
+    let mut d = Diagnostic::warning("missing-pipeline", format!("this file has no {what}"))
+        .with_primary(crate::source::Span::new(id, end..end), format!("the file ends without a {what} expression"));
+    d = match file.items.last() {
+        Some(ast::Item::Let(l)) => {
+            let name = match &l.pattern {
+                ast::Pattern::Name(n) => n.name.clone(),
+                ast::Pattern::Tuple(..) => "...".into(),
+            };
+            d.with_help(format!("end the file with the {what} itself: add a last line `{name}`"))
+        }
+        Some(_) => d.with_note("a file of definitions alone can be checked, but not run"),
+        None => d.with_help("write a pipeline, e.g. `adam(learning_rate=1e-3)`"),
+    };
+    d
 }
 
 fn stdlib_item(span: crate::source::Span) -> Diagnostic {

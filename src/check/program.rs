@@ -1,10 +1,13 @@
 //! What `check` hands on: every definition with its resolved signature, and the pipeline
 //! evaluated to a tree of transform instances with all arguments bound and checked.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use super::types::{Level, Ty, Typed};
+use crate::diagnostic::Diagnostic;
 use crate::source::Span;
 use crate::syntax::ast;
 
@@ -100,6 +103,12 @@ pub struct Definition {
     pub reads_value: bool,
     /// True if the update or a state initialiser reads `param`.
     pub reads_param: bool,
+    /// The type a `def`'s body gives with the declared parameter types (`transform` for an
+    /// alias such as `adam`).
+    pub gives: Option<Ty>,
+    /// True if checking the definition reported an error: the evaluator does not run its body
+    /// ahead of time.
+    pub has_errors: bool,
     /// The definition's name in its source.
     pub name_span: Span,
     pub is_stdlib: bool,
@@ -111,6 +120,17 @@ impl Definition {
         self.params.iter().find(|p| p.name == name)
     }
 }
+
+/// The definition table every walker of the checker reads: the definitions by id and by name,
+/// and the `def`s already checked at some argument levels.
+pub struct Globals<'a> {
+    pub defs: &'a [Definition],
+    pub by_name: &'a HashMap<String, DefId>,
+    pub instances: InstanceCache,
+}
+
+/// Results of checking a `def` with given argument types, shared by all checkers.
+pub type InstanceCache = RefCell<HashMap<(DefId, Vec<Typed>), Result<Typed, Vec<Diagnostic>>>>;
 
 /// A compile-time value: what the pipeline and the arguments of its parts evaluate to.
 #[derive(Clone, Debug, PartialEq)]
@@ -130,6 +150,10 @@ pub enum Value {
     /// A numeric hyperparameter that `inject_hyperparams` turned into a float32 value that may
     /// change every step: known at run time only.
     Injected { owner: u32, name: String, ty: Ty },
+    /// A value known only at run time (the updates, `param`, `value`, `step`, a state): it
+    /// stands for them while the evaluator runs a transform's or schedule's body ahead of time
+    /// ([`super::ahead`]), and is never part of a [`Program`].
+    Runtime,
     /// Stands for something already reported as an error.
     Error,
 }
@@ -140,6 +164,31 @@ impl Value {
             Value::Int(n) => Some(*n as f64),
             Value::Float(x) => Some(*x),
             _ => None,
+        }
+    }
+
+    /// Python's `==` (ints and floats compare by value).
+    pub fn equals(&self, other: &Value) -> bool {
+        match (self.as_f64(), other.as_f64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => self == other,
+        }
+    }
+
+    /// Python's ordering of numbers and of strings; `None` for values that have none (and NaN).
+    pub fn compare(&self, other: &Value) -> Option<std::cmp::Ordering> {
+        match (self, other) {
+            (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
+            _ => self.as_f64()?.partial_cmp(&other.as_f64()?),
+        }
+    }
+
+    /// How the value is named in a message: its type, or what a function or schedule is.
+    pub fn describe(&self) -> String {
+        match self {
+            Value::Func(_) => "a function".to_string(),
+            Value::Schedule(_) => "a schedule".to_string(),
+            other => other.ty().to_string(),
         }
     }
 
@@ -161,6 +210,7 @@ impl Value {
             Value::Transform(_) => Ty::Transform,
             Value::Func(_) => Ty::Fn(None),
             Value::Injected { ty, .. } => ty.clone(),
+            Value::Runtime => Ty::Unknown,
             Value::Error => Ty::Error,
         }
     }
@@ -220,7 +270,9 @@ pub enum Tx {
     NamedChain(Vec<(String, Arc<Tx>)>),
     /// A `transform` definition applied to its arguments (in parameter order).
     Instance { def: DefId, args: Vec<Value>, span: Span },
-    Masked { inner: Arc<Tx>, mask: Mask },
+    /// `masked(inner, mask)`; `span` is the user's call that made it (an alias's call when the
+    /// standard library builds it), for a glob that matches no leaf.
+    Masked { inner: Arc<Tx>, mask: Mask, span: Span },
     Partition(Vec<PartitionArm>),
     Flatten(Arc<Tx>),
     /// `inject_hyperparams(f)(...)`: `inner` was built with [`Value::Injected`] standing for
@@ -309,6 +361,7 @@ impl fmt::Display for Value {
             Value::Transform(_) => write!(f, "<transform>"),
             Value::Func(_) => write!(f, "<function>"),
             Value::Injected { name, .. } => write!(f, "<injected {name}>"),
+            Value::Runtime => write!(f, "<runtime value>"),
             Value::Error => write!(f, "<error>"),
         }
     }

@@ -1,5 +1,84 @@
-//! Did-you-mean: the closest known name to a misspelt one, and the names other frameworks use
-//! for Optax's keywords (`lr` for `learning_rate`).
+//! Did-you-mean: the closest known name to a misspelt one, the names other frameworks use for
+//! Optax's (`lr` for `learning_rate`, `CosineAnnealingLR` for `cosine_decay_schedule`), and the
+//! Optax names optc does not support yet, with the reason.
+
+use crate::diagnostic::Diagnostic;
+use crate::source::Span;
+
+/// The diagnostic for a name that is not defined: not supported yet (with the reason), another
+/// framework's name for an Optax one, or a likely typo among `candidates`.
+pub fn unknown_name<'a>(name: &str, span: Span, candidates: impl IntoIterator<Item = &'a str>) -> Diagnostic {
+    if let Some(reason) = not_supported(name) {
+        return Diagnostic::error("not-supported", format!("`{name}` is not supported yet"))
+            .with_primary(span, "an Optax name optc does not have yet")
+            .with_note(format!("`{name}` {reason}"));
+    }
+    let d = Diagnostic::error("unknown-name", format!("cannot find `{name}`")).with_primary(span, "not found");
+    if let Some((optax, how)) = optax_equivalent(name) {
+        return d.with_help(format!("use Optax's `{optax}`: {how}")).with_note("optc uses Optax's names");
+    }
+    match closest(name, candidates) {
+        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+        None => d,
+    }
+}
+
+const NEEDS_SHAPES: &str = "needs the shapes of the leaves (rows and columns of a matrix), which optc does not give transforms yet";
+const NEEDS_RANDOM: &str = "needs a random key at every step, which optc does not have yet";
+const NEEDS_MORE: &str = "needs more than one gradient or loss per step, which a pipeline does not get";
+
+/// Why an Optax transform or alias is not in the standard library yet.
+pub fn not_supported(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "adafactor" | "scale_by_factored_rms" | "sm3" | "scale_by_sm3" | "centralize" | "adaptive_grad_clip"
+        | "muon" | "scale_by_muon" | "lbfgs" | "scale_by_lbfgs" | "scale_by_shampoo" | "shampoo" => NEEDS_SHAPES,
+        "add_noise" | "noisy_sgd" => NEEDS_RANDOM,
+        "sam" | "sophia" | "scale_by_zoom_linesearch" | "scale_by_backtracking_linesearch" => NEEDS_MORE,
+        _ => return None,
+    })
+}
+
+/// The Optax name (and how it is called) for a name PyTorch, Keras or Hugging Face use.
+pub fn optax_equivalent(name: &str) -> Option<(&'static str, &'static str)> {
+    let key: String = name.to_lowercase().chars().filter(|c| *c != '_').collect();
+    Some(match key.as_str() {
+        "cosineannealing" | "cosineannealinglr" | "cosinedecay" | "cosineschedule" => {
+            ("cosine_decay_schedule", "`cosine_decay_schedule(init_value=1e-3, decay_steps=1000)`")
+        }
+        "cosineannealingwarmrestarts" | "sgdr" => ("sgdr_schedule", "one `warmup_cosine_decay_schedule` per cycle"),
+        "getcosineschedulewithwarmup" | "cosinewithwarmup" | "warmupcosine" | "cosinewarmup" => (
+            "warmup_cosine_decay_schedule",
+            "`warmup_cosine_decay_schedule(init_value=0.0, peak_value=1e-3, warmup_steps=100, decay_steps=1000)`",
+        ),
+        "steplr" | "multisteplr" | "stepdecay" | "multistepdecay" => (
+            "piecewise_constant_schedule",
+            "`piecewise_constant_schedule(init_value=0.1, boundaries_and_scales={1000: 0.1, 2000: 0.1})`",
+        ),
+        "exponentiallr" | "exponentialdecayschedule" => {
+            ("exponential_decay", "`exponential_decay(init_value=0.1, transition_steps=1, decay_rate=0.99)`")
+        }
+        "linearlr" | "lineardecay" | "linearwarmup" | "getlinearschedulewithwarmup" => {
+            ("linear_schedule", "`linear_schedule(init_value=0.0, end_value=1e-3, transition_steps=100)`")
+        }
+        "polynomiallr" | "polynomialdecay" => (
+            "polynomial_schedule",
+            "`polynomial_schedule(init_value=1e-3, end_value=0.0, power=2, transition_steps=1000)`",
+        ),
+        "constantlr" => ("constant_schedule", "`constant_schedule(1e-3)`, or just the number"),
+        "onecyclelr" | "onecycle" => {
+            ("cosine_onecycle_schedule", "`cosine_onecycle_schedule(transition_steps=1000, peak_value=0.1)`")
+        }
+        "reducelronplateau" => ("reduce_on_plateau", "chain it after the optimizer: `reduce_on_plateau(patience=10)`"),
+        "clipgradnorm" | "clipbynorm" | "clipnorm" => ("clip_by_global_norm", "`clip_by_global_norm(max_norm=1.0)`"),
+        "clipgradvalue" | "clipbyvalue" | "clipvalue" => ("clip", "`clip(max_delta=1.0)`"),
+        "momentum" | "nag" | "nesterov" => ("sgd", "`sgd(learning_rate=0.1, momentum=0.9, nesterov=True)`"),
+        "weightdecay" | "decoupledweightdecay" => ("add_decayed_weights", "`add_decayed_weights(weight_decay=1e-4)`"),
+        "gradientaccumulation" | "accumulategradients" | "gradaccum" => {
+            ("multi_steps", "`multi_steps(adam(learning_rate=1e-3), every_k_schedule=4)`")
+        }
+        _ => return None,
+    })
+}
 
 /// The candidate closest to `name` by edit distance, if close enough to be a likely typo.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
@@ -69,5 +148,7 @@ mod tests {
         assert_eq!(closest("learning_rat", names).as_deref(), Some("learning_rate"));
         assert_eq!(closest("xyz", names), None);
         assert_eq!(known_alias("lr"), Some("learning_rate"));
+        assert_eq!(optax_equivalent("CosineAnnealingLR").map(|(n, _)| n), Some("cosine_decay_schedule"));
+        assert!(not_supported("adafactor").is_some() && not_supported("adam").is_none());
     }
 }

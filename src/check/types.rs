@@ -54,6 +54,9 @@ pub enum Ty {
     Map(Box<Ty>, Box<Ty>),
     Optional(Box<Ty>),
     Schedule,
+    /// A schedule whose values are ints (`schedule[int]`, as `multi_steps`'s `every_k_schedule`):
+    /// an int, or a schedule.
+    IntSchedule,
     Transform,
     /// A glob over leaf names, or a bool for all/none.
     Mask,
@@ -90,6 +93,8 @@ impl Ty {
             (Map(ka, va), Map(kb, vb)) => Map(Box::new(ka.join(kb)?), Box::new(va.join(vb)?)),
             (Fn(_), Fn(_)) => Fn(Option::None),
             (Float | Int, Schedule) | (Schedule, Float | Int) => Schedule,
+            (Int, IntSchedule) | (IntSchedule, Int) => IntSchedule,
+            (Float | Schedule, IntSchedule) | (IntSchedule, Float | Schedule) => Schedule,
             _ => return Option::None,
         })
     }
@@ -101,7 +106,8 @@ impl Ty {
             (_, Error) | (Error, _) | (_, Unknown) => true,
             (a, b) if a == b => true,
             (Float, Int) => true,
-            (Schedule, Float | Int) => true,
+            (Schedule, Float | Int | IntSchedule) => true,
+            (IntSchedule, Int | Schedule) => true,
             (Mask, Str | Bool | Enum(_)) => true,
             (Str, Enum(_)) => true,
             (Enum(_), Str) => true, // the value is checked where it is known
@@ -142,6 +148,7 @@ impl fmt::Display for Ty {
             Ty::Map(k, v) => write!(f, "map[{k}, {v}]"),
             Ty::Optional(t) => write!(f, "{t}?"),
             Ty::Schedule => write!(f, "schedule"),
+            Ty::IntSchedule => write!(f, "schedule[int]"),
             Ty::Transform => write!(f, "transform"),
             Ty::Mask => write!(f, "mask"),
             Ty::Fn(None) => write!(f, "fn"),
@@ -216,7 +223,15 @@ pub fn resolve(t: &ast::TypeExpr, default_level: Level, errors: &mut Vec<Diagnos
                 "str" if arity(0, errors) => Typed::konst(Ty::Str),
                 "tensor" if arity(0, errors) => Typed::new(Ty::Float, Level::Element),
                 "leaf" if arity(0, errors) => Typed::new(Ty::Float, Level::Leaf),
-                "schedule" if arity(0, errors) => Typed::konst(Ty::Schedule),
+                "schedule" if args.is_empty() => Typed::konst(Ty::Schedule),
+                "schedule" if args.len() == 1 && sub(0, errors) == Ty::Int => Typed::konst(Ty::IntSchedule),
+                "schedule" => {
+                    errors.push(
+                        Diagnostic::error("bad-type", "a schedule gives floats (`schedule`) or ints (`schedule[int]`)")
+                            .with_primary(*span, "unsupported schedule type"),
+                    );
+                    Typed::error()
+                }
                 "transform" if arity(0, errors) => Typed::konst(Ty::Transform),
                 "mask" if arity(0, errors) => Typed::konst(Ty::Mask),
                 "list" if arity(1, errors) => {
@@ -225,7 +240,7 @@ pub fn resolve(t: &ast::TypeExpr, default_level: Level, errors: &mut Vec<Diagnos
                 }
                 "tuple" => Typed::konst(Ty::Tuple((0..args.len()).map(|i| sub(i, errors)).collect())),
                 "map" if arity(2, errors) => Typed::konst(Ty::Map(Box::new(sub(0, errors)), Box::new(sub(1, errors)))),
-                "float" | "int" | "bool" | "str" | "tensor" | "leaf" | "schedule" | "transform" | "mask" | "list"
+                "float" | "int" | "bool" | "str" | "tensor" | "leaf" | "transform" | "mask" | "list"
                 | "map" => Typed::error(),
                 other => {
                     let known = [
@@ -308,6 +323,8 @@ mod tests {
         assert!(Ty::Optional(Box::new(Ty::Float)).accepts(&Ty::None));
         assert!(Ty::Mask.accepts(&Ty::Str));
         assert!(!Ty::Transform.accepts(&Ty::Schedule));
+        assert!(Ty::IntSchedule.accepts(&Ty::Int) && Ty::IntSchedule.accepts(&Ty::Schedule));
+        assert!(!Ty::IntSchedule.accepts(&Ty::Float));
     }
 
     #[test]

@@ -11,20 +11,33 @@ pub struct Args {
     /// `.opt` files to check (`-` reads standard input).
     #[arg(required_unless_present = "explain")]
     pub files: Vec<PathBuf>,
-    /// Explain a diagnostic code (e.g. `out-of-range`) and exit.
-    #[arg(long, value_name = "CODE")]
+    /// Explain a diagnostic code (e.g. `out-of-range`) with a wrong and a right example and exit;
+    /// without a code, list every code with its summary.
+    #[arg(long, value_name = "CODE", num_args = 0..=1, default_missing_value = "")]
     pub explain: Option<String>,
 }
 
 pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
     if let Some(code) = &args.explain {
+        if code.is_empty() {
+            for c in crate::codes::CODES {
+                outln!("{:<26} {}", c.code, c.summary());
+            }
+            outln!("\n`optc check --explain CODE` explains one, with an example.");
+            return ExitCode::SUCCESS;
+        }
         return match crate::codes::explain(code) {
-            Some(text) => {
-                outln!("{code}: {text}");
+            Some(c) => {
+                out!("{}", explanation(c));
                 ExitCode::SUCCESS
             }
             None => {
                 eprintln!("error: no diagnostic has the code `{code}`");
+                let codes = crate::codes::CODES.iter().map(|c| c.code);
+                if let Some(fix) = crate::check::suggest::closest(code, codes) {
+                    eprintln!("  did you mean `{fix}`?");
+                }
+                eprintln!("  `optc check --explain` lists every code");
                 ExitCode::FAILURE
             }
         };
@@ -57,6 +70,17 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
         out!("{}", report(&name, &checked.program));
     }
     if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// `--explain CODE`: the explanation, then a file that gets the diagnostic and the same file
+/// fixed.
+fn explanation(c: &crate::codes::Code) -> String {
+    let mut out = format!("{}: {}\n", c.code, c.text);
+    let indent = |text: &str| text.lines().map(|l| format!("    {l}\n")).collect::<String>();
+    if !c.wrong.is_empty() {
+        out.push_str(&format!("\nwrong:\n{}\nright:\n{}", indent(c.wrong), indent(c.right)));
+    }
+    out
 }
 
 /// The line printed after the diagnostics of a file with errors (`error: `f.opt` has 2

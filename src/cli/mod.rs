@@ -21,6 +21,7 @@ macro_rules! out {
 mod bench;
 pub mod check;
 pub mod conform;
+mod doc;
 mod emit;
 mod interrupt;
 mod run;
@@ -52,6 +53,8 @@ pub enum Command {
     Bench(bench::Args),
     /// Check pipelines: print diagnostics, or what each pipeline needs and keeps.
     Check(check::Args),
+    /// Show a standard library definition's parameters, defaults, ranges and documentation, or list them all.
+    Doc(doc::Args),
     /// Replay reference cases and compare with their expected trajectories.
     Conform(conform::Args),
     /// Show what a stage makes of a file: `--ast`, `--ir`, `--plan`, `--clif` or `--asm`.
@@ -74,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args, stdlib),
         Command::Check(args) => check::run(&args, stdlib),
         Command::Conform(args) => conform::run(&args, stdlib),
+        Command::Doc(args) => doc::run(&args, stdlib),
         Command::Emit(args) => emit::run(&args, stdlib),
     }
 }

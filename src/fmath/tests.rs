@@ -40,7 +40,7 @@ fn stride() -> u64 {
 /// The largest error of `f` against `reference` over every `stride`-th float32, with where.
 fn sweep(f: impl Fn(f32) -> f32 + Sync, reference: impl Fn(f64) -> f64 + Sync) -> (f64, f32) {
     let stride = stride();
-    let threads = crate::parallel::cores().max(1) as u64;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {

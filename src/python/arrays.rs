@@ -76,18 +76,18 @@ pub fn quote(name: &str) -> String {
 
 /// `x` as a float32 array in C order, or the error saying what it is instead.
 fn float32_array<'py>(x: &Bound<'py, PyAny>, what: &str, name: &str) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-    let q_name = quote(name);
+    let quoted = quote(name);
     let Ok(array) = x.cast::<PyUntypedArray>() else {
         // A numpy scalar has a dtype but no memory of its own to update.
         let scalar = if x.hasattr("dtype").unwrap_or(false) { " (a scalar: make it np.array(x, np.float32))" } else { "" };
         return Err(PyTypeError::new_err(format!(
-            "{what}[{q_name}] is {}{scalar}, not a numpy array (float32)",
+            "{what}[{quoted}] is {}{scalar}, not a numpy array (float32)",
             type_name(x)
         )));
     };
     let Ok(floats) = array.cast::<PyArrayDyn<f32>>() else {
         return Err(PyTypeError::new_err(format!(
-            "{what}[{q_name}] has dtype {}; optc steps float32 arrays (convert with .astype(np.float32))",
+            "{what}[{quoted}] has dtype {}; optc steps float32 arrays (convert with .astype(np.float32))",
             array.dtype()
         )));
     };
@@ -95,11 +95,11 @@ fn float32_array<'py>(x: &Bound<'py, PyAny>, what: &str, name: &str) -> PyResult
     // leaf's shape, and an update in place must write the caller's own memory.
     if !floats.is_c_contiguous() {
         return Err(PyValueError::new_err(format!(
-            "{what}[{q_name}] is not C-contiguous (a transposed, strided or Fortran-order array): optc reads and updates leaves in place, in row-major order"
+            "{what}[{quoted}] is not C-contiguous (a transposed, strided or Fortran-order array): optc reads and updates leaves in place, in row-major order"
         )));
     }
     if !floats.is_aligned() && floats.len() > 0 {
-        return Err(PyValueError::new_err(format!("{what}[{q_name}] is not aligned for float32")));
+        return Err(PyValueError::new_err(format!("{what}[{quoted}] is not aligned for float32")));
     }
     Ok(floats.clone())
 }
@@ -142,9 +142,9 @@ impl Leaves {
         names
             .iter()
             .map(|name| {
-                let q_name = quote(name);
+                let quoted = quote(name);
                 self.index.get(name).copied().ok_or_else(|| {
-                    PyValueError::new_err(format!("{what}: {q_name} is not a leaf of this optimizer (it was initialised for {})", self.describe()))
+                    PyValueError::new_err(format!("{what}: {quoted} is not a leaf of this optimizer (it was initialised for {})", self.describe()))
                 })
             })
             .collect()
@@ -159,10 +159,10 @@ impl Leaves {
         let entries = flatten(mapping, what)?;
         let mut found: Vec<Option<Bound<'py, PyArrayDyn<f32>>>> = vec![None; self.layout.leaves.len()];
         for (name, value) in &entries {
-            let q_name = quote(name);
+            let quoted = quote(name);
             let Some(&l) = self.index.get(name) else {
                 return Err(PyValueError::new_err(format!(
-                    "{what}[{q_name}] is not a leaf of this optimizer (it was initialised for {})",
+                    "{what}[{quoted}] is not a leaf of this optimizer (it was initialised for {})",
                     self.describe()
                 )));
             };
@@ -170,13 +170,13 @@ impl Leaves {
             let leaf = &self.layout.leaves[l];
             if array.shape() != leaf.shape.as_slice() {
                 return Err(PyValueError::new_err(format!(
-                    "{what}[{q_name}] has shape {}; expected {}",
+                    "{what}[{quoted}] has shape {}; expected {}",
                     show_shape(array.shape()),
                     show_shape(&leaf.shape)
                 )));
             }
             if found[l].replace(array).is_some() {
-                return Err(PyValueError::new_err(format!("{what} names the leaf {q_name} twice")));
+                return Err(PyValueError::new_err(format!("{what} names the leaf {quoted} twice")));
             }
         }
         if let Some((_, leaf)) = found.iter().zip(&self.layout.leaves).enumerate().find(|(l, (a, _))| a.is_none() && !optional.contains(l)).map(|(_, x)| x) {

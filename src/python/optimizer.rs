@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn};
+use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn, PyReadwriteArrayDyn};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -14,8 +14,10 @@ use super::pipeline::Pipeline;
 use super::{Compiled, PyDiagnostic, compile_error, state};
 use crate::ir::Layout;
 use crate::ir::op::Scalar;
+use crate::ir::step_size::StepSize;
 use crate::runtime::checkpoint::LoadError;
 use crate::runtime::{self, Options, StepError};
+use crate::train::LrGroup;
 
 /// A pipeline initialised for a model's parameters, with its state.
 #[pyclass(module = "optc")]
@@ -24,6 +26,8 @@ pub struct Optimizer {
     inner: runtime::Optimizer,
     leaves: Leaves,
     warnings: Vec<PyDiagnostic>,
+    /// The leaves that share a learning rate (partition arms, mask sides, or the whole model).
+    lr_groups: Vec<LrGroup>,
 }
 
 impl Optimizer {
@@ -54,7 +58,28 @@ impl Optimizer {
             let text = crate::diagnostic::render(std::slice::from_ref(d), &compiled.sources);
             PyErr::warn(py, &py.get_type::<pyo3::exceptions::PyUserWarning>(), &std::ffi::CString::new(text.trim_end()).unwrap_or_default(), 1)?;
         }
-        Ok(Optimizer { compiled, inner, leaves, warnings })
+        let labels = crate::train::group_labels(&compiled.program, &inner);
+        let lr_groups = crate::train::lr_groups(&inner, &labels);
+        Ok(Optimizer { compiled, inner, leaves, warnings, lr_groups })
+    }
+
+    /// The learning rate of each group after the last step, with its sign (None before the
+    /// first step, and for a group whose step is not a scaled direction, such as COCOB's).
+    fn learning_rates(&self) -> Vec<Option<f64>> {
+        let uniforms = self.inner.uniforms();
+        self.lr_groups
+            .iter()
+            .map(|g| match &g.size {
+                StepSize::Named(name) => uniforms.iter().find(|(n, _)| n == name).map(|(_, v)| f64::from(v.f())),
+                StepSize::Measured => None,
+            })
+            .collect()
+    }
+
+    /// The name of a group's learning rate among the hyperparameters: `lr` for the whole
+    /// model, `lr[LABEL]` for a group.
+    fn lr_name(&self, g: &LrGroup) -> String {
+        if self.lr_groups.len() == 1 { "lr".to_string() } else { format!("lr[{}]", g.label) }
     }
 
     /// `value` as the step needs it: required exactly when the pipeline reads it.
@@ -75,8 +100,8 @@ impl Optimizer {
 }
 
 /// Borrows each array for reading (refused if another borrow writes it).
-fn read<'py>(arrays: &[Bound<'py, PyArrayDyn<f32>>], layout: &Layout, what: &str) -> PyResult<Vec<PyReadonlyArrayDyn<'py, f32>>> {
-    arrays
+fn read<'py>(given: &[Bound<'py, PyArrayDyn<f32>>], layout: &Layout, what: &str) -> PyResult<Vec<PyReadonlyArrayDyn<'py, f32>>> {
+    given
         .iter()
         .zip(&layout.leaves)
         .map(|(a, leaf)| {
@@ -89,17 +114,17 @@ fn read<'py>(arrays: &[Bound<'py, PyArrayDyn<f32>>], layout: &Layout, what: &str
 
 /// Borrows each array for writing (refused if it is read-only or shares memory with another
 /// array of the step).
-fn write<'py>(arrays: &[Bound<'py, PyArrayDyn<f32>>], layout: &Layout, what: &str) -> PyResult<Vec<PyReadwriteArrayDyn<'py, f32>>> {
-    arrays
+fn write<'py>(given: &[Bound<'py, PyArrayDyn<f32>>], layout: &Layout, what: &str) -> PyResult<Vec<PyReadwriteArrayDyn<'py, f32>>> {
+    given
         .iter()
         .zip(&layout.leaves)
         .map(|(a, leaf)| {
-            let q_name = arrays::quote(&leaf.name);
+            let name = arrays::quote(&leaf.name);
             a.try_readwrite().map_err(|e| match e {
                 numpy::BorrowError::NotWriteable => {
-                    PyValueError::new_err(format!("{what}[{q_name}] is read-only: optc updates the parameters in place"))
+                    PyValueError::new_err(format!("{what}[{name}] is read-only: optc updates the parameters in place"))
                 }
-                _ => PyValueError::new_err(format!("{what}[{q_name}] shares memory with another array of this step")),
+                _ => PyValueError::new_err(format!("{what}[{name}] shares memory with another array of this step")),
             })
         })
         .collect()
@@ -107,6 +132,10 @@ fn write<'py>(arrays: &[Bound<'py, PyArrayDyn<f32>>], layout: &Layout, what: &st
 
 fn slices<'a>(borrowed: &'a [PyReadonlyArrayDyn<'_, f32>]) -> PyResult<Vec<&'a [f32]>> {
     borrowed.iter().map(|a| a.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))).collect()
+}
+
+fn slices_mut<'a>(borrowed: &'a mut [PyReadwriteArrayDyn<'_, f32>]) -> PyResult<Vec<&'a mut [f32]>> {
+    borrowed.iter_mut().map(|a| a.as_slice_mut().map_err(|e| PyValueError::new_err(e.to_string()))).collect()
 }
 
 fn step_error(e: StepError) -> PyErr {
@@ -162,7 +191,7 @@ impl Optimizer {
         let grads: Vec<_> = grads.into_iter().zip(&layout.leaves).map(|(g, leaf)| g.unwrap_or_else(|| PyArrayDyn::<f32>::zeros(py, leaf.shape.clone(), false))).collect();
         let mut params_w = write(&params, layout, "params")?;
         let grads_r = read(&grads, layout, "grads")?;
-        let mut ps: Vec<&mut [f32]> = params_w.iter_mut().map(|a| a.as_slice_mut().map_err(|e| PyValueError::new_err(e.to_string()))).collect::<PyResult<_>>()?;
+        let mut ps = slices_mut(&mut params_w)?;
         let gs = slices(&grads_r)?;
         let inner = &mut self.inner;
         let result = py.detach(|| {
@@ -190,7 +219,7 @@ impl Optimizer {
         let grads_r = read(&grads, layout, "grads")?;
         let mut out_w = write(&out, layout, "updates")?;
         let (ps, gs) = (slices(&params_r)?, slices(&grads_r)?);
-        let mut us: Vec<&mut [f32]> = out_w.iter_mut().map(|a| a.as_slice_mut().map_err(|e| PyValueError::new_err(e.to_string()))).collect::<PyResult<_>>()?;
+        let mut us = slices_mut(&mut out_w)?;
         let inner = &mut self.inner;
         let result = py.detach(|| with_threads(inner, threads, |opt| opt.step_updates(&ps, &gs, value, &mut us)));
         result.map_err(step_error)?;
@@ -249,24 +278,57 @@ impl Optimizer {
         self.warnings.clone()
     }
 
-    /// Every value a user can name after a step: the uniform state (counters, the plateau
-    /// scale, ...) and the pipeline's named values (learning rates, schedule values), by
-    /// the names `optc check` prints.
+    /// Every value a user can name after a step, by the names `optc check` prints: the
+    /// uniform state (counters, the plateau scale, ...), injected hyperparameters, and the
+    /// learning rate (`lr`, or `lr[ARM]` for each parameter group that has its own).
     #[getter]
     fn hyperparams<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
+        let names = crate::train::logged_names(&self.inner);
         for (name, v) in self.inner.uniforms() {
-            d.set_item(name, scalar(py, v)?)?;
+            if names.contains(&name) && !d.contains(&name)? {
+                d.set_item(name, scalar(py, v)?)?;
+            }
+        }
+        for (g, lr) in self.lr_groups.iter().zip(self.learning_rates()) {
+            d.set_item(self.lr_name(g), lr)?;
         }
         Ok(d)
     }
 
-    /// The learning rate of the last step as a user would quote it (the pipeline's learning
-    /// rate times its plateau scales), or None if it has none by that name.
+    /// The learning rate of the last step, with its sign, when the whole model has one;
+    /// None before the first step, or when groups differ (see `param_groups`).
     #[getter]
     fn learning_rate(&self) -> Option<f64> {
-        let uniforms: Vec<(String, f64)> = self.inner.uniforms().into_iter().map(|(n, v)| (n, f64::from(v.f()))).collect();
-        crate::train::learning_rate(&uniforms)
+        let rates = self.learning_rates();
+        let first = *rates.first()?;
+        rates.iter().all(|r| *r == first).then_some(first).flatten()
+    }
+
+    /// The learning rate of each of `param_groups`, in their order (cheaper than
+    /// `param_groups` when only the rates are wanted, as after every step).
+    #[getter]
+    fn learning_rates_by_group(&self) -> Vec<Option<f64>> {
+        self.learning_rates()
+    }
+
+    /// The leaves that share a learning rate: `[{"label": "*.bias", "leaves": [names],
+    /// "lr": float | None}, ...]` (one group for the whole model unless a partition or a mask
+    /// gives parts their own).
+    #[getter]
+    fn param_groups<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.lr_groups
+            .iter()
+            .zip(self.learning_rates())
+            .map(|(g, lr)| {
+                let d = PyDict::new(py);
+                d.set_item("label", &g.label)?;
+                let names: Vec<&str> = g.leaves.iter().map(|&l| self.leaves.layout.leaves[l].name.as_str()).collect();
+                d.set_item("leaves", names)?;
+                d.set_item("lr", lr)?;
+                Ok(d)
+            })
+            .collect()
     }
 
     /// The state as plain values and numpy arrays (copies): round-trips through pickle, and
@@ -282,16 +344,57 @@ impl Optimizer {
         self.inner.restore(&snapshot).map_err(load_error)
     }
 
-    /// The state as one flat numpy array per slot, named as in `state_dict` (for JAX).
-    fn state_arrays<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        state::to_arrays(py, &self.inner.snapshot())
+    /// Where each slot lives in `_state_packed`'s arrays: `[(name, kind, offset, length,
+    /// shape)]` (for the Optax adapter).
+    fn _state_layout(&self) -> Vec<(String, &'static str, usize, usize, Vec<usize>)> {
+        self.inner.packed_layout().into_iter().map(|s| (s.name, s.kind, s.offset, s.len, s.shape)).collect()
     }
 
-    /// Replaces the state with arrays from `state_arrays` (or copies of them), at `steps`
-    /// steps.
-    fn load_state_arrays(&mut self, arrays: &Bound<'_, PyAny>, steps: u64) -> PyResult<()> {
-        let snapshot = state::from_arrays(arrays, &self.inner.snapshot(), steps)?;
-        self.inner.restore(&snapshot).map_err(load_error)
+    /// The state as two flat arrays, for the Optax adapter: the float32 slots, and the int32
+    /// slots (bools as 0 or 1) followed by the step count.
+    fn _state_packed<'py>(&self, py: Python<'py>) -> Packed<'py> {
+        let (f, mut i) = self.inner.packed_state();
+        i.push(i32::try_from(self.inner.steps()).unwrap_or(i32::MAX));
+        (PyArray1::from_vec(py, f), PyArray1::from_vec(py, i))
+    }
+
+    /// One step of the Optax adapter, with everything in two arrays each way (a host call pays
+    /// for every array it passes). `floats`: the grads, then the params if `with_params`, then
+    /// the float32 state, then the value; `ints`: the int32 state and the step count, as
+    /// `_state_packed` gives them. Loads that state, steps, and returns the updates followed by
+    /// the new float32 state, and the new int32 state with the step count. Leaves are one after
+    /// another in the order of `leaves`.
+    fn _step_packed<'py>(
+        &mut self,
+        py: Python<'py>,
+        floats: PyReadonlyArray1<'py, f32>,
+        ints: PyReadonlyArray1<'py, i32>,
+        with_params: bool,
+    ) -> PyResult<Packed<'py>> {
+        if !self.inner.separate_updates() {
+            return Err(PyTypeError::new_err("this optimizer adds the updates to the parameters: init(..., separate_updates=True)"));
+        }
+        let contiguous = |e: numpy::AsSliceError| PyValueError::new_err(e.to_string());
+        let (floats, ints) = (floats.as_slice().map_err(contiguous)?, ints.as_slice().map_err(contiguous)?);
+        let layout = &self.leaves.layout;
+        let n = layout.total();
+        let (Some((&steps, ints)), true) = (ints.split_last(), floats.len() > n * (1 + usize::from(with_params))) else {
+            return Err(PyValueError::new_err("the packed step is too short for the leaves"));
+        };
+        let (grads, rest) = floats.split_at(n);
+        let (params, rest) = if with_params { rest.split_at(n) } else { (grads, rest) };
+        let (state, value) = rest.split_at(rest.len() - 1);
+        self.inner.load_packed_state(state, ints, u64::try_from(steps).unwrap_or(0)).map_err(load_error)?;
+        let value = self.inner.needs_value().then_some(value[0]);
+        let mut out = vec![0.0f32; n];
+        let (ps, gs) = (crate::ir::buffers::split(layout, params), crate::ir::buffers::split(layout, grads));
+        let mut us = crate::ir::buffers::split_mut(layout, &mut out);
+        let inner = &mut self.inner;
+        py.detach(|| inner.step_updates(&ps, &gs, value, &mut us)).map_err(step_error)?;
+        let (f, mut i) = self.inner.packed_state();
+        out.extend_from_slice(&f);
+        i.push(steps.saturating_add(1));
+        Ok((PyArray1::from_vec(py, out), PyArray1::from_vec(py, i)))
     }
 
     /// Writes the state to `path`, in the format of `optc run`'s checkpoints (atomically).
@@ -316,6 +419,9 @@ impl Optimizer {
         )
     }
 }
+
+/// A float32 and an int32 array: the Optax adapter's packed state and steps.
+type Packed<'py> = (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i32>>);
 
 /// Runs `f` with `threads` threads if given, then puts the optimizer's own count back.
 fn with_threads<T>(opt: &mut runtime::Optimizer, threads: Option<usize>, f: impl FnOnce(&mut runtime::Optimizer) -> T) -> T {

@@ -390,7 +390,10 @@ impl Optimizer {
     fn run(&mut self, leaves: Leaves, value: Option<f32>) -> Result<(), StepError> {
         let layout = &self.ir.layout;
         let n = layout.leaves.len();
-        if self.separate_updates != !leaves.updates.is_empty() && n > 0 || self.separate_updates == leaves.params.is_mut() {
+        // Updates written apart need buffers for them and read-only parameters; in place, the
+        // reverse (a layout without leaves has no buffers either way).
+        let apart = !leaves.updates.is_empty() || n == 0 && self.separate_updates;
+        if apart != self.separate_updates || self.separate_updates == leaves.params.is_mut() {
             return Err(StepError::Output { separate: self.separate_updates });
         }
         for (what, found) in [("params", leaves.params.len()), ("grads", leaves.grads.len())] {
@@ -506,6 +509,27 @@ impl Optimizer {
     /// layout; anything else is refused with the reason, and nothing changes.
     pub fn restore(&mut self, snapshot: &snapshot::Snapshot) -> Result<(), checkpoint::LoadError> {
         self.steps = snapshot::restore(&self.ir, &mut self.state, &self.pipeline, snapshot)?;
+        self.last.clear();
+        Ok(())
+    }
+
+    /// The state packed into two flat vectors by kind, and where each slot lives in them
+    /// ([`snapshot::pack`]).
+    pub fn packed_state(&self) -> (Vec<f32>, Vec<i32>) {
+        snapshot::pack(&self.ir, &self.state)
+    }
+
+    /// Where each slot lives in [`Optimizer::packed_state`].
+    pub fn packed_layout(&self) -> Vec<snapshot::PackedSlot> {
+        snapshot::packed_layout(&self.ir)
+    }
+
+    /// Replaces the state with vectors from [`Optimizer::packed_state`] of an optimizer of the
+    /// same pipeline and layout, after `steps` steps; other lengths are refused, and nothing
+    /// changes.
+    pub fn load_packed_state(&mut self, f: &[f32], i: &[i32], steps: u64) -> Result<(), checkpoint::LoadError> {
+        snapshot::unpack(&self.ir, &mut self.state, f, i)?;
+        self.steps = steps;
         self.last.clear();
         Ok(())
     }

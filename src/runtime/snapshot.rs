@@ -106,6 +106,88 @@ pub fn restore(ir: &StepIr, state: &mut State, pipeline: &str, snapshot: &Snapsh
     Ok(snapshot.steps)
 }
 
+/// Where a slot lives in the packed state ([`pack`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedSlot {
+    pub name: String,
+    /// `f32` (in the float vector); `i32`, or `bool` as 0 or 1 (in the int vector).
+    pub kind: &'static str,
+    pub offset: usize,
+    pub len: usize,
+    /// `[]` for a uniform slot, `[leaves]` per leaf, `[parameters]` per element.
+    pub shape: Vec<usize>,
+}
+
+/// Where each slot of `ir` lives in its packed state.
+pub fn packed_layout(ir: &StepIr) -> Vec<PackedSlot> {
+    let (mut floats, mut ints) = (0usize, 0usize);
+    let (n_leaves, total) = (ir.layout.leaves.len(), ir.layout.total());
+    ir.slots
+        .iter()
+        .map(|slot| {
+            let (kind, len) = match (slot.level, slot.kind) {
+                (Level::Uniform, Kind::F32) => ("f32", 1),
+                (Level::Uniform, Kind::I32) => ("i32", 1),
+                (Level::Uniform, Kind::Bool) => ("bool", 1),
+                (Level::Leaf, _) => ("f32", n_leaves),
+                (Level::Element, _) => ("f32", total),
+            };
+            let at = if kind == "f32" { &mut floats } else { &mut ints };
+            let offset = *at;
+            *at += len;
+            let shape = if slot.level == Level::Uniform { vec![] } else { vec![len] };
+            PackedSlot { name: slot.name.clone(), kind, offset, len, shape }
+        })
+        .collect()
+}
+
+/// The state packed into two flat vectors, slot after slot ([`packed_layout`] says where):
+/// the float32 slots, and the int32 slots with bools as 0 or 1. For callers that carry state
+/// through an interface that pays per array (a JAX host call).
+pub fn pack(ir: &StepIr, state: &State) -> (Vec<f32>, Vec<i32>) {
+    let (mut f, mut i) = (Vec::new(), Vec::new());
+    for (s, slot) in ir.slots.iter().enumerate() {
+        match (slot.level, state.uniform[s]) {
+            (Level::Uniform, Scalar::F32(x)) => f.push(x),
+            (Level::Uniform, Scalar::I32(x)) => i.push(x),
+            (Level::Uniform, Scalar::Bool(x)) => i.push(i32::from(x)),
+            (Level::Leaf, _) => f.extend_from_slice(&state.leaf[s]),
+            (Level::Element, _) => f.extend_from_slice(state.element.get(s).unwrap_or_default()),
+        }
+    }
+    (f, i)
+}
+
+/// Writes vectors packed by [`pack`] for `ir` into `state`; refused, with nothing changed, if
+/// their lengths are not `ir`'s.
+pub fn unpack(ir: &StepIr, state: &mut State, f: &[f32], i: &[i32]) -> Result<(), LoadError> {
+    let layout = packed_layout(ir);
+    let floats: usize = layout.iter().filter(|s| s.kind == "f32").map(|s| s.len).sum();
+    let ints = layout.iter().filter(|s| s.kind != "f32").count();
+    if f.len() != floats || i.len() != ints {
+        return Err(LoadError::Corrupt(format!(
+            "the packed state has {} floats and {} ints; this pipeline keeps {floats} and {ints}",
+            f.len(),
+            i.len()
+        )));
+    }
+    for (s, (slot, at)) in ir.slots.iter().zip(&layout).enumerate() {
+        let range = at.offset..at.offset + at.len;
+        match (slot.level, slot.kind) {
+            (Level::Uniform, Kind::F32) => state.uniform[s] = Scalar::F32(f[at.offset]),
+            (Level::Uniform, Kind::I32) => state.uniform[s] = Scalar::I32(i[at.offset]),
+            (Level::Uniform, Kind::Bool) => state.uniform[s] = Scalar::Bool(i[at.offset] != 0),
+            (Level::Leaf, _) => state.leaf[s].copy_from_slice(&f[range]),
+            (Level::Element, _) => {
+                if let Some(buffer) = state.element.get_mut(s) {
+                    buffer.copy_from_slice(&f[range]);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A kind as a user reads it.
 pub fn kind_name(kind: Kind) -> &'static str {
     match kind {

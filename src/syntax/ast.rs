@@ -161,7 +161,10 @@ pub enum Stmt {
     Assign(Assign),
     For(For),
     Assert { cond: Expr, message: Option<String>, span: Span },
+    /// `reset inner`: the nested transform `inner` starts again from its initial state.
     Reset(Ident),
+    /// `revert inner`: what `inner` did to its state this step is undone (its output stays).
+    Revert(Ident),
     /// An expression used as a statement: an `if` statement.
     Expr(Expr),
 }

@@ -1,5 +1,5 @@
-//! pest pairs → AST. One `lower_*` function per grammar rule; operators are ordered by a
-//! `PrattParser`. The `bad_*` error rules of the grammar become diagnostics here, and the
+//! pest pairs → AST. One `lower_*` function per grammar rule; expressions, whose operators a
+//! `PrattParser` orders, are in `lower_expr.rs`. The `bad_*` error rules of the grammar become diagnostics here, and the
 //! lowering goes on as if the user had written what they meant.
 
 use std::sync::Arc;
@@ -207,6 +207,10 @@ impl<'s> Lowerer<'s> {
                 TypeExpr::Fn { sig, span }
             }
             Rule::string => TypeExpr::Literal { value: self.unquote(&pair), span },
+            Rule::paren_type => match pair.into_inner().next() {
+                Some(inner) => self.lower_type(inner),
+                None => TypeExpr::None(span),
+            },
             _ => TypeExpr::None(span),
         }
     }
@@ -363,9 +367,11 @@ impl<'s> Lowerer<'s> {
                 }
                 Stmt::Assert { cond: cond.unwrap_or(Expr { kind: ExprKind::Error, span }), message, span }
             }
-            Rule::reset_stmt => {
+            Rule::reset_stmt | Rule::revert_stmt => {
+                let revert = pair.as_rule() == Rule::revert_stmt;
                 let name = pair.into_inner().find(|p| p.as_rule() == Rule::ident);
-                Stmt::Reset(name.map(|n| self.lower_ident(n)).unwrap_or(Ident { name: String::new(), span }))
+                let name = name.map(|n| self.lower_ident(n)).unwrap_or(Ident { name: String::new(), span });
+                if revert { Stmt::Revert(name) } else { Stmt::Reset(name) }
             }
             _ => {
                 // expr_stmt

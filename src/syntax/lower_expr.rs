@@ -208,6 +208,32 @@ impl Lowerer<'_> {
         args
     }
 
+    /// The diagnostic for a Python `lambda`, with the fix for what it stands in: a mask (the
+    /// keyword says so, or it reads `ndim` as Optax's mask idiom does), a schedule (a keyword
+    /// such as `learning_rate`, or a function of the step), or another function.
+    fn lambda(&self, span: Span) -> Diagnostic {
+        let before = self.source.get(..span.start as usize).unwrap_or("").trim_end();
+        let keyword = before
+            .strip_suffix('=')
+            .map(|b| b.trim_end())
+            .map(|b| &b[b.rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |i| i + 1)..])
+            .unwrap_or("");
+        let body = self.text(span);
+        let d = Diagnostic::error("python-syntax", "`lambda` is not part of .opt files").with_primary(span, "a Python function");
+        if keyword.contains("mask") || body.contains("ndim") || body.contains("tree") {
+            d.with_note("a mask selects leaves by their dotted names, as PyTorch's `named_parameters` spells them")
+                .with_help(format!(
+                    "write a glob: `{}=\"*.weight\"` selects the weight matrices (what `x.ndim > 1` picks in most models), `\"*.bias\"` the biases",
+                    if keyword.is_empty() { "mask" } else { keyword }
+                ))
+        } else if keyword.contains("learning_rate") || keyword.contains("schedule") || keyword.ends_with("_fn") || body.contains("step") || body.contains("count") {
+            d.with_note("a schedule is a function of the step count, written as a `schedule` definition")
+                .with_help("use a library schedule (`exponential_decay(init_value=1e-3, transition_steps=1, decay_rate=0.99)`), or define one: `schedule my_lr() = 1e-3 * 0.99 ^ step`, then `learning_rate=my_lr()`")
+        } else {
+            d.with_help("define the function with `def` and pass it by name")
+        }
+    }
+
     fn text(&self, span: Span) -> &str {
         self.source.get(span.range()).unwrap_or("")
     }
@@ -287,14 +313,8 @@ impl Lowerer<'_> {
                 ExprKind::Name(name)
             }
             Rule::bad_lambda => {
-                self.error(
-                    Diagnostic::error("python-syntax", "`lambda` is not part of .opt files")
-                        .with_primary(span, "a Python function")
-                        .with_help(
-                            "a mask is a glob over dotted leaf names (`mask=\"*.weight\"`); \
-                             a function is a `def` passed by name",
-                        ),
-                );
+                let d = self.lambda(span);
+                self.error(d);
                 ExprKind::Error
             }
             Rule::paren_or_tuple => {

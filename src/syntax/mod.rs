@@ -3,6 +3,7 @@
 
 pub mod ast;
 mod grammar;
+mod habits;
 mod lower;
 mod lower_expr;
 pub mod scan;
@@ -171,6 +172,9 @@ fn syntax_error(file: FileId, text: &str, err: &pest::error::Error<Rule>) -> Dia
         return Diagnostic::error("syntax-error", format!("cannot parse this file: {message}"))
             .with_primary(span, "here");
     }
+    if let Some(d) = habits::diagnose(file, text, pos) {
+        return d;
+    }
 
     let mut expected: Vec<String> = Vec::new();
     let mut operator = false;
@@ -231,7 +235,11 @@ fn syntax_error(file: FileId, text: &str, err: &pest::error::Error<Rule>) -> Dia
 /// expression" is expected, the argument starts pest tried while looking for a missing comma.
 fn simplify_expected(expected: &mut Vec<String>) {
     let has = |e: &Vec<String>, x: &str| e.iter().any(|y| y == x);
-    let literal_words = ["`True`", "`False`", "`None`", "`true`", "`false`", "`TRUE`", "`FALSE`", "`NONE`", "`none`", "`null`", "`nil`"];
+    // The error rules that catch Python's spellings are not what a user should write.
+    let literal_words = [
+        "`True`", "`False`", "`None`", "`true`", "`false`", "`TRUE`", "`FALSE`", "`NONE`", "`none`", "`null`", "`nil`",
+        "`lambda`", "`optax`",
+    ];
     expected.retain(|e| !literal_words.contains(&e.as_str()));
     if has(expected, "an expression") {
         let starts = ["`(`", "`[`", "`{`", "`if`", "`partition`", "a name", "a number", "a string", "an operator"];

@@ -282,27 +282,58 @@ impl Trainer {
     }
 }
 
-/// The learning-rate columns of `optimizer`'s groups: groups with the same learning rate share
-/// one, labelled with their labels joined.
+/// The learning-rate columns of `optimizer`'s groups (see [`lr_groups`]).
 fn lr_columns(optimizer: &Optimizer, group_labels: &[String]) -> Vec<(String, LrSource)> {
     use crate::ir::step_size::StepSize;
+    lr_groups(optimizer, group_labels)
+        .into_iter()
+        .map(|g| {
+            let source = match g.size {
+                StepSize::Named(name) => LrSource::Named(name),
+                StepSize::Measured => LrSource::Measured(g.leaves),
+            };
+            (g.label, source)
+        })
+        .collect()
+}
+
+/// Leaves that share a learning rate: a partition arm, a mask's inside or outside, or the
+/// whole model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LrGroup {
+    /// The labels of its leaf groups, joined (`*.bias|*norm*`, `_`).
+    pub label: String,
+    /// Its leaves, in layout order.
+    pub leaves: Vec<usize>,
+    /// How its learning rate is known: a named uniform, or measured from the step taken.
+    pub size: crate::ir::step_size::StepSize,
+}
+
+/// `optimizer`'s leaf groups (labelled by `group_labels`, see [`group_labels`]) gathered by
+/// learning rate: groups with the same named learning rate share one; each group measured
+/// from its step is its own.
+pub fn lr_groups(optimizer: &Optimizer, group_labels: &[String]) -> Vec<LrGroup> {
+    use crate::ir::step_size::StepSize;
     let groups = &optimizer.ir.groups;
-    let mut columns: Vec<(Vec<String>, LrSource)> = Vec::new();
+    let mut out: Vec<(Vec<String>, Vec<usize>, StepSize)> = Vec::new();
     for (g, size) in optimizer.step_sizes().iter().enumerate() {
         let label = group_labels.get(g).cloned().unwrap_or_else(|| format!("group {g}"));
-        match size {
-            StepSize::Named(name) => match columns.iter_mut().find(|(_, s)| *s == LrSource::Named(name.clone())) {
-                Some((labels, _)) => {
-                    if !labels.contains(&label) {
-                        labels.push(label);
-                    }
+        let shared = match size {
+            StepSize::Named(_) => out.iter_mut().find(|(_, _, s)| s == size),
+            StepSize::Measured => None,
+        };
+        match shared {
+            Some((labels, leaves, _)) => {
+                if !labels.contains(&label) {
+                    labels.push(label);
                 }
-                None => columns.push((vec![label], LrSource::Named(name.clone()))),
-            },
-            StepSize::Measured => columns.push((vec![label], LrSource::Measured(groups.leaves[g].clone()))),
+                leaves.extend(&groups.leaves[g]);
+                leaves.sort_unstable();
+            }
+            None => out.push((vec![label], groups.leaves[g].clone(), size.clone())),
         }
     }
-    columns.into_iter().map(|(labels, source)| (labels.join(" "), source)).collect()
+    out.into_iter().map(|(labels, leaves, size)| LrGroup { label: labels.join(" "), leaves, size }).collect()
 }
 
 /// A label for each leaf group of `optimizer`: the partition arm that takes it (`*.bias`,

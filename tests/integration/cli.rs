@@ -175,3 +175,46 @@ fn bench_refuses_bad_sizes_and_input_with_a_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("unknown instruction set `sse9`"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn doc_shows_a_definition_and_lists_them_all() {
+    let out = optc(&["doc", "adam"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("adam (alias, stdlib/adam.opt:"), "{stdout}");
+    assert!(stdout.contains("b1: float in [0, 1) = 0.9,"), "{stdout}");
+    assert!(stdout.contains("Kingma & Ba"), "{stdout}");
+
+    let out = optc(&["doc", "multi_steps"], None);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("(wrapper, stdlib/wrappers.opt:"), "{stdout}");
+    assert!(stdout.contains("every_k_schedule: schedule[int] in [1, inf),"), "{stdout}");
+    assert!(stdout.contains("state: mini_step"), "{stdout}");
+
+    let out = optc(&["doc"], None);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    for line in ["Schedules (stdlib/schedules.opt)", "  cosine_decay_schedule", "  masked ", "Not supported yet: adafactor"] {
+        assert!(stdout.contains(line), "`{line}` missing from:\n{stdout}");
+    }
+    assert!(!stdout.contains("  _safe_norm"), "private helpers are not listed");
+
+    let out = optc(&["doc", "adma"], None);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("did you mean `adam`?"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn explain_lists_every_code_and_shows_examples() {
+    let out = optc(&["check", "--explain"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().filter(|l| l.starts_with(|c: char| c.is_ascii_lowercase())).count(), optc::codes::CODES.len());
+    assert!(stdout.contains("out-of-range "), "{stdout}");
+
+    let out = optc(&["check", "--explain", "positional-after-keyword"], None);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("wrong:\n    adam(learning_rate=1e-3, 0.9)\n"), "{stdout}");
+    assert!(stdout.contains("right:\n    adam(learning_rate=1e-3, b1=0.9)\n"), "{stdout}");
+}

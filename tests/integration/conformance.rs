@@ -64,3 +64,23 @@ fn every_conformance_case_replays_within_tolerance() {
     }
     assert!(failures.is_empty(), "{passed} passed; {} failed:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// The project's own reference cases (`tests/conformance/`, made by its `make_cases.py` with
+/// the real Optax) replay within tolerance through both backends: NaN and infinity in the
+/// gradients of `multi_steps`, whose handling Optax's source decides.
+#[test]
+fn the_projects_own_cases_replay_within_tolerance() {
+    let cases = files_with_extension(&crate::support::root().join("tests/conformance"), "json");
+    assert!(cases.len() >= 5, "expected the project's own cases in tests/conformance");
+    let mut failures = Vec::new();
+    for path in cases {
+        for backend in [optc::runtime::Backend::Jit, optc::runtime::Backend::Interp] {
+            let path = path.clone();
+            let outcome = with_main_stack(move || optc::cli::conform::run_case_with(&path, None, backend));
+            if !outcome.passed {
+                failures.push(format!("{} ({backend:?}): {}", outcome.name, outcome.reason.unwrap_or_default()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1,26 +1,33 @@
 //! Every `tests/diagnostics/**/*.opt` fixture through the checker. A fixture opens with the
-//! codes it expects, `# error: [code] [code]` (or `# ok`), and its rendered diagnostics are
-//! snapshotted next to it as `NAME.snap`. The expectation line is checked before the snapshot,
-//! so a blindly accepted snapshot cannot hide a vanished error.
+//! codes it expects, `# error: [code] [code]`, `# warning: [code]`, both (`# error: [a]
+//! warning: [b]`) or `# ok`, and its rendered diagnostics are snapshotted next to it as
+//! `NAME.snap`. The expectation line is checked before the snapshot, so a blindly accepted
+//! snapshot cannot hide a vanished error or warning.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::support::{files_with_extension, root};
 
-/// The codes a fixture's first line promises.
-fn expected_codes(path: &Path, text: &str) -> BTreeSet<String> {
+/// The error codes and the warning codes a fixture's first line promises.
+fn expected_codes(path: &Path, text: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let first = text.lines().next().unwrap_or("");
     if first.trim() == "# ok" {
-        return BTreeSet::new();
+        return Default::default();
     }
-    let Some(rest) = first.strip_prefix("# error:") else {
-        panic!("{}: the first line must be `# error: [code]` or `# ok`", path.display());
+    let Some(rest) = first.strip_prefix("# ").filter(|r| r.starts_with("error:") || r.starts_with("warning:")) else {
+        panic!("{}: the first line must be `# error: [code]`, `# warning: [code]` or `# ok`", path.display());
     };
-    let codes: BTreeSet<String> =
-        rest.split('[').skip(1).filter_map(|c| c.split(']').next()).map(|c| c.trim().to_string()).collect();
-    assert!(!codes.is_empty(), "{}: no codes in `{first}`", path.display());
-    codes
+    let (errors, warnings) = match rest.split_once("warning:") {
+        Some((errors, warnings)) => (errors, warnings),
+        None => (rest, ""),
+    };
+    let codes = |s: &str| -> BTreeSet<String> {
+        s.split('[').skip(1).filter_map(|c| c.split(']').next()).map(|c| c.trim().to_string()).collect()
+    };
+    let (errors, warnings) = (codes(errors), codes(warnings));
+    assert!(!errors.is_empty() || !warnings.is_empty(), "{}: no codes in `{first}`", path.display());
+    (errors, warnings)
 }
 
 #[test]
@@ -33,10 +40,11 @@ fn diagnostic_fixtures_match_their_codes_and_snapshots() {
         let relative = path.strip_prefix(root()).unwrap_or(&path).display().to_string();
         let (sources, checked) = optc::check_str(&relative, &text);
         let rendered = optc::diagnostic::render(&checked.diagnostics, &sources);
-        let produced: BTreeSet<String> =
-            checked.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.code.to_string()).collect();
+        let codes = |errors: bool| -> BTreeSet<String> {
+            checked.diagnostics.iter().filter(|d| d.is_error() == errors).map(|d| d.code.to_string()).collect()
+        };
         let expected = expected_codes(&path, &text);
-        assert_eq!(produced, expected, "{relative}: codes differ from its first line\n{rendered}");
+        assert_eq!((codes(true), codes(false)), expected, "{relative}: codes differ from its first line\n{rendered}");
 
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -50,4 +58,33 @@ fn diagnostic_fixtures_match_their_codes_and_snapshots() {
             insta::assert_snapshot!(stem, snapshot);
         });
     }
+}
+
+/// Every explained code's wrong example gets that code and its right example checks clean
+/// (for the codes about globs and leaves, on a layout), so `optc check --explain` shows only
+/// examples that do what they say.
+#[test]
+fn every_explanation_example_does_what_it_says() {
+    let layout = optc::ir::Layout::parse("layers.0.weight:2x2,layers.0.bias:2").expect("a layout");
+    let mut failures = Vec::new();
+    for code in optc::codes::CODES.iter().filter(|c| !c.wrong.is_empty()) {
+        for (text, wrong) in [(code.wrong, true), (code.right, false)] {
+            let (sources, checked) = optc::check_str("example.opt", text);
+            let mut diagnostics = checked.diagnostics.clone();
+            if !checked.has_errors() && checked.program.pipeline.is_some() {
+                match optc::ir::instantiate::instantiate(&checked.program, &layout) {
+                    Ok(ir) => diagnostics.extend(ir.warnings),
+                    Err(errors) => diagnostics.extend(errors),
+                }
+            }
+            let has_code = diagnostics.iter().any(|d| d.code == code.code);
+            let has_errors = diagnostics.iter().any(|d| d.is_error());
+            if wrong != has_code || (!wrong && has_errors) {
+                let rendered = optc::diagnostic::render(&diagnostics, &sources);
+                let which = if wrong { "wrong" } else { "right" };
+                failures.push(format!("`{}`, {which} example:\n{text}\n{rendered}", code.code));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

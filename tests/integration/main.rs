@@ -9,6 +9,7 @@ mod fuzz;
 mod ir;
 mod jit;
 mod math;
+mod python;
 mod run;
 mod runtime;
 mod stdlib;

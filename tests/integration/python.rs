@@ -13,7 +13,7 @@ use optc::ir::{Layout, Leaf};
 use optc::runtime::Optimizer;
 use serde_json::{Value as Json, json};
 
-use crate::support::{conformance_dir, files_with_extension, is_shape_aware, root, text};
+use crate::support::{Rng, conformance_dir, files_with_extension, is_shape_aware, root, text};
 
 /// A leaf's floats as their bits, so nothing is lost on the way through JSON.
 fn bits(xs: &[f32]) -> Json {
@@ -39,18 +39,6 @@ fn scalar(s: Scalar) -> Json {
     }
 }
 
-/// A small xorshift generator, so the references are the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn float(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-}
-
 /// Steps `pipeline` from `params` through `grads` (with a loss if it reads one) and writes what
 /// the runtime made of each step to `path`; false if the pipeline does not instantiate.
 fn write_reference(path: &Path, name: &str, pipeline: &str, layout: &Layout, params: &[f32], grads: &[Vec<f32>]) -> bool {
@@ -70,7 +58,14 @@ fn write_reference(path: &Path, name: &str, pipeline: &str, layout: &Layout, par
         steps.push(json!({"grads": tree(layout, g), "value": value.map(f32::to_bits)}));
         expected.push(tree(layout, &p));
     }
-    let uniforms: serde_json::Map<String, Json> = opt.uniforms().into_iter().map(|(n, v)| (n, scalar(v))).collect();
+    // What a user can name (the Python package's `hyperparams`): the first value of each name.
+    let names = optc::train::logged_names(&opt);
+    let mut uniforms = serde_json::Map::new();
+    for (name, v) in opt.uniforms() {
+        if names.contains(&name) && !uniforms.contains_key(&name) {
+            uniforms.insert(name, scalar(v));
+        }
+    }
     let case = json!({
         "name": name,
         "pipeline": pipeline,
@@ -85,22 +80,22 @@ fn write_reference(path: &Path, name: &str, pipeline: &str, layout: &Layout, par
 }
 
 /// Writes the references into `dir`: each example on a model-like layout (PyTorch's names, a
-/// norm and a scalar leaf), and every eighth conformance case on its own inputs.
+/// norm and a scalar leaf), and every sixth conformance case on its own inputs.
 fn write_references(dir: &Path) -> usize {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).expect("a reference folder");
     let mut written = 0;
     let layout = Layout::parse("layers.0.weight:16x5,layers.0.bias:16,norm.scale:16,layers.2.weight:3x16,layers.2.bias:3,temperature:").expect("layout");
     let mut rng = Rng(0x5eed);
-    let params: Vec<f32> = (0..layout.total()).map(|_| rng.float()).collect();
-    let grads: Vec<Vec<f32>> = (0..6).map(|_| (0..layout.total()).map(|_| rng.float()).collect()).collect();
+    let params = rng.floats(layout.total());
+    let grads: Vec<Vec<f32>> = (0..6).map(|_| rng.floats(layout.total())).collect();
     for path in files_with_extension(&root().join("examples"), "opt") {
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let text = std::fs::read_to_string(&path).expect("an example");
         assert!(write_reference(&dir.join(format!("example_{name}.json")), &name, &text, &layout, &params, &grads), "{name}");
         written += 1;
     }
-    for path in files_with_extension(&conformance_dir(), "json").into_iter().step_by(8) {
+    for path in files_with_extension(&conformance_dir(), "json").into_iter().step_by(6) {
         let case: Json = serde_json::from_str(&std::fs::read_to_string(&path).expect("a case")).expect("json");
         let pipeline = case["pipeline"].as_str().unwrap_or("");
         let Some(tree) = case["params"].as_object().filter(|_| !is_shape_aware(pipeline)) else { continue };

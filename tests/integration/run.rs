@@ -249,7 +249,7 @@ fn conform_fails_a_case_that_checks_nothing() {
 fn the_learning_rate_column_is_the_step_each_family_takes() {
     let dir = scratch("lr");
     let cases: &[(&str, &[(&str, f64)])] = &[
-        ("sgd(learning_rate=-1e-3)", &[("lr", -0.001)]),
+        ("sgd(learning_rate=1e-3)", &[("lr", 0.001)]),
         ("chain(scale_by_adam(), scale(-1e-3))", &[("lr", 0.001)]),
         ("chain(sgd(0.1), reduce_on_plateau(factor=0.5))", &[("lr", 0.1)]),
         ("inject_hyperparams(sgd)(learning_rate=0.05)", &[("lr", 0.05), ("inject_hyperparams.learning_rate", 0.05)]),

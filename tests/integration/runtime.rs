@@ -221,6 +221,12 @@ fn save_then_load_then_continue_is_bit_identical() {
         let mut restored = optimizer(pipeline, "a:2,b:1", &[9.0; 3]);
         restored.restore(&again.snapshot()).expect("restore");
         assert_eq!(restored.steps(), 3);
+        // And packed into two vectors (what the Optax adapter carries), into a third one.
+        let (f, i) = restored.packed_state();
+        let mut unpacked = optimizer(pipeline, "a:2,b:1", &[9.0; 3]);
+        assert!(unpacked.load_packed_state(&f[1..], &i, 3).is_err(), "a short vector is refused");
+        unpacked.load_packed_state(&f, &i, 3).expect("unpack");
+        assert_eq!(unpacked.snapshot(), restored.snapshot());
         for t in 3..8 {
             restored.step(&mut p3, &grads(t), value(t)).expect("step");
         }

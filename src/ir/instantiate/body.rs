@@ -8,8 +8,9 @@ use std::collections::HashMap;
 
 use super::value::IVal;
 use super::{Ctx, Inst, Which};
+use crate::check::bind::{self, CallArg, CallArgs};
 use crate::check::builtins;
-use crate::check::program::{DefAst, DefKind, Func, Schedule, Tx, Value};
+use crate::check::program::{DefAst, DefKind, Func, ParamSig, Schedule, Tx, Value};
 use crate::diagnostic::Diagnostic;
 use crate::ir::op::{Kind, Op, Scalar};
 use crate::ir::{Level, Named, Node, Reduce, SlotId};
@@ -87,7 +88,7 @@ impl Frame {
                 ast::Stmt::Let(l) => Some(l.span),
                 ast::Stmt::Assign(a) => Some(a.span),
                 ast::Stmt::Expr(e) => Some(e.span),
-                ast::Stmt::For(_) | ast::Stmt::Assert { .. } | ast::Stmt::Reset(_) => None,
+                ast::Stmt::For(_) | ast::Stmt::Assert { .. } | ast::Stmt::Reset(_) | ast::Stmt::Revert(_) => None,
             };
             self.in_statement(inst, span, |this, inst| this.stmt(inst, stmt));
         }
@@ -152,8 +153,10 @@ impl Frame {
                 }
                 self.depth -= 1;
             }
-            ast::Stmt::Assert { .. } => {} // checked at compile time
+            // Its condition is compile-time, so the checker ran it (`check::ahead`).
+            ast::Stmt::Assert { .. } => {}
             ast::Stmt::Reset(name) => self.reset(inst, &name.name),
+            ast::Stmt::Revert(name) => self.revert(inst, &name.name),
             ast::Stmt::Expr(e) => match &e.kind {
                 ExprKind::If { cond, then, otherwise } => {
                     let c = self.expr(inst, cond);
@@ -290,6 +293,19 @@ impl Frame {
         (a, b)
     }
 
+    /// `revert name`: the nested transform's slots take their values from the start of the step
+    /// again (under an `if`, the join then keeps the new state only in the other branch).
+    fn revert(&mut self, inst: &mut Inst, name: &str) {
+        let Some(range) = self.applied.get(name).cloned() else {
+            inst.error(Diagnostic::bug(format!("`revert {name}` before `{name}` is applied")));
+            return;
+        };
+        for slot in range {
+            let old = read_old(inst, slot as SlotId, &HashMap::new());
+            inst.state.insert(slot as SlotId, old);
+        }
+    }
+
     fn reset(&mut self, inst: &mut Inst, name: &str) {
         let Some(range) = self.applied.get(name).cloned() else {
             inst.error(Diagnostic::bug(format!("`reset {name}` before `{name}` is applied")));
@@ -363,7 +379,7 @@ impl Frame {
                     }
                 }
                 out.sort_by(|(a, _), (b, _)| {
-                    crate::check::eval::compare(a, b).unwrap_or(std::cmp::Ordering::Equal)
+                    a.compare(b).unwrap_or(std::cmp::Ordering::Equal)
                 });
                 IVal::Const(Value::Map(out))
             }
@@ -466,7 +482,7 @@ fn read_old(inst: &mut Inst, slot: SlotId, before: &HashMap<SlotId, u32>) -> u32
 }
 
 /// Compile-time items stay one compile-time list; any runtime item makes a runtime list.
-fn collect(items: Vec<IVal>, tuple: bool) -> IVal {
+pub(super) fn collect(items: Vec<IVal>, tuple: bool) -> IVal {
     if items.iter().all(|i| matches!(i, IVal::Const(_))) {
         let values = items.into_iter().filter_map(|i| if let IVal::Const(v) = i { Some(v) } else { None }).collect();
         return IVal::Const(if tuple { Value::Tuple(values) } else { Value::List(values) });
@@ -480,7 +496,7 @@ fn index(inst: &mut Inst, base: IVal, i: IVal) -> IVal {
             let IVal::Const(key) = i else { return IVal::Const(Value::None) };
             return entries
                 .into_iter()
-                .find(|(k, _)| crate::check::eval::values_equal(k, &key))
+                .find(|(k, _)| k.equals(&key))
                 .map_or(IVal::Const(Value::None), |(_, v)| IVal::Const(v));
         }
         IVal::Const(Value::List(items) | Value::Tuple(items)) => items.into_iter().map(IVal::Const).collect(),

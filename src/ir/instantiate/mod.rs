@@ -67,8 +67,10 @@ pub(crate) struct Inst<'p> {
     /// The current value of each slot during the step (a `State` read until assigned).
     pub state: HashMap<SlotId, NodeId>,
     pub named: Vec<Named>,
-    /// Values of `inject_hyperparams` hyperparameters: (owner, name) → node.
+    /// Values of `inject_hyperparams` hyperparameters: (owner, name) → node of the step graph,
+    /// and of the init graph (where a schedule is evaluated at count 0, as Optax's `init` does).
     pub injected: HashMap<(u32, String), NodeId>,
+    pub injected_init: HashMap<(u32, String), NodeId>,
     pub errors: Vec<Diagnostic>,
     /// The span of the transform being instantiated, for diagnostics.
     pub span: Option<Span>,
@@ -91,6 +93,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
         state: HashMap::new(),
         named: Vec::new(),
         injected: HashMap::new(),
+        injected_init: HashMap::new(),
         errors: Vec::new(),
         span: None,
     };
@@ -150,26 +153,27 @@ impl<'p> Inst<'p> {
     fn check_globs(&mut self, tx: &Tx) {
         let mut problems = Vec::new();
         let leaves: Vec<&str> = self.layout.leaves.iter().map(|l| l.name.as_str()).collect();
-        let matches_nothing = |glob: &str, span: Option<Span>| {
+        let matches_nothing = |glob: &str, span: Span| {
             if leaves.iter().any(|l| crate::glob::matches(glob, l)) {
                 return None;
             }
             let mut d = Diagnostic::warning("unmatched-glob", format!("`{glob}` matches no leaf"))
-                .with_note(format!("the leaves are {}", quote_list(&leaves)))
-                .with_help("globs match whole dotted names: `*` any run of characters, `?` one character");
-            if let Some(span) = span {
-                d = d.with_primary(span, "this glob selects nothing");
-            }
+                .with_primary(span, "this glob selects nothing")
+                .with_note(format!("the leaves are {}", quote_list(&leaves)));
+            d = match closest_glob(glob, &leaves) {
+                Some(fix) => d.with_help(format!("did you mean `{fix}`?")),
+                None => d.with_help("globs match whole dotted names: `*` any run of characters, `?` one character"),
+            };
             Some(d)
         };
         groups::visit(tx, &mut |t| {
-            if let Tx::Masked { mask: Mask::Glob(g), .. } = t {
-                problems.extend(matches_nothing(g, None));
+            if let Tx::Masked { mask: Mask::Glob(g), span, .. } = t {
+                problems.extend(matches_nothing(g, *span));
             }
             let Tx::Partition(arms) = t else { return };
             for arm in arms {
                 for g in arm.globs.iter().flatten() {
-                    problems.extend(matches_nothing(g, Some(arm.span)));
+                    problems.extend(matches_nothing(g, arm.span));
                 }
             }
             let unmatched: Vec<&str> = self
@@ -212,7 +216,7 @@ impl<'p> Inst<'p> {
             Tx::NamedChain(parts) => parts.iter().fold(input, |u, (name, t)| self.tx(t, u, &ctx.child(name))),
             Tx::Alias { inner, .. } => self.tx(inner, input, ctx),
             Tx::Flatten(inner) => self.tx(inner, input, &Ctx { flat: true, ..ctx.clone() }),
-            Tx::Masked { inner, mask } => {
+            Tx::Masked { inner, mask, .. } => {
                 let selected = self.groups.masked(self.layout, mask, &ctx.domain);
                 let rest = ctx.domain.minus(&selected);
                 if selected.is_empty() {
@@ -258,20 +262,23 @@ impl<'p> Inst<'p> {
                 let count = self.uniform_slot(&ctx.child("inject_hyperparams").path, "count", Scalar::I32(0));
                 let count_node = self.state_value(count);
                 for (name, h) in hypers {
-                    let node = match h {
-                        Hyper::Number(v) => match v {
-                            Value::Int(n) => self.step.constant(Scalar::I32(*n as i32)),
-                            other => {
-                                let x = other.as_f64().unwrap_or(0.0) as f32;
-                                self.step.constant(Scalar::F32(x))
+                    let [node, init] = [(Which::Step, IVal::Node(count_node)), (Which::Init, IVal::Const(Value::Int(0)))].map(
+                        |(which, count)| match h {
+                            Hyper::Number(v) => match v {
+                                Value::Int(n) => self.graph(which).constant(Scalar::I32(*n as i32)),
+                                other => {
+                                    let x = other.as_f64().unwrap_or(0.0) as f32;
+                                    self.graph(which).constant(Scalar::F32(x))
+                                }
+                            },
+                            Hyper::Schedule(s) => {
+                                let v = self.schedule(s, count, which, ctx);
+                                self.f32_node(v, which)
                             }
                         },
-                        Hyper::Schedule(s) => {
-                            let v = self.schedule(s, IVal::Node(count_node), Which::Step, ctx);
-                            self.f32_node(v, Which::Step)
-                        }
-                    };
+                    );
                     self.injected.insert((*id, name.clone()), node);
+                    self.injected_init.insert((*id, name.clone()), init);
                     self.named.push(Named { name: format!("{}.{name}", ctx.child("inject_hyperparams").path), node });
                 }
                 let out = self.tx(inner, input, ctx);
@@ -486,6 +493,20 @@ fn part_names<'a>(program: &Program, parts: impl Iterator<Item = &'a Tx> + Clone
         .enumerate()
         .map(|(i, n)| if base.iter().filter(|m| *m == n).count() > 1 { format!("{n}#{i}") } else { n.clone() })
         .collect()
+}
+
+/// The leaf name, or the glob over the last part of leaf names (`*.weight`), closest to a glob
+/// that matches nothing: most likely what was meant.
+fn closest_glob(glob: &str, leaves: &[&str]) -> Option<String> {
+    let mut candidates: Vec<String> = leaves.iter().map(|l| l.to_string()).collect();
+    for leaf in leaves {
+        if let Some((_, last)) = leaf.rsplit_once('.') {
+            candidates.push(format!("*.{last}"));
+        }
+    }
+    candidates.sort();
+    candidates.dedup();
+    crate::check::suggest::closest(glob, candidates.iter().map(String::as_str))
 }
 
 fn quote_list(names: &[&str]) -> String {

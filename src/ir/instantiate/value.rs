@@ -22,6 +22,23 @@ pub enum IVal {
     Tuple(Vec<IVal>),
 }
 
+impl crate::check::bind::Bound for IVal {
+    fn known(&self) -> Option<&Value> {
+        match self {
+            IVal::Const(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn from_value(v: Value) -> IVal {
+        IVal::Const(v)
+    }
+
+    fn list(items: Vec<IVal>) -> IVal {
+        super::body::collect(items, false)
+    }
+}
+
 impl Inst<'_> {
     /// The value as a node of `which`, or `None` (reported) if it is not a scalar.
     pub fn node_for(&mut self, v: IVal, which: Which) -> Option<NodeId> {
@@ -34,16 +51,16 @@ impl Inst<'_> {
                 Err(_) => g.constant(Scalar::F32(n as f32)),
             }),
             IVal::Const(Value::Bool(b)) => Some(g.constant(Scalar::Bool(b))),
-            IVal::Const(Value::Injected { owner, name, .. }) => match self.injected.get(&(owner, name.clone())) {
-                Some(&n) if which == Which::Step => Some(n),
-                _ => {
-                    self.error(
-                        Diagnostic::error("not-constant", format!("`{name}` is injected, so it has no value at initialisation"))
-                            .with_help("do not use an injected hyperparameter in a state's initial value"),
-                    );
-                    None
+            IVal::Const(Value::Injected { owner, name, .. }) => {
+                let values = if which == Which::Step { &self.injected } else { &self.injected_init };
+                match values.get(&(owner, name.clone())) {
+                    Some(&n) => Some(n),
+                    None => {
+                        self.error(Diagnostic::bug(format!("the injected hyperparameter `{name}` has no value")));
+                        None
+                    }
                 }
-            },
+            }
             other => {
                 self.error(Diagnostic::bug(format!("a {} value cannot be computed at run time", describe(&other))));
                 None

@@ -67,75 +67,63 @@ impl Frame {
 
     /// Inlines a `def` (or builds a transform or schedule value) at a call.
     fn call_def(&mut self, inst: &mut Inst, id: usize, args: &[ast::Arg]) -> IVal {
-        let d = inst.program.def(id);
-        let mut positional = Vec::new();
-        let mut keywords: Vec<(String, IVal)> = Vec::new();
+        let program = inst.program;
+        let d = program.def(id);
+        let span = inst.span.unwrap_or(crate::source::Span::new(crate::source::FileId(0), 0..0));
+        let mut call = CallArgs { args: Vec::new(), opaque_splat: false, span };
         for a in args {
             match a {
-                ast::Arg::Positional(e) => positional.push(self.expr(inst, e)),
+                ast::Arg::Positional(e) => call.args.push(CallArg::Positional(self.expr(inst, e), e.span)),
                 ast::Arg::Keyword { name, value } => {
                     let v = self.expr(inst, value);
-                    keywords.push((name.name.clone(), v));
+                    call.args.push(CallArg::Keyword(name.clone(), v, name.span.to(value.span)));
                 }
                 ast::Arg::Splat(e) => {
                     if let IVal::Const(Value::Map(entries)) = self.expr(inst, e) {
                         for (k, v) in entries {
-                            if let Value::Str(k) = k {
-                                keywords.push((k, IVal::Const(v)));
+                            if let Value::Str(name) = k {
+                                call.args.push(CallArg::Keyword(ast::Ident { name, span: e.span }, IVal::Const(v), e.span));
                             }
                         }
                     }
                 }
             }
         }
-        let mut positional = positional.into_iter();
-        let mut bound = Vec::new();
-        for p in &d.params {
-            let v = if p.variadic {
-                collect(positional.by_ref().collect(), false)
-            } else if let Some(v) = positional.next() {
-                v
-            } else if let Some((_, v)) = keywords.iter().find(|(k, _)| *k == p.name) {
-                v.clone()
-            } else if let Some(default) = &p.default {
-                let mut frame = Frame::new(self.which, self.ctx.clone(), &[]);
-                frame.expr(inst, default)
-            } else {
-                IVal::Const(Value::None)
-            };
-            // A number passed for a schedule is a constant schedule.
-            let v = match (&p.ty.ty, v) {
-                (crate::check::types::Ty::Schedule, IVal::Const(c @ (Value::Int(_) | Value::Float(_) | Value::Injected { .. }))) => {
-                    IVal::Const(Value::Schedule(std::sync::Arc::new(Schedule::Constant(c))))
-                }
-                (_, v) => v,
-            };
-            bound.push((p.name.clone(), v));
+        let (which, ctx) = (self.which, self.ctx.clone());
+        let mut errors = Vec::new();
+        let binder = bind::Call { defs: &program.defs, injected: false };
+        let default = |p: &ParamSig| match &p.default {
+            Some(default) => Frame::new(which, ctx.clone(), &[]).expr(inst, default),
+            None => IVal::Const(Value::Error),
+        };
+        let values = binder.bind(d, call, default, &mut errors);
+        for e in errors {
+            inst.error(e);
         }
         match d.kind {
             DefKind::Def => {
                 let Some(DefAst::Def(ast)) = d.ast.clone() else { return IVal::Const(Value::None) };
                 let Some(body) = &ast.body else { return IVal::Const(Value::None) };
+                let bound: Vec<(String, IVal)> = d.params.iter().map(|p| p.name.clone()).zip(values).collect();
                 let mut frame = Frame::new(self.which, self.ctx.clone(), &bound);
                 frame.depth = 1;
                 frame.block(inst, body).unwrap_or(IVal::Const(Value::None))
             }
             DefKind::Transform | DefKind::Schedule => {
-                let mut values = Vec::new();
-                for (name, v) in bound {
+                let mut args = Vec::new();
+                for (p, v) in d.params.iter().zip(values) {
                     match v {
-                        IVal::Const(c) => values.push(c),
+                        IVal::Const(c) => args.push(c),
                         _ => {
-                            inst.error(Diagnostic::bug(format!("`{name}` of `{}` is not a compile-time value", d.name)));
-                            values.push(Value::None);
+                            inst.error(Diagnostic::bug(format!("`{}` of `{}` is not a compile-time value", p.name, d.name)));
+                            args.push(Value::None);
                         }
                     }
                 }
-                let span = inst.span.unwrap_or(crate::source::Span::new(crate::source::FileId(0), 0..0));
                 if d.kind == DefKind::Transform {
-                    IVal::Const(Value::Transform(std::sync::Arc::new(Tx::Instance { def: id, args: values, span })))
+                    IVal::Const(Value::Transform(std::sync::Arc::new(Tx::Instance { def: id, args, span })))
                 } else {
-                    IVal::Const(Value::Schedule(std::sync::Arc::new(Schedule::Instance { def: id, args: values, span })))
+                    IVal::Const(Value::Schedule(std::sync::Arc::new(Schedule::Instance { def: id, args, span })))
                 }
             }
             DefKind::Builtin => {

@@ -1,0 +1,92 @@
+//! Running a transform's or schedule's body ahead of time. When the evaluator builds an
+//! instance, it runs the body once with the instance's hyperparameters bound and
+//! [`Value::Runtime`] standing for everything known only at run time (the updates, `param`,
+//! `value`, `step`, the state, hyperparameters that `inject_hyperparams` makes dynamic). So
+//! every `assert`, inside `if` and `for` too, and every call the body makes with values computed
+//! from its hyperparameters is bound and checked here, blamed on the user's call, instead of
+//! misbehaving at run time. What the run computes is thrown away: the instance is built as
+//! before, and instantiation runs the body for real.
+
+use std::collections::HashMap;
+
+use super::eval::Evaluator;
+use super::program::{DefAst, DefId, DefKind, Value};
+use crate::syntax::ast;
+
+impl Evaluator<'_, '_> {
+    /// Runs the body of the transform or schedule `id` on `values` (in parameter order).
+    pub(super) fn run_ahead(&mut self, id: DefId, values: &[Value]) {
+        let def = &self.globals.defs[id];
+        // A definition or a call already reported wrong would only be reported again.
+        if def.has_errors || values.contains(&Value::Error) {
+            return;
+        }
+        let mut scope: HashMap<String, Value> = def
+            .params
+            .iter()
+            .zip(values)
+            .map(|(p, v)| {
+                let v = if matches!(v, Value::Injected { .. }) { Value::Runtime } else { v.clone() };
+                (p.name.clone(), v)
+            })
+            .collect();
+        let saved = std::mem::take(&mut self.scopes);
+        let was_ahead = std::mem::replace(&mut self.ahead, true);
+        match (&def.ast, def.kind) {
+            (Some(DefAst::Transform(t)), _) => {
+                scope.insert("param".into(), Value::Runtime);
+                scope.insert("value".into(), Value::Runtime);
+                self.scopes.push(scope);
+                for state in &t.states {
+                    self.expr(&state.init);
+                }
+                for state in &t.states {
+                    self.bind(&state.name.name, Value::Runtime);
+                }
+                if let Some(update) = &t.update {
+                    self.bind(&update.input.name, Value::Runtime);
+                    self.block(&update.body);
+                }
+            }
+            (Some(DefAst::Def(d)), DefKind::Schedule) => {
+                scope.insert("step".into(), Value::Runtime);
+                self.scopes.push(scope);
+                if let Some(body) = &d.body {
+                    self.block(body);
+                }
+            }
+            _ => {}
+        }
+        self.ahead = was_ahead;
+        self.scopes = saved;
+    }
+
+    /// `if cond { then } else { otherwise }`: the branch the condition selects, or, when it is
+    /// known only at run time, both, after which a local the branches leave different is known
+    /// only at run time too.
+    pub(super) fn branches(&mut self, cond: Value, then: &ast::Block, otherwise: Option<&ast::Block>) -> Value {
+        match cond {
+            Value::Bool(true) => self.block(then).unwrap_or(Value::None),
+            Value::Bool(false) => otherwise.and_then(|o| self.block(o)).unwrap_or(Value::None),
+            _ => {
+                let before = self.scopes.clone();
+                let a = self.block(then);
+                let after_then = std::mem::replace(&mut self.scopes, before);
+                let b = otherwise.and_then(|o| self.block(o));
+                self.join(&after_then);
+                if a.is_some() && a == b { a.unwrap_or(Value::Runtime) } else { Value::Runtime }
+            }
+        }
+    }
+
+    /// Makes every local whose value differs from its value in `other` a runtime value.
+    pub(super) fn join(&mut self, other: &[HashMap<String, Value>]) {
+        for (scope, other_scope) in self.scopes.iter_mut().zip(other) {
+            for (name, value) in scope.iter_mut() {
+                if other_scope.get(name).is_some_and(|o| o != value) {
+                    *value = Value::Runtime;
+                }
+            }
+        }
+    }
+}
