@@ -14,7 +14,8 @@
 //!   does not own.
 //! - Values are `f32` lanes: booleans are 0.0 or 1.0, integers (only ever broadcast from
 //!   uniforms or leaf sizes) are converted as the interpreter converts them. Every op
-//!   computes exactly what `ir::op::eval` computes on those values; ops Cranelift has no
+//!   computes exactly what `ir::op::eval` computes on those values: `fmath`'s functions are
+//!   emitted from the very code `eval` runs (see `math`), and the other ops Cranelift has no
 //!   instruction for call the very functions `eval` calls.
 //!
 //! (`unsafe_code` is denied for the crate and allowed for this module only, in `lib.rs`.)
