@@ -63,6 +63,45 @@ impl Optimizer {
         Ok(Optimizer { compiled, inner, leaves, warnings, lr_groups })
     }
 
+    /// `step`, `times` times over the same arrays; the time the steps took in Rust.
+    #[allow(clippy::too_many_arguments)]
+    fn steps_timed(
+        &mut self,
+        py: Python<'_>,
+        params: &Bound<'_, PyAny>,
+        grads: &Bound<'_, PyAny>,
+        value: Option<&Bound<'_, PyAny>>,
+        threads: Option<usize>,
+        hold: Option<Vec<String>>,
+        times: usize,
+    ) -> PyResult<std::time::Duration> {
+        if self.inner.separate_updates() {
+            return Err(PyTypeError::new_err("this optimizer writes the updates apart (separate_updates=True): call updates()"));
+        }
+        let value = self.value(value)?;
+        let layout = &self.leaves.layout;
+        let held = self.leaves.indices(&hold.unwrap_or_default(), "hold")?;
+        let params = self.leaves.gather(params, "params")?;
+        let grads = self.leaves.gather_some(grads, "grads", &held)?;
+        // A held leaf's gradient is not used; one given is checked all the same.
+        let grads: Vec<_> = grads.into_iter().zip(&layout.leaves).map(|(g, leaf)| g.unwrap_or_else(|| PyArrayDyn::<f32>::zeros(py, leaf.shape.clone(), false))).collect();
+        let mut params_w = write(&params, layout, "params")?;
+        let grads_r = read(&grads, layout, "grads")?;
+        let mut ps = slices_mut(&mut params_w)?;
+        let gs = slices(&grads_r)?;
+        let inner = &mut self.inner;
+        py.detach(|| {
+            with_threads(inner, threads, |opt| {
+                let start = std::time::Instant::now();
+                for _ in 0..times {
+                    if held.is_empty() { opt.step_leaves(&mut ps, &gs, value) } else { opt.step_leaves_holding(&mut ps, &gs, value, &held) }?;
+                }
+                Ok(start.elapsed())
+            })
+        })
+        .map_err(step_error)
+    }
+
     /// The learning rate of each group after the last step, with its sign (None before the
     /// first step, and for a group whose step is not a scaled direction, such as COCOB's).
     fn learning_rates(&self) -> Vec<Option<f64>> {
@@ -179,28 +218,18 @@ impl Optimizer {
         threads: Option<usize>,
         hold: Option<Vec<String>>,
     ) -> PyResult<()> {
-        if self.inner.separate_updates() {
-            return Err(PyTypeError::new_err("this optimizer writes the updates apart (separate_updates=True): call updates()"));
-        }
-        let value = self.value(value)?;
-        let layout = &self.leaves.layout;
-        let held = self.leaves.indices(&hold.unwrap_or_default(), "hold")?;
-        let params = self.leaves.gather(params, "params")?;
-        let grads = self.leaves.gather_some(grads, "grads", &held)?;
-        // A held leaf's gradient is not used; one given is checked all the same.
-        let grads: Vec<_> = grads.into_iter().zip(&layout.leaves).map(|(g, leaf)| g.unwrap_or_else(|| PyArrayDyn::<f32>::zeros(py, leaf.shape.clone(), false))).collect();
-        let mut params_w = write(&params, layout, "params")?;
-        let grads_r = read(&grads, layout, "grads")?;
-        let mut ps = slices_mut(&mut params_w)?;
-        let gs = slices(&grads_r)?;
-        let inner = &mut self.inner;
-        let result = py.detach(|| {
-            with_threads(inner, threads, |opt| {
-                if held.is_empty() { opt.step_leaves(&mut ps, &gs, value) } else { opt.step_leaves_holding(&mut ps, &gs, value, &held) }
-            })
-        });
-        result.map_err(step_error)
+        self.steps_timed(py, params, grads, value, threads, hold, 1).map(drop)
     }
+
+    /// For `python/bench.py`: `steps` steps as `step` makes them, run back to back in Rust on
+    /// the same arrays, and the seconds each took on average: the runtime's own step on these
+    /// buffers, with no Python between steps.
+    #[pyo3(signature = (params, grads, steps, value = None))]
+    fn _time_steps(&mut self, py: Python<'_>, params: &Bound<'_, PyAny>, grads: &Bound<'_, PyAny>, steps: usize, value: Option<&Bound<'_, PyAny>>) -> PyResult<f64> {
+        let took = self.steps_timed(py, params, grads, value, None, None, steps.max(1))?;
+        Ok(took.as_secs_f64() / steps.max(1) as f64)
+    }
+
 
     /// One step of an optimizer made with `separate_updates=True`: returns the updates (a dict
     /// of new float32 arrays, by leaf name) and leaves `params` unchanged. `params + updates`
