@@ -128,5 +128,9 @@ pub fn report(name: &str, program: &check::Program) -> String {
             out.push_str(&format!("    {what}: {}\n", names.join(", ")));
         }
     }
+    let values = summary::values(program, tx);
+    if !values.is_empty() {
+        out.push_str(&format!("  values by name: {}\n", values.join(", ")));
+    }
     out
 }

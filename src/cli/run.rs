@@ -192,7 +192,7 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<Option<i32
     let description = format!("{} on {}", trainer.setup.model.describe(), trainer.setup.data);
     let lr_names = trainer.lr_columns();
     let bar = progress_bar(args, trainer.steps());
-    let mut run = Progress::new(trainer.held_validation);
+    let mut run = Progress::new(trainer.held_validation, &trainer.optimizer);
     let start = Instant::now();
     let first_step = trainer.steps();
     let mut last_saved: Option<PathBuf> = None;
@@ -365,8 +365,9 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(validation: Option<f32>) -> Progress {
-        Progress { points: Vec::new(), watch: Watch::default(), validation, best_validation: None, accuracy: None }
+    fn new(validation: Option<f32>, optimizer: &crate::runtime::Optimizer) -> Progress {
+        let watch = Watch { watched: watched(optimizer), last: Vec::new() };
+        Progress { points: Vec::new(), watch, validation, best_validation: None, accuracy: None }
     }
 
     fn add(&mut self, record: &Record) {
@@ -541,10 +542,11 @@ fn progress_bar(args: &Args, position: u64) -> ProgressBar {
 }
 
 /// Reports the uniforms that move in steps (a plateau scale, a piecewise-constant learning
-/// rate, an injected hyperparameter) when they change after holding still; values that move
-/// every step (a decaying schedule) would only be noise.
-#[derive(Default)]
+/// rate or other schedule, an injected hyperparameter) when they change after holding still;
+/// values that move every step (a decaying schedule) would only be noise.
 struct Watch {
+    /// The names of the uniforms watched, besides the learning rates.
+    watched: Vec<String>,
     last: Vec<(String, f64, bool)>,
 }
 
@@ -552,7 +554,7 @@ impl Watch {
     fn changes(&mut self, record: &Record, lr_names: &[String]) -> Vec<String> {
         let mut out = Vec::new();
         let rates = lr_names.iter().zip(&record.lrs).filter_map(|(n, v)| v.map(|v| (n.clone(), v)));
-        let watched: Vec<(String, f64)> = record.uniforms.iter().filter(|(n, _)| watched(n)).cloned().chain(rates).collect();
+        let watched: Vec<(String, f64)> = record.uniforms.iter().filter(|(n, _)| self.watched.contains(n)).cloned().chain(rates).collect();
         for (name, value) in &watched {
             match self.last.iter_mut().find(|(n, _, _)| n == name) {
                 Some((_, old, held)) => {
@@ -573,8 +575,11 @@ impl Watch {
     }
 }
 
-fn watched(name: &str) -> bool {
-    name.rsplit('.').next() == Some("scale") || name.starts_with("inject_hyperparams.") || name.contains(".inject_hyperparams.")
+/// What [`Watch`] reports: scales held in the state (`reduce_on_plateau.scale`), injected
+/// hyperparameters and schedule values.
+fn watched(optimizer: &crate::runtime::Optimizer) -> Vec<String> {
+    let scales = train::logged_names(optimizer).into_iter().filter(|n| n.rsplit('.').next() == Some("scale"));
+    scales.chain(train::value_names(optimizer).cloned()).collect()
 }
 
 fn short(v: f64) -> String {

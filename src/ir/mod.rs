@@ -198,7 +198,7 @@ pub struct Slot {
     pub aliases: Vec<String>,
 }
 
-/// A uniform value a user can read by name after each step (learning rates, scales, counters).
+/// A uniform value known by name after each step.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Named {
     pub name: String,
@@ -217,8 +217,13 @@ pub struct StepIr {
     /// The initial state: reads `Param` (the initial parameters) only.
     pub init: Graph,
     pub slots: Vec<Slot>,
-    /// Uniform values worth reading by name, after the step.
+    /// Uniform values users read by name after the step, besides the uniform state: injected
+    /// hyperparameters, the values of schedules, the learning rate (`step_size`). Named as
+    /// `check::names` names them, as the slots are.
     pub named: Vec<Named>,
+    /// The uniform `let`s of transform steps, by path: a definition's internals, never shown
+    /// to users, kept for finding what scales a step (`step_size`).
+    pub locals: Vec<Named>,
     pub needs_value: bool,
     /// What instantiation noticed but did not refuse (a glob that matches no leaf).
     pub warnings: Vec<Diagnostic>,

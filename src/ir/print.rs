@@ -58,6 +58,9 @@ pub fn ir(ir: &StepIr) -> String {
     for n in &ir.named {
         let _ = writeln!(out, "named {} %{}", n.name, n.node);
     }
+    for n in &ir.locals {
+        let _ = writeln!(out, "local {} %{}", n.name, n.node);
+    }
     out
 }
 

@@ -95,7 +95,7 @@ fn factor(ir: &mut StepIr, g: usize) -> Option<NodeId> {
             // bias correction, belong to the direction.
             Node::Op(Op::Div, args) if !uniform(args[1]) => {
                 if let Node::Op(Op::Mul, m) = &graph.get(args[0]).node
-                    && let Some(&f) = m.iter().find(|&&x| uniform(x) && ir.named.iter().any(|n| n.node == x))
+                    && let Some(&f) = m.iter().find(|&&x| uniform(x) && ir.locals.iter().any(|n| n.node == x))
                 {
                     factors.push((f, false));
                 }

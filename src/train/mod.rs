@@ -388,34 +388,38 @@ pub fn group_labels(program: &crate::check::Program, optimizer: &Optimizer) -> V
         .collect()
 }
 
-/// The uniforms a run logs: the pipeline's state, its injected hyperparameters and its
-/// learning rates, under their names; not the locals of definitions.
+/// The uniforms a run logs: the pipeline's uniform state, its injected hyperparameters and
+/// the values of its schedules, under the names `optc check` prints (see [`logged_names`]).
 pub fn logged(optimizer: &Optimizer) -> Vec<(String, f64)> {
-    // `uniforms()` lists the state first (each slot under every name it has), then named values.
-    let state: usize = optimizer.ir.slots.iter().filter(|s| s.level == crate::ir::Level::Uniform).map(|s| 1 + s.aliases.len()).sum();
-    let all = optimizer.uniforms();
-    let (state, named) = all.split_at(state.min(all.len()));
-    let hyperparameters = named.iter().filter(|(n, _)| n.starts_with("inject_hyperparams.") || n.contains(".inject_hyperparams."));
-    let mut out: Vec<(String, f64)> = Vec::new();
-    for (name, v) in state.iter().chain(hyperparameters) {
-        if !out.iter().any(|(n, _)| n == name) {
-            out.push((name.clone(), scalar(*v)));
+    let names = logged_names(optimizer);
+    let mut out: Vec<(String, f64)> = Vec::with_capacity(names.len());
+    for (name, v) in optimizer.uniforms() {
+        if names.contains(&name) && !out.iter().any(|(n, _)| *n == name) {
+            out.push((name, scalar(v)));
         }
     }
     out
 }
 
-/// The names [`logged`] gives values for after each step, known before the first.
+/// The names [`logged`] gives values for after each step, known before the first: every name
+/// of each uniform slot (merged slots have several), then [`value_names`].
 pub fn logged_names(optimizer: &Optimizer) -> Vec<String> {
     let state = optimizer.ir.slots.iter().filter(|s| s.level == crate::ir::Level::Uniform).flat_map(|s| std::iter::once(&s.name).chain(&s.aliases));
-    let hyperparameters = optimizer.ir.named.iter().map(|n| &n.name).filter(|n| n.starts_with("inject_hyperparams.") || n.contains(".inject_hyperparams."));
     let mut out: Vec<String> = Vec::new();
-    for name in state.chain(hyperparameters) {
+    for name in state.chain(value_names(optimizer)) {
         if !out.contains(name) {
             out.push(name.clone());
         }
     }
     out
+}
+
+/// The injected hyperparameters and schedule values of `optimizer`: its named uniforms other
+/// than the learning rates, which have columns of their own.
+pub fn value_names(optimizer: &Optimizer) -> impl Iterator<Item = &String> {
+    use crate::ir::step_size::StepSize;
+    let rates: Vec<&String> = optimizer.step_sizes().iter().filter_map(|s| if let StepSize::Named(n) = s { Some(n) } else { None }).collect();
+    optimizer.ir.named.iter().map(|n| &n.name).filter(move |n| !rates.contains(n))
 }
 
 /// The name of the leaf holding element `i` of the flat parameters.

@@ -255,6 +255,10 @@ fn the_learning_rate_column_is_the_step_each_family_takes() {
         ("inject_hyperparams(sgd)(learning_rate=0.05)", &[("lr", 0.05), ("inject_hyperparams.learning_rate", 0.05)]),
         ("partition { \"*.bias\" => sgd(learning_rate=0.1), _ => adam(learning_rate=1e-3) }", &[("lr[*.bias]", 0.1), ("lr[_]", 0.001)]),
         ("prodigy()", &[("lr", 3.1622565e-7)]),
+        // Schedules other than the learning rate are logged under the names `optc check` gives.
+        ("adamw(learning_rate=1e-3, weight_decay=exponential_decay(0.01, 10, 0.5))", &[("lr", 0.001), ("add_decayed_weights.weight_decay", 0.01)]),
+        ("multi_steps(sgd(0.1), every_k_schedule=piecewise_constant_schedule(2, {10: 2}))", &[("every_k_schedule", 2.0), ("opt.count", 0.0)]),
+        ("conditionally_transform(sgd(0.1), should_transform_fn=even)\ndef even(step: int) -> bool = step % 2 == 0", &[("conditionally_transform.step", 1.0)]),
     ];
     for (pipeline, expected) in cases {
         let (file, log) = (dir.join("p.opt"), dir.join("p.csv"));

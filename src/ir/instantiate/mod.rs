@@ -12,6 +12,7 @@ use super::groups::{self, GroupSet, Groups};
 use super::layout::Layout;
 use super::op::{Kind, Op, Scalar};
 use super::{Graph, Level, Named, Node, NodeId, Slot, SlotId, StepIr};
+use crate::check::names;
 use crate::check::program::{DefAst, DefId, Hyper, Mask, Program, Tx, Value};
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
@@ -35,7 +36,11 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     fn child(&self, name: &str) -> Ctx {
-        let path = if self.path.is_empty() { name.to_string() } else { format!("{}.{name}", self.path) };
+        self.at(names::join(&self.path, name))
+    }
+
+    /// The same place under another path.
+    fn at(&self, path: String) -> Ctx {
         Ctx { path, ..self.clone() }
     }
 }
@@ -67,6 +72,8 @@ pub(crate) struct Inst<'p> {
     /// The current value of each slot during the step (a `State` read until assigned).
     pub state: HashMap<SlotId, NodeId>,
     pub named: Vec<Named>,
+    /// Uniform `let`s of transform steps, by path ([`StepIr::locals`]).
+    pub locals: Vec<Named>,
     /// Values of `inject_hyperparams` hyperparameters: (owner, name) → node of the step graph,
     /// and of the init graph (where a schedule is evaluated at count 0, as Optax's `init` does).
     pub injected: HashMap<(u32, String), NodeId>,
@@ -92,6 +99,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
         slots: Vec::new(),
         state: HashMap::new(),
         named: Vec::new(),
+        locals: Vec::new(),
         injected: HashMap::new(),
         injected_init: HashMap::new(),
         errors: Vec::new(),
@@ -124,6 +132,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
         init: inst.init,
         slots,
         named: inst.named,
+        locals: inst.locals,
         needs_value,
         warnings: inst.errors,
     };
@@ -210,8 +219,8 @@ impl<'p> Inst<'p> {
     pub fn tx(&mut self, tx: &Tx, input: NodeId, ctx: &Ctx) -> NodeId {
         match tx {
             Tx::Chain(parts) => {
-                let names = part_names(self.program, parts.iter().map(|p| &**p));
-                parts.iter().zip(names).fold(input, |u, (t, name)| self.tx(t, u, &ctx.child(&name)))
+                let paths = names::chain_parts(self.program, &ctx.path, parts.iter().map(|p| &**p));
+                parts.iter().zip(paths).fold(input, |u, (t, path)| self.tx(t, u, &ctx.at(path)))
             }
             Tx::NamedChain(parts) => parts.iter().fold(input, |u, (name, t)| self.tx(t, u, &ctx.child(name))),
             Tx::Alias { inner, .. } => self.tx(inner, input, ctx),
@@ -228,7 +237,7 @@ impl<'p> Inst<'p> {
             Tx::Partition(arms) => {
                 let mut parts = Vec::new();
                 let mut taken = GroupSet::empty();
-                for (i, arm) in arms.iter().enumerate() {
+                for (arm, path) in arms.iter().zip(names::partition_arms(&ctx.path, arms)) {
                     let matching: GroupSet = match &arm.globs {
                         None => ctx.domain.clone(),
                         Some(globs) => {
@@ -248,8 +257,7 @@ impl<'p> Inst<'p> {
                     if mine.is_empty() {
                         continue;
                     }
-                    let label = format!("partition[{i}]");
-                    let out = self.tx(&arm.tx, input, &Ctx { domain: mine.clone(), ..ctx.child(&label) });
+                    let out = self.tx(&arm.tx, input, &Ctx { domain: mine.clone(), ..ctx.at(path) });
                     parts.push((mine, out));
                 }
                 let rest = ctx.domain.minus(&taken);
@@ -259,7 +267,8 @@ impl<'p> Inst<'p> {
                 self.merge(parts)
             }
             Tx::Inject { id, hypers, inner } => {
-                let count = self.uniform_slot(&ctx.child("inject_hyperparams").path, "count", Scalar::I32(0));
+                let path = names::injected(&ctx.path);
+                let count = self.uniform_slot(&path, "count", Scalar::I32(0));
                 let count_node = self.state_value(count);
                 for (name, h) in hypers {
                     let [node, init] = [(Which::Step, IVal::Node(count_node)), (Which::Init, IVal::Const(Value::Int(0)))].map(
@@ -279,7 +288,7 @@ impl<'p> Inst<'p> {
                     );
                     self.injected.insert((*id, name.clone()), node);
                     self.injected_init.insert((*id, name.clone()), init);
-                    self.named.push(Named { name: format!("{}.{name}", ctx.child("inject_hyperparams").path), node });
+                    self.named.push(Named { name: names::join(&path, name), node });
                 }
                 let out = self.tx(inner, input, ctx);
                 let one = self.step.constant(Scalar::I32(1));
@@ -318,7 +327,7 @@ impl<'p> Inst<'p> {
         let read = self.step.add(Node::State(id), Level::Uniform, init.kind());
         self.slots.push(SlotBuild {
             slot: Slot {
-                name: format!("{path}.{name}"),
+                name: names::join(path, name),
                 level: Level::Uniform,
                 kind: init.kind(),
                 groups: GroupSet::empty(),
@@ -348,10 +357,6 @@ impl<'p> Inst<'p> {
             self.error(Diagnostic::bug(format!("`{}` is not a transform", d.name)));
             return input;
         };
-        // A chain already named this part after the transform.
-        let last = ctx.path.rsplit('.').next().unwrap_or("");
-        let named_already = last.split('#').next() == Some(d.name.as_str());
-        let ctx = if named_already { ctx.clone() } else { ctx.child(&d.name) };
         let params: Vec<(String, IVal)> =
             d.params.iter().zip(args).map(|(p, a)| (p.name.clone(), IVal::Const(a.clone()))).collect();
         // State slots, with their initial values from the init graph.
@@ -410,6 +415,7 @@ impl<'p> Inst<'p> {
         }
         let Some(update) = &t.update else { return input };
         let mut frame = body::Frame::new(Which::Step, ctx.clone(), &params);
+        frame.owned_by(&d.name);
         for (name, ids, is_list) in state_bindings {
             frame.bind_state(&name, ids, is_list);
         }
@@ -422,6 +428,8 @@ impl<'p> Inst<'p> {
     }
 
     fn new_slot(&mut self, ctx: &Ctx, name: &str, level: Level, init: IVal, recipe: Recipe) -> SlotId {
+        let owner = &self.program.def(recipe.def).name;
+        let name = names::member(&ctx.path, owner, name);
         let kind = match &init {
             IVal::Const(Value::Int(_)) => Kind::I32,
             IVal::Const(Value::Bool(_)) => Kind::Bool,
@@ -435,7 +443,7 @@ impl<'p> Inst<'p> {
         let read = self.step.add(Node::State(id), level, kind);
         self.slots.push(SlotBuild {
             slot: Slot {
-                name: format!("{}.{name}", ctx.path),
+                name,
                 level,
                 kind,
                 groups: if level == Level::Uniform { GroupSet::empty() } else { ctx.domain.clone() },
@@ -474,25 +482,6 @@ impl<'p> Inst<'p> {
             }
         }
     }
-}
-
-/// Names for the parts of a chain: their transform's or alias's name, numbered if repeated.
-fn part_names<'a>(program: &Program, parts: impl Iterator<Item = &'a Tx> + Clone) -> Vec<String> {
-    let base: Vec<String> = parts
-        .map(|t| match t {
-            Tx::Instance { def, .. } | Tx::Alias { def, .. } => program.def(*def).name.clone(),
-            Tx::Masked { .. } => "masked".into(),
-            Tx::Partition(_) => "partition".into(),
-            Tx::Flatten(_) => "flatten".into(),
-            Tx::Inject { .. } => "inject_hyperparams".into(),
-            Tx::Chain(_) => "chain".into(),
-            Tx::NamedChain(_) => "named_chain".into(),
-        })
-        .collect();
-    base.iter()
-        .enumerate()
-        .map(|(i, n)| if base.iter().filter(|m| *m == n).count() > 1 { format!("{n}#{i}") } else { n.clone() })
-        .collect()
 }
 
 /// The leaf name, or the glob over the last part of leaf names (`*.weight`), closest to a glob
