@@ -151,8 +151,7 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<Option<i32
     if args.value == ValueSource::ValLoss && optimizer.needs_value() && setup.validation.is_none() {
         return Err("`--value val_loss` needs a validation set (`--val-fraction` above 0, and data)".into());
     }
-    let labels = train::group_labels(&checked.program, &optimizer);
-    let mut trainer = Trainer::new(setup, layout, params, optimizer, &labels);
+    let mut trainer = Trainer::new(setup, layout, params, optimizer);
 
     // Resuming reads; nothing is written before the step count is known to be right.
     if let Some(dir) = &args.resume {

@@ -26,25 +26,38 @@ pub enum StepSize {
 }
 
 /// Finds each group's learning rate and adds it to the IR's named uniforms: `lr` when every
-/// group has the same, else `lr[G]` for group G (only for groups whose update is a scaled
-/// direction). Returns how each group's is known.
+/// group has the same, else `lr[LABEL]` for the groups sharing each (their labels, see
+/// [`super::Groups::labels`], joined by spaces: `lr[*.bias]`, `lr[_]`), for groups whose
+/// update is a scaled direction. Returns how each group's is known.
 pub fn add(ir: &mut StepIr) -> Vec<StepSize> {
-    let groups = ir.groups.len();
-    let nodes: Vec<Option<NodeId>> = (0..groups).map(|g| factor(ir, g).map(|f| negated(ir, f))).collect();
-    let same = nodes.windows(2).all(|w| w[0] == w[1]);
-    let mut out = Vec::with_capacity(groups);
-    for (g, node) in nodes.iter().enumerate() {
-        let Some(node) = *node else {
-            out.push(StepSize::Measured);
-            continue;
-        };
-        let name = if same { "lr".to_string() } else { format!("lr[{g}]") };
-        if !ir.named.iter().any(|n| n.name == name) {
-            ir.named.push(Named { name: name.clone(), node });
-        }
-        out.push(StepSize::Named(name));
+    let nodes: Vec<Option<NodeId>> = (0..ir.groups.len()).map(|g| factor(ir, g).map(|f| negated(ir, f))).collect();
+    let mut distinct: Vec<NodeId> = nodes.iter().flatten().copied().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let one = distinct.len() == 1 && nodes.iter().all(Option::is_some);
+    let names: Vec<(NodeId, String)> = distinct
+        .into_iter()
+        .map(|node| {
+            let mut labels: Vec<&str> = Vec::new();
+            for (g, _) in nodes.iter().enumerate().filter(|(_, n)| **n == Some(node)) {
+                let label = ir.groups.labels[g].as_str();
+                if !labels.contains(&label) {
+                    labels.push(label);
+                }
+            }
+            (node, if one { "lr".to_string() } else { format!("lr[{}]", labels.join(" ")) })
+        })
+        .collect();
+    for (node, name) in &names {
+        ir.named.push(Named { name: name.clone(), node: *node });
     }
-    out
+    nodes
+        .iter()
+        .map(|n| match n.and_then(|n| names.iter().find(|(m, _)| *m == n)) {
+            Some((_, name)) => StepSize::Named(name.clone()),
+            None => StepSize::Measured,
+        })
+        .collect()
 }
 
 /// The product of the uniform factors of group `g`'s update, as a node (a constant 1 when

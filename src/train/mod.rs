@@ -151,9 +151,8 @@ enum LrSource {
 }
 
 impl Trainer {
-    /// A trainer starting from `params` (in `layout` order), with a fresh optimizer;
-    /// `group_labels` names the optimizer's leaf groups (see [`group_labels`]).
-    pub fn new(setup: Setup, layout: Layout, params: Vec<f32>, optimizer: Optimizer, group_labels: &[String]) -> Trainer {
+    /// A trainer starting from `params` (in `layout` order), with a fresh optimizer.
+    pub fn new(setup: Setup, layout: Layout, params: Vec<f32>, optimizer: Optimizer) -> Trainer {
         let batches = setup.train.as_ref().map(|t| Batches::new(t.len(), setup.batch_size, setup.seed));
         let grads = vec![0.0; params.len()];
         let handles_non_finite = optimizer
@@ -162,7 +161,7 @@ impl Trainer {
             .nodes
             .iter()
             .any(|n| matches!(n.node, crate::ir::Node::Op(crate::ir::Op::IsFinite | crate::ir::Op::IsNan, _)));
-        let lr_columns = lr_columns(&optimizer, group_labels);
+        let lr_columns = lr_columns(&optimizer);
         let mut trainer = Trainer {
             lr_columns,
             setup,
@@ -240,10 +239,7 @@ impl Trainer {
     /// The names of the learning-rate columns: `lr` when the whole model has one, else
     /// `lr[LABEL]` for each group that differs.
     pub fn lr_columns(&self) -> Vec<String> {
-        match self.lr_columns.as_slice() {
-            [(_, _)] => vec!["lr".to_string()],
-            columns => columns.iter().map(|(label, _)| format!("lr[{label}]")).collect(),
-        }
+        self.lr_columns.iter().map(|(name, _)| name.clone()).collect()
     }
 
     /// The value of each learning-rate column after a step that started from `before`.
@@ -286,17 +282,17 @@ impl Trainer {
     }
 }
 
-/// The learning-rate columns of `optimizer`'s groups (see [`lr_groups`]).
-fn lr_columns(optimizer: &Optimizer, group_labels: &[String]) -> Vec<(String, LrSource)> {
+/// The learning-rate columns of `optimizer`'s groups (see [`lr_groups`]), named as the
+/// optimizer names its learning rates: `lr` when the whole model has one, else `lr[LABEL]`.
+fn lr_columns(optimizer: &Optimizer) -> Vec<(String, LrSource)> {
     use crate::ir::step_size::StepSize;
-    lr_groups(optimizer, group_labels)
+    let groups = lr_groups(optimizer, &optimizer.ir.groups.labels);
+    let alone = groups.len() == 1;
+    groups
         .into_iter()
-        .map(|g| {
-            let source = match g.size {
-                StepSize::Named(name) => LrSource::Named(name),
-                StepSize::Measured => LrSource::Measured(g.leaves),
-            };
-            (g.label, source)
+        .map(|g| match g.size {
+            StepSize::Named(name) => (name.clone(), LrSource::Named(name)),
+            StepSize::Measured => (if alone { "lr".to_string() } else { format!("lr[{}]", g.label) }, LrSource::Measured(g.leaves)),
         })
         .collect()
 }
@@ -305,7 +301,8 @@ fn lr_columns(optimizer: &Optimizer, group_labels: &[String]) -> Vec<(String, Lr
 /// whole model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LrGroup {
-    /// The labels of its leaf groups, joined (`*.bias|*norm*`, `_`).
+    /// The labels of its leaf groups ([`crate::ir::Groups::labels`]), joined (`*.bias|*norm*`,
+    /// `_`).
     pub label: String,
     /// Its leaves, in layout order.
     pub leaves: Vec<usize>,
@@ -340,52 +337,10 @@ pub fn lr_groups(optimizer: &Optimizer, group_labels: &[String]) -> Vec<LrGroup>
     out.into_iter().map(|(labels, leaves, size)| LrGroup { label: labels.join(" "), leaves, size }).collect()
 }
 
-/// A label for each leaf group of `optimizer`: the partition arm that takes it (`*.bias`,
-/// `_`), else the mask it is in or out of, else its leaves.
-pub fn group_labels(program: &crate::check::Program, optimizer: &Optimizer) -> Vec<String> {
-    use crate::check::program::{Mask, Tx};
-    let ir = &optimizer.ir;
-    let mut arms: Vec<String> = vec![String::new(); ir.groups.len()];
-    if let Some(tx) = &program.pipeline {
-        crate::ir::groups::visit(tx, &mut |t| {
-            let mut tag = |g: usize, text: String| {
-                if !arms[g].is_empty() {
-                    arms[g].push(' ');
-                }
-                arms[g].push_str(&text);
-            };
-            match t {
-                Tx::Partition(list) => {
-                    for (g, leaves) in ir.groups.leaves.iter().enumerate() {
-                        let Some(&first) = leaves.first() else { continue };
-                        let name = &ir.layout.leaves[first].name;
-                        let arm = list.iter().find(|a| a.globs.as_ref().is_none_or(|gs| gs.iter().any(|x| crate::glob::matches(x, name))));
-                        if let Some(arm) = arm {
-                            tag(g, arm.globs.as_ref().map_or("_".to_string(), |gs| gs.join("|")));
-                        }
-                    }
-                }
-                Tx::Masked { mask: Mask::Glob(glob), .. } => {
-                    for (g, leaves) in ir.groups.leaves.iter().enumerate() {
-                        let Some(&first) = leaves.first() else { continue };
-                        let inside = crate::glob::matches(glob, &ir.layout.leaves[first].name);
-                        tag(g, if inside { glob.clone() } else { format!("not {glob}") });
-                    }
-                }
-                _ => {}
-            }
-        });
-    }
-    arms.into_iter()
-        .enumerate()
-        .map(|(g, label)| {
-            if !label.is_empty() {
-                return label;
-            }
-            let names: Vec<&str> = ir.groups.leaves[g].iter().map(|&l| ir.layout.leaves[l].name.as_str()).collect();
-            names.join("|")
-        })
-        .collect()
+/// A label for each leaf group of `optimizer` ([`crate::ir::Groups::labels`]; the program is
+/// no longer needed).
+pub fn group_labels(_program: &crate::check::Program, optimizer: &Optimizer) -> Vec<String> {
+    optimizer.ir.groups.labels.clone()
 }
 
 /// The uniforms a run logs: the pipeline's uniform state, its injected hyperparameters and

@@ -402,7 +402,7 @@ struct Ran {
 impl Run {
     fn groups(&self) -> Groups {
         let n = self.layout.leaves.len();
-        Groups { leaves: vec![(0..n).collect()], of_leaf: vec![0; n] }
+        Groups { leaves: vec![(0..n).collect()], of_leaf: vec![0; n], labels: vec!["all".into()] }
     }
 
     fn go(&self, backend: Backend, threads: usize) -> Ran {

@@ -136,6 +136,23 @@ fn uniform_and_element_state_advance_each_step() {
 }
 
 #[test]
+fn uniforms_are_read_by_the_names_optc_check_prints() {
+    let pipeline = r#"partition { "*.b" => chain(counter(), sgd(learning_rate=0.5)), _ => adamw(learning_rate=exponential_decay(0.1, 1, 0.5)) }"#;
+    let mut opt = optimizer(pipeline, "a.w:2,a.b:1", &[0.0; 3]);
+    updates(&mut opt, &[1.0, 1.0, 1.0], None);
+    let names: Vec<String> = opt.uniforms().into_iter().map(|(n, _)| n).collect();
+    for name in ["partition[*.b].counter.count", "partition[_].add_decayed_weights.count", "partition[_].scale_by_learning_rate.learning_rate", "lr[*.b]", "lr[_]"] {
+        assert!(names.iter().any(|n| n == name), "no `{name}` in {names:?}");
+    }
+    assert_eq!(opt.uniform("lr[*.b]"), Some(Scalar::F32(0.5)));
+    // The schedule's value at the step just taken (count 0), and the rate it made.
+    assert_eq!(opt.uniform("partition[_].scale_by_learning_rate.learning_rate"), Some(Scalar::F32(0.1)));
+    assert_eq!(opt.uniform("lr[_]"), Some(Scalar::F32(0.1)));
+    // A transform's own `let`s are its internals.
+    assert!(!names.iter().any(|n| n.ends_with(".lr") || n.ends_with(".s")), "{names:?}");
+}
+
+#[test]
 fn per_leaf_values_and_flatten() {
     let mut opt = optimizer("leaf_unit()", "a:2,b:1", &[0.0; 3]);
     assert_eq!(updates(&mut opt, &[3.0, 4.0, -2.0], None), vec![0.6, 0.8, -1.0]);
