@@ -13,14 +13,15 @@
 //! ```
 //!
 //! Data flows one way, left to right; no stage reaches back into an earlier one's internals.
-//! `source`, `diagnostic`, `glob`, `arena`, `native`, `fsio` and `stdlib` sit at the source end and
+//! `source`, `diagnostic`, `glob`, `fmath`, `arena`, `native`, `fsio` and `stdlib` sit at the source end and
 //! every stage may use them.
 //!
 //! Architecture invariants:
 //! - pest is used only in `syntax`; the AST carries its own spans.
 //! - codespan-reporting is used only in `diagnostic`; Cranelift only in `jit`.
-//! - `unsafe` only in `jit`, behind a function that checks every index first, and in `native`, only
-//!   to call a `#[target_feature]` function after `is_x86_feature_detected!` confirmed its features.
+//! - `unsafe` only in `jit`, behind a function that checks every index first; in `native`, only
+//!   to call a `#[target_feature]` function after `is_x86_feature_detected!` confirmed its
+//!   features; and in `arena`, only to advise the kernel how to back its own memory (`madvise`).
 //! - The JIT agrees with the interpreter bit for bit (NaN payloads aside).
 //! - No input makes a stage panic: bad input is a [`Diagnostic`].
 //! - Every file optc writes goes through [`fsio`]: written whole and renamed into place, or not at all.
@@ -34,6 +35,7 @@ pub mod check;
 pub mod cli;
 pub mod codes;
 pub mod diagnostic;
+pub mod fmath;
 pub mod fsio;
 pub mod glob;
 pub mod interp;

@@ -110,6 +110,24 @@ fn walk(program: &Program, tx: &Tx, path: &str, f: &mut impl FnMut(&str, &Progra
     }
 }
 
+/// Floats of per-element state each parameter keeps: a chain's parts add up, a partition's
+/// arms and a mask's sides each keep their own, so a parameter keeps the state of the arm that
+/// takes it (the largest arm's count, for the whole model).
+pub fn floats_per_parameter(program: &Program, tx: &Tx) -> usize {
+    match tx {
+        Tx::Chain(parts) => parts.iter().map(|t| floats_per_parameter(program, t)).sum(),
+        Tx::NamedChain(parts) => parts.iter().map(|(_, t)| floats_per_parameter(program, t)).sum(),
+        Tx::Instance { def, args, .. } => {
+            let d = program.def(*def);
+            let own = d.states.iter().filter(|s| s.ty.level == Level::Element).count();
+            let inner: usize = args.iter().map(|a| if let Value::Transform(t) = a { floats_per_parameter(program, t) } else { 0 }).sum();
+            own + inner
+        }
+        Tx::Alias { inner, .. } | Tx::Masked { inner, .. } | Tx::Flatten(inner) | Tx::Inject { inner, .. } => floats_per_parameter(program, inner),
+        Tx::Partition(arms) => arms.iter().map(|a| floats_per_parameter(program, &a.tx)).max().unwrap_or(0),
+    }
+}
+
 /// The pipeline as an indented tree, every transform with all its arguments.
 pub fn describe(program: &Program, tx: &Tx) -> String {
     let mut out = String::new();
