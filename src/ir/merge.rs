@@ -69,6 +69,12 @@ pub fn merge_equal_slots(ir: &mut StepIr) {
     }
     ir.slots = slots;
     ir.graph = copy.into_graph();
+    if let Some(eval) = &mut ir.eval {
+        let mut copy = Copy::new(&eval.graph, renumber);
+        copy.reachable_in_order(&[eval.weights]);
+        eval.weights = copy.node(eval.weights);
+        eval.graph = copy.into_graph();
+    }
 }
 
 /// A copy of a graph with its state slots substituted, built through hash-consing so that

@@ -205,6 +205,16 @@ pub struct Named {
     pub node: NodeId,
 }
 
+/// The evaluation weights of a pipeline: what its transforms' `eval_params` blocks compute on
+/// their leaves, and the parameters on the others.
+#[derive(Clone, Debug)]
+pub struct Eval {
+    /// Reads `Param` (the parameters after the last step) and state (as after it) only.
+    pub graph: Graph,
+    /// The weights, per element, every group.
+    pub weights: NodeId,
+}
+
 /// One step of a pipeline on one layout.
 #[derive(Clone, Debug)]
 pub struct StepIr {
@@ -224,6 +234,8 @@ pub struct StepIr {
     /// The uniform `let`s of transform steps, by path: a definition's internals, never shown
     /// to users, kept for finding what scales a step (`step_size`).
     pub locals: Vec<Named>,
+    /// The weights to evaluate the model with, when a transform defines them (`eval_params`).
+    pub eval: Option<Eval>,
     pub needs_value: bool,
     /// What instantiation noticed but did not refuse (a glob that matches no leaf).
     pub warnings: Vec<Diagnostic>,

@@ -393,3 +393,104 @@ fn a_parameter_group_keeps_state_for_its_own_leaves_only() {
     }
     assert!(matches!(a.restore(&snapshot), Err(LoadError::Corrupt(_))));
 }
+
+/// The evaluation weights after each of `steps` steps of constant gradient `grad` from `params`.
+fn eval_trajectory(pipeline: &str, layout: &str, params: &[f32], grad: f32, steps: usize) -> Vec<Vec<f32>> {
+    let mut opt = optimizer(pipeline, layout, params);
+    let mut params = params.to_vec();
+    let grads = vec![grad; params.len()];
+    let mut out = Vec::new();
+    for _ in 0..steps {
+        opt.step(&mut params, &grads, None).expect("step");
+        let mut weights = vec![f32::NAN; params.len()];
+        opt.eval_params(&params, &mut weights).expect("eval_params");
+        out.push(weights);
+    }
+    out
+}
+
+#[test]
+fn evaluation_weights_are_what_each_method_evaluates_with() {
+    // An EMA of the parameters after each step: e_t = d * e_(t-1) + (1 - d) * p_t, e_0 = p_0.
+    // SGD with lr 1 and gradient 1 from [1, 2]: p_1 = [0, 1], p_2 = [-1, 0].
+    let ema = eval_trajectory("chain(ema_params(decay=0.5), sgd(learning_rate=1.0))", "p:2", &[1.0, 2.0], 1.0, 2);
+    assert_eq!(ema, vec![vec![0.5, 1.5], vec![-0.25, 0.75]]);
+
+    // Lookahead's slow weights: they move half way to the fast ones every 2 steps, and the
+    // fast ones restart from them.
+    let slow = eval_trajectory("lookahead(sgd(learning_rate=1.0), sync_period=2, slow_step_size=0.5)", "p:1", &[0.0], 1.0, 4);
+    assert_eq!(slow, vec![vec![0.0], vec![-1.0], vec![-1.0], vec![-2.0]]);
+
+    // Schedule-Free's x, the average of the z iterates weighted by lr^0 = 1 (Optax's
+    // schedule_free_eval_params): z_t = p_0 - t * lr * g, so x_t = p_0 - lr * g * (t + 1) / 2.
+    let x = eval_trajectory("schedule_free_sgd(learning_rate=0.1, b1=0.9, weight_lr_power=0.0)", "p:1", &[1.0], 2.0, 6);
+    for (t, w) in x.iter().enumerate() {
+        let expected = 1.0 - 0.1 * 2.0 * (t as f32 + 2.0) / 2.0;
+        assert!((w[0] - expected).abs() < 1e-5, "step {}: {} against {expected}", t + 1, w[0]);
+    }
+
+    // A user's Polyak average (the mean of every iterate so far), defined in `.opt`.
+    let polyak = r#"
+transform polyak_average() {
+    state avg: tensor = param
+    state n: int = 0
+    update(g) {
+        n = n + 1
+        avg = avg + (param - avg) / n
+        g
+    }
+    eval_params { avg + (param - avg) / (n + 1) }
+}
+chain(polyak_average(), sgd(learning_rate=1.0))"#;
+    let mean = eval_trajectory(polyak, "p:1", &[0.0], 1.0, 3);
+    // Iterates 0, -1, -2, -3: their means after each step.
+    assert_eq!(mean, vec![vec![-0.5], vec![-1.0], vec![-1.5]]);
+}
+
+#[test]
+fn evaluation_weights_are_the_parameters_without_eval_params_and_misuse_is_refused() {
+    let mut opt = optimizer("chain(counter(), times(c=2.0))", "a.w:2,a.b:1", &[0.0; 3]);
+    assert!(!opt.has_eval_params());
+    let mut out = vec![0.0; 3];
+    opt.eval_params(&[1.0, 2.0, 3.0], &mut out).expect("eval_params");
+    assert_eq!(out, vec![1.0, 2.0, 3.0]);
+
+    let mut opt = optimizer("chain(ema_params(decay=0.5), times(c=-1.0))", "a.w:2,a.b:1", &[1.0, 2.0, 3.0]);
+    assert!(opt.has_eval_params());
+    let err = opt.eval_params(&[0.0; 3], &mut [0.0; 2]).expect_err("short output");
+    assert_eq!(err.to_string(), "eval_params has 2 elements, but the layout has 3");
+    let err = opt.eval_params_leaves(&[&[0.0], &[0.0, 0.0]], &mut [&mut [0.0], &mut [0.0]]).expect_err("short leaf");
+    assert_eq!(err.to_string(), "eval_params of `a.w` has 1 elements, but the leaf has 2");
+    // Asking changes nothing: the state and the next step are as without asking.
+    let mut params = vec![1.0, 2.0, 3.0];
+    let mut weights = vec![0.0; 3];
+    opt.eval_params(&params, &mut weights).expect("eval_params");
+    assert_eq!(weights, params);
+    opt.step(&mut params, &[1.0; 3], None).expect("step");
+    assert_eq!(params, vec![0.0, 1.0, 2.0]);
+}
+
+#[test]
+fn two_transforms_giving_evaluation_weights_for_one_leaf_are_refused() {
+    let text = "chain(ema_params(decay=0.9), lookahead(sgd(learning_rate=0.1), sync_period=2, slow_step_size=0.5))";
+    let (sources, checked) = optc::check_str("test.opt", text);
+    assert!(!checked.has_errors(), "{}", optc::diagnostic::render(&checked.diagnostics, &sources));
+    let layout = Layout::parse("a.w:2,a.b:1").expect("layout");
+    let err = Optimizer::new(&checked.program, &layout, &[0.0; 3]).err().expect("an error");
+    let rendered = optc::diagnostic::render(&err, &sources);
+    assert_eq!(err[0].code, "eval-params-overlap", "{rendered}");
+    assert!(err[0].message.contains("`a.b`") && err[0].message.contains("`a.w`"), "{rendered}");
+    // Masked apart, each gives its own leaves'.
+    let text = r#"chain(masked(chain(ema_params(decay=0.5), sgd(learning_rate=0.1)), mask="*.b"),
+                     masked(lookahead(sgd(learning_rate=0.1), sync_period=2, slow_step_size=0.5), mask="*.w"))"#;
+    let (_, checked) = optc::check_str("test.opt", text);
+    let mut params = vec![1.0, 2.0, 3.0];
+    let mut opt = Optimizer::new(&checked.program, &layout, &params).unwrap_or_else(|_| panic!("masked apart"));
+    assert!(opt.has_eval_params());
+    opt.step(&mut params, &[1.0; 3], None).expect("step");
+    let mut w = vec![f32::NAN; 3];
+    opt.eval_params(&params, &mut w).expect("eval_params");
+    // a.b: the EMA of 1 and 0.9; a.w: the slow weights, still the initial ones.
+    assert!((w[0] - 0.95).abs() < 1e-6, "{w:?}");
+    assert_eq!(w[1..], [2.0, 3.0]);
+}

@@ -83,7 +83,7 @@ impl Frame {
         match self.binding(name)?.clone() {
             Binding::Val(v) => Some(v),
             Binding::State { slots, list } => {
-                let values: Vec<IVal> = slots.iter().map(|s| IVal::Node(inst.state_value(*s))).collect();
+                let values: Vec<IVal> = slots.iter().map(|s| IVal::Node(inst.state_in(self.which, *s))).collect();
                 if list { Some(IVal::List(values)) } else { values.into_iter().next() }
             }
         }
@@ -135,15 +135,16 @@ impl Frame {
                 // Uniform locals of a transform's step are kept by name, for finding its step
                 // size (`ir::step_size`); float constants too. They are a definition's
                 // internals: users never see them.
+                // (Only the step's: other graphs' node ids mean nothing in the step graph.)
                 let node = match &v {
+                    _ if self.which != Which::Step => None,
                     IVal::Node(n) if inst.step.level(*n) == Level::Uniform => {
                         Some(*n).filter(|n| !matches!(inst.step.as_const(*n), Some(Scalar::I32(_) | Scalar::Bool(_))))
                     }
                     IVal::Const(Value::Float(x)) => Some(inst.step.constant(Scalar::F32(*x as f32))),
                     _ => None,
                 };
-                if self.which == Which::Step
-                    && self.owner.is_some()
+                if self.owner.is_some()
                     && self.depth == 0
                     && let (ast::Pattern::Name(id), Some(node)) = (&l.pattern, node)
                 {
@@ -291,7 +292,7 @@ impl Frame {
                 let Binding::Val(x) = binding else { continue };
                 let Some(Binding::Val(y)) = self.scopes.get(depth).and_then(|s| s.get(&name)).cloned() else { continue };
                 if x != y {
-                    let joined = inst.select(c.clone(), x, y, Which::Step);
+                    let joined = inst.select(c.clone(), x, y, self.which);
                     if let Some(s) = self.scopes.get_mut(depth) {
                         s.insert(name, Binding::Val(joined));
                     }

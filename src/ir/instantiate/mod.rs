@@ -23,6 +23,8 @@ pub use value::IVal;
 pub(crate) enum Which {
     Step,
     Init,
+    /// The evaluation weights ([`super::Eval`]).
+    Eval,
 }
 
 /// Where a transform is instantiated: the leaf groups it sees, whether `flatten` made all of
@@ -68,6 +70,10 @@ pub(crate) struct Inst<'p> {
     pub groups: Groups,
     pub step: Graph,
     pub init: Graph,
+    pub eval: Graph,
+    /// The evaluation weights of each transform with `eval_params`: its leaf groups, the
+    /// node of `eval` giving them, and the transform's span.
+    pub evals: Vec<(GroupSet, NodeId, Option<Span>)>,
     pub slots: Vec<SlotBuild>,
     /// The current value of each slot during the step (a `State` read until assigned).
     pub state: HashMap<SlotId, NodeId>,
@@ -78,6 +84,8 @@ pub(crate) struct Inst<'p> {
     /// and of the init graph (where a schedule is evaluated at count 0, as Optax's `init` does).
     pub injected: HashMap<(u32, String), NodeId>,
     pub injected_init: HashMap<(u32, String), NodeId>,
+    /// And of the eval graph (their values at the last step).
+    pub injected_eval: HashMap<(u32, String), NodeId>,
     pub errors: Vec<Diagnostic>,
     /// The span of the transform being instantiated, for diagnostics.
     pub span: Option<Span>,
@@ -96,12 +104,15 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
         groups,
         step: Graph::default(),
         init: Graph::default(),
+        eval: Graph::default(),
+        evals: Vec::new(),
         slots: Vec::new(),
         state: HashMap::new(),
         named: Vec::new(),
         locals: Vec::new(),
         injected: HashMap::new(),
         injected_init: HashMap::new(),
+        injected_eval: HashMap::new(),
         errors: Vec::new(),
         span: None,
     };
@@ -110,6 +121,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
     let grad = inst.step.add(Node::Grad, Level::Element, Kind::F32);
     let out = inst.tx(tx, grad, &ctx);
     let updates = inst.f32_node(IVal::Node(out), Which::Step);
+    let eval = inst.eval_weights();
     if inst.errors.iter().any(Diagnostic::is_error) {
         return Err(inst.errors);
     }
@@ -133,6 +145,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
         slots,
         named: inst.named,
         locals: inst.locals,
+        eval,
         needs_value,
         warnings: inst.errors,
     };
@@ -145,7 +158,60 @@ impl<'p> Inst<'p> {
         match which {
             Which::Step => &mut self.step,
             Which::Init => &mut self.init,
+            Which::Eval => &mut self.eval,
         }
+    }
+
+    /// The value of a slot read in `which`: in the step, its current value; in the evaluation
+    /// weights, its value after the last step.
+    pub fn state_in(&mut self, which: Which, slot: SlotId) -> NodeId {
+        if which == Which::Step {
+            return self.state_value(slot);
+        }
+        let s = &self.slots[slot as usize].slot;
+        let (level, kind) = (s.level, s.kind);
+        self.graph(which).add(Node::State(slot), level, kind)
+    }
+
+    /// The evaluation weights of the whole layout: each transform's `eval_params` on its leaf
+    /// groups, the parameters elsewhere; `None` if no transform defines any. Two transforms
+    /// giving weights for the same leaves is an error: the weights of one are not the
+    /// parameters the other's are computed from.
+    fn eval_weights(&mut self) -> Option<super::Eval> {
+        if self.evals.is_empty() {
+            return None;
+        }
+        let mut parts: Vec<(GroupSet, NodeId)> = Vec::new();
+        let mut taken = GroupSet::empty();
+        for (i, (groups, node, span)) in self.evals.clone().into_iter().enumerate() {
+            let shared = groups.intersect(&taken);
+            if let Some(g) = shared.iter().next() {
+                let leaves: Vec<&str> = self.groups.leaves[g].iter().map(|&l| self.layout.leaves[l].name.as_str()).collect();
+                let first = self.evals[..i].iter().find(|(gs, _, _)| gs.contains(g)).and_then(|(_, _, s)| *s);
+                let mut d = Diagnostic::error("eval-params-overlap", format!("two transforms give evaluation weights for {}", quote_list(&leaves)))
+                    .with_help("keep one transform with `eval_params` per leaf (mask the other away from these leaves)");
+                if let Some(span) = span {
+                    d = d.with_primary(span, "this transform's `eval_params`");
+                }
+                if let Some(first) = first {
+                    d = d.with_secondary(first, "and this one's, for the same leaves");
+                }
+                self.errors.push(d);
+                continue;
+            }
+            taken = taken.iter().chain(groups.iter()).collect();
+            parts.push((groups, node));
+        }
+        let rest = self.groups.all().minus(&taken);
+        if !rest.is_empty() {
+            let param = self.eval.add(Node::Param, Level::Element, Kind::F32);
+            parts.push((rest, param));
+        }
+        let weights = match parts.as_slice() {
+            [(_, only)] => *only,
+            _ => self.eval.add(Node::Merge(parts), Level::Element, Kind::F32),
+        };
+        Some(super::Eval { graph: std::mem::take(&mut self.eval), weights })
     }
 
     pub fn error(&mut self, d: Diagnostic) {
@@ -270,8 +336,17 @@ impl<'p> Inst<'p> {
                 let path = names::injected(&ctx.path);
                 let count = self.uniform_slot(&path, "count", Scalar::I32(0));
                 let count_node = self.state_value(count);
+                // The evaluation weights see a hyperparameter's value at the last step: at the
+                // count before it (the count at 0 before the first, as for the initial state).
+                let eval_count = {
+                    let after = self.state_in(Which::Eval, count);
+                    let [one, zero] = [1, 0].map(|k| self.eval.constant(Scalar::I32(k)));
+                    let before = self.op(Which::Eval, Op::Sub, &[after, one]);
+                    self.op(Which::Eval, Op::Max, &[before, zero])
+                };
                 for (name, h) in hypers {
-                    let [node, init] = [(Which::Step, IVal::Node(count_node)), (Which::Init, IVal::Const(Value::Int(0)))].map(
+                    let counts = [(Which::Step, IVal::Node(count_node)), (Which::Init, IVal::Const(Value::Int(0))), (Which::Eval, IVal::Node(eval_count))];
+                    let [node, init, eval] = counts.map(
                         |(which, count)| match h {
                             Hyper::Number(v) => match v {
                                 Value::Int(n) => self.graph(which).constant(Scalar::I32(*n as i32)),
@@ -288,6 +363,7 @@ impl<'p> Inst<'p> {
                     );
                     self.injected.insert((*id, name.clone()), node);
                     self.injected_init.insert((*id, name.clone()), init);
+                    self.injected_eval.insert((*id, name.clone()), eval);
                     self.named.push(Named { name: names::join(&path, name), node });
                 }
                 let out = self.tx(inner, input, ctx);
@@ -412,6 +488,16 @@ impl<'p> Inst<'p> {
                 }
             };
             state_bindings.push((sig.name.clone(), ids, matches!(sig.ty.ty, crate::check::types::Ty::List(_))));
+        }
+        if let Some(eval) = &t.eval_params {
+            let mut frame = body::Frame::new(Which::Eval, ctx.clone(), &params);
+            for (name, ids, is_list) in &state_bindings {
+                frame.bind_state(name, ids.clone(), *is_list);
+            }
+            if let Some(v) = frame.block(self, &eval.body) {
+                let weights = self.f32_node(v, Which::Eval);
+                self.evals.push((ctx.domain.clone(), weights, self.span));
+            }
         }
         let Some(update) = &t.update else { return input };
         let mut frame = body::Frame::new(Which::Step, ctx.clone(), &params);
