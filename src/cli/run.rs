@@ -100,9 +100,14 @@ pub struct Args {
     /// Start from the weights in a safetensors file.
     #[arg(long, value_name = "FILE")]
     pub init: Option<PathBuf>,
-    /// Save the final weights to a safetensors file.
+    /// Save the final weights to a safetensors file: the evaluation weights when the pipeline
+    /// defines them (`schedule_free`, `lookahead`, `ema_params`), else the parameters.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
+    /// With `--save`, save the trained parameters even when the pipeline defines evaluation
+    /// weights.
+    #[arg(long, requires = "save")]
+    pub save_trained: bool,
     /// No progress bar or change messages; only the summary.
     #[arg(long)]
     pub quiet: bool,
@@ -175,14 +180,17 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<Option<i32
         checkpoint::prepare(dir)?;
     }
     let columns = columns(&trainer);
+    // A resumed log's rows are the run so far: the plot and the summary show them too.
+    let mut earlier = Vec::new();
     let mut log = match &args.log {
         None => None,
         Some(path) if args.resume.is_some() => {
-            let (log, warning) = Log::resume(path, trainer.steps(), columns.clone())?;
-            if let Some(w) = warning {
+            let resumed = Log::resume(path, trainer.steps(), columns.clone())?;
+            if let Some(w) = resumed.warning {
                 eprintln!("warning: {w}");
             }
-            Some(log)
+            earlier = resumed.rows;
+            Some(resumed.log)
         }
         Some(path) => Some(Log::create(path, columns.clone())?),
     };
@@ -192,6 +200,7 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<Option<i32
     let lr_names = trainer.lr_columns();
     let bar = progress_bar(args, trainer.steps());
     let mut run = Progress::new(trainer.held_validation, &trainer.optimizer);
+    run.replay(&earlier, &columns);
     let start = Instant::now();
     let first_step = trainer.steps();
     let mut last_saved: Option<PathBuf> = None;
@@ -278,13 +287,15 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<Option<i32
         if args.save.is_some() {
             eprintln!("the weights were not saved to `--save`, since the run did not finish");
         }
-        report(args, &name, &description, &trainer, &run, first_step, elapsed, &last_saved, &lr_names);
+        report(args, &name, &description, &mut trainer, &run, first_step, elapsed, &last_saved, &lr_names);
         return Ok(Some(signal));
     }
     if let Some(path) = &args.save {
-        weights::save(path, &trainer.layout, &trainer.params, Default::default())?;
+        let layout = trainer.layout.clone();
+        let saved = if args.save_trained { &trainer.params } else { trainer.eval_weights().map_err(|e| e.to_string())? };
+        weights::save(path, &layout, saved, Default::default())?;
     }
-    report(args, &name, &description, &trainer, &run, first_step, elapsed, &last_saved, &lr_names);
+    report(args, &name, &description, &mut trainer, &run, first_step, elapsed, &last_saved, &lr_names);
     Ok(None)
 }
 
@@ -381,6 +392,27 @@ impl Progress {
         }
         self.points.push(Point { step: record.step, loss: record.loss, validation: record.validation, lrs: record.lrs.clone() });
     }
+
+    /// Takes in the rows of a resumed log (of `columns`), as if their steps had been run now.
+    fn replay(&mut self, rows: &[Vec<Option<f64>>], columns: &[String]) {
+        let at = |name: &str| columns.iter().position(|c| c == name);
+        let lr_columns: Vec<usize> = (0..columns.len()).filter(|&i| columns[i] == "lr" || columns[i].starts_with("lr[")).collect();
+        let (step, loss, validation, accuracy) = (at("step"), at("loss"), at("val_loss"), at("val_accuracy"));
+        for row in rows {
+            let get = |i: Option<usize>| i.and_then(|i| row.get(i).copied().flatten());
+            let (Some(step), Some(loss)) = (get(step), get(loss)) else { continue };
+            let record = Record {
+                step: step as u64,
+                loss: loss as f32,
+                validation: get(validation).map(|v| v as f32),
+                accuracy: get(accuracy).map(|v| v as f32),
+                uniforms: Vec::new(),
+                lrs: lr_columns.iter().map(|&i| get(Some(i))).collect(),
+                non_finite: None,
+            };
+            self.add(&record);
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -388,7 +420,7 @@ fn report(
     args: &Args,
     name: &str,
     description: &str,
-    trainer: &Trainer,
+    trainer: &mut Trainer,
     run: &Progress,
     first_step: u64,
     elapsed: f64,
@@ -411,6 +443,15 @@ fn report(
             outln!("  training loss  {:.6}", last.loss);
         }
     }
+    let evaluated = trainer.optimizer.has_eval_params();
+    if evaluated {
+        outln!("  evaluated on   the pipeline's evaluation weights (`eval_params`), not the trained parameters");
+        if trainer.setup.validation.is_none()
+            && let Ok(Some(loss)) = trainer.eval_loss()
+        {
+            outln!("  eval loss      {loss:.6} (training loss at the evaluation weights)");
+        }
+    }
     if let Some(v) = run.validation {
         outln!("  validation     {v:.6}");
     }
@@ -430,10 +471,18 @@ fn report(
             outln!("  learning rate  {}", rates.join(", "));
         }
     }
-    for (what, path) in [("log", &args.log), ("plot", &args.plot), ("weights", &args.save)] {
+    for (what, path) in [("log", &args.log), ("plot", &args.plot)] {
         if let Some(path) = path {
             outln!("  {what:<14} {}", path.display());
         }
+    }
+    if let Some(path) = &args.save {
+        let which = match (evaluated, args.save_trained) {
+            (true, false) => " (the evaluation weights; `--save-trained` saves the trained parameters)",
+            (true, true) => " (the trained parameters)",
+            (false, _) => "",
+        };
+        outln!("  weights        {}{which}", path.display());
     }
     if let Some(dir) = last_saved {
         outln!("  checkpoint     {}", dir.display());

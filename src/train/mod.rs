@@ -12,7 +12,7 @@ pub mod weights;
 
 use crate::ir::Layout;
 use crate::ir::op::Scalar;
-use crate::runtime::Optimizer;
+use crate::runtime::{Optimizer, StepError};
 use data::{Batches, Dataset};
 use models::{Model, Workspace};
 
@@ -40,12 +40,12 @@ impl Setup {
     /// A checksum of the training and validation samples, so that a checkpoint is refused for
     /// other data under the same name.
     pub fn data_checksum(&self) -> u64 {
-        let mut bytes = Vec::new();
+        let mut h = crate::fsio::CHECKSUM_START;
         for set in [&self.train, &self.validation].into_iter().flatten() {
-            set.append_bytes(&mut bytes);
-            bytes.push(b'|');
+            h = set.checksum_more(h);
+            h = crate::fsio::checksum_more(h, b"|");
         }
-        crate::fsio::checksum(&bytes)
+        h
     }
 }
 
@@ -138,6 +138,8 @@ pub struct Trainer {
     handles_non_finite: bool,
     /// The learning-rate columns: a label, and where each one's value comes from.
     lr_columns: Vec<(String, LrSource)>,
+    /// The evaluation weights last computed ([`Trainer::eval_weights`]).
+    eval: Vec<f32>,
 }
 
 /// Where a learning-rate column's value comes from.
@@ -173,6 +175,7 @@ impl Trainer {
             workspace: Workspace::default(),
             held_validation: None,
             handles_non_finite,
+            eval: Vec::new(),
         };
         trainer.held_validation = trainer.validation_loss();
         trainer
@@ -224,7 +227,7 @@ impl Trainer {
             let outcome = if kept { "the pipeline left the parameters unchanged" } else { "the pipeline updated the parameters with finite values" };
             format!("{what}; {outcome}")
         });
-        let (validation, accuracy) = if validate { self.evaluate() } else { (None, None) };
+        let (validation, accuracy) = if validate { self.evaluate().map_err(|e| Stop::Optimizer(e.to_string()))? } else { (None, None) };
         if validation.is_some() && step.is_multiple_of(self.setup.eval_every.max(1)) {
             self.held_validation = validation;
         }
@@ -263,32 +266,66 @@ impl Trainer {
             .collect()
     }
 
-    /// The loss on the validation set, if there is one.
-    pub fn validation_loss(&self) -> Option<f32> {
-        let validation = self.setup.validation.as_ref()?;
-        Some(self.setup.model.loss_and_grad(&self.layout, &self.params, Some(&validation.batch()), None))
+    /// The loss on the validation set, if there is one, with the evaluation weights.
+    pub fn validation_loss(&mut self) -> Option<f32> {
+        self.evaluate().ok()?.0
     }
 
-    /// The validation loss and, for classes, the accuracy.
-    fn evaluate(&self) -> (Option<f32>, Option<f32>) {
-        let Some(validation) = self.setup.validation.as_ref() else { return (None, None) };
+    /// The validation loss and, for classes, the accuracy, with the evaluation weights.
+    fn evaluate(&mut self) -> Result<(Option<f32>, Option<f32>), StepError> {
+        if self.setup.validation.is_none() {
+            return Ok((None, None));
+        }
+        self.compute_eval_weights()?;
+        let weights = self.last_eval_weights();
+        let Some(validation) = self.setup.validation.as_ref() else { return Ok((None, None)) };
         let batch = validation.batch();
-        let loss = self.setup.model.loss_and_grad(&self.layout, &self.params, Some(&batch), None);
-        (Some(loss), self.setup.model.accuracy(&self.layout, &self.params, &batch))
+        let loss = self.setup.model.loss_and_grad(&self.layout, weights, Some(&batch), None);
+        Ok((Some(loss), self.setup.model.accuracy(&self.layout, weights, &batch)))
+    }
+
+    /// The weights to evaluate the model with: the pipeline's evaluation weights (its
+    /// transforms' `eval_params`, such as Schedule-Free's average or Lookahead's slow
+    /// weights), or the parameters when it defines none.
+    pub fn eval_weights(&mut self) -> Result<&[f32], StepError> {
+        self.compute_eval_weights()?;
+        Ok(self.last_eval_weights())
+    }
+
+    /// The loss on the whole training set (or the test function) at the evaluation weights,
+    /// for pipelines that define them.
+    pub fn eval_loss(&mut self) -> Result<Option<f32>, StepError> {
+        if !self.optimizer.has_eval_params() {
+            return Ok(None);
+        }
+        self.compute_eval_weights()?;
+        let batch = self.setup.train.as_ref().map(Dataset::batch);
+        Ok(Some(self.setup.model.loss_and_grad(&self.layout, &self.eval, batch.as_ref(), None)))
+    }
+
+    /// Computes the evaluation weights into `self.eval`, when the pipeline defines them.
+    fn compute_eval_weights(&mut self) -> Result<(), StepError> {
+        if self.optimizer.has_eval_params() {
+            self.eval.resize(self.params.len(), 0.0);
+            self.optimizer.eval_params(&self.params, &mut self.eval)?;
+        }
+        Ok(())
+    }
+
+    /// What [`Trainer::compute_eval_weights`] made, or the parameters.
+    fn last_eval_weights(&self) -> &[f32] {
+        if self.optimizer.has_eval_params() { &self.eval } else { &self.params }
     }
 }
 
-/// The learning-rate columns of `optimizer`'s groups (see [`lr_groups`]), named as the
-/// optimizer names its learning rates: `lr` when the whole model has one, else `lr[LABEL]`.
+/// The learning-rate columns of `optimizer`'s groups (see [`lr_groups`]).
 fn lr_columns(optimizer: &Optimizer) -> Vec<(String, LrSource)> {
     use crate::ir::step_size::StepSize;
-    let groups = lr_groups(optimizer, &optimizer.ir.groups.labels);
-    let alone = groups.len() == 1;
-    groups
+    lr_groups(optimizer)
         .into_iter()
         .map(|g| match g.size {
-            StepSize::Named(name) => (name.clone(), LrSource::Named(name)),
-            StepSize::Measured => (if alone { "lr".to_string() } else { format!("lr[{}]", g.label) }, LrSource::Measured(g.leaves)),
+            StepSize::Named(name) => (g.name, LrSource::Named(name)),
+            StepSize::Measured => (g.name, LrSource::Measured(g.leaves)),
         })
         .collect()
 }
@@ -300,21 +337,23 @@ pub struct LrGroup {
     /// The labels of its leaf groups ([`crate::ir::Groups::labels`]), joined (`*.bias|*norm*`,
     /// `_`).
     pub label: String,
+    /// The name its learning rate is known by: `lr` when the whole model has one, else
+    /// `lr[LABEL]` (the named uniform's name, for a named one).
+    pub name: String,
     /// Its leaves, in layout order.
     pub leaves: Vec<usize>,
     /// How its learning rate is known: a named uniform, or measured from the step taken.
     pub size: crate::ir::step_size::StepSize,
 }
 
-/// `optimizer`'s leaf groups (labelled by `group_labels`, see [`group_labels`]) gathered by
-/// learning rate: groups with the same named learning rate share one; each group measured
-/// from its step is its own.
-pub fn lr_groups(optimizer: &Optimizer, group_labels: &[String]) -> Vec<LrGroup> {
+/// `optimizer`'s leaf groups gathered by learning rate: groups with the same named learning
+/// rate share one; each group measured from its step is its own.
+pub fn lr_groups(optimizer: &Optimizer) -> Vec<LrGroup> {
     use crate::ir::step_size::StepSize;
     let groups = &optimizer.ir.groups;
     let mut out: Vec<(Vec<String>, Vec<usize>, StepSize)> = Vec::new();
     for (g, size) in optimizer.step_sizes().iter().enumerate() {
-        let label = group_labels.get(g).cloned().unwrap_or_else(|| format!("group {g}"));
+        let label = groups.labels.get(g).cloned().unwrap_or_else(|| format!("group {g}"));
         let shared = match size {
             StepSize::Named(_) => out.iter_mut().find(|(_, _, s)| s == size),
             StepSize::Measured => None,
@@ -330,13 +369,17 @@ pub fn lr_groups(optimizer: &Optimizer, group_labels: &[String]) -> Vec<LrGroup>
             None => out.push((vec![label], groups.leaves[g].clone(), size.clone())),
         }
     }
-    out.into_iter().map(|(labels, leaves, size)| LrGroup { label: labels.join(" "), leaves, size }).collect()
-}
-
-/// A label for each leaf group of `optimizer` ([`crate::ir::Groups::labels`]; the program is
-/// no longer needed).
-pub fn group_labels(_program: &crate::check::Program, optimizer: &Optimizer) -> Vec<String> {
-    optimizer.ir.groups.labels.clone()
+    let alone = out.len() == 1;
+    out.into_iter()
+        .map(|(labels, leaves, size)| {
+            let label = labels.join(" ");
+            let name = match &size {
+                StepSize::Named(name) => name.clone(),
+                StepSize::Measured => crate::ir::step_size::lr_name(alone, &label),
+            };
+            LrGroup { label, name, leaves, size }
+        })
+        .collect()
 }
 
 /// The uniforms a run logs: the pipeline's uniform state, its injected hyperparameters and
