@@ -78,6 +78,21 @@ pub fn values(program: &Program, tx: &Tx) -> Vec<String> {
     out
 }
 
+/// The transforms of the pipeline that define evaluation weights (`eval_params`), by the
+/// names [`names`] gives them (the transform's own name where its path is empty).
+pub fn eval_params(program: &Program, tx: &Tx) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(program, tx, "", &mut |path, program, tx| {
+        if let Tx::Instance { def, .. } = tx
+            && let Some(super::program::DefAst::Transform(t)) = &program.def(*def).ast
+            && t.eval_params.is_some()
+        {
+            out.push(if path.is_empty() { program.def(*def).name.clone() } else { path.to_string() });
+        }
+    });
+    out
+}
+
 /// Calls `f` on every transform of the tree (outer ones first) with the path [`names`] gives it.
 fn walk(program: &Program, tx: &Tx, path: &str, f: &mut impl FnMut(&str, &Program, &Tx)) {
     f(path, program, tx);

@@ -137,5 +137,10 @@ pub fn report(name: &str, program: &check::Program) -> String {
     if !values.is_empty() {
         out.push_str(&format!("  values by name: {}\n", values.join(", ")));
     }
+    let evaluated = summary::eval_params(program, tx);
+    if !evaluated.is_empty() {
+        let names: Vec<String> = evaluated.iter().map(|n| format!("`{n}`")).collect();
+        out.push_str(&format!("  evaluation weights: from the `eval_params` of {} (optc run validates on them and saves them)\n", names.join(", ")));
+    }
     out
 }

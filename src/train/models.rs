@@ -70,9 +70,9 @@ pub struct Batch<'a, F> {
 impl<'a, F> Batch<'a, F> {
     /// The samples `rows` of the batch, borrowed.
     pub fn rows(&self, rows: std::ops::Range<usize>) -> Batch<'a, F> {
-        let x = self.x.clone().slice_move(ndarray::s![rows.clone(), ..]);
+        let x = self.x.slice_move(ndarray::s![rows.clone(), ..]);
         let y = match &self.y {
-            Targets::Values(v) => Targets::Values(v.clone().slice_move(ndarray::s![rows, ..])),
+            Targets::Values(v) => Targets::Values((*v).slice_move(ndarray::s![rows, ..])),
             Targets::Classes { labels, count } => Targets::Classes { labels: &labels[rows], count: *count },
         };
         Batch { x, y }

@@ -312,6 +312,8 @@ fn runs_validate_on_and_save_the_evaluation_weights() {
     // Lookahead's fast weights restart from the slow ones at each sync: after 10 steps with a
     // sync every 5 they are the same weights, after 12 they are not.
     std::fs::write(&file, "lookahead(sgd(learning_rate=0.01), sync_period=5, slow_step_size=0.5)\n").expect("write");
+    let (stdout, _) = ok(&["check", &s(&file)]);
+    assert!(stdout.contains("evaluation weights: from the `eval_params` of `lookahead`"), "{stdout}");
     let base = ["run", &s(&file), "--model", "quadratic", "--quiet"];
     for (steps, same) in [("10", true), ("12", false)] {
         let (stdout, _) = ok(&[&base[..], &["--steps", steps, "--save", &s(&eval)]].concat());

@@ -452,7 +452,7 @@ impl<'p> Inst<'p> {
                 (crate::check::types::Ty::List(_), IVal::List(items)) => items
                     .into_iter()
                     .enumerate()
-                    .map(|(k, v)| self.new_slot(&ctx, &format!("{}[{k}]", sig.name), level, v, Recipe {
+                    .map(|(k, v)| self.new_slot(ctx, &format!("{}[{k}]", sig.name), level, v, Recipe {
                         def,
                         args: args.to_vec(),
                         state: i,
@@ -463,7 +463,7 @@ impl<'p> Inst<'p> {
                 (crate::check::types::Ty::List(_), IVal::Const(Value::List(items))) => items
                     .into_iter()
                     .enumerate()
-                    .map(|(k, v)| self.new_slot(&ctx, &format!("{}[{k}]", sig.name), level, IVal::Const(v), Recipe {
+                    .map(|(k, v)| self.new_slot(ctx, &format!("{}[{k}]", sig.name), level, IVal::Const(v), Recipe {
                         def,
                         args: args.to_vec(),
                         state: i,
@@ -478,7 +478,7 @@ impl<'p> Inst<'p> {
                         _ => Kind::F32,
                     };
                     let v = self.convert(v, kind, Which::Init);
-                    vec![self.new_slot(&ctx, &sig.name, level, v, Recipe {
+                    vec![self.new_slot(ctx, &sig.name, level, v, Recipe {
                         def,
                         args: args.to_vec(),
                         state: i,
