@@ -161,6 +161,15 @@ class Optimizer(torch.optim.Optimizer):
         """Every value a user can name after a step, as `optc.Optimizer.hyperparams`."""
         return self._optimizer.hyperparams
 
+    @torch.no_grad()
+    def eval_params(self) -> dict[str, torch.Tensor]:
+        """The weights to evaluate the model with, by parameter name (new tensors): Schedule-Free's
+        average, Lookahead's slow weights, `ema_params`'s average; copies of the parameters for a
+        pipeline that defines none. Load them for evaluation with
+        `model.load_state_dict(opt.eval_params(), strict=False)`."""
+        weights = self._optimizer.eval_params(self._param_views())
+        return {name: torch.from_numpy(weights[name]) for name in self._tensors}
+
     def _order(self) -> list[str]:
         return [n for g in self.param_groups for n in g["param_names"]]
 

@@ -28,6 +28,7 @@ mod apply;
 mod ahead;
 mod needed;
 pub mod suggest;
+pub mod names;
 pub mod summary;
 
 use std::collections::HashMap;

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::names;
 use super::program::{DefKind, Hyper, Mask, Program, Schedule, StateEntry, Tx, Value, format_number};
 use super::types::{Level, Ty};
 
@@ -37,52 +38,88 @@ pub fn reads_params(program: &Program, tx: &Tx) -> bool {
     }
 }
 
-/// Every state variable of the pipeline, with a path naming where it lives.
+/// Every state variable of the pipeline, named as [`names`] names it.
 pub fn states(program: &Program, tx: &Tx) -> Vec<StateEntry> {
     let mut out = Vec::new();
-    collect_states(program, tx, "", &mut out);
+    walk(program, tx, "", &mut |path, program, tx| match tx {
+        Tx::Instance { def, .. } => {
+            let d = program.def(*def);
+            for s in &d.states {
+                out.push(StateEntry { path: names::member(path, &d.name, &s.name), level: s.ty.level, ty: s.ty.ty.clone() });
+            }
+        }
+        Tx::Inject { .. } => {
+            out.push(StateEntry { path: names::join(&names::injected(path), "count"), level: Level::Uniform, ty: Ty::Int });
+        }
+        _ => {}
+    });
     out
 }
 
-fn collect_states(program: &Program, tx: &Tx, prefix: &str, out: &mut Vec<StateEntry>) {
-    let join = |name: &str| if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
+/// The values a user can read by name after each step besides the state, named as [`names`]
+/// names them: injected hyperparameters, and the value of each schedule given to a transform
+/// (a number given for a schedule is not one: it never changes).
+pub fn values(program: &Program, tx: &Tx) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(program, tx, "", &mut |path, program, tx| match tx {
+        Tx::Instance { def, args, .. } => {
+            let d = program.def(*def);
+            for (p, a) in d.params.iter().zip(args) {
+                if matches!(a, Value::Schedule(s) if matches!(**s, Schedule::Instance { .. })) {
+                    out.push(names::member(path, &d.name, &p.name));
+                }
+            }
+        }
+        Tx::Inject { hypers, .. } => {
+            out.extend(hypers.iter().map(|(name, _)| names::join(&names::injected(path), name)));
+        }
+        _ => {}
+    });
+    out
+}
+
+/// The transforms of the pipeline that define evaluation weights (`eval_params`), by the
+/// names [`names`] gives them (the transform's own name where its path is empty).
+pub fn eval_params(program: &Program, tx: &Tx) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(program, tx, "", &mut |path, program, tx| {
+        if let Tx::Instance { def, .. } = tx
+            && let Some(super::program::DefAst::Transform(t)) = &program.def(*def).ast
+            && t.eval_params.is_some()
+        {
+            out.push(if path.is_empty() { program.def(*def).name.clone() } else { path.to_string() });
+        }
+    });
+    out
+}
+
+/// Calls `f` on every transform of the tree (outer ones first) with the path [`names`] gives it.
+fn walk(program: &Program, tx: &Tx, path: &str, f: &mut impl FnMut(&str, &Program, &Tx)) {
+    f(path, program, tx);
     match tx {
         Tx::Chain(parts) => {
-            for (i, t) in parts.iter().enumerate() {
-                let name = part_name(program, t).unwrap_or_else(|| format!("{i}"));
-                let duplicate = parts.iter().filter(|o| part_name(program, o).as_deref() == Some(name.as_str())).count() > 1;
-                let name = if duplicate { format!("{name}#{i}") } else { name };
-                collect_states(program, t, &join(&name), out);
+            for (t, name) in parts.iter().zip(names::chain_parts(program, path, parts.iter().map(|p| &**p))) {
+                walk(program, t, &name, f);
             }
         }
         Tx::NamedChain(parts) => {
             for (n, t) in parts {
-                collect_states(program, t, &join(n), out);
+                walk(program, t, &names::join(path, n), f);
             }
         }
         Tx::Instance { def, args, .. } => {
-            let d = program.def(*def);
-            for s in &d.states {
-                out.push(StateEntry { path: join(&s.name), level: s.ty.level, ty: s.ty.ty.clone() });
-            }
-            for (p, a) in d.params.iter().zip(args) {
+            for (p, a) in program.def(*def).params.iter().zip(args) {
                 if let Value::Transform(inner) = a {
-                    collect_states(program, inner, &join(&p.name), out);
+                    walk(program, inner, &names::join(path, &p.name), f);
                 }
             }
         }
-        Tx::Alias { inner, .. } | Tx::Masked { inner, .. } | Tx::Flatten(inner) => collect_states(program, inner, prefix, out),
-        Tx::Inject { inner, .. } => {
-            out.push(StateEntry { path: join("inject_hyperparams.count"), level: Level::Uniform, ty: Ty::Int });
-            collect_states(program, inner, prefix, out);
+        Tx::Alias { inner, .. } | Tx::Masked { inner, .. } | Tx::Flatten(inner) | Tx::Inject { inner, .. } => {
+            walk(program, inner, path, f)
         }
         Tx::Partition(arms) => {
-            for (i, arm) in arms.iter().enumerate() {
-                let label = match &arm.globs {
-                    Some(g) => g.join("|"),
-                    None => "_".to_string(),
-                };
-                collect_states(program, &arm.tx, &join(&format!("partition[{i}:{label}]")), out);
+            for (arm, name) in arms.iter().zip(names::partition_arms(path, arms)) {
+                walk(program, &arm.tx, &name, f);
             }
         }
     }
@@ -103,19 +140,6 @@ pub fn floats_per_parameter(program: &Program, tx: &Tx) -> usize {
         }
         Tx::Alias { inner, .. } | Tx::Masked { inner, .. } | Tx::Flatten(inner) | Tx::Inject { inner, .. } => floats_per_parameter(program, inner),
         Tx::Partition(arms) => arms.iter().map(|a| floats_per_parameter(program, &a.tx)).max().unwrap_or(0),
-    }
-}
-
-/// The name a part of a chain is known by: its transform's or alias's name.
-fn part_name(program: &Program, tx: &Tx) -> Option<String> {
-    match tx {
-        Tx::Instance { def, .. } | Tx::Alias { def, .. } => Some(program.def(*def).name.clone()),
-        Tx::Masked { inner, .. } => part_name(program, inner).map(|n| format!("masked({n})")),
-        Tx::Flatten(inner) => part_name(program, inner).map(|n| format!("flatten({n})")),
-        Tx::Inject { inner, .. } => part_name(program, inner),
-        Tx::Chain(_) => Some("chain".into()),
-        Tx::NamedChain(_) => Some("named_chain".into()),
-        Tx::Partition(_) => Some("partition".into()),
     }
 }
 

@@ -74,6 +74,9 @@ pub struct Groups {
     pub leaves: Vec<Vec<usize>>,
     /// The group of each leaf.
     pub of_leaf: Vec<usize>,
+    /// A label for each group, for users: the partition arms that take it (`*.bias`, `_`) and
+    /// the masks it is in or out of (`*.weight`, `not *.weight`), else its leaves.
+    pub labels: Vec<String>,
 }
 
 impl Groups {
@@ -109,10 +112,13 @@ impl Groups {
 /// every glob of the pipeline treats them alike.
 pub fn split(layout: &Layout, tx: &Tx) -> Groups {
     let mut decisions: Vec<Vec<u32>> = vec![Vec::new(); layout.leaves.len()];
+    let mut tags: Vec<Vec<String>> = vec![Vec::new(); layout.leaves.len()];
     visit(tx, &mut |t| match t {
         Tx::Masked { mask: Mask::Glob(g), .. } => {
             for (i, leaf) in layout.leaves.iter().enumerate() {
-                decisions[i].push(u32::from(crate::glob::matches(g, &leaf.name)));
+                let inside = crate::glob::matches(g, &leaf.name);
+                decisions[i].push(u32::from(inside));
+                tags[i].push(if inside { g.clone() } else { format!("not {g}") });
             }
         }
         Tx::Partition(arms) => {
@@ -122,6 +128,9 @@ pub fn split(layout: &Layout, tx: &Tx) -> Groups {
                     Some(globs) => globs.iter().any(|g| crate::glob::matches(g, &leaf.name)),
                 });
                 decisions[i].push(arm.map_or(u32::MAX, |a| a as u32));
+                if let Some(arm) = arm {
+                    tags[i].push(arms[arm].globs.as_ref().map_or_else(|| "_".to_string(), |g| g.join("|")));
+                }
             }
         }
         _ => {}
@@ -141,7 +150,14 @@ pub fn split(layout: &Layout, tx: &Tx) -> Groups {
         leaves[g].push(i);
         of_leaf.push(g);
     }
-    Groups { leaves, of_leaf }
+    let labels = leaves
+        .iter()
+        .map(|group| match group.first().map(|&l| &tags[l]) {
+            Some(tags) if !tags.is_empty() => tags.join(" "),
+            _ => group.iter().map(|&l| layout.leaves[l].name.as_str()).collect::<Vec<_>>().join("|"),
+        })
+        .collect();
+    Groups { leaves, of_leaf, labels }
 }
 
 /// Calls `f` on every node of the transform tree, including transforms passed as arguments.

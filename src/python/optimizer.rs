@@ -58,8 +58,7 @@ impl Optimizer {
             let text = crate::diagnostic::render(std::slice::from_ref(d), &compiled.sources);
             PyErr::warn(py, &py.get_type::<pyo3::exceptions::PyUserWarning>(), &std::ffi::CString::new(text.trim_end()).unwrap_or_default(), 1)?;
         }
-        let labels = crate::train::group_labels(&compiled.program, &inner);
-        let lr_groups = crate::train::lr_groups(&inner, &labels);
+        let lr_groups = crate::train::lr_groups(&inner);
         Ok(Optimizer { compiled, inner, leaves, warnings, lr_groups })
     }
 
@@ -113,12 +112,6 @@ impl Optimizer {
                 StepSize::Measured => None,
             })
             .collect()
-    }
-
-    /// The name of a group's learning rate among the hyperparameters: `lr` for the whole
-    /// model, `lr[LABEL]` for a group.
-    fn lr_name(&self, g: &LrGroup) -> String {
-        if self.lr_groups.len() == 1 { "lr".to_string() } else { format!("lr[{}]", g.label) }
     }
 
     /// `value` as the step needs it: required exactly when the pipeline reads it.
@@ -260,6 +253,34 @@ impl Optimizer {
         Ok(d)
     }
 
+    /// The weights to evaluate the model with (a dict of new float32 arrays, by leaf name),
+    /// from `params` after the last step: Schedule-Free's average, Lookahead's slow weights,
+    /// `ema_params`'s average (the transforms' `eval_params`); copies of `params` for a
+    /// pipeline that defines none. The state does not change.
+    fn eval_params<'py>(&mut self, py: Python<'py>, params: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+        let layout = &self.leaves.layout;
+        let params = self.leaves.gather(params, "params")?;
+        let out: Vec<Bound<'py, PyArrayDyn<f32>>> = layout.leaves.iter().map(|l| PyArrayDyn::<f32>::zeros(py, l.shape.clone(), false)).collect();
+        let params_r = read(&params, layout, "params")?;
+        let mut out_w = write(&out, layout, "eval_params")?;
+        let ps = slices(&params_r)?;
+        let mut ws = slices_mut(&mut out_w)?;
+        let inner = &mut self.inner;
+        py.detach(|| inner.eval_params_leaves(&ps, &mut ws)).map_err(step_error)?;
+        drop(out_w);
+        let d = PyDict::new(py);
+        for (leaf, array) in layout.leaves.iter().zip(out) {
+            d.set_item(&leaf.name, array)?;
+        }
+        Ok(d)
+    }
+
+    /// Whether the pipeline defines evaluation weights other than the parameters.
+    #[getter]
+    fn has_eval_params(&self) -> bool {
+        self.inner.has_eval_params()
+    }
+
     /// The leaves, in the order optc keeps them (names sorted): `[(name, shape), ...]`.
     #[getter]
     fn leaves(&self) -> Vec<(String, Vec<usize>)> {
@@ -320,7 +341,7 @@ impl Optimizer {
             }
         }
         for (g, lr) in self.lr_groups.iter().zip(self.learning_rates()) {
-            d.set_item(self.lr_name(g), lr)?;
+            d.set_item(&g.name, lr)?;
         }
         Ok(d)
     }

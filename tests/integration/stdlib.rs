@@ -53,7 +53,7 @@ fn every_public_transform_and_schedule_builds_from_its_defaults_or_fails_only_fo
 }
 
 /// The examples and the conformance pipelines, as `(name, text)`.
-fn pipelines() -> Vec<(String, String)> {
+pub(crate) fn pipelines() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for path in files_with_extension(&root().join("examples"), "opt") {
         out.push((path.display().to_string(), std::fs::read_to_string(&path).expect("readable example")));
