@@ -476,7 +476,8 @@ fn report(
             outln!("  {what:<14} {}", path.display());
         }
     }
-    if let Some(path) = &args.save {
+    // An interrupted run does not write `--save` (it said so above).
+    if let Some(path) = args.save.as_ref().filter(|_| interrupt::requested().is_none()) {
         let which = match (evaluated, args.save_trained) {
             (true, false) => " (the evaluation weights; `--save-trained` saves the trained parameters)",
             (true, true) => " (the trained parameters)",
