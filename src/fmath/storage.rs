@@ -80,7 +80,7 @@ impl Storage {
             Storage::F32 => words.get(i).copied(),
             Storage::Bf16 => {
                 let word = words.get(i / 2)?.to_bits();
-                let half = if i % 2 == 0 { word << 16 } else { word & 0xFFFF_0000 };
+                let half = if i.is_multiple_of(2) { word << 16 } else { word & 0xFFFF_0000 };
                 Some(f32::from_bits(half))
             }
         }
@@ -98,7 +98,7 @@ impl Storage {
                 let Some(w) = words.get_mut(i / 2) else { return };
                 let top = self.round(x).to_bits() >> 16;
                 let word = w.to_bits();
-                let word = if i % 2 == 0 { (word & 0xFFFF_0000) | top } else { (word & 0xFFFF) | (top << 16) };
+                let word = if i.is_multiple_of(2) { (word & 0xFFFF_0000) | top } else { (word & 0xFFFF) | (top << 16) };
                 *w = f32::from_bits(word);
             }
         }

@@ -70,7 +70,7 @@ pub fn plan(ir: &StepIr, plan: &Plan) -> String {
     let list = |names: &[String]| if names.is_empty() { "nothing".to_string() } else { names.join(", ") };
     for (k, pass) in plan.passes.iter().enumerate() {
         let _ = writeln!(out, "pass {k}: {}", pass.reason);
-        let bytes = |p: &crate::ir::plan::GroupProgram| 4 * (p.stream_reads.len() + p.stream_writes.len());
+        let bytes = |p: &crate::ir::plan::GroupProgram| p.bytes;
         let same = pass.programs.windows(2).all(|w| w[0].stream_reads == w[1].stream_reads && w[0].stream_writes == w[1].stream_writes);
         match pass.programs.first() {
             Some(p) if same => {
