@@ -418,6 +418,9 @@ impl<'a, 'g> Checker<'a, 'g> {
         if builtins::CONSTANTS.iter().any(|(n, _)| *n == name) {
             return Typed::konst(Ty::Float);
         }
+        if super::mask::LeafProp::by_name(name).is_some() {
+            return Typed::konst(Ty::LeafInt);
+        }
         if let Some(&id) = self.globals.by_name.get(name) {
             return Typed::konst(def_as_value(&self.globals.defs[id]));
         }

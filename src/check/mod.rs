@@ -16,6 +16,7 @@
 //! [`Program`] is the only thing handed on.
 
 pub mod program;
+pub mod mask;
 pub mod types;
 pub mod builtins;
 pub mod consts;

@@ -57,7 +57,7 @@ fn part_name(program: &Program, tx: &Tx) -> String {
 /// label two arms share gets the arm's position, `partition[_#2]`).
 pub fn partition_arms(prefix: &str, arms: &[PartitionArm]) -> Vec<String> {
     let own = if prefix.is_empty() { "partition" } else { prefix };
-    let labels: Vec<String> = arms.iter().map(|a| a.globs.as_ref().map_or_else(|| "_".to_string(), |g| g.join("|"))).collect();
+    let labels: Vec<String> = arms.iter().map(PartitionArm::label).collect();
     labels
         .iter()
         .enumerate()

@@ -170,8 +170,9 @@ fn write_tree(program: &Program, tx: &Tx, first: &str, rest: &str, out: &mut Str
         Tx::Partition(arms) => arms
             .iter()
             .map(|a| {
-                let label = match &a.globs {
-                    Some(g) => g.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(" | "),
+                let label = match &a.mask {
+                    Some(Mask::Any(parts)) => parts.iter().map(Mask::to_string).collect::<Vec<_>>().join(" | "),
+                    Some(mask) => mask.to_string(),
                     None => "_".into(),
                 };
                 (format!("{label} => "), &*a.tx)
@@ -193,11 +194,7 @@ fn headline(program: &Program, tx: &Tx) -> String {
         Tx::NamedChain(_) => "named_chain".into(),
         Tx::Partition(_) => "partition".into(),
         Tx::Flatten(_) => "flatten".into(),
-        Tx::Masked { mask, .. } => match mask {
-            Mask::Glob(g) => format!("masked(mask={g:?})"),
-            Mask::All => "masked(mask=True)".into(),
-            Mask::Nothing => "masked(mask=False)".into(),
-        },
+        Tx::Masked { mask, .. } => format!("masked(mask={mask})"),
         Tx::Inject { hypers, .. } => {
             let parts: Vec<String> = hypers
                 .iter()

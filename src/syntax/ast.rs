@@ -307,7 +307,8 @@ pub struct Arm {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ArmPattern {
     Glob(String, Span),
-    /// A name whose value is a `mask` (a glob, or `True`/`False` for every/no leaf).
-    Mask(String, Span),
+    /// An expression whose value is a `mask`: a name bound to a glob, `ndim == 2`,
+    /// `not "*.bias"`, ...
+    Mask(Expr),
     Wildcard(Span),
 }

@@ -22,7 +22,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 
-use crate::support::{Rng, conformance_dir, files_with_extension, is_shape_aware, root, with_main_stack};
+use crate::support::{Rng, conformance_dir, files_with_extension, not_supported_yet, root, with_main_stack};
 
 /// The bits of a float, with every NaN the same (see the module doc).
 fn bits(x: f32) -> u32 {
@@ -198,7 +198,7 @@ fn replay_case(path: &Path) -> Result<bool, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let case: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let pipeline = case["pipeline"].as_str().unwrap_or("");
-    if is_shape_aware(pipeline) {
+    if not_supported_yet(pipeline) {
         return Ok(false);
     }
     let Some(tree) = case["params"].as_object() else { return Ok(false) };

@@ -493,4 +493,32 @@ fn two_transforms_giving_evaluation_weights_for_one_leaf_are_refused() {
     // a.b: the EMA of 1 and 0.9; a.w: the slow weights, still the initial ones.
     assert!((w[0] - 0.95).abs() < 1e-6, "{w:?}");
     assert_eq!(w[1..], [2.0, 3.0]);
+
+#[test]
+fn masks_select_leaves_by_shape_and_combine() {
+    // Optax's rank mask (`x.ndim > 1`) and Muon's routing (2-D leaves apart), against the same
+    // leaves named by globs: the steps are bit-identical.
+    let layout = "embed.weight:6x4,layer.weight:4x4,layer.bias:4,norm.scale:4,temperature:,head.weight:3x4x2";
+    let n = Layout::parse(layout).expect("layout").total();
+    let same = |a: &str, b: &str| {
+        let (mut x, mut y) = (optimizer(a, layout, &vec![0.5; n]), optimizer(b, layout, &vec![0.5; n]));
+        let (mut px, mut py) = (vec![0.5; n], vec![0.5; n]);
+        for t in 0..4 {
+            let g: Vec<f32> = (0..n).map(|i| ((i * 5 + t) % 13) as f32 / 13.0 - 0.5).collect();
+            x.step(&mut px, &g, None).expect("step");
+            y.step(&mut py, &g, None).expect("step");
+        }
+        assert_eq!(px, py, "{a}\nagainst\n{b}");
+        // And a mask that selects something else steps differently (the test can fail).
+        px
+    };
+    let rank = same("adamw(1e-2, weight_decay=0.5, mask=ndim > 1)", r#"adamw(1e-2, weight_decay=0.5, mask=["*.weight"])"#);
+    let all = same("adamw(1e-2, weight_decay=0.5, mask=ndim >= 0)", "adamw(1e-2, weight_decay=0.5)");
+    assert_ne!(rank, all);
+    same(
+        r#"partition { ndim == 2 and not "embed.*" => sgd(0.1, momentum=0.9), "*.bias" | size < 2 => sgd(0.01), _ => adam(1e-3) }"#,
+        r#"partition { "layer.weight" => sgd(0.1, momentum=0.9), "*.bias" | "temperature" => sgd(0.01), _ => adam(1e-3) }"#,
+    );
+    same(r#"adamw(1e-2, weight_decay=0.5, mask=not ("*.bias" or "norm.*") and size > 1)"#, r#"adamw(1e-2, weight_decay=0.5, mask="*.weight")"#);
+    same(r#"masked(sgd(0.1), 2 < ndim)"#, r#"masked(sgd(0.1), "head.*")"#);
 }

@@ -242,12 +242,14 @@ impl<'p> Inst<'p> {
             Some(d)
         };
         groups::visit(tx, &mut |t| {
-            if let Tx::Masked { mask: Mask::Glob(g), span, .. } = t {
-                problems.extend(matches_nothing(g, *span));
+            if let Tx::Masked { mask, span, .. } = t {
+                for g in mask.globs() {
+                    problems.extend(matches_nothing(g, *span));
+                }
             }
             let Tx::Partition(arms) = t else { return };
             for arm in arms {
-                for g in arm.globs.iter().flatten() {
+                for g in arm.mask.iter().flat_map(Mask::globs) {
                     problems.extend(matches_nothing(g, arm.span));
                 }
             }
@@ -255,12 +257,7 @@ impl<'p> Inst<'p> {
                 .layout
                 .leaves
                 .iter()
-                .filter(|leaf| {
-                    !arms.iter().any(|a| match &a.globs {
-                        None => true,
-                        Some(globs) => globs.iter().any(|g| crate::glob::matches(g, &leaf.name)),
-                    })
-                })
+                .filter(|leaf| !arms.iter().any(|a| a.mask.as_ref().is_none_or(|m| m.selects(&leaf.name, &leaf.shape))))
                 .map(|l| l.name.as_str())
                 .collect();
             if !unmatched.is_empty() {
@@ -304,17 +301,9 @@ impl<'p> Inst<'p> {
                 let mut parts = Vec::new();
                 let mut taken = GroupSet::empty();
                 for (arm, path) in arms.iter().zip(names::partition_arms(&ctx.path, arms)) {
-                    let matching: GroupSet = match &arm.globs {
+                    let matching = match &arm.mask {
                         None => ctx.domain.clone(),
-                        Some(globs) => {
-                            let mut s = GroupSet::empty();
-                            for g in globs {
-                                for x in self.groups.matching(self.layout, g).iter() {
-                                    s.insert(x);
-                                }
-                            }
-                            s.intersect(&ctx.domain)
-                        }
+                        Some(mask) => self.groups.masked(self.layout, mask, &ctx.domain),
                     };
                     let mine = matching.minus(&taken);
                     for g in mine.iter() {
