@@ -16,6 +16,7 @@
 //! [`Program`] is the only thing handed on.
 
 pub mod program;
+pub mod mask;
 pub mod types;
 pub mod builtins;
 pub mod consts;
@@ -28,6 +29,7 @@ mod apply;
 mod ahead;
 mod needed;
 pub mod suggest;
+pub mod names;
 pub mod summary;
 
 use std::collections::HashMap;

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::names;
 use super::program::{DefKind, Definition, Hyper, Mask, Program, Schedule, StateEntry, Storage, StorageDecl, Tx, Value, format_number};
 use super::types::{Level, Ty};
 
@@ -37,53 +38,89 @@ pub fn reads_params(program: &Program, tx: &Tx) -> bool {
     }
 }
 
-/// Every state variable of the pipeline, with a path naming where it lives.
+/// Every state variable of the pipeline, named as [`names`] names it.
 pub fn states(program: &Program, tx: &Tx) -> Vec<StateEntry> {
     let mut out = Vec::new();
-    collect_states(program, tx, "", &mut out);
-    out
-}
-
-fn collect_states(program: &Program, tx: &Tx, prefix: &str, out: &mut Vec<StateEntry>) {
-    let join = |name: &str| if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
-    match tx {
-        Tx::Chain(parts) => {
-            for (i, t) in parts.iter().enumerate() {
-                let name = part_name(program, t).unwrap_or_else(|| format!("{i}"));
-                let duplicate = parts.iter().filter(|o| part_name(program, o).as_deref() == Some(name.as_str())).count() > 1;
-                let name = if duplicate { format!("{name}#{i}") } else { name };
-                collect_states(program, t, &join(&name), out);
-            }
-        }
-        Tx::NamedChain(parts) => {
-            for (n, t) in parts {
-                collect_states(program, t, &join(n), out);
-            }
-        }
+    walk(program, tx, "", &mut |path, program, tx| match tx {
         Tx::Instance { def, args, .. } => {
             let d = program.def(*def);
             for s in &d.states {
                 let storage = if s.ty.level == Level::Element { storage_of(d, args, &s.storage) } else { Storage::F32 };
-                out.push(StateEntry { path: join(&s.name), level: s.ty.level, ty: s.ty.ty.clone(), storage });
+                out.push(StateEntry { path: names::member(path, &d.name, &s.name), level: s.ty.level, ty: s.ty.ty.clone(), storage });
             }
+        }
+        Tx::Inject { .. } => {
+            out.push(StateEntry { path: names::join(&names::injected(path), "count"), level: Level::Uniform, ty: Ty::Int, storage: Storage::F32 });
+        }
+        _ => {}
+    });
+    out
+}
+
+/// The values a user can read by name after each step besides the state, named as [`names`]
+/// names them: injected hyperparameters, and the value of each schedule given to a transform
+/// (a number given for a schedule is not one: it never changes).
+pub fn values(program: &Program, tx: &Tx) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(program, tx, "", &mut |path, program, tx| match tx {
+        Tx::Instance { def, args, .. } => {
+            let d = program.def(*def);
             for (p, a) in d.params.iter().zip(args) {
-                if let Value::Transform(inner) = a {
-                    collect_states(program, inner, &join(&p.name), out);
+                if matches!(a, Value::Schedule(s) if matches!(**s, Schedule::Instance { .. })) {
+                    out.push(names::member(path, &d.name, &p.name));
                 }
             }
         }
-        Tx::Alias { inner, .. } | Tx::Masked { inner, .. } | Tx::Flatten(inner) => collect_states(program, inner, prefix, out),
-        Tx::Inject { inner, .. } => {
-            out.push(StateEntry { path: join("inject_hyperparams.count"), level: Level::Uniform, ty: Ty::Int, storage: Storage::F32 });
-            collect_states(program, inner, prefix, out);
+        Tx::Inject { hypers, .. } => {
+            out.extend(hypers.iter().map(|(name, _)| names::join(&names::injected(path), name)));
+        }
+        _ => {}
+    });
+    out
+}
+
+/// The transforms of the pipeline that define evaluation weights (`eval_params`), by the
+/// names [`names`] gives them (the transform's own name where its path is empty).
+pub fn eval_params(program: &Program, tx: &Tx) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(program, tx, "", &mut |path, program, tx| {
+        if let Tx::Instance { def, .. } = tx
+            && let Some(super::program::DefAst::Transform(t)) = &program.def(*def).ast
+            && t.eval_params.is_some()
+        {
+            out.push(if path.is_empty() { program.def(*def).name.clone() } else { path.to_string() });
+        }
+    });
+    out
+}
+
+/// Calls `f` on every transform of the tree (outer ones first) with the path [`names`] gives it.
+fn walk(program: &Program, tx: &Tx, path: &str, f: &mut impl FnMut(&str, &Program, &Tx)) {
+    f(path, program, tx);
+    match tx {
+        Tx::Chain(parts) => {
+            for (t, name) in parts.iter().zip(names::chain_parts(program, path, parts.iter().map(|p| &**p))) {
+                walk(program, t, &name, f);
+            }
+        }
+        Tx::NamedChain(parts) => {
+            for (n, t) in parts {
+                walk(program, t, &names::join(path, n), f);
+            }
+        }
+        Tx::Instance { def, args, .. } => {
+            for (p, a) in program.def(*def).params.iter().zip(args) {
+                if let Value::Transform(inner) = a {
+                    walk(program, inner, &names::join(path, &p.name), f);
+                }
+            }
+        }
+        Tx::Alias { inner, .. } | Tx::Masked { inner, .. } | Tx::Flatten(inner) | Tx::Inject { inner, .. } => {
+            walk(program, inner, path, f)
         }
         Tx::Partition(arms) => {
-            for (i, arm) in arms.iter().enumerate() {
-                let label = match &arm.globs {
-                    Some(g) => g.join("|"),
-                    None => "_".to_string(),
-                };
-                collect_states(program, &arm.tx, &join(&format!("partition[{i}:{label}]")), out);
+            for (arm, name) in arms.iter().zip(names::partition_arms(path, arms)) {
+                walk(program, &arm.tx, &name, f);
             }
         }
     }
@@ -113,19 +150,6 @@ fn storage_of(d: &Definition, args: &[Value], decl: &StorageDecl) -> Storage {
     decl.resolve(|name| d.params.iter().position(|p| p.name == name).and_then(|k| args.get(k)))
 }
 
-/// The name a part of a chain is known by: its transform's or alias's name.
-fn part_name(program: &Program, tx: &Tx) -> Option<String> {
-    match tx {
-        Tx::Instance { def, .. } | Tx::Alias { def, .. } => Some(program.def(*def).name.clone()),
-        Tx::Masked { inner, .. } => part_name(program, inner).map(|n| format!("masked({n})")),
-        Tx::Flatten(inner) => part_name(program, inner).map(|n| format!("flatten({n})")),
-        Tx::Inject { inner, .. } => part_name(program, inner),
-        Tx::Chain(_) => Some("chain".into()),
-        Tx::NamedChain(_) => Some("named_chain".into()),
-        Tx::Partition(_) => Some("partition".into()),
-    }
-}
-
 /// The pipeline as an indented tree, every transform with all its arguments.
 pub fn describe(program: &Program, tx: &Tx) -> String {
     let mut out = String::new();
@@ -153,8 +177,9 @@ fn write_tree(program: &Program, tx: &Tx, first: &str, rest: &str, out: &mut Str
         Tx::Partition(arms) => arms
             .iter()
             .map(|a| {
-                let label = match &a.globs {
-                    Some(g) => g.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(" | "),
+                let label = match &a.mask {
+                    Some(Mask::Any(parts)) => parts.iter().map(Mask::to_string).collect::<Vec<_>>().join(" | "),
+                    Some(mask) => mask.to_string(),
                     None => "_".into(),
                 };
                 (format!("{label} => "), &*a.tx)
@@ -176,11 +201,7 @@ fn headline(program: &Program, tx: &Tx) -> String {
         Tx::NamedChain(_) => "named_chain".into(),
         Tx::Partition(_) => "partition".into(),
         Tx::Flatten(_) => "flatten".into(),
-        Tx::Masked { mask, .. } => match mask {
-            Mask::Glob(g) => format!("masked(mask={g:?})"),
-            Mask::All => "masked(mask=True)".into(),
-            Mask::Nothing => "masked(mask=False)".into(),
-        },
+        Tx::Masked { mask, .. } => format!("masked(mask={mask})"),
         Tx::Inject { hypers, .. } => {
             let parts: Vec<String> = hypers
                 .iter()
