@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::bind::Slot;
 use super::body::{Checker, Ctx, VarKind};
-use super::program::{DefAst, DefId, DefKind, Definition, Globals, Interval, ParamSig, StateSig};
+use super::program::{DefAst, DefId, DefKind, Definition, Globals, Interval, ParamSig, StateSig, Storage, StorageDecl};
 use super::types::{self, Level, Ty, Typed};
 use crate::diagnostic::Diagnostic;
 use crate::source::{SourceMap, Span};
@@ -49,12 +49,9 @@ pub fn collect(files: &[(crate::source::FileId, ast::File)], sources: &SourceMap
                 continue;
             }
             seen.insert(name.name.clone(), name.span);
-            let params = params.iter().map(|p| param_sig(p, kind, errors)).collect();
+            let params: Vec<ParamSig> = params.iter().map(|p| param_sig(p, kind, errors)).collect();
             let ret = ret.as_ref().map(|t| types::resolve(t, Level::Const, errors).ty);
-            let states = states
-                .iter()
-                .map(|s| StateSig { name: s.name.name.clone(), ty: types::resolve(&s.ty, Level::Uniform, errors), span: s.span })
-                .collect();
+            let states = states.iter().map(|s| state_sig(s, &params, errors)).collect();
             defs.push(Definition {
                 name: name.name.clone(),
                 kind,
@@ -73,6 +70,72 @@ pub fn collect(files: &[(crate::source::FileId, ast::File)], sources: &SourceMap
         }
     }
     defs
+}
+
+/// A state's signature; `tensor[T]` declares its storage type `T`: a type's name
+/// (`bfloat16`, `float32`) or a parameter whose values name one (`mu_dtype`).
+fn state_sig(s: &ast::StateDecl, params: &[ParamSig], errors: &mut Vec<Diagnostic>) -> StateSig {
+    let mut storage = StorageDecl::Fixed(Storage::F32);
+    let ty = match &s.ty {
+        ast::TypeExpr::Named { name, args, span } if name.name == "tensor" && args.len() == 1 => {
+            if let Some(decl) = storage_decl(&args[0], params, errors) {
+                storage = decl;
+            }
+            let plain = ast::TypeExpr::Named { name: name.clone(), args: Vec::new(), span: *span };
+            types::resolve(&plain, Level::Uniform, errors)
+        }
+        ty => types::resolve(ty, Level::Uniform, errors),
+    };
+    StateSig { name: s.name.name.clone(), ty, storage, span: s.span }
+}
+
+/// The storage type `arg` of `tensor[arg]` names, or an error.
+fn storage_decl(arg: &ast::TypeExpr, params: &[ParamSig], errors: &mut Vec<Diagnostic>) -> Option<StorageDecl> {
+    let names: Vec<&str> = Storage::ALL.iter().map(|s| s.name()).collect();
+    let (word, span) = match arg {
+        ast::TypeExpr::Named { name, args, .. } if args.is_empty() => (name.name.as_str(), name.span),
+        ast::TypeExpr::Literal { value, span } => (value.as_str(), *span),
+        other => ("", other.span()),
+    };
+    if let Some(s) = Storage::parse(word) {
+        return Some(StorageDecl::Fixed(s));
+    }
+    if let Some(p) = params.iter().find(|p| p.name == word) {
+        // The parameter's values must all name storage types (or be `None`: float32), so
+        // that the checker refuses any other value where the call is written.
+        let options = match &p.ty.ty {
+            Ty::Enum(o) => Some(o.clone()),
+            Ty::Optional(inner) => match &**inner {
+                Ty::Enum(o) => Some(o.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        if options.as_ref().is_some_and(|o| o.iter().all(|n| Storage::parse(n).is_some())) {
+            return Some(StorageDecl::Param(p.name.clone()));
+        }
+        errors.push(
+            Diagnostic::error("bad-type", format!("parameter `{word}` does not name a storage type"))
+                .with_primary(span, "used as a storage type here")
+                .with_secondary(p.span, "declared here")
+                .with_help(format!("declare it `{word}: {}? = None`", quoted_union(&names))),
+        );
+        return None;
+    }
+    let mut d = Diagnostic::error("unknown-type", format!("unknown storage type `{word}`"))
+        .with_primary(span, "not a storage type")
+        .with_note(format!("a `tensor` state is stored as {}, or as a parameter of the transform names", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" or ")));
+    let candidates = names.iter().copied().chain(params.iter().map(|p| p.name.as_str()));
+    if let Some(s) = super::suggest::closest(word, candidates) {
+        d = d.with_help(format!("did you mean `{s}`?"));
+    }
+    errors.push(d);
+    None
+}
+
+/// `"a" | "b"`.
+fn quoted_union(names: &[&str]) -> String {
+    names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(" | ")
 }
 
 fn param_sig(p: &ast::Param, kind: DefKind, errors: &mut Vec<Diagnostic>) -> ParamSig {

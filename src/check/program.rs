@@ -10,6 +10,7 @@ use super::types::{Level, Ty, Typed};
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
 use crate::syntax::ast;
+pub use crate::fmath::storage::Storage;
 
 /// Index of a definition in [`Program::defs`].
 pub type DefId = usize;
@@ -86,7 +87,30 @@ pub struct ParamSig {
 pub struct StateSig {
     pub name: String,
     pub ty: Typed,
+    /// How a `tensor` state is stored (`tensor[bfloat16]`, `tensor[mu_dtype]`).
+    pub storage: StorageDecl,
     pub span: Span,
+}
+
+/// The storage type a state declares: written out, or the value of a parameter (a string
+/// naming the type, `None` for float32).
+#[derive(Clone, Debug, PartialEq)]
+pub enum StorageDecl {
+    Fixed(Storage),
+    Param(String),
+}
+
+impl StorageDecl {
+    /// The storage type for the hyperparameter values `arg` gives by name.
+    pub fn resolve<'a>(&self, arg: impl Fn(&str) -> Option<&'a Value>) -> Storage {
+        match self {
+            StorageDecl::Fixed(s) => *s,
+            StorageDecl::Param(p) => match arg(p) {
+                Some(Value::Str(name)) => Storage::parse(name).unwrap_or_default(),
+                _ => Storage::F32,
+            },
+        }
+    }
 }
 
 /// One definition: a `def`, `transform`, `schedule` or `builtin`.
@@ -307,6 +331,8 @@ pub struct StateEntry {
     pub path: String,
     pub level: Level,
     pub ty: Ty,
+    /// How it is stored (per-element state; float32 otherwise).
+    pub storage: Storage,
 }
 
 /// The checked program: definitions (standard library first) and the user's pipeline.

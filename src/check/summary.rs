@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::names;
-use super::program::{DefKind, Hyper, Mask, Program, Schedule, StateEntry, Tx, Value, format_number};
+use super::program::{DefKind, Definition, Hyper, Mask, Program, Schedule, StateEntry, Storage, StorageDecl, Tx, Value, format_number};
 use super::types::{Level, Ty};
 
 /// Whether the pipeline needs a `value` (the loss) at every step.
@@ -42,14 +42,15 @@ pub fn reads_params(program: &Program, tx: &Tx) -> bool {
 pub fn states(program: &Program, tx: &Tx) -> Vec<StateEntry> {
     let mut out = Vec::new();
     walk(program, tx, "", &mut |path, program, tx| match tx {
-        Tx::Instance { def, .. } => {
+        Tx::Instance { def, args, .. } => {
             let d = program.def(*def);
             for s in &d.states {
-                out.push(StateEntry { path: names::member(path, &d.name, &s.name), level: s.ty.level, ty: s.ty.ty.clone() });
+                let storage = if s.ty.level == Level::Element { storage_of(d, args, &s.storage) } else { Storage::F32 };
+                out.push(StateEntry { path: names::member(path, &d.name, &s.name), level: s.ty.level, ty: s.ty.ty.clone(), storage });
             }
         }
         Tx::Inject { .. } => {
-            out.push(StateEntry { path: names::join(&names::injected(path), "count"), level: Level::Uniform, ty: Ty::Int });
+            out.push(StateEntry { path: names::join(&names::injected(path), "count"), level: Level::Uniform, ty: Ty::Int, storage: Storage::F32 });
         }
         _ => {}
     });
@@ -125,22 +126,28 @@ fn walk(program: &Program, tx: &Tx, path: &str, f: &mut impl FnMut(&str, &Progra
     }
 }
 
-/// Floats of per-element state each parameter keeps: a chain's parts add up, a partition's
-/// arms and a mask's sides each keep their own, so a parameter keeps the state of the arm that
-/// takes it (the largest arm's count, for the whole model).
-pub fn floats_per_parameter(program: &Program, tx: &Tx) -> usize {
+/// Bytes of per-element state each parameter keeps (4 per float32 state, 2 per bfloat16): a
+/// chain's parts add up, a partition's arms and a mask's sides each keep their own, so a
+/// parameter keeps the state of the arm that takes it (the largest arm's, for the whole model).
+pub fn bytes_per_parameter(program: &Program, tx: &Tx) -> usize {
     match tx {
-        Tx::Chain(parts) => parts.iter().map(|t| floats_per_parameter(program, t)).sum(),
-        Tx::NamedChain(parts) => parts.iter().map(|(_, t)| floats_per_parameter(program, t)).sum(),
+        Tx::Chain(parts) => parts.iter().map(|t| bytes_per_parameter(program, t)).sum(),
+        Tx::NamedChain(parts) => parts.iter().map(|(_, t)| bytes_per_parameter(program, t)).sum(),
         Tx::Instance { def, args, .. } => {
             let d = program.def(*def);
-            let own = d.states.iter().filter(|s| s.ty.level == Level::Element).count();
-            let inner: usize = args.iter().map(|a| if let Value::Transform(t) = a { floats_per_parameter(program, t) } else { 0 }).sum();
+            let own: usize =
+                d.states.iter().filter(|s| s.ty.level == Level::Element).map(|s| storage_of(d, args, &s.storage).bytes()).sum();
+            let inner: usize = args.iter().map(|a| if let Value::Transform(t) = a { bytes_per_parameter(program, t) } else { 0 }).sum();
             own + inner
         }
-        Tx::Alias { inner, .. } | Tx::Masked { inner, .. } | Tx::Flatten(inner) | Tx::Inject { inner, .. } => floats_per_parameter(program, inner),
-        Tx::Partition(arms) => arms.iter().map(|a| floats_per_parameter(program, &a.tx)).max().unwrap_or(0),
+        Tx::Alias { inner, .. } | Tx::Masked { inner, .. } | Tx::Flatten(inner) | Tx::Inject { inner, .. } => bytes_per_parameter(program, inner),
+        Tx::Partition(arms) => arms.iter().map(|a| bytes_per_parameter(program, &a.tx)).max().unwrap_or(0),
     }
+}
+
+/// The storage type a state of the instance of `d` with arguments `args` declares.
+fn storage_of(d: &Definition, args: &[Value], decl: &StorageDecl) -> Storage {
+    decl.resolve(|name| d.params.iter().position(|p| p.name == name).and_then(|k| args.get(k)))
 }
 
 /// The pipeline as an indented tree, every transform with all its arguments.
@@ -261,7 +268,14 @@ fn show_schedule(program: &Program, s: &Schedule) -> String {
 pub fn describe_states(entries: &[StateEntry]) -> Vec<(Level, Vec<String>)> {
     let mut out = Vec::new();
     for level in [Level::Element, Level::Leaf, Level::Uniform] {
-        let names: Vec<String> = entries.iter().filter(|e| e.level == level).map(|e| e.path.clone()).collect();
+        let names: Vec<String> = entries
+            .iter()
+            .filter(|e| e.level == level)
+            .map(|e| match e.storage {
+                Storage::F32 => e.path.clone(),
+                other => format!("{} ({})", e.path, other.name()),
+            })
+            .collect();
         if !names.is_empty() {
             out.push((level, names));
         }

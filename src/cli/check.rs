@@ -119,14 +119,16 @@ pub fn report(name: &str, program: &check::Program) -> String {
         out.push_str("  state: none\n");
     } else {
         out.push_str("  state:\n");
-        let floats = summary::floats_per_parameter(program, tx);
+        let bytes = summary::bytes_per_parameter(program, tx);
+        // What a parameter would keep if it kept every per-element state of the pipeline.
+        let every: usize = states.iter().filter(|e| e.level == check::types::Level::Element).map(|e| e.storage.bytes()).sum();
         for (level, names) in summary::describe_states(&states) {
             let what = match level {
                 // Parameter groups each keep their own: a parameter keeps its group's only.
-                check::types::Level::Element if floats < names.len() => {
-                    format!("per element ({floats} float{} per parameter, of its own group's)", if floats == 1 { "" } else { "s" })
+                check::types::Level::Element if bytes < every => {
+                    format!("per element ({bytes} bytes per parameter, of its own group's)")
                 }
-                check::types::Level::Element => format!("per element ({} float{} per parameter)", names.len(), if names.len() == 1 { "" } else { "s" }),
+                check::types::Level::Element => format!("per element ({bytes} bytes per parameter)"),
                 check::types::Level::Leaf => "per leaf".to_string(),
                 _ => "uniform".to_string(),
             };

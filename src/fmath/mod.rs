@@ -20,6 +20,7 @@
 
 mod exp;
 mod log;
+pub mod storage;
 mod trig;
 #[cfg(test)]
 mod tests;

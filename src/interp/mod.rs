@@ -48,7 +48,8 @@ pub struct Env<'a> {
 pub struct Results {
     pub uniform: FxHashMap<NodeId, Scalar>,
     pub leaf: FxHashMap<NodeId, Vec<Scalar>>,
-    /// New values of per-element slots written in the last pass.
+    /// New values of per-element slots written in the last pass (every element, as stored:
+    /// rounded to the slot's storage type).
     pub element: FxHashMap<u32, Vec<f32>>,
 }
 
@@ -330,12 +331,14 @@ fn run_program(
                         // A program writes only slots that hold its group's leaves.
                         let Some(at) = env.slots.start(s as usize, l) else { continue };
                         let buf = writes.entry(s).or_insert_with(|| {
-                            let mut v = env.state.element.get(s as usize).map(<[f32]>::to_vec).unwrap_or_default();
+                            let mut v = env.state.element.get(s as usize).map(|w| env.slots.values(s as usize, w)).unwrap_or_default();
                             v.resize(env.slots.lens()[s as usize], 0.0);
                             v
                         });
+                        // Stored values are what the slot's storage type keeps of them.
+                        let storage = env.slots.storage(s as usize);
                         for (i, x) in xs.iter().enumerate() {
-                            buf[at + start + i] = x.f();
+                            buf[at + start + i] = storage.round(x.f());
                         }
                     }
                 }
@@ -376,7 +379,8 @@ fn eval_block(
         Node::State(s) => {
             let buf = env.state.element.get(*s as usize);
             let at = env.slots.start(*s as usize, l).map(|a| a + at);
-            (0..n).map(|i| Scalar::F32(at.and_then(|a| buf?.get(a + i)).copied().unwrap_or(0.0))).collect()
+            let storage = env.slots.storage(*s as usize);
+            (0..n).map(|i| Scalar::F32(at.and_then(|a| storage.get(buf?, a + i)).unwrap_or(0.0))).collect()
         }
         Node::Op(op, args) => {
             let operands: Vec<Operand> = args

@@ -3,7 +3,7 @@
 //! tensors live wherever its framework put them (a PyTorch module's parameters are separate
 //! allocations); a flat buffer is the special case of slices cut from one allocation.
 
-use super::{Layout, Level, StepIr};
+use super::{Layout, Level, StepIr, Storage};
 
 /// The parameter, gradient and update buffers of one step, in layout order.
 pub struct Leaves<'a> {
@@ -106,6 +106,8 @@ pub struct SlotLayout {
     holds: Vec<Vec<bool>>,
     /// Elements in each slot's buffer (0 for slots of other levels).
     lens: Vec<usize>,
+    /// How each slot stores its elements (float32 where missing).
+    storage: Vec<Storage>,
 }
 
 impl SlotLayout {
@@ -129,6 +131,7 @@ impl SlotLayout {
             out.starts.push(starts);
             out.holds.push(holds);
             out.lens.push(len);
+            out.storage.push(slot.storage);
         }
         out
     }
@@ -143,7 +146,22 @@ impl SlotLayout {
             at += len;
         }
         let n = leaf_lens.len();
-        SlotLayout { starts: vec![starts; slots], holds: vec![vec![true; n]; slots], lens: vec![at; slots] }
+        SlotLayout { starts: vec![starts; slots], holds: vec![vec![true; n]; slots], lens: vec![at; slots], storage: Vec::new() }
+    }
+
+    /// How slot `slot` stores its elements.
+    pub fn storage(&self, slot: usize) -> Storage {
+        self.storage.get(slot).copied().unwrap_or_default()
+    }
+
+    /// Float32 words in each slot's buffer: its elements, two to a word for bfloat16.
+    pub fn words(&self) -> Vec<usize> {
+        self.lens.iter().enumerate().map(|(s, &n)| self.storage(s).words(n)).collect()
+    }
+
+    /// The values of slot `slot`'s buffer `words` (all its elements).
+    pub fn values(&self, slot: usize, words: &[f32]) -> Vec<f32> {
+        self.storage(slot).unpack(words, self.lens.get(slot).copied().unwrap_or(0))
     }
 
     /// Elements in each slot's buffer, by slot (0 for slots of other levels).

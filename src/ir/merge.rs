@@ -4,7 +4,7 @@
 //! can be whole per-element buffers, and then a pass moves one stream fewer.
 //!
 //! Equality is found by partition refinement, as in DFA minimisation: suppose every two slots
-//! with the same level, kind, groups and initial value are equal; substitute one for the others
+//! with the same level, kind, storage, groups and initial value are equal; substitute one for the others
 //! in a hash-consed copy of the graph; split the slots whose next values still differ; repeat
 //! until nothing splits. What is left equal stays equal at every step.
 
@@ -22,7 +22,7 @@ pub fn merge_equal_slots(ir: &mut StepIr) {
         let a = &ir.slots[s];
         if let Some(r) = (0..s).find(|&r| {
             let b = &ir.slots[r];
-            rep[r] as usize == r && (b.level, b.kind, &b.groups, b.init) == (a.level, a.kind, &a.groups, a.init)
+            rep[r] as usize == r && (b.level, b.kind, b.storage, &b.groups, b.init) == (a.level, a.kind, a.storage, &a.groups, a.init)
         }) {
             rep[s] = r as SlotId;
         }

@@ -25,6 +25,7 @@ use crate::source::Span;
 pub use groups::{GroupSet, Groups};
 pub use layout::{Layout, Leaf};
 pub use op::{Kind, Op, Scalar};
+pub use crate::fmath::storage::Storage;
 
 /// Index of a node in [`Graph::nodes`].
 pub type NodeId = u32;
@@ -190,6 +191,8 @@ pub struct Slot {
     pub kind: Kind,
     /// Leaf groups holding it (per-leaf and per-element slots).
     pub groups: GroupSet,
+    /// How a per-element slot stores its values (others are float32 or their own kind).
+    pub storage: Storage,
     /// Its value before the first step, a node of [`StepIr::init`].
     pub init: NodeId,
     /// Its value after a step, a node of [`StepIr::graph`].

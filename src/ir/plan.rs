@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::groups::GroupSet;
-use super::{Graph, Level, Node, NodeId, SlotId, StepIr};
+use super::{Graph, Level, Node, NodeId, SlotId, StepIr, Storage};
 
 /// Elements per block: the unit of threading and of reduction partials.
 pub const BLOCK: usize = 4096;
@@ -25,6 +25,15 @@ pub struct Outputs {
     pub leaf: Vec<(SlotId, NodeId, GroupSet)>,
     /// Uniform values to write (or read) after the passes.
     pub uniform: Vec<(Option<SlotId>, NodeId)>,
+    /// How each slot stores its values, by slot id (float32 where missing).
+    pub storage: Vec<Storage>,
+}
+
+impl Outputs {
+    /// How slot `s` stores its values.
+    pub fn storage(&self, s: SlotId) -> Storage {
+        self.storage.get(s as usize).copied().unwrap_or_default()
+    }
 }
 
 /// Where a per-element output goes.
@@ -52,6 +61,8 @@ pub struct GroupProgram {
     /// group costs the bytes of its own transform.
     pub stream_reads: Vec<String>,
     pub stream_writes: Vec<String>,
+    /// Bytes those streams move per element.
+    pub bytes: usize,
 }
 
 /// One pass over the parameter memory.
@@ -81,7 +92,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Bytes moved per parameter element by all passes (4 per float read or written), on
+    /// Bytes moved per parameter element by all passes (4 per float read or written, 2 per
+    /// bfloat16), on
     /// average over a layout whose groups hold `group_elements` elements each: an element
     /// moves the streams of its own group's programs.
     pub fn bytes_per_element(&self, group_elements: &[usize]) -> f64 {
@@ -93,7 +105,7 @@ impl Plan {
             .passes
             .iter()
             .flat_map(|pass| &pass.programs)
-            .map(|p| 4 * (p.stream_reads.len() + p.stream_writes.len()) * group_elements.get(p.group).copied().unwrap_or(0))
+            .map(|p| p.bytes * group_elements.get(p.group).copied().unwrap_or(0))
             .sum();
         bytes as f64 / total as f64
     }
@@ -102,7 +114,7 @@ impl Plan {
 /// The outputs of a step: updates (to `updates`: [`Target::Params`] or [`Target::Updates`]),
 /// every slot's next value.
 pub fn step_outputs(ir: &StepIr, updates: Target) -> Outputs {
-    let mut out = Outputs::default();
+    let mut out = Outputs { storage: ir.slots.iter().map(|s| s.storage).collect(), ..Outputs::default() };
     out.element.push((updates, ir.updates, ir.groups.all()));
     for (i, s) in ir.slots.iter().enumerate() {
         let id = i as SlotId;
@@ -120,7 +132,7 @@ pub fn step_outputs(ir: &StepIr, updates: Target) -> Outputs {
 
 /// The outputs of initialisation: every slot's initial value.
 pub fn init_outputs(ir: &StepIr) -> Outputs {
-    let mut out = Outputs::default();
+    let mut out = Outputs { storage: ir.slots.iter().map(|s| s.storage).collect(), ..Outputs::default() };
     for (i, s) in ir.slots.iter().enumerate() {
         let id = i as SlotId;
         match s.level {
@@ -286,7 +298,7 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
         if k < n_passes { passes[k].leaf_before.push((*n, set)) } else { leaf_after.push((*n, set)) }
     }
     for (k, pass) in passes.iter_mut().enumerate() {
-        describe_streams(graph, pass, k == last);
+        describe_streams(graph, pass, k == last, &outputs.storage);
         pass.reason = if k == last {
             "applies the updates and writes the new state".to_string()
         } else {
@@ -357,7 +369,11 @@ fn element_closure(graph: &Graph, roots: &[NodeId], g: usize) -> Vec<NodeId> {
 }
 
 /// Fills in the element streams each program of a pass reads and writes, and the pass's.
-fn describe_streams(graph: &Graph, pass: &mut Pass, last: bool) {
+fn describe_streams(graph: &Graph, pass: &mut Pass, last: bool, storage: &[Storage]) {
+    let slot = |s: SlotId| match storage.get(s as usize).copied().unwrap_or_default() {
+        Storage::F32 => format!("state#{s}"),
+        other => format!("state#{s}:{}", other.name()),
+    };
     let mut reads: BTreeSet<String> = BTreeSet::new();
     let mut writes: BTreeSet<String> = BTreeSet::new();
     for p in &mut pass.programs {
@@ -372,7 +388,7 @@ fn describe_streams(graph: &Graph, pass: &mut Pass, last: bool) {
                     own_reads.insert("param".into());
                 }
                 Node::State(s) => {
-                    own_reads.insert(format!("state#{s}"));
+                    own_reads.insert(slot(*s));
                 }
                 _ => {}
             }
@@ -388,11 +404,13 @@ fn describe_streams(graph: &Graph, pass: &mut Pass, last: bool) {
                         own_writes.insert("update".into());
                     }
                     Target::Slot(s) => {
-                        own_writes.insert(format!("state#{s}"));
+                        own_writes.insert(slot(*s));
                     }
                 }
             }
         }
+        let bytes = |name: &String| if name.ends_with(Storage::Bf16.name()) { Storage::Bf16.bytes() } else { Storage::F32.bytes() };
+        p.bytes = own_reads.iter().chain(&own_writes).map(bytes).sum();
         reads.extend(own_reads.iter().cloned());
         writes.extend(own_writes.iter().cloned());
         p.stream_reads = own_reads.into_iter().collect();

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::plan::{Plan, Target};
-use super::{ConstBits, Graph, Node, NodeId, StepIr};
+use super::{ConstBits, Graph, Node, NodeId, StepIr, Storage};
 
 /// One node as `%id = op args : level kind`.
 pub fn node_text(graph: &Graph, id: NodeId) -> String {
@@ -44,7 +44,8 @@ pub fn ir(ir: &StepIr) -> String {
     }
     for (i, s) in ir.slots.iter().enumerate() {
         let aliases = if s.aliases.is_empty() { String::new() } else { format!(" (also {})", s.aliases.join(", ")) };
-        let _ = writeln!(out, "state #{i} {}{aliases} : {} {:?} groups {} init %{} next %{}", s.name, s.level, s.kind, s.groups, s.init, s.next);
+        let stored = if s.storage == Storage::F32 { String::new() } else { format!(" stored {}", s.storage.name()) };
+        let _ = writeln!(out, "state #{i} {}{aliases} : {} {:?}{stored} groups {} init %{} next %{}", s.name, s.level, s.kind, s.groups, s.init, s.next);
     }
     let _ = writeln!(out, "init:");
     for id in 0..ir.init.nodes.len() {
@@ -79,7 +80,7 @@ pub fn plan(ir: &StepIr, plan: &Plan) -> String {
     let list = |names: &[String]| if names.is_empty() { "nothing".to_string() } else { names.join(", ") };
     for (k, pass) in plan.passes.iter().enumerate() {
         let _ = writeln!(out, "pass {k}: {}", pass.reason);
-        let bytes = |p: &crate::ir::plan::GroupProgram| 4 * (p.stream_reads.len() + p.stream_writes.len());
+        let bytes = |p: &crate::ir::plan::GroupProgram| p.bytes;
         let same = pass.programs.windows(2).all(|w| w[0].stream_reads == w[1].stream_reads && w[0].stream_writes == w[1].stream_writes);
         match pass.programs.first() {
             Some(p) if same => {

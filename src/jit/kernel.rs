@@ -30,7 +30,7 @@ use super::lower::{Fx, Width, identity};
 use super::math::{Math, SharedBase};
 use super::{JitError, Listing, ProgramInfo, Stream, Task};
 use crate::ir::plan::{GroupProgram, LANES, Pass, Target, resolve};
-use crate::ir::{Graph, Level, Node, NodeId, Reduce};
+use crate::ir::{Graph, Level, Node, NodeId, Reduce, Storage};
 
 /// Elements per iteration of the vector body: four `f32x4`.
 const UNROLL: i64 = 4;
@@ -121,10 +121,25 @@ struct Program {
     nodes: Vec<(NodeId, Elem)>,
     reductions: Vec<(Reduce, Operand)>,
     writes: Vec<(Target, Operand)>,
+    /// The storage type of each state stream that is not float32.
+    storage: HashMap<Stream, Storage>,
+}
+
+impl Program {
+    /// How stream `s` stores its elements.
+    fn storage(&self, s: Stream) -> Storage {
+        self.storage.get(&s).copied().unwrap_or_default()
+    }
+}
+
+/// `offset`, a byte offset into a float32 stream, for the same element of a stream stored as
+/// `storage`.
+fn scaled(offset: i32, storage: Storage) -> i32 {
+    offset / 4 * storage.bytes() as i32
 }
 
 /// Resolves a group program's operands: element nodes it computes, constants, inputs.
-fn analyse(graph: &Graph, program: &GroupProgram) -> Program {
+fn analyse(graph: &Graph, program: &GroupProgram, slot_storage: &[Storage]) -> Program {
     let g = program.group;
     let mut computed: HashSet<NodeId> = HashSet::new();
     let mut inputs: Vec<NodeId> = Vec::new();
@@ -184,10 +199,19 @@ fn analyse(graph: &Graph, program: &GroupProgram) -> Program {
         writes.push((target, operand(&computed, node)));
     }
     let writes_params = writes.iter().any(|(t, _)| *t == Target::Params);
+    let storage = streams
+        .iter()
+        .filter_map(|&st| match st {
+            Stream::Slot(k) => Some((st, slot_storage.get(k as usize).copied().unwrap_or_default())),
+            _ => None,
+        })
+        .filter(|(_, storage)| *storage != Storage::F32)
+        .collect();
     let info = ProgramInfo { group: g, inputs, reductions: reduction_ids, streams: streams.into_iter().collect(), writes_params };
-    Program { info, nodes, reductions, writes }
+    Program { info, nodes, reductions, writes, storage }
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Builds the kernel of pass `index` as a function declared in `module`, checked by
 /// Cranelift's verifier; keeps its annotated IR if `listing` asks for it.
 pub fn build(
@@ -196,10 +220,11 @@ pub fn build(
     math: &Math,
     graph: &Graph,
     pass: &Pass,
+    slot_storage: &[Storage],
     index: usize,
     listing: Listing,
 ) -> Result<Built, JitError> {
-    let programs: Vec<Program> = pass.programs.iter().map(|p| analyse(graph, p)).collect();
+    let programs: Vec<Program> = pass.programs.iter().map(|p| analyse(graph, p, slot_storage)).collect();
     let stride = programs.iter().map(|p| p.reductions.len()).max().unwrap_or(0);
     let ptr = module.target_config().pointer_type();
     let mut sig = module.make_signature();
@@ -529,10 +554,16 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
 fn element_addresses(fx: &mut Fx, streams: &HashMap<Stream, Value>, program: &Program, task: &TaskValues, i: Value) -> HashMap<Stream, Value> {
     let i_bytes = fx.bcx.ins().ishl_imm_u(i, 2);
     let offset = fx.bcx.ins().iadd(task.start_bytes, i_bytes);
+    // Streams of 2-byte elements are half as far in.
+    let half = if program.storage.is_empty() { None } else { Some(fx.bcx.ins().ushr_imm_u(offset, 1)) };
     let mut out = HashMap::new();
     for s in &program.info.streams {
         if let Some(&base) = streams.get(s) {
-            let addr = fx.bcx.ins().iadd(base, offset);
+            let at = match (program.storage(*s).bytes(), half) {
+                (2, Some(half)) => half,
+                _ => offset,
+            };
+            let addr = fx.bcx.ins().iadd(base, at);
             out.insert(*s, addr);
         }
     }
@@ -560,7 +591,10 @@ fn elements<const N: usize>(
         fx.bcx.set_srcloc(srcloc);
         let copies: [Value; N] = match elem {
             Elem::Load(s) => std::array::from_fn(|u| match bases.get(s) {
-                Some(&addr) => fx.bcx.ins().load(w.float(), mem(), addr, offsets[u]),
+                Some(&addr) => {
+                    let storage = program.storage(*s);
+                    fx.load_stored(w, storage, addr, scaled(offsets[u], storage), mem())
+                }
                 None => fx.fconst(w, 0.0),
             }),
             Elem::Op(op, ops) => {
@@ -612,7 +646,8 @@ fn write(
             }
             Target::Updates | Target::Slot(_) => x,
         };
-        fx.bcx.ins().store(mem(), out, addr, offset);
+        let storage = program.storage(stream);
+        fx.store_stored(w, storage, out, addr, scaled(offset, storage), mem());
         if annotate {
             let what = match target {
                 Target::Params => "param +=".to_string(),

@@ -5,14 +5,15 @@
 //! and Python's float modulo always do. So the JIT and the interpreter agree bit for bit.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::types::{F32X4, I32, I32X4};
-use cranelift_codegen::ir::{AbiParam, BlockArg, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Value, types};
+use cranelift_codegen::ir::types::{F32X4, I32, I32X4, I64X2};
+use cranelift_codegen::ir::{AbiParam, BlockArg, Endianness, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Value, types};
 use cranelift_frontend::FunctionBuilder;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
 
 use super::JitError;
 use super::lower::{Fx, Width};
+use crate::fmath::storage::Storage;
 use crate::fmath::{self, Arith, PowBase};
 use crate::ir::op::{self, Op};
 
@@ -285,5 +286,51 @@ impl Fx<'_, '_> {
         self.bcx.seal_block(join);
         let params = self.bcx.block_params(join);
         std::array::from_fn(|i| params[i])
+    }
+}
+
+impl Fx<'_, '_> {
+    /// Loads a float at width `w` from a stream stored as `storage`: a bfloat16 is the top half
+    /// of its float32, so its 16 bits shifted up are the float exactly.
+    pub fn load_stored(&mut self, w: Width, storage: Storage, addr: Value, offset: i32, flags: MemFlagsData) -> Value {
+        match storage {
+            Storage::F32 => self.bcx.ins().load(w.float(), flags, addr, offset),
+            Storage::Bf16 => {
+                let half = match w {
+                    Width::Scalar => self.bcx.ins().uload16(I32, flags, addr, offset),
+                    Width::Vector => self.bcx.ins().uload16x4(flags, addr, offset),
+                };
+                let bits = self.bcx.ins().ishl_imm_u(half, 16);
+                self.bcx.ins().bitcast(w.float(), MemFlagsData::new(), bits)
+            }
+        }
+    }
+
+    /// Stores `x` (at width `w`) to a stream stored as `storage`: a bfloat16 is rounded by
+    /// [`fmath::storage::round_bf16`], the rule the interpreter runs, and its top half kept.
+    pub fn store_stored(&mut self, w: Width, storage: Storage, x: Value, addr: Value, offset: i32, flags: MemFlagsData) {
+        match storage {
+            Storage::F32 => {
+                self.bcx.ins().store(flags, x, addr, offset);
+            }
+            Storage::Bf16 => {
+                let [rounded] = fmath::storage::round_bf16(&mut Emit::<1> { bcx: &mut self.bcx, w }, [x]);
+                let bits = self.bcx.ins().bitcast(w.int(), MemFlagsData::new(), rounded);
+                // Arithmetic shift: the halves fit in i16, so the signed narrowing below
+                // (`packssdw`) keeps them exactly.
+                let high = self.bcx.ins().sshr_imm_u(bits, 16);
+                match w {
+                    Width::Scalar => {
+                        self.bcx.ins().istore16(flags, high, addr, offset);
+                    }
+                    Width::Vector => {
+                        let packed = self.bcx.ins().snarrow(high, high);
+                        let lanes = self.bcx.ins().bitcast(I64X2, MemFlagsData::new().with_endianness(Endianness::Little), packed);
+                        let low = self.bcx.ins().extractlane(lanes, 0);
+                        self.bcx.ins().store(flags, low, addr, offset);
+                    }
+                }
+            }
+        }
     }
 }

@@ -249,7 +249,7 @@ pub fn compile_with(graph: &Graph, plan: &Plan, listing: Listing) -> Result<Comp
     let mut fctx = cranelift_frontend::FunctionBuilderContext::new();
     let mut built = Vec::with_capacity(plan.passes.len());
     for (index, pass) in plan.passes.iter().enumerate() {
-        built.push(kernel::build(&mut module, &mut fctx, &math, graph, pass, index, listing)?);
+        built.push(kernel::build(&mut module, &mut fctx, &math, graph, pass, &plan.outputs.storage, index, listing)?);
     }
     // Compiling to machine code needs no module, so the kernels compile in parallel.
     let compiled = crate::parallel::map(built.iter_mut().collect(), crate::parallel::cores(), |k| k.compile(&*isa, listing.asm));
@@ -350,7 +350,8 @@ impl CompiledStep {
                 Stream::Updates => leaves.updates.get(leaf).map(|b| b.len()),
                 Stream::Slot(i) => {
                     let range = slot_layout.range(i as usize, leaf, leaf_len(leaf)?)?;
-                    (range.end <= slots.get(i as usize).map_or(0, <[f32]>::len)).then_some(range.len())
+                    let words = slot_layout.storage(i as usize).words(range.end);
+                    (words <= slots.get(i as usize).map_or(0, <[f32]>::len)).then_some(range.len())
                 }
             }
         };
@@ -413,7 +414,9 @@ impl CompiledStep {
             }
             for (s, &start) in slot_starts.iter().enumerate() {
                 if let Some(at) = slot_layout.start(s, leaf) {
-                    row[3 + s] = back(start, at);
+                    // A bfloat16 slot's elements are 2 bytes apart.
+                    let bytes = slot_layout.storage(s).bytes() as u64;
+                    row[3 + s] = start.wrapping_add(bytes * at as u64).wrapping_sub(bytes * offsets[leaf] as u64);
                 }
             }
         }

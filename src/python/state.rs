@@ -49,7 +49,10 @@ fn scalar_from_py(x: &Bound<'_, PyAny>, kind: Kind) -> Result<Scalar, String> {
 /// A state dict: `format`, `version`, what identifies the pipeline and layout, `steps`, and
 /// `state`: each slot by name — a uniform as a Python number, a per-leaf slot as `{leaf:
 /// float}`, a per-element slot as `{leaf: float32 array of the leaf's shape}` — for the leaves
-/// the slot holds (`held`: a partition arm's state holds the arm's leaves).
+/// the slot holds (`held`: a partition arm's state holds the arm's leaves). A bfloat16 slot's
+/// arrays are float32 too, holding its values exactly (numpy has no bfloat16); loaded back,
+/// they are rounded to bfloat16, and `slots` names the storage type, so a state dict of
+/// another storage type is refused.
 pub fn to_dict<'py>(py: Python<'py>, snapshot: &Snapshot, layout: &Layout, held: &SlotLayout) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("format", FORMAT)?;

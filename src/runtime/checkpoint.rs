@@ -5,7 +5,9 @@
 //! the step count (8 bytes), uniform slots (4 bytes each, f32/i32/bool as u32), per-leaf slots
 //! (one f32 per leaf of the layout), per-element slots (one f32 per element of the leaves the
 //! slot holds: a transform applied to some leaves keeps state for those only; version 2 kept
-//! every slot for every leaf, and is refused with that reason). The header holds
+//! every slot for every leaf, and is refused with that reason; a bfloat16 slot keeps 2 bytes
+//! per element, the bfloat16's own, and its storage type is part of the slots' key, so a state
+//! saved in another storage type is refused with that reason). The header holds
 //! the pipeline with every argument, a fingerprint of its step IR (so that the same call with
 //! other definitions behind it is told apart), the state slots, the layout, and an FNV-1a
 //! checksum of the bytes.
@@ -16,8 +18,9 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::interp::State;
+use crate::ir::buffers::SlotLayout;
 use crate::ir::op::{Kind, Scalar};
-use crate::ir::{Level, StepIr};
+use crate::ir::{Level, StepIr, Storage};
 
 const VERSION: u32 = 3;
 const MAGIC: &str = "optc-state 3";
@@ -32,6 +35,8 @@ pub enum LoadError {
     Pipeline { saved: String, now: String },
     /// Saved for another layout.
     Layout { saved: String, now: String },
+    /// A state saved in another storage type than the pipeline keeps it in.
+    Storage { slot: String, saved: Storage, now: Storage },
 }
 
 impl std::fmt::Display for LoadError {
@@ -45,23 +50,55 @@ impl std::fmt::Display for LoadError {
             LoadError::Layout { saved, now } => {
                 write!(f, "this state belongs to another parameter layout\n  saved with: {saved}\n  loading into: {now}")
             }
+            LoadError::Storage { slot, saved, now } => write!(
+                f,
+                "the state `{slot}` was saved as {}, but this pipeline stores it as {}: start the optimizer afresh, or load it with the storage type it was saved with",
+                saved.name(),
+                now.name()
+            ),
         }
     }
 }
 
 impl std::error::Error for LoadError {}
 
-/// What identifies the pipeline a state belongs to: its slots, by name, level and kind.
+/// What identifies the pipeline a state belongs to: its slots, by name, level, kind and
+/// storage type (written only when it is not float32, so float32 states read as before).
 pub fn pipeline_key(ir: &StepIr) -> String {
-    let slots: Vec<String> = ir.slots.iter().map(|s| format!("{}:{}:{:?}", s.name, s.level, s.kind)).collect();
+    let slots: Vec<String> = ir
+        .slots
+        .iter()
+        .map(|s| match s.storage {
+            Storage::F32 => format!("{}:{}:{:?}", s.name, s.level, s.kind),
+            other => format!("{}:{}:{:?}:{}", s.name, s.level, s.kind, other.name()),
+        })
+        .collect();
     slots.join(" ")
+}
+
+/// A slot of the key `saved` that has the storage type `saved_as`, where the same slot of
+/// `ir` has `now`, if the keys differ only in that way.
+fn storage_mismatch(ir: &StepIr, saved: &str) -> Option<(String, Storage, Storage)> {
+    let split = |entry: &str| -> (String, Storage) {
+        match entry.rsplit_once(':').and_then(|(base, name)| Some((base, Storage::parse(name)?))) {
+            Some((base, storage)) => (base.to_string(), storage),
+            None => (entry.to_string(), Storage::F32),
+        }
+    };
+    let saved: Vec<(String, Storage)> = saved.split(' ').map(split).collect();
+    let now: Vec<(String, Storage)> = pipeline_key(ir).split(' ').map(split).collect();
+    if saved.len() != now.len() || saved.iter().zip(&now).any(|(a, b)| a.0 != b.0) {
+        return None;
+    }
+    let (s, (a, b)) = saved.iter().zip(&now).enumerate().find(|(_, (a, b))| a.1 != b.1)?;
+    Some((ir.slots.get(s)?.name.clone(), a.1, b.1))
 }
 
 /// What identifies the step a state belongs to, beyond the pipeline's text: a checksum of its
 /// step IR (nodes, updates, slots), which changes with any definition behind the pipeline.
 /// Source locations take no part, so comments and formatting do not matter.
 pub fn fingerprint(ir: &StepIr) -> String {
-    let slots: Vec<_> = ir.slots.iter().map(|s| (&s.name, s.level, s.kind, &s.groups, s.init, s.next)).collect();
+    let slots: Vec<_> = ir.slots.iter().map(|s| (&s.name, s.level, s.kind, s.storage, &s.groups, s.init, s.next)).collect();
     let text = format!("{:?}", (&ir.graph.nodes, ir.updates, &ir.init.nodes, slots, &ir.groups));
     format!("{:016x}", crate::fsio::checksum(text.as_bytes()))
 }
@@ -71,6 +108,9 @@ pub fn fingerprint(ir: &StepIr) -> String {
 /// pipeline itself is compared (hyperparameters included), not only its slots: `adam` and
 /// `adamw` keep the same slots.
 pub fn belongs(ir: &StepIr, now: &str, pipeline: &str, slots: &str, layout: &str) -> Result<(), LoadError> {
+    if let Some((slot, saved, now)) = storage_mismatch(ir, slots) {
+        return Err(LoadError::Storage { slot, saved, now });
+    }
     if pipeline != now || slots != pipeline_key(ir) {
         return Err(LoadError::Pipeline { saved: pipeline.to_string(), now: now.to_string() });
     }
@@ -97,13 +137,21 @@ fn scalar_from(kind: Kind, bits: u32) -> Scalar {
 }
 
 fn payload(ir: &StepIr, state: &State, step: u64) -> Vec<u8> {
+    let held = SlotLayout::new(ir);
     let mut out = Vec::new();
     out.extend_from_slice(&step.to_le_bytes());
     for (i, s) in ir.slots.iter().enumerate() {
         match s.level {
             Level::Uniform => out.extend_from_slice(&scalar_bits(state.uniform[i]).to_le_bytes()),
             Level::Leaf => state.leaf[i].iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            Level::Element => state.element.get(i).unwrap_or_default().iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Level::Element => {
+                let values = held.values(i, state.element.get(i).unwrap_or_default());
+                for x in values {
+                    let bytes = x.to_bits().to_le_bytes();
+                    // A bfloat16 is the top half of its float32.
+                    out.extend_from_slice(&bytes[4 - s.storage.bytes()..]);
+                }
+            }
         }
     }
     out
@@ -164,24 +212,44 @@ pub fn load(path: &Path, ir: &StepIr, pipeline: &str) -> Result<(State, u64), Lo
             now: format!("{pipeline} (whose definitions, or optc's compilation of them, have changed)"),
         });
     }
-    let mut words = body.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-    let lo = u64::from(words.next().unwrap_or(0));
-    let hi = u64::from(words.next().unwrap_or(0));
+    let held = SlotLayout::new(ir);
+    let n_leaves = ir.layout.leaves.len();
+    let expected: usize = 8 + ir
+        .slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match s.level {
+            Level::Uniform => 4,
+            Level::Leaf => 4 * n_leaves,
+            Level::Element => s.storage.bytes() * held.lens()[i],
+        })
+        .sum::<usize>();
+    if body.len() != expected {
+        return Err(corrupt(&format!("it holds {} bytes of state, and this pipeline keeps {expected}", body.len())));
+    }
+    // Values of `width` bytes, in order: the low bytes of a float32's bits (for a bfloat16,
+    // its top half).
+    let mut rest = body;
+    let mut next = |width: usize| -> u32 {
+        let (head, tail) = rest.split_at(width.min(rest.len()));
+        rest = tail;
+        let mut b = [0u8; 4];
+        b[4 - width..4 - width + head.len()].copy_from_slice(head);
+        u32::from_le_bytes(b)
+    };
+    let lo = u64::from(next(4));
+    let hi = u64::from(next(4));
     let step = lo | (hi << 32);
     let n = ir.slots.len();
-    let element = super::element_arena(&crate::ir::buffers::SlotLayout::new(ir));
+    let element = super::element_arena(&held);
     let mut state = State { uniform: vec![Scalar::F32(0.0); n], leaf: vec![Vec::new(); n], element };
-    let n_leaves = ir.layout.leaves.len();
     for (i, s) in ir.slots.iter().enumerate() {
         match s.level {
-            Level::Uniform => state.uniform[i] = scalar_from(s.kind, words.next().unwrap_or(0)),
-            Level::Leaf => state.leaf[i] = words.by_ref().take(n_leaves).map(f32::from_bits).collect(),
+            Level::Uniform => state.uniform[i] = scalar_from(s.kind, next(4)),
+            Level::Leaf => state.leaf[i] = (0..n_leaves).map(|_| f32::from_bits(next(4))).collect(),
             Level::Element => {
-                let buffer = state.element.get_mut(i).unwrap_or_default();
-                let len = buffer.len();
-                for (x, w) in buffer.iter_mut().zip(words.by_ref().take(len)) {
-                    *x = f32::from_bits(w);
-                }
+                let values: Vec<f32> = (0..held.lens()[i]).map(|_| f32::from_bits(next(s.storage.bytes()))).collect();
+                s.storage.pack(state.element.get_mut(i).unwrap_or_default(), 0, &values);
             }
         }
     }

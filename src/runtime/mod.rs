@@ -254,7 +254,7 @@ impl Optimizer {
         }
         for (s, v) in &results.element {
             if let Some(buffer) = element.get_mut(*s as usize) {
-                buffer.copy_from_slice(v);
+                self.slot_layout.storage(*s as usize).pack(buffer, 0, v);
             }
         }
         let mut state = State { uniform: vec![Scalar::F32(0.0); n], leaf: vec![Vec::new(); n], element };
@@ -281,7 +281,8 @@ impl Optimizer {
                         && let Some(fill) = get_uniform(slot.init)
                         && let Some(v) = state.element.get_mut(i)
                     {
-                        v.fill(fill.f());
+                        let n = self.slot_layout.lens()[i];
+                        self.slot_layout.storage(i).pack(v, 0, &vec![fill.f(); n]);
                     }
                 }
             }
@@ -368,7 +369,10 @@ impl Optimizer {
             for (s, slot) in self.ir.slots.iter().enumerate() {
                 match (slot.level, self.slot_layout.range(s, l, len)) {
                     (Level::Leaf, _) => per_leaf.push((s, l, self.state.leaf[s][l])),
-                    (Level::Element, Some(range)) => per_element.push((s, range.start, self.state.element.get(s).unwrap_or_default()[range].to_vec())),
+                    (Level::Element, Some(range)) => {
+                        let (storage, words) = (self.slot_layout.storage(s), self.state.element.get(s).unwrap_or_default());
+                        per_element.push((s, range.start, range.map(|i| storage.get(words, i).unwrap_or(0.0)).collect()));
+                    }
                     _ => {}
                 }
             }
@@ -383,7 +387,7 @@ impl Optimizer {
         }
         for (s, start, v) in per_element {
             if let Some(buffer) = self.state.element.get_mut(s) {
-                buffer[start..start + v.len()].copy_from_slice(&v);
+                self.slot_layout.storage(s).pack(buffer, start, &v);
             }
         }
         Ok(())
@@ -459,7 +463,7 @@ impl Optimizer {
                 && let Some(v) = results.element.get(s)
                 && let Some(buffer) = next.element.get_mut(*s as usize)
             {
-                buffer.copy_from_slice(v);
+                self.slot_layout.storage(*s as usize).pack(buffer, 0, v);
             }
         }
         for (s, node, groups) in &self.step_plan.outputs.leaf {
@@ -582,7 +586,7 @@ pub fn default_threads() -> usize {
 /// Zeroed element state laid out as `slots` says: one buffer per slot, holding its leaves
 /// (empty for slots of other levels).
 pub fn element_arena(slots: &SlotLayout) -> Arena {
-    Arena::new(slots.lens(), arena::STATE)
+    Arena::new(&slots.words(), arena::STATE)
 }
 
 /// The tree of `summary::describe` on one line.

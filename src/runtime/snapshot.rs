@@ -39,7 +39,8 @@ pub enum SlotData {
     /// One value per leaf, in layout order.
     Leaf(Vec<f32>),
     /// One value per element of the leaves the slot holds ([`SlotLayout`]: those its
-    /// transform applies to), one leaf after another in layout order.
+    /// transform applies to), one leaf after another in layout order. A bfloat16 slot's
+    /// values are float32 copies (exact); written back, they are rounded to bfloat16.
     Element(Vec<f32>),
 }
 
@@ -55,6 +56,7 @@ impl SlotData {
 
 /// The snapshot of `state` after `steps` steps.
 pub fn take(ir: &StepIr, state: &State, steps: u64, pipeline: &str) -> Snapshot {
+    let held = SlotLayout::new(ir);
     let slots = ir
         .slots
         .iter()
@@ -63,7 +65,7 @@ pub fn take(ir: &StepIr, state: &State, steps: u64, pipeline: &str) -> Snapshot 
             let data = match s.level {
                 Level::Uniform => SlotData::Uniform(state.uniform[i]),
                 Level::Leaf => SlotData::Leaf(state.leaf[i].clone()),
-                Level::Element => SlotData::Element(state.element.get(i).unwrap_or_default().to_vec()),
+                Level::Element => SlotData::Element(held.values(i, state.element.get(i).unwrap_or_default())),
             };
             SlotValue { name: s.name.clone(), data }
         })
@@ -103,7 +105,7 @@ pub fn restore(ir: &StepIr, state: &mut State, pipeline: &str, snapshot: &Snapsh
             SlotData::Leaf(v) => state.leaf[i].clone_from(v),
             SlotData::Element(v) => {
                 if let Some(buffer) = state.element.get_mut(i) {
-                    buffer.copy_from_slice(v);
+                    held.storage(i).pack(buffer, 0, v);
                 }
             }
         }
@@ -153,6 +155,7 @@ pub fn packed_layout(ir: &StepIr) -> Vec<PackedSlot> {
 /// the float32 slots, and the int32 slots with bools as 0 or 1. For callers that carry state
 /// through an interface that pays per array (a JAX host call).
 pub fn pack(ir: &StepIr, state: &State) -> (Vec<f32>, Vec<i32>) {
+    let held = SlotLayout::new(ir);
     let (mut f, mut i) = (Vec::new(), Vec::new());
     for (s, slot) in ir.slots.iter().enumerate() {
         match (slot.level, state.uniform[s]) {
@@ -160,7 +163,7 @@ pub fn pack(ir: &StepIr, state: &State) -> (Vec<f32>, Vec<i32>) {
             (Level::Uniform, Scalar::I32(x)) => i.push(x),
             (Level::Uniform, Scalar::Bool(x)) => i.push(i32::from(x)),
             (Level::Leaf, _) => f.extend_from_slice(&state.leaf[s]),
-            (Level::Element, _) => f.extend_from_slice(state.element.get(s).unwrap_or_default()),
+            (Level::Element, _) => f.extend(held.values(s, state.element.get(s).unwrap_or_default())),
         }
     }
     (f, i)
@@ -170,6 +173,7 @@ pub fn pack(ir: &StepIr, state: &State) -> (Vec<f32>, Vec<i32>) {
 /// their lengths are not `ir`'s.
 pub fn unpack(ir: &StepIr, state: &mut State, f: &[f32], i: &[i32]) -> Result<(), LoadError> {
     let layout = packed_layout(ir);
+    let held = SlotLayout::new(ir);
     let floats: usize = layout.iter().filter(|s| s.kind == "f32").map(|s| s.len).sum();
     let ints = layout.iter().filter(|s| s.kind != "f32").count();
     if f.len() != floats || i.len() != ints {
@@ -188,7 +192,7 @@ pub fn unpack(ir: &StepIr, state: &mut State, f: &[f32], i: &[i32]) -> Result<()
             (Level::Leaf, _) => state.leaf[s].copy_from_slice(&f[range]),
             (Level::Element, _) => {
                 if let Some(buffer) = state.element.get_mut(s) {
-                    buffer.copy_from_slice(&f[range]);
+                    held.storage(s).pack(buffer, 0, &f[range]);
                 }
             }
         }

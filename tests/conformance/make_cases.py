@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import optax.contrib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAPES = {"layer1.bias": (4,), "layer1.weight": (3, 4)}
@@ -54,6 +55,47 @@ CASES = {
         6, [(1, "layer1.weight", 3, float("inf"))]),
 }
 
+# Optax's `mu_dtype="bfloat16"` (and `accumulator_dtype`): the moment is stored in bfloat16.
+# name -> (DSL pipeline, Optax expression, the same with its decays as float32 arrays)
+#
+# JAX computes `b1 * mu` with the Python float `b1` weakly typed, so in bfloat16 (`b1` and the
+# product rounded to bfloat16), while optc reads the stored moment exactly as a float32 and
+# computes in float32 (what Optax computes when the decays are float32 arrays: the third
+# expression). The tolerance of these cases is derived as the README's: 4 x the largest
+# difference between the two Optax runs, at least 1e-6 x the largest parameter, rounded up to
+# 1, 2 or 5 x 10^k.
+def _bf16_case(call, args, decays, dtype="mu_dtype"):
+    plain = ", ".join(f"{k}={v}" for k, v in decays.items())
+    arrays = ", ".join(f"{k}=jnp.float32({v})" for k, v in decays.items())
+    name = call.split(".")[-1]
+    return (f'{name}({args}, {plain}, {dtype}="bfloat16")',
+            f'{call}({args}, {plain}, {dtype}="bfloat16")',
+            f'{call}({args}, {arrays}, {dtype}="bfloat16")')
+
+
+ADAM_DECAYS = {"b1": 0.9, "b2": 0.999}
+BF16_CASES = {
+    "adam_mu_bfloat16": _bf16_case("optax.adam", "learning_rate=0.01", ADAM_DECAYS),
+    "adamw_mu_bfloat16": _bf16_case("optax.adamw", "learning_rate=0.01, weight_decay=0.1", ADAM_DECAYS),
+    "nadam_mu_bfloat16": _bf16_case("optax.nadam", "learning_rate=0.01", ADAM_DECAYS),
+    "nadamw_mu_bfloat16": _bf16_case("optax.nadamw", "learning_rate=0.01", ADAM_DECAYS),
+    "amsgrad_mu_bfloat16": _bf16_case("optax.amsgrad", "learning_rate=0.01", ADAM_DECAYS),
+    "lion_mu_bfloat16": _bf16_case("optax.lion", "learning_rate=0.001", {"b1": 0.9, "b2": 0.99}),
+    "optimistic_adam_mu_bfloat16": _bf16_case("optax.optimistic_adam", "learning_rate=0.01", ADAM_DECAYS),
+    "optimistic_adam_v2_mu_bfloat16": _bf16_case("optax.optimistic_adam_v2", "learning_rate=0.01", ADAM_DECAYS),
+    "adopt_mu_bfloat16": _bf16_case("optax.contrib.adopt", "learning_rate=0.01", {"b1": 0.9, "b2": 0.9999}),
+    "ademamix_mu_bfloat16": _bf16_case("optax.contrib.ademamix", "learning_rate=0.01", ADAM_DECAYS),
+    "sgd_momentum_accumulator_bfloat16": _bf16_case(
+        "optax.sgd", "learning_rate=0.1", {"momentum": 0.9}, dtype="accumulator_dtype"),
+    "signum_accumulator_bfloat16": _bf16_case(
+        "optax.signum", "learning_rate=0.01",
+        {"beta": 0.9}, dtype="accumulator_dtype"),
+    "scale_by_adam_mu_bfloat16": (
+        'chain(scale_by_adam(mu_dtype="bfloat16"), scale(-0.01))',
+        'optax.chain(optax.scale_by_adam(b1=0.9, b2=0.999, mu_dtype="bfloat16"), optax.scale(-0.01))',
+        'optax.chain(optax.scale_by_adam(b1=jnp.float32(0.9), b2=jnp.float32(0.999), mu_dtype="bfloat16"), optax.scale(-0.01))'),
+}
+
 
 def number(x):
     """A float32 as JSON: a decimal that parses back to it exactly, or a string if not finite."""
@@ -69,16 +111,29 @@ def leaves(tree):
     return {k: [number(v) for v in np.asarray(tree[k]).reshape(-1)] for k in sorted(tree)}
 
 
-def tolerance(expected):
+def tolerance(expected, spread=0.0):
     finite = [abs(v) for step in expected for vs in step.values() for v in vs if isinstance(v, float)]
-    atol = 1e-6 * max(finite + [1.0])
+    atol = max(1e-6 * max(finite + [1.0]), 4 * spread)
     k = math.floor(math.log10(atol))
     for m in (1, 2, 5, 10):
         if m * 10.0 ** k >= atol:
             return {"rtol": 2e-06, "atol": float(f"{m}e{k}")}
 
 
-def make(name, pipeline, expression, n_steps, injections, rng):
+def run(expression, params, grads):
+    """The params after every step of the Optax transformation `expression`."""
+    tx = eval(expression, {"optax": optax, "jnp": jnp})
+    state = tx.init(params)
+    p = params
+    out = []
+    for g in grads:
+        updates, state = tx.update(g, state, p)
+        p = optax.apply_updates(p, updates)
+        out.append(leaves(p))
+    return out
+
+
+def make(name, pipeline, expression, n_steps, injections, rng, other=None):
     params = {k: jnp.asarray(rng.normal(size=s), jnp.float32) for k, s in SHAPES.items()}
     grads = []
     for t in range(n_steps):
@@ -87,14 +142,12 @@ def make(name, pipeline, expression, n_steps, injections, rng):
             if step == t:
                 g[leaf].reshape(-1)[index] = value
         grads.append({k: jnp.asarray(v) for k, v in g.items()})
-    tx = eval(expression, {"optax": optax})
-    state = tx.init(params)
-    p = params
-    expected = []
-    for g in grads:
-        updates, state = tx.update(g, state, p)
-        p = optax.apply_updates(p, updates)
-        expected.append(leaves(p))
+    expected = run(expression, params, grads)
+    # The largest difference from the same pipeline computed another way, if there is one.
+    spread = 0.0
+    if other is not None:
+        again = run(other, params, grads)
+        spread = max(abs(a - b) for e, f in zip(expected, again) for k in e for a, b in zip(e[k], f[k]))
     case = {
         "name": name,
         "pipeline": pipeline,
@@ -103,7 +156,7 @@ def make(name, pipeline, expression, n_steps, injections, rng):
         "params": {k: {"shape": list(SHAPES[k]), "data": leaves(params)[k]} for k in sorted(SHAPES)},
         "steps": [{"grads": leaves(g)} for g in grads],
         "expected": expected,
-        "tolerance": tolerance(expected),
+        "tolerance": tolerance(expected, spread),
     }
     with open(os.path.join(HERE, name + ".json"), "w") as f:
         json.dump(case, f, indent=1)
@@ -114,4 +167,7 @@ if __name__ == "__main__":
     assert optax.__version__ == "0.2.8", optax.__version__
     for name, spec in sorted(CASES.items()):
         make(name, *spec, np.random.default_rng(zlib.crc32(name.encode())))
+        print(name)
+    for name, (pipeline, expression, other) in sorted(BF16_CASES.items()):
+        make(name, pipeline, expression, 20, [], np.random.default_rng(zlib.crc32(name.encode())), other)
         print(name)

@@ -227,5 +227,5 @@ fn check_counts_the_state_a_parameter_keeps_in_its_own_group() {
     let out = optc(&["check", "examples/transformer.opt"], None);
     assert!(out.status.success());
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("per element (2 floats per parameter, of its own group's)"), "{stdout}");
+    assert!(stdout.contains("per element (8 bytes per parameter, of its own group's)"), "{stdout}");
 }

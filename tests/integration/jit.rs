@@ -309,6 +309,11 @@ fn pipelines_with_reductions_agree_on_awkward_layouts() {
         "partition { \"*.bias\" | \"*norm*\" => sgd(learning_rate=0.1), _ => adabelief(learning_rate=1e-3) }",
         "masked(adagrad(learning_rate=0.1), mask=\"*.weight\")",
         "chain(adam(learning_rate=1e-3), reduce_on_plateau(patience=1, factor=0.5))",
+        // bfloat16 state: loads and stores of 2-byte streams at every leaf offset, odd or even.
+        "adam(learning_rate=1e-3, mu_dtype=\"bfloat16\", nu_dtype=\"bfloat16\")",
+        "chain(clip_by_global_norm(max_norm=1.0), adamw(learning_rate=1e-3, mu_dtype=\"bfloat16\"))",
+        "partition { \"*.bias\" => sgd(learning_rate=0.1, momentum=0.9, accumulator_dtype=\"bfloat16\"), _ => lion(learning_rate=1e-4, mu_dtype=\"bfloat16\") }",
+        "masked(adam(learning_rate=1e-3, nu_dtype=\"bfloat16\"), mask=\"*.weight\")",
     ];
     for text in pipelines {
         with_main_stack(move || agree(text, &awkward_layout(), 4, 11)).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -613,6 +618,45 @@ fn every_op_agrees_on_edge_values_in_vector_body_and_scalar_tail() {
     }
 }
 
+/// A transform whose updates are its bfloat16 state of the step before: the parameters show
+/// what was stored, on both backends.
+const STORED: &str = "transform t() {\n    state s: tensor[bfloat16] = param\n    update(g) {\n        let before = s\n        s = g\n        before\n    }\n}\nt()\n";
+
+#[test]
+fn bfloat16_state_rounds_the_same_on_both_backends_and_as_numpy_does() {
+    // Ties to even both ways, just above and below a tie, the largest finite values (which
+    // round to infinity), NaNs, subnormals, and the edge values of the op table.
+    let mut values: Vec<f32> = [0x3F80_8000_u32, 0x3F81_8000, 0x3F80_8001, 0x3F80_7FFF, 0xBF80_8000, 0x7F7F_FFFF, 0x7F7F_8000, 0x0000_8000, 0x0001_8000, 0x7FA0_0001, 0xFFC1_2345]
+        .iter()
+        .map(|&b| f32::from_bits(b))
+        .chain(EDGES.iter().copied())
+        .collect();
+    // Every leaf length of the awkward layout: element `i` at every offset of a vector and
+    // of a 4-byte word.
+    let layout = awkward_layout();
+    let mut rng = Rng(5);
+    while values.len() < layout.total() {
+        values.push(rng.float() * 1e3);
+    }
+    let zeros = vec![0.0; layout.total()];
+    let mut pair = Pair::new(STORED, &layout, &zeros).expect("checks");
+    pair.step(&values, None).expect("step 1");
+    pair.step(&zeros, None).expect("step 2");
+    pair.same_state("bfloat16").expect("same state");
+    // After two steps the parameters have moved by what the first step stored.
+    let stored = |x: f32| optc::ir::Storage::Bf16.round(x);
+    for (i, (&p, &x)) in pair.params_jit.iter().zip(&values).enumerate() {
+        assert!(bits(p) == bits(0.0 + stored(x)), "element {i}: {x:e} stored as {p:e}, expected {:e}", stored(x));
+    }
+    // The initial state is stored the same way.
+    let mut pair = Pair::new(STORED, &layout, &values).expect("checks");
+    pair.step(&zeros, None).expect("a step");
+    for (i, (&p, &x)) in pair.params_jit.iter().zip(&values).enumerate() {
+        assert!(bits(p) == bits(x + stored(x)), "element {i}: {x:e} started as {:e}", p - x);
+    }
+    assert_eq!(optc::ir::Storage::Bf16.round(f32::from_bits(0x7F7F_FFFF)), f32::INFINITY);
+}
+
 #[test]
 fn every_reduction_agrees_per_leaf_and_over_the_layout() {
     let layout = awkward_layout();
@@ -736,9 +780,10 @@ fn program() -> impl Strategy<Value = String> {
         "masked(t(), mask=\"*.weight\")",
         "partition { \"*.bias\" => t(), _ => chain(t(), sgd(learning_rate=0.1)) }",
     ]);
-    (expr(), expr(), expr(), select(vec!["leaf_max", "leaf_norm", "leaf_mean"]), pipeline).prop_map(|(s, lm, update, leaf, pipeline)| {
+    let storage = select(vec!["tensor", "tensor[bfloat16]"]);
+    (expr(), expr(), expr(), select(vec!["leaf_max", "leaf_norm", "leaf_mean"]), pipeline, storage).prop_map(|(s, lm, update, leaf, pipeline, storage)| {
         format!(
-            "transform t() {{\n    state s: tensor = 0\n    state k: int = 0\n    state lm: leaf = 0\n    update(g) {{\n        k = k + 1\n        s = {s}\n        lm = lm + {leaf}(abs({lm}) * g)\n        {update}\n    }}\n}}\n{pipeline}\n"
+            "transform t() {{\n    state s: {storage} = 0\n    state k: int = 0\n    state lm: leaf = 0\n    update(g) {{\n        k = k + 1\n        s = {s}\n        lm = lm + {leaf}(abs({lm}) * g)\n        {update}\n    }}\n}}\n{pipeline}\n"
         )
     })
 }

@@ -206,6 +206,7 @@ fn save_then_load_then_continue_is_bit_identical() {
         "chain(adam(learning_rate=1e-2), reduce_on_plateau(patience=1, cooldown=1, factor=0.5))",
         "multi_steps(adamw(learning_rate=1e-2, weight_decay=0.1), every_k_schedule=2)",
         "lars(learning_rate=0.1, weight_decay=1e-3)",
+        "adam(learning_rate=1e-2, mu_dtype=\"bfloat16\", nu_dtype=\"bfloat16\")",
     ];
     let grads = |t: usize| vec![t as f32 * 0.3 - 1.0, 2.5 - t as f32, 0.125 * t as f32];
     let loss = |t: usize| Some(1.0 + (t % 3) as f32);
@@ -322,6 +323,54 @@ fn state_files_from_elsewhere_are_refused_with_a_reason() {
     std::fs::write(&path, b"garbage").expect("write");
     assert!(matches!(same.load(&path), Err(LoadError::Corrupt(_))));
     assert!(matches!(same.load(&temp("missing.optc")), Err(LoadError::Io(_))));
+}
+
+/// A transform keeping a running sum stored as `dtype`.
+const KEEP: &str = "transform keep(dtype: \"float32\" | \"bfloat16\"? = None) {\n    state s: tensor[dtype] = 0\n    update(g) {\n        s = s + g\n        s\n    }\n}\n";
+
+#[test]
+fn a_state_of_another_storage_type_is_refused_naming_the_slot_and_both_types() {
+    let grads = [0.1, 1.0 / 3.0, 1e-3];
+    let path = temp("bfloat16.optc");
+    let mut saved = optimizer(&format!("{KEEP}keep(dtype=\"bfloat16\")"), "a:3", &[0.0; 3]);
+    saved.step(&mut [0.0; 3], &grads, None).expect("step");
+    saved.save(&path).expect("save");
+    let wide = temp("float32.optc");
+    optimizer(&format!("{KEEP}keep()"), "a:3", &[0.0; 3]).save(&wide).expect("save");
+    // Two bytes per element instead of four (the headers differ by a few bytes).
+    let size = |dtype: &str| {
+        let file = temp(&format!("{dtype}-1000.optc"));
+        optimizer(&format!("{KEEP}keep(dtype=\"{dtype}\")"), "a:1000", &[0.0; 1000]).save(&file).expect("save");
+        std::fs::metadata(&file).expect("saved").len()
+    };
+    let (four, two) = (size("float32"), size("bfloat16"));
+    assert!((1980..2000).contains(&(four - two)), "{four} and {two} bytes");
+    for (file, other) in [(&path, "keep()"), (&path, "keep(dtype=\"float32\")"), (&wide, "keep(dtype=\"bfloat16\")")] {
+        let mut opt = optimizer(&format!("{KEEP}{other}"), "a:3", &[0.0; 3]);
+        let before = opt.snapshot();
+        let err = opt.load(file).expect_err(other);
+        assert!(matches!(err, LoadError::Storage { .. }), "{other}: {err}");
+        let slot = opt.ir.slots.iter().find(|s| s.level == optc::ir::Level::Element).map(|s| s.name.clone()).unwrap_or_default();
+        assert!(err.to_string().contains(&format!("the state `{slot}`")) && err.to_string().contains("bfloat16") && err.to_string().contains("float32"), "{err}");
+        assert_eq!(opt.snapshot(), before);
+        // A snapshot is judged by the same rule.
+        let theirs = if file == &path { saved.snapshot() } else { optimizer(&format!("{KEEP}keep()"), "a:3", &[0.0; 3]).snapshot() };
+        assert!(matches!(opt.restore(&theirs), Err(LoadError::Storage { .. })), "{other}");
+    }
+    // The same pipeline text, its transform redefined with another storage type.
+    let redefined = "transform keep() {\n    state s: tensor = 0\n    update(g) {\n        s = s + g\n        s\n    }\n}\nkeep()";
+    let same_text = temp("same-text.optc");
+    optimizer(&redefined.replace("tensor", "tensor[bfloat16]"), "a:3", &[0.0; 3]).save(&same_text).expect("save");
+    let err = optimizer(redefined, "a:3", &[0.0; 3]).load(&same_text).expect_err("another storage type");
+    assert!(matches!(err, LoadError::Storage { .. }), "{err}");
+    // The state read back is what was stored: the sums rounded to bfloat16.
+    let mut loaded = optimizer(&format!("{KEEP}keep(dtype=\"bfloat16\")"), "a:3", &[0.0; 3]);
+    loaded.load(&path).expect("load");
+    let Some(SlotData::Element(v)) = loaded.snapshot().slots.iter().map(|s| s.data.clone()).find(|d| matches!(d, SlotData::Element(_))) else {
+        panic!("an element slot")
+    };
+    let want: Vec<f32> = grads.iter().map(|&g| optc::ir::Storage::Bf16.round(g)).collect();
+    assert_eq!(v, want);
 }
 
 #[test]

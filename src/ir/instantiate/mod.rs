@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use super::groups::{self, GroupSet, Groups};
 use super::layout::Layout;
 use super::op::{Kind, Op, Scalar};
-use super::{Graph, Level, Named, Node, NodeId, Slot, SlotId, StepIr};
+use super::{Graph, Level, Named, Node, NodeId, Slot, SlotId, StepIr, Storage};
 use crate::check::names;
 use crate::check::program::{DefAst, DefId, Hyper, Mask, Program, Tx, Value};
 use crate::diagnostic::Diagnostic;
@@ -396,6 +396,7 @@ impl<'p> Inst<'p> {
                 level: Level::Uniform,
                 kind: init.kind(),
                 groups: GroupSet::empty(),
+                storage: Storage::F32,
                 init: init_node,
                 next: read,
                 aliases: Vec::new(),
@@ -467,13 +468,19 @@ impl<'p> Inst<'p> {
                         _ => Kind::F32,
                     };
                     let v = self.convert(v, kind, Which::Init);
-                    vec![self.new_slot(ctx, &sig.name, level, v, Recipe {
+                    let id = self.new_slot(ctx, &sig.name, level, v, Recipe {
                         def,
                         args: args.to_vec(),
                         state: i,
                         index: None,
                         ctx: ctx.clone(),
-                    })]
+                    });
+                    if level == Level::Element
+                        && let Some(built) = self.slots.get_mut(id as usize)
+                    {
+                        built.slot.storage = sig.storage.resolve(|name| d.params.iter().position(|p| p.name == name).and_then(|k| args.get(k)));
+                    }
+                    vec![id]
                 }
             };
             state_bindings.push((sig.name.clone(), ids, matches!(sig.ty.ty, crate::check::types::Ty::List(_))));
@@ -522,6 +529,7 @@ impl<'p> Inst<'p> {
                 level,
                 kind,
                 groups: if level == Level::Uniform { GroupSet::empty() } else { ctx.domain.clone() },
+                storage: Storage::F32,
                 init: init_node,
                 next: read,
                 aliases: Vec::new(),
