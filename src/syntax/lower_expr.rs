@@ -10,11 +10,12 @@ use super::ast::*;
 use super::grammar::Rule;
 use super::lower::Lowerer;
 use crate::diagnostic::Diagnostic;
+use crate::limits;
 use crate::source::Span;
 
-/// The deepest expression tree accepted; deeper input is reported, not built, so that no later
-/// recursive pass can run out of stack.
-pub const MAX_DEPTH: usize = 200;
+/// The deepest expression tree accepted ([`limits::EXPRESSION`]); deeper input is reported, not
+/// built, so that no later recursive pass can run out of stack.
+const MAX_DEPTH: usize = limits::EXPRESSION.max;
 
 fn pratt() -> &'static PrattParser<Rule> {
     static PRATT: OnceLock<PrattParser<Rule>> = OnceLock::new();
@@ -464,9 +465,7 @@ fn arg_span(arg: &Arg) -> Span {
 }
 
 fn too_deep(span: Span) -> Diagnostic {
-    Diagnostic::error("too-deeply-nested", "this expression is nested too deeply")
-        .with_primary(span, format!("more than {MAX_DEPTH} levels of operators, calls or brackets"))
-        .with_help("split it into several `let` bindings")
+    limits::EXPRESSION.exceeded(span)
 }
 
 /// The depth of an expression tree, counted without recursion.

@@ -14,12 +14,13 @@ use pest::Parser;
 use pest::error::{ErrorVariant, InputLocation};
 
 use crate::diagnostic::Diagnostic;
+use crate::limits;
 use crate::source::{FileId, Span};
 use grammar::{OptParser, Rule};
 
-/// Brackets nested deeper than this are reported before parsing, so that neither the parser
-/// nor any later recursive pass can run out of stack.
-const MAX_NESTING: usize = 64;
+/// Brackets nested deeper than [`limits::BRACKETS`] are reported before parsing, so that neither
+/// the parser nor any later recursive pass can run out of stack.
+const MAX_NESTING: usize = limits::BRACKETS.max;
 
 /// Parses one file. Syntax errors stop at the first one pest finds; the `bad_*` rules of the
 /// grammar let common mistakes through with a precise diagnostic, so a file may come back with
@@ -129,7 +130,7 @@ fn parse_part(file: FileId, text: &str, range: std::ops::Range<usize>) -> Option
     lowerer.diagnostics.is_empty().then_some(ast)
 }
 
-/// Reports brackets nested deeper than [`MAX_NESTING`], ignoring strings and comments.
+/// Reports brackets nested deeper than [`limits::BRACKETS`], ignoring strings and comments.
 fn check_nesting(file: FileId, text: &str) -> Option<Diagnostic> {
     let mut depth = 0usize;
     for (i, b) in scan::code(text) {
@@ -137,12 +138,7 @@ fn check_nesting(file: FileId, text: &str) -> Option<Diagnostic> {
             b'(' | b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    let span = Span::new(file, i..i + 1);
-                    return Some(
-                        Diagnostic::error("too-deeply-nested", "brackets are nested too deeply")
-                            .with_primary(span, format!("more than {MAX_NESTING} levels of brackets"))
-                            .with_help("split the expression into several `let` bindings"),
-                    );
+                    return Some(limits::BRACKETS.exceeded(Span::new(file, i..i + 1)));
                 }
             }
             b')' | b']' | b'}' => depth = depth.saturating_sub(1),

@@ -8,12 +8,13 @@ use std::path::Path;
 use crate::support::{files_with_extension, root};
 
 /// Modules in data-flow order: a module may use only modules at or before its own rank. The
-/// source end (`source`, `diagnostic`, `glob`, `codes`, `stdlib`) and the helpers every stage
+/// source end (`source`, `diagnostic`, `limits`, `glob`, `codes`, `stdlib`) and the helpers every stage
 /// may use (`parallel`) are rank 0.
 const RANKS: &[(&str, usize)] = &[
     ("arena", 0),
     ("source", 0),
     ("diagnostic", 0),
+    ("limits", 0),
     ("glob", 0),
     ("codes", 0),
     ("stdlib", 0),
