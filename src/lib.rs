@@ -13,14 +13,15 @@
 //! ```
 //!
 //! Data flows one way, left to right; no stage reaches back into an earlier one's internals.
-//! `source`, `diagnostic`, `limits`, `glob`, `arena`, `native`, `fsio` and `stdlib` sit at the source
-//! end and every stage may use them.
+//! `source`, `diagnostic`, `limits`, `glob`, `fmath`, `arena`, `native`, `fsio` and `stdlib` sit at
+//! the source end and every stage may use them.
 //!
 //! Architecture invariants:
 //! - pest is used only in `syntax`; the AST carries its own spans.
 //! - codespan-reporting is used only in `diagnostic`; Cranelift only in `jit`.
-//! - `unsafe` only in `jit`, behind a function that checks every index first, and in `native`, only
-//!   to call a `#[target_feature]` function after `is_x86_feature_detected!` confirmed its features.
+//! - `unsafe` only in `jit`, behind a function that checks every index first; in `native`, only
+//!   to call a `#[target_feature]` function after `is_x86_feature_detected!` confirmed its
+//!   features; and in `arena`, only to advise the kernel how to back its own memory (`madvise`).
 //! - The JIT agrees with the interpreter bit for bit (NaN payloads aside).
 //! - No input makes a stage panic: bad input is a [`Diagnostic`]. No input makes one run out of
 //!   stack, memory or time either: [`limits`] bounds what a file may nest, unroll and build.
@@ -35,6 +36,7 @@ pub mod check;
 pub mod cli;
 pub mod codes;
 pub mod diagnostic;
+pub mod fmath;
 pub mod fsio;
 pub mod glob;
 pub mod interp;

@@ -636,3 +636,4 @@ mod tests {
         assert_eq!(Isa::available().last(), Some(&Isa::Plain));
     }
 }
+

@@ -213,8 +213,10 @@ class Optimizer(torch.optim.Optimizer):
         for slot, value in sd["state"].items():
             if isinstance(value, dict) and value and all(isinstance(v, np.ndarray) for v in value.values()):
                 elementwise.append(slot)
+                # A partition arm's state holds the arm's parameters only.
                 for i, name in enumerate(order):
-                    state[i][slot] = torch.from_numpy(value[name])
+                    if name in value:
+                        state[i][slot] = torch.from_numpy(value[name])
         optc_part = {k: v for k, v in sd.items() if k != "state"}
         optc_part["state"] = {k: v for k, v in sd["state"].items() if k not in elementwise}
         optc_part["elementwise"] = elementwise
@@ -237,8 +239,9 @@ class Optimizer(torch.optim.Optimizer):
         for slot in part.get("elementwise", []):
             state[slot] = {}
             for i, name in enumerate(names):
-                t = per_param[i][slot]
-                state[slot][name] = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+                if slot in per_param.get(i, {}):
+                    t = per_param[i][slot]
+                    state[slot][name] = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
         part["state"] = state
         part.pop("elementwise", None)
         self._optimizer.load_state_dict(part)

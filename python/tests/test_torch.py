@@ -225,3 +225,18 @@ def test_the_shipped_example_runs():
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     assert example.main(50) < 1.0
+
+
+def test_a_parameter_group_keeps_state_for_its_own_parameters_only():
+    model = net()
+    pipeline = 'partition { "*.bias" => sgd(learning_rate=0.1, momentum=0.9), _ => adam(learning_rate=1e-2) }'
+    opt = optc.torch.Optimizer(model.named_parameters(), pipeline)
+    train(model, opt, 2)
+    sd = opt.state_dict()
+    names = [n for g in sd["param_groups"] for n in g["param_names"]]
+    for i, name in enumerate(names):
+        kept = set(sd["state"][i])
+        assert len(kept) == (1 if name.endswith("bias") else 2), (name, kept)
+    again = optc.torch.Optimizer(net().named_parameters(), pipeline)
+    again.load_state_dict(sd)
+    assert again.optimizer.steps == 2

@@ -88,6 +88,24 @@ fn collect_states(program: &Program, tx: &Tx, prefix: &str, out: &mut Vec<StateE
     }
 }
 
+/// Floats of per-element state each parameter keeps: a chain's parts add up, a partition's
+/// arms and a mask's sides each keep their own, so a parameter keeps the state of the arm that
+/// takes it (the largest arm's count, for the whole model).
+pub fn floats_per_parameter(program: &Program, tx: &Tx) -> usize {
+    match tx {
+        Tx::Chain(parts) => parts.iter().map(|t| floats_per_parameter(program, t)).sum(),
+        Tx::NamedChain(parts) => parts.iter().map(|(_, t)| floats_per_parameter(program, t)).sum(),
+        Tx::Instance { def, args, .. } => {
+            let d = program.def(*def);
+            let own = d.states.iter().filter(|s| s.ty.level == Level::Element).count();
+            let inner: usize = args.iter().map(|a| if let Value::Transform(t) = a { floats_per_parameter(program, t) } else { 0 }).sum();
+            own + inner
+        }
+        Tx::Alias { inner, .. } | Tx::Masked { inner, .. } | Tx::Flatten(inner) | Tx::Inject { inner, .. } => floats_per_parameter(program, inner),
+        Tx::Partition(arms) => arms.iter().map(|a| floats_per_parameter(program, &a.tx)).max().unwrap_or(0),
+    }
+}
+
 /// The name a part of a chain is known by: its transform's or alias's name.
 fn part_name(program: &Program, tx: &Tx) -> Option<String> {
     match tx {

@@ -102,7 +102,8 @@ fn bench(args: &Args, stdlib_dir: Option<&std::path::Path>) -> Result<(), String
     diagnostic::emit_to_stderr(optimizer.warnings(), &compile.sources);
     optimizer.set_threads(threads);
     let step_plan = &optimizer.step_plan;
-    let bytes = step_plan.bytes_per_element();
+    // Each element moves its own group's streams (an average over groups that differ).
+    let bytes = step_plan.bytes_per_element(&optimizer.ir.group_elements()).round() as usize;
     let passes = step_plan.passes.len();
     let probe_plan = ProbePlan::new(step_plan.passes.iter().map(|p| (p.reads.as_slice(), p.writes.as_slice())));
     let adam_shaped = passes == 1 && probe_plan.buffers() == 4 && bytes == ADAM_BYTES;

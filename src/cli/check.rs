@@ -119,8 +119,13 @@ pub fn report(name: &str, program: &check::Program) -> String {
         out.push_str("  state: none\n");
     } else {
         out.push_str("  state:\n");
+        let floats = summary::floats_per_parameter(program, tx);
         for (level, names) in summary::describe_states(&states) {
             let what = match level {
+                // Parameter groups each keep their own: a parameter keeps its group's only.
+                check::types::Level::Element if floats < names.len() => {
+                    format!("per element ({floats} float{} per parameter, of its own group's)", if floats == 1 { "" } else { "s" })
+                }
                 check::types::Level::Element => format!("per element ({} float{} per parameter)", names.len(), if names.len() == 1 { "" } else { "s" }),
                 check::types::Level::Leaf => "per leaf".to_string(),
                 _ => "uniform".to_string(),

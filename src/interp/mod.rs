@@ -12,7 +12,7 @@ use crate::arena::Arena;
 
 use crate::ir::op::{self, Kind, Op, Scalar};
 use crate::ir::plan::{BLOCK, GroupProgram, LANES, Pass, Plan, Target, resolve};
-use crate::ir::buffers::Leaves;
+use crate::ir::buffers::{Leaves, SlotLayout};
 use crate::ir::{Graph, Groups, Layout, Level, Node, NodeId, Reduce};
 
 /// Optimizer state: one entry per slot of the step IR.
@@ -32,8 +32,10 @@ pub struct Env<'a> {
     pub graph: &'a Graph,
     pub layout: &'a Layout,
     pub groups: &'a Groups,
-    /// Where each leaf starts in the flat state buffers.
+    /// Where each leaf starts in the flat buffers (the order of blocks and reductions).
     pub offsets: &'a [usize],
+    /// Where per-element state keeps each leaf.
+    pub slots: &'a SlotLayout,
     /// Parameters, gradients, and the updates when the plan writes them apart.
     pub leaves: Leaves<'a>,
     pub value: f32,
@@ -285,10 +287,8 @@ fn run_program(
 ) {
     let g = program.group;
     let mut regs: FxHashMap<NodeId, Vec<Scalar>> = FxHashMap::default();
-    let total = env.layout.total();
     for &l in &env.groups.leaves[g] {
         let len = env.layout.leaves[l].len();
-        let base = env.offsets[l];
         let mut start = 0;
         while start < len {
             let end = (start + BLOCK).min(len);
@@ -327,13 +327,15 @@ fn run_program(
                     }
                     Target::Updates => updates[l][start..end].iter_mut().zip(&xs).for_each(|(u, x)| *u = x.f()),
                     Target::Slot(s) => {
+                        // A program writes only slots that hold its group's leaves.
+                        let Some(at) = env.slots.start(s as usize, l) else { continue };
                         let buf = writes.entry(s).or_insert_with(|| {
                             let mut v = env.state.element.get(s as usize).map(<[f32]>::to_vec).unwrap_or_default();
-                            v.resize(total, 0.0);
+                            v.resize(env.slots.lens()[s as usize], 0.0);
                             v
                         });
                         for (i, x) in xs.iter().enumerate() {
-                            buf[base + start + i] = x.f();
+                            buf[at + start + i] = x.f();
                         }
                     }
                 }
@@ -373,8 +375,8 @@ fn eval_block(
         Node::Param => env.leaves.params.get(l).unwrap_or_default()[at..at + n].iter().map(|x| Scalar::F32(*x)).collect(),
         Node::State(s) => {
             let buf = env.state.element.get(*s as usize);
-            let at = env.offsets[l] + at;
-            (0..n).map(|i| Scalar::F32(buf.and_then(|b| b.get(at + i)).copied().unwrap_or(0.0))).collect()
+            let at = env.slots.start(*s as usize, l).map(|a| a + at);
+            (0..n).map(|i| Scalar::F32(at.and_then(|a| buf?.get(a + i)).copied().unwrap_or(0.0))).collect()
         }
         Node::Op(op, args) => {
             let operands: Vec<Operand> = args

@@ -3,7 +3,7 @@
 //! tensors live wherever its framework put them (a PyTorch module's parameters are separate
 //! allocations); a flat buffer is the special case of slices cut from one allocation.
 
-use super::Layout;
+use super::{Layout, Level, StepIr};
 
 /// The parameter, gradient and update buffers of one step, in layout order.
 pub struct Leaves<'a> {
@@ -90,6 +90,80 @@ impl<'a> Leaves<'a> {
             lens("updates", self.updates.iter().map(|u| u.len()).collect())?;
         }
         Ok(())
+    }
+}
+
+/// Where per-element state keeps each leaf. A slot holds the leaves of its groups only, one
+/// after another in layout order, so that a transform applied to some leaves (a partition
+/// arm, a mask) keeps state for those leaves alone, as Optax's does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlotLayout {
+    /// Per slot, where each leaf starts in its buffer (`None`: the slot does not hold it);
+    /// empty for slots of other levels.
+    starts: Vec<Vec<Option<usize>>>,
+    /// Per slot, whether it holds each leaf (per-leaf and per-element slots; empty for
+    /// uniform ones).
+    holds: Vec<Vec<bool>>,
+    /// Elements in each slot's buffer (0 for slots of other levels).
+    lens: Vec<usize>,
+}
+
+impl SlotLayout {
+    /// The layout of `ir`'s per-element slots.
+    pub fn new(ir: &StepIr) -> SlotLayout {
+        let n = ir.layout.leaves.len();
+        let mut out = SlotLayout::default();
+        for slot in &ir.slots {
+            let holds: Vec<bool> = match slot.level {
+                Level::Uniform => Vec::new(),
+                _ => (0..n).map(|l| slot.groups.contains(ir.groups.of_leaf[l])).collect(),
+            };
+            let mut starts = Vec::new();
+            let mut len = 0;
+            if slot.level == Level::Element {
+                for (leaf, &held) in ir.layout.leaves.iter().zip(&holds) {
+                    starts.push(held.then_some(len));
+                    len += if held { leaf.len() } else { 0 };
+                }
+            }
+            out.starts.push(starts);
+            out.holds.push(holds);
+            out.lens.push(len);
+        }
+        out
+    }
+
+    /// `slots` per-element slots that each hold every leaf, of `leaf_lens` elements, one after
+    /// another (the layout of a pipeline without partitions or masks).
+    pub fn all_leaves(leaf_lens: &[usize], slots: usize) -> SlotLayout {
+        let mut starts = Vec::with_capacity(leaf_lens.len());
+        let mut at = 0;
+        for len in leaf_lens {
+            starts.push(Some(at));
+            at += len;
+        }
+        let n = leaf_lens.len();
+        SlotLayout { starts: vec![starts; slots], holds: vec![vec![true; n]; slots], lens: vec![at; slots] }
+    }
+
+    /// Elements in each slot's buffer, by slot (0 for slots of other levels).
+    pub fn lens(&self) -> &[usize] {
+        &self.lens
+    }
+
+    /// Whether slot `slot` (per leaf or per element) holds leaf `leaf`.
+    pub fn holds(&self, slot: usize, leaf: usize) -> bool {
+        self.holds.get(slot).and_then(|h| h.get(leaf)).copied().unwrap_or(false)
+    }
+
+    /// Where leaf `leaf` starts in the buffer of slot `slot`, if the slot holds it.
+    pub fn start(&self, slot: usize, leaf: usize) -> Option<usize> {
+        self.starts.get(slot)?.get(leaf).copied().flatten()
+    }
+
+    /// The range of slot `slot`'s buffer that holds `leaf` (of `len` elements), if it does.
+    pub fn range(&self, slot: usize, leaf: usize, len: usize) -> Option<std::ops::Range<usize>> {
+        self.start(slot, leaf).map(|a| a..a + len)
     }
 }
 

@@ -170,7 +170,7 @@ mod tests {
         let names: Vec<(&str, &[String])> = ir.slots.iter().map(|s| (s.name.as_str(), s.aliases.as_slice())).collect();
         assert_eq!(names, [("t.a", &["t.b".to_string()][..]), ("t.k", &["t.j".to_string()][..])]);
         // One tensor stream of state instead of two: grad, param, a, each read, param and a written.
-        assert_eq!(step_plan(&ir).bytes_per_element(), 4 * (3 + 2));
+        assert_eq!(step_plan(&ir).bytes_per_element(&ir.group_elements()), f64::from(4 * (3 + 2)));
     }
 
     #[test]

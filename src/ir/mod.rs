@@ -224,6 +224,13 @@ pub struct StepIr {
     pub warnings: Vec<Diagnostic>,
 }
 
+impl StepIr {
+    /// Elements in each leaf group.
+    pub fn group_elements(&self) -> Vec<usize> {
+        self.groups.leaves.iter().map(|leaves| leaves.iter().map(|&l| self.layout.leaves[l].len()).sum()).collect()
+    }
+}
+
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.describe())

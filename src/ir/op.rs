@@ -1,6 +1,8 @@
 //! The op set of the step IR, one doc line each, with its scalar semantics. The interpreter
-//! calls [`eval`] and the JIT calls the same functions for the ops it does not lower to
-//! instructions, so both agree bit for bit.
+//! calls [`eval`]; the JIT emits the same float32 operations (`crate::fmath` for `exp`, `log`,
+//! `pow`, `sin`, `cos` and `tanh`) or calls the same functions, so both agree bit for bit.
+
+use crate::fmath;
 
 /// The type of a runtime value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -140,6 +142,11 @@ impl Op {
         }
     }
 
+    /// Whether the op is one of `fmath`'s functions (which the JIT emits inline).
+    pub fn is_math(self) -> bool {
+        matches!(self, Op::Exp | Op::Tanh | Op::Log | Op::Pow | Op::Sin | Op::Cos)
+    }
+
     /// The text form used by `emit --ir`.
     pub fn name(self) -> &'static str {
         use Op::*;
@@ -183,26 +190,24 @@ impl Op {
     }
 }
 
-/// `pow` on floats, as XLA computes it for float exponents: `powf`, with an integral exponent
-/// of a negative base allowed.
+// The transcendental functions are `fmath`'s, which the JIT emits inline; these are the
+// functions it calls for the lanes `fmath` leaves to its scalar path.
+
+/// `pow` on floats, as XLA computes it for float exponents: C99's `powf`, with an integral
+/// exponent of a negative base allowed.
 pub extern "C" fn pow_f32(a: f32, b: f32) -> f32 {
-    a.powf(b)
-}
-pub extern "C" fn exp_f32(a: f32) -> f32 {
-    a.exp()
+    fmath::pow_f32(a, b)
 }
 pub extern "C" fn log_f32(a: f32) -> f32 {
-    a.ln()
+    fmath::log_f32(a)
 }
 pub extern "C" fn cos_f32(a: f32) -> f32 {
-    a.cos()
+    fmath::cos_f32(a)
 }
 pub extern "C" fn sin_f32(a: f32) -> f32 {
-    a.sin()
+    fmath::sin_f32(a)
 }
-pub extern "C" fn tanh_f32(a: f32) -> f32 {
-    a.tanh()
-}
+/// Cube root (libm's; the JIT calls this one).
 pub extern "C" fn cbrt_f32(a: f32) -> f32 {
     a.cbrt()
 }
@@ -281,11 +286,11 @@ pub fn eval(op: Op, args: &[Scalar]) -> Scalar {
         Cbrt => F32(cbrt_f32(a.f())),
         Abs => F32(a.f().abs()),
         Sign => F32(sign_f32(a.f())),
-        Exp => F32(exp_f32(a.f())),
+        Exp => F32(fmath::exp_f32(a.f())),
         Log => F32(log_f32(a.f())),
         Cos => F32(cos_f32(a.f())),
         Sin => F32(sin_f32(a.f())),
-        Tanh => F32(tanh_f32(a.f())),
+        Tanh => F32(fmath::tanh_f32(a.f())),
         Floor => F32(a.f().floor()),
         Ceil => F32(a.f().ceil()),
         Min => F32(min_f32(a.f(), b.f())),

@@ -48,6 +48,10 @@ pub struct GroupProgram {
     pub reductions: Vec<(NodeId, NodeId)>,
     /// In the last pass: what to write, from which node.
     pub writes: Vec<(Target, NodeId)>,
+    /// Element streams this program reads and writes: only its group's state, so a parameter
+    /// group costs the bytes of its own transform.
+    pub stream_reads: Vec<String>,
+    pub stream_writes: Vec<String>,
 }
 
 /// One pass over the parameter memory.
@@ -58,7 +62,7 @@ pub struct Pass {
     /// Per-leaf nodes computed before the pass (for the groups given), operands first.
     pub leaf_before: Vec<(NodeId, GroupSet)>,
     pub programs: Vec<GroupProgram>,
-    /// Element streams read and written (for `emit --plan` and bandwidth accounting).
+    /// Element streams read and written by any of its programs (for `emit --plan`).
     pub reads: Vec<String>,
     pub writes: Vec<String>,
     /// Why this pass exists.
@@ -77,9 +81,21 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Bytes moved per parameter element by all passes (4 per float read or written).
-    pub fn bytes_per_element(&self) -> usize {
-        self.passes.iter().map(|p| 4 * (p.reads.len() + p.writes.len())).sum()
+    /// Bytes moved per parameter element by all passes (4 per float read or written), on
+    /// average over a layout whose groups hold `group_elements` elements each: an element
+    /// moves the streams of its own group's programs.
+    pub fn bytes_per_element(&self, group_elements: &[usize]) -> f64 {
+        let total: usize = group_elements.iter().sum();
+        if total == 0 {
+            return 0.0;
+        }
+        let bytes: usize = self
+            .passes
+            .iter()
+            .flat_map(|pass| &pass.programs)
+            .map(|p| 4 * (p.stream_reads.len() + p.stream_writes.len()) * group_elements.get(p.group).copied().unwrap_or(0))
+            .sum();
+        bytes as f64 / total as f64
     }
 }
 
@@ -340,21 +356,23 @@ fn element_closure(graph: &Graph, roots: &[NodeId], g: usize) -> Vec<NodeId> {
     order
 }
 
-/// Fills in the element streams a pass reads and writes.
+/// Fills in the element streams each program of a pass reads and writes, and the pass's.
 fn describe_streams(graph: &Graph, pass: &mut Pass, last: bool) {
     let mut reads: BTreeSet<String> = BTreeSet::new();
     let mut writes: BTreeSet<String> = BTreeSet::new();
-    for p in &pass.programs {
+    for p in &mut pass.programs {
+        let mut own_reads: BTreeSet<String> = BTreeSet::new();
+        let mut own_writes: BTreeSet<String> = BTreeSet::new();
         for &n in &p.nodes {
             match &graph.get(n).node {
                 Node::Grad => {
-                    reads.insert("grad".into());
+                    own_reads.insert("grad".into());
                 }
                 Node::Param => {
-                    reads.insert("param".into());
+                    own_reads.insert("param".into());
                 }
                 Node::State(s) => {
-                    reads.insert(format!("state#{s}"));
+                    own_reads.insert(format!("state#{s}"));
                 }
                 _ => {}
             }
@@ -363,18 +381,22 @@ fn describe_streams(graph: &Graph, pass: &mut Pass, last: bool) {
             for (t, _) in &p.writes {
                 match t {
                     Target::Params => {
-                        reads.insert("param".into());
-                        writes.insert("param".into());
+                        own_reads.insert("param".into());
+                        own_writes.insert("param".into());
                     }
                     Target::Updates => {
-                        writes.insert("update".into());
+                        own_writes.insert("update".into());
                     }
                     Target::Slot(s) => {
-                        writes.insert(format!("state#{s}"));
+                        own_writes.insert(format!("state#{s}"));
                     }
                 }
             }
         }
+        reads.extend(own_reads.iter().cloned());
+        writes.extend(own_writes.iter().cloned());
+        p.stream_reads = own_reads.into_iter().collect();
+        p.stream_writes = own_writes.into_iter().collect();
     }
     pass.reads = reads.into_iter().collect();
     pass.writes = writes.into_iter().collect();

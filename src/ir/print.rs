@@ -66,15 +66,26 @@ pub fn ir(ir: &StepIr) -> String {
 pub fn plan(ir: &StepIr, plan: &Plan) -> String {
     let mut out = String::new();
     let g = &ir.graph;
+    let list = |names: &[String]| if names.is_empty() { "nothing".to_string() } else { names.join(", ") };
     for (k, pass) in plan.passes.iter().enumerate() {
         let _ = writeln!(out, "pass {k}: {}", pass.reason);
-        let _ = writeln!(
-            out,
-            "  reads {} | writes {} | {} bytes per element",
-            if pass.reads.is_empty() { "nothing".into() } else { pass.reads.join(", ") },
-            if pass.writes.is_empty() { "nothing".into() } else { pass.writes.join(", ") },
-            4 * (pass.reads.len() + pass.writes.len())
-        );
+        let bytes = |p: &crate::ir::plan::GroupProgram| 4 * (p.stream_reads.len() + p.stream_writes.len());
+        let same = pass.programs.windows(2).all(|w| w[0].stream_reads == w[1].stream_reads && w[0].stream_writes == w[1].stream_writes);
+        match pass.programs.first() {
+            Some(p) if same => {
+                let _ = writeln!(out, "  reads {} | writes {} | {} bytes per element", list(&p.stream_reads), list(&p.stream_writes), bytes(p));
+            }
+            // Groups with transforms of their own move their own streams.
+            Some(_) => {
+                for p in &pass.programs {
+                    let (r, w) = (list(&p.stream_reads), list(&p.stream_writes));
+                    let _ = writeln!(out, "  group {}: reads {r} | writes {w} | {} bytes per element", p.group, bytes(p));
+                }
+            }
+            None => {
+                let _ = writeln!(out, "  reads nothing | writes nothing | 0 bytes per element");
+            }
+        }
         for &n in &pass.uniform_before {
             let _ = writeln!(out, "  before: {}", node_text(g, n));
         }
@@ -108,6 +119,8 @@ pub fn plan(ir: &StepIr, plan: &Plan) -> String {
     for (n, why) in &plan.recomputed {
         let _ = writeln!(out, "recompute %{n}: {why}");
     }
-    let _ = writeln!(out, "{} pass(es), {} bytes per element in all", plan.passes.len(), plan.bytes_per_element());
+    let bytes = plan.bytes_per_element(&ir.group_elements());
+    let bytes = if bytes.fract() == 0.0 { format!("{bytes}") } else { format!("{bytes:.1}") };
+    let _ = writeln!(out, "{} pass(es), {bytes} bytes per element in all on this layout", plan.passes.len());
     out
 }

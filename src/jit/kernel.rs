@@ -27,8 +27,8 @@ use cranelift_module::{FuncId, Linkage, Module, ModuleReloc};
 
 use super::clif::Comments;
 use super::lower::{Fx, Width, identity};
-use super::math::Math;
-use super::{JitError, LEAF_ROW, Listing, ProgramInfo, Stream, Task};
+use super::math::{Math, SharedBase};
+use super::{JitError, Listing, ProgramInfo, Stream, Task};
 use crate::ir::plan::{GroupProgram, LANES, Pass, Target, resolve};
 use crate::ir::{Graph, Level, Node, NodeId, Reduce};
 
@@ -240,16 +240,9 @@ fn build_body(fx: &mut Fx, comments: &mut Comments, graph: &Graph, programs: &[P
     fx.bcx.append_block_params_for_function_params(entry);
     fx.bcx.switch_to_block(entry);
     let params = fx.bcx.block_params(entry).to_vec();
-    let (tasks, n_tasks, table, inputs, partials, leaf_table) = (params[0], params[1], params[2], params[3], params[4], params[5]);
-    // Slot pointers, loaded once; the leaf buffers' addresses, once per task.
+    let (tasks, n_tasks, row_len, inputs, partials, leaf_table) = (params[0], params[1], params[2], params[3], params[4], params[5]);
+    // Every stream's address comes from the task's row of the leaf table.
     let used: BTreeSet<Stream> = programs.iter().flat_map(|p| p.info.streams.iter().copied()).collect();
-    let mut slot_streams: HashMap<Stream, Value> = HashMap::new();
-    for &s in &used {
-        if let (false, k) = s.place() {
-            let offset = i32::try_from(k * 8).unwrap_or(i32::MAX);
-            slot_streams.insert(s, fx.bcx.ins().load(I64, mem(), table, offset));
-        }
-    }
     let t_var = fx.bcx.declare_var(I64);
     let zero = fx.bcx.ins().iconst(I64, 0);
     fx.bcx.def_var(t_var, zero);
@@ -263,13 +256,13 @@ fn build_body(fx: &mut Fx, comments: &mut Comments, graph: &Graph, programs: &[P
     let len = fx.bcx.ins().load(I64, mem(), task, 16);
     let row = fx.bcx.ins().load(I64, mem(), task, 24);
     let leaf = fx.bcx.ins().load(I64, mem(), task, 32);
-    let mut streams = slot_streams;
-    let leaf_row = fx.bcx.ins().imul_imm_u(leaf, (LEAF_ROW * 8) as i64);
+    let leaf_row = fx.bcx.ins().imul(leaf, row_len);
+    let leaf_row = fx.bcx.ins().ishl_imm_u(leaf_row, 3);
     let leaf_row = fx.bcx.ins().iadd(leaf_table, leaf_row);
+    let mut streams: HashMap<Stream, Value> = HashMap::new();
     for &s in &used {
-        if let (true, k) = s.place() {
-            streams.insert(s, fx.bcx.ins().load(I64, mem(), leaf_row, (k * 8) as i32));
-        }
+        let offset = i32::try_from(s.place() * 8).unwrap_or(i32::MAX);
+        streams.insert(s, fx.bcx.ins().load(I64, mem(), leaf_row, offset));
     }
     let row_bytes = fx.bcx.ins().ishl_imm_u(row, 2);
     let row_ptr = fx.bcx.ins().iadd(inputs, row_bytes);
@@ -348,14 +341,21 @@ struct TaskValues {
     partial_ptr: Value,
 }
 
-/// Per-program values: its inputs and constants at both widths.
+/// Per-program values: its inputs and constants at both widths, and the part of `pow` that
+/// depends on the base alone for each base that is an input or a constant.
 struct Broadcasts {
     scalar: Vec<Value>,
     vector: Vec<Value>,
     consts: Vec<(u32, Value, Value)>,
+    pow_bases: Vec<(Operand, SharedBase, SharedBase)>,
 }
 
 impl Broadcasts {
+    fn pow_base(&self, w: Width, o: Operand) -> Option<SharedBase> {
+        let (_, s, v) = self.pow_bases.iter().find(|(p, _, _)| *p == o)?;
+        Some(if w == Width::Scalar { *s } else { *v })
+    }
+
     fn get(&mut self, fx: &mut Fx, w: Width, o: Operand, values: &HashMap<NodeId, Value>) -> Value {
         match o {
             Operand::Node(n) => match values.get(&n) {
@@ -392,7 +392,7 @@ impl Broadcasts {
 /// unterminated.
 fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &Program, streams: &HashMap<Stream, Value>, task: &TaskValues) {
     // Inputs, loaded once per task, at both widths.
-    let mut b = Broadcasts { scalar: Vec::new(), vector: Vec::new(), consts: Vec::new() };
+    let mut b = Broadcasts { scalar: Vec::new(), vector: Vec::new(), consts: Vec::new(), pow_bases: Vec::new() };
     for k in 0..program.info.inputs.len() {
         let s = fx.bcx.ins().load(F32, mem(), task.row_ptr, (4 * k) as i32);
         let v = fx.bcx.ins().splat(F32X4, s);
@@ -415,6 +415,23 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
             b.get(fx, Width::Scalar, o, &HashMap::new());
         }
     }
+    // The logarithm of a shared base of `pow`, once per task instead of once per element.
+    for (_, elem) in &program.nodes {
+        if let Elem::Op(crate::ir::Op::Pow, ops) = elem
+            && let Some(&base @ (Operand::Input(_) | Operand::Const(_))) = ops.first()
+            && b.pow_base(Width::Scalar, base).is_none()
+        {
+            let (s, v) = match base {
+                Operand::Const(c) => (fx.pow_base_const(Width::Scalar, c), fx.pow_base_const(Width::Vector, c)),
+                _ => {
+                    let s = b.get(fx, Width::Scalar, base, &HashMap::new());
+                    let v = b.get(fx, Width::Vector, base, &HashMap::new());
+                    (fx.pow_base(Width::Scalar, s), fx.pow_base(Width::Vector, v))
+                }
+            };
+            b.pow_bases.push((base, s, v));
+        }
+    }
     let n_red = program.reductions.len();
     // Accumulators: lanes 0-3, 4-7, ... of each reduction.
     let mut accs: Vec<[Variable; ACCS]> = Vec::new();
@@ -435,17 +452,28 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
     let (vector_loop, i) = begin_loop(fx, i_var, n_vector);
     comments.note(fx, "vector body: 4 x f32x4 per iteration".to_string());
     let bases = element_addresses(fx, streams, program, task, i);
-    for u in 0..UNROLL {
-        let offset = (u * VECTOR * 4) as i32;
-        let values = elements(fx, comments, graph, &mut b, program, Width::Vector, &bases, offset, u == 0);
+    let offsets: [i32; UNROLL as usize] = std::array::from_fn(|u| (u as i64 * VECTOR * 4) as i32);
+    // A program with `fmath` functions computes the unrolled vectors side by side (their long
+    // chains of dependent instructions overlap); others one after the other (fewer values live
+    // at once, fewer spills).
+    let interleave = program.nodes.iter().any(|(_, e)| matches!(e, Elem::Op(op, _) if op.is_math()));
+    let mut unrolled = Vec::new();
+    if interleave {
+        unrolled = elements(fx, comments, graph, &mut b, program, Width::Vector, &bases, offsets);
+    }
+    for (u, &offset) in offsets.iter().enumerate() {
+        if !interleave {
+            unrolled.extend(elements(fx, comments, graph, &mut b, program, Width::Vector, &bases, [offset]));
+        }
+        let values = &unrolled[u];
         for (r, (kind, arg)) in program.reductions.iter().enumerate() {
-            let var = accs[r][u as usize % ACCS];
+            let var = accs[r][u % ACCS];
             let acc = fx.bcx.use_var(var);
-            let x = b.get(fx, Width::Vector, *arg, &values);
+            let x = b.get(fx, Width::Vector, *arg, values);
             let next = fx.lower_combine(Width::Vector, *kind, acc, x);
             fx.bcx.def_var(var, next);
         }
-        write(fx, comments, &mut b, program, Width::Vector, &bases, offset, &values, u == 0);
+        write(fx, comments, &mut b, program, Width::Vector, &bases, offset, values, u == 0);
     }
     end_loop(fx, vector_loop, i, STEP);
 
@@ -469,7 +497,7 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
     let (scalar_loop, i) = begin_loop(fx, i_var, task.len);
     comments.note(fx, "scalar tail".to_string());
     let bases = element_addresses(fx, streams, program, task, i);
-    let values = elements(fx, comments, graph, &mut b, program, Width::Scalar, &bases, 0, true);
+    let values = elements(fx, comments, graph, &mut b, program, Width::Scalar, &bases, [0]).pop().unwrap_or_default();
     if let Some(slot) = slot {
         let lane = fx.bcx.ins().band_imm_u(i, (LANES - 1) as i64);
         let lane_bytes = fx.bcx.ins().ishl_imm_u(lane, 2);
@@ -511,9 +539,11 @@ fn element_addresses(fx: &mut Fx, streams: &HashMap<Stream, Value>, program: &Pr
     out
 }
 
-/// The program's element nodes at width `w`, `offset` bytes past `bases`.
+/// The program's element nodes at width `w`, once for each of `offsets` (bytes past `bases`):
+/// node by node, each for every offset in turn, so that the unrolled copies' instructions are
+/// interleaved and a long chain of one (a polynomial, say) overlaps with the others'.
 #[allow(clippy::too_many_arguments)]
-fn elements(
+fn elements<const N: usize>(
     fx: &mut Fx,
     comments: &mut Comments,
     graph: &Graph,
@@ -521,32 +551,32 @@ fn elements(
     program: &Program,
     w: Width,
     bases: &HashMap<Stream, Value>,
-    offset: i32,
-    annotate: bool,
-) -> HashMap<NodeId, Value> {
-    let mut values: HashMap<NodeId, Value> = HashMap::new();
+    offsets: [i32; N],
+) -> Vec<HashMap<NodeId, Value>> {
+    let mut all: Vec<HashMap<NodeId, Value>> = offsets.iter().map(|_| HashMap::new()).collect();
     for (n, elem) in &program.nodes {
         let mark = comments.mark(fx);
         let srcloc = comments.srcloc(graph.origin(*n));
         fx.bcx.set_srcloc(srcloc);
-        let v = match elem {
-            Elem::Load(s) => match bases.get(s) {
-                Some(&addr) => fx.bcx.ins().load(w.float(), mem(), addr, offset),
+        let copies: [Value; N] = match elem {
+            Elem::Load(s) => std::array::from_fn(|u| match bases.get(s) {
+                Some(&addr) => fx.bcx.ins().load(w.float(), mem(), addr, offsets[u]),
                 None => fx.fconst(w, 0.0),
-            },
+            }),
             Elem::Op(op, ops) => {
-                let args: Vec<Value> = ops.iter().map(|o| b.get(fx, w, *o, &values)).collect();
-                fx.lower_op(w, *op, &args)
+                let args: Vec<[Value; N]> = ops.iter().map(|o| std::array::from_fn(|u| b.get(fx, w, *o, &all[u]))).collect();
+                let base = if *op == crate::ir::Op::Pow { ops.first().and_then(|o| b.pow_base(w, *o)) } else { None };
+                fx.lower_ops(w, *op, &args, base)
             }
-            Elem::Broadcast(o) => b.get(fx, w, *o, &values),
+            Elem::Broadcast(o) => std::array::from_fn(|u| b.get(fx, w, *o, &all[u])),
         };
-        if annotate {
-            comments.quote(fx, mark, graph.origin(*n));
-            comments.attach(fx, mark, crate::ir::print::node_text(graph, *n));
+        for (values, v) in all.iter_mut().zip(copies) {
+            values.insert(*n, v);
         }
-        values.insert(*n, v);
+        comments.quote(fx, mark, graph.origin(*n));
+        comments.attach(fx, mark, crate::ir::print::node_text(graph, *n));
     }
-    values
+    all
 }
 
 /// The program's writes at width `w`: params += update, state slots = value.

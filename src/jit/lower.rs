@@ -17,7 +17,7 @@ use cranelift_frontend::FunctionBuilder;
 use cranelift_jit::JITModule;
 use cranelift_module::Module;
 
-use super::math::Math;
+use super::math::{Math, SharedBase};
 use crate::ir::Reduce;
 use crate::ir::op::Op;
 
@@ -38,7 +38,7 @@ impl Width {
         }
     }
 
-    fn int(self) -> Type {
+    pub fn int(self) -> Type {
         match self {
             Width::Scalar => I32,
             Width::Vector => I32X4,
@@ -133,7 +133,7 @@ impl<'a, 'f> Fx<'a, 'f> {
     }
 
     /// A call of a math function, lane by lane.
-    fn call(&mut self, w: Width, op: Op, args: &[Value]) -> Value {
+    pub(super) fn call(&mut self, w: Width, op: Op, args: &[Value]) -> Value {
         let func = match self.calls.iter().find(|(o, _)| *o == op) {
             Some((_, f)) => *f,
             None => {
@@ -180,7 +180,8 @@ impl<'a, 'f> Fx<'a, 'f> {
             }
             Op::Floor => self.bcx.ins().floor(a),
             Op::Ceil => self.bcx.ins().ceil(a),
-            Op::Exp | Op::Log | Op::Cos | Op::Sin | Op::Tanh | Op::Cbrt | Op::Pow | Op::Rem => {
+            Op::Exp | Op::Tanh | Op::Log | Op::Pow | Op::Sin | Op::Cos => self.lower_math::<1>(w, op, [a], [b], None)[0],
+            Op::Cbrt | Op::Rem => {
                 let n = op.arity();
                 self.call(w, op, &args[..n.min(args.len())])
             }
@@ -227,6 +228,20 @@ impl<'a, 'f> Fx<'a, 'f> {
                 self.bcx.ins().fcvt_from_sint(w.float(), n)
             }
         }
+    }
+
+    /// `op` on `N` copies of its operands, each emitted for every copy in turn (so the copies'
+    /// instructions are interleaved).
+    pub fn lower_ops<const N: usize>(&mut self, w: Width, op: Op, args: &[[Value; N]], base: Option<SharedBase>) -> [Value; N] {
+        if op.is_math() {
+            let a = args.first().copied().unwrap_or_else(|| [self.fconst(w, 0.0); N]);
+            let b = args.get(1).copied().unwrap_or(a);
+            return self.lower_math(w, op, a, b, base);
+        }
+        std::array::from_fn(|i| {
+            let copy: Vec<Value> = args.iter().map(|a| a[i]).collect();
+            self.lower_op(w, op, &copy)
+        })
     }
 
     /// One step of a reduction: the accumulator `acc` combined with `x`, as

@@ -1,12 +1,19 @@
-//! Ops Cranelift has no instruction for (`exp`, `log`, `pow`, `cos`, `sin`, `tanh`, `cbrt` and
-//! Python's float modulo) become calls to the very `extern "C"` functions `ir::op::eval` uses,
-//! registered with the JIT by name, so the JIT and the interpreter agree bit for bit.
+//! Ops Cranelift has no instruction for. `exp`, `log`, `pow`, `sin`, `cos` and `tanh` are
+//! `crate::fmath`'s float32 functions, emitted inline through [`Emit`], its [`Arith`] made of
+//! Cranelift instructions; lanes whose arguments `fmath` leaves to its scalar path (zeros,
+//! infinities, huge angles, ...) call the `extern "C"` function `ir::op::eval` uses, as `cbrt`
+//! and Python's float modulo always do. So the JIT and the interpreter agree bit for bit.
 
-use cranelift_codegen::ir::{AbiParam, types};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::types::{F32X4, I32, I32X4};
+use cranelift_codegen::ir::{AbiParam, BlockArg, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Value, types};
+use cranelift_frontend::FunctionBuilder;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
 
 use super::JitError;
+use super::lower::{Fx, Width};
+use crate::fmath::{self, Arith, PowBase};
 use crate::ir::op::{self, Op};
 
 /// A math function of one or two floats.
@@ -32,15 +39,14 @@ impl Func {
     }
 }
 
-/// The ops lowered to calls, with the symbol each is registered under.
+/// The ops lowered to calls (the first four only for lanes `fmath` leaves to its scalar
+/// path), with the symbol each is registered under.
 const CALLS: &[(Op, &str, Func)] = &[
-    (Op::Exp, "optc_exp_f32", Func::Unary(op::exp_f32)),
     (Op::Log, "optc_log_f32", Func::Unary(op::log_f32)),
     (Op::Cos, "optc_cos_f32", Func::Unary(op::cos_f32)),
     (Op::Sin, "optc_sin_f32", Func::Unary(op::sin_f32)),
-    (Op::Tanh, "optc_tanh_f32", Func::Unary(op::tanh_f32)),
-    (Op::Cbrt, "optc_cbrt_f32", Func::Unary(op::cbrt_f32)),
     (Op::Pow, "optc_pow_f32", Func::Binary(op::pow_f32)),
+    (Op::Cbrt, "optc_cbrt_f32", Func::Unary(op::cbrt_f32)),
     (Op::Rem, "optc_rem_f32", Func::Binary(op::rem_f32)),
 ];
 
@@ -76,4 +82,208 @@ pub fn declare(module: &mut JITModule) -> Result<Math, JitError> {
         ids.push((*op, id));
     }
     Ok(Math { ids })
+}
+
+/// [`Arith`] as Cranelift instructions on `N` independent copies of a value (the unrolled
+/// vectors of the vector body, or one float of the scalar tail), each operation emitted for
+/// every copy in turn: a long dependency chain of one copy is interleaved with the others', so
+/// the processor overlaps them. A value is one float or an `f32x4` per copy; a mask is what a
+/// comparison gives: an `i8` 0 or 1 for a float, all ones or zeros per lane for four.
+pub struct Emit<'b, 'f, const N: usize> {
+    pub bcx: &'b mut FunctionBuilder<'f>,
+    pub w: Width,
+}
+
+/// The instruction `$op` on each copy of the operands.
+macro_rules! each {
+    ($self:ident, $op:ident($($arg:ident),*)) => {
+        std::array::from_fn(|i| $self.bcx.ins().$op($($arg[i]),*))
+    };
+}
+
+impl<const N: usize> Arith for Emit<'_, '_, N> {
+    type F = [Value; N];
+    type I = [Value; N];
+    type M = [Value; N];
+    fn fconst(&mut self, x: f32) -> [Value; N] {
+        let s = self.bcx.ins().f32const(x);
+        let v = match self.w {
+            Width::Scalar => s,
+            Width::Vector => self.bcx.ins().splat(F32X4, s),
+        };
+        [v; N]
+    }
+    fn iconst(&mut self, n: i32) -> [Value; N] {
+        let s = self.bcx.ins().iconst(I32, i64::from(n as u32));
+        let v = match self.w {
+            Width::Scalar => s,
+            Width::Vector => self.bcx.ins().splat(I32X4, s),
+        };
+        [v; N]
+    }
+    fn add(&mut self, a: [Value; N], b: [Value; N]) -> [Value; N] {
+        each!(self, fadd(a, b))
+    }
+    fn sub(&mut self, a: [Value; N], b: [Value; N]) -> [Value; N] {
+        each!(self, fsub(a, b))
+    }
+    fn mul(&mut self, a: [Value; N], b: [Value; N]) -> [Value; N] {
+        each!(self, fmul(a, b))
+    }
+    fn div(&mut self, a: [Value; N], b: [Value; N]) -> [Value; N] {
+        each!(self, fdiv(a, b))
+    }
+    fn lt(&mut self, a: [Value; N], b: [Value; N]) -> [Value; N] {
+        std::array::from_fn(|i| self.bcx.ins().fcmp(FloatCC::LessThan, a[i], b[i]))
+    }
+    fn eq(&mut self, a: [Value; N], b: [Value; N]) -> [Value; N] {
+        std::array::from_fn(|i| self.bcx.ins().fcmp(FloatCC::Equal, a[i], b[i]))
+    }
+    fn ieq(&mut self, a: [Value; N], b: [Value; N]) -> [Value; N] {
+        std::array::from_fn(|i| self.bcx.ins().icmp(IntCC::Equal, a[i], b[i]))
+    }
+    fn and(&mut self, a: [Value; N], b: [Value; N]) -> [Value; N] {
+        each!(self, band(a, b))
+    }
+    fn or(&mut self, a: [Value; N], b: [Value; N]) -> [Value; N] {
+        each!(self, bor(a, b))
+    }
+    fn not(&mut self, a: [Value; N]) -> [Value; N] {
+        match self.w {
+            Width::Scalar => std::array::from_fn(|i| self.bcx.ins().bxor_imm_u(a[i], 1)),
+            Width::Vector => each!(self, bnot(a)),
+        }
+    }
+    fn select(&mut self, m: [Value; N], a: [Value; N], b: [Value; N]) -> [Value; N] {
+        match self.w {
+            Width::Scalar => each!(self, select(m, a, b)),
+            Width::Vector => std::array::from_fn(|i| {
+                let m = self.bcx.ins().bitcast(F32X4, MemFlagsData::new(), m[i]);
+                self.bcx.ins().bitselect(m, a[i], b[i])
+            }),
+        }
+    }
+    fn bits(&mut self, a: [Value; N]) -> [Value; N] {
+        let t = self.w.int();
+        std::array::from_fn(|i| self.bcx.ins().bitcast(t, MemFlagsData::new(), a[i]))
+    }
+    fn float(&mut self, a: [Value; N]) -> [Value; N] {
+        let t = self.w.float();
+        std::array::from_fn(|i| self.bcx.ins().bitcast(t, MemFlagsData::new(), a[i]))
+    }
+    fn iadd(&mut self, a: [Value; N], b: [Value; N]) -> [Value; N] {
+        each!(self, iadd(a, b))
+    }
+    fn isub(&mut self, a: [Value; N], b: [Value; N]) -> [Value; N] {
+        each!(self, isub(a, b))
+    }
+    fn iand(&mut self, a: [Value; N], b: [Value; N]) -> [Value; N] {
+        each!(self, band(a, b))
+    }
+    fn ixor(&mut self, a: [Value; N], b: [Value; N]) -> [Value; N] {
+        each!(self, bxor(a, b))
+    }
+    fn shl(&mut self, a: [Value; N], n: u8) -> [Value; N] {
+        let n = [self.bcx.ins().iconst(I32, i64::from(n)); N];
+        each!(self, ishl(a, n))
+    }
+    fn sar(&mut self, a: [Value; N], n: u8) -> [Value; N] {
+        let n = [self.bcx.ins().iconst(I32, i64::from(n)); N];
+        each!(self, sshr(a, n))
+    }
+}
+
+/// The part of `pow` that depends on the base alone ([`fmath::pow_base`]), made once where the
+/// base is the same for every element (a uniform or a constant).
+#[derive(Clone, Copy)]
+pub struct SharedBase {
+    hi: Value,
+    lo: Value,
+    ok: Value,
+}
+
+impl Fx<'_, '_> {
+    /// The part of `pow` that depends on its base `x` (of width `w`) alone, computed here, in
+    /// the block before the loops.
+    pub fn pow_base(&mut self, w: Width, x: Value) -> SharedBase {
+        let (hi, lo, ok) = {
+            let base = fmath::pow_base(&mut Emit::<1> { bcx: &mut self.bcx, w }, [x]);
+            (base.hi[0], base.lo[0], base.ok[0])
+        };
+        SharedBase { hi: self.pin(hi), lo: self.pin(lo), ok: self.pin(ok) }
+    }
+
+    /// `v`, through a stack slot, so that it is computed where it is made. Cranelift's
+    /// optimizer places a computation whose operands are constants next to its uses (it
+    /// rematerializes constants there), which would move a per-task computation into the loop.
+    fn pin(&mut self, v: Value) -> Value {
+        let ty = self.bcx.func.dfg.value_type(v);
+        let slot = self.bcx.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, ty.bytes(), 4));
+        self.bcx.ins().stack_store(types::I64, v, slot, 0);
+        self.bcx.ins().stack_load(types::I64, ty, slot, 0)
+    }
+
+    /// The part of `pow` that depends on its base alone, for a constant base: computed now,
+    /// as `fmath` computes it on floats (Cranelift would compute it in the loop).
+    pub fn pow_base_const(&mut self, w: Width, x: f32) -> SharedBase {
+        let base = fmath::pow_base(&mut fmath::Plain, x);
+        let e = &mut Emit::<1> { bcx: &mut self.bcx, w };
+        let [hi] = e.fconst(base.hi);
+        let [lo] = e.fconst(base.lo);
+        let all = e.iconst(if base.ok { -1 } else { 0 });
+        let ok = match w {
+            Width::Scalar => self.bcx.ins().iconst(types::I8, i64::from(base.ok)),
+            Width::Vector => all[0],
+        };
+        SharedBase { hi, lo, ok }
+    }
+
+    /// `op` (one of `fmath`'s functions) of `a` (and `b`), on `N` copies at once; `base`, if
+    /// given, is `a`'s part of a `pow`. Where any lane of any copy has arguments `fmath` leaves
+    /// to its scalar path, every lane is computed by the scalar function, in a block out of line.
+    pub fn lower_math<const N: usize>(&mut self, w: Width, op: Op, a: [Value; N], b: [Value; N], base: Option<SharedBase>) -> [Value; N] {
+        let (value, edges) = {
+            let e = &mut Emit::<N> { bcx: &mut self.bcx, w };
+            let part = match op {
+                Op::Exp => return fmath::exp(e, a),
+                Op::Tanh => return fmath::tanh(e, a),
+                Op::Log => fmath::log_ordinary(e, a),
+                Op::Pow => match base {
+                    Some(s) => fmath::pow_with_base(e, &PowBase { hi: [s.hi; N], lo: [s.lo; N], ok: [s.ok; N] }, b),
+                    None => fmath::pow_ordinary(e, a, b),
+                },
+                Op::Sin => fmath::sin_ordinary(e, a),
+                _ => fmath::cos_ordinary(e, a),
+            };
+            (part.value, part.edge)
+        };
+        let mut any = edges[0];
+        for m in &edges[1..] {
+            any = self.bcx.ins().bor(any, *m);
+        }
+        if w == Width::Vector {
+            any = self.bcx.ins().vany_true(any);
+        }
+        let edge = self.bcx.create_block();
+        let join = self.bcx.create_block();
+        self.bcx.set_cold_block(edge);
+        for _ in 0..N {
+            self.bcx.append_block_param(join, w.float());
+        }
+        let fast: Vec<BlockArg> = value.iter().map(|v| BlockArg::Value(*v)).collect();
+        self.bcx.ins().brif(any, edge, &[], join, &fast);
+        self.bcx.switch_to_block(edge);
+        self.bcx.seal_block(edge);
+        let slow: Vec<BlockArg> = (0..N)
+            .map(|i| {
+                let args = if op == Op::Pow { vec![a[i], b[i]] } else { vec![a[i]] };
+                BlockArg::Value(self.call(w, op, &args))
+            })
+            .collect();
+        self.bcx.ins().jump(join, &slow);
+        self.bcx.switch_to_block(join);
+        self.bcx.seal_block(join);
+        let params = self.bcx.block_params(join);
+        std::array::from_fn(|i| params[i])
+    }
 }

@@ -14,7 +14,8 @@
 //!   does not own.
 //! - Values are `f32` lanes: booleans are 0.0 or 1.0, integers (only ever broadcast from
 //!   uniforms or leaf sizes) are converted as the interpreter converts them. Every op
-//!   computes exactly what `ir::op::eval` computes on those values; ops Cranelift has no
+//!   computes exactly what `ir::op::eval` computes on those values: `fmath`'s functions are
+//!   emitted from the very code `eval` runs (see `math`), and the other ops Cranelift has no
 //!   instruction for call the very functions `eval` calls.
 //!
 //! (`unsafe_code` is denied for the crate and allowed for this module only, in `lib.rs`.)
@@ -35,7 +36,7 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::default_libcall_names;
 
 use crate::arena::Arena;
-use crate::ir::buffers::{Leaves, Params};
+use crate::ir::buffers::{Leaves, Params, SlotLayout};
 use crate::ir::plan::{BLOCK, LANES, Plan};
 use crate::ir::{Graph, NodeId, Reduce};
 
@@ -51,8 +52,8 @@ pub struct Task {
     pub len: u64,
     /// Where the program's inputs for this block's leaf start in the inputs array.
     pub inputs: u64,
-    /// The block's leaf: its row of the leaf table gives its parameter, gradient and update
-    /// buffers.
+    /// The block's leaf: its row of the leaf table gives where its parameters, gradients,
+    /// updates and state are.
     pub leaf: u64,
 }
 
@@ -60,15 +61,16 @@ pub struct Task {
 pub struct Buffers<'a, 'b> {
     /// Parameters, gradients and updates, one slice per leaf.
     pub leaves: &'a mut Leaves<'b>,
-    /// Where each leaf starts in the flat state buffers (a task's `start` counts from there).
+    /// Where each leaf starts in the flat order (a task's `start` counts from there).
     pub offsets: &'a [usize],
     /// Element slots by slot id (slots of other levels may be empty).
     pub slots: &'a mut Arena,
+    /// Where each slot keeps each leaf.
+    pub slot_layout: &'a SlotLayout,
 }
 
-/// A memory stream of a kernel. Slots are flat buffers, found in the pointer table the kernel
-/// receives; the other streams are one buffer per leaf, found in the task's row of the leaf
-/// table.
+/// A memory stream of a kernel, found in the task's row of the leaf table: the leaf's own
+/// parameters, gradients and updates, and where each state slot keeps the leaf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Stream {
     Grads,
@@ -77,18 +79,15 @@ pub enum Stream {
     Slot(u32),
 }
 
-/// Entries per leaf in the leaf table: the grads, params and updates of the leaf.
-const LEAF_ROW: usize = 3;
-
 impl Stream {
-    /// Where the stream's pointer is: (in the leaf table, position in the row) or (in the
-    /// pointer table, position).
-    fn place(self) -> (bool, usize) {
+    /// The stream's place in a row of the leaf table (rows hold the grads, params and updates,
+    /// then every slot).
+    fn place(self) -> usize {
         match self {
-            Stream::Grads => (true, 0),
-            Stream::Params => (true, 1),
-            Stream::Updates => (true, 2),
-            Stream::Slot(s) => (false, s as usize),
+            Stream::Grads => 0,
+            Stream::Params => 1,
+            Stream::Updates => 2,
+            Stream::Slot(s) => 3 + s as usize,
         }
     }
 }
@@ -108,10 +107,10 @@ pub struct ProgramInfo {
     pub writes_params: bool,
 }
 
-/// Signature of a kernel: tasks, number of tasks, slot pointer table, inputs, partials, leaf
-/// table (per leaf, [`LEAF_ROW`] addresses: each leaf buffer's address minus the leaf's offset,
-/// so that a task's flat `start` indexes it as it indexes the slots).
-type KernelFn = unsafe extern "C" fn(*const Task, u64, *const *mut f32, *const f32, *mut f32, *const u64);
+/// Signature of a kernel: tasks, number of tasks, entries per row of the leaf table, inputs,
+/// partials, leaf table (a row per leaf, an address per stream: where the stream keeps the
+/// leaf, moved back by the leaf's flat offset, so that a task's flat `start` indexes it).
+type KernelFn = unsafe extern "C" fn(*const Task, u64, u64, *const f32, *mut f32, *const u64);
 
 /// One pass, compiled.
 pub struct CompiledPass {
@@ -328,9 +327,7 @@ impl CompiledStep {
         if partials.len() < needed {
             return Err(RunError::Partials { needed, found: partials.len() });
         }
-        let Buffers { leaves, offsets, slots } = buffers;
-        // The kernel reads the pointer of every slot its programs use from the table, even
-        // with no tasks: every slot must be in it.
+        let Buffers { leaves, offsets, slots, slot_layout } = buffers;
         for program in &compiled.programs {
             for &stream in &program.streams {
                 if let Stream::Slot(s) = stream
@@ -343,13 +340,18 @@ impl CompiledStep {
         if !leaves.params.is_mut() && compiled.programs.iter().any(|p| p.writes_params) {
             return Err(RunError::ReadOnlyParams);
         }
-        // The elements of a leaf's own buffer a task covers, if the leaf has that buffer.
-        let leaf_len = |s: Stream, leaf: usize| -> Option<usize> {
+        let leaf_len = |leaf: usize| -> Option<usize> { leaves.params.get(leaf).map(<[f32]>::len) };
+        // The elements of a leaf a stream holds, if it holds the leaf: its own buffer, or its
+        // range of a slot's buffer (which must lie inside the buffer).
+        let held = |s: Stream, leaf: usize| -> Option<usize> {
             match s {
                 Stream::Grads => leaves.grads.get(leaf).map(|b| b.len()),
-                Stream::Params => leaves.params.get(leaf).map(<[f32]>::len),
+                Stream::Params => leaf_len(leaf),
                 Stream::Updates => leaves.updates.get(leaf).map(|b| b.len()),
-                Stream::Slot(_) => None,
+                Stream::Slot(i) => {
+                    let range = slot_layout.range(i as usize, leaf, leaf_len(leaf)?)?;
+                    (range.end <= slots.get(i as usize).map_or(0, <[f32]>::len)).then_some(range.len())
+                }
             }
         };
         for (t, task) in tasks.iter().enumerate() {
@@ -364,19 +366,11 @@ impl CompiledStep {
             if row_end.is_none_or(|end| end > inputs.len() as u64) {
                 return Err(RunError::Inputs { task: t });
             }
-            let end = task.start.checked_add(task.len);
             let leaf = usize::try_from(task.leaf).unwrap_or(usize::MAX);
-            // Where the task starts in its leaf's own buffers.
-            let in_leaf = offsets.get(leaf).and_then(|&o| task.start.checked_sub(o as u64));
+            // Where the task's block ends in its leaf, counted from the leaf's start.
+            let end = offsets.get(leaf).and_then(|&o| task.start.checked_sub(o as u64)).and_then(|a| a.checked_add(task.len));
             for &stream in &program.streams {
-                let fits = match stream {
-                    Stream::Slot(i) => end.is_some_and(|end| end <= slots.get(i as usize).map_or(0, <[f32]>::len) as u64),
-                    _ => in_leaf
-                        .and_then(|a| a.checked_add(task.len))
-                        .zip(leaf_len(stream, leaf))
-                        .is_some_and(|(end, len)| end <= len as u64),
-                };
-                if !fits {
+                if end.zip(held(stream, leaf)).is_none_or(|(end, len)| end > len as u64) {
                     return Err(RunError::OutOfBounds { task: t, stream });
                 }
             }
@@ -394,17 +388,17 @@ impl CompiledStep {
                 }
             }
         }
-        // The pointer table: every slot (empty slots are never used: the checks above found
-        // every stream a program uses long enough for its tasks).
-        let table: Vec<*mut f32> = slots.slices_mut().into_iter().map(|s| s.as_mut_ptr()).collect();
-        // The leaf table: each buffer's address moved back by its leaf's offset, as an integer
-        // (the kernel adds the task's `start` back; no pointer outside a buffer is formed here).
-        let n_leaves = offsets.len();
-        let mut leaf_table = vec![0u64; n_leaves * LEAF_ROW];
-        let address = |ptr: *const f32, leaf: usize| (ptr as usize as u64).wrapping_sub(4 * offsets[leaf] as u64);
-        for (leaf, row) in leaf_table.chunks_exact_mut(LEAF_ROW).enumerate() {
+        // The leaf table: per leaf, where each stream keeps it, moved back by the leaf's flat
+        // offset, as an integer (the kernel adds the task's flat `start` back; no pointer
+        // outside a buffer is formed here). Streams a leaf is not in stay 0: the checks above
+        // found every stream a task's program uses holding its leaf.
+        let row_len = 3 + slots.len();
+        let mut leaf_table = vec![0u64; offsets.len() * row_len];
+        let slot_starts: Vec<u64> = slots.slices_mut().into_iter().map(|b| b.as_mut_ptr() as usize as u64).collect();
+        for (leaf, row) in leaf_table.chunks_exact_mut(row_len).enumerate() {
+            let back = |address: u64, at: usize| address.wrapping_add(4 * at as u64).wrapping_sub(4 * offsets[leaf] as u64);
             if let Some(g) = leaves.grads.get(leaf) {
-                row[0] = address(g.as_ptr(), leaf);
+                row[0] = back(g.as_ptr() as usize as u64, 0);
             }
             // Writable parameters lend a pointer that may write.
             let params = match &mut leaves.params {
@@ -412,13 +406,18 @@ impl CompiledStep {
                 Params::Ref(p) => p.get(leaf).map(|p| p.as_ptr()),
             };
             if let Some(p) = params {
-                row[1] = address(p, leaf);
+                row[1] = back(p as usize as u64, 0);
             }
             if let Some(u) = leaves.updates.get_mut(leaf) {
-                row[2] = address(u.as_mut_ptr(), leaf);
+                row[2] = back(u.as_mut_ptr() as usize as u64, 0);
+            }
+            for (s, &start) in slot_starts.iter().enumerate() {
+                if let Some(at) = slot_layout.start(s, leaf) {
+                    row[3 + s] = back(start, at);
+                }
             }
         }
-        let launch = Launch { kernel: compiled.kernel, table, inputs: inputs.as_ptr(), leaf_table };
+        let launch = Launch { kernel: compiled.kernel, row_len: row_len as u64, inputs: inputs.as_ptr(), leaf_table };
         let per_task = compiled.stride * LANES;
         let base = partials.as_mut_ptr();
         if threads == 1 {
@@ -448,7 +447,7 @@ impl CompiledStep {
 /// A kernel with the pointers of one `run_pass` call.
 struct Launch {
     kernel: KernelFn,
-    table: Vec<*mut f32>,
+    row_len: u64,
     inputs: *const f32,
     leaf_table: Vec<u64>,
 }
@@ -464,7 +463,7 @@ impl Launch {
     /// the same elements or partial rows.
     unsafe fn run(&self, chunk: &[Task], partials: *mut f32) {
         // SAFETY: the caller's contract.
-        unsafe { (self.kernel)(chunk.as_ptr(), chunk.len() as u64, self.table.as_ptr(), self.inputs, partials, self.leaf_table.as_ptr()) }
+        unsafe { (self.kernel)(chunk.as_ptr(), chunk.len() as u64, self.row_len, self.inputs, partials, self.leaf_table.as_ptr()) }
     }
 }
 
@@ -511,7 +510,8 @@ mod tests {
         let mut partials = vec![0.0; 2 * LANES];
         let tasks = [task(0, 20), task(20, 17)];
         let mut leaves = leaves(vec![&mut params], vec![&grads]);
-        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut slots };
+        let one = SlotLayout::all_leaves(&[37], 1);
+        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut slots, slot_layout: &one };
         step.run_pass(0, &tasks, &[2.0], buffers, &mut partials, 1).expect("runs");
         assert_eq!(params[3], 1.0 + (3.0 * 2.0 + 0.5));
         assert_eq!(slots.get(0).map(|s| s[36]), Some(36.0 * 2.0 + 0.5));
@@ -534,7 +534,8 @@ mod tests {
         let mut slots = Arena::new(&[8], 0);
         let mut partials = vec![0.0; 2 * LANES];
         let mut in_place = leaves(vec![&mut a, &mut b], vec![&grads[0], &grads[1]]);
-        let buffers = Buffers { leaves: &mut in_place, offsets: &[0, 5], slots: &mut slots };
+        let two = SlotLayout::all_leaves(&[5, 3], 1);
+        let buffers = Buffers { leaves: &mut in_place, offsets: &[0, 5], slots: &mut slots, slot_layout: &two };
         small(Target::Params).run_pass(0, &tasks, &[1.0], buffers, &mut partials, 2).expect("runs");
         assert_eq!((a[4], b[2]), (1.0 + 4.0, 2.0 + 12.0));
         assert_eq!(slots.get(0).map(|s| s[7]), Some(12.0));
@@ -543,13 +544,13 @@ mod tests {
         let (mut ua, mut ub) = (vec![0.0; 5], vec![0.0; 3]);
         let step = small(Target::Updates);
         let mut apart = Leaves { params: Params::Ref(vec![&a, &b]), grads: vec![&grads[0], &grads[1]], updates: vec![&mut ua, &mut ub] };
-        let buffers = Buffers { leaves: &mut apart, offsets: &[0, 5], slots: &mut slots };
+        let buffers = Buffers { leaves: &mut apart, offsets: &[0, 5], slots: &mut slots, slot_layout: &two };
         step.run_pass(0, &tasks, &[1.0], buffers, &mut partials, 1).expect("runs");
         assert_eq!((a, b), (a0, b0), "the parameters are only read");
         assert_eq!((ua[4], ub[2]), (4.0 + 4.0, 12.0 + 12.0));
         // Read-only parameters cannot take updates added in place.
         let mut read_only = Leaves { params: Params::Ref(vec![&ua, &ub]), grads: vec![&grads[0], &grads[1]], updates: Vec::new() };
-        let buffers = Buffers { leaves: &mut read_only, offsets: &[0, 5], slots: &mut slots };
+        let buffers = Buffers { leaves: &mut read_only, offsets: &[0, 5], slots: &mut slots, slot_layout: &two };
         assert_eq!(small(Target::Params).run_pass(0, &tasks, &[1.0], buffers, &mut partials, 1), Err(RunError::ReadOnlyParams));
     }
 
@@ -562,7 +563,8 @@ mod tests {
         let run = |tasks: &[Task], inputs: &[f32], slots: &mut Arena, partials: &mut [f32], threads| {
             let mut params = params.clone();
             let mut leaves = leaves(vec![&mut params], vec![&grads]);
-            let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots };
+            let one = SlotLayout::all_leaves(&[16], 1);
+            let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots, slot_layout: &one };
             step.run_pass(0, tasks, inputs, buffers, partials, threads)
         };
         let ok = Arena::new(&[16], 0);
@@ -580,7 +582,8 @@ mod tests {
         assert_eq!(run(&[task(0, 8), task(4, 8)], &[1.0], &mut ok.clone(), &mut partials, 2), Err(RunError::Overlap { task: 1 }));
         assert_eq!(run(&[task(0, 8), task(8, 8)], &[1.0], &mut ok.clone(), &mut partials, 2), Ok(()));
         let mut leaves = leaves(vec![&mut params], vec![&grads]);
-        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut ok.clone() };
+        let one = SlotLayout::all_leaves(&[16], 1);
+        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut ok.clone(), slot_layout: &one };
         assert!(matches!(step.run_pass(1, &[], &[], buffers, &mut partials, 1), Err(RunError::NoSuchPass(1))));
     }
 }

@@ -334,13 +334,13 @@ impl Optimizer {
     /// The state as plain values and numpy arrays (copies): round-trips through pickle, and
     /// `load_state_dict` refuses it for another pipeline or layout.
     fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        state::to_dict(py, &self.inner.snapshot(), &self.leaves.layout)
+        state::to_dict(py, &self.inner.snapshot(), &self.leaves.layout, self.inner.slot_layout())
     }
 
     /// Replaces the state with one from `state_dict` of an optimizer of the same pipeline and
     /// layout; anything else raises `ValueError` with the reason, and nothing changes.
     fn load_state_dict(&mut self, state: &Bound<'_, PyAny>) -> PyResult<()> {
-        let snapshot = state::from_dict(state, &self.inner.snapshot(), &self.leaves.layout)?;
+        let snapshot = state::from_dict(state, &self.inner.snapshot(), &self.leaves.layout, self.inner.slot_layout())?;
         self.inner.restore(&snapshot).map_err(load_error)
     }
 

@@ -9,6 +9,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt};
 
 use super::arrays::{self, quote, show_shape};
 use crate::ir::op::Scalar;
+use crate::ir::buffers::SlotLayout;
 use crate::ir::{Kind, Layout};
 use crate::runtime::snapshot::{SlotData, Snapshot, kind_name};
 
@@ -47,8 +48,9 @@ fn scalar_from_py(x: &Bound<'_, PyAny>, kind: Kind) -> Result<Scalar, String> {
 
 /// A state dict: `format`, `version`, what identifies the pipeline and layout, `steps`, and
 /// `state`: each slot by name — a uniform as a Python number, a per-leaf slot as `{leaf:
-/// float}`, a per-element slot as `{leaf: float32 array of the leaf's shape}`.
-pub fn to_dict<'py>(py: Python<'py>, snapshot: &Snapshot, layout: &Layout) -> PyResult<Bound<'py, PyDict>> {
+/// float}`, a per-element slot as `{leaf: float32 array of the leaf's shape}` — for the leaves
+/// the slot holds (`held`: a partition arm's state holds the arm's leaves).
+pub fn to_dict<'py>(py: Python<'py>, snapshot: &Snapshot, layout: &Layout, held: &SlotLayout) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("format", FORMAT)?;
     d.set_item("version", VERSION)?;
@@ -57,24 +59,23 @@ pub fn to_dict<'py>(py: Python<'py>, snapshot: &Snapshot, layout: &Layout) -> Py
     d.set_item("layout", &snapshot.layout)?;
     d.set_item("steps", snapshot.steps)?;
     let state = PyDict::new(py);
-    for slot in &snapshot.slots {
+    for (s, slot) in snapshot.slots.iter().enumerate() {
         let value = match &slot.data {
             SlotData::Uniform(x) => scalar_to_py(py, *x)?,
             SlotData::Leaf(v) => {
                 let per_leaf = PyDict::new(py);
-                for (leaf, x) in layout.leaves.iter().zip(v) {
+                for (_, (leaf, x)) in layout.leaves.iter().zip(v).enumerate().filter(|(l, _)| held.holds(s, *l)) {
                     per_leaf.set_item(&leaf.name, f64::from(*x))?;
                 }
                 per_leaf.into_any()
             }
             SlotData::Element(v) => {
                 let per_leaf = PyDict::new(py);
-                let mut at = 0;
-                for leaf in &layout.leaves {
-                    let n = leaf.len();
-                    let array = PyArray1::from_slice(py, &v[at..at + n]).reshape(leaf.shape.clone())?;
-                    per_leaf.set_item(&leaf.name, array)?;
-                    at += n;
+                for (l, leaf) in layout.leaves.iter().enumerate() {
+                    if let Some(range) = held.range(s, l, leaf.len()) {
+                        let array = PyArray1::from_slice(py, &v[range]).reshape(leaf.shape.clone())?;
+                        per_leaf.set_item(&leaf.name, array)?;
+                    }
                 }
                 per_leaf.into_any()
             }
@@ -88,7 +89,7 @@ pub fn to_dict<'py>(py: Python<'py>, snapshot: &Snapshot, layout: &Layout) -> Py
 /// Reads a state dict made by [`to_dict`] into a snapshot shaped like `like` (the optimizer's
 /// own: its slots, levels and kinds). Whether it belongs to the optimizer is judged when the
 /// snapshot is restored.
-pub fn from_dict(d: &Bound<'_, PyAny>, like: &Snapshot, layout: &Layout) -> PyResult<Snapshot> {
+pub fn from_dict(d: &Bound<'_, PyAny>, like: &Snapshot, layout: &Layout, held: &SlotLayout) -> PyResult<Snapshot> {
     let d = d.cast::<PyDict>().map_err(|_| PyTypeError::new_err(format!("expected a state dict, found {}", arrays::type_name(d))))?;
     let field = |k: &str| -> PyResult<Bound<'_, PyAny>> {
         d.get_item(k)?.ok_or_else(|| PyValueError::new_err(format!("not an optc state dict: it has no `{k}`")))
@@ -118,26 +119,30 @@ pub fn from_dict(d: &Bound<'_, PyAny>, like: &Snapshot, layout: &Layout) -> PyRe
         let names: Vec<String> = state.keys().iter().filter_map(|k| k.extract::<String>().ok()).filter(|k| !like.slots.iter().any(|s| &s.name == k)).collect();
         return Err(PyValueError::new_err(format!("the state dict has {} slots, the pipeline keeps {} (not its own: {names:?})", state.len(), like.slots.len())));
     }
-    for slot in &like.slots {
+    for (s, slot) in like.slots.iter().enumerate() {
         let name = &slot.name;
         let value = state.get_item(name)?.ok_or_else(|| PyValueError::new_err(format!("the state dict has no `{name}`")))?;
         let bad = |why: String| PyValueError::new_err(format!("the state `{name}`: {why}"));
+        // The leaves the slot holds, by index.
+        let mine: Vec<usize> = (0..layout.leaves.len()).filter(|&l| held.holds(s, l)).collect();
         let per_leaf = || -> PyResult<Bound<'_, PyDict>> {
-            let dict = value.cast::<PyDict>().map_err(|_| bad(format!("expected a dict of the {} leaves", layout.leaves.len())))?;
-            if dict.len() != layout.leaves.len() {
-                return Err(bad(format!("has {} leaves, the layout {}", dict.len(), layout.leaves.len())));
+            let dict = value.cast::<PyDict>().map_err(|_| bad(format!("expected a dict of its {} leaves", mine.len())))?;
+            if dict.len() != mine.len() {
+                return Err(bad(format!("has {} leaves; it holds {}", dict.len(), mine.len())));
             }
             Ok(dict.clone())
         };
         let data = match &slot.data {
             SlotData::Uniform(x) => SlotData::Uniform(scalar_from_py(&value, x.kind()).map_err(bad)?),
-            SlotData::Leaf(_) => {
+            SlotData::Leaf(own) => {
                 let dict = per_leaf()?;
-                let mut v = Vec::with_capacity(layout.leaves.len());
-                for leaf in &layout.leaves {
+                // Leaves the slot does not hold keep the optimizer's own (unused) values.
+                let mut v = own.clone();
+                for &l in &mine {
+                    let leaf = &layout.leaves[l];
                     let x = dict.get_item(&leaf.name)?.ok_or_else(|| bad(format!("no value for the leaf {}", quote(&leaf.name))))?;
                     match scalar_from_py(&x, Kind::F32).map_err(|e| bad(format!("leaf {}: {e}", quote(&leaf.name))))? {
-                        Scalar::F32(f) => v.push(f),
+                        Scalar::F32(f) => v[l] = f,
                         _ => return Err(bad(format!("leaf {}: expected a float", quote(&leaf.name)))),
                     }
                 }
@@ -145,8 +150,8 @@ pub fn from_dict(d: &Bound<'_, PyAny>, like: &Snapshot, layout: &Layout) -> PyRe
             }
             SlotData::Element(_) => {
                 let dict = per_leaf()?;
-                let mut v = Vec::with_capacity(layout.total());
-                for leaf in &layout.leaves {
+                let mut v = Vec::with_capacity(held.lens()[s]);
+                for leaf in mine.iter().map(|&l| &layout.leaves[l]) {
                     let x = dict.get_item(&leaf.name)?.ok_or_else(|| bad(format!("no values for the leaf {}", quote(&leaf.name))))?;
                     let array = x.cast::<PyArrayDyn<f32>>().map_err(|_| bad(format!("leaf {}: expected a float32 numpy array, found {}", quote(&leaf.name), arrays::type_name(&x))))?;
                     if array.shape() != leaf.shape.as_slice() {

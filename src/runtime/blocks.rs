@@ -88,7 +88,7 @@ impl Passes for Compiled<'_> {
                 pass.inputs.push(interp::broadcast(env, &values.uniform, &values.leaf, n, info.group, l).f());
             }
         }
-        let buffers = Buffers { leaves: &mut env.leaves, offsets: env.offsets, slots: &mut *self.slots };
+        let buffers = Buffers { leaves: &mut env.leaves, offsets: env.offsets, slots: &mut *self.slots, slot_layout: env.slots };
         let threads = self.threads.min(pass.tasks.len() / MIN_BLOCKS_PER_THREAD).max(1);
         if let Err(e) = step.run_pass(index, &pass.tasks, &pass.inputs, buffers, &mut pass.partials, threads) {
             self.error = Some(e);

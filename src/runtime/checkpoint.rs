@@ -1,9 +1,11 @@
 //! Optimizer state files: versioned, keyed by the pipeline and the layout they belong to,
 //! checksummed, and written by [`crate::fsio`] so that a crash never leaves a half-written file.
 //!
-//! Format: the line `optc-state 2`, a JSON header line, then the state as little-endian bytes:
+//! Format: the line `optc-state 3`, a JSON header line, then the state as little-endian bytes:
 //! the step count (8 bytes), uniform slots (4 bytes each, f32/i32/bool as u32), per-leaf slots
-//! (one f32 per leaf of the layout), per-element slots (one f32 per element). The header holds
+//! (one f32 per leaf of the layout), per-element slots (one f32 per element of the leaves the
+//! slot holds: a transform applied to some leaves keeps state for those only; version 2 kept
+//! every slot for every leaf, and is refused with that reason). The header holds
 //! the pipeline with every argument, a fingerprint of its step IR (so that the same call with
 //! other definitions behind it is told apart), the state slots, the layout, and an FNV-1a
 //! checksum of the bytes.
@@ -17,7 +19,8 @@ use crate::interp::State;
 use crate::ir::op::{Kind, Scalar};
 use crate::ir::{Level, StepIr};
 
-const MAGIC: &str = "optc-state 2";
+const VERSION: u32 = 3;
+const MAGIC: &str = "optc-state 3";
 
 /// Why a state file was refused.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,11 +134,15 @@ pub fn load(path: &Path, ir: &StepIr, pipeline: &str) -> Result<(State, u64), Lo
     let first = bytes.iter().position(|b| *b == b'\n').ok_or_else(|| corrupt("no header"))?;
     if &bytes[..first] != MAGIC.as_bytes() {
         return Err(match bytes[..first].strip_prefix(b"optc-state ") {
+            Some(old @ (b"1" | b"2")) => corrupt(&format!(
+                "it was written by an earlier optc (format {}), which kept every state for every leaf; this optc keeps a transform's state only for the leaves it applies to (format {VERSION}): start the optimizer afresh",
+                String::from_utf8_lossy(old)
+            )),
             Some(version) => corrupt(&format!(
-                "it is version {} of the format, and this optc reads version 2",
+                "it is version {} of the format, and this optc reads version {VERSION}",
                 String::from_utf8_lossy(version)
             )),
-            None => corrupt("it does not start with `optc-state 2`"),
+            None => corrupt(&format!("it does not start with `{MAGIC}`")),
         });
     }
     let rest = &bytes[first + 1..];
@@ -162,14 +169,17 @@ pub fn load(path: &Path, ir: &StepIr, pipeline: &str) -> Result<(State, u64), Lo
     let hi = u64::from(words.next().unwrap_or(0));
     let step = lo | (hi << 32);
     let n = ir.slots.len();
-    let mut state = State { uniform: vec![Scalar::F32(0.0); n], leaf: vec![Vec::new(); n], element: super::element_arena(ir) };
-    let (n_leaves, total) = (ir.layout.leaves.len(), ir.layout.total());
+    let element = super::element_arena(&crate::ir::buffers::SlotLayout::new(ir));
+    let mut state = State { uniform: vec![Scalar::F32(0.0); n], leaf: vec![Vec::new(); n], element };
+    let n_leaves = ir.layout.leaves.len();
     for (i, s) in ir.slots.iter().enumerate() {
         match s.level {
             Level::Uniform => state.uniform[i] = scalar_from(s.kind, words.next().unwrap_or(0)),
             Level::Leaf => state.leaf[i] = words.by_ref().take(n_leaves).map(f32::from_bits).collect(),
             Level::Element => {
-                for (x, w) in state.element.get_mut(i).unwrap_or_default().iter_mut().zip(words.by_ref().take(total)) {
+                let buffer = state.element.get_mut(i).unwrap_or_default();
+                let len = buffer.len();
+                for (x, w) in buffer.iter_mut().zip(words.by_ref().take(len)) {
                     *x = f32::from_bits(w);
                 }
             }

@@ -11,7 +11,7 @@ use crate::arena::{self, Arena};
 use crate::check::{Program, summary};
 use crate::diagnostic::Diagnostic;
 use crate::interp::{self, Env, State};
-use crate::ir::buffers::{self, Leaves, Params};
+use crate::ir::buffers::{self, Leaves, Params, SlotLayout};
 use crate::ir::instantiate::instantiate;
 use crate::ir::op::Scalar;
 use crate::ir::plan::{self, Plan, Target};
@@ -112,6 +112,8 @@ pub struct Optimizer {
     pub init_plan: Plan,
     state: State,
     offsets: Vec<usize>,
+    /// Where each per-element slot keeps each leaf (only the leaves of its groups).
+    slot_layout: SlotLayout,
     /// Values of the IR's named uniforms at the last step, in the order of `ir.named` (names
     /// are attached only when asked for, to keep them out of every step).
     last: Vec<Option<Scalar>>,
@@ -165,6 +167,7 @@ impl Optimizer {
         let step_plan = plan::plan(&ir.graph, n_groups, plan::step_outputs(&ir, updates));
         let init_plan = plan::plan(&ir.init, n_groups, plan::init_outputs(&ir));
         let offsets = interp::offsets(layout);
+        let slot_layout = SlotLayout::new(&ir);
         let pipeline = program.pipeline.as_ref().map(|tx| one_line(&summary::describe(program, tx))).unwrap_or_default();
         let backend = options.backend;
         let compiled = match backend {
@@ -181,6 +184,7 @@ impl Optimizer {
             init_plan,
             state: State::default(),
             offsets,
+            slot_layout,
             last: Vec::new(),
             steps: 0,
             pipeline,
@@ -207,12 +211,13 @@ impl Optimizer {
         let empty = State::default();
         let n = self.ir.slots.len();
         // The compiled code writes element slots in place; the interpreter returns them.
-        let mut element = element_arena(&self.ir);
+        let mut element = element_arena(&self.slot_layout);
         let mut env = Env {
             graph: &self.ir.init,
             layout: &self.ir.layout,
             groups: &self.ir.groups,
             offsets: &self.offsets,
+            slots: &self.slot_layout,
             // The initial state only reads the parameters.
             leaves: Leaves { params: Params::Ref(params.to_vec()), grads: Vec::new(), updates: Vec::new() },
             value: 0.0,
@@ -268,12 +273,7 @@ impl Optimizer {
                         && let Some(fill) = get_uniform(slot.init)
                         && let Some(v) = state.element.get_mut(i)
                     {
-                        for g in slot.groups.iter() {
-                            for &l in &self.ir.groups.leaves[g] {
-                                let (a, b) = (self.offsets[l], self.offsets[l] + self.ir.layout.leaves[l].len());
-                                v[a..b].fill(fill.f());
-                            }
-                        }
+                        v.fill(fill.f());
                     }
                 }
             }
@@ -295,6 +295,11 @@ impl Optimizer {
     /// process may use). Results do not depend on it.
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads.max(1);
+    }
+
+    /// Where each per-element slot keeps each leaf.
+    pub fn slot_layout(&self) -> &SlotLayout {
+        &self.slot_layout
     }
 
     /// Threads the compiled passes are split over.
@@ -347,16 +352,16 @@ impl Optimizer {
     pub fn step_leaves_holding(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]], value: Option<f32>, held: &[usize]) -> Result<(), StepError> {
         let n = self.ir.layout.leaves.len().min(params.len());
         let held: Vec<usize> = held.iter().copied().filter(|&l| l < n).collect();
-        // Copies of what the step must not change: (slot, leaf, value) and (slot, leaf, values).
+        // Copies of what the step must not change: (slot, leaf, value) and (slot, start, values).
         let mut per_leaf: Vec<(usize, usize, f32)> = Vec::new();
         let mut per_element: Vec<(usize, usize, Vec<f32>)> = Vec::new();
         for &l in &held {
-            let range = self.offsets[l]..self.offsets[l] + self.ir.layout.leaves[l].len();
+            let len = self.ir.layout.leaves[l].len();
             for (s, slot) in self.ir.slots.iter().enumerate() {
-                match slot.level {
-                    Level::Leaf => per_leaf.push((s, l, self.state.leaf[s][l])),
-                    Level::Element => per_element.push((s, l, self.state.element.get(s).unwrap_or_default()[range.clone()].to_vec())),
-                    Level::Uniform => {}
+                match (slot.level, self.slot_layout.range(s, l, len)) {
+                    (Level::Leaf, _) => per_leaf.push((s, l, self.state.leaf[s][l])),
+                    (Level::Element, Some(range)) => per_element.push((s, range.start, self.state.element.get(s).unwrap_or_default()[range].to_vec())),
+                    _ => {}
                 }
             }
         }
@@ -368,8 +373,7 @@ impl Optimizer {
         for (s, l, x) in per_leaf {
             self.state.leaf[s][l] = x;
         }
-        for (s, l, v) in per_element {
-            let start = self.offsets[l];
+        for (s, start, v) in per_element {
             if let Some(buffer) = self.state.element.get_mut(s) {
                 buffer[start..start + v.len()].copy_from_slice(&v);
             }
@@ -420,6 +424,7 @@ impl Optimizer {
                 layout: &self.ir.layout,
                 groups: &self.ir.groups,
                 offsets: &self.offsets,
+                slots: &self.slot_layout,
                 leaves,
                 value,
                 state: &state,
@@ -566,11 +571,10 @@ pub fn default_threads() -> usize {
     crate::parallel::cores()
 }
 
-/// Zeroed element state for `ir`: one buffer per slot, empty for slots of other levels.
-pub fn element_arena(ir: &StepIr) -> Arena {
-    let total = ir.layout.total();
-    let lens: Vec<usize> = ir.slots.iter().map(|s| if s.level == Level::Element { total } else { 0 }).collect();
-    Arena::new(&lens, arena::STATE)
+/// Zeroed element state laid out as `slots` says: one buffer per slot, holding its leaves
+/// (empty for slots of other levels).
+pub fn element_arena(slots: &SlotLayout) -> Arena {
+    Arena::new(slots.lens(), arena::STATE)
 }
 
 /// The tree of `summary::describe` on one line.

@@ -3,6 +3,7 @@
 //! when it comes back ([`checkpoint::belongs`]).
 
 use crate::interp::State;
+use crate::ir::buffers::SlotLayout;
 use crate::ir::op::{Kind, Scalar};
 use crate::ir::{Level, StepIr};
 
@@ -37,7 +38,8 @@ pub enum SlotData {
     Uniform(Scalar),
     /// One value per leaf, in layout order.
     Leaf(Vec<f32>),
-    /// One value per parameter element, leaves one after another in layout order.
+    /// One value per element of the leaves the slot holds ([`SlotLayout`]: those its
+    /// transform applies to), one leaf after another in layout order.
     Element(Vec<f32>),
 }
 
@@ -72,12 +74,13 @@ pub fn take(ir: &StepIr, state: &State, steps: u64, pipeline: &str) -> Snapshot 
 /// Writes `snapshot` into `state` if it belongs to `ir` (and the pipeline `pipeline`), slot by
 /// slot checked first, so that a refused snapshot changes nothing; returns its step count.
 pub fn restore(ir: &StepIr, state: &mut State, pipeline: &str, snapshot: &Snapshot) -> Result<u64, LoadError> {
+    let held = SlotLayout::new(ir);
     checkpoint::belongs(ir, pipeline, &snapshot.pipeline, &snapshot.slots_key, &snapshot.layout)?;
     if snapshot.slots.len() != ir.slots.len() {
         return Err(LoadError::Corrupt(format!("it has {} state slots, the pipeline keeps {}", snapshot.slots.len(), ir.slots.len())));
     }
-    let (n_leaves, total) = (ir.layout.leaves.len(), ir.layout.total());
-    for (slot, value) in ir.slots.iter().zip(&snapshot.slots) {
+    let n_leaves = ir.layout.leaves.len();
+    for (s, (slot, value)) in ir.slots.iter().zip(&snapshot.slots).enumerate() {
         let wrong = |what: String| Err(LoadError::Corrupt(format!("the state `{}` {what}", slot.name)));
         if value.name != slot.name {
             return Err(LoadError::Corrupt(format!("the state `{}` comes where `{}` belongs", value.name, slot.name)));
@@ -88,7 +91,9 @@ pub fn restore(ir: &StepIr, state: &mut State, pipeline: &str, snapshot: &Snapsh
                 return wrong(format!("is {}, but the pipeline keeps {}", kind_name(x.kind()), kind_name(slot.kind)));
             }
             SlotData::Leaf(v) if v.len() != n_leaves => return wrong(format!("has {} values for {n_leaves} leaves", v.len())),
-            SlotData::Element(v) if v.len() != total => return wrong(format!("has {} values for {total} parameters", v.len())),
+            SlotData::Element(v) if v.len() != held.lens()[s] => {
+                return wrong(format!("has {} values for the {} elements of the leaves it holds", v.len(), held.lens()[s]));
+            }
             _ => {}
         }
     }
@@ -114,23 +119,26 @@ pub struct PackedSlot {
     pub kind: &'static str,
     pub offset: usize,
     pub len: usize,
-    /// `[]` for a uniform slot, `[leaves]` per leaf, `[parameters]` per element.
+    /// `[]` for a uniform slot, `[leaves]` per leaf, `[elements of the leaves it holds]` per
+    /// element.
     pub shape: Vec<usize>,
 }
 
 /// Where each slot of `ir` lives in its packed state.
 pub fn packed_layout(ir: &StepIr) -> Vec<PackedSlot> {
     let (mut floats, mut ints) = (0usize, 0usize);
-    let (n_leaves, total) = (ir.layout.leaves.len(), ir.layout.total());
+    let n_leaves = ir.layout.leaves.len();
+    let held = SlotLayout::new(ir);
     ir.slots
         .iter()
-        .map(|slot| {
+        .enumerate()
+        .map(|(s, slot)| {
             let (kind, len) = match (slot.level, slot.kind) {
                 (Level::Uniform, Kind::F32) => ("f32", 1),
                 (Level::Uniform, Kind::I32) => ("i32", 1),
                 (Level::Uniform, Kind::Bool) => ("bool", 1),
                 (Level::Leaf, _) => ("f32", n_leaves),
-                (Level::Element, _) => ("f32", total),
+                (Level::Element, _) => ("f32", held.lens()[s]),
             };
             let at = if kind == "f32" { &mut floats } else { &mut ints };
             let offset = *at;

@@ -17,7 +17,8 @@ pub fn diagnose(file: FileId, text: &str, pos: usize) -> Option<Diagnostic> {
     let rest = text.get(pos..line_end)?;
     let indent = line.len() - line.trim_start().len();
     let trimmed = line.trim();
-    let span = |start: usize, len: usize| Span::new(file, start..start + len);
+    // Spans stay inside the text (the parser may stop at its very end).
+    let span = |start: usize, len: usize| Span::new(file, start..(start + len).min(text.len()));
     let word_at = |s: &str| -> usize { s.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(s.len()) };
     let python = |message: &str| Diagnostic::error("python-syntax", message.to_string());
 
@@ -92,7 +93,8 @@ pub fn diagnose(file: FileId, text: &str, pos: usize) -> Option<Diagnostic> {
         && !rest.starts_with('=')
         && name.chars().all(|c| c.is_alphanumeric() || c == '_')
     {
-        let value = trimmed["let".len()..].trim_start()[name.len()..].trim();
+        let value = trimmed["let".len()..].trim_start()[name.len()..].split('#').next().unwrap_or("").trim();
+        let value = if value.is_empty() { "..." } else { value };
         return Some(
             Diagnostic::error("syntax-error", format!("`let {name}` needs `=` before its value"))
                 .with_primary(span(pos, rest.trim_end().len().max(1)), "expected `=` here")
@@ -125,6 +127,10 @@ mod tests {
     fn recognises_python_habits() {
         assert_eq!(message("import optax\n", "optax"), "`import` is not part of .opt files");
         assert_eq!(message("tx = adam(1e-3)\n", "= "), "a name is bound with `let`");
+        // The parser may stop at the very end of the text: the span stays inside it.
+        let at_end = diagnose(FileId(0), "let chain #", 11).expect("a diagnostic");
+        assert_eq!(at_end.primary.map(|l| l.span.end), Some(11));
+        assert_eq!(at_end.help, ["write `let chain = ...`"]);
         assert_eq!(message("// hi\n", "/"), "comments start with `#`");
         assert_eq!(message("if a { 1 } elif b { 2 }", "elif"), "`elif` is written `else if` in .opt files");
         assert_eq!(message("sign(np.sign(g))", ".sign"), "`np.` is not needed in .opt files");

@@ -284,8 +284,13 @@ impl Batches {
         self.samples.div_ceil(self.size).max(1) as u64
     }
 
-    /// The sample indices of the batch of `step` (counted from 0).
-    pub fn rows(&mut self, step: u64) -> &[usize] {
+    /// The sample indices of the batch of `step` (counted from 0); `None` when every batch is
+    /// the whole set, which is then used as it is: a full batch needs no shuffle (its mean
+    /// loss and gradient are the same in any order, rounding aside) and no copy.
+    pub fn rows(&mut self, step: u64) -> Option<&[usize]> {
+        if self.size >= self.samples {
+            return None;
+        }
         let epoch = step / self.per_epoch();
         let k = (step % self.per_epoch()) as usize;
         if self.epoch.as_ref().is_none_or(|(e, _)| *e != epoch) {
@@ -296,7 +301,7 @@ impl Batches {
         }
         let order = self.epoch.as_ref().map_or(&[][..], |(_, o)| o.as_slice());
         let start = (k * self.size).min(order.len());
-        &order[start..(start + self.size).min(order.len())]
+        Some(&order[start..(start + self.size).min(order.len())])
     }
 }
 
@@ -362,11 +367,21 @@ mod tests {
     fn batches_cover_each_epoch_and_depend_only_on_the_step() {
         let mut batches = Batches::new(10, 4, 9);
         assert_eq!(batches.per_epoch(), 3);
-        let mut seen: Vec<usize> = (0..3).flat_map(|s| batches.rows(s).to_vec()).collect();
+        let mut seen: Vec<usize> = (0..3).flat_map(|s| batches.rows(s).unwrap_or_default().to_vec()).collect();
         seen.sort();
         assert_eq!(seen, (0..10).collect::<Vec<_>>());
-        let later = batches.rows(7).to_vec();
+        let later = batches.rows(7).map(<[usize]>::to_vec);
         let mut fresh = Batches::new(10, 4, 9);
-        assert_eq!(fresh.rows(7), later.as_slice());
+        assert_eq!(fresh.rows(7).map(<[usize]>::to_vec), later);
+        assert!(later.is_some());
+    }
+
+    #[test]
+    fn a_full_batch_is_the_whole_set_as_it_is() {
+        for size in [0, 10, 50] {
+            let mut batches = Batches::new(10, size, 9);
+            assert_eq!(batches.per_epoch(), 1);
+            assert_eq!(batches.rows(3), None);
+        }
     }
 }

@@ -187,17 +187,13 @@ impl Trainer {
     /// One step; `validate` also measures the validation loss after it.
     pub fn step(&mut self, validate: bool) -> Result<Record, Stop> {
         let step = self.optimizer.steps() + 1;
-        let batch = match (&self.setup.train, &mut self.batches) {
-            (Some(train), Some(batches)) => Some(train.select(batches.rows(step - 1))),
+        let selected = match (&self.setup.train, &mut self.batches) {
+            (Some(train), Some(batches)) => batches.rows(step - 1).map(|rows| train.select(rows)),
             _ => None,
         };
-        let loss = self.setup.model.loss_and_grad_in(
-            &mut self.workspace,
-            &self.layout,
-            &self.params,
-            batch.as_ref().map(Dataset::batch).as_ref(),
-            Some(&mut self.grads),
-        );
+        let batch = selected.as_ref().or(self.setup.train.as_ref()).map(Dataset::batch);
+        let loss =
+            self.setup.model.loss_and_grad_in(&mut self.workspace, &self.layout, &self.params, batch.as_ref(), Some(&mut self.grads));
         let problem = if !loss.is_finite() {
             Some(format!("the loss is {loss}"))
         } else {

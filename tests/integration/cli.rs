@@ -218,3 +218,11 @@ fn explain_lists_every_code_and_shows_examples() {
     assert!(stdout.contains("wrong:\n    adam(learning_rate=1e-3, 0.9)\n"), "{stdout}");
     assert!(stdout.contains("right:\n    adam(learning_rate=1e-3, b1=0.9)\n"), "{stdout}");
 }
+
+#[test]
+fn check_counts_the_state_a_parameter_keeps_in_its_own_group() {
+    let out = optc(&["check", "examples/transformer.opt"], None);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("per element (2 floats per parameter, of its own group's)"), "{stdout}");
+}

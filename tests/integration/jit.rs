@@ -13,7 +13,7 @@ use std::path::Path;
 use optc::arena::Arena;
 use optc::interp::{self, Env, State};
 use optc::ir::op::{Kind, Op, Scalar};
-use optc::ir::buffers::{self, Leaves, Params};
+use optc::ir::buffers::{self, Leaves, Params, SlotLayout};
 use optc::ir::plan::{self, BLOCK, Outputs, Target};
 use optc::ir::{Graph, GroupSet, Groups, Layout, Leaf, Level, Node, NodeId, Reduce};
 use optc::runtime::{Backend, Optimizer, Options, blocks};
@@ -379,15 +379,15 @@ const ALL_OPS: &[Op] = &[
 ];
 
 /// One graph run on both backends: the element slot `out` after the step, from each.
-struct Run {
-    layout: Layout,
-    graph: Graph,
-    outputs: Outputs,
-    grads: Vec<f32>,
-    params: Vec<f32>,
+pub(crate) struct Run {
+    pub(crate) layout: Layout,
+    pub(crate) graph: Graph,
+    pub(crate) outputs: Outputs,
+    pub(crate) grads: Vec<f32>,
+    pub(crate) params: Vec<f32>,
     /// Element slots: 0 and 1 are inputs, 2 the output.
-    slots: Vec<Vec<f32>>,
-    value: f32,
+    pub(crate) slots: Vec<Vec<f32>>,
+    pub(crate) value: f32,
 }
 
 /// What a run gives: params, the output slot, and uniform and per-leaf results by node.
@@ -418,11 +418,14 @@ impl Run {
             blocks::Runner::new(step, &groups, &self.layout, &offsets)
         });
         let mut element = if compiled.is_some() { std::mem::take(&mut state.element) } else { Arena::default() };
+        let lens: Vec<usize> = self.layout.leaves.iter().map(Leaf::len).collect();
+        let slot_layout = SlotLayout::all_leaves(&lens, self.slots.len());
         let mut env = Env {
             graph: &self.graph,
             layout: &self.layout,
             groups: &groups,
             offsets: &offsets,
+            slots: &slot_layout,
             leaves: Leaves {
                 params: Params::Mut(buffers::split_mut(&self.layout, &mut params)),
                 grads: buffers::split(&self.layout, &self.grads),
@@ -454,7 +457,7 @@ impl Run {
     }
 
     /// Runs both backends (and the JIT on three threads) and says where they differ.
-    fn compare(&self, what: &str) {
+    pub(crate) fn compare(&self, what: &str) {
         let a = self.go(Backend::Interp, 1);
         for threads in [1, 3] {
             let b = self.go(Backend::Jit, threads);
@@ -479,7 +482,7 @@ impl Run {
 
 /// Layouts over `n` elements: one leaf (mostly the vector body), and leaves of 1 to 15
 /// elements (the scalar tail only, with every start lane).
-fn layouts(n: usize) -> Vec<Layout> {
+pub(crate) fn layouts(n: usize) -> Vec<Layout> {
     let one = Layout::parse(&format!("all:{n}")).expect("layout");
     let mut leaves = Vec::new();
     let (mut at, mut k) = (0, 0);
@@ -493,7 +496,7 @@ fn layouts(n: usize) -> Vec<Layout> {
 }
 
 /// A graph computing `op` on `args` (as nodes), written to element slot 2.
-fn op_graph(op: Op, args: &[Node]) -> (Graph, Outputs) {
+pub(crate) fn op_graph(op: Op, args: &[Node]) -> (Graph, Outputs) {
     let mut graph = Graph::default();
     let ids: Vec<NodeId> = args
         .iter()

@@ -8,6 +8,7 @@ mod files;
 mod fuzz;
 mod ir;
 mod jit;
+mod math;
 mod python;
 mod run;
 mod runtime;
