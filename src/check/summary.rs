@@ -48,10 +48,8 @@ fn collect_states(program: &Program, tx: &Tx, prefix: &str, out: &mut Vec<StateE
     let join = |name: &str| if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
     match tx {
         Tx::Chain(parts) => {
-            for (i, t) in parts.iter().enumerate() {
-                let name = part_name(program, t).unwrap_or_else(|| format!("{i}"));
-                let duplicate = parts.iter().filter(|o| part_name(program, o).as_deref() == Some(name.as_str())).count() > 1;
-                let name = if duplicate { format!("{name}#{i}") } else { name };
+            let names = parts.iter().enumerate().map(|(i, t)| part_name(program, t).unwrap_or_else(|| format!("{i}")));
+            for (t, name) in parts.iter().zip(numbered(names.collect())) {
                 collect_states(program, t, &join(&name), out);
             }
         }
@@ -107,6 +105,17 @@ pub fn floats_per_parameter(program: &Program, tx: &Tx) -> usize {
 }
 
 /// The name a part of a chain is known by: its transform's or alias's name.
+/// `names` with each name that occurs more than once suffixed by its position (`sgd#0`,
+/// `sgd#2`), so that the parts of a chain have distinct names. Linear in the number of names.
+pub fn numbered(names: Vec<String>) -> Vec<String> {
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for n in &names {
+        *counts.entry(n.as_str()).or_default() += 1;
+    }
+    let repeated: Vec<bool> = names.iter().map(|n| counts[n.as_str()] > 1).collect();
+    names.into_iter().zip(repeated).enumerate().map(|(i, (n, r))| if r { format!("{n}#{i}") } else { n }).collect()
+}
+
 fn part_name(program: &Program, tx: &Tx) -> Option<String> {
     match tx {
         Tx::Instance { def, .. } | Tx::Alias { def, .. } => Some(program.def(*def).name.clone()),
@@ -255,4 +264,13 @@ pub fn count_definitions(program: &Program, user_only: bool) -> Vec<(DefKind, us
         .map(|k| (k, program.defs.iter().filter(|d| d.kind == k && (!user_only || !d.is_stdlib)).count()))
         .filter(|(_, n)| *n > 0)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbers_only_repeated_names() {
+        let names = ["sgd", "adam", "sgd"].map(String::from).to_vec();
+        assert_eq!(super::numbered(names), ["sgd#0", "adam", "sgd#2"]);
+    }
 }

@@ -478,7 +478,7 @@ impl<'p> Inst<'p> {
 
 /// Names for the parts of a chain: their transform's or alias's name, numbered if repeated.
 fn part_names<'a>(program: &Program, parts: impl Iterator<Item = &'a Tx> + Clone) -> Vec<String> {
-    let base: Vec<String> = parts
+    let base = parts
         .map(|t| match t {
             Tx::Instance { def, .. } | Tx::Alias { def, .. } => program.def(*def).name.clone(),
             Tx::Masked { .. } => "masked".into(),
@@ -489,10 +489,7 @@ fn part_names<'a>(program: &Program, parts: impl Iterator<Item = &'a Tx> + Clone
             Tx::NamedChain(_) => "named_chain".into(),
         })
         .collect();
-    base.iter()
-        .enumerate()
-        .map(|(i, n)| if base.iter().filter(|m| *m == n).count() > 1 { format!("{n}#{i}") } else { n.clone() })
-        .collect()
+    crate::check::summary::numbered(base)
 }
 
 /// The leaf name, or the glob over the last part of leaf names (`*.weight`), closest to a glob
