@@ -96,7 +96,7 @@ pub const VALUE_SIZE: Limit = Limit {
 /// measure of the pipeline's step: each transform's body as unrolled for its hyperparameters,
 /// once for every place the pipeline uses it.
 pub const UNROLLED: Limit = Limit {
-    max: 4_000_000,
+    max: 2_000_000,
     code: "unrolled-too-large",
     message: "this unrolls into too much code",
     what: "operations unrolled at compile time",

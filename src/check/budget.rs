@@ -23,6 +23,11 @@ pub struct Budget {
     measures: HashMap<usize, (usize, usize, Arc<Tx>)>,
 }
 
+/// What entering a call costs, in operations: binding its arguments and a new scope take about
+/// as long as evaluating this many expressions, so definitions calling definitions are stopped
+/// as quickly as loops are.
+pub(super) const CALL_COST: usize = 16;
+
 impl Evaluator<'_, '_> {
     /// Spends `n` operations at `span`; false (reported once) when the budget is exhausted.
     pub(super) fn spend(&mut self, n: usize, span: Span) -> bool {

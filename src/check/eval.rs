@@ -513,6 +513,9 @@ impl<'a, 'g> Evaluator<'a, 'g> {
             self.err(limits::CALLS.exceeded(span));
             return false;
         }
+        if !self.spend(super::budget::CALL_COST, span) {
+            return false;
+        }
         self.calls.push(span);
         true
     }
