@@ -84,7 +84,10 @@ impl Evaluator<'_, '_> {
                 let after_then = std::mem::replace(&mut self.scopes, before);
                 let b = otherwise.and_then(|o| self.block(o));
                 self.join(&after_then);
-                if a.is_some() && a == b { a.unwrap_or(Value::Runtime) } else { Value::Runtime }
+                match (a, b) {
+                    (Some(a), Some(b)) if a.identical(&b) => a,
+                    _ => Value::Runtime,
+                }
             }
         }
     }
@@ -93,7 +96,7 @@ impl Evaluator<'_, '_> {
     pub(super) fn join(&mut self, other: &[HashMap<String, Value>]) {
         for (scope, other_scope) in self.scopes.iter_mut().zip(other) {
             for (name, value) in scope.iter_mut() {
-                if other_scope.get(name).is_some_and(|o| o != value) {
+                if other_scope.get(name).is_some_and(|o| !o.identical(value)) {
                     *value = Value::Runtime;
                 }
             }
