@@ -30,8 +30,13 @@ impl Evaluator<'_, '_> {
             Value::Func(func) => self.apply_func(&func, evaluated, span),
             Value::Error => Value::Error,
             // Ahead of time, a transform parameter applied to the updates, or a schedule called
-            // with a step count, gives a runtime value.
-            Value::Transform(_) | Value::Schedule(_) | Value::Runtime if self.ahead => Value::Runtime,
+            // with a step count, gives a runtime value; a constant schedule gives its number, as
+            // instantiation folds it (so `lr ^ 2` of a huge int overflows here, located).
+            Value::Schedule(s) if self.ahead => match &*s {
+                Schedule::Constant(v @ (Value::Int(_) | Value::Float(_))) => v.clone(),
+                _ => Value::Runtime,
+            },
+            Value::Transform(_) | Value::Runtime if self.ahead => Value::Runtime,
             Value::Schedule(_) => {
                 self.err(
                     Diagnostic::error("not-constant", "a schedule is evaluated at every step, not at compile time")
