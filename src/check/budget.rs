@@ -53,23 +53,21 @@ impl Evaluator<'_, '_> {
         self.err(limit.exceeded(span));
     }
 
+    /// Whether `n` is within `limit`; reported at `span` when it is not.
+    fn within(&mut self, limit: &Limit, n: usize, span: Span) -> bool {
+        if n > limit.max {
+            self.over(limit, span);
+        }
+        n <= limit.max
+    }
+
     /// `v`, a list, tuple, map or string just built at `span`, or an error when it is larger or
     /// deeper than [`limits::VALUE_SIZE`] and [`limits::VALUE_DEPTH`] allow. Its items count
     /// as operations spent.
     pub(super) fn sized(&mut self, v: Value, span: Span) -> Value {
         let (depth, size) = measure_value(&v);
-        if depth > limits::VALUE_DEPTH.max {
-            self.over(&limits::VALUE_DEPTH, span);
-            return Value::Error;
-        }
-        if size > limits::VALUE_SIZE.max {
-            self.over(&limits::VALUE_SIZE, span);
-            return Value::Error;
-        }
-        if !self.spend(size, span) {
-            return Value::Error;
-        }
-        v
+        let fits = self.within(&limits::VALUE_DEPTH, depth, span) && self.within(&limits::VALUE_SIZE, size, span);
+        if fits && self.spend(size, span) { v } else { Value::Error }
     }
 
     /// `tx`, a transform just built at `span` whose own body took `own` operations, or an error
@@ -79,19 +77,9 @@ impl Evaluator<'_, '_> {
         if self.budget.stopped {
             return Value::Error;
         }
-        let (mut depth, mut size) = (0, own.max(1));
-        for child in children(&tx) {
-            let (d, s) = self.measure(child);
-            depth = depth.max(d);
-            size = size.saturating_add(s);
-        }
-        depth += 1;
-        if depth > limits::TRANSFORMS.max {
-            self.over(&limits::TRANSFORMS, span);
-            return Value::Error;
-        }
-        if size > limits::UNROLLED.max {
-            self.over(&limits::UNROLLED, span);
+        let (depth, size) = self.measure_children(&tx);
+        let (depth, size) = (depth + 1, size.saturating_add(own.max(1)));
+        if !(self.within(&limits::TRANSFORMS, depth, span) && self.within(&limits::UNROLLED, size, span)) {
             return Value::Error;
         }
         let tx = Arc::new(tx);
@@ -105,14 +93,18 @@ impl Evaluator<'_, '_> {
         if let Some(&(d, s, _)) = self.budget.measures.get(&(Arc::as_ptr(tx) as usize)) {
             return (d, s);
         }
-        let (mut depth, mut size) = (0, 1usize);
-        for child in children(tx) {
+        let (depth, size) = self.measure_children(tx);
+        let (depth, size) = (depth + 1, size.saturating_add(1));
+        self.budget.measures.insert(Arc::as_ptr(tx) as usize, (depth, size, tx.clone()));
+        (depth, size)
+    }
+
+    /// The greatest depth and the total size of the transforms `tx` applies directly.
+    fn measure_children(&mut self, tx: &Tx) -> (usize, usize) {
+        children(tx).into_iter().fold((0, 0), |(depth, size), child| {
             let (d, s) = self.measure(child);
-            depth = depth.max(d);
-            size = size.saturating_add(s);
-        }
-        self.budget.measures.insert(Arc::as_ptr(tx) as usize, (depth + 1, size, tx.clone()));
-        (depth + 1, size)
+            (depth.max(d), size.saturating_add(s))
+        })
     }
 }
 

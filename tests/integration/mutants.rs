@@ -6,9 +6,9 @@
 //! in `tests/fuzz/*.opt` and run first.
 //!
 //! A CI run tries a few thousand mutants from a fixed seed. For a long run, set
-//! `OPTC_FUZZ_ITERS` (mutants) and `OPTC_FUZZ_SEED` (any u64; the default is fixed):
-//! `OPTC_FUZZ_ITERS=10000000 OPTC_FUZZ_SEED=$RANDOM cargo test --release mutants_of_real_files`. Each failing
-//! input is written to `target/fuzz-failures/` to be kept as a fixture.
+//! `OPTC_FUZZ_ITERS` (mutants) and `OPTC_FUZZ_SEED` (any u64; the default is fixed), as the
+//! README's testing section shows. Each failing input is written to `target/fuzz-failures/` to
+//! be kept as a fixture.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
