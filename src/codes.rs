@@ -177,6 +177,23 @@ def slow_lr() = 0.2
 sgd(learning_rate=lr())"#,
     },
     Code {
+        code: "duplicate-eval-params",
+        text: "A transform has at most one `eval_params { ... }` block: the weights to evaluate the model with are one expression.",
+        wrong: r#"transform t() {
+    state avg: tensor = param
+    update(g) { g }
+    eval_params { param }
+    eval_params { avg }
+}
+t()"#,
+        right: r#"transform t() {
+    state avg: tensor = param
+    update(g) { g }
+    eval_params { avg }
+}
+t()"#,
+    },
+    Code {
         code: "duplicate-key",
         text: "A map literal names each key once.",
         wrong: r#"sgd(learning_rate=piecewise_constant_schedule(0.1, {100: 0.1, 100: 0.5}))"#,
@@ -202,6 +219,12 @@ t()"#,
         right: r#"partition {
     _ => sgd(learning_rate=0.1),
 }"#,
+    },
+    Code {
+        code: "eval-params-overlap",
+        text: "Two transforms of a pipeline define evaluation weights (`eval_params`) for the same leaves, such as `ema_params` beside `schedule_free`. The weights of one are not the parameters the other's are computed from, so neither would be right: keep one per leaf, or mask one away from the other's leaves.",
+        wrong: r#"chain(ema_params(decay=0.99), schedule_free_sgd(learning_rate=0.1))"#,
+        right: r#"schedule_free_sgd(learning_rate=0.1)"#,
     },
     Code {
         code: "failed-assert",

@@ -198,7 +198,16 @@ pub fn exit_now(code: i32) -> ! {
 /// FNV-1a, 64 bits, of `bytes`: the checksum of optc's files, to find damage (any one changed
 /// byte changes it), not a defence against tampering.
 pub fn checksum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    checksum_more(CHECKSUM_START, bytes)
+}
+
+/// The checksum of nothing, to continue with [`checksum_more`].
+pub const CHECKSUM_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The checksum `h` of some bytes continued over `bytes`: `checksum(a ++ b)` is
+/// `checksum_more(checksum(a), b)`, so large data need not be gathered into one buffer.
+pub fn checksum_more(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// A write that the system refused: "cannot write `path`: reason".

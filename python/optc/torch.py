@@ -53,6 +53,19 @@ def _check_tensor(name: str, t: torch.Tensor, what: str) -> None:
         raise TypeError(f"{what} of {name!r} is {t.dtype}: optc steps float32 tensors (convert the model with .float())")
 
 
+def _grad_array(name: str, g: torch.Tensor) -> np.ndarray:
+    """A gradient as a float32 C-contiguous array, its own memory when it can be. The checks
+    run only when the quick way fails: they cost more than a small model's step."""
+    try:
+        a = g.numpy()
+    except (TypeError, RuntimeError):  # on another device, sparse, or requiring grad
+        _check_tensor(name, g, "the gradient")
+        a = g.detach().numpy()
+    if a.dtype != np.float32:
+        _check_tensor(name, g, "the gradient")
+    return a if g.is_contiguous() else np.ascontiguousarray(a)
+
+
 def _hooked(step):
     """`step` with the optimizer hooks PyTorch calls around every step (global and the
     optimizer's own), inside a profiler range only while a profiler records: the range costs
@@ -60,20 +73,22 @@ def _hooked(step):
 
     @functools.wraps(step)
     def wrapper(self, *args, **kwargs):
-        pre = chain(getattr(_torch_optimizer, "_global_optimizer_pre_hooks", {}).values(), self._optimizer_step_pre_hooks.values())
-        for hook in pre:
-            result = hook(self, (self, *args), kwargs)
-            if result is not None:
-                (_, *args), kwargs = result
+        global_pre = getattr(_torch_optimizer, "_global_optimizer_pre_hooks", None)
+        global_post = getattr(_torch_optimizer, "_global_optimizer_post_hooks", None)
+        if global_pre or self._optimizer_step_pre_hooks:
+            for hook in chain((global_pre or {}).values(), self._optimizer_step_pre_hooks.values()):
+                result = hook(self, (self, *args), kwargs)
+                if result is not None:
+                    (_, *args), kwargs = result
         if torch.autograd._profiler_enabled():
             with torch.autograd.profiler.record_function(f"Optimizer.step#{type(self).__name__}.step"):
                 out = step(self, *args, **kwargs)
         else:
             out = step(self, *args, **kwargs)
         self._optimizer_step_code()
-        post = chain(self._optimizer_step_post_hooks.values(), getattr(_torch_optimizer, "_global_optimizer_post_hooks", {}).values())
-        for hook in post:
-            hook(self, (self, *args), kwargs)
+        if global_post or self._optimizer_step_post_hooks:
+            for hook in chain(self._optimizer_step_post_hooks.values(), (global_post or {}).values()):
+                hook(self, (self, *args), kwargs)
         return out
 
     wrapper.hooked = True
@@ -146,6 +161,15 @@ class Optimizer(torch.optim.Optimizer):
         """Every value a user can name after a step, as `optc.Optimizer.hyperparams`."""
         return self._optimizer.hyperparams
 
+    @torch.no_grad()
+    def eval_params(self) -> dict[str, torch.Tensor]:
+        """The weights to evaluate the model with, by parameter name (new tensors): Schedule-Free's
+        average, Lookahead's slow weights, `ema_params`'s average; copies of the parameters for a
+        pipeline that defines none. Load them for evaluation with
+        `model.load_state_dict(opt.eval_params(), strict=False)`."""
+        weights = self._optimizer.eval_params(self._param_views())
+        return {name: torch.from_numpy(weights[name]) for name in self._tensors}
+
     def _order(self) -> list[str]:
         return [n for g in self.param_groups for n in g["param_names"]]
 
@@ -188,8 +212,7 @@ class Optimizer(torch.optim.Optimizer):
             if g is None:
                 held.append(name)
                 continue
-            _check_tensor(name, g, "the gradient")
-            grads[name] = g.numpy() if g.is_contiguous() and not g.requires_grad else g.detach().contiguous().numpy()
+            grads[name] = _grad_array(name, g)
         if len(held) == len(self._names):
             return loss
         self._optimizer.step(self._param_views(), grads, value, hold=held or None)

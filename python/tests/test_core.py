@@ -151,6 +151,27 @@ def test_hyperparams_name_the_learning_rate_counters_and_plateau_scale():
     assert isinstance(h["reduce_on_plateau.plateau_count"], int)
 
 
+def test_eval_params_are_the_weights_to_evaluate_with():
+    # An EMA of the parameters with decay 0.5 after SGD steps of 1 against a gradient of ones.
+    params = {"w": np.array([1.0, 2.0], dtype=np.float32)}
+    opt = optc.compile("chain(ema_params(decay=0.5), sgd(learning_rate=1.0))").init(params)
+    assert opt.has_eval_params
+    ones = {"w": np.ones(2, dtype=np.float32)}
+    opt.step(params, ones)
+    opt.step(params, ones)
+    weights = opt.eval_params(params)
+    np.testing.assert_array_equal(weights["w"], [-0.25, 0.75])
+    np.testing.assert_array_equal(params["w"], [-1.0, 0.0]), "the parameters are not touched"
+    # A pipeline without evaluation weights gives copies of the parameters.
+    plain = optc.compile("sgd(learning_rate=1.0)").init(params)
+    assert not plain.has_eval_params
+    copies = plain.eval_params(params)
+    np.testing.assert_array_equal(copies["w"], params["w"])
+    assert copies["w"] is not params["w"]
+    with pytest.raises(ValueError, match="w"):
+        opt.eval_params({"w": np.zeros(3, dtype=np.float32)})
+
+
 def test_held_leaves_keep_their_values_and_state():
     params = model()
     opt = optc.compile(ADAM).init(params)

@@ -240,3 +240,35 @@ def test_a_parameter_group_keeps_state_for_its_own_parameters_only():
     again = optc.torch.Optimizer(net().named_parameters(), pipeline)
     again.load_state_dict(sd)
     assert again.optimizer.steps == 2
+
+
+def test_eval_params_are_pytorchs_ema_and_lookaheads_slow_weights():
+    # ema_params is PyTorch's AveragedModel with get_ema_multi_avg_fn, averaging from the
+    # initial weights on (one update_parameters before the first step).
+    model = net()
+    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.9))
+    ema.update_parameters(model)
+    opt = optc.torch.Optimizer(model.named_parameters(), "chain(ema_params(decay=0.9), adam(learning_rate=1e-2))")
+    x, y = batch()
+    for _ in range(20):
+        opt.zero_grad()
+        ((model(x) - y) ** 2).mean().backward()
+        opt.step()
+        ema.update_parameters(model)
+    weights = opt.eval_params()
+    for name, p in ema.module.named_parameters():
+        torch.testing.assert_close(weights[name], p.detach(), rtol=1e-5, atol=1e-6)
+    # Loaded into a copy of the model, they evaluate as the average does.
+    evaluated = copy.deepcopy(model)
+    evaluated.load_state_dict(weights, strict=False)
+    torch.testing.assert_close(evaluated(x), ema.module(x), rtol=1e-4, atol=1e-5)
+
+    # Lookahead: right after a sync the fast weights are the slow ones (up to the float32
+    # rounding of the update that moves them there); two steps later not.
+    model = net(1)
+    opt = optc.torch.Optimizer(model.named_parameters(), "lookahead(sgd(learning_rate=0.05), sync_period=5, slow_step_size=0.5)")
+    train(model, opt, 10)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(opt.eval_params()[name], p.detach(), rtol=0, atol=1e-6)
+    train(model, opt, 2)
+    assert max((opt.eval_params()[n] - p.detach()).abs().max().item() for n, p in model.named_parameters()) > 1e-4

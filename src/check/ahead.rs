@@ -52,6 +52,9 @@ impl Evaluator<'_, '_> {
                     self.bind(&update.input.name, Value::Runtime);
                     self.block(&update.body);
                 }
+                if let Some(eval) = &t.eval_params {
+                    self.block(&eval.body);
+                }
             }
             (Some(DefAst::Def(d)), DefKind::Schedule) => {
                 scope.insert("step".into(), Value::Runtime);

@@ -244,7 +244,7 @@ impl Evaluator<'_, '_> {
                 Tx::NamedChain(parts)
             }
             ("masked", [Value::Transform(inner), mask]) => {
-                Tx::Masked { inner: inner.clone(), mask: to_mask(mask), span: self.user_span(span) }
+                Tx::Masked { inner: inner.clone(), mask: Mask::from_value(mask).unwrap_or(Mask::All), span: self.user_span(span) }
             }
             ("flatten", [Value::Transform(inner)]) => Tx::Flatten(inner.clone()),
             ("inject_hyperparams", [Value::Func(factory), Value::List(statics)]) => {
@@ -332,6 +332,9 @@ impl Evaluator<'_, '_> {
         }
         if l == Value::Runtime || r == Value::Runtime {
             return Value::Runtime;
+        }
+        if let Some(mask) = Mask::binary(op, &l, &r) {
+            return Value::Mask(mask);
         }
         match op {
             BinaryOp::Eq => return Value::Bool(l.equals(&r) || both_injected_same(&l, &r)),
@@ -432,11 +435,4 @@ fn both_injected_same(a: &Value, b: &Value) -> bool {
     matches!((a, b), (Value::Injected { owner: x, name: n, .. }, Value::Injected { owner: y, name: m, .. }) if x == y && n == m)
 }
 
-/// A `mask=` value as a [`Mask`].
-pub(super) fn to_mask(v: &Value) -> Mask {
-    match v {
-        Value::Str(g) => Mask::Glob(g.clone()),
-        Value::Bool(false) => Mask::Nothing,
-        _ => Mask::All,
-    }
-}
+

@@ -290,6 +290,9 @@ fn check_value(defs: &[Definition], def: &Definition, p: &ParamSig, v: &Value, s
                     d = d.with_help(format!("call it: `{}({})`", defs[id].name, required.join(", ")));
                 }
             }
+            (_, Value::LeafInt(prop)) => {
+                d = d.with_help(format!("compare it to make a mask: `{}={} > 1`", p.name, prop.name()));
+            }
             (Ty::Fn(_), Value::Transform(tx)) => {
                 if let Tx::Alias { def: id, .. } | Tx::Instance { def: id, .. } = &**tx {
                     let name = &defs[*id].name;

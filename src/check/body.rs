@@ -20,6 +20,8 @@ pub enum Ctx {
     Schedule,
     StateInit,
     Update,
+    /// A transform's `eval_params`.
+    EvalParams,
 }
 
 #[derive(Clone, Debug)]
@@ -214,6 +216,11 @@ impl<'a, 'g> Checker<'a, 'g> {
                     .with_primary(a.target.span, "a parameter is fixed")
                     .with_help(format!("bind a new name: `let {0}_ = ...`", a.target.name)),
             ),
+            VarKind::State(_) if self.ctx == Ctx::EvalParams => self.err(
+                Diagnostic::error("bad-assignment", format!("`eval_params` cannot change the state `{}`", a.target.name))
+                    .with_primary(a.target.span, "the state is read-only here")
+                    .with_help("change the state in `update`; `eval_params` only reads it"),
+            ),
             VarKind::State(declared) => {
                 let target = match &a.index {
                     Some(_) => self.index_type(declared, a.index.as_ref(), a.target.span),
@@ -379,7 +386,7 @@ impl<'a, 'g> Checker<'a, 'g> {
             return var.ty.clone();
         }
         match (name, self.ctx) {
-            ("param", Ctx::Update | Ctx::StateInit) => {
+            ("param", Ctx::Update | Ctx::StateInit | Ctx::EvalParams) => {
                 self.reads_param = true;
                 return Typed::new(Ty::Float, Level::Element);
             }
@@ -392,12 +399,17 @@ impl<'a, 'g> Checker<'a, 'g> {
                 let where_ = match name {
                     "step" => "in a `schedule` body",
                     "value" => "inside a transform's `update`",
-                    _ => "inside a transform's `update` and state initialisers",
+                    _ => "inside a transform's `update`, `eval_params` and state initialisers",
+                };
+                let help = if self.ctx == Ctx::EvalParams {
+                    "the evaluation weights are computed from `param` and the state, after the last step"
+                } else {
+                    "pass it in as an argument"
                 };
                 self.err(
                     Diagnostic::error("unknown-name", format!("`{name}` is only available {where_}"))
                         .with_primary(span, "not available here")
-                        .with_help("pass it in as an argument"),
+                        .with_help(help),
                 );
                 return Typed::error();
             }
@@ -406,6 +418,9 @@ impl<'a, 'g> Checker<'a, 'g> {
         if builtins::CONSTANTS.iter().any(|(n, _)| *n == name) {
             return Typed::konst(Ty::Float);
         }
+        if super::mask::LeafProp::by_name(name).is_some() {
+            return Typed::konst(Ty::LeafInt);
+        }
         if let Some(&id) = self.globals.by_name.get(name) {
             return Typed::konst(def_as_value(&self.globals.defs[id]));
         }
@@ -413,7 +428,10 @@ impl<'a, 'g> Checker<'a, 'g> {
             self.err(builtins::used_as_value(name, span));
             return Typed::error();
         }
-        let d = self.unknown_name(name, span);
+        let mut d = self.unknown_name(name, span);
+        if self.ctx == Ctx::EvalParams {
+            d = d.with_note("`eval_params` has no gradient: it reads `param` (the parameters after the last step), the state and the hyperparameters");
+        }
         self.err(d);
         Typed::error()
     }
@@ -421,7 +439,7 @@ impl<'a, 'g> Checker<'a, 'g> {
     pub(super) fn unknown_name(&self, name: &str, span: Span) -> Diagnostic {
         let specials: &[&str] = match self.ctx {
             Ctx::Update => &["param", "value"],
-            Ctx::StateInit => &["param"],
+            Ctx::StateInit | Ctx::EvalParams => &["param"],
             Ctx::Schedule => &["step"],
             Ctx::Def => &[],
         };

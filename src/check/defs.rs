@@ -259,6 +259,30 @@ pub fn check_definition(globals: &Globals, id: DefId) -> (Vec<Diagnostic>, Reads
                     }
                 }
             }
+            if let Some(eval) = &t.eval_params {
+                let mut c = Checker::new(globals, Ctx::EvalParams);
+                declare_params(&mut c, def, None);
+                for sig in &def.states {
+                    c.declare(&sig.name, sig.ty.clone(), VarKind::State(sig.ty.clone()));
+                }
+                let result = c.block(&eval.body);
+                errors.append(&mut c.errors);
+                match result {
+                    None => errors.push(
+                        Diagnostic::error("missing-result", "`eval_params` must end with the weights to evaluate")
+                            .with_primary(eval.body.span.end_point(), "no final expression")
+                            .with_help("end the block with the weights, e.g. `param`"),
+                    ),
+                    Some(t) if !t.is_error() && !t.ty.is_numeric() => {
+                        let span = eval.body.result.as_ref().map_or(eval.span, |r| r.span);
+                        errors.push(
+                            Diagnostic::error("type-mismatch", format!("`eval_params` must give the weights, a number per element, found {t}"))
+                                .with_primary(span, "not a number"),
+                        );
+                    }
+                    _ => {}
+                }
+            }
         }
         None => {}
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::builtins;
-use super::program::{Func, Globals, PartitionArm, Tx, Value};
+use super::program::{Func, Globals, LeafProp, Mask, PartitionArm, Tx, Value};
 use super::suggest;
 use super::types::Ty;
 use crate::diagnostic::Diagnostic;
@@ -290,6 +290,9 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                 match (op, v) {
                     (_, v @ (Value::Error | Value::Runtime)) => v,
                     (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
+                    (UnaryOp::Not, v @ (Value::Str(_) | Value::Mask(_))) => {
+                        Mask::from_value(&v).map_or(Value::Error, |m| Value::Mask(Mask::Not(Box::new(m))))
+                    }
                     (UnaryOp::Neg, Value::Int(n)) => n.checked_neg().map_or(Value::Error, Value::Int),
                     (UnaryOp::Neg, Value::Float(x)) => Value::Float(-x),
                     (UnaryOp::Pos, v @ (Value::Int(_) | Value::Float(_))) => v,
@@ -349,6 +352,9 @@ impl<'a, 'g> Evaluator<'a, 'g> {
         if let Some((_, x)) = builtins::CONSTANTS.iter().find(|(n, _)| *n == name) {
             return Value::Float(*x);
         }
+        if let Some(prop) = LeafProp::by_name(name) {
+            return Value::LeafInt(prop);
+        }
         if let Some(&id) = self.globals.by_name.get(name) {
             return Value::Func(Arc::new(Func::Def(id)));
         }
@@ -403,33 +409,36 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                         .with_help("move `_` to the end"),
                 );
             }
-            let mut globs = Vec::new();
+            let mut parts = Vec::new();
             for p in &arm.patterns {
                 match p {
                     ast::ArmPattern::Wildcard(s) => wildcard = Some(*s),
                     ast::ArmPattern::Glob(g, s) => {
-                        if let Err(msg) = crate::glob::validate(g) {
-                            self.err(
-                                Diagnostic::error("bad-glob", format!("invalid glob `{g}`: {msg}")).with_primary(*s, msg),
-                            );
-                        }
-                        globs.push(g.clone());
+                        self.validate_glob(g, *s);
+                        parts.push(Mask::Glob(g.clone()));
                     }
-                    // `True` selects every leaf (a glob `*`), `False` none (no glob at all).
-                    ast::ArmPattern::Mask(name, s) => match self.expr(&ast::Expr { kind: ast::ExprKind::Name(name.clone()), span: *s }) {
-                        Value::Str(g) => globs.push(g),
-                        Value::Bool(true) => globs.push("*".to_string()),
-                        Value::Bool(false) | Value::Error => {}
-                        other => self.err(
-                            Diagnostic::error("type-mismatch", format!("a partition arm selects leaves by a mask, found {}", other.ty()))
-                                .with_primary(*s, "not a glob or a bool"),
-                        ),
+                    ast::ArmPattern::Mask(e) => match self.expr(e) {
+                        Value::Error => {}
+                        v => match Mask::from_value(&v) {
+                            Some(mask) => {
+                                for g in mask.globs() {
+                                    self.validate_glob(g, e.span);
+                                }
+                                parts.push(mask);
+                            }
+                            None => self.err(
+                                Diagnostic::error("type-mismatch", format!("a partition arm selects leaves by a mask, found {}", v.describe()))
+                                    .with_primary(e.span, "not a mask")
+                                    .with_help("a glob (`\"*.bias\"`), a comparison of `ndim` or `size` (`ndim == 2`), or masks combined with `and`, `or`, `not`"),
+                            ),
+                        },
                     },
                 }
             }
             let is_wild = arm.patterns.iter().any(|p| matches!(p, ast::ArmPattern::Wildcard(_)));
-            if !is_wild && !globs.is_empty() && wildcard.is_none() {
-                self.warn_if_covered(&out, &globs, arm.span);
+            let mask = if parts.len() == 1 { parts.pop().unwrap_or(Mask::Nothing) } else { Mask::Any(parts) };
+            if !is_wild && wildcard.is_none() {
+                self.warn_if_covered(&out, &mask, arm.span);
             }
             let tx = match self.expr(&arm.value) {
                 Value::Transform(tx) => tx,
@@ -440,7 +449,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                     continue;
                 }
             };
-            out.push(PartitionArm { globs: if is_wild { None } else { Some(globs) }, tx, span: arm.span });
+            out.push(PartitionArm { mask: (!is_wild).then_some(mask), tx, span: arm.span });
         }
         if out.is_empty() && arms.is_empty() {
             self.err(
@@ -453,9 +462,20 @@ impl<'a, 'g> Evaluator<'a, 'g> {
         self.built(Tx::Partition(out), 0, span)
     }
 
-    /// Warns about a partition arm whose globs only match leaves that earlier arms take.
-    fn warn_if_covered(&mut self, earlier: &[PartitionArm], globs: &[String], span: Span) {
-        let before: Vec<&str> = earlier.iter().flat_map(|a| a.globs.iter().flatten()).map(String::as_str).collect();
+    fn validate_glob(&mut self, glob: &str, span: Span) {
+        if let Err(msg) = crate::glob::validate(glob) {
+            self.err(Diagnostic::error("bad-glob", format!("invalid glob `{glob}`: {msg}")).with_primary(span, msg));
+        }
+    }
+
+    /// Warns about a partition arm whose globs only match leaves that earlier arms take. Only
+    /// globs are compared: an arm that selects by shape is never called unreachable.
+    fn warn_if_covered(&mut self, earlier: &[PartitionArm], mask: &Mask, span: Span) {
+        let Some(globs) = mask.as_globs().filter(|g| !g.is_empty()) else { return };
+        fn arm_globs(a: &PartitionArm) -> Vec<&str> {
+            a.mask.as_ref().and_then(Mask::as_globs).unwrap_or_default()
+        }
+        let before: Vec<&str> = earlier.iter().flat_map(arm_globs).collect();
         if !globs.iter().all(|g| crate::glob::covered(g, &before)) {
             return;
         }
@@ -464,7 +484,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
             .with_note("the first arm whose glob matches a leaf takes it")
             .with_help("remove this arm, or move it above the arms that take its leaves");
         let single = earlier.iter().find(|a| {
-            let own: Vec<&str> = a.globs.iter().flatten().map(String::as_str).collect();
+            let own = arm_globs(a);
             globs.iter().all(|g| crate::glob::covered(g, &own))
         });
         match single {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use super::bind::Slot;
 use super::body::{Checker, Ctx, VarKind, narrowing, type_mismatch};
 use super::builtins;
+use super::mask::is_mask_type;
 use super::program::{DefId, DefKind};
 use super::types::{Level, Ty, Typed};
 use crate::diagnostic::Diagnostic;
@@ -81,6 +82,9 @@ impl Checker<'_, '_> {
                 if t.is_error() {
                     return t;
                 }
+                if *op == UnaryOp::Not && is_mask_type(&t.ty) && t.ty != Ty::Bool {
+                    return Typed::konst(Ty::Mask);
+                }
                 let ok = match op {
                     UnaryOp::Not => t.ty == Ty::Bool,
                     UnaryOp::Neg | UnaryOp::Pos => t.ty.is_numeric(),
@@ -131,10 +135,10 @@ impl Checker<'_, '_> {
             ExprKind::Partition(arms) => {
                 for arm in arms {
                     for p in &arm.patterns {
-                        if let ast::ArmPattern::Mask(name, s) = p {
-                            let t = self.expr(&ast::Expr { kind: ExprKind::Name(name.clone()), span: *s });
+                        if let ast::ArmPattern::Mask(mask) = p {
+                            let t = self.expr(mask);
                             if !t.is_error() && !Ty::Mask.accepts(&t.ty) {
-                                self.err(type_mismatch(*s, "a partition arm's mask", &Ty::Mask, &t));
+                                self.err(type_mismatch(mask.span, "a partition arm's mask", &Ty::Mask, &t));
                             }
                         }
                     }
@@ -200,7 +204,16 @@ impl Checker<'_, '_> {
         let level = l.level.max(r.level);
         let both_int = l.ty == Ty::Int && r.ty == Ty::Int;
         let numeric = l.ty.is_numeric() && r.ty.is_numeric();
+        let comparison = matches!(op, BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne);
         let result = match op {
+            // `ndim > 1`: a mask.
+            _ if comparison && matches!((&l.ty, &r.ty), (Ty::LeafInt, Ty::Int | Ty::Float) | (Ty::Int | Ty::Float, Ty::LeafInt)) => {
+                Some(Ty::Mask)
+            }
+            // `"*.w" or "*.k"`, `ndim > 1 and not "*.emb"`: masks.
+            BinaryOp::And | BinaryOp::Or if is_mask_type(&l.ty) && is_mask_type(&r.ty) && !(l.ty == Ty::Bool && r.ty == Ty::Bool) => {
+                Some(Ty::Mask)
+            }
             BinaryOp::Add if matches!((&l.ty, &r.ty), (Ty::List(_), Ty::List(_))) => l.ty.join(&r.ty),
             BinaryOp::Add if l.ty == Ty::Str && r.ty == Ty::Str => Some(Ty::Str),
             BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Rem | BinaryOp::Pow if numeric => {
@@ -222,7 +235,7 @@ impl Checker<'_, '_> {
             Some(ty) => Typed::new(ty, level),
             None => {
                 let hint = match op {
-                    BinaryOp::And | BinaryOp::Or => "`and` and `or` take bools",
+                    BinaryOp::And | BinaryOp::Or => "`and` and `or` take bools, or masks",
                     BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => "only numbers are ordered",
                     _ => "arithmetic takes numbers",
                 };

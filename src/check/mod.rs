@@ -16,6 +16,7 @@
 //! [`Program`] is the only thing handed on.
 
 pub mod program;
+pub mod mask;
 pub mod types;
 pub mod builtins;
 pub mod consts;
@@ -29,6 +30,7 @@ mod ahead;
 mod budget;
 mod needed;
 pub mod suggest;
+pub mod names;
 pub mod summary;
 
 use std::collections::HashMap;

@@ -147,6 +147,11 @@ pub enum Value {
     Schedule(Arc<Schedule>),
     Transform(Arc<Tx>),
     Func(Arc<Func>),
+    /// Which leaves something applies to, built from globs, `ndim`/`size` comparisons, `and`,
+    /// `or`, `not` ([`Mask`]; a glob string or a bool is a mask too, where one is expected).
+    Mask(Mask),
+    /// `ndim` or `size`: a number every leaf has, which a comparison turns into a mask.
+    LeafInt(LeafProp),
     /// A numeric hyperparameter that `inject_hyperparams` turned into a float32 value that may
     /// change every step: known at run time only.
     Injected { owner: u32, name: String, ty: Ty },
@@ -226,6 +231,8 @@ impl Value {
             Value::Schedule(_) => Ty::Schedule,
             Value::Transform(_) => Ty::Transform,
             Value::Func(_) => Ty::Fn(None),
+            Value::Mask(_) => Ty::Mask,
+            Value::LeafInt(_) => Ty::LeafInt,
             Value::Injected { ty, .. } => ty.clone(),
             Value::Runtime => Ty::Unknown,
             Value::Error => Ty::Error,
@@ -254,21 +261,22 @@ pub enum Func {
     Injected { factory: Arc<Func>, static_args: Vec<String> },
 }
 
-/// A glob over dotted leaf names (Python's `fnmatchcase`), or all/none.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Mask {
-    Glob(String),
-    All,
-    Nothing,
-}
+pub use super::mask::{LeafProp, Mask};
 
 /// One arm of a `partition`: the leaves it takes, and its transform.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PartitionArm {
-    /// `None` for `_`.
-    pub globs: Option<Vec<String>>,
+    /// The leaves it takes (its patterns' union); `None` for `_`.
+    pub mask: Option<Mask>,
     pub tx: Arc<Tx>,
     pub span: Span,
+}
+
+impl PartitionArm {
+    /// The arm as users read it in names and labels: `*.bias`, `*.w|*.k`, `ndim == 2`, `_`.
+    pub fn label(&self) -> String {
+        self.mask.as_ref().map_or_else(|| "_".to_string(), Mask::label)
+    }
 }
 
 /// How an `inject_hyperparams` hyperparameter gets its value each step.
@@ -377,6 +385,8 @@ impl fmt::Display for Value {
             Value::Schedule(_) => write!(f, "<schedule>"),
             Value::Transform(_) => write!(f, "<transform>"),
             Value::Func(_) => write!(f, "<function>"),
+            Value::Mask(m) => write!(f, "{m}"),
+            Value::LeafInt(p) => write!(f, "{}", p.name()),
             Value::Injected { name, .. } => write!(f, "<injected {name}>"),
             Value::Runtime => write!(f, "<runtime value>"),
             Value::Error => write!(f, "<error>"),

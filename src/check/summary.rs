@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::names;
 use super::program::{DefKind, Hyper, Mask, Program, Schedule, StateEntry, Tx, Value, format_number};
 use super::types::{Level, Ty};
 
@@ -37,50 +38,88 @@ pub fn reads_params(program: &Program, tx: &Tx) -> bool {
     }
 }
 
-/// Every state variable of the pipeline, with a path naming where it lives.
+/// Every state variable of the pipeline, named as [`names`] names it.
 pub fn states(program: &Program, tx: &Tx) -> Vec<StateEntry> {
     let mut out = Vec::new();
-    collect_states(program, tx, "", &mut out);
+    walk(program, tx, "", &mut |path, program, tx| match tx {
+        Tx::Instance { def, .. } => {
+            let d = program.def(*def);
+            for s in &d.states {
+                out.push(StateEntry { path: names::member(path, &d.name, &s.name), level: s.ty.level, ty: s.ty.ty.clone() });
+            }
+        }
+        Tx::Inject { .. } => {
+            out.push(StateEntry { path: names::join(&names::injected(path), "count"), level: Level::Uniform, ty: Ty::Int });
+        }
+        _ => {}
+    });
     out
 }
 
-fn collect_states(program: &Program, tx: &Tx, prefix: &str, out: &mut Vec<StateEntry>) {
-    let join = |name: &str| if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
+/// The values a user can read by name after each step besides the state, named as [`names`]
+/// names them: injected hyperparameters, and the value of each schedule given to a transform
+/// (a number given for a schedule is not one: it never changes).
+pub fn values(program: &Program, tx: &Tx) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(program, tx, "", &mut |path, program, tx| match tx {
+        Tx::Instance { def, args, .. } => {
+            let d = program.def(*def);
+            for (p, a) in d.params.iter().zip(args) {
+                if matches!(a, Value::Schedule(s) if matches!(**s, Schedule::Instance { .. })) {
+                    out.push(names::member(path, &d.name, &p.name));
+                }
+            }
+        }
+        Tx::Inject { hypers, .. } => {
+            out.extend(hypers.iter().map(|(name, _)| names::join(&names::injected(path), name)));
+        }
+        _ => {}
+    });
+    out
+}
+
+/// The transforms of the pipeline that define evaluation weights (`eval_params`), by the
+/// names [`names`] gives them (the transform's own name where its path is empty).
+pub fn eval_params(program: &Program, tx: &Tx) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(program, tx, "", &mut |path, program, tx| {
+        if let Tx::Instance { def, .. } = tx
+            && let Some(super::program::DefAst::Transform(t)) = &program.def(*def).ast
+            && t.eval_params.is_some()
+        {
+            out.push(if path.is_empty() { program.def(*def).name.clone() } else { path.to_string() });
+        }
+    });
+    out
+}
+
+/// Calls `f` on every transform of the tree (outer ones first) with the path [`names`] gives it.
+fn walk(program: &Program, tx: &Tx, path: &str, f: &mut impl FnMut(&str, &Program, &Tx)) {
+    f(path, program, tx);
     match tx {
         Tx::Chain(parts) => {
-            let names = parts.iter().enumerate().map(|(i, t)| part_name(program, t).unwrap_or_else(|| format!("{i}")));
-            for (t, name) in parts.iter().zip(numbered(names.collect())) {
-                collect_states(program, t, &join(&name), out);
+            for (t, name) in parts.iter().zip(names::chain_parts(program, path, parts.iter().map(|p| &**p))) {
+                walk(program, t, &name, f);
             }
         }
         Tx::NamedChain(parts) => {
             for (n, t) in parts {
-                collect_states(program, t, &join(n), out);
+                walk(program, t, &names::join(path, n), f);
             }
         }
         Tx::Instance { def, args, .. } => {
-            let d = program.def(*def);
-            for s in &d.states {
-                out.push(StateEntry { path: join(&s.name), level: s.ty.level, ty: s.ty.ty.clone() });
-            }
-            for (p, a) in d.params.iter().zip(args) {
+            for (p, a) in program.def(*def).params.iter().zip(args) {
                 if let Value::Transform(inner) = a {
-                    collect_states(program, inner, &join(&p.name), out);
+                    walk(program, inner, &names::join(path, &p.name), f);
                 }
             }
         }
-        Tx::Alias { inner, .. } | Tx::Masked { inner, .. } | Tx::Flatten(inner) => collect_states(program, inner, prefix, out),
-        Tx::Inject { inner, .. } => {
-            out.push(StateEntry { path: join("inject_hyperparams.count"), level: Level::Uniform, ty: Ty::Int });
-            collect_states(program, inner, prefix, out);
+        Tx::Alias { inner, .. } | Tx::Masked { inner, .. } | Tx::Flatten(inner) | Tx::Inject { inner, .. } => {
+            walk(program, inner, path, f)
         }
         Tx::Partition(arms) => {
-            for (i, arm) in arms.iter().enumerate() {
-                let label = match &arm.globs {
-                    Some(g) => g.join("|"),
-                    None => "_".to_string(),
-                };
-                collect_states(program, &arm.tx, &join(&format!("partition[{i}:{label}]")), out);
+            for (arm, name) in arms.iter().zip(names::partition_arms(path, arms)) {
+                walk(program, &arm.tx, &name, f);
             }
         }
     }
@@ -101,30 +140,6 @@ pub fn floats_per_parameter(program: &Program, tx: &Tx) -> usize {
         }
         Tx::Alias { inner, .. } | Tx::Masked { inner, .. } | Tx::Flatten(inner) | Tx::Inject { inner, .. } => floats_per_parameter(program, inner),
         Tx::Partition(arms) => arms.iter().map(|a| floats_per_parameter(program, &a.tx)).max().unwrap_or(0),
-    }
-}
-
-/// The name a part of a chain is known by: its transform's or alias's name.
-/// `names` with each name that occurs more than once suffixed by its position (`sgd#0`,
-/// `sgd#2`), so that the parts of a chain have distinct names. Linear in the number of names.
-pub fn numbered(names: Vec<String>) -> Vec<String> {
-    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for n in &names {
-        *counts.entry(n.as_str()).or_default() += 1;
-    }
-    let repeated: Vec<bool> = names.iter().map(|n| counts[n.as_str()] > 1).collect();
-    names.into_iter().zip(repeated).enumerate().map(|(i, (n, r))| if r { format!("{n}#{i}") } else { n }).collect()
-}
-
-fn part_name(program: &Program, tx: &Tx) -> Option<String> {
-    match tx {
-        Tx::Instance { def, .. } | Tx::Alias { def, .. } => Some(program.def(*def).name.clone()),
-        Tx::Masked { inner, .. } => part_name(program, inner).map(|n| format!("masked({n})")),
-        Tx::Flatten(inner) => part_name(program, inner).map(|n| format!("flatten({n})")),
-        Tx::Inject { inner, .. } => part_name(program, inner),
-        Tx::Chain(_) => Some("chain".into()),
-        Tx::NamedChain(_) => Some("named_chain".into()),
-        Tx::Partition(_) => Some("partition".into()),
     }
 }
 
@@ -155,8 +170,9 @@ fn write_tree(program: &Program, tx: &Tx, first: &str, rest: &str, out: &mut Str
         Tx::Partition(arms) => arms
             .iter()
             .map(|a| {
-                let label = match &a.globs {
-                    Some(g) => g.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(" | "),
+                let label = match &a.mask {
+                    Some(Mask::Any(parts)) => parts.iter().map(Mask::to_string).collect::<Vec<_>>().join(" | "),
+                    Some(mask) => mask.to_string(),
                     None => "_".into(),
                 };
                 (format!("{label} => "), &*a.tx)
@@ -178,11 +194,7 @@ fn headline(program: &Program, tx: &Tx) -> String {
         Tx::NamedChain(_) => "named_chain".into(),
         Tx::Partition(_) => "partition".into(),
         Tx::Flatten(_) => "flatten".into(),
-        Tx::Masked { mask, .. } => match mask {
-            Mask::Glob(g) => format!("masked(mask={g:?})"),
-            Mask::All => "masked(mask=True)".into(),
-            Mask::Nothing => "masked(mask=False)".into(),
-        },
+        Tx::Masked { mask, .. } => format!("masked(mask={mask})"),
         Tx::Inject { hypers, .. } => {
             let parts: Vec<String> = hypers
                 .iter()
@@ -264,13 +276,4 @@ pub fn count_definitions(program: &Program, user_only: bool) -> Vec<(DefKind, us
         .map(|k| (k, program.defs.iter().filter(|d| d.kind == k && (!user_only || !d.is_stdlib)).count()))
         .filter(|(_, n)| *n > 0)
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn numbers_only_repeated_names() {
-        let names = ["sgd", "adam", "sgd"].map(String::from).to_vec();
-        assert_eq!(super::numbered(names), ["sgd#0", "adam", "sgd#2"]);
-    }
 }

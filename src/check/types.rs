@@ -58,8 +58,11 @@ pub enum Ty {
     /// an int, or a schedule.
     IntSchedule,
     Transform,
-    /// A glob over leaf names, or a bool for all/none.
+    /// Which leaves something applies to ([`super::mask::Mask`]): a glob over leaf names, a
+    /// bool for all/none, a list of masks, or masks built with comparisons and `and`/`or`/`not`.
     Mask,
+    /// `ndim` or `size`: a number of each leaf, which a comparison turns into a mask.
+    LeafInt,
     /// A function value; `None` when its signature is not stated (`fn`).
     Fn(Option<Arc<FnTy>>),
     /// The element type of an empty list: fits anything.
@@ -109,6 +112,7 @@ impl Ty {
             (Schedule, Float | Int | IntSchedule) => true,
             (IntSchedule, Int | Schedule) => true,
             (Mask, Str | Bool | Enum(_)) => true,
+            (Mask, List(item)) => Mask.accepts(item),
             (Str, Enum(_)) => true,
             (Enum(_), Str) => true, // the value is checked where it is known
             (Optional(_), None) => true,
@@ -151,6 +155,7 @@ impl fmt::Display for Ty {
             Ty::IntSchedule => write!(f, "schedule[int]"),
             Ty::Transform => write!(f, "transform"),
             Ty::Mask => write!(f, "mask"),
+            Ty::LeafInt => write!(f, "leaf property"),
             Ty::Fn(None) => write!(f, "fn"),
             Ty::Fn(Some(sig)) => {
                 let parts: Vec<String> = sig.params.iter().map(Ty::to_string).collect();

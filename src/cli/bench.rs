@@ -13,6 +13,7 @@ use crate::arena::Arena;
 use crate::check::Expect;
 use crate::diagnostic;
 use crate::ir::layout::Leaf;
+use crate::ir::buffers::SlotLayout;
 use crate::ir::{Layout, instantiate, plan};
 use crate::jit;
 use crate::native::{self, Adam, Isa, ProbePlan};
@@ -84,6 +85,7 @@ fn bench(args: &Args, stdlib_dir: Option<&std::path::Path>) -> Result<(), String
         return Err("the layout has no parameters".into());
     }
     let compile = time_compile(name.clone(), text, stdlib_dir, &layout, args.backend)?;
+    check_memory(n, compile.floats_per_param)?;
 
     // The pipeline's buffers, placed as the runtime places state (which takes indices 2..).
     let mut buffers = Arena::new(&[n, n], 0);
@@ -172,6 +174,41 @@ fn bench(args: &Args, stdlib_dir: Option<&std::path::Path>) -> Result<(), String
     Ok(())
 }
 
+/// Refuses a bench whose buffers (`floats_per_param` floats for each of `n` parameters) would
+/// not fit in the memory the machine has available, instead of letting the allocation abort.
+fn check_memory(n: usize, floats_per_param: f64) -> Result<(), String> {
+    let needed = n as f64 * floats_per_param * 4.0;
+    let Some(available) = available_memory() else { return Ok(()) };
+    if needed <= available as f64 {
+        return Ok(());
+    }
+    let fits = (available as f64 / (floats_per_param * 4.0)) as u64;
+    Err(format!(
+        "{n} parameters need about {} ({floats_per_param:.0} floats per parameter: params, gradients, the pipeline's state and the reference loops' buffers), but the machine has {} available; try `--params {}` or fewer",
+        gigabytes(needed),
+        gigabytes(available as f64),
+        round_down(fits)
+    ))
+}
+
+/// The memory the system could give this process now (Linux's `MemAvailable`), in bytes.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn gigabytes(bytes: f64) -> String {
+    format!("{:.1} GB", bytes / 1e9)
+}
+
+/// `x` rounded down to one significant digit (`374_000_000` → `300_000_000`).
+fn round_down(x: u64) -> u64 {
+    let scale = 10u64.pow(x.max(1).ilog10());
+    x / scale * scale
+}
+
 /// The layout to bench: `--layout`, or `--params` split into `--leaves` leaves.
 fn layout(args: &Args) -> Result<Layout, String> {
     if let Some(spec) = &args.layout {
@@ -197,7 +234,9 @@ fn layout(args: &Args) -> Result<Layout, String> {
 struct Compile {
     program: crate::Program,
     sources: crate::SourceMap,
-    /// Medians over `COMPILES` runs, in ms.
+    /// Floats the bench keeps per parameter: the pipeline's params, grads and state, and the
+    /// references' buffers.
+    floats_per_param: f64,
     /// The median of each stage over the compiles, in milliseconds.
     median: Stages,
     /// The first compile's stages, with cold caches (the standard library not yet parsed).
@@ -283,13 +322,18 @@ fn time_compile(
         }
         let done = Instant::now();
         runs.push([checked - start, instantiated - checked, planned - instantiated, done - planned].map(ms));
-        kept.get_or_insert((program, sources));
+        if kept.is_none() {
+            let state: usize = SlotLayout::new(&ir).lens().iter().sum();
+            let probe = ProbePlan::new(step_plan.passes.iter().map(|p| (p.reads.as_slice(), p.writes.as_slice())));
+            let floats = 2.0 + state as f64 / layout.total().max(1) as f64 + probe.buffers().max(4) as f64;
+            kept = Some((program, sources, floats));
+        }
     }
-    let (program, sources) = kept.ok_or("nothing was compiled")?;
+    let (program, sources, floats_per_param) = kept.ok_or("nothing was compiled")?;
     let stage = |i: usize| median(runs.iter().map(|r| r[i]).collect());
     let median = Stages { check: stage(0), instantiate: stage(1), plan: stage(2), jit: stage(3) };
     let first = runs.first().map_or_else(Stages::default, |r| Stages { check: r[0], instantiate: r[1], plan: r[2], jit: r[3] });
-    Ok(Compile { program, sources, median, first })
+    Ok(Compile { program, sources, floats_per_param, median, first })
 }
 
 /// Times the `TIMED` loops `run(0)`, `run(1)`, ... in `ROUNDS` rounds, each loop one after the

@@ -133,5 +133,14 @@ pub fn report(name: &str, program: &check::Program) -> String {
             out.push_str(&format!("    {what}: {}\n", names.join(", ")));
         }
     }
+    let values = summary::values(program, tx);
+    if !values.is_empty() {
+        out.push_str(&format!("  values by name: {}\n", values.join(", ")));
+    }
+    let evaluated = summary::eval_params(program, tx);
+    if !evaluated.is_empty() {
+        let names: Vec<String> = evaluated.iter().map(|n| format!("`{n}`")).collect();
+        out.push_str(&format!("  evaluation weights: from the `eval_params` of {} (optc run validates on them and saves them)\n", names.join(", ")));
+    }
     out
 }

@@ -100,9 +100,14 @@ pub struct Args {
     /// Start from the weights in a safetensors file.
     #[arg(long, value_name = "FILE")]
     pub init: Option<PathBuf>,
-    /// Save the final weights to a safetensors file.
+    /// Save the final weights to a safetensors file: the evaluation weights when the pipeline
+    /// defines them (`schedule_free`, `lookahead`, `ema_params`), else the parameters.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
+    /// With `--save`, save the trained parameters even when the pipeline defines evaluation
+    /// weights.
+    #[arg(long, requires = "save")]
+    pub save_trained: bool,
     /// No progress bar or change messages; only the summary.
     #[arg(long)]
     pub quiet: bool,
@@ -151,8 +156,7 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<Option<i32
     if args.value == ValueSource::ValLoss && optimizer.needs_value() && setup.validation.is_none() {
         return Err("`--value val_loss` needs a validation set (`--val-fraction` above 0, and data)".into());
     }
-    let labels = train::group_labels(&checked.program, &optimizer);
-    let mut trainer = Trainer::new(setup, layout, params, optimizer, &labels);
+    let mut trainer = Trainer::new(setup, layout, params, optimizer);
 
     // Resuming reads; nothing is written before the step count is known to be right.
     if let Some(dir) = &args.resume {
@@ -176,14 +180,17 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<Option<i32
         checkpoint::prepare(dir)?;
     }
     let columns = columns(&trainer);
+    // A resumed log's rows are the run so far: the plot and the summary show them too.
+    let mut earlier = Vec::new();
     let mut log = match &args.log {
         None => None,
         Some(path) if args.resume.is_some() => {
-            let (log, warning) = Log::resume(path, trainer.steps(), columns.clone())?;
-            if let Some(w) = warning {
+            let resumed = Log::resume(path, trainer.steps(), columns.clone())?;
+            if let Some(w) = resumed.warning {
                 eprintln!("warning: {w}");
             }
-            Some(log)
+            earlier = resumed.rows;
+            Some(resumed.log)
         }
         Some(path) => Some(Log::create(path, columns.clone())?),
     };
@@ -192,7 +199,8 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<Option<i32
     let description = format!("{} on {}", trainer.setup.model.describe(), trainer.setup.data);
     let lr_names = trainer.lr_columns();
     let bar = progress_bar(args, trainer.steps());
-    let mut run = Progress::new(trainer.held_validation);
+    let mut run = Progress::new(trainer.held_validation, &trainer.optimizer);
+    run.replay(&earlier, &columns);
     let start = Instant::now();
     let first_step = trainer.steps();
     let mut last_saved: Option<PathBuf> = None;
@@ -279,13 +287,15 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<Option<i32
         if args.save.is_some() {
             eprintln!("the weights were not saved to `--save`, since the run did not finish");
         }
-        report(args, &name, &description, &trainer, &run, first_step, elapsed, &last_saved, &lr_names);
+        report(args, &name, &description, &mut trainer, &run, first_step, elapsed, &last_saved, &lr_names);
         return Ok(Some(signal));
     }
     if let Some(path) = &args.save {
-        weights::save(path, &trainer.layout, &trainer.params, Default::default())?;
+        let layout = trainer.layout.clone();
+        let saved = if args.save_trained { &trainer.params } else { trainer.eval_weights().map_err(|e| e.to_string())? };
+        weights::save(path, &layout, saved, Default::default())?;
     }
-    report(args, &name, &description, &trainer, &run, first_step, elapsed, &last_saved, &lr_names);
+    report(args, &name, &description, &mut trainer, &run, first_step, elapsed, &last_saved, &lr_names);
     Ok(None)
 }
 
@@ -365,8 +375,9 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(validation: Option<f32>) -> Progress {
-        Progress { points: Vec::new(), watch: Watch::default(), validation, best_validation: None, accuracy: None }
+    fn new(validation: Option<f32>, optimizer: &crate::runtime::Optimizer) -> Progress {
+        let watch = Watch { watched: watched(optimizer), last: Vec::new() };
+        Progress { points: Vec::new(), watch, validation, best_validation: None, accuracy: None }
     }
 
     fn add(&mut self, record: &Record) {
@@ -381,6 +392,27 @@ impl Progress {
         }
         self.points.push(Point { step: record.step, loss: record.loss, validation: record.validation, lrs: record.lrs.clone() });
     }
+
+    /// Takes in the rows of a resumed log (of `columns`), as if their steps had been run now.
+    fn replay(&mut self, rows: &[Vec<Option<f64>>], columns: &[String]) {
+        let at = |name: &str| columns.iter().position(|c| c == name);
+        let lr_columns: Vec<usize> = (0..columns.len()).filter(|&i| columns[i] == "lr" || columns[i].starts_with("lr[")).collect();
+        let (step, loss, validation, accuracy) = (at("step"), at("loss"), at("val_loss"), at("val_accuracy"));
+        for row in rows {
+            let get = |i: Option<usize>| i.and_then(|i| row.get(i).copied().flatten());
+            let (Some(step), Some(loss)) = (get(step), get(loss)) else { continue };
+            let record = Record {
+                step: step as u64,
+                loss: loss as f32,
+                validation: get(validation).map(|v| v as f32),
+                accuracy: get(accuracy).map(|v| v as f32),
+                uniforms: Vec::new(),
+                lrs: lr_columns.iter().map(|&i| get(Some(i))).collect(),
+                non_finite: None,
+            };
+            self.add(&record);
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -388,7 +420,7 @@ fn report(
     args: &Args,
     name: &str,
     description: &str,
-    trainer: &Trainer,
+    trainer: &mut Trainer,
     run: &Progress,
     first_step: u64,
     elapsed: f64,
@@ -411,6 +443,15 @@ fn report(
             outln!("  training loss  {:.6}", last.loss);
         }
     }
+    let evaluated = trainer.optimizer.has_eval_params();
+    if evaluated {
+        outln!("  evaluated on   the pipeline's evaluation weights (`eval_params`), not the trained parameters");
+        if trainer.setup.validation.is_none()
+            && let Ok(Some(loss)) = trainer.eval_loss()
+        {
+            outln!("  eval loss      {loss:.6} (training loss at the evaluation weights)");
+        }
+    }
     if let Some(v) = run.validation {
         outln!("  validation     {v:.6}");
     }
@@ -430,10 +471,19 @@ fn report(
             outln!("  learning rate  {}", rates.join(", "));
         }
     }
-    for (what, path) in [("log", &args.log), ("plot", &args.plot), ("weights", &args.save)] {
+    for (what, path) in [("log", &args.log), ("plot", &args.plot)] {
         if let Some(path) = path {
             outln!("  {what:<14} {}", path.display());
         }
+    }
+    // An interrupted run does not write `--save` (it said so above).
+    if let Some(path) = args.save.as_ref().filter(|_| interrupt::requested().is_none()) {
+        let which = match (evaluated, args.save_trained) {
+            (true, false) => " (the evaluation weights; `--save-trained` saves the trained parameters)",
+            (true, true) => " (the trained parameters)",
+            (false, _) => "",
+        };
+        outln!("  weights        {}{which}", path.display());
     }
     if let Some(dir) = last_saved {
         outln!("  checkpoint     {}", dir.display());
@@ -541,10 +591,11 @@ fn progress_bar(args: &Args, position: u64) -> ProgressBar {
 }
 
 /// Reports the uniforms that move in steps (a plateau scale, a piecewise-constant learning
-/// rate, an injected hyperparameter) when they change after holding still; values that move
-/// every step (a decaying schedule) would only be noise.
-#[derive(Default)]
+/// rate or other schedule, an injected hyperparameter) when they change after holding still;
+/// values that move every step (a decaying schedule) would only be noise.
 struct Watch {
+    /// The names of the uniforms watched, besides the learning rates.
+    watched: Vec<String>,
     last: Vec<(String, f64, bool)>,
 }
 
@@ -552,7 +603,7 @@ impl Watch {
     fn changes(&mut self, record: &Record, lr_names: &[String]) -> Vec<String> {
         let mut out = Vec::new();
         let rates = lr_names.iter().zip(&record.lrs).filter_map(|(n, v)| v.map(|v| (n.clone(), v)));
-        let watched: Vec<(String, f64)> = record.uniforms.iter().filter(|(n, _)| watched(n)).cloned().chain(rates).collect();
+        let watched: Vec<(String, f64)> = record.uniforms.iter().filter(|(n, _)| self.watched.contains(n)).cloned().chain(rates).collect();
         for (name, value) in &watched {
             match self.last.iter_mut().find(|(n, _, _)| n == name) {
                 Some((_, old, held)) => {
@@ -573,8 +624,11 @@ impl Watch {
     }
 }
 
-fn watched(name: &str) -> bool {
-    name.rsplit('.').next() == Some("scale") || name.starts_with("inject_hyperparams.") || name.contains(".inject_hyperparams.")
+/// What [`Watch`] reports: scales held in the state (`reduce_on_plateau.scale`), injected
+/// hyperparameters and schedule values.
+fn watched(optimizer: &crate::runtime::Optimizer) -> Vec<String> {
+    let scales = train::logged_names(optimizer).into_iter().filter(|n| n.rsplit('.').next() == Some("scale"));
+    scales.chain(train::value_names(optimizer).cloned()).collect()
 }
 
 fn short(v: f64) -> String {

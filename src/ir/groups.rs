@@ -74,6 +74,9 @@ pub struct Groups {
     pub leaves: Vec<Vec<usize>>,
     /// The group of each leaf.
     pub of_leaf: Vec<usize>,
+    /// A label for each group, for users: the partition arms that take it (`*.bias`, `_`) and
+    /// the masks it is in or out of (`*.weight`, `not *.weight`), else its leaves.
+    pub labels: Vec<String>,
 }
 
 impl Groups {
@@ -89,39 +92,34 @@ impl Groups {
         GroupSet::all(self.len())
     }
 
-    /// The groups whose leaves match `glob`.
-    pub fn matching(&self, layout: &Layout, glob: &str) -> GroupSet {
-        let leaves = layout.matching(glob);
-        leaves.iter().map(|&l| self.of_leaf[l]).collect()
-    }
-
-    /// The groups of `within` whose leaves match `mask`.
+    /// The groups of `within` whose leaves `mask` selects.
     pub fn masked(&self, layout: &Layout, mask: &Mask, within: &GroupSet) -> GroupSet {
-        match mask {
-            Mask::All => within.clone(),
-            Mask::Nothing => GroupSet::empty(),
-            Mask::Glob(g) => self.matching(layout, g).intersect(within),
-        }
+        let leaves = layout.leaves.iter().enumerate().filter(|(_, l)| mask.selects(&l.name, &l.shape));
+        let selected: GroupSet = leaves.map(|(i, _)| self.of_leaf[i]).collect();
+        selected.intersect(within)
     }
 }
 
 /// Cuts `layout` by every mask and partition arm of `tx`: two leaves share a group exactly when
-/// every glob of the pipeline treats them alike.
+/// every mask of the pipeline treats them alike.
 pub fn split(layout: &Layout, tx: &Tx) -> Groups {
     let mut decisions: Vec<Vec<u32>> = vec![Vec::new(); layout.leaves.len()];
+    let mut tags: Vec<Vec<String>> = vec![Vec::new(); layout.leaves.len()];
     visit(tx, &mut |t| match t {
-        Tx::Masked { mask: Mask::Glob(g), .. } => {
+        Tx::Masked { mask, .. } => {
             for (i, leaf) in layout.leaves.iter().enumerate() {
-                decisions[i].push(u32::from(crate::glob::matches(g, &leaf.name)));
+                let inside = mask.selects(&leaf.name, &leaf.shape);
+                decisions[i].push(u32::from(inside));
+                tags[i].push(if inside { mask.label() } else { Mask::Not(Box::new(mask.clone())).label() });
             }
         }
         Tx::Partition(arms) => {
             for (i, leaf) in layout.leaves.iter().enumerate() {
-                let arm = arms.iter().position(|a| match &a.globs {
-                    None => true,
-                    Some(globs) => globs.iter().any(|g| crate::glob::matches(g, &leaf.name)),
-                });
+                let arm = arms.iter().position(|a| a.mask.as_ref().is_none_or(|m| m.selects(&leaf.name, &leaf.shape)));
                 decisions[i].push(arm.map_or(u32::MAX, |a| a as u32));
+                if let Some(arm) = arm {
+                    tags[i].push(arms[arm].label());
+                }
             }
         }
         _ => {}
@@ -141,7 +139,14 @@ pub fn split(layout: &Layout, tx: &Tx) -> Groups {
         leaves[g].push(i);
         of_leaf.push(g);
     }
-    Groups { leaves, of_leaf }
+    let labels = leaves
+        .iter()
+        .map(|group| match group.first().map(|&l| &tags[l]) {
+            Some(tags) if !tags.is_empty() => tags.join(" "),
+            _ => group.iter().map(|&l| layout.leaves[l].name.as_str()).collect::<Vec<_>>().join("|"),
+        })
+        .collect();
+    Groups { leaves, of_leaf, labels }
 }
 
 /// Calls `f` on every node of the transform tree, including transforms passed as arguments.

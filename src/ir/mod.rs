@@ -198,11 +198,21 @@ pub struct Slot {
     pub aliases: Vec<String>,
 }
 
-/// A uniform value a user can read by name after each step (learning rates, scales, counters).
+/// A uniform value known by name after each step.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Named {
     pub name: String,
     pub node: NodeId,
+}
+
+/// The evaluation weights of a pipeline: what its transforms' `eval_params` blocks compute on
+/// their leaves, and the parameters on the others.
+#[derive(Clone, Debug)]
+pub struct Eval {
+    /// Reads `Param` (the parameters after the last step) and state (as after it) only.
+    pub graph: Graph,
+    /// The weights, per element, every group.
+    pub weights: NodeId,
 }
 
 /// One step of a pipeline on one layout.
@@ -217,8 +227,15 @@ pub struct StepIr {
     /// The initial state: reads `Param` (the initial parameters) only.
     pub init: Graph,
     pub slots: Vec<Slot>,
-    /// Uniform values worth reading by name, after the step.
+    /// Uniform values users read by name after the step, besides the uniform state: injected
+    /// hyperparameters, the values of schedules, the learning rate (`step_size`). Named as
+    /// `check::names` names them, as the slots are.
     pub named: Vec<Named>,
+    /// The uniform `let`s of transform steps, by path: a definition's internals, never shown
+    /// to users, kept for finding what scales a step (`step_size`).
+    pub locals: Vec<Named>,
+    /// The weights to evaluate the model with, when a transform defines them (`eval_params`).
+    pub eval: Option<Eval>,
     pub needs_value: bool,
     /// What instantiation noticed but did not refuse (a glob that matches no leaf).
     pub warnings: Vec<Diagnostic>,

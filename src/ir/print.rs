@@ -58,6 +58,16 @@ pub fn ir(ir: &StepIr) -> String {
     for n in &ir.named {
         let _ = writeln!(out, "named {} %{}", n.name, n.node);
     }
+    for n in &ir.locals {
+        let _ = writeln!(out, "local {} %{}", n.name, n.node);
+    }
+    if let Some(eval) = &ir.eval {
+        let _ = writeln!(out, "eval:");
+        for id in 0..eval.graph.nodes.len() {
+            let _ = writeln!(out, "  {}", node_text(&eval.graph, id as NodeId));
+        }
+        let _ = writeln!(out, "eval_params %{}", eval.weights);
+    }
     out
 }
 

@@ -8,8 +8,9 @@
 //! the direction, with the sign a user gave (`learning_rate=-1e-3` gives -0.001).
 //!
 //! A named step size (a definition's `let`, such as Prodigy's `dlr`) multiplying the numerator
-//! of a preconditioned direction counts too; unnamed factors inside the direction (Adam's bias
-//! correction) do not. A group whose update is not a scaled direction (COCOB sets the
+//! of a preconditioned direction counts too, and so does one folded into the moment that is the
+//! numerator (D-Adaptation's `m' = b1 * m + (1 - b1) * dlr * g`); unnamed factors inside the
+//! direction (Adam's bias correction) do not. A group whose update is not a scaled direction (COCOB sets the
 //! parameters from its bets; a select between two updates, as `apply_if_finite` makes) has no
 //! such factor: its step size is measured from the step it takes ([`StepSize::Measured`]).
 
@@ -26,25 +27,43 @@ pub enum StepSize {
 }
 
 /// Finds each group's learning rate and adds it to the IR's named uniforms: `lr` when every
-/// group has the same, else `lr[G]` for group G (only for groups whose update is a scaled
-/// direction). Returns how each group's is known.
+/// group has the same, else `lr[LABEL]` for the groups sharing each (their labels, see
+/// [`super::Groups::labels`], joined by spaces: `lr[*.bias]`, `lr[_]`), for groups whose
+/// update is a scaled direction. Returns how each group's is known.
 pub fn add(ir: &mut StepIr) -> Vec<StepSize> {
-    let groups = ir.groups.len();
-    let nodes: Vec<Option<NodeId>> = (0..groups).map(|g| factor(ir, g).map(|f| negated(ir, f))).collect();
-    let same = nodes.windows(2).all(|w| w[0] == w[1]);
-    let mut out = Vec::with_capacity(groups);
-    for (g, node) in nodes.iter().enumerate() {
-        let Some(node) = *node else {
-            out.push(StepSize::Measured);
-            continue;
-        };
-        let name = if same { "lr".to_string() } else { format!("lr[{g}]") };
-        if !ir.named.iter().any(|n| n.name == name) {
-            ir.named.push(Named { name: name.clone(), node });
-        }
-        out.push(StepSize::Named(name));
+    let nodes: Vec<Option<NodeId>> = (0..ir.groups.len()).map(|g| factor(ir, g).map(|f| negated(ir, f))).collect();
+    let mut distinct: Vec<NodeId> = nodes.iter().flatten().copied().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let one = distinct.len() == 1 && nodes.iter().all(Option::is_some);
+    let names: Vec<(NodeId, String)> = distinct
+        .into_iter()
+        .map(|node| {
+            let mut labels: Vec<&str> = Vec::new();
+            for (g, _) in nodes.iter().enumerate().filter(|(_, n)| **n == Some(node)) {
+                let label = ir.groups.labels[g].as_str();
+                if !labels.contains(&label) {
+                    labels.push(label);
+                }
+            }
+            (node, lr_name(one, &labels.join(" ")))
+        })
+        .collect();
+    for (node, name) in &names {
+        ir.named.push(Named { name: name.clone(), node: *node });
     }
-    out
+    nodes
+        .iter()
+        .map(|n| match n.and_then(|n| names.iter().find(|(m, _)| *m == n)) {
+            Some((_, name)) => StepSize::Named(name.clone()),
+            None => StepSize::Measured,
+        })
+        .collect()
+}
+
+/// The name of a learning rate: `lr` when the whole model has `one`, else `lr[LABEL]`.
+pub fn lr_name(one: bool, label: &str) -> String {
+    if one { "lr".to_string() } else { format!("lr[{label}]") }
 }
 
 /// The product of the uniform factors of group `g`'s update, as a node (a constant 1 when
@@ -86,6 +105,10 @@ fn factor(ir: &mut StepIr, g: usize) -> Option<NodeId> {
                     node = b;
                 } else if decays(graph, b) {
                     node = a;
+                } else if factors.is_empty() {
+                    // A sum of two updates no factor scales (Lookahead's `fast - k * d`,
+                    // Schedule-Free's `new - param`): not a scaled direction.
+                    return None;
                 } else {
                     break;
                 }
@@ -95,8 +118,10 @@ fn factor(ir: &mut StepIr, g: usize) -> Option<NodeId> {
             // bias correction, belong to the direction.
             Node::Op(Op::Div, args) if !uniform(args[1]) => {
                 if let Node::Op(Op::Mul, m) = &graph.get(args[0]).node
-                    && let Some(&f) = m.iter().find(|&&x| uniform(x) && ir.named.iter().any(|n| n.node == x))
+                    && let Some(&f) = m.iter().find(|&&x| uniform(x) && ir.locals.iter().any(|n| n.node == x))
                 {
+                    factors.push((f, false));
+                } else if let Some(f) = accumulated_step(ir, args[0]) {
                     factors.push((f, false));
                 }
                 break;
@@ -106,6 +131,37 @@ fn factor(ir: &mut StepIr, g: usize) -> Option<NodeId> {
         }
     }
     Some(product(ir, &factors))
+}
+
+/// A named step size folded into a moment: `b * m + c * dlr * g`, where the term that reads
+/// this step's gradient is scaled by a definition's runtime `let` (D-Adaptation's `dlr`). The
+/// moment's other term, and factors that are not products (`(1 - b) * g`), are the direction's.
+fn accumulated_step(ir: &StepIr, n: NodeId) -> Option<NodeId> {
+    let graph = &ir.graph;
+    let Node::Op(Op::Add, terms) = &graph.get(n).node else { return None };
+    let fresh = terms.iter().find(|&&t| reads_grad(graph, t, 4))?;
+    named_in_product(ir, *fresh, 4)
+}
+
+/// Whether `n` reads the gradient within `depth` operations.
+fn reads_grad(graph: &super::Graph, n: NodeId, depth: usize) -> bool {
+    match &graph.get(n).node {
+        Node::Grad => true,
+        Node::Op(_, args) if depth > 0 => args.iter().any(|&a| reads_grad(graph, a, depth - 1)),
+        _ => false,
+    }
+}
+
+/// A runtime uniform `let` of a definition among the factors of the product `n`.
+fn named_in_product(ir: &StepIr, n: NodeId, depth: usize) -> Option<NodeId> {
+    let graph = &ir.graph;
+    if graph.level(n) == Level::Uniform && graph.as_const(n).is_none() && ir.locals.iter().any(|l| l.node == n) {
+        return Some(n);
+    }
+    match &graph.get(n).node {
+        Node::Op(Op::Mul, args) if depth > 0 => args.iter().find_map(|&a| named_in_product(ir, a, depth - 1)),
+        _ => None,
+    }
 }
 
 /// Whether `n` is `-param`, which makes `target - param` an update that sets the parameters.

@@ -58,9 +58,47 @@ impl Optimizer {
             let text = crate::diagnostic::render(std::slice::from_ref(d), &compiled.sources);
             PyErr::warn(py, &py.get_type::<pyo3::exceptions::PyUserWarning>(), &std::ffi::CString::new(text.trim_end()).unwrap_or_default(), 1)?;
         }
-        let labels = crate::train::group_labels(&compiled.program, &inner);
-        let lr_groups = crate::train::lr_groups(&inner, &labels);
+        let lr_groups = crate::train::lr_groups(&inner);
         Ok(Optimizer { compiled, inner, leaves, warnings, lr_groups })
+    }
+
+    /// `step`, `times` times over the same arrays; the time the steps took in Rust.
+    #[allow(clippy::too_many_arguments)]
+    fn steps_timed(
+        &mut self,
+        py: Python<'_>,
+        params: &Bound<'_, PyAny>,
+        grads: &Bound<'_, PyAny>,
+        value: Option<&Bound<'_, PyAny>>,
+        threads: Option<usize>,
+        hold: Option<Vec<String>>,
+        times: usize,
+    ) -> PyResult<std::time::Duration> {
+        if self.inner.separate_updates() {
+            return Err(PyTypeError::new_err("this optimizer writes the updates apart (separate_updates=True): call updates()"));
+        }
+        let value = self.value(value)?;
+        let layout = &self.leaves.layout;
+        let held = self.leaves.indices(&hold.unwrap_or_default(), "hold")?;
+        let params = self.leaves.gather(params, "params")?;
+        let grads = self.leaves.gather_some(grads, "grads", &held)?;
+        // A held leaf's gradient is not used; one given is checked all the same.
+        let grads: Vec<_> = grads.into_iter().zip(&layout.leaves).map(|(g, leaf)| g.unwrap_or_else(|| PyArrayDyn::<f32>::zeros(py, leaf.shape.clone(), false))).collect();
+        let mut params_w = write(&params, layout, "params")?;
+        let grads_r = read(&grads, layout, "grads")?;
+        let mut ps = slices_mut(&mut params_w)?;
+        let gs = slices(&grads_r)?;
+        let inner = &mut self.inner;
+        py.detach(|| {
+            with_threads(inner, threads, |opt| {
+                let start = std::time::Instant::now();
+                for _ in 0..times {
+                    if held.is_empty() { opt.step_leaves(&mut ps, &gs, value) } else { opt.step_leaves_holding(&mut ps, &gs, value, &held) }?;
+                }
+                Ok(start.elapsed())
+            })
+        })
+        .map_err(step_error)
     }
 
     /// The learning rate of each group after the last step, with its sign (None before the
@@ -74,12 +112,6 @@ impl Optimizer {
                 StepSize::Measured => None,
             })
             .collect()
-    }
-
-    /// The name of a group's learning rate among the hyperparameters: `lr` for the whole
-    /// model, `lr[LABEL]` for a group.
-    fn lr_name(&self, g: &LrGroup) -> String {
-        if self.lr_groups.len() == 1 { "lr".to_string() } else { format!("lr[{}]", g.label) }
     }
 
     /// `value` as the step needs it: required exactly when the pipeline reads it.
@@ -179,28 +211,18 @@ impl Optimizer {
         threads: Option<usize>,
         hold: Option<Vec<String>>,
     ) -> PyResult<()> {
-        if self.inner.separate_updates() {
-            return Err(PyTypeError::new_err("this optimizer writes the updates apart (separate_updates=True): call updates()"));
-        }
-        let value = self.value(value)?;
-        let layout = &self.leaves.layout;
-        let held = self.leaves.indices(&hold.unwrap_or_default(), "hold")?;
-        let params = self.leaves.gather(params, "params")?;
-        let grads = self.leaves.gather_some(grads, "grads", &held)?;
-        // A held leaf's gradient is not used; one given is checked all the same.
-        let grads: Vec<_> = grads.into_iter().zip(&layout.leaves).map(|(g, leaf)| g.unwrap_or_else(|| PyArrayDyn::<f32>::zeros(py, leaf.shape.clone(), false))).collect();
-        let mut params_w = write(&params, layout, "params")?;
-        let grads_r = read(&grads, layout, "grads")?;
-        let mut ps = slices_mut(&mut params_w)?;
-        let gs = slices(&grads_r)?;
-        let inner = &mut self.inner;
-        let result = py.detach(|| {
-            with_threads(inner, threads, |opt| {
-                if held.is_empty() { opt.step_leaves(&mut ps, &gs, value) } else { opt.step_leaves_holding(&mut ps, &gs, value, &held) }
-            })
-        });
-        result.map_err(step_error)
+        self.steps_timed(py, params, grads, value, threads, hold, 1).map(drop)
     }
+
+    /// For `python/bench.py`: `steps` steps as `step` makes them, run back to back in Rust on
+    /// the same arrays, and the seconds each took on average: the runtime's own step on these
+    /// buffers, with no Python between steps.
+    #[pyo3(signature = (params, grads, steps, value = None))]
+    fn _time_steps(&mut self, py: Python<'_>, params: &Bound<'_, PyAny>, grads: &Bound<'_, PyAny>, steps: usize, value: Option<&Bound<'_, PyAny>>) -> PyResult<f64> {
+        let took = self.steps_timed(py, params, grads, value, None, None, steps.max(1))?;
+        Ok(took.as_secs_f64() / steps.max(1) as f64)
+    }
+
 
     /// One step of an optimizer made with `separate_updates=True`: returns the updates (a dict
     /// of new float32 arrays, by leaf name) and leaves `params` unchanged. `params + updates`
@@ -229,6 +251,34 @@ impl Optimizer {
             d.set_item(&leaf.name, array)?;
         }
         Ok(d)
+    }
+
+    /// The weights to evaluate the model with (a dict of new float32 arrays, by leaf name),
+    /// from `params` after the last step: Schedule-Free's average, Lookahead's slow weights,
+    /// `ema_params`'s average (the transforms' `eval_params`); copies of `params` for a
+    /// pipeline that defines none. The state does not change.
+    fn eval_params<'py>(&mut self, py: Python<'py>, params: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+        let layout = &self.leaves.layout;
+        let params = self.leaves.gather(params, "params")?;
+        let out: Vec<Bound<'py, PyArrayDyn<f32>>> = layout.leaves.iter().map(|l| PyArrayDyn::<f32>::zeros(py, l.shape.clone(), false)).collect();
+        let params_r = read(&params, layout, "params")?;
+        let mut out_w = write(&out, layout, "eval_params")?;
+        let ps = slices(&params_r)?;
+        let mut ws = slices_mut(&mut out_w)?;
+        let inner = &mut self.inner;
+        py.detach(|| inner.eval_params_leaves(&ps, &mut ws)).map_err(step_error)?;
+        drop(out_w);
+        let d = PyDict::new(py);
+        for (leaf, array) in layout.leaves.iter().zip(out) {
+            d.set_item(&leaf.name, array)?;
+        }
+        Ok(d)
+    }
+
+    /// Whether the pipeline defines evaluation weights other than the parameters.
+    #[getter]
+    fn has_eval_params(&self) -> bool {
+        self.inner.has_eval_params()
     }
 
     /// The leaves, in the order optc keeps them (names sorted): `[(name, shape), ...]`.
@@ -291,7 +341,7 @@ impl Optimizer {
             }
         }
         for (g, lr) in self.lr_groups.iter().zip(self.learning_rates()) {
-            d.set_item(self.lr_name(g), lr)?;
+            d.set_item(&g.name, lr)?;
         }
         Ok(d)
     }

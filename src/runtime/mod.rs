@@ -3,6 +3,7 @@
 
 pub mod blocks;
 pub mod checkpoint;
+mod eval;
 pub mod snapshot;
 
 use std::path::Path;
@@ -129,6 +130,8 @@ pub struct Optimizer {
     threads: usize,
     /// Whether steps write the updates apart ([`Options::separate_updates`]).
     separate_updates: bool,
+    /// The evaluation weights' plan and code, when the pipeline defines them.
+    eval: Option<eval::EvalRunner>,
 }
 
 impl Optimizer {
@@ -178,6 +181,10 @@ impl Optimizer {
                 Some(blocks::Runner::new(step, &ir.groups, &ir.layout, &offsets))
             }
         };
+        let eval = match &ir.eval {
+            Some(e) => Some(eval::EvalRunner::new(e, &ir.groups, &ir.layout, &offsets, backend)?),
+            None => None,
+        };
         let mut opt = Optimizer {
             ir,
             step_plan,
@@ -192,6 +199,7 @@ impl Optimizer {
             compiled,
             threads: default_threads(),
             separate_updates: options.separate_updates,
+            eval,
         };
         let mut init = match backend {
             Backend::Interp => None,

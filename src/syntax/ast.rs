@@ -116,7 +116,7 @@ impl TypeExpr {
     }
 }
 
-/// `transform name(params) { state ...; update(g) { ... } }`
+/// `transform name(params) { state ...; update(g) { ... }; eval_params { ... } }`
 #[derive(Clone, Debug, PartialEq)]
 pub struct Transform {
     pub name: Ident,
@@ -125,6 +125,8 @@ pub struct Transform {
     pub states: Vec<StateDecl>,
     /// `None` if the transform has no `update` block (an error reported by the checker).
     pub update: Option<Update>,
+    /// `eval_params { ... }`: the weights to evaluate the model with, if not the parameters.
+    pub eval_params: Option<EvalParams>,
     pub span: Span,
 }
 
@@ -142,6 +144,14 @@ pub struct StateDecl {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Update {
     pub input: Ident,
+    pub body: Block,
+    pub span: Span,
+}
+
+/// `eval_params { ... }`: per element, the weights to evaluate the model with, computed from
+/// `param` (the parameters after the last step) and the state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalParams {
     pub body: Block,
     pub span: Span,
 }
@@ -297,7 +307,8 @@ pub struct Arm {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ArmPattern {
     Glob(String, Span),
-    /// A name whose value is a `mask` (a glob, or `True`/`False` for every/no leaf).
-    Mask(String, Span),
+    /// An expression whose value is a `mask`: a name bound to a glob, `ndim == 2`,
+    /// `not "*.bias"`, ...
+    Mask(Expr),
     Wildcard(Span),
 }

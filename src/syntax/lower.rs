@@ -222,6 +222,7 @@ impl<'s> Lowerer<'s> {
         let mut params = Vec::new();
         let mut states = Vec::new();
         let mut update: Option<Update> = None;
+        let mut eval_params: Option<EvalParams> = None;
         for part in pair.into_inner() {
             match part.as_rule() {
                 Rule::ident => name = Some(self.lower_ident(part)),
@@ -239,11 +240,25 @@ impl<'s> Lowerer<'s> {
                         update = Some(u);
                     }
                 }
+                Rule::eval_params_def => {
+                    let span = self.span(&part);
+                    let body = part.into_inner().find(|p| p.as_rule() == Rule::block).map(|b| self.lower_block(b));
+                    let body = body.unwrap_or(Block { stmts: Vec::new(), result: None, span });
+                    if let Some(first) = &eval_params {
+                        self.error(
+                            Diagnostic::error("duplicate-eval-params", "a transform has at most one `eval_params` block")
+                                .with_primary(span, "second `eval_params` block")
+                                .with_secondary(first.span, "first `eval_params` block here"),
+                        );
+                    } else {
+                        eval_params = Some(EvalParams { body, span });
+                    }
+                }
                 _ => {}
             }
         }
         let name = name.unwrap_or(Ident { name: String::new(), span });
-        Transform { name, doc, params, states, update, span }
+        Transform { name, doc, params, states, update, eval_params, span }
     }
 
     fn lower_state(&mut self, pair: Pair<Rule>) -> StateDecl {

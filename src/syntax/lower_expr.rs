@@ -217,9 +217,9 @@ impl Lowerer<'_> {
         let body = self.text(span);
         let d = Diagnostic::error("python-syntax", "`lambda` is not part of .opt files").with_primary(span, "a Python function");
         if keyword.contains("mask") || body.contains("ndim") || body.contains("tree") {
-            d.with_note("a mask selects leaves by their dotted names, as PyTorch's `named_parameters` spells them")
+            d.with_note("a mask selects leaves by their shape (`ndim`, `size`) or their dotted names (globs), combined with `and`, `or`, `not`")
                 .with_help(format!(
-                    "write a glob: `{}=\"*.weight\"` selects the weight matrices (what `x.ndim > 1` picks in most models), `\"*.bias\"` the biases",
+                    "write the mask itself: `{}=ndim > 1` (Optax's rank mask), `not \"*.bias\"`, `[\"*.weight\", \"*.kernel\"]`",
                     if keyword.is_empty() { "mask" } else { keyword }
                 ))
         } else if keyword.contains("learning_rate") || keyword.contains("schedule") || keyword.ends_with("_fn") || body.contains("step") || body.contains("count") {
@@ -421,9 +421,11 @@ impl Lowerer<'_> {
         for part in pair.into_inner() {
             let part_span = self.span(&part);
             match part.as_rule() {
-                Rule::string => patterns.push(ArmPattern::Glob(self.unquote(&part), part_span)),
                 Rule::wildcard => patterns.push(ArmPattern::Wildcard(part_span)),
-                Rule::ident => patterns.push(ArmPattern::Mask(part.as_str().to_string(), part_span)),
+                Rule::expr => match self.lower_expr(part) {
+                    Expr { kind: ExprKind::Str(glob), span } => patterns.push(ArmPattern::Glob(glob, span)),
+                    mask => patterns.push(ArmPattern::Mask(mask)),
+                },
                 Rule::bad_arrow => self.error(
                     Diagnostic::error("partition-arrow", format!("expected `=>`, found `{}`", part.as_str()))
                         .with_primary(part_span, "partition arms are written `\"glob\" => transform`")

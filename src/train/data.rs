@@ -198,14 +198,16 @@ impl Dataset {
         self.len() == 0
     }
 
-    /// Appends the samples as bytes (inputs, then labels), for a checksum.
-    pub fn append_bytes(&self, out: &mut Vec<u8>) {
-        out.extend(self.x.iter().flat_map(|v| v.to_le_bytes()));
+    /// The checksum `h` continued over the samples' bytes (inputs, then labels), without
+    /// gathering them ([`crate::fsio::checksum_more`]).
+    pub fn checksum_more(&self, h: u64) -> u64 {
+        use crate::fsio::checksum_more;
+        let h = self.x.iter().fold(h, |h, v| checksum_more(h, &v.to_le_bytes()));
         match &self.y {
-            Labels::Values(v) => out.extend(v.iter().flat_map(|v| v.to_le_bytes())),
+            Labels::Values(v) => v.iter().fold(h, |h, v| checksum_more(h, &v.to_le_bytes())),
             Labels::Classes { labels, count } => {
-                out.extend(labels.iter().flat_map(|l| (*l as u64).to_le_bytes()));
-                out.extend((*count as u64).to_le_bytes());
+                let h = labels.iter().fold(h, |h, l| checksum_more(h, &(*l as u64).to_le_bytes()));
+                checksum_more(h, &(*count as u64).to_le_bytes())
             }
         }
     }
@@ -240,11 +242,15 @@ impl Dataset {
 
     /// A seeded shuffle, then the last `fraction` of the samples (at least one if any are asked
     /// for) become the validation set.
-    pub fn split(&self, fraction: f64, seed: u64) -> (Dataset, Option<Dataset>) {
-        let mut order: Vec<usize> = (0..self.len()).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ SPLIT_SEED));
+    /// Without a validation set, the samples are the training set as they are (not a copy).
+    pub fn split(self, fraction: f64, seed: u64) -> (Dataset, Option<Dataset>) {
         let wanted = (self.len() as f64 * fraction).round() as usize;
         let held = if fraction > 0.0 { wanted.max(1).min(self.len().saturating_sub(1)) } else { 0 };
+        if held == 0 {
+            return (self, None);
+        }
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ SPLIT_SEED));
         let (train, val) = order.split_at(self.len() - held);
         (self.select(train), if val.is_empty() { None } else { Some(self.select(val)) })
     }
@@ -356,11 +362,12 @@ mod tests {
     #[test]
     fn split_keeps_every_sample_once() {
         let data = Dataset::synthetic(Synthetic::Moons, 10, 0);
-        let (train, val) = data.split(0.2, 1);
+        let (train, val) = data.clone().split(0.2, 1);
         let val = val.expect("a validation set");
         assert_eq!((train.len(), val.len()), (8, 2));
-        let (all, _) = data.split(0.0, 1);
-        assert_eq!(all.len(), 10);
+        // Without validation, the samples as they are.
+        let (all, none) = data.clone().split(0.0, 1);
+        assert_eq!((all, none), (data, None));
     }
 
     #[test]

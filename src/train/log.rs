@@ -37,22 +37,34 @@ impl Log {
         Ok(log)
     }
 
+}
+
+/// A log continued by a resumed run ([`Log::resume`]).
+pub struct Resumed {
+    pub log: Log,
+    /// The rows it keeps (up to the checkpoint's step), a value or none for each column.
+    pub rows: Vec<Vec<Option<f64>>>,
+    /// Said when the log does not reach the checkpoint's step.
+    pub warning: Option<String>,
+}
+
+impl Log {
     /// Continues the log at `path` after `step`: rows after it are cut, so that the resumed
-    /// run's rows follow. Refuses a log with other columns. Returns the log and a warning if it
-    /// does not reach `step`.
-    pub fn resume(path: &Path, step: u64, columns: Vec<String>) -> Result<(Log, Option<String>), String> {
+    /// run's rows follow. Refuses a log with other columns.
+    pub fn resume(path: &Path, step: u64, columns: Vec<String>) -> Result<Resumed, String> {
         let shown = path.display();
         let text = match std::fs::read(path) {
             Ok(bytes) => String::from_utf8(bytes).map_err(|_| format!("`{shown}` is not a log of optc (not UTF-8 text)"))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let log = Log::create(path, columns)?;
                 let warning = (step > 0).then(|| format!("`{shown}` is new: it starts at step {}", step + 1));
-                return Ok((log, warning));
+                return Ok(Resumed { log, rows: Vec::new(), warning });
             }
             Err(e) => return Err(format!("cannot read `{shown}`: {e}")),
         };
         let json = is_json(path);
         let mut kept = String::new();
+        let mut rows = Vec::new();
         let mut last = 0;
         let mut lines = text.split_inclusive('\n');
         let same_columns = if json {
@@ -72,6 +84,7 @@ impl Log {
                 break;
             }
             kept.push_str(line);
+            rows.push(values(line.trim_end(), json));
             last = row_step;
         }
         if kept.len() != text.len() {
@@ -81,7 +94,7 @@ impl Log {
         let warning = (last < step).then(|| {
             format!("`{shown}` ends at step {last}, before the checkpoint's step {step}; the steps between are not in it")
         });
-        Ok((log, warning))
+        Ok(Resumed { log, rows, warning })
     }
 
     /// Adds one row: a value (or none) for each column, in order.
@@ -154,10 +167,15 @@ fn row_step(line: &str, json: bool, columns: &[String]) -> Option<u64> {
     (fields.count() + 1 == columns.len()).then_some(step)
 }
 
-/// The keys of a JSON row, in order (its numbers may be `NaN` or `Infinity`, which a JSON parser
-/// refuses, so they are read as keys of strings of anything but `,`).
+/// The keys of a JSON row, in order.
 fn json_keys(line: &str) -> Vec<String> {
-    let mut keys = Vec::new();
+    json_fields(line).into_iter().map(|(k, _)| k).collect()
+}
+
+/// The keys of a JSON row with their values' text, in order (its numbers may be `NaN` or
+/// `Infinity`, which a JSON parser refuses, so values are read as text up to a `,` or `}`).
+fn json_fields(line: &str) -> Vec<(String, &str)> {
+    let mut fields = Vec::new();
     let mut rest = line.trim().trim_start_matches('{');
     while let Some(after) = rest.strip_prefix('"') {
         let mut end = None;
@@ -173,12 +191,26 @@ fn json_keys(line: &str) -> Vec<String> {
             }
         }
         let Some(end) = end else { break };
-        keys.push(serde_json::from_str::<String>(&format!("\"{}\"", &after[..end])).unwrap_or_default());
+        let key = serde_json::from_str::<String>(&format!("\"{}\"", &after[..end])).unwrap_or_default();
         rest = after[end + 1..].trim_start_matches(':');
-        // Skip the value: numbers, `null`, `NaN` and `Infinity` hold no comma.
-        rest = rest.split_once(',').map_or("", |(_, r)| r);
+        // Numbers, `null`, `NaN` and `Infinity` hold no comma.
+        let (value, next) = rest.split_once(',').unwrap_or((rest, ""));
+        fields.push((key, value.trim_end_matches('}')));
+        rest = next;
     }
-    keys
+    fields
+}
+
+/// The values of a complete row, in column order: none where empty or `null`.
+fn values(line: &str, json: bool) -> Vec<Option<f64>> {
+    let parse = |v: &str| -> Option<f64> {
+        match v {
+            "Infinity" => Some(f64::INFINITY),
+            "-Infinity" => Some(f64::NEG_INFINITY),
+            _ => v.parse().ok(),
+        }
+    };
+    if json { json_fields(line).into_iter().map(|(_, v)| parse(v)).collect() } else { line.split(',').map(parse).collect() }
 }
 
 fn json_number(v: Option<f64>) -> String {
@@ -234,5 +266,10 @@ mod tests {
         assert_eq!(row_step(r#"{"step":12,"loss":0.5"#, true, &columns), None);
         assert_eq!(row_step("3,0.5,", false, &columns), Some(3));
         assert_eq!(row_step("3,0.5", false, &columns), None);
+        let read = values(line, true);
+        assert_eq!((read[0], read[1].map(f64::is_nan), read[2]), (Some(12.0), Some(true), Some(f64::NEG_INFINITY)));
+        assert_eq!(values(r#"{"step":3,"loss":null,"x":1e-8}"#, true), [Some(3.0), None, Some(1e-8)]);
+        assert_eq!(values("3,,inf", false)[..2], [Some(3.0), None]);
+        assert_eq!(values("3,,inf", false)[2], Some(f64::INFINITY));
     }
 }

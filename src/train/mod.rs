@@ -12,7 +12,7 @@ pub mod weights;
 
 use crate::ir::Layout;
 use crate::ir::op::Scalar;
-use crate::runtime::Optimizer;
+use crate::runtime::{Optimizer, StepError};
 use data::{Batches, Dataset};
 use models::{Model, Workspace};
 
@@ -40,12 +40,12 @@ impl Setup {
     /// A checksum of the training and validation samples, so that a checkpoint is refused for
     /// other data under the same name.
     pub fn data_checksum(&self) -> u64 {
-        let mut bytes = Vec::new();
+        let mut h = crate::fsio::CHECKSUM_START;
         for set in [&self.train, &self.validation].into_iter().flatten() {
-            set.append_bytes(&mut bytes);
-            bytes.push(b'|');
+            h = set.checksum_more(h);
+            h = crate::fsio::checksum_more(h, b"|");
         }
-        crate::fsio::checksum(&bytes)
+        h
     }
 }
 
@@ -138,6 +138,8 @@ pub struct Trainer {
     handles_non_finite: bool,
     /// The learning-rate columns: a label, and where each one's value comes from.
     lr_columns: Vec<(String, LrSource)>,
+    /// The evaluation weights last computed ([`Trainer::eval_weights`]).
+    eval: Vec<f32>,
 }
 
 /// Where a learning-rate column's value comes from.
@@ -151,9 +153,8 @@ enum LrSource {
 }
 
 impl Trainer {
-    /// A trainer starting from `params` (in `layout` order), with a fresh optimizer;
-    /// `group_labels` names the optimizer's leaf groups (see [`group_labels`]).
-    pub fn new(setup: Setup, layout: Layout, params: Vec<f32>, optimizer: Optimizer, group_labels: &[String]) -> Trainer {
+    /// A trainer starting from `params` (in `layout` order), with a fresh optimizer.
+    pub fn new(setup: Setup, layout: Layout, params: Vec<f32>, optimizer: Optimizer) -> Trainer {
         let batches = setup.train.as_ref().map(|t| Batches::new(t.len(), setup.batch_size, setup.seed));
         let grads = vec![0.0; params.len()];
         let handles_non_finite = optimizer
@@ -162,7 +163,7 @@ impl Trainer {
             .nodes
             .iter()
             .any(|n| matches!(n.node, crate::ir::Node::Op(crate::ir::Op::IsFinite | crate::ir::Op::IsNan, _)));
-        let lr_columns = lr_columns(&optimizer, group_labels);
+        let lr_columns = lr_columns(&optimizer);
         let mut trainer = Trainer {
             lr_columns,
             setup,
@@ -174,6 +175,7 @@ impl Trainer {
             workspace: Workspace::default(),
             held_validation: None,
             handles_non_finite,
+            eval: Vec::new(),
         };
         trainer.held_validation = trainer.validation_loss();
         trainer
@@ -225,7 +227,7 @@ impl Trainer {
             let outcome = if kept { "the pipeline left the parameters unchanged" } else { "the pipeline updated the parameters with finite values" };
             format!("{what}; {outcome}")
         });
-        let (validation, accuracy) = if validate { self.evaluate() } else { (None, None) };
+        let (validation, accuracy) = if validate { self.evaluate().map_err(|e| Stop::Optimizer(e.to_string()))? } else { (None, None) };
         if validation.is_some() && step.is_multiple_of(self.setup.eval_every.max(1)) {
             self.held_validation = validation;
         }
@@ -236,10 +238,7 @@ impl Trainer {
     /// The names of the learning-rate columns: `lr` when the whole model has one, else
     /// `lr[LABEL]` for each group that differs.
     pub fn lr_columns(&self) -> Vec<String> {
-        match self.lr_columns.as_slice() {
-            [(_, _)] => vec!["lr".to_string()],
-            columns => columns.iter().map(|(label, _)| format!("lr[{label}]")).collect(),
-        }
+        self.lr_columns.iter().map(|(name, _)| name.clone()).collect()
     }
 
     /// The value of each learning-rate column after a step that started from `before`.
@@ -267,32 +266,66 @@ impl Trainer {
             .collect()
     }
 
-    /// The loss on the validation set, if there is one.
-    pub fn validation_loss(&self) -> Option<f32> {
-        let validation = self.setup.validation.as_ref()?;
-        Some(self.setup.model.loss_and_grad(&self.layout, &self.params, Some(&validation.batch()), None))
+    /// The loss on the validation set, if there is one, with the evaluation weights.
+    pub fn validation_loss(&mut self) -> Option<f32> {
+        self.evaluate().ok()?.0
     }
 
-    /// The validation loss and, for classes, the accuracy.
-    fn evaluate(&self) -> (Option<f32>, Option<f32>) {
-        let Some(validation) = self.setup.validation.as_ref() else { return (None, None) };
+    /// The validation loss and, for classes, the accuracy, with the evaluation weights.
+    fn evaluate(&mut self) -> Result<(Option<f32>, Option<f32>), StepError> {
+        if self.setup.validation.is_none() {
+            return Ok((None, None));
+        }
+        self.compute_eval_weights()?;
+        let weights = self.last_eval_weights();
+        let Some(validation) = self.setup.validation.as_ref() else { return Ok((None, None)) };
         let batch = validation.batch();
-        let loss = self.setup.model.loss_and_grad(&self.layout, &self.params, Some(&batch), None);
-        (Some(loss), self.setup.model.accuracy(&self.layout, &self.params, &batch))
+        let loss = self.setup.model.loss_and_grad(&self.layout, weights, Some(&batch), None);
+        Ok((Some(loss), self.setup.model.accuracy(&self.layout, weights, &batch)))
+    }
+
+    /// The weights to evaluate the model with: the pipeline's evaluation weights (its
+    /// transforms' `eval_params`, such as Schedule-Free's average or Lookahead's slow
+    /// weights), or the parameters when it defines none.
+    pub fn eval_weights(&mut self) -> Result<&[f32], StepError> {
+        self.compute_eval_weights()?;
+        Ok(self.last_eval_weights())
+    }
+
+    /// The loss on the whole training set (or the test function) at the evaluation weights,
+    /// for pipelines that define them.
+    pub fn eval_loss(&mut self) -> Result<Option<f32>, StepError> {
+        if !self.optimizer.has_eval_params() {
+            return Ok(None);
+        }
+        self.compute_eval_weights()?;
+        let batch = self.setup.train.as_ref().map(Dataset::batch);
+        Ok(Some(self.setup.model.loss_and_grad(&self.layout, &self.eval, batch.as_ref(), None)))
+    }
+
+    /// Computes the evaluation weights into `self.eval`, when the pipeline defines them.
+    fn compute_eval_weights(&mut self) -> Result<(), StepError> {
+        if self.optimizer.has_eval_params() {
+            self.eval.resize(self.params.len(), 0.0);
+            self.optimizer.eval_params(&self.params, &mut self.eval)?;
+        }
+        Ok(())
+    }
+
+    /// What [`Trainer::compute_eval_weights`] made, or the parameters.
+    fn last_eval_weights(&self) -> &[f32] {
+        if self.optimizer.has_eval_params() { &self.eval } else { &self.params }
     }
 }
 
 /// The learning-rate columns of `optimizer`'s groups (see [`lr_groups`]).
-fn lr_columns(optimizer: &Optimizer, group_labels: &[String]) -> Vec<(String, LrSource)> {
+fn lr_columns(optimizer: &Optimizer) -> Vec<(String, LrSource)> {
     use crate::ir::step_size::StepSize;
-    lr_groups(optimizer, group_labels)
+    lr_groups(optimizer)
         .into_iter()
-        .map(|g| {
-            let source = match g.size {
-                StepSize::Named(name) => LrSource::Named(name),
-                StepSize::Measured => LrSource::Measured(g.leaves),
-            };
-            (g.label, source)
+        .map(|g| match g.size {
+            StepSize::Named(name) => (g.name, LrSource::Named(name)),
+            StepSize::Measured => (g.name, LrSource::Measured(g.leaves)),
         })
         .collect()
 }
@@ -301,23 +334,26 @@ fn lr_columns(optimizer: &Optimizer, group_labels: &[String]) -> Vec<(String, Lr
 /// whole model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LrGroup {
-    /// The labels of its leaf groups, joined (`*.bias|*norm*`, `_`).
+    /// The labels of its leaf groups ([`crate::ir::Groups::labels`]), joined (`*.bias|*norm*`,
+    /// `_`).
     pub label: String,
+    /// The name its learning rate is known by: `lr` when the whole model has one, else
+    /// `lr[LABEL]` (the named uniform's name, for a named one).
+    pub name: String,
     /// Its leaves, in layout order.
     pub leaves: Vec<usize>,
     /// How its learning rate is known: a named uniform, or measured from the step taken.
     pub size: crate::ir::step_size::StepSize,
 }
 
-/// `optimizer`'s leaf groups (labelled by `group_labels`, see [`group_labels`]) gathered by
-/// learning rate: groups with the same named learning rate share one; each group measured
-/// from its step is its own.
-pub fn lr_groups(optimizer: &Optimizer, group_labels: &[String]) -> Vec<LrGroup> {
+/// `optimizer`'s leaf groups gathered by learning rate: groups with the same named learning
+/// rate share one; each group measured from its step is its own.
+pub fn lr_groups(optimizer: &Optimizer) -> Vec<LrGroup> {
     use crate::ir::step_size::StepSize;
     let groups = &optimizer.ir.groups;
     let mut out: Vec<(Vec<String>, Vec<usize>, StepSize)> = Vec::new();
     for (g, size) in optimizer.step_sizes().iter().enumerate() {
-        let label = group_labels.get(g).cloned().unwrap_or_else(|| format!("group {g}"));
+        let label = groups.labels.get(g).cloned().unwrap_or_else(|| format!("group {g}"));
         let shared = match size {
             StepSize::Named(_) => out.iter_mut().find(|(_, _, s)| s == size),
             StepSize::Measured => None,
@@ -333,85 +369,51 @@ pub fn lr_groups(optimizer: &Optimizer, group_labels: &[String]) -> Vec<LrGroup>
             None => out.push((vec![label], groups.leaves[g].clone(), size.clone())),
         }
     }
-    out.into_iter().map(|(labels, leaves, size)| LrGroup { label: labels.join(" "), leaves, size }).collect()
-}
-
-/// A label for each leaf group of `optimizer`: the partition arm that takes it (`*.bias`,
-/// `_`), else the mask it is in or out of, else its leaves.
-pub fn group_labels(program: &crate::check::Program, optimizer: &Optimizer) -> Vec<String> {
-    use crate::check::program::{Mask, Tx};
-    let ir = &optimizer.ir;
-    let mut arms: Vec<String> = vec![String::new(); ir.groups.len()];
-    if let Some(tx) = &program.pipeline {
-        crate::ir::groups::visit(tx, &mut |t| {
-            let mut tag = |g: usize, text: String| {
-                if !arms[g].is_empty() {
-                    arms[g].push(' ');
-                }
-                arms[g].push_str(&text);
+    let alone = out.len() == 1;
+    out.into_iter()
+        .map(|(labels, leaves, size)| {
+            let label = labels.join(" ");
+            let name = match &size {
+                StepSize::Named(name) => name.clone(),
+                StepSize::Measured => crate::ir::step_size::lr_name(alone, &label),
             };
-            match t {
-                Tx::Partition(list) => {
-                    for (g, leaves) in ir.groups.leaves.iter().enumerate() {
-                        let Some(&first) = leaves.first() else { continue };
-                        let name = &ir.layout.leaves[first].name;
-                        let arm = list.iter().find(|a| a.globs.as_ref().is_none_or(|gs| gs.iter().any(|x| crate::glob::matches(x, name))));
-                        if let Some(arm) = arm {
-                            tag(g, arm.globs.as_ref().map_or("_".to_string(), |gs| gs.join("|")));
-                        }
-                    }
-                }
-                Tx::Masked { mask: Mask::Glob(glob), .. } => {
-                    for (g, leaves) in ir.groups.leaves.iter().enumerate() {
-                        let Some(&first) = leaves.first() else { continue };
-                        let inside = crate::glob::matches(glob, &ir.layout.leaves[first].name);
-                        tag(g, if inside { glob.clone() } else { format!("not {glob}") });
-                    }
-                }
-                _ => {}
-            }
-        });
-    }
-    arms.into_iter()
-        .enumerate()
-        .map(|(g, label)| {
-            if !label.is_empty() {
-                return label;
-            }
-            let names: Vec<&str> = ir.groups.leaves[g].iter().map(|&l| ir.layout.leaves[l].name.as_str()).collect();
-            names.join("|")
+            LrGroup { label, name, leaves, size }
         })
         .collect()
 }
 
-/// The uniforms a run logs: the pipeline's state, its injected hyperparameters and its
-/// learning rates, under their names; not the locals of definitions.
+/// The uniforms a run logs: the pipeline's uniform state, its injected hyperparameters and
+/// the values of its schedules, under the names `optc check` prints (see [`logged_names`]).
 pub fn logged(optimizer: &Optimizer) -> Vec<(String, f64)> {
-    // `uniforms()` lists the state first (each slot under every name it has), then named values.
-    let state: usize = optimizer.ir.slots.iter().filter(|s| s.level == crate::ir::Level::Uniform).map(|s| 1 + s.aliases.len()).sum();
-    let all = optimizer.uniforms();
-    let (state, named) = all.split_at(state.min(all.len()));
-    let hyperparameters = named.iter().filter(|(n, _)| n.starts_with("inject_hyperparams.") || n.contains(".inject_hyperparams."));
-    let mut out: Vec<(String, f64)> = Vec::new();
-    for (name, v) in state.iter().chain(hyperparameters) {
-        if !out.iter().any(|(n, _)| n == name) {
-            out.push((name.clone(), scalar(*v)));
+    let names = logged_names(optimizer);
+    let mut out: Vec<(String, f64)> = Vec::with_capacity(names.len());
+    for (name, v) in optimizer.uniforms() {
+        if names.contains(&name) && !out.iter().any(|(n, _)| *n == name) {
+            out.push((name, scalar(v)));
         }
     }
     out
 }
 
-/// The names [`logged`] gives values for after each step, known before the first.
+/// The names [`logged`] gives values for after each step, known before the first: every name
+/// of each uniform slot (merged slots have several), then [`value_names`].
 pub fn logged_names(optimizer: &Optimizer) -> Vec<String> {
     let state = optimizer.ir.slots.iter().filter(|s| s.level == crate::ir::Level::Uniform).flat_map(|s| std::iter::once(&s.name).chain(&s.aliases));
-    let hyperparameters = optimizer.ir.named.iter().map(|n| &n.name).filter(|n| n.starts_with("inject_hyperparams.") || n.contains(".inject_hyperparams."));
     let mut out: Vec<String> = Vec::new();
-    for name in state.chain(hyperparameters) {
+    for name in state.chain(value_names(optimizer)) {
         if !out.contains(name) {
             out.push(name.clone());
         }
     }
     out
+}
+
+/// The injected hyperparameters and schedule values of `optimizer`: its named uniforms other
+/// than the learning rates, which have columns of their own.
+pub fn value_names(optimizer: &Optimizer) -> impl Iterator<Item = &String> {
+    use crate::ir::step_size::StepSize;
+    let rates: Vec<&String> = optimizer.step_sizes().iter().filter_map(|s| if let StepSize::Named(n) = s { Some(n) } else { None }).collect();
+    optimizer.ir.named.iter().map(|n| &n.name).filter(move |n| !rates.contains(n))
 }
 
 /// The name of the leaf holding element `i` of the flat parameters.

@@ -7,7 +7,7 @@
 //! so globs such as `"*.bias"` select what a user expects and weights load from and save to
 //! safetensors files of other frameworks.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, LinalgScalar};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis, LinalgScalar};
 use num_traits::Float;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -65,6 +65,18 @@ pub enum Targets<'a, F> {
 pub struct Batch<'a, F> {
     pub x: ArrayView2<'a, F>,
     pub y: Targets<'a, F>,
+}
+
+impl<'a, F> Batch<'a, F> {
+    /// The samples `rows` of the batch, borrowed.
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Batch<'a, F> {
+        let x = self.x.slice_move(ndarray::s![rows.clone(), ..]);
+        let y = match &self.y {
+            Targets::Values(v) => Targets::Values((*v).slice_move(ndarray::s![rows, ..])),
+            Targets::Classes { labels, count } => Targets::Classes { labels: &labels[rows], count: *count },
+        };
+        Batch { x, y }
+    }
 }
 
 impl Model {
@@ -161,7 +173,8 @@ impl Model {
     ) -> F {
         match (self, batch) {
             (Model::Mlp { sizes, activation, loss }, Some(batch)) => {
-                mlp(sizes, *activation, *loss, layout, params, batch, grads, workspace)
+                let net = Net { sizes, activation: *activation, loss: *loss };
+                mlp(&net, layout, params, batch, grads, workspace, &mut |_, _| {})
             }
             (Model::Mlp { .. }, None) => F::nan(),
             (Model::Rosenbrock { .. }, _) => rosenbrock(params, grads),
@@ -175,19 +188,20 @@ impl Model {
     /// The fraction of `batch`'s samples whose largest output is their class, for a model that
     /// classifies; `None` for values and the test functions.
     pub fn accuracy(&self, layout: &Layout, params: &[f32], batch: &Batch<f32>) -> Option<f32> {
-        let (Model::Mlp { .. }, Targets::Classes { labels, .. }) = (self, &batch.y) else { return None };
-        let mut ws = Workspace::default();
-        self.loss_and_grad_in(&mut ws, layout, params, Some(batch), None);
-        let right = ws
-            .out
-            .rows()
-            .into_iter()
-            .zip(labels.iter())
-            .filter(|(row, label)| {
-                let best = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
-                best.0 == **label
-            })
-            .count();
+        let (Model::Mlp { sizes, activation, loss }, Targets::Classes { labels, .. }) = (self, &batch.y) else { return None };
+        let net = Net { sizes, activation: *activation, loss: *loss };
+        let mut right = 0;
+        mlp(&net, layout, params, batch, None, &mut Workspace::default(), &mut |start, out| {
+            right += out
+                .rows()
+                .into_iter()
+                .zip(&labels[start..])
+                .filter(|(row, label)| {
+                    let best = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+                    best.0 == **label
+                })
+                .count();
+        });
         Some(right as f32 / labels.len().max(1) as f32)
     }
 }
@@ -293,17 +307,68 @@ fn derivative<F: Real>(a: Activation, z: F) -> F {
 /// sqrt(2 / pi)
 const GELU_C: f64 = 0.797_884_560_802_865_4;
 
-#[allow(clippy::too_many_arguments)]
-fn mlp<F: Real>(
-    sizes: &[usize],
+/// Rows an MLP works through at a time: a full batch of a large data set goes in chunks of
+/// this many samples, so that the arrays of its forward and backward passes stay the size of a
+/// chunk (a 2-million-row CSV would otherwise take half a gigabyte per hidden array).
+const CHUNK_ROWS: usize = 8192;
+
+/// An MLP's shape and what it computes.
+struct Net<'a> {
+    sizes: &'a [usize],
     activation: Activation,
     loss: Loss,
+}
+
+/// The loss of the MLP `net` on `batch` (the mean over its samples) and, with `grads`, its
+/// gradient, worked through in chunks of [`CHUNK_ROWS`] samples; `outputs` sees each chunk's
+/// outputs with the index of its first sample.
+fn mlp<F: Real>(
+    net: &Net,
+    layout: &Layout,
+    params: &[F],
+    batch: &Batch<F>,
+    mut grads: Option<&mut [F]>,
+    ws: &mut Workspace<F>,
+    outputs: &mut dyn FnMut(usize, &Array2<F>),
+) -> F {
+    let rows = batch.x.nrows();
+    let width = net.sizes.last().copied().unwrap_or(0);
+    // The loss is a mean over every sample (and output, for MSE): each chunk's sum and
+    // gradient are divided by the whole batch's count.
+    let count = match net.loss {
+        Loss::Mse => rows * width,
+        Loss::CrossEntropy => rows,
+    };
+    let count = c::<F>(count.max(1) as f64);
+    let mut total = F::zero();
+    let mut start = 0;
+    loop {
+        let end = (start + CHUNK_ROWS).min(rows);
+        let chunk = batch.rows(start..end);
+        total = total + mlp_chunk(net, layout, params, &chunk, grads.as_deref_mut(), start == 0, count, ws);
+        outputs(start, &ws.out);
+        if end >= rows {
+            break;
+        }
+        start = end;
+    }
+    total / count
+}
+
+/// One chunk of [`mlp`]: returns the sum of its samples' losses, and with `grads`, writes
+/// (`first`) or adds its part of the gradient, divided by `count`.
+#[allow(clippy::too_many_arguments)]
+fn mlp_chunk<F: Real>(
+    net: &Net,
     layout: &Layout,
     params: &[F],
     batch: &Batch<F>,
     grads: Option<&mut [F]>,
+    first: bool,
+    count: F,
     ws: &mut Workspace<F>,
 ) -> F {
+    let Net { sizes, activation, loss } = *net;
     let layers = sizes.len().saturating_sub(1);
     let slots: Vec<((usize, usize), (usize, usize))> = (0..layers)
         .map(|i| (slot(layout, &format!("layers.{i}.weight")), slot(layout, &format!("layers.{i}.bias"))))
@@ -338,14 +403,12 @@ fn mlp<F: Real>(
     }
     let out = &ws.out;
 
-    let n = c::<F>(out.nrows().max(1) as f64);
-    let (value, dz) = match loss {
+    let (sum, dz) = match loss {
         Loss::Mse => {
             let target = dense_targets(&batch.y, out.ncols());
             let diff = out - &target;
-            let count = c::<F>((diff.len()).max(1) as f64);
-            let value = diff.iter().fold(F::zero(), |s, &d| s + d * d) / count;
-            (value, diff.mapv(|d| c::<F>(2.0) * d / count))
+            let sum = diff.iter().fold(F::zero(), |s, &d| s + d * d);
+            (sum, diff.mapv(|d| c::<F>(2.0) * d / count))
         }
         Loss::CrossEntropy => {
             let target = dense_targets(&batch.y, out.ncols());
@@ -361,8 +424,8 @@ fn mlp<F: Real>(
             }
             // d/dz of -sum y log softmax(z) is softmax(z) * sum(y) - y.
             let sums = target.sum_axis(Axis(1)).insert_axis(Axis(1));
-            let dz = (&probs * &sums - &target).mapv(|v| v / n);
-            (total / n, dz)
+            let dz = (&probs * &sums - &target).mapv(|v| v / count);
+            (total, dz)
         }
     };
 
@@ -374,14 +437,8 @@ fn mlp<F: Real>(
             let ((w_off, w_len), (b_off, b_len)) = slots[i];
             let dz = dz_out.as_ref().unwrap_or(&ws.dz);
             let input = if i == 0 { batch.x.view() } else { ws.act[i - 1].view() };
-            let dw = dz.t().dot(&input);
-            for (g, v) in grads[w_off..w_off + w_len].iter_mut().zip(dw.iter()) {
-                *g = *v;
-            }
-            let db: Array1<F> = dz.sum_axis(Axis(0));
-            for (g, v) in grads[b_off..b_off + b_len].iter_mut().zip(db.iter()) {
-                *g = *v;
-            }
+            put(&mut grads[w_off..w_off + w_len], dz.t().dot(&input).iter(), first);
+            put(&mut grads[b_off..b_off + b_len], dz.sum_axis(Axis(0)).iter(), first);
             if i > 0 {
                 let da = shaped(&mut ws.da, (rows, sizes[i]));
                 ndarray::linalg::general_mat_mul(F::one(), dz, &weight(i), F::zero(), da);
@@ -392,7 +449,14 @@ fn mlp<F: Real>(
             }
         }
     }
-    value
+    sum
+}
+
+/// Writes (`first`) or adds `from` to `to`: a chunk's part of a gradient.
+fn put<'a, F: Real + 'a>(to: &mut [F], from: impl Iterator<Item = &'a F>, first: bool) {
+    for (g, v) in to.iter_mut().zip(from) {
+        *g = if first { *v } else { *g + *v };
+    }
 }
 
 /// Targets as a dense matrix: values as they are, class labels one-hot.
@@ -520,6 +584,39 @@ mod tests {
             assert!(fresh.iter().zip(&reused).all(|(x, y)| x.to_bits() == y.to_bits()), "gradients, {rows} rows");
             assert!(fresh.iter().any(|&g| g != 0.0), "{rows} rows: no gradient at all");
         }
+    }
+
+    #[test]
+    fn a_batch_larger_than_a_chunk_gives_the_mean_over_every_sample() {
+        // 2.5 chunks, computed in chunks, against the same samples as three batches of their own
+        // (each a chunk or less), weighted by their sizes; and the accuracy over all of them.
+        let rows = 2 * CHUNK_ROWS + CHUNK_ROWS / 2;
+        let x = Array2::from_shape_fn((rows, 3), |(i, j)| ((i * 3 + j) as f64 * 0.37).sin());
+        let labels: Vec<usize> = (0..rows).map(|i| (i * 7 / 3) % 3).collect();
+        let model = Model::Mlp { sizes: vec![3, 5, 3], activation: Activation::Tanh, loss: Loss::CrossEntropy };
+        let layout = Layout::new(model.leaves()).expect("layout");
+        let params: Vec<f64> = model.init(&layout, 4).iter().map(|&p| f64::from(p)).collect();
+        let whole = Batch { x: x.view(), y: Targets::Classes { labels: &labels, count: 3 } };
+        let mut grads = vec![0.0; params.len()];
+        let loss = model.loss_and_grad(&layout, &params, Some(&whole), Some(&mut grads));
+        let (mut expected_loss, mut expected) = (0.0, vec![0.0; params.len()]);
+        for part in [0..CHUNK_ROWS, CHUNK_ROWS..2 * CHUNK_ROWS, 2 * CHUNK_ROWS..rows] {
+            let weight = part.len() as f64 / rows as f64;
+            let mut g = vec![0.0; params.len()];
+            expected_loss += weight * model.loss_and_grad(&layout, &params, Some(&whole.rows(part)), Some(&mut g));
+            expected.iter_mut().zip(&g).for_each(|(e, g)| *e += weight * g);
+        }
+        assert!((loss - expected_loss).abs() < 1e-12, "{loss} vs {expected_loss}");
+        assert!(grads.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-12), "{grads:?} vs {expected:?}");
+        let params32: Vec<f32> = params.iter().map(|&p| p as f32).collect();
+        let x32 = x.mapv(|v| v as f32);
+        let batch32 = Batch { x: x32.view(), y: Targets::Classes { labels: &labels, count: 3 } };
+        let accuracy = model.accuracy(&layout, &params32, &batch32).expect("classes");
+        let right: f32 = [0..CHUNK_ROWS, CHUNK_ROWS..2 * CHUNK_ROWS, 2 * CHUNK_ROWS..rows]
+            .into_iter()
+            .map(|part| model.accuracy(&layout, &params32, &batch32.rows(part.clone())).expect("classes") * part.len() as f32)
+            .sum();
+        assert!((accuracy - right / rows as f32).abs() < 1e-6, "{accuracy} vs {}", right / rows as f32);
     }
 
     #[test]

@@ -265,7 +265,8 @@ fn an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     for (signal, code) in [("INT", 130), ("TERM", 143)] {
         let (ck, log, plot, resumed) = (dir.join(format!("ck-{signal}")), dir.join(format!("{signal}.jsonl")), dir.join(format!("{signal}.svg")), dir.join(format!("{signal}.safetensors")));
-        let args = common(&["--steps", steps, "--checkpoint", &s(&ck), "--every", "500", "--log", &s(&log), "--plot", &s(&plot), "--eval-every", "7"]);
+        let unfinished = dir.join(format!("{signal}-unfinished.safetensors"));
+        let args = common(&["--steps", steps, "--checkpoint", &s(&ck), "--every", "500", "--log", &s(&log), "--plot", &s(&plot), "--eval-every", "7", "--save", &s(&unfinished)]);
         let (status, stderr) = interrupted(&args, &[signal]);
         if status == Some(0) {
             eprintln!("note: the run ended before SIGTERM arrived; nothing to resume");
@@ -273,6 +274,7 @@ fn an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one() {
         }
         assert_eq!(status, Some(code), "{stderr}");
         assert!(stderr.contains("interrupted by") && stderr.contains("resume with `--resume"), "{stderr}");
+        assert!(stderr.contains("not saved to `--save`") && !unfinished.exists(), "an unfinished run's weights are not `--save`d: {stderr}");
         let stopped = logged_steps(&log);
         assert_eq!(stopped, (1..=stopped.len() as u64).collect::<Vec<_>>(), "every step once");
         assert!(stderr.contains(&format!("at step {}; checkpoint", stopped.len())), "{stderr}");

@@ -22,7 +22,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 
-use crate::support::{Rng, conformance_dir, files_with_extension, is_shape_aware, root, with_main_stack};
+use crate::support::{Rng, conformance_dir, files_with_extension, not_supported_yet, root, with_main_stack};
 
 /// The bits of a float, with every NaN the same (see the module doc).
 fn bits(x: f32) -> u32 {
@@ -124,7 +124,19 @@ impl Pair {
         if uniforms_bits(&self.apart[0]) != ua {
             return Err("uniforms differ between the step in place and apart".into());
         }
-        Ok(())
+        self.same_eval_params()
+    }
+
+    /// The evaluation weights (`eval_params`) of both backends: the same bits.
+    fn same_eval_params(&mut self) -> Result<(), String> {
+        let n = self.params_jit.len();
+        let (mut a, mut b) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+        self.jit.eval_params(&self.params_jit, &mut a).map_err(|e| format!("jit eval_params: {e}"))?;
+        self.interp.eval_params(&self.params_interp, &mut b).map_err(|e| format!("interp eval_params: {e}"))?;
+        match first_difference(&a, &b) {
+            Some(d) => Err(format!("evaluation weights differ at {d}")),
+            None => Ok(()),
+        }
     }
 
     /// Both states, saved, must be the same bytes.
@@ -186,7 +198,7 @@ fn replay_case(path: &Path) -> Result<bool, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let case: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let pipeline = case["pipeline"].as_str().unwrap_or("");
-    if is_shape_aware(pipeline) {
+    if not_supported_yet(pipeline) {
         return Ok(false);
     }
     let Some(tree) = case["params"].as_object() else { return Ok(false) };
@@ -303,6 +315,30 @@ fn pipelines_with_reductions_agree_on_awkward_layouts() {
     }
 }
 
+#[test]
+fn evaluation_weights_agree_on_awkward_layouts() {
+    let pipelines = [
+        "schedule_free_adamw(learning_rate=1e-2, warmup_steps=2, weight_decay=1e-3)",
+        "schedule_free_sgd(learning_rate=0.1, b1=0.5)",
+        "lookahead(adam(learning_rate=1e-2), sync_period=3, slow_step_size=0.5)",
+        "chain(ema_params(decay=0.9), adam(learning_rate=1e-2))",
+        "chain(masked(ema_params(decay=0.5), mask=\"*.weight\"), sgd(learning_rate=0.1))",
+        "partition { \"*.bias\" => lookahead(sgd(learning_rate=0.1), sync_period=2, slow_step_size=0.5), _ => schedule_free_sgd(learning_rate=0.1) }",
+        "inject_hyperparams(schedule_free)(base_optimizer=sgd(learning_rate=0.1), learning_rate=0.1, b1=linear_schedule(0.9, 0.5, 3))",
+    ];
+    for text in pipelines {
+        with_main_stack(move || {
+            let layout = awkward_layout();
+            let pair = Pair::new(text, &layout, &Rng(3).floats(layout.total()))?;
+            if !pair.jit.has_eval_params() {
+                return Err("no evaluation weights".to_string());
+            }
+            agree(text, &layout, 5, 13)
+        })
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
+    }
+}
+
 // ---- The op table ----
 
 /// Edge values: zeros, infinities, NaNs of both signs, subnormals, extremes, integers near the
@@ -402,7 +438,7 @@ struct Ran {
 impl Run {
     fn groups(&self) -> Groups {
         let n = self.layout.leaves.len();
-        Groups { leaves: vec![(0..n).collect()], of_leaf: vec![0; n] }
+        Groups { leaves: vec![(0..n).collect()], of_leaf: vec![0; n], labels: vec!["all".into()] }
     }
 
     fn go(&self, backend: Backend, threads: usize) -> Ran {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use optc::ir::Layout;
 use optc::runtime::{Backend, Optimizer};
 
-use crate::support::{conformance_dir, files_with_extension, is_shape_aware, root, with_main_stack};
+use crate::support::{conformance_dir, files_with_extension, root, with_main_stack};
 
 /// Mutants per CI run.
 const CI_ITERS: usize = 5000;
@@ -109,7 +109,7 @@ fn seeds() -> (Vec<String>, Vec<String>) {
     for path in files_with_extension(&conformance_dir(), "json") {
         let Ok(text) = std::fs::read_to_string(&path) else { continue };
         let Ok(case) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
-        if let Some(pipeline) = case["pipeline"].as_str().filter(|p| !is_shape_aware(p)) {
+        if let Some(pipeline) = case["pipeline"].as_str() {
             texts.push(pipeline.to_string());
         }
     }

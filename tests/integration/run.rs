@@ -255,6 +255,14 @@ fn the_learning_rate_column_is_the_step_each_family_takes() {
         ("inject_hyperparams(sgd)(learning_rate=0.05)", &[("lr", 0.05), ("inject_hyperparams.learning_rate", 0.05)]),
         ("partition { \"*.bias\" => sgd(learning_rate=0.1), _ => adam(learning_rate=1e-3) }", &[("lr[*.bias]", 0.1), ("lr[_]", 0.001)]),
         ("prodigy()", &[("lr", 3.1622565e-7)]),
+        // D-Adaptation folds its step into the moments: d * lr * bias correction at step 1.
+        ("dadapt_adamw()", &[("lr", 3.1622565e-7)]),
+        // Lookahead and Schedule-Free move the parameters by no single factor: measured.
+        ("lookahead(sgd(learning_rate=0.1), sync_period=5, slow_step_size=0.5)", &[("lr", 0.1)]),
+        // Schedules other than the learning rate are logged under the names `optc check` gives.
+        ("adamw(learning_rate=1e-3, weight_decay=exponential_decay(0.01, 10, 0.5))", &[("lr", 0.001), ("add_decayed_weights.weight_decay", 0.01)]),
+        ("multi_steps(sgd(0.1), every_k_schedule=piecewise_constant_schedule(2, {10: 2}))", &[("every_k_schedule", 2.0), ("opt.count", 0.0)]),
+        ("conditionally_transform(sgd(0.1), should_transform_fn=even)\ndef even(step: int) -> bool = step % 2 == 0", &[("conditionally_transform.step", 1.0)]),
     ];
     for (pipeline, expected) in cases {
         let (file, log) = (dir.join("p.opt"), dir.join("p.csv"));
@@ -295,4 +303,86 @@ fn the_plot_shows_only_what_the_run_has() {
     for label in ["\nvalidation loss\n", "\nsmoothed (0.6)\n", "\nlearning rate\n", "\nlr\n"] {
         assert!(svg.contains(label), "no `{label}` in the plot");
     }
+}
+
+/// Every float of a safetensors file, tensor by tensor in name order.
+fn floats(path: &std::path::Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).expect("a weights file");
+    let file = safetensors::SafeTensors::deserialize(&bytes).expect("a safetensors file");
+    let mut names = file.names();
+    names.sort();
+    names.iter().flat_map(|n| file.tensor(n).expect("a tensor").data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<_>>()).collect()
+}
+
+#[test]
+fn runs_validate_on_and_save_the_evaluation_weights() {
+    let dir = scratch("eval-weights");
+    let (file, eval, trained) = (dir.join("p.opt"), dir.join("eval.safetensors"), dir.join("trained.safetensors"));
+    // Lookahead's fast weights restart from the slow ones at each sync: after 10 steps with a
+    // sync every 5 they are the same weights (up to the float32 rounding of the update that
+    // moves them there), after 12 they are not.
+    std::fs::write(&file, "lookahead(sgd(learning_rate=0.01), sync_period=5, slow_step_size=0.5)\n").expect("write");
+    let (stdout, _) = ok(&["check", &s(&file)]);
+    assert!(stdout.contains("evaluation weights: from the `eval_params` of `lookahead`"), "{stdout}");
+    let base = ["run", &s(&file), "--model", "quadratic", "--quiet"];
+    for (steps, same) in [("10", true), ("12", false)] {
+        let (stdout, _) = ok(&[&base[..], &["--steps", steps, "--save", &s(&eval)]].concat());
+        assert!(stdout.contains("evaluated on   the pipeline's evaluation weights"), "{stdout}");
+        assert!(stdout.contains("eval loss"), "{stdout}");
+        assert!(stdout.contains("(the evaluation weights; `--save-trained` saves the trained parameters)"), "{stdout}");
+        let (stdout, _) = ok(&[&base[..], &["--steps", steps, "--save", &s(&trained), "--save-trained"]].concat());
+        assert!(stdout.contains("(the trained parameters)"), "{stdout}");
+        let (a, b) = (floats(&eval), floats(&trained));
+        let most = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert_eq!(a.len(), b.len());
+        assert_eq!(most <= 1e-6, same, "{steps} steps: they differ by up to {most}");
+    }
+
+    // The validation loss is the saved weights' own: a run that starts from them and steps by
+    // nothing (SGD with rate 0) measures the same after its one step.
+    std::fs::write(&file, "schedule_free_sgd(learning_rate=0.5)\n").expect("write");
+    let data = ["--data", "moons", "--hidden", "8", "--eval-every", "1", "--quiet"];
+    let (stdout, _) = ok(&[&["run", &s(&file), "--steps", "30", "--save", &s(&eval)][..], &data[..]].concat());
+    let validation = |out: &str| out.lines().find(|l| l.trim_start().starts_with("validation")).map(str::to_string);
+    let trained_on = validation(&stdout).expect("a validation line");
+    std::fs::write(dir.join("still.opt"), "sgd(learning_rate=0.0)\n").expect("write");
+    let (stdout, _) = ok(&[&["run", &s(&dir.join("still.opt")), "--steps", "1", "--init", &s(&eval)][..], &data[..]].concat());
+    assert_eq!(validation(&stdout).as_deref(), Some(trained_on.as_str()));
+    assert!(!stdout.contains("evaluated on"), "plain SGD has no evaluation weights: {stdout}");
+
+    // `--save-trained` means nothing without `--save`: a usage error.
+    let out = optc(&["run", &s(&file), "--save-trained"], None);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    // Two transforms giving evaluation weights for the same leaves: refused before training.
+    std::fs::write(&file, "chain(ema_params(decay=0.9), schedule_free_sgd(learning_rate=0.1))\n").expect("write");
+    let stderr = fails(&["run", &s(&file), "--model", "rosenbrock", "--steps", "3"]);
+    assert!(stderr.contains("eval-params-overlap") && stderr.contains("two transforms give evaluation weights"), "{stderr}");
+}
+
+#[test]
+fn a_resumed_run_plots_and_summarises_the_whole_run() {
+    let dir = scratch("resumed-plot");
+    let args = |steps: &'static str, out: &str| -> Vec<String> {
+        // Validation every 5 steps: the first run's last step (25) is measured by both.
+        ["run", "examples/plateau.opt", "--data", "moons", "--hidden", "8", "--batch-size", "32", "--eval-every", "5", "--steps", steps, "--quiet"]
+            .iter()
+            .map(|a| a.to_string())
+            .chain(["--log", &format!("{out}.csv"), "--plot", &format!("{out}.svg")].map(String::from))
+            .collect()
+    };
+    let run = |args: Vec<String>| ok(&args.iter().map(String::as_str).collect::<Vec<_>>()).0;
+    let whole = run(args("60", &s(&dir.join("whole"))));
+    let ck = s(&dir.join("ck"));
+    let first = [args("25", &s(&dir.join("part"))), vec!["--checkpoint".into(), ck.clone()]].concat();
+    run(first);
+    let resumed = run([args("60", &s(&dir.join("part"))), vec!["--resume".into(), ck]].concat());
+    // The same picture as the uninterrupted run's, steps 1 to 25 included.
+    let (a, b) = (std::fs::read_to_string(dir.join("whole.svg")).expect("plot"), std::fs::read_to_string(dir.join("part.svg")).expect("plot"));
+    assert!(a == b, "the resumed run's plot differs from the uninterrupted run's");
+    // And the same summary numbers (the best validation loss may be from before the resume).
+    let numbers = |out: &str| -> Vec<String> {
+        out.lines().filter(|l| ["training loss", "validation", "best val", "accuracy"].iter().any(|k| l.contains(k))).map(String::from).collect()
+    };
+    assert_eq!(numbers(&resumed), numbers(&whole));
 }

@@ -136,6 +136,23 @@ fn uniform_and_element_state_advance_each_step() {
 }
 
 #[test]
+fn uniforms_are_read_by_the_names_optc_check_prints() {
+    let pipeline = r#"partition { "*.b" => chain(counter(), sgd(learning_rate=0.5)), _ => adamw(learning_rate=exponential_decay(0.1, 1, 0.5)) }"#;
+    let mut opt = optimizer(pipeline, "a.w:2,a.b:1", &[0.0; 3]);
+    updates(&mut opt, &[1.0, 1.0, 1.0], None);
+    let names: Vec<String> = opt.uniforms().into_iter().map(|(n, _)| n).collect();
+    for name in ["partition[*.b].counter.count", "partition[_].add_decayed_weights.count", "partition[_].scale_by_learning_rate.learning_rate", "lr[*.b]", "lr[_]"] {
+        assert!(names.iter().any(|n| n == name), "no `{name}` in {names:?}");
+    }
+    assert_eq!(opt.uniform("lr[*.b]"), Some(Scalar::F32(0.5)));
+    // The schedule's value at the step just taken (count 0), and the rate it made.
+    assert_eq!(opt.uniform("partition[_].scale_by_learning_rate.learning_rate"), Some(Scalar::F32(0.1)));
+    assert_eq!(opt.uniform("lr[_]"), Some(Scalar::F32(0.1)));
+    // A transform's own `let`s are its internals.
+    assert!(!names.iter().any(|n| n.ends_with(".lr") || n.ends_with(".s")), "{names:?}");
+}
+
+#[test]
 fn per_leaf_values_and_flatten() {
     let mut opt = optimizer("leaf_unit()", "a:2,b:1", &[0.0; 3]);
     assert_eq!(updates(&mut opt, &[3.0, 4.0, -2.0], None), vec![0.6, 0.8, -1.0]);
@@ -375,4 +392,134 @@ fn a_parameter_group_keeps_state_for_its_own_leaves_only() {
         }
     }
     assert!(matches!(a.restore(&snapshot), Err(LoadError::Corrupt(_))));
+}
+
+/// The evaluation weights after each of `steps` steps of constant gradient `grad` from `params`.
+fn eval_trajectory(pipeline: &str, layout: &str, params: &[f32], grad: f32, steps: usize) -> Vec<Vec<f32>> {
+    let mut opt = optimizer(pipeline, layout, params);
+    let mut params = params.to_vec();
+    let grads = vec![grad; params.len()];
+    let mut out = Vec::new();
+    for _ in 0..steps {
+        opt.step(&mut params, &grads, None).expect("step");
+        let mut weights = vec![f32::NAN; params.len()];
+        opt.eval_params(&params, &mut weights).expect("eval_params");
+        out.push(weights);
+    }
+    out
+}
+
+#[test]
+fn evaluation_weights_are_what_each_method_evaluates_with() {
+    // An EMA of the parameters after each step: e_t = d * e_(t-1) + (1 - d) * p_t, e_0 = p_0.
+    // SGD with lr 1 and gradient 1 from [1, 2]: p_1 = [0, 1], p_2 = [-1, 0].
+    let ema = eval_trajectory("chain(ema_params(decay=0.5), sgd(learning_rate=1.0))", "p:2", &[1.0, 2.0], 1.0, 2);
+    assert_eq!(ema, vec![vec![0.5, 1.5], vec![-0.25, 0.75]]);
+
+    // Lookahead's slow weights: they move half way to the fast ones every 2 steps, and the
+    // fast ones restart from them.
+    let slow = eval_trajectory("lookahead(sgd(learning_rate=1.0), sync_period=2, slow_step_size=0.5)", "p:1", &[0.0], 1.0, 4);
+    assert_eq!(slow, vec![vec![0.0], vec![-1.0], vec![-1.0], vec![-2.0]]);
+
+    // Schedule-Free's x, the average of the z iterates weighted by lr^0 = 1 (Optax's
+    // schedule_free_eval_params): z_t = p_0 - t * lr * g, so x_t = p_0 - lr * g * (t + 1) / 2.
+    let x = eval_trajectory("schedule_free_sgd(learning_rate=0.1, b1=0.9, weight_lr_power=0.0)", "p:1", &[1.0], 2.0, 6);
+    for (t, w) in x.iter().enumerate() {
+        let expected = 1.0 - 0.1 * 2.0 * (t as f32 + 2.0) / 2.0;
+        assert!((w[0] - expected).abs() < 1e-5, "step {}: {} against {expected}", t + 1, w[0]);
+    }
+
+    // A user's Polyak average (the mean of every iterate so far), defined in `.opt`.
+    let polyak = r#"
+transform polyak_average() {
+    state avg: tensor = param
+    state n: int = 0
+    update(g) {
+        n = n + 1
+        avg = avg + (param - avg) / n
+        g
+    }
+    eval_params { avg + (param - avg) / (n + 1) }
+}
+chain(polyak_average(), sgd(learning_rate=1.0))"#;
+    let mean = eval_trajectory(polyak, "p:1", &[0.0], 1.0, 3);
+    // Iterates 0, -1, -2, -3: their means after each step.
+    assert_eq!(mean, vec![vec![-0.5], vec![-1.0], vec![-1.5]]);
+}
+
+#[test]
+fn evaluation_weights_are_the_parameters_without_eval_params_and_misuse_is_refused() {
+    let mut opt = optimizer("chain(counter(), times(c=2.0))", "a.w:2,a.b:1", &[0.0; 3]);
+    assert!(!opt.has_eval_params());
+    let mut out = vec![0.0; 3];
+    opt.eval_params(&[1.0, 2.0, 3.0], &mut out).expect("eval_params");
+    assert_eq!(out, vec![1.0, 2.0, 3.0]);
+
+    let mut opt = optimizer("chain(ema_params(decay=0.5), times(c=-1.0))", "a.w:2,a.b:1", &[1.0, 2.0, 3.0]);
+    assert!(opt.has_eval_params());
+    let err = opt.eval_params(&[0.0; 3], &mut [0.0; 2]).expect_err("short output");
+    assert_eq!(err.to_string(), "eval_params has 2 elements, but the layout has 3");
+    let err = opt.eval_params_leaves(&[&[0.0], &[0.0, 0.0]], &mut [&mut [0.0], &mut [0.0]]).expect_err("short leaf");
+    assert_eq!(err.to_string(), "eval_params of `a.w` has 1 elements, but the leaf has 2");
+    // Asking changes nothing: the state and the next step are as without asking.
+    let mut params = vec![1.0, 2.0, 3.0];
+    let mut weights = vec![0.0; 3];
+    opt.eval_params(&params, &mut weights).expect("eval_params");
+    assert_eq!(weights, params);
+    opt.step(&mut params, &[1.0; 3], None).expect("step");
+    assert_eq!(params, vec![0.0, 1.0, 2.0]);
+}
+
+#[test]
+fn two_transforms_giving_evaluation_weights_for_one_leaf_are_refused() {
+    let text = "chain(ema_params(decay=0.9), lookahead(sgd(learning_rate=0.1), sync_period=2, slow_step_size=0.5))";
+    let (sources, checked) = optc::check_str("test.opt", text);
+    assert!(!checked.has_errors(), "{}", optc::diagnostic::render(&checked.diagnostics, &sources));
+    let layout = Layout::parse("a.w:2,a.b:1").expect("layout");
+    let err = Optimizer::new(&checked.program, &layout, &[0.0; 3]).err().expect("an error");
+    let rendered = optc::diagnostic::render(&err, &sources);
+    assert_eq!(err[0].code, "eval-params-overlap", "{rendered}");
+    assert!(err[0].message.contains("`a.b`") && err[0].message.contains("`a.w`"), "{rendered}");
+    // Masked apart, each gives its own leaves'.
+    let text = r#"chain(masked(chain(ema_params(decay=0.5), sgd(learning_rate=0.1)), mask="*.b"),
+                     masked(lookahead(sgd(learning_rate=0.1), sync_period=2, slow_step_size=0.5), mask="*.w"))"#;
+    let (_, checked) = optc::check_str("test.opt", text);
+    let mut params = vec![1.0, 2.0, 3.0];
+    let mut opt = Optimizer::new(&checked.program, &layout, &params).unwrap_or_else(|_| panic!("masked apart"));
+    assert!(opt.has_eval_params());
+    opt.step(&mut params, &[1.0; 3], None).expect("step");
+    let mut w = vec![f32::NAN; 3];
+    opt.eval_params(&params, &mut w).expect("eval_params");
+    // a.b: the EMA of 1 and 0.9; a.w: the slow weights, still the initial ones.
+    assert!((w[0] - 0.95).abs() < 1e-6, "{w:?}");
+    assert_eq!(w[1..], [2.0, 3.0]);
+}
+
+#[test]
+fn masks_select_leaves_by_shape_and_combine() {
+    // Optax's rank mask (`x.ndim > 1`) and Muon's routing (2-D leaves apart), against the same
+    // leaves named by globs: the steps are bit-identical.
+    let layout = "embed.weight:6x4,layer.weight:4x4,layer.bias:4,norm.scale:4,temperature:,head.weight:3x4x2";
+    let n = Layout::parse(layout).expect("layout").total();
+    let same = |a: &str, b: &str| {
+        let (mut x, mut y) = (optimizer(a, layout, &vec![0.5; n]), optimizer(b, layout, &vec![0.5; n]));
+        let (mut px, mut py) = (vec![0.5; n], vec![0.5; n]);
+        for t in 0..4 {
+            let g: Vec<f32> = (0..n).map(|i| ((i * 5 + t) % 13) as f32 / 13.0 - 0.5).collect();
+            x.step(&mut px, &g, None).expect("step");
+            y.step(&mut py, &g, None).expect("step");
+        }
+        assert_eq!(px, py, "{a}\nagainst\n{b}");
+        // And a mask that selects something else steps differently (the test can fail).
+        px
+    };
+    let rank = same("adamw(1e-2, weight_decay=0.5, mask=ndim > 1)", r#"adamw(1e-2, weight_decay=0.5, mask=["*.weight"])"#);
+    let all = same("adamw(1e-2, weight_decay=0.5, mask=ndim >= 0)", "adamw(1e-2, weight_decay=0.5)");
+    assert_ne!(rank, all);
+    same(
+        r#"partition { ndim == 2 and not "embed.*" => sgd(0.1, momentum=0.9), "*.bias" | size < 2 => sgd(0.01), _ => adam(1e-3) }"#,
+        r#"partition { "layer.weight" => sgd(0.1, momentum=0.9), "*.bias" | "temperature" => sgd(0.01), _ => adam(1e-3) }"#,
+    );
+    same(r#"adamw(1e-2, weight_decay=0.5, mask=not ("*.bias" or "norm.*") and size > 1)"#, r#"adamw(1e-2, weight_decay=0.5, mask="*.weight")"#);
+    same(r#"masked(sgd(0.1), 2 < ndim)"#, r#"masked(sgd(0.1), "head.*")"#);
 }

@@ -10,6 +10,7 @@ use super::value::IVal;
 use super::{Ctx, Inst, Which};
 use crate::check::bind::{self, CallArg, CallArgs};
 use crate::check::builtins;
+use crate::check::names;
 use crate::check::program::{DefAst, DefKind, Func, ParamSig, Schedule, Tx, Value};
 use crate::diagnostic::Diagnostic;
 use crate::ir::op::{Kind, Op, Scalar};
@@ -35,12 +36,31 @@ pub(crate) struct Frame {
     applied: HashMap<String, std::ops::Range<usize>>,
     /// Nesting of `if` and `for` (uniform `let`s are named only at the top).
     depth: usize,
+    /// The transform whose step this is; `None` in its state initialisers and in the bodies
+    /// of `def`s and schedules inlined into it (their parameters and locals are not its own).
+    owner: Option<String>,
 }
 
 impl Frame {
     pub fn new(which: Which, ctx: Ctx, params: &[(String, IVal)]) -> Frame {
         let scope = params.iter().map(|(n, v)| (n.clone(), Binding::Val(v.clone()))).collect();
-        Frame { which, ctx, scopes: vec![scope], applied: HashMap::new(), depth: 0 }
+        Frame { which, ctx, scopes: vec![scope], applied: HashMap::new(), depth: 0, owner: None }
+    }
+
+    /// Marks the frame as the step of the transform `name`.
+    pub fn owned_by(&mut self, name: &str) {
+        self.owner = Some(name.to_string());
+    }
+
+    /// The transform's own parameter `name` is bound to, if `name` is one (not shadowed).
+    fn own_param(&self, name: &str) -> Option<&IVal> {
+        if self.owner.is_none() || self.scopes.iter().skip(1).any(|s| s.contains_key(name)) {
+            return None;
+        }
+        match self.scopes.first()?.get(name)? {
+            Binding::Val(v) => Some(v),
+            Binding::State { .. } => None,
+        }
     }
 
     pub fn bind(&mut self, name: &str, v: IVal) {
@@ -63,7 +83,7 @@ impl Frame {
         match self.binding(name)?.clone() {
             Binding::Val(v) => Some(v),
             Binding::State { slots, list } => {
-                let values: Vec<IVal> = slots.iter().map(|s| IVal::Node(inst.state_value(*s))).collect();
+                let values: Vec<IVal> = slots.iter().map(|s| IVal::Node(inst.state_in(self.which, *s))).collect();
                 if list { Some(IVal::List(values)) } else { values.into_iter().next() }
             }
         }
@@ -112,22 +132,25 @@ impl Frame {
         match stmt {
             ast::Stmt::Let(l) => {
                 let v = self.expr(inst, &l.value);
-                // Uniform locals of a transform's step are named, so users can read and log
-                // them; float constants too, since a constant learning rate is worth logging.
+                // Uniform locals of a transform's step are kept by name, for finding its step
+                // size (`ir::step_size`); float constants too. They are a definition's
+                // internals: users never see them.
+                // (Only the step's: other graphs' node ids mean nothing in the step graph.)
                 let node = match &v {
+                    _ if self.which != Which::Step => None,
                     IVal::Node(n) if inst.step.level(*n) == Level::Uniform => {
                         Some(*n).filter(|n| !matches!(inst.step.as_const(*n), Some(Scalar::I32(_) | Scalar::Bool(_))))
                     }
                     IVal::Const(Value::Float(x)) => Some(inst.step.constant(Scalar::F32(*x as f32))),
                     _ => None,
                 };
-                if self.which == Which::Step
+                if self.owner.is_some()
                     && self.depth == 0
                     && let (ast::Pattern::Name(id), Some(node)) = (&l.pattern, node)
                 {
-                    let name = format!("{}.{}", self.ctx.path, id.name);
-                    inst.named.retain(|x| x.name != name);
-                    inst.named.push(Named { name, node });
+                    let name = names::join(&self.ctx.path, &id.name);
+                    inst.locals.retain(|x| x.name != name);
+                    inst.locals.push(Named { name, node });
                 }
                 self.bind_pattern(&l.pattern, v);
             }
@@ -269,7 +292,7 @@ impl Frame {
                 let Binding::Val(x) = binding else { continue };
                 let Some(Binding::Val(y)) = self.scopes.get(depth).and_then(|s| s.get(&name)).cloned() else { continue };
                 if !x.identical(&y) {
-                    let joined = inst.select(c.clone(), x, y, Which::Step);
+                    let joined = inst.select(c.clone(), x, y, self.which);
                     if let Some(s) = self.scopes.get_mut(depth) {
                         s.insert(name, Binding::Val(joined));
                     }

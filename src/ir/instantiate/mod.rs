@@ -12,6 +12,7 @@ use super::groups::{self, GroupSet, Groups};
 use super::layout::Layout;
 use super::op::{Kind, Op, Scalar};
 use super::{Graph, Level, Named, Node, NodeId, Slot, SlotId, StepIr};
+use crate::check::names;
 use crate::check::program::{DefAst, DefId, Hyper, Mask, Program, Tx, Value};
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
@@ -22,6 +23,8 @@ pub use value::IVal;
 pub(crate) enum Which {
     Step,
     Init,
+    /// The evaluation weights ([`super::Eval`]).
+    Eval,
 }
 
 /// Where a transform is instantiated: the leaf groups it sees, whether `flatten` made all of
@@ -35,7 +38,11 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     fn child(&self, name: &str) -> Ctx {
-        let path = if self.path.is_empty() { name.to_string() } else { format!("{}.{name}", self.path) };
+        self.at(names::join(&self.path, name))
+    }
+
+    /// The same place under another path.
+    fn at(&self, path: String) -> Ctx {
         Ctx { path, ..self.clone() }
     }
 }
@@ -63,14 +70,22 @@ pub(crate) struct Inst<'p> {
     pub groups: Groups,
     pub step: Graph,
     pub init: Graph,
+    pub eval: Graph,
+    /// The evaluation weights of each transform with `eval_params`: its leaf groups, the
+    /// node of `eval` giving them, and the transform's span.
+    pub evals: Vec<(GroupSet, NodeId, Option<Span>)>,
     pub slots: Vec<SlotBuild>,
     /// The current value of each slot during the step (a `State` read until assigned).
     pub state: HashMap<SlotId, NodeId>,
     pub named: Vec<Named>,
+    /// Uniform `let`s of transform steps, by path ([`StepIr::locals`]).
+    pub locals: Vec<Named>,
     /// Values of `inject_hyperparams` hyperparameters: (owner, name) → node of the step graph,
     /// and of the init graph (where a schedule is evaluated at count 0, as Optax's `init` does).
     pub injected: HashMap<(u32, String), NodeId>,
     pub injected_init: HashMap<(u32, String), NodeId>,
+    /// And of the eval graph (their values at the last step).
+    pub injected_eval: HashMap<(u32, String), NodeId>,
     pub errors: Vec<Diagnostic>,
     /// The span of the transform being instantiated, for diagnostics.
     pub span: Option<Span>,
@@ -89,11 +104,15 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
         groups,
         step: Graph::default(),
         init: Graph::default(),
+        eval: Graph::default(),
+        evals: Vec::new(),
         slots: Vec::new(),
         state: HashMap::new(),
         named: Vec::new(),
+        locals: Vec::new(),
         injected: HashMap::new(),
         injected_init: HashMap::new(),
+        injected_eval: HashMap::new(),
         errors: Vec::new(),
         span: None,
     };
@@ -102,6 +121,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
     let grad = inst.step.add(Node::Grad, Level::Element, Kind::F32);
     let out = inst.tx(tx, grad, &ctx);
     let updates = inst.f32_node(IVal::Node(out), Which::Step);
+    let eval = inst.eval_weights();
     // The checker's budgets keep a step far smaller than this; a layout with many groups
     // multiplies it, so the graph's own size is checked as well.
     if inst.step.nodes.len().max(inst.init.nodes.len()) > crate::limits::STEP_NODES.max {
@@ -133,6 +153,8 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
         init: inst.init,
         slots,
         named: inst.named,
+        locals: inst.locals,
+        eval,
         needs_value,
         warnings: inst.errors,
     };
@@ -145,7 +167,60 @@ impl<'p> Inst<'p> {
         match which {
             Which::Step => &mut self.step,
             Which::Init => &mut self.init,
+            Which::Eval => &mut self.eval,
         }
+    }
+
+    /// The value of a slot read in `which`: in the step, its current value; in the evaluation
+    /// weights, its value after the last step.
+    pub fn state_in(&mut self, which: Which, slot: SlotId) -> NodeId {
+        if which == Which::Step {
+            return self.state_value(slot);
+        }
+        let s = &self.slots[slot as usize].slot;
+        let (level, kind) = (s.level, s.kind);
+        self.graph(which).add(Node::State(slot), level, kind)
+    }
+
+    /// The evaluation weights of the whole layout: each transform's `eval_params` on its leaf
+    /// groups, the parameters elsewhere; `None` if no transform defines any. Two transforms
+    /// giving weights for the same leaves is an error: the weights of one are not the
+    /// parameters the other's are computed from.
+    fn eval_weights(&mut self) -> Option<super::Eval> {
+        if self.evals.is_empty() {
+            return None;
+        }
+        let mut parts: Vec<(GroupSet, NodeId)> = Vec::new();
+        let mut taken = GroupSet::empty();
+        for (i, (groups, node, span)) in self.evals.clone().into_iter().enumerate() {
+            let shared = groups.intersect(&taken);
+            if let Some(g) = shared.iter().next() {
+                let leaves: Vec<&str> = self.groups.leaves[g].iter().map(|&l| self.layout.leaves[l].name.as_str()).collect();
+                let first = self.evals[..i].iter().find(|(gs, _, _)| gs.contains(g)).and_then(|(_, _, s)| *s);
+                let mut d = Diagnostic::error("eval-params-overlap", format!("two transforms give evaluation weights for {}", quote_list(&leaves)))
+                    .with_help("keep one transform with `eval_params` per leaf (mask the other away from these leaves)");
+                if let Some(span) = span {
+                    d = d.with_primary(span, "this transform's `eval_params`");
+                }
+                if let Some(first) = first {
+                    d = d.with_secondary(first, "and this one's, for the same leaves");
+                }
+                self.errors.push(d);
+                continue;
+            }
+            taken = taken.iter().chain(groups.iter()).collect();
+            parts.push((groups, node));
+        }
+        let rest = self.groups.all().minus(&taken);
+        if !rest.is_empty() {
+            let param = self.eval.add(Node::Param, Level::Element, Kind::F32);
+            parts.push((rest, param));
+        }
+        let weights = match parts.as_slice() {
+            [(_, only)] => *only,
+            _ => self.eval.add(Node::Merge(parts), Level::Element, Kind::F32),
+        };
+        Some(super::Eval { graph: std::mem::take(&mut self.eval), weights })
     }
 
     pub fn error(&mut self, d: Diagnostic) {
@@ -176,12 +251,14 @@ impl<'p> Inst<'p> {
             Some(d)
         };
         groups::visit(tx, &mut |t| {
-            if let Tx::Masked { mask: Mask::Glob(g), span, .. } = t {
-                problems.extend(matches_nothing(g, *span));
+            if let Tx::Masked { mask, span, .. } = t {
+                for g in mask.globs() {
+                    problems.extend(matches_nothing(g, *span));
+                }
             }
             let Tx::Partition(arms) = t else { return };
             for arm in arms {
-                for g in arm.globs.iter().flatten() {
+                for g in arm.mask.iter().flat_map(Mask::globs) {
                     problems.extend(matches_nothing(g, arm.span));
                 }
             }
@@ -189,12 +266,7 @@ impl<'p> Inst<'p> {
                 .layout
                 .leaves
                 .iter()
-                .filter(|leaf| {
-                    !arms.iter().any(|a| match &a.globs {
-                        None => true,
-                        Some(globs) => globs.iter().any(|g| crate::glob::matches(g, &leaf.name)),
-                    })
-                })
+                .filter(|leaf| !arms.iter().any(|a| a.mask.as_ref().is_none_or(|m| m.selects(&leaf.name, &leaf.shape))))
                 .map(|l| l.name.as_str())
                 .collect();
             if !unmatched.is_empty() {
@@ -219,8 +291,8 @@ impl<'p> Inst<'p> {
     pub fn tx(&mut self, tx: &Tx, input: NodeId, ctx: &Ctx) -> NodeId {
         match tx {
             Tx::Chain(parts) => {
-                let names = part_names(self.program, parts.iter().map(|p| &**p));
-                parts.iter().zip(names).fold(input, |u, (t, name)| self.tx(t, u, &ctx.child(&name)))
+                let paths = names::chain_parts(self.program, &ctx.path, parts.iter().map(|p| &**p));
+                parts.iter().zip(paths).fold(input, |u, (t, path)| self.tx(t, u, &ctx.at(path)))
             }
             Tx::NamedChain(parts) => parts.iter().fold(input, |u, (name, t)| self.tx(t, u, &ctx.child(name))),
             Tx::Alias { inner, .. } => self.tx(inner, input, ctx),
@@ -237,18 +309,10 @@ impl<'p> Inst<'p> {
             Tx::Partition(arms) => {
                 let mut parts = Vec::new();
                 let mut taken = GroupSet::empty();
-                for (i, arm) in arms.iter().enumerate() {
-                    let matching: GroupSet = match &arm.globs {
+                for (arm, path) in arms.iter().zip(names::partition_arms(&ctx.path, arms)) {
+                    let matching = match &arm.mask {
                         None => ctx.domain.clone(),
-                        Some(globs) => {
-                            let mut s = GroupSet::empty();
-                            for g in globs {
-                                for x in self.groups.matching(self.layout, g).iter() {
-                                    s.insert(x);
-                                }
-                            }
-                            s.intersect(&ctx.domain)
-                        }
+                        Some(mask) => self.groups.masked(self.layout, mask, &ctx.domain),
                     };
                     let mine = matching.minus(&taken);
                     for g in mine.iter() {
@@ -257,8 +321,7 @@ impl<'p> Inst<'p> {
                     if mine.is_empty() {
                         continue;
                     }
-                    let label = format!("partition[{i}]");
-                    let out = self.tx(&arm.tx, input, &Ctx { domain: mine.clone(), ..ctx.child(&label) });
+                    let out = self.tx(&arm.tx, input, &Ctx { domain: mine.clone(), ..ctx.at(path) });
                     parts.push((mine, out));
                 }
                 let rest = ctx.domain.minus(&taken);
@@ -268,10 +331,20 @@ impl<'p> Inst<'p> {
                 self.merge(parts)
             }
             Tx::Inject { id, hypers, inner } => {
-                let count = self.uniform_slot(&ctx.child("inject_hyperparams").path, "count", Scalar::I32(0));
+                let path = names::injected(&ctx.path);
+                let count = self.uniform_slot(&path, "count", Scalar::I32(0));
                 let count_node = self.state_value(count);
+                // The evaluation weights see a hyperparameter's value at the last step: at the
+                // count before it (the count at 0 before the first, as for the initial state).
+                let eval_count = {
+                    let after = self.state_in(Which::Eval, count);
+                    let [one, zero] = [1, 0].map(|k| self.eval.constant(Scalar::I32(k)));
+                    let before = self.op(Which::Eval, Op::Sub, &[after, one]);
+                    self.op(Which::Eval, Op::Max, &[before, zero])
+                };
                 for (name, h) in hypers {
-                    let [node, init] = [(Which::Step, IVal::Node(count_node)), (Which::Init, IVal::Const(Value::Int(0)))].map(
+                    let counts = [(Which::Step, IVal::Node(count_node)), (Which::Init, IVal::Const(Value::Int(0))), (Which::Eval, IVal::Node(eval_count))];
+                    let [node, init, eval] = counts.map(
                         |(which, count)| match h {
                             Hyper::Number(v) => match v {
                                 Value::Int(n) => self.graph(which).constant(Scalar::I32(*n as i32)),
@@ -288,7 +361,8 @@ impl<'p> Inst<'p> {
                     );
                     self.injected.insert((*id, name.clone()), node);
                     self.injected_init.insert((*id, name.clone()), init);
-                    self.named.push(Named { name: format!("{}.{name}", ctx.child("inject_hyperparams").path), node });
+                    self.injected_eval.insert((*id, name.clone()), eval);
+                    self.named.push(Named { name: names::join(&path, name), node });
                 }
                 let out = self.tx(inner, input, ctx);
                 let one = self.step.constant(Scalar::I32(1));
@@ -327,7 +401,7 @@ impl<'p> Inst<'p> {
         let read = self.step.add(Node::State(id), Level::Uniform, init.kind());
         self.slots.push(SlotBuild {
             slot: Slot {
-                name: format!("{path}.{name}"),
+                name: names::join(path, name),
                 level: Level::Uniform,
                 kind: init.kind(),
                 groups: GroupSet::empty(),
@@ -357,10 +431,6 @@ impl<'p> Inst<'p> {
             self.error(Diagnostic::bug(format!("`{}` is not a transform", d.name)));
             return input;
         };
-        // A chain already named this part after the transform.
-        let last = ctx.path.rsplit('.').next().unwrap_or("");
-        let named_already = last.split('#').next() == Some(d.name.as_str());
-        let ctx = if named_already { ctx.clone() } else { ctx.child(&d.name) };
         let params: Vec<(String, IVal)> =
             d.params.iter().zip(args).map(|(p, a)| (p.name.clone(), IVal::Const(a.clone()))).collect();
         // State slots, with their initial values from the init graph.
@@ -380,7 +450,7 @@ impl<'p> Inst<'p> {
                 (crate::check::types::Ty::List(_), IVal::List(items)) => items
                     .into_iter()
                     .enumerate()
-                    .map(|(k, v)| self.new_slot(&ctx, &format!("{}[{k}]", sig.name), level, v, Recipe {
+                    .map(|(k, v)| self.new_slot(ctx, &format!("{}[{k}]", sig.name), level, v, Recipe {
                         def,
                         args: args.to_vec(),
                         state: i,
@@ -391,7 +461,7 @@ impl<'p> Inst<'p> {
                 (crate::check::types::Ty::List(_), IVal::Const(Value::List(items))) => items
                     .into_iter()
                     .enumerate()
-                    .map(|(k, v)| self.new_slot(&ctx, &format!("{}[{k}]", sig.name), level, IVal::Const(v), Recipe {
+                    .map(|(k, v)| self.new_slot(ctx, &format!("{}[{k}]", sig.name), level, IVal::Const(v), Recipe {
                         def,
                         args: args.to_vec(),
                         state: i,
@@ -406,7 +476,7 @@ impl<'p> Inst<'p> {
                         _ => Kind::F32,
                     };
                     let v = self.convert(v, kind, Which::Init);
-                    vec![self.new_slot(&ctx, &sig.name, level, v, Recipe {
+                    vec![self.new_slot(ctx, &sig.name, level, v, Recipe {
                         def,
                         args: args.to_vec(),
                         state: i,
@@ -417,8 +487,19 @@ impl<'p> Inst<'p> {
             };
             state_bindings.push((sig.name.clone(), ids, matches!(sig.ty.ty, crate::check::types::Ty::List(_))));
         }
+        if let Some(eval) = &t.eval_params {
+            let mut frame = body::Frame::new(Which::Eval, ctx.clone(), &params);
+            for (name, ids, is_list) in &state_bindings {
+                frame.bind_state(name, ids.clone(), *is_list);
+            }
+            if let Some(v) = frame.block(self, &eval.body) {
+                let weights = self.f32_node(v, Which::Eval);
+                self.evals.push((ctx.domain.clone(), weights, self.span));
+            }
+        }
         let Some(update) = &t.update else { return input };
         let mut frame = body::Frame::new(Which::Step, ctx.clone(), &params);
+        frame.owned_by(&d.name);
         for (name, ids, is_list) in state_bindings {
             frame.bind_state(&name, ids, is_list);
         }
@@ -431,6 +512,8 @@ impl<'p> Inst<'p> {
     }
 
     fn new_slot(&mut self, ctx: &Ctx, name: &str, level: Level, init: IVal, recipe: Recipe) -> SlotId {
+        let owner = &self.program.def(recipe.def).name;
+        let name = names::member(&ctx.path, owner, name);
         let kind = match &init {
             IVal::Const(Value::Int(_)) => Kind::I32,
             IVal::Const(Value::Bool(_)) => Kind::Bool,
@@ -444,7 +527,7 @@ impl<'p> Inst<'p> {
         let read = self.step.add(Node::State(id), level, kind);
         self.slots.push(SlotBuild {
             slot: Slot {
-                name: format!("{}.{name}", ctx.path),
+                name,
                 level,
                 kind,
                 groups: if level == Level::Uniform { GroupSet::empty() } else { ctx.domain.clone() },
@@ -494,22 +577,6 @@ fn first_span(tx: &Tx) -> Option<crate::source::Span> {
         Tx::Partition(arms) => arms.first().map(|a| a.span),
         Tx::Flatten(inner) | Tx::Inject { inner, .. } | Tx::Alias { inner, .. } => first_span(inner),
     }
-}
-
-/// Names for the parts of a chain: their transform's or alias's name, numbered if repeated.
-fn part_names<'a>(program: &Program, parts: impl Iterator<Item = &'a Tx> + Clone) -> Vec<String> {
-    let base = parts
-        .map(|t| match t {
-            Tx::Instance { def, .. } | Tx::Alias { def, .. } => program.def(*def).name.clone(),
-            Tx::Masked { .. } => "masked".into(),
-            Tx::Partition(_) => "partition".into(),
-            Tx::Flatten(_) => "flatten".into(),
-            Tx::Inject { .. } => "inject_hyperparams".into(),
-            Tx::Chain(_) => "chain".into(),
-            Tx::NamedChain(_) => "named_chain".into(),
-        })
-        .collect();
-    crate::check::summary::numbered(base)
 }
 
 /// The leaf name, or the glob over the last part of leaf names (`*.weight`), closest to a glob

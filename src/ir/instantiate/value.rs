@@ -64,7 +64,11 @@ impl Inst<'_> {
             }),
             IVal::Const(Value::Bool(b)) => Some(g.constant(Scalar::Bool(b))),
             IVal::Const(Value::Injected { owner, name, .. }) => {
-                let values = if which == Which::Step { &self.injected } else { &self.injected_init };
+                let values = match which {
+                    Which::Step => &self.injected,
+                    Which::Init => &self.injected_init,
+                    Which::Eval => &self.injected_eval,
+                };
                 match values.get(&(owner, name.clone())) {
                     Some(&n) => Some(n),
                     None => {

@@ -31,7 +31,9 @@ impl Frame {
                         self.expr(inst, e)
                     }
                 });
-                inst.schedule(&s, count, self.which, &self.ctx)
+                let value = inst.schedule(&s, count, self.which, &self.ctx);
+                self.name_schedule_value(inst, callee, &s, &value);
+                value
             }
             IVal::Const(Value::Transform(tx)) => self.apply(inst, callee, &tx, args),
             IVal::Const(Value::Func(func)) => match &*func {
@@ -55,6 +57,7 @@ impl Frame {
             _ => IVal::Const(Value::Float(0.0)),
         };
         let input = inst.f32_node(input, Which::Step);
+        // Named after the parameter that holds it, as `check::names` names it.
         let name = match &callee.kind {
             ExprKind::Name(n) => n.clone(),
             _ => "inner".into(),
@@ -63,6 +66,22 @@ impl Frame {
         let out = inst.tx(tx, input, &self.ctx.child(&name));
         self.applied.insert(name, before..inst.slots.len());
         IVal::Node(out)
+    }
+
+    /// The value of a schedule the transform was given, called in its step, is named after
+    /// the parameter (the first call's, when a body calls it at several counts), so users can
+    /// read and log it; a number given for a schedule is not named: it never changes.
+    fn name_schedule_value(&self, inst: &mut Inst, callee: &ast::Expr, s: &Schedule, value: &IVal) {
+        let ExprKind::Name(param) = &callee.kind else { return };
+        let Some(owner) = &self.owner else { return };
+        if self.which != Which::Step || !matches!(s, Schedule::Instance { .. }) || self.own_param(param).is_none() {
+            return;
+        }
+        let Some(node) = inst.node_for(value.clone(), Which::Step) else { return };
+        let name = names::member(&self.ctx.path, owner, param);
+        if inst.step.level(node) == Level::Uniform && !inst.named.iter().any(|n| n.name == name) {
+            inst.named.push(Named { name, node });
+        }
     }
 
     /// Inlines a `def` (or builds a transform or schedule value) at a call.
@@ -106,7 +125,6 @@ impl Frame {
                 let Some(body) = &ast.body else { return IVal::Const(Value::None) };
                 let bound: Vec<(String, IVal)> = d.params.iter().map(|p| p.name.clone()).zip(values).collect();
                 let mut frame = Frame::new(self.which, self.ctx.clone(), &bound);
-                frame.depth = 1;
                 frame.block(inst, body).unwrap_or(IVal::Const(Value::None))
             }
             DefKind::Transform | DefKind::Schedule => {
