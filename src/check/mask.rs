@@ -208,19 +208,19 @@ mod tests {
     use super::*;
 
     fn mask(v: Value) -> Mask {
-        Mask::from_value(&v).unwrap()
+        Mask::from_value(&v).expect("a mask")
     }
 
     #[test]
     fn masks_select_by_name_and_shape() {
-        let rank = Mask::binary(BinaryOp::Gt, &Value::LeafInt(LeafProp::Ndim), &Value::Int(1)).unwrap();
+        let rank = Mask::binary(BinaryOp::Gt, &Value::LeafInt(LeafProp::Ndim), &Value::Int(1)).expect("a mask");
         assert!(rank.selects("w", &[3, 4]) && !rank.selects("b", &[4]) && !rank.selects("s", &[]));
         // `1 < ndim` reads as `ndim > 1`.
         assert_eq!(Mask::binary(BinaryOp::Lt, &Value::Int(1), &Value::LeafInt(LeafProp::Ndim)), Some(rank.clone()));
-        let big = Mask::binary(BinaryOp::Ge, &Value::LeafInt(LeafProp::Size), &Value::Int(12)).unwrap();
+        let big = Mask::binary(BinaryOp::Ge, &Value::LeafInt(LeafProp::Size), &Value::Int(12)).expect("a mask");
         assert!(big.selects("w", &[3, 4]) && !big.selects("w", &[3, 3]));
         let not_bias = Mask::Not(Box::new(mask(Value::Str("*.bias".into()))));
-        let both = Mask::binary(BinaryOp::And, &Value::Mask(rank.clone()), &Value::Mask(not_bias)).unwrap();
+        let both = Mask::binary(BinaryOp::And, &Value::Mask(rank.clone()), &Value::Mask(not_bias)).expect("a mask");
         assert!(both.selects("l.w", &[2, 2]) && !both.selects("l.bias", &[2, 2]) && !both.selects("l.w", &[2]));
         let list = mask(Value::List(vec![Value::Str("*.w".into()), Value::Str("*.k".into())]));
         assert!(list.selects("a.k", &[1]) && !list.selects("a.b", &[1]));
@@ -230,8 +230,8 @@ mod tests {
 
     #[test]
     fn masks_are_written_as_a_file_writes_them() {
-        let rank = Mask::binary(BinaryOp::Gt, &Value::LeafInt(LeafProp::Ndim), &Value::Int(1)).unwrap();
-        let any = Mask::binary(BinaryOp::Or, &Value::Mask(rank.clone()), &Value::Str("*.emb".into())).unwrap();
+        let rank = Mask::binary(BinaryOp::Gt, &Value::LeafInt(LeafProp::Ndim), &Value::Int(1)).expect("a mask");
+        let any = Mask::binary(BinaryOp::Or, &Value::Mask(rank.clone()), &Value::Str("*.emb".into())).expect("a mask");
         let not = Mask::Not(Box::new(any));
         assert_eq!(not.to_string(), r#"not (ndim > 1 or "*.emb")"#);
         assert_eq!(not.label(), "not (ndim > 1 or *.emb)");
