@@ -398,6 +398,12 @@ sgd(learning_rate=f(0.1))"#,
 sgd(learning_rate=f(0.1))"#,
     },
     Code {
+        code: "step-too-large",
+        text: "The step of this pipeline, instantiated for the layout, has more operations than `optc` compiles (docs/language.md lists the limits). Use fewer or smaller transforms.",
+        wrong: r#""#,
+        right: r#""#,
+    },
+    Code {
         code: "stdlib-item",
         text: "A standard library file holds definitions only.",
         wrong: r#""#,
@@ -411,7 +417,7 @@ sgd(learning_rate=f(0.1))"#,
     },
     Code {
         code: "too-deeply-nested",
-        text: "Expressions are limited in depth so that no input can exhaust the compiler's stack; split deep expressions with `let`.",
+        text: "Nesting is limited in depth so that no input can exhaust the compiler's stack: brackets, operators in one expression, transforms inside transforms (through `let`s too), definitions calling definitions, and lists inside lists. docs/language.md lists the limits. Split deep expressions with `let`; put transforms side by side in one `chain(...)`.",
         wrong: r#""#,
         right: r#""#,
     },
@@ -498,11 +504,25 @@ sgd(learning_rate=half(0.2))"#,
 }"#,
     },
     Code {
+        code: "unrolled-too-large",
+        text: "Compile-time evaluation ran more operations than `optc` allows (docs/language.md lists the limits): a `for` loop over many items in an `update` body, definitions that call each other many times, or a pipeline that uses a transform many times over. Everything a transform's body computes at compile time is unrolled into its step, so loop over fewer items or use the transform fewer times.",
+        wrong: r#""#,
+        right: r#""#,
+    },
+    Code {
         code: "unused-value",
         text: "A value computed and thrown away is almost always a mistake: only the last expression of a file is its pipeline, and only the last expression of a block is its value.",
         wrong: r#"adam(learning_rate=1e-3)
 sgd(learning_rate=0.1)"#,
         right: r#"sgd(learning_rate=0.1)"#,
+    },
+    Code {
+        code: "value-too-large",
+        text: "A compile-time list, tuple, map or string has more items than `optc` allows (65,536, counting every level). Compile-time values hold hyperparameters: boundaries, scales, globs.",
+        wrong: r#"let steps = [i for i in range(40000)]
+sgd(learning_rate=0.1 * len(steps + steps))"#,
+        right: r#"let steps = [i for i in range(4)]
+sgd(learning_rate=0.1 * len(steps + steps))"#,
     },
     Code {
         code: "wrong-arity",

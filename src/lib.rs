@@ -13,8 +13,8 @@
 //! ```
 //!
 //! Data flows one way, left to right; no stage reaches back into an earlier one's internals.
-//! `source`, `diagnostic`, `glob`, `fmath`, `arena`, `native`, `fsio` and `stdlib` sit at the source end and
-//! every stage may use them.
+//! `source`, `diagnostic`, `limits`, `glob`, `fmath`, `arena`, `native`, `fsio` and `stdlib` sit at
+//! the source end and every stage may use them.
 //!
 //! Architecture invariants:
 //! - pest is used only in `syntax`; the AST carries its own spans.
@@ -23,7 +23,8 @@
 //!   to call a `#[target_feature]` function after `is_x86_feature_detected!` confirmed its
 //!   features; and in `arena`, only to advise the kernel how to back its own memory (`madvise`).
 //! - The JIT agrees with the interpreter bit for bit (NaN payloads aside).
-//! - No input makes a stage panic: bad input is a [`Diagnostic`].
+//! - No input makes a stage panic: bad input is a [`Diagnostic`]. No input makes one run out of
+//!   stack, memory or time either: [`limits`] bounds what a file may nest, unroll and build.
 //! - Every file optc writes goes through [`fsio`]: written whole and renamed into place, or not at all.
 #![deny(unsafe_code)]
 
@@ -42,6 +43,7 @@ pub mod interp;
 pub mod ir;
 #[allow(unsafe_code)]
 pub mod jit;
+pub mod limits;
 #[allow(unsafe_code)]
 pub mod native;
 pub mod parallel;

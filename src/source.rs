@@ -82,9 +82,9 @@ impl SourceMap {
         SourceMap::default()
     }
 
-    /// Adds a file and returns its id.
+    /// Adds a file and returns its id. Its text is [`normalized`] first.
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<Cow<'static, str>>, is_stdlib: bool) -> FileId {
-        let text = text.into();
+        let text = normalized(text.into());
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -117,6 +117,26 @@ impl SourceMap {
     }
 }
 
+/// The text as the compiler reads it: without the byte order mark Windows editors put at the
+/// start of a UTF-8 file, and with the line ends of old Mac files (a `\r` alone) made `\n`, so
+/// that lines are lines for the parser and for diagnostics alike (a file of `\r` line ends would
+/// otherwise be shown as one line in every message). `\r\n` stays as it is. Borrowed text is
+/// copied only when it changes.
+pub fn normalized(text: Cow<'_, str>) -> Cow<'_, str> {
+    let without_bom = text.strip_prefix('\u{feff}');
+    let lone_cr = |t: &str| t.as_bytes().windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n') || t.ends_with('\r');
+    if without_bom.is_none() && !lone_cr(&text) {
+        return text;
+    }
+    let rest = without_bom.unwrap_or(&text);
+    let mut out = String::with_capacity(rest.len());
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(if c == '\r' && chars.peek() != Some(&'\n') { '\n' } else { c });
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +154,15 @@ mod tests {
         assert_eq!(file.line_index(3), 1);
         assert_eq!(file.line_index(6), 2);
         assert_eq!(file.line_index(9), 3);
+    }
+
+    #[test]
+    fn a_byte_order_mark_goes_and_a_lone_carriage_return_ends_a_line() {
+        assert_eq!(normalized("\u{feff}adam(1)\r\n".into()), "adam(1)\r\n");
+        assert_eq!(normalized("a\rb\r\nc\r".into()), "a\nb\r\nc\n");
+        assert!(matches!(normalized("a\r\nb\n".into()), Cow::Borrowed(_)));
+        let mut map = SourceMap::new();
+        let id = map.add("mac.opt", "# one\r# two\rx", false);
+        assert_eq!(map.position(Span::new(id, 12..13)), Some(("mac.opt", 3, 1)));
     }
 }

@@ -30,6 +30,7 @@ impl Evaluator<'_, '_> {
                 (p.name.clone(), v)
             })
             .collect();
+        let first_error = self.errors.len();
         let saved = std::mem::take(&mut self.scopes);
         let was_ahead = std::mem::replace(&mut self.ahead, true);
         match (&def.ast, def.kind) {
@@ -37,11 +38,15 @@ impl Evaluator<'_, '_> {
                 scope.insert("param".into(), Value::Runtime);
                 scope.insert("value".into(), Value::Runtime);
                 self.scopes.push(scope);
-                for state in &t.states {
-                    self.expr(&state.init);
-                }
-                for state in &t.states {
-                    self.bind(&state.name.name, Value::Runtime);
+                // A list state keeps the length of its initial value: reading or writing past its
+                // end is an error here, not at run time.
+                let inits: Vec<Value> = t.states.iter().map(|s| self.expr(&s.init)).collect();
+                for (state, init) in t.states.iter().zip(inits) {
+                    let value = match init {
+                        Value::List(items) => Value::List(vec![Value::Runtime; items.len()]),
+                        _ => Value::Runtime,
+                    };
+                    self.bind(&state.name.name, value);
                 }
                 if let Some(update) = &t.update {
                     self.bind(&update.input.name, Value::Runtime);
@@ -62,6 +67,11 @@ impl Evaluator<'_, '_> {
         }
         self.ahead = was_ahead;
         self.scopes = saved;
+        // A failed `assert` stops the body, as Python's would: what the body reports after it
+        // follows from the same mistake.
+        if let Some(i) = self.errors[first_error..].iter().position(|d| d.code == "failed-assert") {
+            self.errors.truncate(first_error + i + 1);
+        }
     }
 
     /// `if cond { then } else { otherwise }`: the branch the condition selects, or, when it is
@@ -77,7 +87,10 @@ impl Evaluator<'_, '_> {
                 let after_then = std::mem::replace(&mut self.scopes, before);
                 let b = otherwise.and_then(|o| self.block(o));
                 self.join(&after_then);
-                if a.is_some() && a == b { a.unwrap_or(Value::Runtime) } else { Value::Runtime }
+                match (a, b) {
+                    (Some(a), Some(b)) if a.identical(&b) => a,
+                    _ => Value::Runtime,
+                }
             }
         }
     }
@@ -86,7 +99,7 @@ impl Evaluator<'_, '_> {
     pub(super) fn join(&mut self, other: &[HashMap<String, Value>]) {
         for (scope, other_scope) in self.scopes.iter_mut().zip(other) {
             for (name, value) in scope.iter_mut() {
-                if other_scope.get(name).is_some_and(|o| o != value) {
+                if other_scope.get(name).is_some_and(|o| !o.identical(value)) {
                     *value = Value::Runtime;
                 }
             }

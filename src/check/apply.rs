@@ -30,8 +30,13 @@ impl Evaluator<'_, '_> {
             Value::Func(func) => self.apply_func(&func, evaluated, span),
             Value::Error => Value::Error,
             // Ahead of time, a transform parameter applied to the updates, or a schedule called
-            // with a step count, gives a runtime value.
-            Value::Transform(_) | Value::Schedule(_) | Value::Runtime if self.ahead => Value::Runtime,
+            // with a step count, gives a runtime value; a constant schedule gives its number, as
+            // instantiation folds it (so `lr ^ 2` of a huge int overflows here, located).
+            Value::Schedule(s) if self.ahead => match &*s {
+                Schedule::Constant(v @ (Value::Int(_) | Value::Float(_))) => v.clone(),
+                _ => Value::Runtime,
+            },
+            Value::Transform(_) | Value::Runtime if self.ahead => Value::Runtime,
             Value::Schedule(_) => {
                 self.err(
                     Diagnostic::error("not-constant", "a schedule is evaluated at every step, not at compile time")
@@ -112,6 +117,7 @@ impl Evaluator<'_, '_> {
             return self.not_constant(&v.clone(), span);
         }
         match builtins::eval(name, &values) {
+            Some(Ok(v @ Value::List(_))) => self.sized(v, span),
             Some(Ok(v)) => v,
             Some(Err(msg)) => {
                 self.err(Diagnostic::error("bad-value", msg).with_primary(span, "in this call"));
@@ -177,7 +183,7 @@ impl Evaluator<'_, '_> {
         match result {
             // Remember which alias built the transform, for summaries and state names.
             Value::Transform(inner) if self.globals.defs[id].kind == DefKind::Def => {
-                Value::Transform(Arc::new(Tx::Alias { def: id, args: shown, inner }))
+                self.built(Tx::Alias { def: id, args: shown, inner }, 0, span)
             }
             other => other,
         }
@@ -188,8 +194,10 @@ impl Evaluator<'_, '_> {
         match def.kind {
             DefKind::Builtin => self.combinator(id, values, span),
             DefKind::Transform => {
+                let before = self.spent();
                 self.run_ahead(id, &values);
-                Value::Transform(Arc::new(Tx::Instance { def: id, args: values, span }))
+                let own = self.spent() - before;
+                self.built(Tx::Instance { def: id, args: values, span }, own, span)
             }
             DefKind::Schedule => {
                 self.run_ahead(id, &values);
@@ -213,7 +221,8 @@ impl Evaluator<'_, '_> {
 
     /// `chain`, `named_chain`, `masked`, `flatten`, `inject_hyperparams`.
     fn combinator(&mut self, id: DefId, values: Vec<Value>, span: Span) -> Value {
-        if values.contains(&Value::Error) {
+        let has_error = |v: &Value| matches!(v, Value::List(items) if items.contains(&Value::Error));
+        if values.contains(&Value::Error) || values.iter().any(has_error) {
             return Value::Error;
         }
         let name = self.globals.defs[id].name.clone();
@@ -256,7 +265,7 @@ impl Evaluator<'_, '_> {
             }
             _ => return Value::Error,
         };
-        Value::Transform(Arc::new(result))
+        self.built(result, 0, span)
     }
 
     /// `inject_hyperparams(f)(args)`: numeric hyperparameters become per-step float32 values.
@@ -305,7 +314,7 @@ impl Evaluator<'_, '_> {
         let inner = self.instantiate(id, inner_values, span);
         self.calls.pop();
         match inner {
-            Value::Transform(inner) => Value::Transform(Arc::new(Tx::Inject { id: owner, hypers, inner })),
+            Value::Transform(inner) => self.built(Tx::Inject { id: owner, hypers, inner }, 0, span),
             Value::Error => Value::Error,
             other => {
                 let d = self.expected_transform(&other, span, "`inject_hyperparams`");
@@ -336,6 +345,7 @@ impl Evaluator<'_, '_> {
             return self.not_constant(&v.clone(), span);
         }
         match consts::binary(op, &l, &r) {
+            Ok(v @ (Value::List(_) | Value::Str(_))) => self.sized(v, span),
             Ok(v) => v,
             Err(e) => {
                 self.err(Diagnostic::error(e.code, e.message).with_primary(span, e.label));
@@ -354,10 +364,7 @@ impl Evaluator<'_, '_> {
                 match usize::try_from(k).ok().and_then(|k| items.get(k)) {
                     Some(v) => v.clone(),
                     None => {
-                        self.err(
-                            Diagnostic::error("bad-index", format!("index {i} is out of range for {n} items"))
-                                .with_primary(span, "no such item"),
-                        );
+                        self.err(super::eval::out_of_range(*i, n, span));
                         Value::Error
                     }
                 }

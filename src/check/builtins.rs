@@ -239,7 +239,7 @@ pub fn eval(name: &str, args: &[Value]) -> Option<Result<Value, String>> {
 }
 
 fn make_range(a: i64, b: i64) -> Result<Value, String> {
-    const MAX: i64 = 1 << 16;
+    const MAX: i64 = crate::limits::VALUE_SIZE.max as i64;
     if b.saturating_sub(a) > MAX {
         return Err(format!("`range` of more than {MAX} values"));
     }

@@ -10,12 +10,9 @@ use super::program::{Func, Globals, LeafProp, Mask, PartitionArm, Tx, Value};
 use super::suggest;
 use super::types::Ty;
 use crate::diagnostic::Diagnostic;
+use crate::limits;
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast::{self, BinaryOp, ExprKind, UnaryOp};
-
-/// Deepest chain of `def` calls evaluated before giving up (definitions cannot recurse, so this
-/// only guards against mistakes in that check).
-const MAX_CALL_DEPTH: usize = 64;
 
 pub struct Evaluator<'a, 'g> {
     pub(super) globals: &'a Globals<'g>,
@@ -27,11 +24,13 @@ pub struct Evaluator<'a, 'g> {
     pub(super) next_inject: u32,
     /// Running a body ahead of time ([`super::ahead`]): runtime values flow silently.
     pub(super) ahead: bool,
+    /// What evaluation has spent, against [`crate::limits`].
+    pub(super) budget: super::budget::Budget,
 }
 
 impl<'a, 'g> Evaluator<'a, 'g> {
     pub fn new(globals: &'a Globals<'g>, sources: &'a SourceMap) -> Evaluator<'a, 'g> {
-        Evaluator { globals, sources, errors: Vec::new(), scopes: vec![HashMap::new()], calls: Vec::new(), next_inject: 0, ahead: false }
+        Evaluator { globals, sources, errors: Vec::new(), scopes: vec![HashMap::new()], calls: Vec::new(), next_inject: 0, ahead: false, budget: Default::default() }
     }
 
     pub(super) fn err(&mut self, d: Diagnostic) {
@@ -55,7 +54,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                 }
             }
         }
-        Value::List(values)
+        self.sized(Value::List(values), span)
     }
 
     /// A diagnostic found inside a definition also points at the user's call that led there:
@@ -153,7 +152,11 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                         let n = items.len() as i64;
                         match usize::try_from(if i < 0 { i + n } else { i }).ok().and_then(|k| items.get_mut(k)) {
                             Some(item) => *item = value,
-                            None => return,
+                            None => {
+                                let span = a.index.as_ref().map_or(a.span, |e| e.span);
+                                self.err(out_of_range(i, n, span));
+                                return;
+                            }
                         }
                         Value::List(items)
                     }
@@ -193,6 +196,9 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                     }
                 };
                 for item in items {
+                    if !self.spend(1, f.span) {
+                        return;
+                    }
                     self.scopes.push(HashMap::new());
                     self.bind_pattern(&f.pattern, item);
                     self.block(&f.body);
@@ -240,6 +246,9 @@ impl<'a, 'g> Evaluator<'a, 'g> {
     // ---- expressions ---------------------------------------------------------------------
 
     pub fn expr(&mut self, e: &ast::Expr) -> Value {
+        if !self.spend(1, e.span) {
+            return Value::Error;
+        }
         match &e.kind {
             ExprKind::Int(n) => Value::Int(*n),
             ExprKind::Float(x) => Value::Float(*x),
@@ -252,7 +261,10 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                 let values: Vec<Value> = items.iter().map(|i| self.expr(i)).collect();
                 self.list(values, e.span)
             }
-            ExprKind::Tuple(items) => Value::Tuple(items.iter().map(|i| self.expr(i)).collect()),
+            ExprKind::Tuple(items) => {
+                let values = items.iter().map(|i| self.expr(i)).collect();
+                self.sized(Value::Tuple(values), e.span)
+            }
             ExprKind::ListComp { elem, pattern, iter } => {
                 let items = match self.expr(iter) {
                     Value::List(items) | Value::Tuple(items) => items,
@@ -267,9 +279,12 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                     out.push(self.expr(elem));
                     self.scopes.pop();
                 }
-                Value::List(out)
+                self.sized(Value::List(out), e.span)
             }
-            ExprKind::Map(entries) => self.map(entries),
+            ExprKind::Map(entries) => {
+                let map = self.map(entries);
+                self.sized(map, e.span)
+            }
             ExprKind::Unary { op, operand } => {
                 let v = self.expr(operand);
                 match (op, v) {
@@ -444,7 +459,7 @@ impl<'a, 'g> Evaluator<'a, 'g> {
             );
             return Value::Error;
         }
-        Value::Transform(Arc::new(Tx::Partition(out)))
+        self.built(Tx::Partition(out), 0, span)
     }
 
     fn validate_glob(&mut self, glob: &str, span: Span) {
@@ -513,14 +528,20 @@ impl<'a, 'g> Evaluator<'a, 'g> {
     }
 
     pub(super) fn enter_call(&mut self, span: Span) -> bool {
-        if self.calls.len() >= MAX_CALL_DEPTH {
-            self.err(
-                Diagnostic::error("too-deeply-nested", "definitions call each other too deeply")
-                    .with_primary(span, format!("more than {MAX_CALL_DEPTH} nested calls")),
-            );
+        if self.calls.len() >= limits::CALLS.max {
+            let span = self.user_span(span);
+            self.err(limits::CALLS.exceeded(span));
+            return false;
+        }
+        if !self.spend(super::budget::CALL_COST, span) {
             return false;
         }
         self.calls.push(span);
         true
     }
+}
+
+/// The diagnostic for an index past the end of a list of `n` items.
+pub(super) fn out_of_range(i: i64, n: i64, span: Span) -> Diagnostic {
+    Diagnostic::error("bad-index", format!("index {i} is out of range for {n} items")).with_primary(span, "no such item")
 }

@@ -27,6 +27,7 @@ mod expr;
 pub mod eval;
 mod apply;
 mod ahead;
+mod budget;
 mod needed;
 pub mod suggest;
 pub mod names;

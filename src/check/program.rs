@@ -196,6 +196,23 @@ impl Value {
         }
     }
 
+    /// Whether the two are the same value, as a join of two branches asks: floats compare by
+    /// their bits (a NaN is the same as itself), shared schedules and transforms by identity.
+    pub fn identical(&self, other: &Value) -> bool {
+        let all = |a: &[Value], b: &[Value]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.identical(y));
+        match (self, other) {
+            (Value::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits(),
+            (Value::List(a), Value::List(b)) | (Value::Tuple(a), Value::Tuple(b)) => all(a, b),
+            (Value::Map(a), Value::Map(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|((k, v), (l, w))| k.identical(l) && v.identical(w))
+            }
+            (Value::Schedule(a), Value::Schedule(b)) => Arc::ptr_eq(a, b) || a == b,
+            (Value::Transform(a), Value::Transform(b)) => Arc::ptr_eq(a, b) || a == b,
+            (Value::Func(a), Value::Func(b)) => Arc::ptr_eq(a, b) || a == b,
+            _ => self == other,
+        }
+    }
+
     /// Python's `==` (ints and floats compare by value).
     pub fn equals(&self, other: &Value) -> bool {
         match (self.as_f64(), other.as_f64()) {

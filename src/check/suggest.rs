@@ -80,20 +80,24 @@ pub fn optax_equivalent(name: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
+/// More edits than this make no typo, however long the name: it bounds the work of comparing
+/// two long names (a band this wide around the diagonal of the edit table).
+const MAX_EDITS: usize = 10;
+
 /// The candidate closest to `name` by edit distance, if close enough to be a likely typo.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    let limit = (name.chars().count() / 3).max(1);
-    let lower = name.to_lowercase();
+    let limit = (name.chars().count() / 3).clamp(1, MAX_EDITS);
+    let lower: Vec<char> = name.to_lowercase().chars().collect();
     candidates
         .into_iter()
         .filter(|c| *c != name)
-        .map(|c| {
-            let d = if c.to_lowercase() == lower { 0 } else { distance(&lower, &c.to_lowercase()) };
+        .filter_map(|c| {
+            let candidate: Vec<char> = c.to_lowercase().chars().collect();
             // A candidate that contains the name (or is contained in it) is also likely.
             let contains = c.len() > 3 && name.len() > 3 && (c.contains(name) || name.contains(c));
-            (if contains { d.min(limit) } else { d }, c)
+            let d = distance(&lower, &candidate, limit);
+            if contains { Some((d.unwrap_or(limit).min(limit), c)) } else { d.map(|d| (d, c)) }
         })
-        .filter(|&(d, _)| d <= limit)
         .min_by_key(|&(d, c)| (d, c.len()))
         .map(|(_, c)| c.to_string())
 }
@@ -113,28 +117,38 @@ pub fn known_alias(name: &str) -> Option<&'static str> {
 }
 
 /// Edit distance over chars where swapping two neighbours counts as one edit (optimal string
-/// alignment), so `adma` is one edit from `adam`.
-fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
+/// alignment), so `adma` is one edit from `adam`; `None` if it is more than `max`. Only the
+/// cells within `max` of the table's diagonal can stay within `max`, so only they are computed,
+/// three rows at a time: time in `a.len() * max`, memory in `b.len()`, whatever the lengths.
+fn distance(a: &[char], b: &[char], max: usize) -> Option<usize> {
+    let (n, m) = (a.len(), b.len());
+    if n.abs_diff(m) > max {
+        return None;
     }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
+    let over = max + 1;
+    // Rows i-2, i-1 and i. A row is valid from one cell before its band to one cell after it,
+    // which covers every cell the next two rows read.
+    let mut two = vec![over; m + 1];
+    let mut one: Vec<usize> = (0..=m).map(|j| j.min(over)).collect();
+    let mut row = vec![over; m + 1];
+    for i in 1..=n {
+        let (lo, hi) = (i.saturating_sub(max).max(1), (i + max).min(m));
+        row[lo - 1] = if lo == 1 { i.min(over) } else { over };
+        if hi < m {
+            row[hi + 1] = over;
         }
+        for j in lo..=hi {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (one[j] + 1).min(row[j - 1] + 1).min(one[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(two[j - 2] + 1);
+            }
+            row[j] = best.min(over);
+        }
+        std::mem::swap(&mut two, &mut one);
+        std::mem::swap(&mut one, &mut row);
     }
-    d[a.len()][b.len()]
+    Some(one[m]).filter(|d| *d <= max)
 }
 
 #[cfg(test)]
@@ -150,5 +164,53 @@ mod tests {
         assert_eq!(known_alias("lr"), Some("learning_rate"));
         assert_eq!(optax_equivalent("CosineAnnealingLR").map(|(n, _)| n), Some("cosine_decay_schedule"));
         assert!(not_supported("adafactor").is_some() && not_supported("adam").is_none());
+    }
+
+    /// The banded distance against the whole table, on every pair of short words over a small
+    /// alphabet (where edits, swaps and bands interact the most).
+    #[test]
+    fn the_banded_distance_is_the_full_one_where_that_is_small() {
+        fn full(a: &[char], b: &[char]) -> usize {
+            let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+            for (i, row) in d.iter_mut().enumerate() {
+                row[0] = i;
+            }
+            for (j, cell) in d[0].iter_mut().enumerate() {
+                *cell = j;
+            }
+            for i in 1..=a.len() {
+                for j in 1..=b.len() {
+                    let cost = usize::from(a[i - 1] != b[j - 1]);
+                    let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+                    if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                        best = best.min(d[i - 2][j - 2] + 1);
+                    }
+                    d[i][j] = best;
+                }
+            }
+            d[a.len()][b.len()]
+        }
+        let words: Vec<Vec<char>> = (0..3u32.pow(5) * 3)
+            .map(|k| {
+                let len = (k % 6) as usize;
+                (0..len).map(|p| ['a', 'b', 'c'][(k / 3u32.pow(p as u32) % 3) as usize]).collect()
+            })
+            .collect();
+        for a in &words {
+            for b in words.iter().step_by(7) {
+                let d = full(a, b);
+                for max in 0..4 {
+                    assert_eq!(distance(a, b, max), (d <= max).then_some(d), "{a:?} {b:?} within {max}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_misspelt_name_is_compared_in_linear_memory() {
+        let long = "x".repeat(200_000);
+        let other = format!("{}y", "x".repeat(199_999));
+        assert_eq!(closest(&long, [other.as_str(), "adam"]), Some(other.clone()));
+        assert_eq!(closest(&long, ["adam"]), None);
     }
 }

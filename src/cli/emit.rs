@@ -52,7 +52,8 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
     };
     let id = sources.add(name.clone(), text.clone(), false);
     if args.ast {
-        let (ast, diags) = syntax::parse(id, &text);
+        let text = sources.get(id).map_or("", |f| &*f.text);
+        let (ast, diags) = syntax::parse(id, text);
         diagnostic::emit_to_stderr(&diags, &sources);
         return match ast {
             Some(ast) => {

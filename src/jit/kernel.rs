@@ -60,6 +60,11 @@ pub struct Built {
 }
 
 impl Built {
+    /// The number of Cranelift instructions of the kernel.
+    pub fn instructions(&self) -> usize {
+        self.ctx.func.dfg.num_insts()
+    }
+
     /// Compiles the function to machine code, and lists it if `asm`. Needs no module, so
     /// kernels compile in parallel.
     pub fn compile(&mut self, isa: &dyn TargetIsa, asm: bool) -> Result<(), JitError> {

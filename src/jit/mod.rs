@@ -252,7 +252,14 @@ pub fn compile_with(graph: &Graph, plan: &Plan, listing: Listing) -> Result<Comp
         built.push(kernel::build(&mut module, &mut fctx, &math, graph, pass, &plan.outputs.storage, index, listing)?);
     }
     // Compiling to machine code needs no module, so the kernels compile in parallel.
-    let compiled = crate::parallel::map(built.iter_mut().collect(), crate::parallel::cores(), |k| k.compile(&*isa, listing.asm));
+    let large = if built.iter().any(|k| k.instructions() > LARGE_KERNEL) { Some(large_kernel_isa()?) } else { None };
+    let compiled = crate::parallel::map(built.iter_mut().collect(), crate::parallel::cores(), |k| {
+        let isa = match &large {
+            Some(large) if k.instructions() > LARGE_KERNEL => large,
+            _ => &isa,
+        };
+        k.compile(&**isa, listing.asm)
+    });
     compiled.into_iter().collect::<Result<(), _>>()?;
     for kernel in &built {
         kernel.define(&mut module)?;
@@ -294,9 +301,25 @@ pub fn prepare() {
 /// would otherwise detect the CPU's features and build the settings again.
 fn host_isa() -> Result<OwnedTargetIsa, JitError> {
     static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
-    let made = ISA.get_or_init(|| {
+    ISA.get_or_init(|| make_isa("backtracking")).clone().map_err(JitError::Host)
+}
+
+/// Kernels with more instructions than this are register-allocated in a single pass: the
+/// backtracking allocator's time grows faster than the kernel (a chain of 1,000 AdamWs fused
+/// into one loop took half a minute), the single-pass one's linearly.
+const LARGE_KERNEL: usize = 20_000;
+
+/// The host's instruction set for kernels larger than [`LARGE_KERNEL`].
+fn large_kernel_isa() -> Result<OwnedTargetIsa, JitError> {
+    static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
+    ISA.get_or_init(|| make_isa("single_pass")).clone().map_err(JitError::Host)
+}
+
+fn make_isa(regalloc: &str) -> Result<OwnedTargetIsa, String> {
+    {
         let mut flags = settings::builder();
         for (name, value) in [
+            ("regalloc_algorithm", regalloc),
             ("opt_level", "speed"),
             ("use_colocated_libcalls", "false"),
             ("is_pic", "false"),
@@ -305,8 +328,7 @@ fn host_isa() -> Result<OwnedTargetIsa, JitError> {
             flags.set(name, value).map_err(|e| format!("setting {name}: {e}"))?;
         }
         cranelift_native::builder()?.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
-    });
-    made.clone().map_err(JitError::Host)
+    }
 }
 
 impl CompiledStep {

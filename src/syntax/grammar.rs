@@ -54,7 +54,7 @@ pub fn describe(rule: Rule) -> Option<&'static str> {
         Rule::let_item | Rule::def_item | Rule::transform_item | Rule::schedule_item | Rule::builtin_item => {
             "a definition"
         }
-        Rule::let_stmt | Rule::assign_stmt | Rule::for_stmt | Rule::assert_stmt | Rule::reset_stmt | Rule::revert_stmt => {
+        Rule::let_stmt | Rule::for_stmt | Rule::assert_stmt | Rule::reset_stmt | Rule::revert_stmt => {
             "a statement"
         }
         _ => return None,

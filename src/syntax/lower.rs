@@ -320,37 +320,6 @@ impl<'s> Lowerer<'s> {
         let span = self.span(&pair);
         match pair.as_rule() {
             Rule::let_stmt => Stmt::Let(self.lower_let(pair)),
-            Rule::assign_stmt => {
-                let mut parts = pair.into_inner();
-                let (target, index) = match parts.next() {
-                    Some(place) => {
-                        let mut p = place.into_inner();
-                        let target = p.next().map(|i| self.lower_ident(i));
-                        let index = p.next().map(|i| self.lower_expr(i));
-                        (target.unwrap_or(Ident { name: String::new(), span }), index)
-                    }
-                    None => (Ident { name: String::new(), span }, None),
-                };
-                let mut op = AssignOp::Set;
-                let mut value = None;
-                for part in parts {
-                    match part.as_rule() {
-                        Rule::assign_op => {
-                            op = match part.as_str() {
-                                "+=" => AssignOp::Add,
-                                "-=" => AssignOp::Sub,
-                                "*=" => AssignOp::Mul,
-                                "/=" => AssignOp::Div,
-                                _ => AssignOp::Set,
-                            }
-                        }
-                        Rule::expr => value = Some(self.lower_expr(part)),
-                        _ => {}
-                    }
-                }
-                let value = value.unwrap_or(Expr { kind: ExprKind::Error, span });
-                Stmt::Assign(Assign { target, index, op, value, span })
-            }
             Rule::for_stmt => {
                 let mut pattern = None;
                 let mut iter = None;
@@ -389,10 +358,55 @@ impl<'s> Lowerer<'s> {
                 if revert { Stmt::Revert(name) } else { Stmt::Reset(name) }
             }
             _ => {
-                // expr_stmt
-                let e = pair.into_inner().next();
-                Stmt::Expr(self.lower_opt_expr(e, span))
+                // expr_stmt: an expression, or the place an assignment after it sets.
+                let mut parts = pair.into_inner();
+                let e = self.lower_opt_expr(parts.next(), span);
+                match parts.next() {
+                    Some(assignment) => self.lower_assignment(e, assignment, span),
+                    None => Stmt::Expr(e),
+                }
             }
         }
+    }
+
+    /// `place op value`: the place must be a name or one entry of a name (`s[i]`).
+    fn lower_assignment(&mut self, place: Expr, pair: Pair<Rule>, span: Span) -> Stmt {
+        let mut op = AssignOp::Set;
+        let mut value = None;
+        for part in pair.into_inner() {
+            match part.as_rule() {
+                Rule::assign_op => {
+                    op = match part.as_str() {
+                        "+=" => AssignOp::Add,
+                        "-=" => AssignOp::Sub,
+                        "*=" => AssignOp::Mul,
+                        "/=" => AssignOp::Div,
+                        _ => AssignOp::Set,
+                    }
+                }
+                Rule::expr => value = Some(self.lower_expr(part)),
+                _ => {}
+            }
+        }
+        let value = value.unwrap_or(Expr { kind: ExprKind::Error, span });
+        let place_span = place.span;
+        let target = match place.kind {
+            ExprKind::Name(name) => Some((Ident { name, span: place_span }, None)),
+            ExprKind::Index { base, index } => match base.kind {
+                ExprKind::Name(name) => Some((Ident { name, span: base.span }, Some(*index))),
+                _ => None,
+            },
+            ExprKind::Error => return Stmt::Expr(Expr { kind: ExprKind::Error, span }),
+            _ => None,
+        };
+        let Some((target, index)) = target else {
+            self.error(
+                Diagnostic::error("syntax-error", "cannot assign to this expression")
+                    .with_primary(place_span, "not a name")
+                    .with_help("assign to a name (`x = ...`) or to one entry of a list state (`s[i] = ...`)"),
+            );
+            return Stmt::Expr(Expr { kind: ExprKind::Error, span });
+        };
+        Stmt::Assign(Assign { target, index, op, value, span })
     }
 }

@@ -10,11 +10,12 @@ use super::ast::*;
 use super::grammar::Rule;
 use super::lower::Lowerer;
 use crate::diagnostic::Diagnostic;
+use crate::limits;
 use crate::source::Span;
 
-/// The deepest expression tree accepted; deeper input is reported, not built, so that no later
-/// recursive pass can run out of stack.
-pub const MAX_DEPTH: usize = 200;
+/// The deepest expression tree accepted ([`limits::EXPRESSION`]); deeper input is reported, not
+/// built, so that no later recursive pass can run out of stack.
+const MAX_DEPTH: usize = limits::EXPRESSION.max;
 
 fn pratt() -> &'static PrattParser<Rule> {
     static PRATT: OnceLock<PrattParser<Rule>> = OnceLock::new();
@@ -144,25 +145,20 @@ impl Lowerer<'_> {
                 Expr { kind: ExprKind::Call { callee: Box::new(base), args, args_span: op_span }, span }
             }
             _ => {
-                // index: `[i]` or `[a:b]`
-                let Some(inner) = op.into_inner().next() else {
-                    return Expr { kind: ExprKind::Error, span };
-                };
-                if inner.as_rule() == Rule::slice {
-                    let (mut start, mut end) = (None, None);
-                    let mut seen_colon = false;
-                    let slice_text = inner.as_str();
-                    let slice_start = inner.as_span().start();
-                    for part in inner.into_inner() {
-                        let part_offset = part.as_span().start() - slice_start;
-                        seen_colon |= slice_text[..part_offset].contains(':');
-                        let e = Box::new(self.lower_expr(part));
-                        if seen_colon { end = Some(e) } else { start = Some(e) }
+                // index: `[i]` or a slice `[a:b]`, whose `:` tells the bounds apart
+                let mut colon = false;
+                let (mut start, mut end) = (None, None);
+                for part in op.into_inner() {
+                    match part.as_rule() {
+                        Rule::slice_colon => colon = true,
+                        _ if colon => end = Some(Box::new(self.lower_expr(part))),
+                        _ => start = Some(Box::new(self.lower_expr(part))),
                     }
-                    Expr { kind: ExprKind::Slice { base: Box::new(base), start, end }, span }
-                } else {
-                    let index = self.lower_expr(inner);
-                    Expr { kind: ExprKind::Index { base: Box::new(base), index: Box::new(index) }, span }
+                }
+                match (colon, start) {
+                    (true, start) => Expr { kind: ExprKind::Slice { base: Box::new(base), start, end }, span },
+                    (false, Some(index)) => Expr { kind: ExprKind::Index { base: Box::new(base), index }, span },
+                    (false, None) => Expr { kind: ExprKind::Error, span },
                 }
             }
         }
@@ -471,9 +467,7 @@ fn arg_span(arg: &Arg) -> Span {
 }
 
 fn too_deep(span: Span) -> Diagnostic {
-    Diagnostic::error("too-deeply-nested", "this expression is nested too deeply")
-        .with_primary(span, format!("more than {MAX_DEPTH} levels of operators, calls or brackets"))
-        .with_help("split it into several `let` bindings")
+    limits::EXPRESSION.exceeded(span)
 }
 
 /// The depth of an expression tree, counted without recursion.

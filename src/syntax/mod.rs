@@ -14,12 +14,13 @@ use pest::Parser;
 use pest::error::{ErrorVariant, InputLocation};
 
 use crate::diagnostic::Diagnostic;
+use crate::limits;
 use crate::source::{FileId, Span};
 use grammar::{OptParser, Rule};
 
-/// Brackets nested deeper than this are reported before parsing, so that neither the parser
-/// nor any later recursive pass can run out of stack.
-const MAX_NESTING: usize = 64;
+/// Brackets nested deeper than [`limits::BRACKETS`] are reported before parsing, so that neither
+/// the parser nor any later recursive pass can run out of stack.
+const MAX_NESTING: usize = limits::BRACKETS.max;
 
 /// Parses one file. Syntax errors stop at the first one pest finds; the `bad_*` rules of the
 /// grammar let common mistakes through with a precise diagnostic, so a file may come back with
@@ -129,7 +130,7 @@ fn parse_part(file: FileId, text: &str, range: std::ops::Range<usize>) -> Option
     lowerer.diagnostics.is_empty().then_some(ast)
 }
 
-/// Reports brackets nested deeper than [`MAX_NESTING`], ignoring strings and comments.
+/// Reports brackets nested deeper than [`limits::BRACKETS`], ignoring strings and comments.
 fn check_nesting(file: FileId, text: &str) -> Option<Diagnostic> {
     let mut depth = 0usize;
     for (i, b) in scan::code(text) {
@@ -137,12 +138,7 @@ fn check_nesting(file: FileId, text: &str) -> Option<Diagnostic> {
             b'(' | b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    let span = Span::new(file, i..i + 1);
-                    return Some(
-                        Diagnostic::error("too-deeply-nested", "brackets are nested too deeply")
-                            .with_primary(span, format!("more than {MAX_NESTING} levels of brackets"))
-                            .with_help("split the expression into several `let` bindings"),
-                    );
+                    return Some(limits::BRACKETS.exceeded(Span::new(file, i..i + 1)));
                 }
             }
             b')' | b']' | b'}' => depth = depth.saturating_sub(1),
@@ -409,6 +405,43 @@ mod tests {
         assert_eq!(diags.len(), 1);
         assert_eq!(diags[0].code, "keyword-colon");
         assert!(file.is_some());
+    }
+
+    /// Each construct nested as deep as the bracket limit allows, valid and with a mistake at
+    /// the end: a grammar that parsed a nested level twice would take 2^60 steps here.
+    #[test]
+    fn every_construct_parses_in_linear_time_at_the_nesting_limit() {
+        let depth = MAX_NESTING / 2 - 2;
+        let nest = |open: &str, close: &str| format!("{}0{}", open.repeat(depth), close.repeat(depth));
+        let constructs = [
+            nest("a[", "]"),
+            nest("a[1:", "]"),
+            nest("if c { ", " } else { 0 }"),
+            nest("f(x=", ")"),
+            nest("f(x: ", ")"),
+            nest("[", " for x in y]"),
+            format!("def f(a: float) {{\n{}\n}}", nest("a[if c {\n", "\n} else { 0 }]")),
+            format!("def f(a: float) {{\n{} = 1\n}}", nest("a[if c {\n", "\n} else { 0 }]")),
+            format!("sgd(lambda {}", "(".repeat(MAX_NESTING - 2)),
+        ];
+        for text in constructs {
+            for tail in ["", " +", " )"] {
+                let _ = parse(FileId(0), &format!("{text}{tail}"));
+            }
+        }
+    }
+
+    #[test]
+    fn assignments_set_a_name_or_an_entry_and_nothing_else() {
+        let file = parse_ok("def f(s: float) {\n  x = 1\n  x += 2\n  s[0] -= x\n  x\n}\n");
+        let ast::Item::Def(def) = &file.items[0] else { panic!() };
+        let stmts = &def.body.as_ref().expect("a body").stmts;
+        assert!(matches!(&stmts[0], ast::Stmt::Assign(a) if a.target.name == "x" && a.op == ast::AssignOp::Set));
+        assert!(matches!(&stmts[1], ast::Stmt::Assign(a) if a.op == ast::AssignOp::Add && a.index.is_none()));
+        assert!(matches!(&stmts[2], ast::Stmt::Assign(a) if a.target.name == "s" && a.index.is_some()));
+        let (_, diags) = parse(FileId(0), "def f(s: float) {\n  f(s) = 1\n  s\n}\n");
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].message, "cannot assign to this expression");
     }
 
     #[test]

@@ -88,3 +88,16 @@ fn every_explanation_example_does_what_it_says() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// A file saved by a Windows editor (a byte order mark) with old Mac line ends (a `\r` alone)
+/// checks as the same file with `\n`: each message shows its own line, at its own number.
+#[test]
+fn byte_order_marks_and_carriage_returns_do_not_change_a_diagnostic() {
+    let unix = "# a pipeline\n\nadam(lr=1e-3)\n";
+    let mac = format!("\u{feff}{}", unix.replace('\n', "\r"));
+    let (sources, checked) = optc::check_str("p.opt", unix);
+    let expected = optc::diagnostic::render(&checked.diagnostics, &sources);
+    let (sources, checked) = optc::check_str("p.opt", &mac);
+    assert_eq!(optc::diagnostic::render(&checked.diagnostics, &sources), expected);
+    assert!(expected.contains("p.opt:3:6"), "{expected}");
+}

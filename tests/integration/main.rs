@@ -6,6 +6,7 @@ mod diagnostics;
 mod examples;
 mod files;
 mod fuzz;
+mod mutants;
 mod ir;
 mod jit;
 mod math;

@@ -9,12 +9,13 @@ use std::path::Path;
 use crate::support::{files_with_extension, root};
 
 /// Modules in data-flow order: a module may use only modules at or before its own rank. The
-/// source end (`source`, `diagnostic`, `glob`, `fmath`, `codes`, `stdlib`) and the helpers every stage
-/// may use (`parallel`) are rank 0.
+/// source end (`source`, `diagnostic`, `limits`, `glob`, `fmath`, `codes`, `stdlib`) and the helpers
+/// every stage may use (`parallel`) are rank 0.
 const RANKS: &[(&str, usize)] = &[
     ("arena", 0),
     ("source", 0),
     ("diagnostic", 0),
+    ("limits", 0),
     ("glob", 0),
     ("fmath", 0),
     ("codes", 0),
@@ -152,5 +153,35 @@ fn every_diagnostic_code_is_explained() {
             }
         }
     }
+    // The budgets' codes are data in src/limits.rs.
+    for limit in optc::limits::ALL {
+        if optc::codes::explain(limit.code).is_none() {
+            missing.push(format!("src/limits.rs: `{}`", limit.code));
+        }
+    }
     assert!(missing.is_empty(), "codes without an explanation in src/codes.rs:\n{}", missing.join("\n"));
+}
+
+/// docs/language.md lists every budget of src/limits.rs with its number and code.
+#[test]
+fn every_limit_is_documented() {
+    let docs = std::fs::read_to_string(root().join("docs/language.md")).expect("docs/language.md");
+    for limit in optc::limits::ALL {
+        let max = limit.max.to_string();
+        let with_commas = if max.len() > 3 {
+            let digits: Vec<char> = max.chars().collect();
+            let mut out = String::new();
+            for (i, c) in digits.iter().enumerate() {
+                if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                    out.push(',');
+                }
+                out.push(*c);
+            }
+            out
+        } else {
+            max
+        };
+        let row = format!("| {with_commas} | `{}` |", limit.code);
+        assert!(docs.contains(&row), "docs/language.md has no row ending `{row}` for `{}`", limit.message);
+    }
 }

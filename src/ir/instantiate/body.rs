@@ -291,7 +291,7 @@ impl Frame {
             for (name, binding) in scope {
                 let Binding::Val(x) = binding else { continue };
                 let Some(Binding::Val(y)) = self.scopes.get(depth).and_then(|s| s.get(&name)).cloned() else { continue };
-                if x != y {
+                if !x.identical(&y) {
                     let joined = inst.select(c.clone(), x, y, self.which);
                     if let Some(s) = self.scopes.get_mut(depth) {
                         s.insert(name, Binding::Val(joined));

@@ -122,6 +122,15 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
     let out = inst.tx(tx, grad, &ctx);
     let updates = inst.f32_node(IVal::Node(out), Which::Step);
     let eval = inst.eval_weights();
+    // The checker's budgets keep a step far smaller than this; a layout with many groups
+    // multiplies it, so the graph's own size is checked as well.
+    if inst.step.nodes.len().max(inst.init.nodes.len()) > crate::limits::STEP_NODES.max {
+        let d = match first_span(tx) {
+            Some(span) => crate::limits::STEP_NODES.exceeded(span),
+            None => Diagnostic::error(crate::limits::STEP_NODES.code, crate::limits::STEP_NODES.message),
+        };
+        return Err(vec![d]);
+    }
     if inst.errors.iter().any(Diagnostic::is_error) {
         return Err(inst.errors);
     }
@@ -564,6 +573,17 @@ impl<'p> Inst<'p> {
                 frame.block(self, body).unwrap_or(IVal::Const(Value::Float(0.0)))
             }
         }
+    }
+}
+
+/// The span of the first transform the user called in `tx`, to point a pipeline-wide error at.
+fn first_span(tx: &Tx) -> Option<crate::source::Span> {
+    match tx {
+        Tx::Instance { span, .. } | Tx::Masked { span, .. } => Some(*span),
+        Tx::Chain(parts) => parts.iter().find_map(|t| first_span(t)),
+        Tx::NamedChain(parts) => parts.iter().find_map(|(_, t)| first_span(t)),
+        Tx::Partition(arms) => arms.first().map(|a| a.span),
+        Tx::Flatten(inner) | Tx::Inject { inner, .. } | Tx::Alias { inner, .. } => first_span(inner),
     }
 }
 

@@ -22,6 +22,18 @@ pub enum IVal {
     Tuple(Vec<IVal>),
 }
 
+impl IVal {
+    /// Whether the two are the same value ([`Value::identical`]: a NaN is itself).
+    pub fn identical(&self, other: &IVal) -> bool {
+        let all = |a: &[IVal], b: &[IVal]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.identical(y));
+        match (self, other) {
+            (IVal::Const(a), IVal::Const(b)) => a.identical(b),
+            (IVal::List(a), IVal::List(b)) | (IVal::Tuple(a), IVal::Tuple(b)) => all(a, b),
+            _ => self == other,
+        }
+    }
+}
+
 impl crate::check::bind::Bound for IVal {
     fn known(&self) -> Option<&Value> {
         match self {
