@@ -85,7 +85,7 @@ fn bench(args: &Args, stdlib_dir: Option<&std::path::Path>) -> Result<(), String
         return Err("the layout has no parameters".into());
     }
     let compile = time_compile(name.clone(), text, stdlib_dir, &layout, args.backend)?;
-    check_memory(n, compile.floats_per_param)?;
+    check_memory(n, compile.floats_per_param, args.layout.is_some())?;
 
     // The pipeline's buffers, placed as the runtime places state (which takes indices 2..).
     let mut buffers = Arena::new(&[n, n], 0);
@@ -176,18 +176,19 @@ fn bench(args: &Args, stdlib_dir: Option<&std::path::Path>) -> Result<(), String
 
 /// Refuses a bench whose buffers (`floats_per_param` floats for each of `n` parameters) would
 /// not fit in the memory the machine has available, instead of letting the allocation abort.
-fn check_memory(n: usize, floats_per_param: f64) -> Result<(), String> {
+/// The advice names the option the user gave (`--params`, or a smaller `--layout`).
+fn check_memory(n: usize, floats_per_param: f64, layout_given: bool) -> Result<(), String> {
     let needed = n as f64 * floats_per_param * 4.0;
     let Some(available) = available_memory() else { return Ok(()) };
     if needed <= available as f64 {
         return Ok(());
     }
-    let fits = (available as f64 / (floats_per_param * 4.0)) as u64;
+    let fits = round_down((available as f64 / (floats_per_param * 4.0)) as u64);
+    let advice = if layout_given { format!("give a layout of {fits} parameters or fewer") } else { format!("try `--params {fits}` or fewer") };
     Err(format!(
-        "{n} parameters need about {} ({floats_per_param:.0} floats per parameter: params, gradients, the pipeline's state and the reference loops' buffers), but the machine has {} available; try `--params {}` or fewer",
+        "{n} parameters need about {} ({floats_per_param:.0} floats per parameter: params, gradients, the pipeline's state and the reference loops' buffers), but the machine has {} available; {advice}",
         gigabytes(needed),
         gigabytes(available as f64),
-        round_down(fits)
     ))
 }
 

@@ -147,11 +147,12 @@ fn bench_json_has_every_number() {
 #[test]
 fn bench_refuses_bad_sizes_and_input_with_a_message() {
     let adam = Some("adam(learning_rate=1e-3)\n");
-    let cases: [(&[&str], Option<&str>, &str); 8] = [
+    let cases: [(&[&str], Option<&str>, &str); 9] = [
         (&["--leaves", "0"], adam, "--leaves must be at least 1"),
         // More than any machine has: refused with the estimate, never an aborted allocation.
         (&["--params", "16000000000"], adam, "parameters need about 512.0 GB (8 floats per parameter"),
-        (&["--layout", "w:100000x100000"], Some("sgd(learning_rate=0.1)\n"), "parameters need about"),
+        (&["--params", "16000000000"], adam, "try `--params "),
+        (&["--layout", "w:100000x100000"], Some("sgd(learning_rate=0.1)\n"), "give a layout of "),
         (&["--params", "10", "--leaves", "11"], adam, "more than --params"),
         (&["--params", "0"], adam, "--params must be at least 1"),
         (&["--threads", "0"], adam, "--threads must be at least 1"),
