@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use super::eval::Evaluator;
-use super::program::{DefAst, DefId, DefKind, Value};
+use super::program::{DefAst, DefId, DefKind, LeafProp, Value};
 use crate::syntax::ast;
 
 impl Evaluator<'_, '_> {
@@ -37,6 +37,10 @@ impl Evaluator<'_, '_> {
             (Some(DefAst::Transform(t)), _) => {
                 scope.insert("param".into(), Value::Runtime);
                 scope.insert("value".into(), Value::Runtime);
+                // Each leaf's own shape: known per leaf at instantiation, not here.
+                for (name, _) in LeafProp::ALL {
+                    scope.insert(name.into(), Value::Runtime);
+                }
                 self.scopes.push(scope);
                 // A list state keeps the length of its initial value: reading or writing past its
                 // end is an error here, not at run time.

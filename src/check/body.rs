@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::bind::{self, CallArg, CallArgs, Slot};
 use super::builtins;
-use super::program::{DefId, DefKind, Definition, Globals};
+use super::program::{DefId, DefKind, Definition, Globals, LeafProp};
 use super::suggest;
 use super::types::{Level, Ty, Typed};
 use crate::diagnostic::Diagnostic;
@@ -49,6 +49,8 @@ pub struct Checker<'a, 'g> {
     pub reads_value: bool,
     /// Set when the body reads `param`.
     pub reads_param: bool,
+    /// The leaf properties (`ndim`, `size`) a transform's body reads as each leaf's number.
+    pub reads_leaf: Vec<LeafProp>,
     /// Transform parameters applied so far, and where.
     pub(super) applied: HashMap<String, Span>,
     /// The level of the conditions of the `if` statements around the current statement.
@@ -68,6 +70,7 @@ impl<'a, 'g> Checker<'a, 'g> {
             errors: Vec::new(),
             reads_value: false,
             reads_param: false,
+            reads_leaf: Vec::new(),
             applied: HashMap::new(),
             cond_level: Level::Const,
             in_loop: false,
@@ -390,6 +393,12 @@ impl<'a, 'g> Checker<'a, 'g> {
                 self.reads_param = true;
                 return Typed::new(Ty::Float, Level::Element);
             }
+            (_, Ctx::Update | Ctx::StateInit | Ctx::EvalParams) if LeafProp::by_name(name).is_some() => {
+                if let Some(prop) = LeafProp::by_name(name).filter(|p| !self.reads_leaf.contains(p)) {
+                    self.reads_leaf.push(prop);
+                }
+                return Typed::new(Ty::Int, Level::Leaf);
+            }
             ("value", Ctx::Update) => {
                 self.reads_value = true;
                 return Typed::new(Ty::Float, Level::Uniform);
@@ -418,7 +427,7 @@ impl<'a, 'g> Checker<'a, 'g> {
         if builtins::CONSTANTS.iter().any(|(n, _)| *n == name) {
             return Typed::konst(Ty::Float);
         }
-        if super::mask::LeafProp::by_name(name).is_some() {
+        if LeafProp::by_name(name).is_some() {
             return Typed::konst(Ty::LeafInt);
         }
         if let Some(&id) = self.globals.by_name.get(name) {

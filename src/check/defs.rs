@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::bind::Slot;
 use super::body::{Checker, Ctx, VarKind};
-use super::program::{DefAst, DefId, DefKind, Definition, Globals, Interval, ParamSig, StateSig, Storage, StorageDecl};
+use super::program::{DefAst, DefId, DefKind, Definition, Globals, Interval, LeafProp, ParamSig, StateSig, Storage, StorageDecl};
 use super::types::{self, Level, Ty, Typed};
 use crate::diagnostic::Diagnostic;
 use crate::source::{SourceMap, Span};
@@ -61,6 +61,7 @@ pub fn collect(files: &[(crate::source::FileId, ast::File)], sources: &SourceMap
                 states,
                 reads_value: false,
                 reads_param: false,
+                reads_leaf: Vec::new(),
                 gives: None,
                 has_errors: false,
                 name_span: name.span,
@@ -215,6 +216,8 @@ pub fn const_number(e: &ast::Expr) -> Option<f64> {
 pub struct Reads {
     pub value: bool,
     pub param: bool,
+    /// The leaf properties the transform's bodies read (`ndim`, `size`).
+    pub leaf: Vec<LeafProp>,
     /// The type a `def`'s body gives with the declared parameter types.
     pub gives: Option<Ty>,
 }
@@ -266,6 +269,7 @@ pub fn check_definition(globals: &Globals, id: DefId) -> (Vec<Diagnostic>, Reads
                 let init = c.expr(&state.init);
                 errors.append(&mut c.errors);
                 reads.param |= c.reads_param;
+                merge_leaf_reads(&mut reads.leaf, &c.reads_leaf);
                 if init.is_error() || sig.ty.is_error() {
                     continue;
                 }
@@ -304,6 +308,8 @@ pub fn check_definition(globals: &Globals, id: DefId) -> (Vec<Diagnostic>, Reads
                     errors.append(&mut c.errors);
                     reads.value = c.reads_value;
                     reads.param |= c.reads_param;
+                    merge_leaf_reads(&mut reads.leaf, &c.reads_leaf);
+                merge_leaf_reads(&mut reads.leaf, &c.reads_leaf);
                     match result {
                         None => errors.push(
                             Diagnostic::error("missing-result", "`update` must end with the outgoing updates")
@@ -471,5 +477,13 @@ impl Checker<'_, '_> {
         declare_params(&mut c, def, Some(args));
         let result = c.block(body);
         if c.errors.is_empty() { Ok(result.unwrap_or_else(Typed::error)) } else { Err(c.errors) }
+    }
+}
+
+fn merge_leaf_reads(into: &mut Vec<LeafProp>, more: &[LeafProp]) {
+    for p in more {
+        if !into.contains(p) {
+            into.push(*p);
+        }
     }
 }

@@ -29,7 +29,8 @@ impl LeafProp {
         Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
     }
 
-    fn of(self, shape: &[usize]) -> i64 {
+    /// Its value for a leaf of shape `shape`.
+    pub fn of(self, shape: &[usize]) -> i64 {
         match self {
             LeafProp::Ndim => shape.len() as i64,
             LeafProp::Size => shape.iter().product::<usize>() as i64,

@@ -107,6 +107,7 @@ fn check_files(sources: &SourceMap, files: &[(FileId, ast::File)], mut diagnosti
     for (def, (reads, has_errors)) in defs.iter_mut().zip(reads) {
         def.reads_value = reads.value;
         def.reads_param = reads.param;
+        def.reads_leaf = reads.leaf;
         def.gives = reads.gives;
         def.has_errors = has_errors;
     }

@@ -127,6 +127,9 @@ pub struct Definition {
     pub reads_value: bool,
     /// True if the update or a state initialiser reads `param`.
     pub reads_param: bool,
+    /// The leaf properties (`ndim`, `size`) the bodies read: each leaf's own number, so the
+    /// leaves are grouped by them.
+    pub reads_leaf: Vec<LeafProp>,
     /// The type a `def`'s body gives with the declared parameter types (`transform` for an
     /// alias such as `adam`).
     pub gives: Option<Ty>,

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::layout::Layout;
-use crate::check::program::{Mask, Tx};
+use crate::check::program::{Mask, Program, Tx};
 
 /// A set of group indices.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,8 +101,9 @@ impl Groups {
 }
 
 /// Cuts `layout` by every mask and partition arm of `tx`: two leaves share a group exactly when
-/// every mask of the pipeline treats them alike.
-pub fn split(layout: &Layout, tx: &Tx) -> Groups {
+/// every mask of the pipeline treats them alike, and every transform whose body reads a leaf's
+/// `ndim` or `size` sees the same number for both (so each group's program knows it).
+pub fn split(program: &Program, layout: &Layout, tx: &Tx) -> Groups {
     let mut decisions: Vec<Vec<u32>> = vec![Vec::new(); layout.leaves.len()];
     let mut tags: Vec<Vec<String>> = vec![Vec::new(); layout.leaves.len()];
     visit(tx, &mut |t| match t {
@@ -111,6 +112,14 @@ pub fn split(layout: &Layout, tx: &Tx) -> Groups {
                 let inside = mask.selects(&leaf.name, &leaf.shape);
                 decisions[i].push(u32::from(inside));
                 tags[i].push(if inside { mask.label() } else { Mask::Not(Box::new(mask.clone())).label() });
+            }
+        }
+        Tx::Instance { def, .. } => {
+            for prop in &program.def(*def).reads_leaf {
+                for (i, leaf) in layout.leaves.iter().enumerate() {
+                    let n = prop.of(&leaf.shape) as u64;
+                    decisions[i].extend([n as u32, (n >> 32) as u32]);
+                }
             }
         }
         Tx::Partition(arms) => {

@@ -876,3 +876,27 @@ fn emit_asm_shows_vector_machine_code() {
     });
     assert!(quoted, "no vector square root under its `.opt` line in:\n{adam}");
 }
+
+#[test]
+fn transforms_reading_each_leafs_shape_agree_on_awkward_layouts() {
+    // `ndim` and `size` are each leaf's own numbers: per group, with scalars, vectors and
+    // matrices side by side, inside a mask and a partition, in state initialisers too.
+    let defs = r#"
+transform by_shape(lr: float = 0.1) {
+    state m: tensor = ndim * 0.25
+    update(g) {
+        m = 0.9 * m + g / size
+        let k = if ndim >= 2 { 1.0 } else { 0.5 }
+        -lr * k * m
+    }
+}
+"#;
+    let layout = Layout::parse("w:13x7,b:7,s:,cube:3x2x5,row:1x9").expect("layout");
+    for pipeline in ["by_shape()", "chain(by_shape(), masked(by_shape(0.2), ndim > 1))", "partition { ndim == 2 => by_shape(), _ => sgd(0.1) }"] {
+        let text = format!("{defs}\n{pipeline}\n");
+        with_main_stack(move || agree(&text, &awkward_layout(), 4, 5)).unwrap_or_else(|e| panic!("{pipeline}: {e}"));
+        let text = format!("{defs}\n{pipeline}\n");
+        let layout = layout.clone();
+        with_main_stack(move || agree(&text, &layout, 4, 9)).unwrap_or_else(|e| panic!("{pipeline}: {e}"));
+    }
+}

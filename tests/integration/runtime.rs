@@ -572,3 +572,21 @@ fn masks_select_leaves_by_shape_and_combine() {
     same(r#"adamw(1e-2, weight_decay=0.5, mask=not ("*.bias" or "norm.*") and size > 1)"#, r#"adamw(1e-2, weight_decay=0.5, mask="*.weight")"#);
     same(r#"masked(sgd(0.1), 2 < ndim)"#, r#"masked(sgd(0.1), "head.*")"#);
 }
+
+#[test]
+fn a_transform_reads_each_leafs_ndim_and_size() {
+    let text = r#"
+transform by_shape() {
+    update(g) {
+        if ndim >= 2 { g * size } else { g * (10 + ndim) }
+    }
+}
+by_shape()
+"#;
+    let (sources, checked) = optc::check_str("test.opt", text);
+    assert!(!checked.has_errors(), "{}", optc::diagnostic::render(&checked.diagnostics, &sources));
+    // Leaves by name: b (3), s (scalar), w (2x3).
+    let layout = Layout::parse("w:2x3,b:3,s:").expect("layout");
+    let mut opt = Optimizer::new(&checked.program, &layout, &[0.0; 10]).unwrap_or_else(|d| panic!("{}", optc::diagnostic::render(&d, &sources)));
+    assert_eq!(updates(&mut opt, &[1.0; 10], None), [vec![11.0; 3], vec![10.0], vec![6.0; 6]].concat());
+}

@@ -11,10 +11,10 @@ use super::{Ctx, Inst, Which};
 use crate::check::bind::{self, CallArg, CallArgs};
 use crate::check::builtins;
 use crate::check::names;
-use crate::check::program::{DefAst, DefKind, Func, ParamSig, Schedule, Tx, Value};
+use crate::check::program::{DefAst, DefKind, Func, LeafProp, ParamSig, Schedule, Tx, Value};
 use crate::diagnostic::Diagnostic;
 use crate::ir::op::{Kind, Op, Scalar};
-use crate::ir::{Level, Named, Node, Reduce, SlotId};
+use crate::ir::{GroupSet, Level, Named, Node, Reduce, SlotId};
 use crate::source::Span;
 use crate::syntax::ast::{self, ExprKind};
 
@@ -481,6 +481,9 @@ impl Frame {
             "value" => return IVal::Node(inst.step.add(Node::Value, Level::Uniform, Kind::F32)),
             _ => {}
         }
+        if let Some(prop) = LeafProp::by_name(name) {
+            return self.leaf_prop(inst, prop);
+        }
         if let Some((_, x)) = builtins::CONSTANTS.iter().find(|(n, _)| *n == name) {
             return IVal::Const(Value::Float(*x));
         }
@@ -489,6 +492,29 @@ impl Frame {
         }
         inst.error(Diagnostic::bug(format!("`{name}` is not defined at instantiation")));
         IVal::Const(Value::Float(0.0))
+    }
+}
+
+impl Frame {
+    /// A leaf's `ndim` or `size` in this transform's groups: a constant when every group has
+    /// the same (an `if` on it then builds one branch), else one constant per group, which
+    /// each group's program sees as its own (the groups are split by it, `groups::split`).
+    fn leaf_prop(&self, inst: &mut Inst, prop: LeafProp) -> IVal {
+        let mut parts: Vec<(GroupSet, i64)> = Vec::new();
+        for g in self.ctx.domain.iter() {
+            let Some(&leaf) = inst.groups.leaves[g].first() else { continue };
+            let n = prop.of(&inst.layout.leaves[leaf].shape);
+            match parts.iter_mut().find(|(_, m)| *m == n) {
+                Some((gs, _)) => gs.insert(g),
+                None => parts.push((std::iter::once(g).collect(), n)),
+            }
+        }
+        if let [(_, n)] = parts.as_slice() {
+            return IVal::Const(Value::Int(*n));
+        }
+        let graph = inst.graph(self.which);
+        let parts = parts.into_iter().map(|(gs, n)| (gs, graph.constant(Scalar::I32(n.clamp(0, i32::MAX as i64) as i32)))).collect();
+        IVal::Node(graph.add(Node::Merge(parts), Level::Leaf, Kind::I32))
     }
 }
 

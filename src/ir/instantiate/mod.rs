@@ -97,7 +97,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
         return Err(vec![Diagnostic::error("missing-pipeline", "this file has no pipeline to instantiate")
             .with_help("end the file with the pipeline expression, e.g. `adam(learning_rate=1e-3)`")]);
     };
-    let groups = groups::split(layout, tx);
+    let groups = groups::split(program, layout, tx);
     let mut inst = Inst {
         program,
         layout,
