@@ -204,10 +204,9 @@ impl Checker<'_, '_> {
         let level = l.level.max(r.level);
         let both_int = l.ty == Ty::Int && r.ty == Ty::Int;
         let numeric = l.ty.is_numeric() && r.ty.is_numeric();
-        let comparison = matches!(op, BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne);
         let result = match op {
             // `ndim > 1`: a mask.
-            _ if comparison && matches!((&l.ty, &r.ty), (Ty::LeafInt, Ty::Int | Ty::Float) | (Ty::Int | Ty::Float, Ty::LeafInt)) => {
+            _ if op.is_comparison() && matches!((&l.ty, &r.ty), (Ty::LeafInt, Ty::Int | Ty::Float) | (Ty::Int | Ty::Float, Ty::LeafInt)) => {
                 Some(Ty::Mask)
             }
             // `"*.w" or "*.k"`, `ndim > 1 and not "*.emb"`: masks.

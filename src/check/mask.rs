@@ -80,7 +80,7 @@ impl Mask {
     /// `None` if the operands are not such.
     pub fn binary(op: BinaryOp, l: &Value, r: &Value) -> Option<Mask> {
         match (l, r) {
-            (Value::LeafInt(prop), n) | (n, Value::LeafInt(prop)) if is_comparison(op) => {
+            (Value::LeafInt(prop), n) | (n, Value::LeafInt(prop)) if op.is_comparison() => {
                 let n = n.as_f64()?;
                 // `1 < ndim` is `ndim > 1`.
                 let op = if matches!(l, Value::LeafInt(_)) { op } else { flipped(op) };
@@ -188,10 +188,6 @@ impl fmt::Display for Mask {
 /// stay a bool).
 pub fn is_mask_type(t: &Ty) -> bool {
     matches!(t, Ty::Mask | Ty::Str | Ty::Enum(_) | Ty::Bool)
-}
-
-fn is_comparison(op: BinaryOp) -> bool {
-    matches!(op, BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne)
 }
 
 fn flipped(op: BinaryOp) -> BinaryOp {

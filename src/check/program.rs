@@ -304,6 +304,12 @@ impl PartitionArm {
     pub fn label(&self) -> String {
         self.mask.as_ref().map_or_else(|| "_".to_string(), Mask::label)
     }
+
+    /// Whether the arm would take the leaf named `name` of shape `shape` (were no earlier arm
+    /// to take it first).
+    pub fn takes(&self, name: &str, shape: &[usize]) -> bool {
+        self.mask.as_ref().is_none_or(|m| m.selects(name, shape))
+    }
 }
 
 /// How an `inject_hyperparams` hyperparameter gets its value each step.

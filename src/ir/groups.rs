@@ -94,8 +94,7 @@ impl Groups {
 
     /// The groups of `within` whose leaves `mask` selects.
     pub fn masked(&self, layout: &Layout, mask: &Mask, within: &GroupSet) -> GroupSet {
-        let leaves = layout.leaves.iter().enumerate().filter(|(_, l)| mask.selects(&l.name, &l.shape));
-        let selected: GroupSet = leaves.map(|(i, _)| self.of_leaf[i]).collect();
+        let selected: GroupSet = layout.selected(mask).into_iter().map(|l| self.of_leaf[l]).collect();
         selected.intersect(within)
     }
 }
@@ -124,7 +123,7 @@ pub fn split(program: &Program, layout: &Layout, tx: &Tx) -> Groups {
         }
         Tx::Partition(arms) => {
             for (i, leaf) in layout.leaves.iter().enumerate() {
-                let arm = arms.iter().position(|a| a.mask.as_ref().is_none_or(|m| m.selects(&leaf.name, &leaf.shape)));
+                let arm = arms.iter().position(|a| a.takes(&leaf.name, &leaf.shape));
                 decisions[i].push(arm.map_or(u32::MAX, |a| a as u32));
                 if let Some(arm) = arm {
                     tags[i].push(arms[arm].label());

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::check::program::Mask;
+
 /// One parameter tensor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Leaf {
@@ -73,9 +75,9 @@ impl Layout {
         self.leaves.iter().map(Leaf::len).sum()
     }
 
-    /// Indices of the leaves whose names match `glob`.
-    pub fn matching(&self, glob: &str) -> Vec<usize> {
-        (0..self.leaves.len()).filter(|&i| crate::glob::matches(glob, &self.leaves[i].name)).collect()
+    /// Indices of the leaves `mask` selects.
+    pub fn selected(&self, mask: &Mask) -> Vec<usize> {
+        (0..self.leaves.len()).filter(|&i| mask.selects(&self.leaves[i].name, &self.leaves[i].shape)).collect()
     }
 }
 
@@ -104,7 +106,7 @@ mod tests {
         assert_eq!(names, ["Scale", "dense.bias", "dense.kernel"]);
         assert_eq!(layout.total(), 1 + 3 + 12);
         assert_eq!(layout.to_string(), "Scale:,dense.bias:3,dense.kernel:4x3");
-        assert_eq!(layout.matching("*.bias"), vec![1]);
+        assert_eq!(layout.selected(&Mask::Glob("*.bias".into())), vec![1]);
     }
 
     #[test]

@@ -493,9 +493,7 @@ impl Frame {
         inst.error(Diagnostic::bug(format!("`{name}` is not defined at instantiation")));
         IVal::Const(Value::Float(0.0))
     }
-}
 
-impl Frame {
     /// A leaf's `ndim` or `size` in this transform's groups: a constant when every group has
     /// the same (an `if` on it then builds one branch), else one constant per group, which
     /// each group's program sees as its own (the groups are split by it, `groups::split`).

@@ -266,7 +266,7 @@ impl<'p> Inst<'p> {
                 .layout
                 .leaves
                 .iter()
-                .filter(|leaf| !arms.iter().any(|a| a.mask.as_ref().is_none_or(|m| m.selects(&leaf.name, &leaf.shape))))
+                .filter(|leaf| !arms.iter().any(|a| a.takes(&leaf.name, &leaf.shape)))
                 .map(|l| l.name.as_str())
                 .collect();
             if !unmatched.is_empty() {
