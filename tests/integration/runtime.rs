@@ -95,6 +95,18 @@ fn optimizer(pipeline: &str, layout: &str, params: &[f32]) -> Optimizer {
     }
 }
 
+/// `pipeline` on `layout` after `steps` steps from 0.5 everywhere, every pipeline given the
+/// same gradients: the optimizer and its parameters.
+fn stepped(pipeline: &str, layout: &str, steps: usize) -> (Optimizer, Vec<f32>) {
+    let n = Layout::parse(layout).expect("layout").total();
+    let (mut opt, mut params) = (optimizer(pipeline, layout, &vec![0.5; n]), vec![0.5; n]);
+    for t in 0..steps {
+        let g: Vec<f32> = (0..n).map(|i| ((i * 7 + t) % 11) as f32 / 11.0 - 0.5).collect();
+        opt.step(&mut params, &g, None).expect("step");
+    }
+    (opt, params)
+}
+
 /// Runs one step with zero params and these grads; returns the updates.
 fn updates(opt: &mut Optimizer, grads: &[f32], value: Option<f32>) -> Vec<f32> {
     let mut params = vec![0.0; grads.len()];
@@ -424,13 +436,7 @@ fn a_parameter_group_keeps_state_for_its_own_leaves_only() {
     assert_eq!(element_floats(partition), 2 * n);
     assert_eq!(element_floats(masked), 2 * n);
     // The arms step as the masked form does.
-    let (mut a, mut b) = (optimizer(partition, layout, &vec![0.5; n]), optimizer(masked, layout, &vec![0.5; n]));
-    let (mut pa, mut pb) = (vec![0.5; n], vec![0.5; n]);
-    for t in 0..5 {
-        let g: Vec<f32> = (0..n).map(|i| ((i * 7 + t) % 11) as f32 / 11.0 - 0.5).collect();
-        a.step(&mut pa, &g, None).expect("step");
-        b.step(&mut pb, &g, None).expect("step");
-    }
+    let ((mut a, pa), (_, pb)) = (stepped(partition, layout, 5), stepped(masked, layout, 5));
     assert_eq!(pa, pb);
     // A state that holds some leaves is refused for others: a partition arm's state
     // restored with one more element is another layout's.
@@ -549,15 +555,8 @@ fn masks_select_leaves_by_shape_and_combine() {
     // Optax's rank mask (`x.ndim > 1`) and Muon's routing (2-D leaves apart), against the same
     // leaves named by globs: the steps are bit-identical.
     let layout = "embed.weight:6x4,layer.weight:4x4,layer.bias:4,norm.scale:4,temperature:,head.weight:3x4x2";
-    let n = Layout::parse(layout).expect("layout").total();
     let same = |a: &str, b: &str| {
-        let (mut x, mut y) = (optimizer(a, layout, &vec![0.5; n]), optimizer(b, layout, &vec![0.5; n]));
-        let (mut px, mut py) = (vec![0.5; n], vec![0.5; n]);
-        for t in 0..4 {
-            let g: Vec<f32> = (0..n).map(|i| ((i * 5 + t) % 13) as f32 / 13.0 - 0.5).collect();
-            x.step(&mut px, &g, None).expect("step");
-            y.step(&mut py, &g, None).expect("step");
-        }
+        let (px, py) = (stepped(a, layout, 4).1, stepped(b, layout, 4).1);
         assert_eq!(px, py, "{a}\nagainst\n{b}");
         // And a mask that selects something else steps differently (the test can fail).
         px
