@@ -467,7 +467,7 @@ impl Checker<'_, '_> {
             return Typed::error();
         }
         let axes_ok = match &axis.ty {
-            Ty::Int => true,
+            Ty::Int | Ty::Axes => true,
             Ty::List(t) => **t == Ty::Int,
             Ty::Tuple(items) => items.iter().all(|t| *t == Ty::Int),
             _ => false,
