@@ -451,12 +451,12 @@ impl<'p> Inst<'p> {
                     (part.domain.clone(), frame.expr(self, &decl.init))
                 })
                 .collect();
-            let init = self.piecewise(Which::Init, inits, &sig.name);
             let level = match sig.ty.level {
                 crate::check::types::Level::Element => Level::Element,
                 crate::check::types::Level::Leaf if !ctx.flat => Level::Leaf,
                 _ => Level::Uniform,
             };
+            let init = self.piecewise(Which::Init, inits, &sig.name, level);
             let recipe = |index| Recipe { def, args: args.to_vec(), state: i, index, ctx: ctx.clone() };
             let ids = match (&sig.ty.ty, init) {
                 (crate::check::types::Ty::List(_), IVal::List(items)) => items
@@ -532,8 +532,8 @@ impl<'p> Inst<'p> {
                     .zip(&assigned)
                     .map(|(part, a)| (part.domain.clone(), IVal::Node(a.get(&slot).copied().unwrap_or_else(|| self.state_value(slot)))))
                     .collect();
-                let name = self.slots[slot as usize].slot.name.clone();
-                if let IVal::Node(n) = self.piecewise(Which::Step, pieces, &name) {
+                let (name, level) = (self.slots[slot as usize].slot.name.clone(), self.slots[slot as usize].slot.level);
+                if let IVal::Node(n) = self.piecewise(Which::Step, pieces, &name, level) {
                     self.state.insert(slot, n);
                 }
             }
@@ -561,9 +561,10 @@ impl<'p> Inst<'p> {
         parts.into_iter().map(|(_, domain)| Ctx { domain, ..ctx.clone() }).collect()
     }
 
-    /// One value from values of the parts of a domain: the value itself when they agree,
-    /// else a merge. A uniform value cannot differ by leaf: that is refused.
-    fn piecewise(&mut self, which: Which, parts: Vec<(GroupSet, IVal)>, what: &str) -> IVal {
+    /// One value of a state at `level` from its values on the parts of a domain: the value
+    /// itself when they agree, else a merge (per leaf at least). A uniform state cannot differ
+    /// by leaf: that is refused.
+    fn piecewise(&mut self, which: Which, parts: Vec<(GroupSet, IVal)>, what: &str, level: Level) -> IVal {
         let Some((_, first)) = parts.first().cloned() else { return IVal::Const(Value::None) };
         if parts.iter().all(|(_, v)| v.identical(&first)) {
             return first;
@@ -579,7 +580,7 @@ impl<'p> Inst<'p> {
                 let merged = (0..n)
                     .map(|k| {
                         let pieces = parts.iter().map(|(g, v)| (g.clone(), items(v)[k].clone())).collect();
-                        self.piecewise(which, pieces, what)
+                        self.piecewise(which, pieces, what, level)
                     })
                     .collect();
                 return IVal::List(merged);
@@ -595,7 +596,6 @@ impl<'p> Inst<'p> {
                 }
             }
         }
-        let level = nodes.iter().map(|(_, n)| self.graph(which).level(*n)).max().unwrap_or(Level::Element);
         if level == Level::Uniform {
             let mut d = Diagnostic::error(
                 "shape-dependent-state",
@@ -608,6 +608,7 @@ impl<'p> Inst<'p> {
             self.error(d);
             return first;
         }
+        let level = nodes.iter().map(|(_, n)| self.graph(which).level(*n)).chain([Level::Leaf]).max().unwrap_or(Level::Element);
         IVal::Node(self.graph(which).add(Node::Merge(nodes), level, Kind::F32))
     }
 
