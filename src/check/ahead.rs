@@ -14,13 +14,18 @@ use super::program::{DefAst, DefId, DefKind, LeafProp, Value};
 use crate::syntax::ast;
 
 impl Evaluator<'_, '_> {
-    /// Runs the body of the transform or schedule `id` on `values` (in parameter order).
-    pub(super) fn run_ahead(&mut self, id: DefId, values: &[Value]) {
+    /// Runs the body of the transform or schedule `id` on `values` (in parameter order); gives
+    /// the number of entries of each state whose initial value is a list ([`Tx::Instance`]'s
+    /// `lists`).
+    ///
+    /// [`Tx::Instance`]: super::program::Tx::Instance
+    pub(super) fn run_ahead(&mut self, id: DefId, values: &[Value]) -> Vec<Option<usize>> {
         let def = &self.globals.defs[id];
         // A definition or a call already reported wrong would only be reported again.
         if def.has_errors || values.contains(&Value::Error) {
-            return;
+            return Vec::new();
         }
+        let mut lists = Vec::new();
         let mut scope: HashMap<String, Value> = def
             .params
             .iter()
@@ -45,6 +50,7 @@ impl Evaluator<'_, '_> {
                 // A list state keeps the length of its initial value: reading or writing past its
                 // end is an error here, not at run time.
                 let inits: Vec<Value> = t.states.iter().map(|s| self.expr(&s.init)).collect();
+                lists = inits.iter().map(|v| if let Value::List(items) = v { Some(items.len()) } else { None }).collect();
                 for (state, init) in t.states.iter().zip(inits) {
                     let value = match init {
                         Value::List(items) => Value::List(vec![Value::Runtime; items.len()]),
@@ -76,6 +82,7 @@ impl Evaluator<'_, '_> {
         if let Some(i) = self.errors[first_error..].iter().position(|d| d.code == "failed-assert") {
             self.errors.truncate(first_error + i + 1);
         }
+        lists
     }
 
     /// `if cond { then } else { otherwise }`: the branch the condition selects, or, when it is

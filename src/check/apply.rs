@@ -195,9 +195,9 @@ impl Evaluator<'_, '_> {
             DefKind::Builtin => self.combinator(id, values, span),
             DefKind::Transform => {
                 let before = self.spent();
-                self.run_ahead(id, &values);
+                let lists = self.run_ahead(id, &values);
                 let own = self.spent() - before;
-                self.built(Tx::Instance { def: id, args: values, span }, own, span)
+                self.built(Tx::Instance { def: id, args: values, span, lists }, own, span)
             }
             DefKind::Schedule => {
                 self.run_ahead(id, &values);
