@@ -31,7 +31,7 @@ const NEEDS_MORE: &str = "needs more than one gradient or loss per step, which a
 pub fn not_supported(name: &str) -> Option<&'static str> {
     Some(match name {
         "adafactor" | "scale_by_factored_rms" | "sm3" | "scale_by_sm3" | "centralize" | "adaptive_grad_clip"
-        | "muon" | "scale_by_muon" | "lbfgs" | "scale_by_lbfgs" | "scale_by_shampoo" | "shampoo" => NEEDS_SHAPES,
+        | "muon" | "scale_by_muon" | "scale_by_shampoo" | "shampoo" => NEEDS_SHAPES,
         "add_noise" | "noisy_sgd" => NEEDS_RANDOM,
         "sam" | "sophia" | "scale_by_zoom_linesearch" | "scale_by_backtracking_linesearch" => NEEDS_MORE,
         _ => return None,
