@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use super::eval::Evaluator;
 use super::program::{DefAst, DefId, DefKind, LeafProp, Value};
+use super::types::Ty;
 use crate::syntax::ast;
 
 impl Evaluator<'_, '_> {
@@ -35,9 +36,14 @@ impl Evaluator<'_, '_> {
                 (p.name.clone(), v)
             })
             .collect();
+        let injected: Vec<String> = (def.params.iter().zip(values))
+            .filter(|(_, v)| matches!(v, Value::Injected { ty: Ty::Int, .. }))
+            .map(|(p, _)| p.name.clone())
+            .collect();
         let first_error = self.errors.len();
         let saved = std::mem::take(&mut self.scopes);
         let was_ahead = std::mem::replace(&mut self.ahead, true);
+        let outer_injected = std::mem::replace(&mut self.ahead_injected, injected);
         match (&def.ast, def.kind) {
             (Some(DefAst::Transform(t)), _) => {
                 scope.insert("param".into(), Value::Runtime);
@@ -76,10 +82,12 @@ impl Evaluator<'_, '_> {
             _ => {}
         }
         self.ahead = was_ahead;
+        self.ahead_injected = outer_injected;
         self.scopes = saved;
-        // A failed `assert` stops the body, as Python's would: what the body reports after it
-        // follows from the same mistake.
-        if let Some(i) = self.errors[first_error..].iter().position(|d| d.code == "failed-assert") {
+        // A failed `assert` stops the body, as Python's would, and so does a hyperparameter
+        // needed at compile time but injected: what the body reports after it follows from the
+        // same mistake.
+        if let Some(i) = self.errors[first_error..].iter().position(|d| matches!(d.code, "failed-assert" | "not-constant")) {
             self.errors.truncate(first_error + i + 1);
         }
         lists

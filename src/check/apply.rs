@@ -111,6 +111,14 @@ impl Evaluator<'_, '_> {
             return Value::Error;
         }
         if values.contains(&Value::Runtime) {
+            // The checker saw to it that `range` gets compile-time ints: in a body run ahead, one
+            // is unknown only where `inject_hyperparams` made an int hyperparameter a runtime
+            // value (`lbfgs`'s `memory_size`, which sizes its state).
+            if name == "range"
+                && let Some(hyper) = self.ahead_injected.first().cloned()
+            {
+                return self.not_constant_named(&hyper, span);
+            }
             return Value::Runtime;
         }
         if let Some(v) = values.iter().find(|v| matches!(v, Value::Injected { .. })) {
