@@ -48,7 +48,7 @@ t(inner=identity())"#,
     },
     Code {
         code: "bad-assignment",
-        text: "Only `list[float]` state can be assigned by index (`s[i] = ...`).",
+        text: "Only a list state (`list[float]`, `list[tensor]`, `list[leaf]`) can be assigned by index (`s[i] = ...`).",
         wrong: r#"transform t() {
     update(g) {
         let x = 1.0

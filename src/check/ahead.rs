@@ -11,16 +11,22 @@ use std::collections::HashMap;
 
 use super::eval::Evaluator;
 use super::program::{DefAst, DefId, DefKind, LeafProp, Value};
+use super::types::Ty;
 use crate::syntax::ast;
 
 impl Evaluator<'_, '_> {
-    /// Runs the body of the transform or schedule `id` on `values` (in parameter order).
-    pub(super) fn run_ahead(&mut self, id: DefId, values: &[Value]) {
+    /// Runs the body of the transform or schedule `id` on `values` (in parameter order); gives
+    /// the number of entries of each state whose initial value is a list ([`Tx::Instance`]'s
+    /// `lists`).
+    ///
+    /// [`Tx::Instance`]: super::program::Tx::Instance
+    pub(super) fn run_ahead(&mut self, id: DefId, values: &[Value]) -> Vec<Option<usize>> {
         let def = &self.globals.defs[id];
         // A definition or a call already reported wrong would only be reported again.
         if def.has_errors || values.contains(&Value::Error) {
-            return;
+            return Vec::new();
         }
+        let mut lists = Vec::new();
         let mut scope: HashMap<String, Value> = def
             .params
             .iter()
@@ -30,9 +36,14 @@ impl Evaluator<'_, '_> {
                 (p.name.clone(), v)
             })
             .collect();
+        let injected: Vec<String> = (def.params.iter().zip(values))
+            .filter(|(_, v)| matches!(v, Value::Injected { ty: Ty::Int, .. }))
+            .map(|(p, _)| p.name.clone())
+            .collect();
         let first_error = self.errors.len();
         let saved = std::mem::take(&mut self.scopes);
         let was_ahead = std::mem::replace(&mut self.ahead, true);
+        let outer_injected = std::mem::replace(&mut self.ahead_injected, injected);
         match (&def.ast, def.kind) {
             (Some(DefAst::Transform(t)), _) => {
                 scope.insert("param".into(), Value::Runtime);
@@ -45,6 +56,7 @@ impl Evaluator<'_, '_> {
                 // A list state keeps the length of its initial value: reading or writing past its
                 // end is an error here, not at run time.
                 let inits: Vec<Value> = t.states.iter().map(|s| self.expr(&s.init)).collect();
+                lists = inits.iter().map(|v| if let Value::List(items) = v { Some(items.len()) } else { None }).collect();
                 for (state, init) in t.states.iter().zip(inits) {
                     let value = match init {
                         Value::List(items) => Value::List(vec![Value::Runtime; items.len()]),
@@ -70,12 +82,15 @@ impl Evaluator<'_, '_> {
             _ => {}
         }
         self.ahead = was_ahead;
+        self.ahead_injected = outer_injected;
         self.scopes = saved;
-        // A failed `assert` stops the body, as Python's would: what the body reports after it
-        // follows from the same mistake.
-        if let Some(i) = self.errors[first_error..].iter().position(|d| d.code == "failed-assert") {
+        // A failed `assert` stops the body, as Python's would, and so does a hyperparameter
+        // needed at compile time but injected: what the body reports after it follows from the
+        // same mistake.
+        if let Some(i) = self.errors[first_error..].iter().position(|d| matches!(d.code, "failed-assert" | "not-constant")) {
             self.errors.truncate(first_error + i + 1);
         }
+        lists
     }
 
     /// `if cond { then } else { otherwise }`: the branch the condition selects, or, when it is

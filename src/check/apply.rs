@@ -113,6 +113,14 @@ impl Evaluator<'_, '_> {
             return Value::Error;
         }
         if values.contains(&Value::Runtime) {
+            // The checker saw to it that `range` gets compile-time ints: in a body run ahead, one
+            // is unknown only where `inject_hyperparams` made an int hyperparameter a runtime
+            // value (`lbfgs`'s `memory_size`, which sizes its state).
+            if name == "range"
+                && let Some(hyper) = self.ahead_injected.first().cloned()
+            {
+                return self.not_constant_named(&hyper, span);
+            }
             return Value::Runtime;
         }
         if let Some(v) = values.iter().find(|v| matches!(v, Value::Injected { .. })) {
@@ -197,9 +205,9 @@ impl Evaluator<'_, '_> {
             DefKind::Builtin => self.combinator(id, values, span),
             DefKind::Transform => {
                 let before = self.spent();
-                self.run_ahead(id, &values);
+                let lists = self.run_ahead(id, &values);
                 let own = self.spent() - before;
-                self.built(Tx::Instance { def: id, args: values, span }, own, span)
+                self.built(Tx::Instance { def: id, args: values, span, lists }, own, span)
             }
             DefKind::Schedule => {
                 self.run_ahead(id, &values);

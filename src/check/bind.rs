@@ -314,7 +314,10 @@ fn check_value(defs: &[Definition], def: &Definition, p: &ParamSig, v: &Value, s
     if let (Some(options), Value::Str(s)) = (enum_options(&p.ty.ty), v)
         && !options.contains(s)
     {
-        let list: Vec<String> = options.iter().map(|o| format!("\"{o}\"")).collect();
+        let mut list: Vec<String> = options.iter().map(|o| format!("\"{o}\"")).collect();
+        if matches!(p.ty.ty, Ty::Optional(_)) {
+            list.push("None".into());
+        }
         let mut d = Diagnostic::error("unknown-option", format!("`{}` of `{}` cannot be \"{s}\"", p.name, def.name))
             .with_primary(span, format!("expected one of {}", list.join(", ")))
             .with_secondary(p.span, format!("`{}` is declared here", p.name));

@@ -233,14 +233,15 @@ impl<'a, 'g> Checker<'a, 'g> {
                     if !target.ty.accepts(&value.ty) {
                         self.err(type_mismatch(a.value.span, &format!("state `{}`", a.target.name), &target.ty, &value));
                     } else if value.level > target.level {
-                        self.err(level_too_high(&a.target.name, &target, &value, a.value.span, self.cond_level));
+                        let list = matches!(declared.ty, Ty::List(_));
+                        self.err(level_too_high(&a.target.name, &target, &value, a.value.span, self.cond_level, list));
                     }
                 }
             }
             VarKind::Local => {
                 if let Some(index) = &a.index {
                     self.err(
-                        Diagnostic::error("bad-assignment", "only `list[float]` state can be assigned by index")
+                        Diagnostic::error("bad-assignment", "only a list state (`list[float]`, `list[tensor]`, `list[leaf]`) can be assigned by index")
                             .with_primary(index.span, "index of a local"),
                     );
                     return;
@@ -266,7 +267,8 @@ impl<'a, 'g> Checker<'a, 'g> {
             self.err(
                 Diagnostic::error("bad-index", "a state list is indexed by a compile-time int")
                     .with_primary(index.span, format!("found {i}"))
-                    .with_help("index with a `for` loop variable over `range(...)`"),
+                    .with_help("index with a `for` loop variable over `range(...)`")
+                    .with_note("each entry of a state list is a slot of its own; to keep the last n values, shift the entries (`s[i] = s[i + 1]`) and write the newest last"),
             );
         }
         match &base.ty {
@@ -568,7 +570,7 @@ pub(super) fn type_mismatch(span: Span, what: &str, expected: &Ty, found: &Typed
         .with_primary(span, format!("expected {expected}"))
 }
 
-fn level_too_high(name: &str, target: &Typed, value: &Typed, span: Span, cond_level: Level) -> Diagnostic {
+fn level_too_high(name: &str, target: &Typed, value: &Typed, span: Span, cond_level: Level, list: bool) -> Diagnostic {
     let mut d = Diagnostic::error(
         "level-mismatch",
         format!("state `{name}` is {} but is given a {} value", target.level.describe(), value.level.describe()),
@@ -577,5 +579,6 @@ fn level_too_high(name: &str, target: &Typed, value: &Typed, span: Span, cond_le
     if cond_level > target.level {
         d = d.with_note(format!("it is assigned under a {} condition", cond_level.describe()));
     }
-    d.with_help("reduce it first (`sum`, `norm`, `leaf_norm`, ...) or declare the state at a higher level (`tensor`, `leaf`)")
+    let higher = if list { "`list[tensor]`, `list[leaf]`" } else { "`tensor`, `leaf`" };
+    d.with_help(format!("reduce it first (`sum`, `norm`, `leaf_norm`, ...) or declare the state at a higher level ({higher})"))
 }

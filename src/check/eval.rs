@@ -24,13 +24,15 @@ pub struct Evaluator<'a, 'g> {
     pub(super) next_inject: u32,
     /// Running a body ahead of time ([`super::ahead`]): runtime values flow silently.
     pub(super) ahead: bool,
+    /// The int hyperparameters `inject_hyperparams` made runtime values in the body run ahead.
+    pub(super) ahead_injected: Vec<String>,
     /// What evaluation has spent, against [`crate::limits`].
     pub(super) budget: super::budget::Budget,
 }
 
 impl<'a, 'g> Evaluator<'a, 'g> {
     pub fn new(globals: &'a Globals<'g>, sources: &'a SourceMap) -> Evaluator<'a, 'g> {
-        Evaluator { globals, sources, errors: Vec::new(), scopes: vec![HashMap::new()], calls: Vec::new(), next_inject: 0, ahead: false, budget: Default::default() }
+        Evaluator { globals, sources, errors: Vec::new(), scopes: vec![HashMap::new()], calls: Vec::new(), next_inject: 0, ahead: false, ahead_injected: Vec::new(), budget: Default::default() }
     }
 
     pub(super) fn err(&mut self, d: Diagnostic) {
@@ -515,9 +517,14 @@ impl<'a, 'g> Evaluator<'a, 'g> {
 
     pub(super) fn not_constant(&mut self, v: &Value, span: Span) -> Value {
         let name = match v {
-            Value::Injected { name, .. } => name.as_str(),
-            _ => "this value",
+            Value::Injected { name, .. } => name.clone(),
+            _ => "this value".into(),
         };
+        self.not_constant_named(&name, span)
+    }
+
+    /// [`Self::not_constant`] for the hyperparameter `name`.
+    pub(super) fn not_constant_named(&mut self, name: &str, span: Span) -> Value {
         self.err(
             Diagnostic::error("not-constant", format!("`{name}` is not known at compile time"))
                 .with_primary(span, "needed at compile time here")

@@ -189,7 +189,7 @@ impl Checker<'_, '_> {
             self.err(
                 Diagnostic::error("level-mismatch", "lists hold compile-time or uniform values")
                     .with_primary(span, format!("this list holds {} values", level.describe()))
-                    .with_help("use a `tensor` value directly instead of a list of them"),
+                    .with_help("use a `tensor` value directly, or keep them in a `list[tensor]` state, entry by entry (`s[i] = g`)"),
             );
             return Typed::error();
         }

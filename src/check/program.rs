@@ -326,8 +326,10 @@ pub enum Hyper {
 pub enum Tx {
     Chain(Vec<Arc<Tx>>),
     NamedChain(Vec<(String, Arc<Tx>)>),
-    /// A `transform` definition applied to its arguments (in parameter order).
-    Instance { def: DefId, args: Vec<Value>, span: Span },
+    /// A `transform` definition applied to its arguments (in parameter order). `lists` has the
+    /// number of entries of each list state (`list[tensor]`, `list[float]`), in state order and
+    /// `None` for the others, as the checker found them running the body ahead of time.
+    Instance { def: DefId, args: Vec<Value>, span: Span, lists: Vec<Option<usize>> },
     /// `masked(inner, mask)`; `span` is the user's call that made it (an alias's call when the
     /// standard library builds it), for a glob that matches no leaf.
     Masked { inner: Arc<Tx>, mask: Mask, span: Span },
@@ -359,6 +361,15 @@ pub struct StateEntry {
     pub ty: Ty,
     /// How it is stored (per-element state; float32 otherwise).
     pub storage: Storage,
+    /// The number of entries of a list state (each its own slot), `None` for other states.
+    pub entries: Option<usize>,
+}
+
+impl StateEntry {
+    /// The bytes a per-element state keeps for each parameter, all its entries together.
+    pub fn bytes(&self) -> usize {
+        self.storage.bytes() * self.entries.unwrap_or(1)
+    }
 }
 
 /// The checked program: definitions (standard library first) and the user's pipeline.

@@ -24,7 +24,6 @@ pub fn unknown_name<'a>(name: &str, span: Span, candidates: impl IntoIterator<It
 }
 
 const NEEDS_MATRICES: &str = "needs products of each leaf as a matrix (Newton-Schulz iterations, preconditioners), which the language does not have yet";
-const NEEDS_HISTORY: &str = "needs a history of whole update trees (L-BFGS's pairs), which the language does not have yet";
 const NEEDS_RANDOM: &str = "needs a random key at every step, which optc does not have yet";
 const NEEDS_MORE: &str = "needs more than one gradient or loss per step, which a pipeline does not get";
 
@@ -32,7 +31,6 @@ const NEEDS_MORE: &str = "needs more than one gradient or loss per step, which a
 pub fn not_supported(name: &str) -> Option<&'static str> {
     Some(match name {
         "muon" | "scale_by_muon" | "scale_by_shampoo" | "shampoo" | "galore" | "scale_by_galore" => NEEDS_MATRICES,
-        "lbfgs" | "scale_by_lbfgs" => NEEDS_HISTORY,
         "add_noise" | "noisy_sgd" => NEEDS_RANDOM,
         "sam" | "sophia" | "scale_by_zoom_linesearch" | "scale_by_backtracking_linesearch" => NEEDS_MORE,
         _ => return None,

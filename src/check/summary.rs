@@ -42,15 +42,18 @@ pub fn reads_params(program: &Program, tx: &Tx) -> bool {
 pub fn states(program: &Program, tx: &Tx) -> Vec<StateEntry> {
     let mut out = Vec::new();
     walk(program, tx, "", &mut |path, program, tx| match tx {
-        Tx::Instance { def, args, .. } => {
+        Tx::Instance { def, args, lists, .. } => {
             let d = program.def(*def);
-            for s in &d.states {
+            for (i, s) in d.states.iter().enumerate() {
                 let storage = if s.ty.level == Level::Element { storage_of(d, args, &s.storage) } else { Storage::F32 };
-                out.push(StateEntry { path: names::member(path, &d.name, &s.name), level: s.ty.level, ty: s.ty.ty.clone(), storage });
+                let path = names::member(path, &d.name, &s.name);
+                let entries = lists.get(i).copied().flatten();
+                out.push(StateEntry { path, level: s.ty.level, ty: s.ty.ty.clone(), storage, entries });
             }
         }
         Tx::Inject { .. } => {
-            out.push(StateEntry { path: names::join(&names::injected(path), "count"), level: Level::Uniform, ty: Ty::Int, storage: Storage::F32 });
+            let path = names::join(&names::injected(path), "count");
+            out.push(StateEntry { path, level: Level::Uniform, ty: Ty::Int, storage: Storage::F32, entries: None });
         }
         _ => {}
     });
@@ -126,17 +129,20 @@ fn walk(program: &Program, tx: &Tx, path: &str, f: &mut impl FnMut(&str, &Progra
     }
 }
 
-/// Bytes of per-element state each parameter keeps (4 per float32 state, 2 per bfloat16): a
-/// chain's parts add up, a partition's arms and a mask's sides each keep their own, so a
-/// parameter keeps the state of the arm that takes it (the largest arm's, for the whole model).
+/// Bytes of per-element state each parameter keeps (4 per float32 state, 2 per bfloat16; each
+/// entry of a `list[tensor]` counts): a chain's parts add up, a partition's arms and a mask's
+/// sides each keep their own, so a parameter keeps the state of the arm that takes it (the
+/// largest arm's, for the whole model).
 pub fn bytes_per_parameter(program: &Program, tx: &Tx) -> usize {
     match tx {
         Tx::Chain(parts) => parts.iter().map(|t| bytes_per_parameter(program, t)).sum(),
         Tx::NamedChain(parts) => parts.iter().map(|(_, t)| bytes_per_parameter(program, t)).sum(),
-        Tx::Instance { def, args, .. } => {
+        Tx::Instance { def, args, lists, .. } => {
             let d = program.def(*def);
-            let own: usize =
-                d.states.iter().filter(|s| s.ty.level == Level::Element).map(|s| storage_of(d, args, &s.storage).bytes()).sum();
+            let own: usize = (d.states.iter().enumerate())
+                .filter(|(_, s)| s.ty.level == Level::Element)
+                .map(|(i, s)| storage_of(d, args, &s.storage).bytes() * lists.get(i).copied().flatten().unwrap_or(1))
+                .sum();
             let inner: usize = args.iter().map(|a| if let Value::Transform(t) = a { bytes_per_parameter(program, t) } else { 0 }).sum();
             own + inner
         }
@@ -271,9 +277,16 @@ pub fn describe_states(entries: &[StateEntry]) -> Vec<(Level, Vec<String>)> {
         let names: Vec<String> = entries
             .iter()
             .filter(|e| e.level == level)
-            .map(|e| match e.storage {
-                Storage::F32 => e.path.clone(),
-                other => format!("{} ({})", e.path, other.name()),
+            .map(|e| {
+                // A list's entries are named `s[0]`, `s[1]`, ...: `s[0:n]` says which there are.
+                let name = match e.entries {
+                    Some(n) => format!("{}[0:{n}]", e.path),
+                    None => e.path.clone(),
+                };
+                match e.storage {
+                    Storage::F32 => name,
+                    other => format!("{name} ({})", other.name()),
+                }
             })
             .collect();
         if !names.is_empty() {
@@ -290,4 +303,42 @@ pub fn count_definitions(program: &Program, user_only: bool) -> Vec<(DefKind, us
         .map(|k| (k, program.defs.iter().filter(|d| d.kind == k && (!user_only || !d.is_stdlib)).count()))
         .filter(|(_, n)| *n > 0)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// The pipeline of `text`, checked clean, with its program.
+    fn checked(text: &str) -> (Program, Arc<Tx>) {
+        let (_, checked) = crate::check_str("test.opt", text);
+        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+        let tx = checked.program.pipeline.clone().expect("a pipeline");
+        (checked.program, tx)
+    }
+
+    #[test]
+    fn a_list_state_is_at_the_level_of_its_items_and_counts_every_entry() {
+        let (program, tx) = checked(
+            "transform t(n: int = 3) {
+                 state h: list[tensor] = [0.0 for i in range(n)]
+                 state l: list[leaf] = [0.0, 0.0]
+                 state u: list[float] = [0.0]
+                 state m: tensor = 0
+                 update(g) { h[0] = g; l[1] = leaf_sum(g); u[0] = sum(g); g }
+             }
+             t(n=5)",
+        );
+        let entries = states(&program, &tx);
+        let find = |name: &str| entries.iter().find(|e| e.path == name).unwrap_or_else(|| panic!("no `{name}`"));
+        assert_eq!((find("h").level, find("h").entries), (Level::Element, Some(5)));
+        assert_eq!((find("l").level, find("l").entries), (Level::Leaf, Some(2)));
+        assert_eq!((find("u").level, find("u").entries), (Level::Uniform, Some(1)));
+        assert_eq!((find("m").level, find("m").entries), (Level::Element, None));
+        assert_eq!(bytes_per_parameter(&program, &tx), 4 * 6);
+        let described = describe_states(&entries);
+        assert_eq!(described[0], (Level::Element, vec!["h[0:5]".to_string(), "m".to_string()]));
+    }
 }

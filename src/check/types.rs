@@ -204,6 +204,9 @@ impl fmt::Display for Typed {
         match (&self.ty, self.level) {
             (Ty::Float, Level::Element) => write!(f, "tensor"),
             (Ty::Float, Level::Leaf) => write!(f, "leaf"),
+            (Ty::List(item), Level::Element | Level::Leaf) if **item == Ty::Float => {
+                write!(f, "list[{}]", Typed::new(Ty::Float, self.level))
+            }
             (ty, Level::Const) => write!(f, "{ty}"),
             (ty, level) => write!(f, "{} {ty}", level.describe()),
         }
@@ -247,9 +250,11 @@ pub fn resolve(t: &ast::TypeExpr, default_level: Level, errors: &mut Vec<Diagnos
                 "transform" if arity(0, errors) => Typed::konst(Ty::Transform),
                 "mask" if arity(0, errors) => Typed::konst(Ty::Mask),
                 "axes" if arity(0, errors) => Typed::konst(Ty::Axes),
+                // `list[tensor]` (a state of per-element entries) is a list at the level of its
+                // items: each entry is its own slot.
                 "list" if arity(1, errors) => {
-                    let level = if default_level == Level::Const { Level::Const } else { default_level };
-                    Typed::new(Ty::List(Box::new(sub(0, errors))), level)
+                    let item = resolve(&args[0], Level::Const, errors);
+                    Typed::new(Ty::List(Box::new(item.ty)), default_level.max(item.level))
                 }
                 "tuple" => Typed::konst(Ty::Tuple((0..args.len()).map(|i| sub(i, errors)).collect())),
                 "map" if arity(2, errors) => Typed::konst(Ty::Map(Box::new(sub(0, errors)), Box::new(sub(1, errors)))),

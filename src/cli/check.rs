@@ -121,7 +121,7 @@ pub fn report(name: &str, program: &check::Program) -> String {
         out.push_str("  state:\n");
         let bytes = summary::bytes_per_parameter(program, tx);
         // What a parameter would keep if it kept every per-element state of the pipeline.
-        let every: usize = states.iter().filter(|e| e.level == check::types::Level::Element).map(|e| e.storage.bytes()).sum();
+        let every: usize = states.iter().filter(|e| e.level == check::types::Level::Element).map(|e| e.bytes()).sum();
         for (level, names) in summary::describe_states(&states) {
             let what = match level {
                 // Parameter groups each keep their own: a parameter keeps its group's only.

@@ -116,8 +116,8 @@ pub fn list(defs: &[Definition], sources: &SourceMap) -> String {
         }
         out.push('\n');
     }
-    out.push_str("Not supported yet: muon, shampoo, galore (matrix products of a leaf), lbfgs (a history of update\n");
-    out.push_str("trees), add_noise, noisy_sgd (a random key), sam (several gradients per step).\n");
+    out.push_str("Not supported yet: muon, shampoo, galore (matrix products of a leaf), add_noise, noisy_sgd\n");
+    out.push_str("(a random key), sam (several gradients per step).\n");
     out.push_str("`optc doc NAME` shows a definition's parameters, defaults, ranges and documentation.\n");
     out
 }

@@ -224,6 +224,17 @@ fn explain_lists_every_code_and_shows_examples() {
 }
 
 #[test]
+fn check_counts_every_entry_of_a_list_of_tensors() {
+    let out = optc(&["check", "-"], Some("lbfgs(learning_rate=0.1, linesearch=None)\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    // params, updates and two histories of 10: 22 floats.
+    assert!(stdout.contains("per element (88 bytes per parameter): "), "{stdout}");
+    assert!(stdout.contains("scale_by_lbfgs.diff_params_memory[0:10]"), "{stdout}");
+    assert!(stdout.contains("scale_by_lbfgs.weights_memory[0:10]"), "{stdout}");
+}
+
+#[test]
 fn check_counts_the_state_a_parameter_keeps_in_its_own_group() {
     let out = optc(&["check", "examples/transformer.opt"], None);
     assert!(out.status.success());

@@ -65,6 +65,23 @@ fn every_conformance_case_replays_within_tolerance() {
     assert!(failures.is_empty(), "{passed} passed; {} failed:\n{}", failures.len(), failures.join("\n"));
 }
 
+/// L-BFGS's four reference cases replay within tolerance through both backends (the test
+/// above runs the compiled code only).
+#[test]
+fn lbfgs_cases_replay_within_tolerance_on_both_backends() {
+    let mut failures = Vec::new();
+    for name in ["lbfgs_default", "lbfgs_custom", "scale_by_lbfgs_default", "scale_by_lbfgs_custom"] {
+        for backend in [optc::runtime::Backend::Jit, optc::runtime::Backend::Interp] {
+            let path = conformance_dir().join(format!("{name}.json"));
+            let outcome = with_main_stack(move || optc::cli::conform::run_case_with(&path, None, backend));
+            if !outcome.passed {
+                failures.push(format!("{name} ({backend:?}): {}", outcome.reason.unwrap_or_default()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// The project's own reference cases (`tests/conformance/`, made by its `make_cases.py` with
 /// the real Optax) replay within tolerance through both backends: NaN and infinity in the
 /// gradients of `multi_steps`, whose handling Optax's source decides.

@@ -219,6 +219,8 @@ fn save_then_load_then_continue_is_bit_identical() {
         "multi_steps(adamw(learning_rate=1e-2, weight_decay=0.1), every_k_schedule=2)",
         "lars(learning_rate=0.1, weight_decay=1e-3)",
         "adam(learning_rate=1e-2, mu_dtype=\"bfloat16\", nu_dtype=\"bfloat16\")",
+        // History lists of tensors, saved when only part of the memory is filled.
+        "lbfgs(learning_rate=0.1, memory_size=4, linesearch=None)",
     ];
     let grads = |t: usize| vec![t as f32 * 0.3 - 1.0, 2.5 - t as f32, 0.125 * t as f32];
     let loss = |t: usize| Some(1.0 + (t % 3) as f32);
@@ -264,6 +266,23 @@ fn save_then_load_then_continue_is_bit_identical() {
         assert_eq!(bits(&p1), bits(&p2), "{pipeline}");
         assert_eq!(bits(&p1), bits(&p3), "{pipeline}");
     }
+}
+
+/// Each entry of a `list[tensor]` state is a per-element slot of its own, named by its index;
+/// a `list[float]`'s entries are uniform slots.
+#[test]
+fn a_list_of_tensors_keeps_one_element_slot_per_entry() {
+    let opt = optimizer("lbfgs(learning_rate=0.1, memory_size=3, linesearch=None)", "a:2,b:1", &[0.0; 3]);
+    let slots = opt.snapshot().slots;
+    let find = |name: &str| slots.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no slot `{name}`"));
+    for k in 0..3 {
+        for list in ["diff_params_memory", "diff_updates_memory"] {
+            let slot = find(&format!("scale_by_lbfgs.{list}[{k}]"));
+            assert!(matches!(&slot.data, SlotData::Element(v) if v.len() == 3), "{}: {:?}", slot.name, slot.data);
+        }
+        assert!(matches!(find(&format!("scale_by_lbfgs.weights_memory[{k}]")).data, SlotData::Uniform(_)));
+    }
+    assert!(!slots.iter().any(|s| s.name.contains("[3]")), "three entries, not four");
 }
 
 #[test]

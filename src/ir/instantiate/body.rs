@@ -156,17 +156,10 @@ impl Frame {
             }
             ast::Stmt::Assign(a) => self.assign(inst, a),
             ast::Stmt::For(f) => {
-                let items = match self.expr(inst, &f.iter) {
-                    IVal::Const(Value::List(items) | Value::Tuple(items)) => items.into_iter().map(IVal::Const).collect(),
-                    IVal::Const(Value::Map(entries)) => {
-                        entries.into_iter().map(|(k, v)| IVal::Const(Value::Tuple(vec![k, v]))).collect()
-                    }
-                    IVal::List(items) | IVal::Tuple(items) => items,
-                    _ => {
-                        inst.error(Diagnostic::bug("a `for` loop over a runtime value"));
-                        Vec::new()
-                    }
-                };
+                let items = self.expr(inst, &f.iter).iterated().unwrap_or_else(|| {
+                    inst.error(Diagnostic::bug("a `for` loop over a runtime value"));
+                    Vec::new()
+                });
                 self.depth += 1;
                 for item in items {
                     self.scopes.push(HashMap::new());
@@ -196,10 +189,9 @@ impl Frame {
         match pattern {
             ast::Pattern::Name(id) => self.bind(&id.name, v),
             ast::Pattern::Tuple(parts, _) => {
-                let items: Vec<IVal> = match v {
-                    IVal::Const(Value::Tuple(items) | Value::List(items)) => items.into_iter().map(IVal::Const).collect(),
-                    IVal::Tuple(items) | IVal::List(items) => items,
-                    other => vec![other; parts.len()],
+                let items: Vec<IVal> = match v.clone().items() {
+                    Some(items) => items,
+                    None => vec![v; parts.len()],
                 };
                 for (p, item) in parts.iter().zip(items) {
                     self.bind_pattern(p, item);
@@ -377,14 +369,7 @@ impl Frame {
                 collect(vs, true)
             }
             ExprKind::ListComp { elem, pattern, iter } => {
-                let items: Vec<IVal> = match self.expr(inst, iter) {
-                    IVal::Const(Value::List(items) | Value::Tuple(items)) => items.into_iter().map(IVal::Const).collect(),
-                    IVal::Const(Value::Map(entries)) => {
-                        entries.into_iter().map(|(k, v)| IVal::Const(Value::Tuple(vec![k, v]))).collect()
-                    }
-                    IVal::List(items) => items,
-                    _ => Vec::new(),
-                };
+                let items = self.expr(inst, iter).iterated().unwrap_or_default();
                 let mut out = Vec::new();
                 for item in items {
                     self.scopes.push(HashMap::new());
@@ -443,10 +428,9 @@ impl Frame {
                     None => None,
                 };
                 let (s, t) = (bound(self, inst, start), bound(self, inst, end));
-                let items: Vec<IVal> = match b {
-                    IVal::Const(Value::List(items)) => items.into_iter().map(IVal::Const).collect(),
-                    IVal::List(items) => items,
-                    other => return other,
+                let items = match b.clone().items() {
+                    Some(items) => items,
+                    None => return b,
                 };
                 let n = items.len() as i64;
                 let clamp = |x: i64| (if x < 0 { (x + n).max(0) } else { x.min(n) }) as usize;
@@ -540,9 +524,10 @@ fn index(inst: &mut Inst, base: IVal, i: IVal) -> IVal {
                 .find(|(k, _)| k.equals(&key))
                 .map_or(IVal::Const(Value::None), |(_, v)| IVal::Const(v));
         }
-        IVal::Const(Value::List(items) | Value::Tuple(items)) => items.into_iter().map(IVal::Const).collect(),
-        IVal::List(items) | IVal::Tuple(items) => items,
-        other => return other,
+        other => match other.clone().items() {
+            Some(items) => items,
+            None => return other,
+        },
     };
     match i {
         IVal::Const(Value::Int(k)) => {

@@ -371,7 +371,7 @@ impl<'p> Inst<'p> {
                 self.state.insert(count, next);
                 out
             }
-            Tx::Instance { def, args, span } => {
+            Tx::Instance { def, args, span, .. } => {
                 let saved = self.span.replace(*span);
                 let out = self.instance(*def, args, input, ctx);
                 self.span = saved;

@@ -23,6 +23,26 @@ pub enum IVal {
 }
 
 impl IVal {
+    /// What a `for` loop or a comprehension iterates over: the items of a list or tuple, or
+    /// the `(key, value)` entries of a map.
+    pub fn iterated(self) -> Option<Vec<IVal>> {
+        match self {
+            IVal::Const(Value::Map(entries)) => {
+                Some(entries.into_iter().map(|(k, v)| IVal::Const(Value::Tuple(vec![k, v]))).collect())
+            }
+            other => other.items(),
+        }
+    }
+
+    /// The items of a list or tuple, compile-time or runtime; `None` for anything else.
+    pub fn items(self) -> Option<Vec<IVal>> {
+        match self {
+            IVal::Const(Value::List(items) | Value::Tuple(items)) => Some(items.into_iter().map(IVal::Const).collect()),
+            IVal::List(items) | IVal::Tuple(items) => Some(items),
+            _ => None,
+        }
+    }
+
     /// Whether the two are the same value ([`Value::identical`]: a NaN is itself).
     pub fn identical(&self, other: &IVal) -> bool {
         let all = |a: &[IVal], b: &[IVal]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.identical(y));
@@ -136,10 +156,12 @@ impl Inst<'_> {
                 }
             };
         }
-        if let (IVal::List(a), IVal::List(b)) = (&l, &r)
-            && op == BinaryOp::Add
+        // Joining lists, one of them (or both) holding runtime values.
+        if op == BinaryOp::Add
+            && let (IVal::List(_) | IVal::Const(Value::List(_)), IVal::List(_) | IVal::Const(Value::List(_))) = (&l, &r)
         {
-            return IVal::List(a.iter().chain(b).cloned().collect());
+            let (a, b) = (l.items().unwrap_or_default(), r.items().unwrap_or_default());
+            return IVal::List(a.into_iter().chain(b).collect());
         }
         // `x ^ 2` with an int literal exponent is multiplication, as in JAX (`lax.integer_pow`).
         if op == BinaryOp::Pow
