@@ -259,6 +259,12 @@ sgd(learning_rate=f(0.1))"#,
         right: r#""#,
     },
     Code {
+        code: "bad-shape",
+        text: "A matrix operation (`matmul`, `transpose`, `spectral_norm`) is given values that are not matrices that fit ((r x k) by (k x c) for `matmul`), or a transform gives updates or state of a shape its leaf does not have. Found when the pipeline meets a layout, since the shapes are the leaves'; test `ndim` in the body, or mask the transform to the leaves it is for.",
+        wrong: r#""#,
+        right: r#""#,
+    },
+    Code {
         code: "layout-mismatch",
         text: "Saved optimizer state belongs to one pipeline and one parameter layout; it cannot be loaded into an optimizer for another. The message says which differs.",
         wrong: r#""#,
@@ -345,8 +351,8 @@ inject_hyperparams(pick, static_args=["momentum"])(momentum=0.9)"#,
     },
     Code {
         code: "not-supported",
-        text: "An Optax transform that optc does not have yet: the message says what it needs that optc cannot give it (matrix products of a leaf, a random key, several gradients per step).",
-        wrong: r#"muon(learning_rate=1e-3)"#,
+        text: "An Optax transform that optc does not have yet: the message says what it needs that optc cannot give it (a matrix factorization of a leaf, a random key, several gradients per step).",
+        wrong: r#"scale_by_shampoo()"#,
         right: r#"adam(learning_rate=1e-3)"#,
     },
     Code {

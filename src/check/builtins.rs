@@ -16,6 +16,8 @@ enum Kind {
     PerLeaf,
     /// Only at compile time.
     Const,
+    /// A leaf's per-element values as a matrix: per-element in and out.
+    Matrix,
 }
 
 struct Builtin {
@@ -61,7 +63,11 @@ const BUILTINS: &[Builtin] = &[
     Builtin { name: "leaf_mean", arity: (1, 1), kind: Kind::PerLeaf, doc: "mean of each leaf" },
     Builtin { name: "leaf_numel", arity: (1, 1), kind: Kind::PerLeaf, doc: "number of elements of each leaf" },
     Builtin { name: "leaf_dot", arity: (2, 2), kind: Kind::PerLeaf, doc: "sum of a * b within each leaf" },
+    Builtin { name: "matmul", arity: (2, 2), kind: Kind::Matrix, doc: "matrix product of two 2-D values of a leaf" },
+    Builtin { name: "transpose", arity: (1, 1), kind: Kind::Matrix, doc: "a 2-D value of a leaf with rows and columns swapped" },
+    Builtin { name: "spectral_norm", arity: (1, 1), kind: Kind::Matrix, doc: "largest singular value of a 2-D value of a leaf (a 1 x 1 matrix)" },
     Builtin { name: "len", arity: (1, 1), kind: Kind::Const, doc: "length of a list, tuple or map" },
+    Builtin { name: "is_number", arity: (1, 1), kind: Kind::Const, doc: "whether a compile-time value is an int or a float" },
     Builtin { name: "range", arity: (1, 2), kind: Kind::Const, doc: "the ints [0, n) or [a, b)" },
 ];
 
@@ -155,13 +161,23 @@ pub fn check(name: &str, args: &[Typed]) -> Result<Typed, String> {
             };
             Ok(Typed::new(ty, out_level))
         }
+        Kind::Matrix => {
+            if let Some(bad) = args.iter().find(|a| !numeric(a)) {
+                return Err(format!("`{name}` takes numbers, found {bad}"));
+            }
+            if level < Level::Element {
+                return Err(format!("`{name}` works on a leaf's values as a matrix, a per-element value, but this argument is {}", level.describe()));
+            }
+            Ok(Typed::new(Ty::Float, Level::Element))
+        }
         Kind::Const => {
             if level > Level::Const {
                 return Err(format!("`{name}` needs a compile-time argument, found {}", args[0].level.describe()));
             }
             match name {
+                "is_number" => Ok(Typed::konst(Ty::Bool)),
                 "len" => match args[0].ty {
-                    Ty::List(_) | Ty::Tuple(_) | Ty::Map(..) | Ty::Str => Ok(Typed::konst(Ty::Int)),
+                    Ty::List(_) | Ty::Tuple(_) | Ty::Map(..) | Ty::Str | Ty::Any => Ok(Typed::konst(Ty::Int)),
                     _ => Err(format!("`len` takes a list, tuple or map, found {}", args[0])),
                 },
                 _ => {
@@ -185,6 +201,7 @@ pub fn eval(name: &str, args: &[Value]) -> Option<Result<Value, String>> {
         ("len", [Value::List(v) | Value::Tuple(v)]) => Value::Int(v.len() as i64),
         ("len", [Value::Map(v)]) => Value::Int(v.len() as i64),
         ("len", [Value::Str(s)]) => Value::Int(s.chars().count() as i64),
+        ("is_number", [v]) => Value::Bool(matches!(v, Value::Int(_) | Value::Float(_))),
         ("range", [Value::Int(n)]) => return Some(make_range(0, *n)),
         ("range", [Value::Int(a), Value::Int(b)]) => return Some(make_range(*a, *b)),
         ("int", [Value::Bool(b)]) => Value::Int(i64::from(*b)),

@@ -205,6 +205,10 @@ impl Checker<'_, '_> {
         let both_int = l.ty == Ty::Int && r.ty == Ty::Int;
         let numeric = l.ty.is_numeric() && r.ty.is_numeric();
         let result = match op {
+            // A hyperparameter of several forms is checked where the body runs ahead.
+            _ if l.ty == Ty::Any || r.ty == Ty::Any => {
+                Some(if op.is_comparison() || matches!(op, BinaryOp::Eq | BinaryOp::Ne) { Ty::Bool } else { Ty::Any })
+            }
             // `ndim > 1`: a mask.
             _ if op.is_comparison() && matches!((&l.ty, &r.ty), (Ty::LeafInt, Ty::Int | Ty::Float) | (Ty::Int | Ty::Float, Ty::LeafInt)) => {
                 Some(Ty::Mask)
@@ -255,6 +259,7 @@ impl Checker<'_, '_> {
         }
         let literal = literal_int(index);
         match &b.ty {
+            Ty::Any => Typed::new(Ty::Any, b.level.max(i.level)),
             Ty::List(item) => {
                 if i.ty != Ty::Int || i.level > Level::Const {
                     self.err(type_mismatch(index.span, "a list index", &Ty::Int, &i).with_note("lists are indexed by compile-time ints"));

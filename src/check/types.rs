@@ -65,6 +65,10 @@ pub enum Ty {
     LeafInt,
     /// Axes of a leaf, as numpy takes them: an int, or a list or tuple of ints.
     Axes,
+    /// A compile-time hyperparameter that takes several forms, as some of Optax's do (Muon's
+    /// `ns_coeffs`: a triple, a table of triples, or a preset's name): checked where it is used,
+    /// when the body runs ahead with the call's values.
+    Any,
     /// A function value; `None` when its signature is not stated (`fn`).
     Fn(Option<Arc<FnTy>>),
     /// The element type of an empty list: fits anything.
@@ -84,6 +88,7 @@ impl Ty {
         Some(match (self, other) {
             (a, b) if a == b => a.clone(),
             (Error, _) | (_, Error) => Error,
+            (Any, _) | (_, Any) => Any,
             (Unknown, b) => b.clone(),
             (a, Unknown) => a.clone(),
             (Int, Float) | (Float, Int) => Float,
@@ -109,7 +114,7 @@ impl Ty {
     pub fn accepts(&self, found: &Ty) -> bool {
         use Ty::*;
         match (self, found) {
-            (_, Error) | (Error, _) | (_, Unknown) => true,
+            (_, Error) | (Error, _) | (_, Unknown) | (Any, _) | (_, Any) => true,
             (a, b) if a == b => true,
             (Float, Int) => true,
             (Schedule, Float | Int | IntSchedule) => true,
@@ -163,6 +168,7 @@ impl fmt::Display for Ty {
             Ty::Mask => write!(f, "mask"),
             Ty::LeafInt => write!(f, "leaf property"),
             Ty::Axes => write!(f, "axes"),
+            Ty::Any => write!(f, "any"),
             Ty::Fn(None) => write!(f, "fn"),
             Ty::Fn(Some(sig)) => {
                 let parts: Vec<String> = sig.params.iter().map(Ty::to_string).collect();
@@ -250,6 +256,7 @@ pub fn resolve(t: &ast::TypeExpr, default_level: Level, errors: &mut Vec<Diagnos
                 "transform" if arity(0, errors) => Typed::konst(Ty::Transform),
                 "mask" if arity(0, errors) => Typed::konst(Ty::Mask),
                 "axes" if arity(0, errors) => Typed::konst(Ty::Axes),
+                "any" if arity(0, errors) => Typed::konst(Ty::Any),
                 // `list[tensor]` (a state of per-element entries) is a list at the level of its
                 // items: each entry is its own slot.
                 "list" if arity(1, errors) => {

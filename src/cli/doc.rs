@@ -116,7 +116,7 @@ pub fn list(defs: &[Definition], sources: &SourceMap) -> String {
         }
         out.push('\n');
     }
-    out.push_str("Not supported yet: muon, shampoo, galore (matrix products of a leaf), add_noise, noisy_sgd\n");
+    out.push_str("Not supported yet: shampoo, galore (matrix factorizations of a leaf), add_noise, noisy_sgd\n");
     out.push_str("(a random key), sam (several gradients per step).\n");
     out.push_str("`optc doc NAME` shows a definition's parameters, defaults, ranges and documentation.\n");
     out

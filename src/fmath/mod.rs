@@ -19,6 +19,7 @@
 //! from `docs/fmath_coefficients.py`.
 
 mod exp;
+pub mod linalg;
 mod log;
 pub mod storage;
 mod trig;

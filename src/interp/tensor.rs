@@ -1,9 +1,10 @@
 //! Element programs over whole leaves, for the groups that reduce over axes of their leaves
-//! (`sum(x, axis=0)`) or keep state reduced over them: every value of a leaf is held at once,
-//! stored reduced over the axes it is constant along (`ir::axes`), and operations broadcast as
-//! numpy's do. Every backend runs these programs here, so they agree by construction; the
-//! element operations are `op::eval`'s, and reductions over all leaves or within a leaf take
-//! their partials block by block as the interpreter's passes do.
+//! (`sum(x, axis=0)`), keep state reduced over them, or multiply matrices: every value of a
+//! leaf is held at once as an array of its own shape (the leaf's, the leaf's with size 1 on
+//! the axes it is constant along, or a matrix product's), and operations broadcast as numpy's
+//! do. Every backend runs these programs here, so they agree by construction; the element
+//! operations are `op::eval`'s, and reductions over all leaves or within a leaf take their
+//! partials block by block as the interpreter's passes do.
 
 use rustc_hash::FxHashMap;
 
@@ -12,24 +13,56 @@ use crate::arena::Arena;
 use crate::ir::axes::{self, Collapsed};
 use crate::ir::op::{self, Kind, Op, Scalar};
 use crate::ir::plan::{BLOCK, GroupProgram, Target, resolve};
-use crate::ir::{Node, NodeId, Reduce};
+use crate::ir::shapes::broadcast as broadcast_shapes;
+use crate::ir::{MatOp, Node, NodeId, Reduce};
 
-/// A per-element value of one leaf, stored reduced over the axes it is constant along.
-#[derive(Clone, Debug)]
-struct Value {
-    collapsed: Collapsed,
-    data: Vec<Scalar>,
+/// A per-element value of one leaf: an array (row-major). A `leafwise` one is the leaf's own
+/// (its values, state, what is computed from them): it stands for the leaf's shape, stored
+/// with size 1 on the axes it is constant along. Others are a matrix operation's, of their
+/// own shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Value {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+    pub leafwise: bool,
 }
 
-/// The index of element `at` (a multi-index into the leaf's shape) in a value stored reduced
-/// over `collapsed`.
-fn index(shape: &[usize], collapsed: Collapsed, at: &[usize]) -> usize {
-    let mut i = 0;
-    for (k, (&n, &x)) in shape.iter().zip(at).enumerate() {
-        let kept = collapsed & (1 << k) == 0;
-        i = i * if kept { n } else { 1 } + if kept { x } else { 0 };
+impl Value {
+    /// A scalar, which broadcasts to any shape.
+    pub fn scalar(x: f32) -> Value {
+        Value { shape: Vec::new(), data: vec![x], leafwise: true }
     }
-    i
+
+    /// The leaf's own values, or state of shape `shape`.
+    fn leafwise(shape: Vec<usize>, data: Vec<f32>) -> Value {
+        Value { shape, data, leafwise: true }
+    }
+
+    /// The shape it stands for on a leaf of shape `leaf`.
+    fn logical(&self, leaf: &[usize]) -> Vec<usize> {
+        if self.leafwise && broadcast_shapes(&self.shape, leaf).as_deref() == Some(leaf) { leaf.to_vec() } else { self.shape.clone() }
+    }
+
+    /// The element at `at` (an index into `shape`, with as many or more axes than this value
+    /// has: leading ones are broadcast, and so is every axis of size 1).
+    fn at(&self, at: &[usize]) -> f32 {
+        let skip = at.len() - self.shape.len();
+        let mut i = 0;
+        for (&n, &x) in self.shape.iter().zip(&at[skip..]) {
+            i = i * n + if n == 1 { 0 } else { x };
+        }
+        self.data[i]
+    }
+
+    /// This value broadcast to `shape` (which it must broadcast to).
+    pub fn expand(&self, shape: &[usize]) -> Vec<f32> {
+        if self.shape == shape {
+            return self.data.clone();
+        }
+        let mut out = Vec::with_capacity(shape.iter().product());
+        each_index(shape, |at| out.push(self.at(at)));
+        out
+    }
 }
 
 /// Calls `f` with every multi-index of `dims`, in row-major order.
@@ -55,171 +88,232 @@ fn each_index(dims: &[usize], mut f: impl FnMut(&[usize])) {
     }
 }
 
-/// `v` stored reduced over `to` instead (which must be among the axes `v` is constant along).
-fn expand(shape: &[usize], v: &Value, to: Collapsed) -> Vec<Scalar> {
-    let mut out = Vec::with_capacity(axes::stored_len(shape, to));
-    each_index(&axes::stored_shape(shape, to), |at| out.push(v.data[index(shape, v.collapsed, at)]));
-    out
-}
-
 /// Runs a group's program over each of its leaves: reduction partials and writes into `out`.
 /// `state` holds the element slots as they were before the step.
 pub fn run_program(env: &mut Env, values: &Values, state: &Arena, program: &GroupProgram, out: &mut PassOutput) {
     let g = program.group;
     for &l in &env.groups.leaves[g] {
-        let shape = env.layout.leaves[l].shape.clone();
-        // Axes past the leaf's own are no axes of it.
-        let mine = |c: Collapsed| if shape.len() >= 32 { c } else { c & ((1u32 << shape.len()) - 1) };
+        let leaf = env.layout.leaves[l].shape.clone();
         let mut regs: FxHashMap<NodeId, Value> = FxHashMap::default();
         for &node in &program.nodes {
+            let operand = |a: NodeId| -> Value {
+                let a = resolve(env.graph, a, g).unwrap_or(a);
+                regs.get(&a).cloned().unwrap_or_else(|| Value::scalar(broadcast(env, &values.uniform, &values.leaf, a, g, l).f()))
+            };
             let v = match &env.graph.get(node).node {
-                Node::Grad => Value { collapsed: 0, data: env.leaves.grads[l].iter().map(|x| Scalar::F32(*x)).collect() },
-                Node::Param => Value {
-                    collapsed: 0,
-                    data: env.leaves.params.get(l).unwrap_or_default().iter().map(|x| Scalar::F32(*x)).collect(),
-                },
+                Node::Grad => Value::leafwise(leaf.clone(), env.leaves.grads[l].to_vec()),
+                Node::Param => Value::leafwise(leaf.clone(), env.leaves.params.get(l).unwrap_or_default().to_vec()),
                 Node::State(s) => {
                     let s = *s as usize;
-                    let collapsed = mine(env.slots.collapsed(s));
-                    let storage = env.slots.storage(s);
-                    let words = state.get(s).unwrap_or_default();
+                    let shape = axes::stored_shape(&leaf, env.slots.collapsed(s));
+                    let (storage, words) = (env.slots.storage(s), state.get(s).unwrap_or_default());
                     let range = env.slots.range(s, l).unwrap_or(0..0);
-                    let mut data: Vec<Scalar> = range.map(|i| Scalar::F32(storage.get(words, i).unwrap_or(0.0))).collect();
-                    data.resize(axes::stored_len(&shape, collapsed), Scalar::F32(0.0));
-                    Value { collapsed, data }
+                    let mut data: Vec<f32> = range.map(|i| storage.get(words, i).unwrap_or(0.0)).collect();
+                    data.resize(shape.iter().product(), 0.0);
+                    Value::leafwise(shape, data)
                 }
                 Node::Op(op, args) => {
-                    let operands: Vec<Result<&Value, Scalar>> = args
-                        .iter()
-                        .map(|a| {
-                            let a = resolve(env.graph, *a, g).unwrap_or(*a);
-                            regs.get(&a).ok_or_else(|| broadcast(env, &values.uniform, &values.leaf, a, g, l))
-                        })
-                        .collect();
-                    let collapsed = operands.iter().fold(mine(axes::ALL), |c, o| o.map_or(c, |v| c & v.collapsed));
-                    let mut data = Vec::with_capacity(axes::stored_len(&shape, collapsed));
-                    let mut args = Vec::with_capacity(operands.len());
-                    each_index(&axes::stored_shape(&shape, collapsed), |at| {
-                        args.clear();
-                        args.extend(operands.iter().map(|o| match o {
-                            Ok(v) => v.data[index(&shape, v.collapsed, at)],
-                            Err(s) => *s,
-                        }));
-                        data.push(op::eval(*op, &args));
-                    });
-                    // Element values are float32 or bool; ints broadcast from uniforms become floats.
-                    if env.graph.kind(node) == Kind::I32 {
-                        data.iter_mut().for_each(|x| *x = op::eval(Op::ToF32, &[*x]));
-                    }
-                    Value { collapsed, data }
+                    let operands: Vec<Value> = args.iter().map(|a| operand(*a)).collect();
+                    elementwise(*op, &operands, env.graph.kind(node) == Kind::I32)
                 }
-                Node::AxisReduce { kind, arg, axes: over } => {
-                    let a = resolve(env.graph, *arg, g).unwrap_or(*arg);
-                    let arg = match regs.get(&a) {
-                        Some(v) => v.clone(),
-                        None => Value { collapsed: mine(axes::ALL), data: vec![broadcast(env, &values.uniform, &values.leaf, a, g, l)] },
-                    };
-                    axis_reduce(&shape, *kind, &arg, mine(*over))
+                Node::AxisReduce { kind, arg, axes: over } => axis_reduce(&leaf, *kind, &operand(*arg), *over),
+                Node::Matrix { op, args } => {
+                    let operands: Vec<Value> = args.iter().map(|a| operand(*a)).collect();
+                    matrix(*op, &operands, &leaf)
                 }
-                _ => Value { collapsed: mine(axes::ALL), data: vec![broadcast(env, &values.uniform, &values.leaf, node, g, l)] },
+                _ => operand(node),
             };
             regs.insert(node, v);
         }
+        let full = |node: NodeId| -> Vec<f32> {
+            match regs.get(&node) {
+                Some(v) => fit(v, &leaf),
+                None => vec![broadcast(env, &values.uniform, &values.leaf, node, g, l).f(); env.layout.leaves[l].len()],
+            }
+        };
+        let mut partials = Vec::new();
         for &(red, arg) in &program.reductions {
             let kind = match &env.graph.get(red).node {
                 Node::Reduce { kind, .. } | Node::LeafReduce { kind, .. } => *kind,
                 _ => continue,
             };
-            let xs = full(env, values, &regs, &shape, arg, g, l);
-            for block in xs.chunks(BLOCK) {
-                out.partials.entry(red).or_default().push((l, reduce_block(kind, block)));
-            }
+            let xs: Vec<Scalar> = full(arg).into_iter().map(Scalar::F32).collect();
+            partials.extend(xs.chunks(BLOCK).map(|block| (red, reduce_block(kind, block))));
         }
-        let writes: Vec<(Target, NodeId)> = program.writes.clone();
-        for (target, node) in writes {
+        let mut writes = Vec::new();
+        for &(target, node) in &program.writes {
+            let values = match target {
+                Target::Slot(s) => {
+                    let to = axes::stored_shape(&leaf, env.slots.collapsed(s as usize));
+                    let storage = env.slots.storage(s as usize);
+                    let xs = match regs.get(&node) {
+                        Some(v) => fit(v, &to),
+                        None => vec![broadcast(env, &values.uniform, &values.leaf, node, g, l).f(); to.iter().product()],
+                    };
+                    xs.into_iter().map(|x| storage.round(x)).collect()
+                }
+                _ => full(node),
+            };
+            writes.push((target, values));
+        }
+        for (red, p) in partials {
+            out.partials.entry(red).or_default().push((l, p));
+        }
+        for (target, xs) in writes {
             match target {
                 Target::Params => {
-                    let xs = full(env, values, &regs, &shape, node, g, l);
                     if let Some(p) = env.leaves.params.get_mut(l) {
-                        p.iter_mut().zip(&xs).for_each(|(p, x)| *p += x.f());
+                        p.iter_mut().zip(&xs).for_each(|(p, x)| *p += x);
                     }
                 }
-                Target::Updates => {
-                    let xs = full(env, values, &regs, &shape, node, g, l);
-                    env.leaves.updates[l].iter_mut().zip(&xs).for_each(|(u, x)| *u = x.f());
-                }
+                Target::Updates => env.leaves.updates[l].iter_mut().zip(&xs).for_each(|(u, x)| *u = *x),
                 Target::Slot(s) => {
-                    let Some(range) = env.slots.range(s as usize, l) else { continue };
-                    let to = mine(env.slots.collapsed(s as usize));
-                    let xs = match regs.get(&node) {
-                        Some(v) => expand(&shape, v, to),
-                        None => vec![broadcast(env, &values.uniform, &values.leaf, node, g, l); range.len()],
-                    };
-                    let storage = env.slots.storage(s as usize);
-                    let stored: Vec<f32> = xs.iter().map(|x| storage.round(x.f())).collect();
-                    out.ranges.push((s, range.start, stored));
+                    if let Some(range) = env.slots.range(s as usize, l) {
+                        out.ranges.push((s, range.start, xs));
+                    }
                 }
             }
         }
     }
 }
 
-/// The value of `node` at every element of leaf `l` (of group `g`).
-fn full(env: &Env, values: &Values, regs: &FxHashMap<NodeId, Value>, shape: &[usize], node: NodeId, g: usize, l: usize) -> Vec<Scalar> {
-    match regs.get(&node) {
-        Some(v) => expand(shape, v, 0),
-        None => vec![broadcast(env, &values.uniform, &values.leaf, node, g, l); env.layout.leaves[l].len()],
+/// `v` broadcast to `shape`; NaN where it does not broadcast (instantiation refuses that).
+fn fit(v: &Value, shape: &[usize]) -> Vec<f32> {
+    match broadcast_shapes(&v.shape, shape) {
+        Some(s) if s == shape => v.expand(shape),
+        _ => vec![f32::NAN; shape.iter().product()],
     }
 }
 
-/// `arg` reduced over the axes `over` of a leaf of `shape`: each line in row-major order. An
-/// axis `arg` is already constant along still counts each of its elements.
-fn axis_reduce(shape: &[usize], kind: Reduce, arg: &Value, over: Collapsed) -> Value {
-    let collapsed = arg.collapsed | over;
-    let line: Vec<usize> = shape.iter().enumerate().map(|(k, &n)| if over & (1 << k) != 0 { n } else { 1 }).collect();
-    let mut data = Vec::with_capacity(axes::stored_len(shape, collapsed));
-    let mut at = vec![0; shape.len()];
-    each_index(&axes::stored_shape(shape, collapsed), |base| {
+/// `op` element by element over its operands, broadcast together.
+fn elementwise(op: Op, operands: &[Value], int: bool) -> Value {
+    let shape = operands.iter().try_fold(Vec::new(), |s, v| broadcast_shapes(&s, &v.shape));
+    let Some(shape) = shape else { return Value::scalar(f32::NAN) };
+    let leafwise = operands.iter().all(|v| v.leafwise);
+    let mut data = Vec::with_capacity(shape.iter().product());
+    let mut args = Vec::with_capacity(operands.len());
+    each_index(&shape, |at| {
+        args.clear();
+        args.extend(operands.iter().map(|v| Scalar::F32(v.at(at))));
+        let x = op::eval(op, &args);
+        // Element values are float32 (bools 0 or 1); ints broadcast from uniforms become floats.
+        data.push(if int { op::eval(Op::ToF32, &[x]).f() } else { x.f() });
+    });
+    Value { shape, data, leafwise }
+}
+
+/// `arg` reduced over the axes `over` (bit `i`: axis `i` of the leaf's shape), keeping them:
+/// each line in row-major order. An axis along which `arg` is constant still counts each
+/// element of the leaf's line.
+fn axis_reduce(leaf: &[usize], kind: Reduce, arg: &Value, over: Collapsed) -> Value {
+    let logical = arg.logical(leaf);
+    let n = logical.len();
+    let reduced = |k: usize| k < 32 && over & (1 << k) != 0;
+    let own = |k: usize| if k + arg.shape.len() >= n { arg.shape[k + arg.shape.len() - n] } else { 1 };
+    let shape: Vec<usize> = (0..n).map(|k| if reduced(k) { 1 } else { own(k) }).collect();
+    let line: Vec<usize> = (0..n).map(|k| if reduced(k) { logical[k] } else { 1 }).collect();
+    let mut data = Vec::with_capacity(shape.iter().product());
+    let mut at = vec![0; n];
+    each_index(&shape, |base| {
         let mut acc = super::identity(kind);
         each_index(&line, |offset| {
-            for k in 0..shape.len() {
+            for k in 0..n {
                 at[k] = base[k] + offset[k];
             }
-            acc = super::combine(kind, acc, arg.data[index(shape, arg.collapsed, &at)]);
+            acc = super::combine(kind, acc, Scalar::F32(arg.at(&at)));
         });
-        data.push(acc);
+        data.push(acc.f());
     });
-    Value { collapsed, data }
+    Value { shape, data, leafwise: arg.leafwise }
+}
+
+/// A matrix operation on 2-D values (a leaf-shaped value stands for the leaf's shape).
+fn matrix(op: MatOp, args: &[Value], leaf: &[usize]) -> Value {
+    let as_matrix = |v: &Value| -> Option<(usize, usize, Vec<f32>)> {
+        let shape = v.logical(leaf);
+        match shape.as_slice() {
+            [r, c] => Some((*r, *c, v.expand(&shape))),
+            _ => None,
+        }
+    };
+    let nan = Value::scalar(f32::NAN);
+    match (op, args) {
+        (MatOp::MatMul, [a, b]) => {
+            let (Some((r, k, a)), Some((k2, c, b))) = (as_matrix(a), as_matrix(b)) else { return nan };
+            if k != k2 {
+                return nan;
+            }
+            let mut data = vec![0.0f32; r * c];
+            for i in 0..r {
+                for j in 0..c {
+                    let mut acc = 0.0f32;
+                    for t in 0..k {
+                        acc += a[i * k + t] * b[t * c + j];
+                    }
+                    data[i * c + j] = acc;
+                }
+            }
+            Value { shape: vec![r, c], data, leafwise: false }
+        }
+        (MatOp::Transpose, [a]) => {
+            let Some((r, c, a)) = as_matrix(a) else { return nan };
+            let mut data = vec![0.0f32; r * c];
+            for i in 0..r {
+                for j in 0..c {
+                    data[j * r + i] = a[i * c + j];
+                }
+            }
+            Value { shape: vec![c, r], data, leafwise: false }
+        }
+        (MatOp::SpectralNorm, [a]) => {
+            let Some((r, c, a)) = as_matrix(a) else { return nan };
+            Value { shape: vec![1, 1], data: vec![crate::fmath::linalg::spectral_norm(r, c, &a)], leafwise: false }
+        }
+        _ => nan,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn floats(v: &[Scalar]) -> Vec<f32> {
-        v.iter().map(|s| s.f()).collect()
+    fn value(shape: &[usize], data: &[f32]) -> Value {
+        Value { shape: shape.to_vec(), data: data.to_vec(), leafwise: true }
     }
 
     #[test]
     fn axis_reductions_keep_one_value_per_line() {
-        let shape = [2, 3];
-        let x = Value { collapsed: 0, data: (1..=6).map(|i| Scalar::F32(i as f32)).collect() };
-        let rows = axis_reduce(&shape, Reduce::Sum, &x, 0b10);
-        assert_eq!((rows.collapsed, floats(&rows.data)), (0b10, vec![6.0, 15.0]));
-        let cols = axis_reduce(&shape, Reduce::Max, &x, 0b01);
-        assert_eq!((cols.collapsed, floats(&cols.data)), (0b01, vec![4.0, 5.0, 6.0]));
+        let leaf = [2, 3];
+        let x = value(&leaf, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let rows = axis_reduce(&leaf, Reduce::Sum, &x, 0b10);
+        assert_eq!(rows, value(&[2, 1], &[6.0, 15.0]));
+        let cols = axis_reduce(&leaf, Reduce::Max, &x, 0b01);
+        assert_eq!(cols, value(&[1, 3], &[4.0, 5.0, 6.0]));
         // Broadcast back: each element takes its row's value.
-        assert_eq!(floats(&expand(&shape, &rows, 0)), vec![6.0, 6.0, 6.0, 15.0, 15.0, 15.0]);
+        assert_eq!(rows.expand(&leaf), vec![6.0, 6.0, 6.0, 15.0, 15.0, 15.0]);
         // A sum over an axis the value is already constant along counts every element.
-        assert_eq!(floats(&axis_reduce(&shape, Reduce::Sum, &rows, 0b11).data), vec![63.0]);
+        assert_eq!(axis_reduce(&leaf, Reduce::Sum, &rows, 0b11).data, vec![63.0]);
     }
 
     #[test]
-    fn indices_skip_the_axes_a_value_is_constant_along() {
-        assert_eq!(index(&[2, 3, 4], 0b010, &[1, 2, 3]), 4 + 3);
+    fn operations_broadcast_as_numpy_does() {
+        let sum = elementwise(Op::Add, &[value(&[2, 1], &[1.0, 2.0]), value(&[1, 3], &[10.0, 20.0, 30.0])], false);
+        assert_eq!(sum, value(&[2, 3], &[11.0, 21.0, 31.0, 12.0, 22.0, 32.0]));
         let mut seen = Vec::new();
         each_index(&[2, 2], |at| seen.push(at.to_vec()));
         assert_eq!(seen, vec![vec![0, 0], vec![0, 1], vec![1, 0], vec![1, 1]]);
         each_index(&[0, 2], |_| panic!("no elements"));
+    }
+
+    #[test]
+    fn matrix_products_and_transposes() {
+        let leaf = [2, 3];
+        let x = value(&leaf, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let xt = matrix(MatOp::Transpose, std::slice::from_ref(&x), &leaf);
+        assert_eq!(xt, Value { leafwise: false, ..value(&[3, 2], &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]) });
+        let gram = matrix(MatOp::MatMul, &[x.clone(), xt], &leaf);
+        assert_eq!(gram, Value { leafwise: false, ..value(&[2, 2], &[14.0, 32.0, 32.0, 77.0]) });
+        // Inner sizes that differ give NaN (instantiation refuses them first).
+        assert!(matrix(MatOp::MatMul, &[x.clone(), x], &leaf).data[0].is_nan());
     }
 }

@@ -24,6 +24,8 @@ pub fn of_graph(graph: &Graph, slots: &[Collapsed]) -> Vec<Collapsed> {
             Node::State(s) => slots.get(*s as usize).copied().unwrap_or(0),
             Node::Op(_, args) => args.iter().fold(ALL, |m, a| m & out[*a as usize]),
             Node::AxisReduce { arg, axes, .. } => out[*arg as usize] | axes,
+            // Of its own shape: stored whole.
+            Node::Matrix { .. } => 0,
             Node::Merge(parts) => parts.iter().fold(ALL, |m, (_, a)| m & out[*a as usize]),
             _ => 0,
         };

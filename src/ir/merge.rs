@@ -119,6 +119,7 @@ impl<'g, F: Fn(SlotId) -> SlotId> Copy<'g, F> {
             Node::Reduce { kind, arg, groups } => Node::Reduce { kind: *kind, arg: self.node(*arg), groups: groups.clone() },
             Node::LeafReduce { kind, arg } => Node::LeafReduce { kind: *kind, arg: self.node(*arg) },
             Node::AxisReduce { kind, arg, axes } => Node::AxisReduce { kind: *kind, arg: self.node(*arg), axes: *axes },
+            Node::Matrix { op, args } => Node::Matrix { op: *op, args: args.iter().map(|x| self.node(*x)).collect() },
             Node::Merge(parts) => Node::Merge(parts.iter().map(|(g, x)| (g.clone(), self.node(*x))).collect()),
             other => other.clone(),
         };
@@ -137,7 +138,7 @@ impl<'g, F: Fn(SlotId) -> SlotId> Copy<'g, F> {
 /// The operands of a node.
 fn args(node: &Node) -> Vec<NodeId> {
     match node {
-        Node::Op(_, a) => a.clone(),
+        Node::Op(_, a) | Node::Matrix { args: a, .. } => a.clone(),
         Node::Reduce { arg, .. } | Node::LeafReduce { arg, .. } | Node::AxisReduce { arg, .. } => vec![*arg],
         Node::Merge(parts) => parts.iter().map(|(_, x)| *x).collect(),
         _ => Vec::new(),

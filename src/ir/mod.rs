@@ -15,6 +15,7 @@ pub mod merge;
 pub mod op;
 pub mod plan;
 pub mod print;
+pub mod shapes;
 pub mod step_size;
 
 use std::collections::HashMap;
@@ -87,8 +88,33 @@ pub enum Node {
     /// axis `i`), each element taking the result of its own line (numpy's `keepdims=True`,
     /// broadcast back). Computed over whole leaves (`interp::tensor`).
     AxisReduce { kind: Reduce, arg: NodeId, axes: u32 },
+    /// A matrix operation on 2-D values of a leaf (`matmul`, `transpose`, `spectral_norm`): a
+    /// per-element value of its own shape. Computed over whole leaves (`interp::tensor`).
+    Matrix { op: MatOp, args: Vec<NodeId> },
     /// A value defined piecewise over leaf groups (the output of `masked` and `partition`).
     Merge(Vec<(GroupSet, NodeId)>),
+}
+
+/// An operation on a leaf's values as a matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatOp {
+    /// `a @ b`: (r × k) by (k × c), each entry summed in order of `k`.
+    MatMul,
+    /// Rows become columns.
+    Transpose,
+    /// The largest singular value, as a 1 × 1 matrix.
+    SpectralNorm,
+}
+
+impl MatOp {
+    /// Its name in a `.opt` file.
+    pub fn name(self) -> &'static str {
+        match self {
+            MatOp::MatMul => "matmul",
+            MatOp::Transpose => "transpose",
+            MatOp::SpectralNorm => "spectral_norm",
+        }
+    }
 }
 
 /// A scalar as hashable bits.

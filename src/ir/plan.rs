@@ -233,6 +233,12 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
                     on_axes.insert(g);
                 }
             }
+            Node::Matrix { args, .. } => {
+                if let Some(g) = g {
+                    stack.extend(args.iter().map(|a| (*a, Some(g))));
+                    on_axes.insert(g);
+                }
+            }
             Node::State(s) if outputs.collapsed.get(*s as usize).is_some_and(|c| *c != 0) => {
                 if let Some(g) = g {
                     on_axes.insert(g);
@@ -367,6 +373,7 @@ fn phases(graph: &Graph) -> Vec<usize> {
             Node::Merge(parts) => parts.iter().map(|(_, a)| phase[*a as usize]).max().unwrap_or(0),
             // Over whole leaves, in the program that needs it: no pass of its own.
             Node::AxisReduce { arg, .. } => phase[*arg as usize],
+            Node::Matrix { args, .. } => args.iter().map(|a| phase[*a as usize]).max().unwrap_or(0),
             Node::Reduce { arg, .. } | Node::LeafReduce { arg, .. } => {
                 let a = phase[*arg as usize];
                 if graph.level(*arg) == Level::Element { a + 1 } else { a }
@@ -393,7 +400,7 @@ fn element_closure(graph: &Graph, roots: &[NodeId], g: usize) -> Vec<NodeId> {
         }
         stack.push((id, true));
         let args: &[NodeId] = match &graph.get(id).node {
-            Node::Op(_, args) => args,
+            Node::Op(_, args) | Node::Matrix { args, .. } => args,
             Node::AxisReduce { arg, .. } => std::slice::from_ref(arg),
             _ => &[],
         };

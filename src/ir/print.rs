@@ -30,6 +30,10 @@ pub fn node_text(graph: &Graph, id: NodeId) -> String {
             let axes: Vec<String> = (0..32).filter(|k| axes & (1 << k) != 0).map(|k| k.to_string()).collect();
             format!("axis_reduce.{} %{arg} over axes {}", format!("{kind:?}").to_lowercase(), axes.join(","))
         }
+        Node::Matrix { op, args } => {
+            let args: Vec<String> = args.iter().map(|a| format!("%{a}")).collect();
+            format!("{} {}", op.name(), args.join(", "))
+        }
         Node::Merge(parts) => {
             let parts: Vec<String> = parts.iter().map(|(g, n)| format!("{g}: %{n}")).collect();
             format!("merge {}", parts.join(", "))

@@ -22,13 +22,15 @@ use crate::support::{conformance_dir, files_with_extension, root, with_main_stac
 const CI_ITERS: usize = 5000;
 /// The CI run's seed.
 const CI_SEED: u64 = 14;
-/// The most one input may take, all stages together.
-const TIME_LIMIT: Duration = Duration::from_secs(1);
+/// The most one input may take, all stages together: a hang takes minutes, while the slowest
+/// fixture takes 0.35 s alone; the room between is for a 2-core machine running other tests
+/// (and builds) beside this one, where it once took 1.15 s.
+const TIME_LIMIT: Duration = Duration::from_secs(3);
 
 /// Errors that a clean pipeline may still get on a given layout.
 // Errors only a layout can show: a leaf no arm takes, an axis a leaf does not have, state a
 // transform makes depend on the shapes of the leaves.
-const LAYOUT_CODES: &[&str] = &["unmatched-leaf", "layout-mismatch", "bad-axis", "shape-dependent-state"];
+const LAYOUT_CODES: &[&str] = &["unmatched-leaf", "layout-mismatch", "bad-axis", "bad-shape", "shape-dependent-state"];
 
 /// splitmix64: small, seeded, the same on every machine.
 struct Rng(u64);

@@ -89,6 +89,9 @@ pub(crate) struct Inst<'p> {
     pub errors: Vec<Diagnostic>,
     /// The span of the transform being instantiated, for diagnostics.
     pub span: Option<Span>,
+    /// Whether a body has made a matrix operation: then the shapes of what each part of a
+    /// transform gives (updates, state) are checked against its leaves.
+    pub uses_matrices: bool,
 }
 
 /// Instantiates the pipeline of `program` for `layout`.
@@ -115,6 +118,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
         injected_eval: HashMap::new(),
         errors: Vec::new(),
         span: None,
+        uses_matrices: false,
     };
     inst.check_globs(tx);
     let ctx = Ctx { domain: inst.groups.all(), flat: false, path: String::new() };
@@ -516,6 +520,9 @@ impl<'p> Inst<'p> {
                 Some(v) => self.f32_node(v, Which::Step),
                 None => input,
             };
+            if self.uses_matrices {
+                self.check_shapes(part, out, &before, &d.name);
+            }
             outs.push((part.domain.clone(), out));
             assigned.push(std::mem::take(&mut self.state));
         }
@@ -539,6 +546,34 @@ impl<'p> Inst<'p> {
             }
         }
         self.merge(outs)
+    }
+
+    /// Refuses updates or state that a part of transform `name` gives in a shape its leaves
+    /// do not have (a matrix product of the wrong sides).
+    fn check_shapes(&mut self, part: &Ctx, out: NodeId, before: &HashMap<SlotId, NodeId>, name: &str) {
+        let Some(leaf) = part.domain.iter().find_map(|g| self.groups.leaves[g].first().copied()) else { return };
+        let leaf = self.layout.leaves[leaf].shape.clone();
+        let mut given = vec![("its updates".to_string(), out)];
+        for (slot, node) in &self.state {
+            if before.get(slot) != Some(node) {
+                given.push((format!("state `{}`", self.slots[*slot as usize].slot.name), *node));
+            }
+        }
+        for (what, node) in given {
+            let shape = super::shapes::of(&self.step, node, &leaf);
+            if shape.as_deref().and_then(|s| super::shapes::broadcast(s, &leaf)) != Some(leaf.clone()) {
+                let shown = shape.as_deref().map_or("shapes that do not broadcast together".into(), super::shapes::show);
+                let mut d = Diagnostic::error(
+                    "bad-shape",
+                    format!("`{name}` gives {what} of {shown} for a leaf of shape {}", super::shapes::show(&leaf)),
+                )
+                .with_help("updates and state have the shape of their leaf (or broadcast to it): transpose back, or check the sides of each `matmul`");
+                if let Some(span) = self.span {
+                    d = d.with_primary(span, "in this transform");
+                }
+                self.error(d);
+            }
+        }
     }
 
     /// The parts of `ctx`'s domain whose leaves agree on the properties `reads` (one part, the

@@ -2,6 +2,7 @@
 //! built-in functions, and the reductions and sizes they read.
 
 use super::*;
+use crate::ir::{MatOp, shapes};
 
 impl Frame {
     pub(super) fn call(&mut self, inst: &mut Inst, callee: &ast::Expr, args: &[ast::Arg]) -> IVal {
@@ -235,6 +236,9 @@ impl Frame {
                 let p = inst.op(which, Op::Mul, &[a[0], a[1]]);
                 self.reduce(inst, name == "dot", Reduce::Sum, p)
             }
+            ("matmul", 2) => self.matrix(inst, MatOp::MatMul, &nodes),
+            ("transpose", 1) => self.matrix(inst, MatOp::Transpose, &nodes),
+            ("spectral_norm", 1) => self.matrix(inst, MatOp::SpectralNorm, &nodes),
             ("numel", _) => IVal::Const(Value::Int(self.numel(inst) as i64)),
             ("leaf_numel", _) => self.leaf_numel(inst),
             ("mean" | "leaf_mean", _) => {
@@ -279,11 +283,7 @@ impl Frame {
     /// `sum(x, axis=a)` and friends on this part's leaves (which share one shape).
     fn axis_reduce(&mut self, inst: &mut Inst, name: &str, x: IVal, axis: IVal) -> IVal {
         let which = self.which;
-        let shape: Vec<usize> = match self.ctx.domain.iter().find_map(|g| inst.groups.leaves[g].first().copied()) {
-            _ if self.ctx.flat => vec![self.numel(inst)],
-            Some(l) => inst.layout.leaves[l].shape.clone(),
-            None => Vec::new(),
-        };
+        let shape = self.part_shape(inst);
         let ndim = shape.len() as i64;
         let listed = match axis {
             IVal::Const(Value::Int(a)) => vec![a],
@@ -323,6 +323,41 @@ impl Frame {
             IVal::Node(inst.graph(which).add(Node::AxisReduce { kind, arg, axes }, Level::Element, Kind::F32))
         };
         if name == "mean" { inst.binary(ast::BinaryOp::Div, sum, IVal::Const(Value::Int(count as i64)), which) } else { sum }
+    }
+
+    /// `matmul(a, b)`, `transpose(a)`, `spectral_norm(a)` on this part's leaves (which share
+    /// one shape): the operands must be matrices that fit.
+    fn matrix(&mut self, inst: &mut Inst, op: MatOp, args: &[u32]) -> IVal {
+        let which = self.which;
+        let args: Vec<u32> = args.iter().map(|a| inst.f32_node(IVal::Node(*a), which)).collect();
+        let leaf = self.part_shape(inst);
+        let shapes: Vec<Option<Vec<usize>>> = args.iter().map(|a| shapes::of(inst.graph(which), *a, &leaf)).collect();
+        let fits = match (op, shapes.as_slice()) {
+            (MatOp::MatMul, [Some(a), Some(b)]) => a.len() == 2 && b.len() == 2 && a[1] == b[0],
+            (_, [Some(a)]) => a.len() == 2,
+            _ => false,
+        };
+        if !fits {
+            let shown: Vec<String> = shapes.iter().map(|s| s.as_deref().map_or("(shapes that do not broadcast)".into(), shapes::show)).collect();
+            let mut d = Diagnostic::error("bad-shape", format!("`{}` of {} on a leaf of shape {}", op.name(), shown.join(" and "), shapes::show(&leaf)))
+                .with_help("`matmul` takes (r x k) and (k x c), `transpose` and `spectral_norm` one 2-D value; test `ndim` first, or mask the transform to matrices");
+            if let Some(span) = inst.span {
+                d = d.with_primary(span, "in this transform");
+            }
+            inst.error(d);
+            return IVal::Const(Value::Float(0.0));
+        }
+        inst.uses_matrices = true;
+        IVal::Node(inst.graph(which).add(Node::Matrix { op, args }, Level::Element, Kind::F32))
+    }
+
+    /// The shape of this part's leaves (one leaf of every element when flattened).
+    fn part_shape(&self, inst: &Inst) -> Vec<usize> {
+        match self.ctx.domain.iter().find_map(|g| inst.groups.leaves[g].first().copied()) {
+            _ if self.ctx.flat => vec![self.numel(inst)],
+            Some(l) => inst.layout.leaves[l].shape.clone(),
+            None => Vec::new(),
+        }
     }
 
     fn numel(&self, inst: &Inst) -> usize {
