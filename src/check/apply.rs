@@ -98,6 +98,8 @@ impl Evaluator<'_, '_> {
         for arg in args.args {
             match arg {
                 CallArg::Positional(v, _) => values.push(v),
+                // Over axes of a tensor: known only at run time.
+                CallArg::Keyword(k, _, _) if k.name == "axis" && builtins::AXIS_REDUCTIONS.contains(&name) => return Value::Runtime,
                 CallArg::Keyword(k, _, _) => {
                     self.err(
                         Diagnostic::error("unknown-keyword", format!("the built-in `{name}` takes no keyword arguments"))

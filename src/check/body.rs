@@ -395,11 +395,14 @@ impl<'a, 'g> Checker<'a, 'g> {
                 self.reads_param = true;
                 return Typed::new(Ty::Float, Level::Element);
             }
-            (_, Ctx::Update | Ctx::StateInit | Ctx::EvalParams) if LeafProp::by_name(name).is_some() => {
-                if let Some(prop) = LeafProp::by_name(name).filter(|p| !self.reads_leaf.contains(p)) {
+            // Known per leaf at instantiation, which instantiates the body once per shape: a
+            // compile-time value there (`range(ndim)`, `shape[-1]`, an `if` that keeps one branch).
+            (_, Ctx::Update | Ctx::StateInit | Ctx::EvalParams) if LeafProp::in_body(name).is_some() => {
+                let prop = LeafProp::in_body(name).unwrap_or(LeafProp::Ndim);
+                if !self.reads_leaf.contains(&prop) {
                     self.reads_leaf.push(prop);
                 }
-                return Typed::new(Ty::Int, Level::Leaf);
+                return Typed::konst(if prop == LeafProp::Shape { Ty::List(Box::new(Ty::Int)) } else { Ty::Int });
             }
             ("value", Ctx::Update) => {
                 self.reads_value = true;

@@ -65,6 +65,9 @@ const BUILTINS: &[Builtin] = &[
     Builtin { name: "range", arity: (1, 2), kind: Kind::Const, doc: "the ints [0, n) or [a, b)" },
 ];
 
+/// The reductions that also take `axis=`: over some axes of each leaf instead of everything.
+pub const AXIS_REDUCTIONS: &[&str] = &["sum", "mean", "max", "min"];
+
 /// Named constants.
 pub const CONSTANTS: &[(&str, f64)] = &[("pi", std::f64::consts::PI), ("inf", f64::INFINITY), ("nan", f64::NAN)];
 

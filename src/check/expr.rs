@@ -422,6 +422,10 @@ impl Checker<'_, '_> {
         for a in args {
             match a {
                 ast::Arg::Positional(e) => types.push(self.expr(e)),
+                ast::Arg::Keyword { name: k, value } if k.name == "axis" && builtins::AXIS_REDUCTIONS.contains(&name) => {
+                    let axis = self.expr(value);
+                    return self.axis_reduction(name, &types, &axis, value.span, span);
+                }
                 ast::Arg::Keyword { name: k, value } => {
                     // Typed as if positional, so the arity is not reported as well.
                     types.push(self.expr(value));
@@ -451,6 +455,49 @@ impl Checker<'_, '_> {
                     d = d.with_note(format!("`{name}`: {doc}"));
                 }
                 self.err(d);
+                Typed::error()
+            }
+        }
+    }
+
+    /// `sum(x, axis=a)` and friends: `x` reduced over axes of each leaf, keeping them (numpy's
+    /// `keepdims=True`), so the result combines with the leaf's own values.
+    fn axis_reduction(&mut self, name: &str, args: &[Typed], axis: &Typed, axis_span: Span, span: Span) -> Typed {
+        if args.iter().any(Typed::is_error) || axis.is_error() {
+            return Typed::error();
+        }
+        let axes_ok = match &axis.ty {
+            Ty::Int | Ty::Axes => true,
+            Ty::List(t) => **t == Ty::Int,
+            Ty::Tuple(items) => items.iter().all(|t| *t == Ty::Int),
+            _ => false,
+        };
+        if !axes_ok || axis.level > Level::Const {
+            self.err(
+                Diagnostic::error("type-mismatch", format!("`axis` is an int or a list of ints known at compile time, found {axis}"))
+                    .with_primary(axis_span, "the axes to reduce")
+                    .with_help("count axes from 0, or from -1 for the last; a leaf's `ndim` and `shape` are known at compile time"),
+            );
+            return Typed::error();
+        }
+        match args {
+            [x] if x.ty.is_numeric() && x.level == Level::Element => Typed::new(Ty::Float, Level::Element),
+            [x] if x.ty.is_numeric() => {
+                self.err(
+                    Diagnostic::error("level-mismatch", format!("`{name}(x, axis=...)` reduces a per-element value, but this argument is {}", x.level.describe()))
+                        .with_primary(span, "in this call"),
+                );
+                Typed::error()
+            }
+            [x] => {
+                self.err(Diagnostic::error("type-mismatch", format!("`{name}` reduces numbers, found {x}")).with_primary(span, "in this call"));
+                Typed::error()
+            }
+            _ => {
+                self.err(
+                    Diagnostic::error("wrong-arity", format!("`{name}(x, axis=...)` takes one tensor and the axes"))
+                        .with_primary(span, "in this call"),
+                );
                 Typed::error()
             }
         }

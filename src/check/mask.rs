@@ -19,6 +19,8 @@ pub enum LeafProp {
     Ndim,
     /// The number of elements.
     Size,
+    /// The sizes of the dimensions (a list; read in bodies only, never by masks).
+    Shape,
 }
 
 impl LeafProp {
@@ -29,11 +31,24 @@ impl LeafProp {
         Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
     }
 
-    /// Its value for a leaf of shape `shape`.
+    /// The properties a transform's body reads by name: the numbers, and `shape`.
+    pub fn in_body(name: &str) -> Option<LeafProp> {
+        if name == "shape" { Some(LeafProp::Shape) } else { Self::by_name(name) }
+    }
+
+    /// Its number for a leaf of shape `shape` (the number of dimensions for `shape`).
     pub fn of(self, shape: &[usize]) -> i64 {
         match self {
-            LeafProp::Ndim => shape.len() as i64,
+            LeafProp::Ndim | LeafProp::Shape => shape.len() as i64,
             LeafProp::Size => shape.iter().product::<usize>() as i64,
+        }
+    }
+
+    /// Its value for a leaf of shape `shape`, at compile time.
+    pub fn value(self, shape: &[usize]) -> Value {
+        match self {
+            LeafProp::Shape => Value::List(shape.iter().map(|&n| Value::Int(n as i64)).collect()),
+            _ => Value::Int(self.of(shape)),
         }
     }
 
@@ -42,6 +57,7 @@ impl LeafProp {
         match self {
             LeafProp::Ndim => "ndim",
             LeafProp::Size => "size",
+            LeafProp::Shape => "shape",
         }
     }
 }

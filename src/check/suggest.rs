@@ -23,15 +23,14 @@ pub fn unknown_name<'a>(name: &str, span: Span, candidates: impl IntoIterator<It
     }
 }
 
-const NEEDS_SHAPES: &str = "needs the shapes of the leaves (rows and columns of a matrix), which optc does not give transforms yet";
+const NEEDS_MATRICES: &str = "needs products of each leaf as a matrix (Newton-Schulz iterations, preconditioners), which the language does not have yet";
 const NEEDS_RANDOM: &str = "needs a random key at every step, which optc does not have yet";
 const NEEDS_MORE: &str = "needs more than one gradient or loss per step, which a pipeline does not get";
 
 /// Why an Optax transform or alias is not in the standard library yet.
 pub fn not_supported(name: &str) -> Option<&'static str> {
     Some(match name {
-        "adafactor" | "scale_by_factored_rms" | "sm3" | "scale_by_sm3" | "centralize" | "adaptive_grad_clip"
-        | "muon" | "scale_by_muon" | "scale_by_shampoo" | "shampoo" => NEEDS_SHAPES,
+        "muon" | "scale_by_muon" | "scale_by_shampoo" | "shampoo" | "galore" | "scale_by_galore" => NEEDS_MATRICES,
         "add_noise" | "noisy_sgd" => NEEDS_RANDOM,
         "sam" | "sophia" | "scale_by_zoom_linesearch" | "scale_by_backtracking_linesearch" => NEEDS_MORE,
         _ => return None,
@@ -163,7 +162,7 @@ mod tests {
         assert_eq!(closest("xyz", names), None);
         assert_eq!(known_alias("lr"), Some("learning_rate"));
         assert_eq!(optax_equivalent("CosineAnnealingLR").map(|(n, _)| n), Some("cosine_decay_schedule"));
-        assert!(not_supported("adafactor").is_some() && not_supported("adam").is_none());
+        assert!(not_supported("muon").is_some() && not_supported("adam").is_none() && not_supported("adafactor").is_none());
     }
 
     /// The banded distance against the whole table, on every pair of short words over a small

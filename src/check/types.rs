@@ -63,6 +63,8 @@ pub enum Ty {
     Mask,
     /// `ndim` or `size`: a number of each leaf, which a comparison turns into a mask.
     LeafInt,
+    /// Axes of a leaf, as numpy takes them: an int, or a list or tuple of ints.
+    Axes,
     /// A function value; `None` when its signature is not stated (`fn`).
     Fn(Option<Arc<FnTy>>),
     /// The element type of an empty list: fits anything.
@@ -95,6 +97,7 @@ impl Ty {
             }
             (Map(ka, va), Map(kb, vb)) => Map(Box::new(ka.join(kb)?), Box::new(va.join(vb)?)),
             (Fn(_), Fn(_)) => Fn(Option::None),
+            (Axes, b) | (b, Axes) if Axes.accepts(b) => Axes,
             (Float | Int, Schedule) | (Schedule, Float | Int) => Schedule,
             (Int, IntSchedule) | (IntSchedule, Int) => IntSchedule,
             (Float | Schedule, IntSchedule) | (IntSchedule, Float | Schedule) => Schedule,
@@ -113,6 +116,9 @@ impl Ty {
             (IntSchedule, Int | Schedule) => true,
             (Mask, Str | Bool | Enum(_)) => true,
             (Mask, List(item)) => Mask.accepts(item),
+            (Axes, Int) => true,
+            (Axes, List(item)) => matches!(**item, Int | Unknown),
+            (Axes, Tuple(items)) => items.iter().all(|t| *t == Int),
             (Str, Enum(_)) => true,
             (Enum(_), Str) => true, // the value is checked where it is known
             (Optional(_), None) => true,
@@ -156,6 +162,7 @@ impl fmt::Display for Ty {
             Ty::Transform => write!(f, "transform"),
             Ty::Mask => write!(f, "mask"),
             Ty::LeafInt => write!(f, "leaf property"),
+            Ty::Axes => write!(f, "axes"),
             Ty::Fn(None) => write!(f, "fn"),
             Ty::Fn(Some(sig)) => {
                 let parts: Vec<String> = sig.params.iter().map(Ty::to_string).collect();
@@ -242,6 +249,7 @@ pub fn resolve(t: &ast::TypeExpr, default_level: Level, errors: &mut Vec<Diagnos
                 }
                 "transform" if arity(0, errors) => Typed::konst(Ty::Transform),
                 "mask" if arity(0, errors) => Typed::konst(Ty::Mask),
+                "axes" if arity(0, errors) => Typed::konst(Ty::Axes),
                 // `list[tensor]` (a state of per-element entries) is a list at the level of its
                 // items: each entry is its own slot.
                 "list" if arity(1, errors) => {

@@ -116,8 +116,8 @@ pub fn list(defs: &[Definition], sources: &SourceMap) -> String {
         }
         out.push('\n');
     }
-    out.push_str("Not supported yet: adafactor, sm3, centralize, adaptive_grad_clip, muon (they need the\n");
-    out.push_str("shapes of the leaves), add_noise, noisy_sgd (a random key), sam (several gradients per step).\n");
+    out.push_str("Not supported yet: muon, shampoo, galore (matrix products of a leaf), add_noise, noisy_sgd\n");
+    out.push_str("(a random key), sam (several gradients per step).\n");
     out.push_str("`optc doc NAME` shows a definition's parameters, defaults, ranges and documentation.\n");
     out
 }

@@ -10,6 +10,8 @@ use rustc_hash::FxHashMap;
 
 use crate::arena::Arena;
 
+pub mod tensor;
+
 use crate::ir::op::{self, Kind, Op, Scalar};
 use crate::ir::plan::{BLOCK, GroupProgram, LANES, Pass, Plan, Target, resolve};
 use crate::ir::buffers::{Leaves, SlotLayout};
@@ -51,6 +53,9 @@ pub struct Results {
     /// New values of per-element slots written in the last pass (every element, as stored:
     /// rounded to the slot's storage type).
     pub element: FxHashMap<u32, Vec<f32>>,
+    /// New values of parts of per-element slots, as stored: (slot, first element, values),
+    /// written by whole-leaf programs (`tensor`), after `element`.
+    pub ranges: Vec<(u32, usize, Vec<f32>)>,
 }
 
 /// Start offset of each leaf in the flat buffers.
@@ -84,6 +89,8 @@ pub struct PassOutput {
     pub partials: FxHashMap<NodeId, Vec<(usize, Scalar)>>,
     /// New values of per-element slots (backends that write state in place leave it empty).
     pub element: FxHashMap<u32, Vec<f32>>,
+    /// New values of parts of per-element slots ([`Results::ranges`]).
+    pub ranges: Vec<(u32, usize, Vec<f32>)>,
 }
 
 /// How a backend runs the element programs of a pass. The uniform and per-leaf work around the
@@ -91,6 +98,12 @@ pub struct PassOutput {
 pub trait Passes {
     /// Runs the programs of `pass` (the `index`-th of its plan) over `env`'s buffers.
     fn run_pass(&mut self, index: usize, pass: &Pass, env: &mut Env, values: &Values, out: &mut PassOutput);
+
+    /// The element state as it was before the step, when the backend holds it (it updates it
+    /// in place) rather than `Env::state`.
+    fn element_state(&self) -> Option<&Arena> {
+        None
+    }
 }
 
 /// The reference backend: element programs run here, on [`Scalar`]s.
@@ -108,6 +121,7 @@ impl Passes for Interpreted {
 pub fn run_with(plan: &Plan, env: &mut Env, passes: &mut dyn Passes) -> Results {
     let mut values = Values::default();
     let mut element_writes: FxHashMap<u32, Vec<f32>> = FxHashMap::default();
+    let mut ranges = Vec::new();
     let n_leaves = env.layout.leaves.len();
     for (index, pass) in plan.passes.iter().enumerate() {
         for &n in &pass.uniform_before {
@@ -117,9 +131,14 @@ pub fn run_with(plan: &Plan, env: &mut Env, passes: &mut dyn Passes) -> Results 
         for (n, groups) in &pass.leaf_before {
             eval_leaf(env, &values.uniform, &mut values.leaf, *n, groups.iter().collect(), n_leaves);
         }
-        let mut out = PassOutput { partials: FxHashMap::default(), element: std::mem::take(&mut element_writes) };
+        let mut out = PassOutput { partials: FxHashMap::default(), element: std::mem::take(&mut element_writes), ranges: std::mem::take(&mut ranges) };
         passes.run_pass(index, pass, env, &values, &mut out);
+        let state = env.state;
+        for program in &pass.tensor_programs {
+            tensor::run_program(env, &values, passes.element_state().unwrap_or(&state.element), program, &mut out);
+        }
         element_writes = out.element;
+        ranges = out.ranges;
         // Combine partials in leaf order, then block order (they were pushed in that order
         // within a leaf; sort by leaf keeps it stable across groups).
         for (red, mut parts) in out.partials {
@@ -160,7 +179,7 @@ pub fn run_with(plan: &Plan, env: &mut Env, passes: &mut dyn Passes) -> Results 
             eval_leaf(env, &uniform, &mut leaf, *n, groups.iter().collect(), n_leaves);
         }
     }
-    Results { uniform, leaf, element: element_writes }
+    Results { uniform, leaf, element: element_writes, ranges }
 }
 
 /// The value a reduction starts from.

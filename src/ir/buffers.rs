@@ -3,7 +3,7 @@
 //! tensors live wherever its framework put them (a PyTorch module's parameters are separate
 //! allocations); a flat buffer is the special case of slices cut from one allocation.
 
-use super::{Layout, Level, StepIr, Storage};
+use super::{Layout, Level, StepIr, Storage, axes};
 
 /// The parameter, gradient and update buffers of one step, in layout order.
 pub struct Leaves<'a> {
@@ -101,6 +101,9 @@ pub struct SlotLayout {
     /// Per slot, where each leaf starts in its buffer (`None`: the slot does not hold it);
     /// empty for slots of other levels.
     starts: Vec<Vec<Option<usize>>>,
+    /// Per slot, the elements it keeps of each leaf: the leaf's, or fewer for a slot stored
+    /// reduced over some axes (`axes`).
+    sizes: Vec<Vec<usize>>,
     /// Per slot, whether it holds each leaf (per-leaf and per-element slots; empty for
     /// uniform ones).
     holds: Vec<Vec<bool>>,
@@ -108,6 +111,8 @@ pub struct SlotLayout {
     lens: Vec<usize>,
     /// How each slot stores its elements (float32 where missing).
     storage: Vec<Storage>,
+    /// The axes each slot is stored reduced over (none where missing).
+    collapsed: Vec<axes::Collapsed>,
 }
 
 impl SlotLayout {
@@ -121,17 +126,22 @@ impl SlotLayout {
                 _ => (0..n).map(|l| slot.groups.contains(ir.groups.of_leaf[l])).collect(),
             };
             let mut starts = Vec::new();
+            let mut sizes = Vec::new();
             let mut len = 0;
             if slot.level == Level::Element {
                 for (leaf, &held) in ir.layout.leaves.iter().zip(&holds) {
+                    let size = axes::stored_len(&leaf.shape, slot.collapsed);
                     starts.push(held.then_some(len));
-                    len += if held { leaf.len() } else { 0 };
+                    sizes.push(size);
+                    len += if held { size } else { 0 };
                 }
             }
             out.starts.push(starts);
+            out.sizes.push(sizes);
             out.holds.push(holds);
             out.lens.push(len);
             out.storage.push(slot.storage);
+            out.collapsed.push(slot.collapsed);
         }
         out
     }
@@ -146,12 +156,17 @@ impl SlotLayout {
             at += len;
         }
         let n = leaf_lens.len();
-        SlotLayout { starts: vec![starts; slots], holds: vec![vec![true; n]; slots], lens: vec![at; slots], storage: Vec::new() }
+        SlotLayout { starts: vec![starts; slots], sizes: vec![leaf_lens.to_vec(); slots], holds: vec![vec![true; n]; slots], lens: vec![at; slots], storage: Vec::new(), collapsed: Vec::new() }
     }
 
     /// How slot `slot` stores its elements.
     pub fn storage(&self, slot: usize) -> Storage {
         self.storage.get(slot).copied().unwrap_or_default()
+    }
+
+    /// The axes slot `slot` is stored reduced over.
+    pub fn collapsed(&self, slot: usize) -> axes::Collapsed {
+        self.collapsed.get(slot).copied().unwrap_or(0)
     }
 
     /// Float32 words in each slot's buffer: its elements, two to a word for bfloat16.
@@ -179,9 +194,10 @@ impl SlotLayout {
         self.starts.get(slot)?.get(leaf).copied().flatten()
     }
 
-    /// The range of slot `slot`'s buffer that holds `leaf` (of `len` elements), if it does.
-    pub fn range(&self, slot: usize, leaf: usize, len: usize) -> Option<std::ops::Range<usize>> {
-        self.start(slot, leaf).map(|a| a..a + len)
+    /// The range of slot `slot`'s buffer that holds `leaf`, if it does.
+    pub fn range(&self, slot: usize, leaf: usize) -> Option<std::ops::Range<usize>> {
+        let size = self.sizes.get(slot)?.get(leaf)?;
+        self.start(slot, leaf).map(|a| a..a + size)
     }
 }
 

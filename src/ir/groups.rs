@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::layout::Layout;
-use crate::check::program::{Mask, Program, Tx};
+use crate::check::program::{LeafProp, Mask, Program, Tx};
 
 /// A set of group indices.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,7 +101,7 @@ impl Groups {
 
 /// Cuts `layout` by every mask and partition arm of `tx`: two leaves share a group exactly when
 /// every mask of the pipeline treats them alike, and every transform whose body reads a leaf's
-/// `ndim` or `size` sees the same number for both (so each group's program knows it).
+/// `ndim`, `size` or `shape` sees the same for both (so each group's program knows it).
 pub fn split(program: &Program, layout: &Layout, tx: &Tx) -> Groups {
     let mut decisions: Vec<Vec<u32>> = vec![Vec::new(); layout.leaves.len()];
     let mut tags: Vec<Vec<String>> = vec![Vec::new(); layout.leaves.len()];
@@ -116,8 +116,11 @@ pub fn split(program: &Program, layout: &Layout, tx: &Tx) -> Groups {
         Tx::Instance { def, .. } => {
             for prop in &program.def(*def).reads_leaf {
                 for (i, leaf) in layout.leaves.iter().enumerate() {
-                    let n = prop.of(&leaf.shape) as u64;
-                    decisions[i].extend([n as u32, (n >> 32) as u32]);
+                    let mut numbers = vec![prop.of(&leaf.shape) as u64];
+                    if *prop == LeafProp::Shape {
+                        numbers.extend(leaf.shape.iter().map(|&n| n as u64));
+                    }
+                    decisions[i].extend(numbers.into_iter().flat_map(|n| [n as u32, (n >> 32) as u32]));
                 }
             }
         }

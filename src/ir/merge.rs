@@ -118,6 +118,7 @@ impl<'g, F: Fn(SlotId) -> SlotId> Copy<'g, F> {
             Node::Op(op, a) => Node::Op(*op, a.iter().map(|x| self.node(*x)).collect()),
             Node::Reduce { kind, arg, groups } => Node::Reduce { kind: *kind, arg: self.node(*arg), groups: groups.clone() },
             Node::LeafReduce { kind, arg } => Node::LeafReduce { kind: *kind, arg: self.node(*arg) },
+            Node::AxisReduce { kind, arg, axes } => Node::AxisReduce { kind: *kind, arg: self.node(*arg), axes: *axes },
             Node::Merge(parts) => Node::Merge(parts.iter().map(|(g, x)| (g.clone(), self.node(*x))).collect()),
             other => other.clone(),
         };
@@ -137,7 +138,7 @@ impl<'g, F: Fn(SlotId) -> SlotId> Copy<'g, F> {
 fn args(node: &Node) -> Vec<NodeId> {
     match node {
         Node::Op(_, a) => a.clone(),
-        Node::Reduce { arg, .. } | Node::LeafReduce { arg, .. } => vec![*arg],
+        Node::Reduce { arg, .. } | Node::LeafReduce { arg, .. } | Node::AxisReduce { arg, .. } => vec![*arg],
         Node::Merge(parts) => parts.iter().map(|(_, x)| *x).collect(),
         _ => Vec::new(),
     }

@@ -6,6 +6,7 @@
 //! when each node is computed; the interpreter and the JIT compute the same nodes in the same
 //! order of reductions.
 
+pub mod axes;
 pub mod buffers;
 pub mod groups;
 pub mod instantiate;
@@ -82,6 +83,10 @@ pub enum Node {
     Reduce { kind: Reduce, arg: NodeId, groups: GroupSet },
     /// Within each leaf: a per-element value → per leaf.
     LeafReduce { kind: Reduce, arg: NodeId },
+    /// Within each leaf: a per-element value reduced over the axes of `axes` (bit `i` for
+    /// axis `i`), each element taking the result of its own line (numpy's `keepdims=True`,
+    /// broadcast back). Computed over whole leaves (`interp::tensor`).
+    AxisReduce { kind: Reduce, arg: NodeId, axes: u32 },
     /// A value defined piecewise over leaf groups (the output of `masked` and `partition`).
     Merge(Vec<(GroupSet, NodeId)>),
 }
@@ -193,6 +198,8 @@ pub struct Slot {
     pub groups: GroupSet,
     /// How a per-element slot stores its values (others are float32 or their own kind).
     pub storage: Storage,
+    /// The axes a per-element slot is constant along, and stored reduced over (`axes`).
+    pub collapsed: axes::Collapsed,
     /// Its value before the first step, a node of [`StepIr::init`].
     pub init: NodeId,
     /// Its value after a step, a node of [`StepIr::graph`].

@@ -6,6 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::groups::GroupSet;
+use super::axes::Collapsed;
 use super::{Graph, Level, Node, NodeId, SlotId, StepIr, Storage};
 
 /// Elements per block: the unit of threading and of reduction partials.
@@ -27,6 +28,8 @@ pub struct Outputs {
     pub uniform: Vec<(Option<SlotId>, NodeId)>,
     /// How each slot stores its values, by slot id (float32 where missing).
     pub storage: Vec<Storage>,
+    /// The axes each slot is stored reduced over, by slot id (none where missing).
+    pub collapsed: Vec<Collapsed>,
 }
 
 impl Outputs {
@@ -73,6 +76,9 @@ pub struct Pass {
     /// Per-leaf nodes computed before the pass (for the groups given), operands first.
     pub leaf_before: Vec<(NodeId, GroupSet)>,
     pub programs: Vec<GroupProgram>,
+    /// The programs of groups that reduce over axes of their leaves or keep state reduced over
+    /// them: run over whole leaves, by every backend alike (`interp::tensor`).
+    pub tensor_programs: Vec<GroupProgram>,
     /// Element streams read and written by any of its programs (for `emit --plan`).
     pub reads: Vec<String>,
     pub writes: Vec<String>,
@@ -104,7 +110,7 @@ impl Plan {
         let bytes: usize = self
             .passes
             .iter()
-            .flat_map(|pass| &pass.programs)
+            .flat_map(|pass| pass.programs.iter().chain(&pass.tensor_programs))
             .map(|p| p.bytes * group_elements.get(p.group).copied().unwrap_or(0))
             .sum();
         bytes as f64 / total as f64
@@ -114,7 +120,7 @@ impl Plan {
 /// The outputs of a step: updates (to `updates`: [`Target::Params`] or [`Target::Updates`]),
 /// every slot's next value.
 pub fn step_outputs(ir: &StepIr, updates: Target) -> Outputs {
-    let mut out = Outputs { storage: ir.slots.iter().map(|s| s.storage).collect(), ..Outputs::default() };
+    let mut out = slot_outputs(ir);
     out.element.push((updates, ir.updates, ir.groups.all()));
     for (i, s) in ir.slots.iter().enumerate() {
         let id = i as SlotId;
@@ -132,7 +138,7 @@ pub fn step_outputs(ir: &StepIr, updates: Target) -> Outputs {
 
 /// The outputs of initialisation: every slot's initial value.
 pub fn init_outputs(ir: &StepIr) -> Outputs {
-    let mut out = Outputs { storage: ir.slots.iter().map(|s| s.storage).collect(), ..Outputs::default() };
+    let mut out = slot_outputs(ir);
     for (i, s) in ir.slots.iter().enumerate() {
         let id = i as SlotId;
         match s.level {
@@ -142,6 +148,15 @@ pub fn init_outputs(ir: &StepIr) -> Outputs {
         }
     }
     out
+}
+
+/// Outputs with no values yet, and how each slot of `ir` is stored.
+fn slot_outputs(ir: &StepIr) -> Outputs {
+    Outputs {
+        storage: ir.slots.iter().map(|s| s.storage).collect(),
+        collapsed: ir.slots.iter().map(|s| s.collapsed).collect(),
+        ..Outputs::default()
+    }
 }
 
 /// The node a piecewise value stands for in group `g`, looking through merges.
@@ -174,6 +189,9 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
     let mut reductions: Vec<(NodeId, NodeId, usize)> = Vec::new();
     let mut stack = roots;
     let mut seen: BTreeSet<(NodeId, Option<usize>)> = BTreeSet::new();
+    // Groups that reduce over axes or read state kept reduced: their programs run over whole
+    // leaves.
+    let mut on_axes: BTreeSet<usize> = BTreeSet::new();
     while let Some((id, g)) = stack.pop() {
         let info = graph.get(id);
         let g = if info.level == Level::Uniform { None } else { g };
@@ -209,11 +227,29 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
                     stack.push((*arg, Some(g)));
                 }
             }
+            Node::AxisReduce { arg, .. } => {
+                if let Some(g) = g {
+                    stack.push((*arg, Some(g)));
+                    on_axes.insert(g);
+                }
+            }
+            Node::State(s) if outputs.collapsed.get(*s as usize).is_some_and(|c| *c != 0) => {
+                if let Some(g) = g {
+                    on_axes.insert(g);
+                }
+            }
             _ => {}
         }
     }
     reductions.sort_unstable();
     reductions.dedup();
+    for (target, _, groups) in &outputs.element {
+        if let Target::Slot(s) = target
+            && outputs.collapsed.get(*s as usize).is_some_and(|c| *c != 0)
+        {
+            on_axes.extend(groups.iter());
+        }
+    }
 
     // Passes: element work of phase k runs in pass k; outputs are written in the last pass.
     let element_phase = |id: NodeId| phase[id as usize];
@@ -275,7 +311,7 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
                     }
                 }
             }
-            pass.programs.push(program);
+            if on_axes.contains(&g) { pass.tensor_programs.push(program) } else { pass.programs.push(program) }
         }
     }
     // Uniform and per-leaf work goes before the first pass that needs it.
@@ -305,6 +341,7 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
             let what: Vec<String> = pass
                 .programs
                 .iter()
+                .chain(&pass.tensor_programs)
                 .flat_map(|p| p.reductions.iter().map(|(r, _)| *r))
                 .collect::<BTreeSet<_>>()
                 .into_iter()
@@ -328,6 +365,8 @@ fn phases(graph: &Graph) -> Vec<usize> {
         phase[i] = match &info.node {
             Node::Op(_, args) => args.iter().map(|a| phase[*a as usize]).max().unwrap_or(0),
             Node::Merge(parts) => parts.iter().map(|(_, a)| phase[*a as usize]).max().unwrap_or(0),
+            // Over whole leaves, in the program that needs it: no pass of its own.
+            Node::AxisReduce { arg, .. } => phase[*arg as usize],
             Node::Reduce { arg, .. } | Node::LeafReduce { arg, .. } => {
                 let a = phase[*arg as usize];
                 if graph.level(*arg) == Level::Element { a + 1 } else { a }
@@ -353,7 +392,12 @@ fn element_closure(graph: &Graph, roots: &[NodeId], g: usize) -> Vec<NodeId> {
             continue;
         }
         stack.push((id, true));
-        if let Node::Op(_, args) = &graph.get(id).node {
+        let args: &[NodeId] = match &graph.get(id).node {
+            Node::Op(_, args) => args,
+            Node::AxisReduce { arg, .. } => std::slice::from_ref(arg),
+            _ => &[],
+        };
+        {
             for a in args.iter().rev() {
                 if let Some(a) = resolve(graph, *a, g)
                     && graph.level(a) == Level::Element
@@ -376,7 +420,7 @@ fn describe_streams(graph: &Graph, pass: &mut Pass, last: bool, storage: &[Stora
     };
     let mut reads: BTreeSet<String> = BTreeSet::new();
     let mut writes: BTreeSet<String> = BTreeSet::new();
-    for p in &mut pass.programs {
+    for p in pass.programs.iter_mut().chain(&mut pass.tensor_programs) {
         let mut own_reads: BTreeSet<String> = BTreeSet::new();
         let mut own_writes: BTreeSet<String> = BTreeSet::new();
         for &n in &p.nodes {

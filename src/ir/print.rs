@@ -26,6 +26,10 @@ pub fn node_text(graph: &Graph, id: NodeId) -> String {
         }
         Node::Reduce { kind, arg, groups } => format!("reduce.{kind:?} %{arg} over groups {groups}").to_lowercase(),
         Node::LeafReduce { kind, arg } => format!("leaf_reduce.{kind:?} %{arg}").to_lowercase(),
+        Node::AxisReduce { kind, arg, axes } => {
+            let axes: Vec<String> = (0..32).filter(|k| axes & (1 << k) != 0).map(|k| k.to_string()).collect();
+            format!("axis_reduce.{} %{arg} over axes {}", format!("{kind:?}").to_lowercase(), axes.join(","))
+        }
         Node::Merge(parts) => {
             let parts: Vec<String> = parts.iter().map(|(g, n)| format!("{g}: %{n}")).collect();
             format!("merge {}", parts.join(", "))

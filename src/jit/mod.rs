@@ -371,7 +371,7 @@ impl CompiledStep {
                 Stream::Params => leaf_len(leaf),
                 Stream::Updates => leaves.updates.get(leaf).map(|b| b.len()),
                 Stream::Slot(i) => {
-                    let range = slot_layout.range(i as usize, leaf, leaf_len(leaf)?)?;
+                    let range = slot_layout.range(i as usize, leaf)?;
                     let words = slot_layout.storage(i as usize).words(range.end);
                     (words <= slots.get(i as usize).map_or(0, <[f32]>::len)).then_some(range.len())
                 }

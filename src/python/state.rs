@@ -75,7 +75,7 @@ pub fn to_dict<'py>(py: Python<'py>, snapshot: &Snapshot, layout: &Layout, held:
             SlotData::Element(v) => {
                 let per_leaf = PyDict::new(py);
                 for (l, leaf) in layout.leaves.iter().enumerate() {
-                    if let Some(range) = held.range(s, l, leaf.len()) {
+                    if let Some(range) = held.range(s, l) {
                         let array = PyArray1::from_slice(py, &v[range]).reshape(leaf.shape.clone())?;
                         per_leaf.set_item(&leaf.name, array)?;
                     }

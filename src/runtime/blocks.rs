@@ -72,6 +72,10 @@ pub struct Compiled<'a> {
 }
 
 impl Passes for Compiled<'_> {
+    fn element_state(&self) -> Option<&Arena> {
+        Some(self.slots)
+    }
+
     fn run_pass(&mut self, index: usize, _pass: &Pass, env: &mut Env, values: &Values, out: &mut PassOutput) {
         if self.error.is_some() {
             return;

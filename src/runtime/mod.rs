@@ -257,6 +257,8 @@ impl Optimizer {
                 self.slot_layout.storage(*s as usize).pack(buffer, 0, v);
             }
         }
+        written.extend(results.ranges.iter().map(|(s, _, _)| *s));
+        write_ranges(&self.slot_layout, &mut element, &results.ranges);
         let mut state = State { uniform: vec![Scalar::F32(0.0); n], leaf: vec![Vec::new(); n], element };
         for (i, slot) in self.ir.slots.iter().enumerate() {
             let get_uniform = |node| results.uniform.get(&node).copied().or_else(|| self.ir.init.as_const(node));
@@ -365,9 +367,8 @@ impl Optimizer {
         let mut per_leaf: Vec<(usize, usize, f32)> = Vec::new();
         let mut per_element: Vec<(usize, usize, Vec<f32>)> = Vec::new();
         for &l in &held {
-            let len = self.ir.layout.leaves[l].len();
             for (s, slot) in self.ir.slots.iter().enumerate() {
-                match (slot.level, self.slot_layout.range(s, l, len)) {
+                match (slot.level, self.slot_layout.range(s, l)) {
                     (Level::Leaf, _) => per_leaf.push((s, l, self.state.leaf[s][l])),
                     (Level::Element, Some(range)) => {
                         let (storage, words) = (self.slot_layout.storage(s), self.state.element.get(s).unwrap_or_default());
@@ -466,6 +467,7 @@ impl Optimizer {
                 self.slot_layout.storage(*s as usize).pack(buffer, 0, v);
             }
         }
+        write_ranges(&self.slot_layout, &mut next.element, &results.ranges);
         for (s, node, groups) in &self.step_plan.outputs.leaf {
             let per_leaf = results.leaf.get(node);
             let fill = results.uniform.get(node).copied().or_else(|| self.ir.graph.as_const(*node));
@@ -581,6 +583,16 @@ impl Optimizer {
 /// Threads a step uses unless told otherwise: every core the process may use.
 pub fn default_threads() -> usize {
     crate::parallel::cores()
+}
+
+/// Writes the parts of element slots that whole-leaf programs computed
+/// ([`interp::Results::ranges`]).
+fn write_ranges(slots: &SlotLayout, element: &mut Arena, ranges: &[(u32, usize, Vec<f32>)]) {
+    for (s, start, v) in ranges {
+        if let Some(buffer) = element.get_mut(*s as usize) {
+            slots.storage(*s as usize).pack(buffer, *start, v);
+        }
+    }
 }
 
 /// Zeroed element state laid out as `slots` says: one buffer per slot, holding its leaves

@@ -198,7 +198,7 @@ fn doc_shows_a_definition_and_lists_them_all() {
     let out = optc(&["doc"], None);
     assert!(out.status.success());
     let stdout = text(&out.stdout);
-    for line in ["Schedules (stdlib/schedules.opt)", "  cosine_decay_schedule", "  masked ", "Not supported yet: adafactor"] {
+    for line in ["Schedules (stdlib/schedules.opt)", "  cosine_decay_schedule", "  masked ", "Not supported yet: muon"] {
         assert!(stdout.contains(line), "`{line}` missing from:\n{stdout}");
     }
     assert!(!stdout.contains("  _safe_norm"), "private helpers are not listed");

@@ -942,3 +942,25 @@ transform by_shape(lr: float = 0.1) {
         with_main_stack(move || agree(&text, &layout, 4, 9)).unwrap_or_else(|e| panic!("{pipeline}: {e}"));
     }
 }
+
+#[test]
+fn transforms_reducing_over_axes_agree_on_awkward_layouts() {
+    // Axis reductions and state kept reduced over axes run over whole leaves in both backends;
+    // next to them, the JIT keeps the other groups. Shapes: empty, scalar, 1×n, n×1, 3-D, and
+    // matrices around the vector width and a block.
+    let layout = Layout::parse("e:0x3,s:,row:1x9,col:9x1,cube:3x2x5,w:13x7,v:7,big:65x70,sq:4x4").expect("layout");
+    for pipeline in [
+        "adafactor(learning_rate=0.01, min_dim_size_to_factor=2)",
+        "adafactor(learning_rate=0.01, min_dim_size_to_factor=4, momentum=0.9, weight_decay_rate=0.01)",
+        "scale_by_factored_rms(factored=False)",
+        "sm3(learning_rate=0.1)",
+        "chain(centralize(), adam(learning_rate=0.01))",
+        "chain(adaptive_grad_clip(clipping=0.1), sgd(learning_rate=0.1))",
+        "chain(masked(adaptive_grad_clip(clipping=0.05, axis=-1), ndim >= 1), clip_by_global_norm(1.0), sgd(learning_rate=0.1))",
+        "partition { ndim == 2 => adafactor(learning_rate=0.01, min_dim_size_to_factor=2), _ => adam(learning_rate=0.01) }",
+    ] {
+        let text = format!("{pipeline}\n");
+        let layout = layout.clone();
+        with_main_stack(move || agree(&text, &layout, 4, 11)).unwrap_or_else(|e| panic!("{pipeline}: {e}"));
+    }
+}

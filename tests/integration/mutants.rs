@@ -26,7 +26,9 @@ const CI_SEED: u64 = 14;
 const TIME_LIMIT: Duration = Duration::from_secs(1);
 
 /// Errors that a clean pipeline may still get on a given layout.
-const LAYOUT_CODES: &[&str] = &["unmatched-leaf", "layout-mismatch"];
+// Errors only a layout can show: a leaf no arm takes, an axis a leaf does not have, state a
+// transform makes depend on the shapes of the leaves.
+const LAYOUT_CODES: &[&str] = &["unmatched-leaf", "layout-mismatch", "bad-axis", "shape-dependent-state"];
 
 /// splitmix64: small, seeded, the same on every machine.
 struct Rng(u64);

@@ -14,7 +14,7 @@ use crate::check::names;
 use crate::check::program::{DefAst, DefKind, Func, LeafProp, ParamSig, Schedule, Tx, Value};
 use crate::diagnostic::Diagnostic;
 use crate::ir::op::{Kind, Op, Scalar};
-use crate::ir::{GroupSet, Level, Named, Node, Reduce, SlotId};
+use crate::ir::{Level, Named, Node, Reduce, SlotId};
 use crate::source::Span;
 use crate::syntax::ast::{self, ExprKind};
 
@@ -465,7 +465,7 @@ impl Frame {
             "value" => return IVal::Node(inst.step.add(Node::Value, Level::Uniform, Kind::F32)),
             _ => {}
         }
-        if let Some(prop) = LeafProp::by_name(name) {
+        if let Some(prop) = LeafProp::in_body(name) {
             return self.leaf_prop(inst, prop);
         }
         if let Some((_, x)) = builtins::CONSTANTS.iter().find(|(n, _)| *n == name) {
@@ -478,25 +478,19 @@ impl Frame {
         IVal::Const(Value::Float(0.0))
     }
 
-    /// A leaf's `ndim` or `size` in this transform's groups: a constant when every group has
-    /// the same (an `if` on it then builds one branch), else one constant per group, which
-    /// each group's program sees as its own (the groups are split by it, `groups::split`).
+    /// A leaf's `ndim`, `size` or `shape`: every leaf of the domain has the same, since a body
+    /// that reads them is instantiated once per value (`Inst::instance`).
     fn leaf_prop(&self, inst: &mut Inst, prop: LeafProp) -> IVal {
-        let mut parts: Vec<(GroupSet, i64)> = Vec::new();
-        for g in self.ctx.domain.iter() {
-            let Some(&leaf) = inst.groups.leaves[g].first() else { continue };
-            let n = prop.of(&inst.layout.leaves[leaf].shape);
-            match parts.iter_mut().find(|(_, m)| *m == n) {
-                Some((gs, _)) => gs.insert(g),
-                None => parts.push((std::iter::once(g).collect(), n)),
+        let leaf = self.ctx.domain.iter().find_map(|g| inst.groups.leaves[g].first().copied());
+        match leaf {
+            // A flattened domain is one leaf of every element.
+            Some(_) if self.ctx.flat => {
+                let size: usize = self.ctx.domain.iter().flat_map(|g| &inst.groups.leaves[g]).map(|&l| inst.layout.leaves[l].len()).sum();
+                IVal::Const(prop.value(&[size]))
             }
+            Some(l) => IVal::Const(prop.value(&inst.layout.leaves[l].shape)),
+            None => IVal::Const(prop.value(&[])),
         }
-        if let [(_, n)] = parts.as_slice() {
-            return IVal::Const(Value::Int(*n));
-        }
-        let graph = inst.graph(self.which);
-        let parts = parts.into_iter().map(|(gs, n)| (gs, graph.constant(Scalar::I32(n.clamp(0, i32::MAX as i64) as i32)))).collect();
-        IVal::Node(graph.add(Node::Merge(parts), Level::Leaf, Kind::I32))
     }
 }
 

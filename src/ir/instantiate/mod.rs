@@ -13,7 +13,7 @@ use super::layout::Layout;
 use super::op::{Kind, Op, Scalar};
 use super::{Graph, Level, Named, Node, NodeId, Slot, SlotId, StepIr, Storage};
 use crate::check::names;
-use crate::check::program::{DefAst, DefId, Hyper, Mask, Program, Tx, Value};
+use crate::check::program::{DefAst, DefId, Hyper, LeafProp, Mask, Program, Tx, Value};
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
 pub use value::IVal;
@@ -159,6 +159,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
         warnings: inst.errors,
     };
     super::merge::merge_equal_slots(&mut ir);
+    super::axes::assign(&mut ir);
     Ok(ir)
 }
 
@@ -406,6 +407,7 @@ impl<'p> Inst<'p> {
                 kind: init.kind(),
                 groups: GroupSet::empty(),
                 storage: Storage::F32,
+                collapsed: 0,
                 init: init_node,
                 next: read,
                 aliases: Vec::new(),
@@ -425,28 +427,36 @@ impl<'p> Inst<'p> {
         self.step.add(Node::State(slot), level, kind)
     }
 
-    /// Instantiates one `transform` definition.
+    /// Instantiates one `transform` definition. A body that reads a leaf's `ndim`, `size` or
+    /// `shape` is instantiated once per value of them among its leaves (its groups are split by
+    /// them, `groups::split`), so they are compile-time values there; the state is one set of
+    /// slots, each defined piecewise over those parts.
     fn instance(&mut self, def: DefId, args: &[Value], input: NodeId, ctx: &Ctx) -> NodeId {
         let d = self.program.def(def);
         let Some(DefAst::Transform(t)) = d.ast.clone() else {
             self.error(Diagnostic::bug(format!("`{}` is not a transform", d.name)));
             return input;
         };
+        let parts = self.shape_parts(&d.reads_leaf, ctx);
         let params: Vec<(String, IVal)> =
             d.params.iter().zip(args).map(|(p, a)| (p.name.clone(), IVal::Const(a.clone()))).collect();
         // State slots, with their initial values from the init graph.
         let mut state_bindings = Vec::new();
         for (i, decl) in t.states.iter().enumerate() {
             let sig = &d.states[i];
-            let init = {
-                let mut frame = body::Frame::new(Which::Init, ctx.clone(), &params);
-                frame.expr(self, &decl.init)
-            };
+            let inits: Vec<(GroupSet, IVal)> = parts
+                .iter()
+                .map(|part| {
+                    let mut frame = body::Frame::new(Which::Init, part.clone(), &params);
+                    (part.domain.clone(), frame.expr(self, &decl.init))
+                })
+                .collect();
             let level = match sig.ty.level {
                 crate::check::types::Level::Element => Level::Element,
                 crate::check::types::Level::Leaf if !ctx.flat => Level::Leaf,
                 _ => Level::Uniform,
             };
+            let init = self.piecewise(Which::Init, inits, &sig.name, level);
             let recipe = |index| Recipe { def, args: args.to_vec(), state: i, index, ctx: ctx.clone() };
             // A list state is one slot per entry, `name[k]`.
             let ids: Vec<SlotId> = match &sig.ty.ty {
@@ -474,27 +484,124 @@ impl<'p> Inst<'p> {
             state_bindings.push((sig.name.clone(), ids, matches!(sig.ty.ty, crate::check::types::Ty::List(_))));
         }
         if let Some(eval) = &t.eval_params {
-            let mut frame = body::Frame::new(Which::Eval, ctx.clone(), &params);
-            for (name, ids, is_list) in &state_bindings {
-                frame.bind_state(name, ids.clone(), *is_list);
-            }
-            if let Some(v) = frame.block(self, &eval.body) {
-                let weights = self.f32_node(v, Which::Eval);
-                self.evals.push((ctx.domain.clone(), weights, self.span));
+            for part in &parts {
+                let mut frame = body::Frame::new(Which::Eval, part.clone(), &params);
+                for (name, ids, is_list) in &state_bindings {
+                    frame.bind_state(name, ids.clone(), *is_list);
+                }
+                if let Some(v) = frame.block(self, &eval.body) {
+                    let weights = self.f32_node(v, Which::Eval);
+                    self.evals.push((part.domain.clone(), weights, self.span));
+                }
             }
         }
         let Some(update) = &t.update else { return input };
-        let mut frame = body::Frame::new(Which::Step, ctx.clone(), &params);
-        frame.owned_by(&d.name);
-        for (name, ids, is_list) in state_bindings {
-            frame.bind_state(&name, ids, is_list);
+        // Each part runs the body from the state as it was; what each part assigns is joined.
+        let before = self.state.clone();
+        let mut outs = Vec::new();
+        let mut assigned: Vec<HashMap<SlotId, NodeId>> = Vec::new();
+        for part in &parts {
+            self.state = before.clone();
+            let mut frame = body::Frame::new(Which::Step, part.clone(), &params);
+            frame.owned_by(&d.name);
+            for (name, ids, is_list) in &state_bindings {
+                frame.bind_state(name, ids.clone(), *is_list);
+            }
+            frame.bind(&update.input.name, IVal::Node(input));
+            let out = match frame.block(self, &update.body) {
+                Some(v) => self.f32_node(v, Which::Step),
+                None => input,
+            };
+            outs.push((part.domain.clone(), out));
+            assigned.push(std::mem::take(&mut self.state));
         }
-        frame.bind(&update.input.name, IVal::Node(input));
-        let out = frame.block(self, &update.body);
-        match out {
-            Some(v) => self.f32_node(v, Which::Step),
-            None => input,
+        self.state = before;
+        if let [only] = assigned.as_slice() {
+            self.state = only.clone();
+        } else {
+            let mut changed: Vec<SlotId> = assigned.iter().flat_map(|a| a.keys().copied()).collect();
+            changed.sort_unstable();
+            changed.dedup();
+            for slot in changed {
+                let pieces: Vec<(GroupSet, IVal)> = parts
+                    .iter()
+                    .zip(&assigned)
+                    .map(|(part, a)| (part.domain.clone(), IVal::Node(a.get(&slot).copied().unwrap_or_else(|| self.state_value(slot)))))
+                    .collect();
+                let (name, level) = (self.slots[slot as usize].slot.name.clone(), self.slots[slot as usize].slot.level);
+                if let IVal::Node(n) = self.piecewise(Which::Step, pieces, &name, level) {
+                    self.state.insert(slot, n);
+                }
+            }
         }
+        self.merge(outs)
+    }
+
+    /// The parts of `ctx`'s domain whose leaves agree on the properties `reads` (one part, the
+    /// whole domain, when nothing is read or every leaf agrees).
+    fn shape_parts(&self, reads: &[LeafProp], ctx: &Ctx) -> Vec<Ctx> {
+        let mut parts: Vec<(Vec<Value>, GroupSet)> = Vec::new();
+        if !reads.is_empty() && !ctx.flat {
+            for g in ctx.domain.iter() {
+                let Some(&leaf) = self.groups.leaves[g].first() else { continue };
+                let key: Vec<Value> = reads.iter().map(|p| p.value(&self.layout.leaves[leaf].shape)).collect();
+                match parts.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, gs)) => gs.insert(g),
+                    None => parts.push((key, std::iter::once(g).collect())),
+                }
+            }
+        }
+        if parts.len() <= 1 {
+            return vec![ctx.clone()];
+        }
+        parts.into_iter().map(|(_, domain)| Ctx { domain, ..ctx.clone() }).collect()
+    }
+
+    /// One value of a state at `level` from its values on the parts of a domain: the value
+    /// itself when they agree, else a merge (per leaf at least). A uniform state cannot differ
+    /// by leaf: that is refused.
+    fn piecewise(&mut self, which: Which, parts: Vec<(GroupSet, IVal)>, what: &str, level: Level) -> IVal {
+        let Some((_, first)) = parts.first().cloned() else { return IVal::Const(Value::None) };
+        if parts.iter().all(|(_, v)| v.identical(&first)) {
+            return first;
+        }
+        if let IVal::List(_) | IVal::Const(Value::List(_)) = first {
+            let items = |v: &IVal| v.clone().items().unwrap_or_else(|| vec![v.clone()]);
+            let n = items(&first).len();
+            if parts.iter().all(|(_, v)| items(v).len() == n) {
+                let merged = (0..n)
+                    .map(|k| {
+                        let pieces = parts.iter().map(|(g, v)| (g.clone(), items(v)[k].clone())).collect();
+                        self.piecewise(which, pieces, what, level)
+                    })
+                    .collect();
+                return IVal::List(merged);
+            }
+        }
+        let mut nodes = Vec::new();
+        for (g, v) in parts {
+            match self.node_for(v, which) {
+                Some(n) => nodes.push((g, self.f32_node(IVal::Node(n), which))),
+                None => {
+                    self.error(Diagnostic::error("shape-dependent-state", format!("`{what}` is a different kind of value for leaves of different shapes")));
+                    return first;
+                }
+            }
+        }
+        if level == Level::Uniform {
+            let mut d = Diagnostic::error(
+                "shape-dependent-state",
+                format!("`{what}` is one value for all leaves, but is given a different value for leaves of different shapes"),
+            )
+            .with_help("keep it per leaf (`state s: leaf`) or per element (`state s: tensor`), or compute it without `ndim`, `size` or `shape`");
+            if let Some(span) = self.span {
+                d = d.with_primary(span, "in this transform");
+            }
+            self.error(d);
+            return first;
+        }
+        let level = nodes.iter().map(|(_, n)| self.graph(which).level(*n)).chain([Level::Leaf]).max().unwrap_or(Level::Element);
+        IVal::Node(self.graph(which).add(Node::Merge(nodes), level, Kind::F32))
     }
 
     fn new_slot(&mut self, ctx: &Ctx, name: &str, level: Level, init: IVal, recipe: Recipe) -> SlotId {
@@ -518,6 +625,7 @@ impl<'p> Inst<'p> {
                 kind,
                 groups: if level == Level::Uniform { GroupSet::empty() } else { ctx.domain.clone() },
                 storage: Storage::F32,
+                collapsed: 0,
                 init: init_node,
                 next: read,
                 aliases: Vec::new(),

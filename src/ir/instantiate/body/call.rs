@@ -9,6 +9,17 @@ impl Frame {
             && self.binding(name).is_none()
         {
             if builtins::is_builtin(name) {
+                if let Some(axis) = args.iter().find_map(|a| match a {
+                    ast::Arg::Keyword { name: k, value } if k.name == "axis" => Some(value),
+                    _ => None,
+                }) {
+                    let x = match args.first() {
+                        Some(ast::Arg::Positional(e)) => self.expr(inst, e),
+                        _ => IVal::Const(Value::Float(0.0)),
+                    };
+                    let axis = self.expr(inst, axis);
+                    return self.axis_reduce(inst, name, x, axis);
+                }
                 let values: Vec<IVal> = args
                     .iter()
                     .map(|a| match a {
@@ -263,6 +274,55 @@ impl Frame {
         let out_kind = if matches!(kind, Reduce::All | Reduce::Any) { Kind::Bool } else { Kind::F32 };
         let out_level = if global { Level::Uniform } else { Level::Leaf };
         IVal::Node(inst.graph(which).add(node, out_level, out_kind))
+    }
+
+    /// `sum(x, axis=a)` and friends on this part's leaves (which share one shape).
+    fn axis_reduce(&mut self, inst: &mut Inst, name: &str, x: IVal, axis: IVal) -> IVal {
+        let which = self.which;
+        let shape: Vec<usize> = match self.ctx.domain.iter().find_map(|g| inst.groups.leaves[g].first().copied()) {
+            _ if self.ctx.flat => vec![self.numel(inst)],
+            Some(l) => inst.layout.leaves[l].shape.clone(),
+            None => Vec::new(),
+        };
+        let ndim = shape.len() as i64;
+        let listed = match axis {
+            IVal::Const(Value::Int(a)) => vec![a],
+            IVal::Const(Value::List(items) | Value::Tuple(items)) => items.iter().map(|v| if let Value::Int(a) = v { *a } else { i64::MAX }).collect(),
+            _ => vec![i64::MAX],
+        };
+        let mut axes = 0u32;
+        for a in listed {
+            let k = if a < 0 { a + ndim } else { a };
+            if !(0..ndim).contains(&k) {
+                let shown = shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
+                let mut d = Diagnostic::error("bad-axis", format!("axis {a} is out of range for a leaf of shape ({shown})"))
+                    .with_help("a leaf of `ndim` dimensions has axes 0 to ndim - 1 (or -ndim to -1); test `ndim` first");
+                if let Some(span) = inst.span {
+                    d = d.with_primary(span, "in this transform");
+                }
+                inst.error(d);
+                return IVal::Const(Value::Float(0.0));
+            }
+            axes |= 1 << k;
+        }
+        let kind = match name {
+            "max" => Reduce::Max,
+            "min" => Reduce::Min,
+            _ => Reduce::Sum,
+        };
+        let count: usize = (0..shape.len()).filter(|k| axes & (1 << k) != 0).map(|k| shape[k]).product();
+        let Some(arg) = inst.node_for(x, which) else { return IVal::Const(Value::Float(0.0)) };
+        let arg = inst.f32_node(IVal::Node(arg), which);
+        let sum = if inst.graph(which).level(arg) != Level::Element || axes == 0 {
+            // Every element of the line has the value: a sum is `count` of it.
+            match kind {
+                Reduce::Sum => inst.binary(ast::BinaryOp::Mul, IVal::Node(arg), IVal::Const(Value::Int(count as i64)), which),
+                _ => IVal::Node(arg),
+            }
+        } else {
+            IVal::Node(inst.graph(which).add(Node::AxisReduce { kind, arg, axes }, Level::Element, Kind::F32))
+        };
+        if name == "mean" { inst.binary(ast::BinaryOp::Div, sum, IVal::Const(Value::Int(count as i64)), which) } else { sum }
     }
 
     fn numel(&self, inst: &Inst) -> usize {
