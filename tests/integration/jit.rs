@@ -242,7 +242,7 @@ fn every_conformance_case_runs_bit_identically_on_both_backends() {
         }
         (replayed, failures)
     });
-    assert!(replayed >= 225, "only {replayed} cases replayed");
+    assert!(replayed >= 243, "only {replayed} cases replayed");
     assert!(failures.is_empty(), "{} of {replayed} differ:\n{}", failures.len(), failures.join("\n"));
 }
 
