@@ -77,17 +77,28 @@ pub fn collect(files: &[(crate::source::FileId, ast::File)], sources: &SourceMap
 /// (`bfloat16`, `float32`) or a parameter whose values name one (`mu_dtype`).
 fn state_sig(s: &ast::StateDecl, params: &[ParamSig], errors: &mut Vec<Diagnostic>) -> StateSig {
     let mut storage = StorageDecl::Fixed(Storage::F32);
-    let ty = match &s.ty {
-        ast::TypeExpr::Named { name, args, span } if name.name == "tensor" && args.len() == 1 => {
-            if let Some(decl) = storage_decl(&args[0], params, errors) {
+    let ty = match split_storage(&s.ty) {
+        Some((arg, plain)) => {
+            if let Some(decl) = storage_decl(arg, params, errors) {
                 storage = decl;
             }
-            let plain = ast::TypeExpr::Named { name: name.clone(), args: Vec::new(), span: *span };
             types::resolve(&plain, Level::Uniform, errors)
         }
-        ty => types::resolve(ty, Level::Uniform, errors),
+        None => types::resolve(&s.ty, Level::Uniform, errors),
     };
     StateSig { name: s.name.name.clone(), ty, storage, span: s.span }
+}
+
+/// `tensor[T]`, alone or as the items of a list (`list[tensor[T]]`): the storage argument `T`,
+/// and the type without it.
+fn split_storage(t: &ast::TypeExpr) -> Option<(&ast::TypeExpr, ast::TypeExpr)> {
+    let ast::TypeExpr::Named { name, args, span } = t else { return None };
+    let plain = |args| ast::TypeExpr::Named { name: name.clone(), args, span: *span };
+    match (name.name.as_str(), args.as_slice()) {
+        ("tensor", [arg]) => Some((arg, plain(Vec::new()))),
+        ("list", [item]) => split_storage(item).map(|(arg, item)| (arg, plain(vec![item]))),
+        _ => None,
+    }
 }
 
 /// The storage type `arg` of `tensor[arg]` names, or an error.

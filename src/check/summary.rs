@@ -341,4 +341,18 @@ mod tests {
         let described = describe_states(&entries);
         assert_eq!(described[0], (Level::Element, vec!["h[0:5]".to_string(), "m".to_string()]));
     }
+
+    #[test]
+    fn a_list_of_tensors_takes_a_storage_type_for_every_entry() {
+        let (program, tx) = checked(
+            "transform t(dtype: \"float32\" | \"bfloat16\"? = None) {
+                 state h: list[tensor[dtype]] = [0.0, 0.0, 0.0]
+                 update(g) { h[2] = g; g }
+             }
+             t(dtype=\"bfloat16\")",
+        );
+        assert_eq!(bytes_per_parameter(&program, &tx), 2 * 3);
+        let entries = states(&program, &tx);
+        assert_eq!(describe_states(&entries), vec![(Level::Element, vec!["h[0:3] (bfloat16)".to_string()])]);
+    }
 }

@@ -242,7 +242,7 @@ fn every_conformance_case_runs_bit_identically_on_both_backends() {
         }
         (replayed, failures)
     });
-    assert!(replayed >= 225, "only {replayed} cases replayed");
+    assert!(replayed >= 243, "only {replayed} cases replayed");
     assert!(failures.is_empty(), "{} of {replayed} differ:\n{}", failures.len(), failures.join("\n"));
 }
 
@@ -338,6 +338,16 @@ fn lbfgs_agrees_on_awkward_layouts() {
         "lbfgs(learning_rate=0.1, memory_size=2, scale_init_precond=False, linesearch=None)",
         "partition { \"*.bias\" => sgd(learning_rate=0.1), _ => lbfgs(learning_rate=cosine_decay_schedule(0.5, 10), memory_size=2, linesearch=None) }",
         "chain(masked(scale_by_lbfgs(memory_size=1), mask=\"*.weight\"), scale(step_size=-0.2))",
+        // A history stored in bfloat16: 2-byte streams for every entry.
+        "transform h(n: int = 3) {
+             state last: list[tensor[bfloat16]] = [0.0 for i in range(n)]
+             update(g) {
+                 for i in range(n - 1) { last[i] = last[i + 1] }
+                 last[n - 1] = g
+                 (last[0] + last[1] + last[2]) / n + dot(last[0], g)
+             }
+         }
+         chain(h(), sgd(learning_rate=0.1))",
     ];
     for text in pipelines {
         with_main_stack(move || {

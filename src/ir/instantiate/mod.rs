@@ -462,33 +462,29 @@ impl<'p> Inst<'p> {
             };
             let init = self.piecewise(Which::Init, inits, &sig.name, level);
             let recipe = |index| Recipe { def, args: args.to_vec(), state: i, index, ctx: ctx.clone() };
-            let ids = match (&sig.ty.ty, init) {
-                (crate::check::types::Ty::List(_), IVal::List(items)) => items
-                    .into_iter()
-                    .enumerate()
+            // A list state is one slot per entry, `name[k]`.
+            let ids: Vec<SlotId> = match &sig.ty.ty {
+                crate::check::types::Ty::List(_) => (init.items().unwrap_or_default().into_iter().enumerate())
                     .map(|(k, v)| self.new_slot(ctx, &format!("{}[{k}]", sig.name), level, v, recipe(Some(k))))
                     .collect(),
-                (crate::check::types::Ty::List(_), IVal::Const(Value::List(items))) => items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(k, v)| self.new_slot(ctx, &format!("{}[{k}]", sig.name), level, IVal::Const(v), recipe(Some(k))))
-                    .collect(),
-                (ty, v) => {
+                ty => {
                     let kind = match ty {
                         crate::check::types::Ty::Int => Kind::I32,
                         crate::check::types::Ty::Bool => Kind::Bool,
                         _ => Kind::F32,
                     };
-                    let v = self.convert(v, kind, Which::Init);
-                    let id = self.new_slot(ctx, &sig.name, level, v, recipe(None));
-                    if level == Level::Element
-                        && let Some(built) = self.slots.get_mut(id as usize)
-                    {
-                        built.slot.storage = sig.storage.resolve(|name| d.params.iter().position(|p| p.name == name).and_then(|k| args.get(k)));
-                    }
-                    vec![id]
+                    let v = self.convert(init, kind, Which::Init);
+                    vec![self.new_slot(ctx, &sig.name, level, v, recipe(None))]
                 }
             };
+            if level == Level::Element {
+                let storage = sig.storage.resolve(|name| d.params.iter().position(|p| p.name == name).and_then(|k| args.get(k)));
+                for id in &ids {
+                    if let Some(built) = self.slots.get_mut(*id as usize) {
+                        built.slot.storage = storage;
+                    }
+                }
+            }
             state_bindings.push((sig.name.clone(), ids, matches!(sig.ty.ty, crate::check::types::Ty::List(_))));
         }
         if let Some(eval) = &t.eval_params {
@@ -605,11 +601,7 @@ impl<'p> Inst<'p> {
             return first;
         }
         if let IVal::List(_) | IVal::Const(Value::List(_)) = first {
-            let items = |v: &IVal| match v {
-                IVal::List(items) => items.clone(),
-                IVal::Const(Value::List(items)) => items.iter().cloned().map(IVal::Const).collect(),
-                other => vec![other.clone()],
-            };
+            let items = |v: &IVal| v.clone().items().unwrap_or_else(|| vec![v.clone()]);
             let n = items(&first).len();
             if parts.iter().all(|(_, v)| items(v).len() == n) {
                 let merged = (0..n)
