@@ -295,6 +295,31 @@ def test_a_state_dict_survives_pickle_and_continues_bit_for_bit():
         assert same_bits(v, flat(resumed_params)[k]), k
 
 
+def test_state_kept_reduced_over_axes_has_size_one_there_and_round_trips():
+    # Adafactor keeps a row and a column statistic per factored matrix (numpy's keepdims).
+    pipeline = optc.compile("adafactor(learning_rate=0.01, min_dim_size_to_factor=2)")
+    straight, params = None, model()
+    straight = pipeline.init(params)
+    run(straight, params, 6)
+    resumed_params = model()
+    first = pipeline.init(resumed_params)
+    run(first, resumed_params, 3)
+    saved = pickle.loads(pickle.dumps(first.state_dict()))
+    rows = saved["state"]["scale_by_factored_rms.v_row"]["layers.0.weight"]
+    cols = saved["state"]["scale_by_factored_rms.v_col"]["layers.0.weight"]
+    # (4, 3): the largest axis is 0, so v_row is the mean over it.
+    assert rows.shape == (1, 3) and cols.shape == (4, 1), (rows.shape, cols.shape)
+    second = pipeline.init(model(seed=9))
+    second.load_state_dict(saved)
+    run(second, resumed_params, 3, start=3)
+    for k, v in flat(params).items():
+        assert same_bits(v, flat(resumed_params)[k]), k
+    wrong = copy.deepcopy(saved)
+    wrong["state"]["scale_by_factored_rms.v_row"]["layers.0.weight"] = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match="shape"):
+        second.load_state_dict(wrong)
+
+
 def test_another_pipelines_or_layouts_state_is_refused_with_the_reason():
     params = model()
     adam = optc.compile("adam(learning_rate=1e-3)").init(params)

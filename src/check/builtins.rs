@@ -84,6 +84,11 @@ pub fn used_as_value(name: &str, span: crate::source::Span) -> crate::diagnostic
         .with_help(format!("call it, `{name}(...)`, or wrap it in a `def` to pass it: `def my_{name}(x: float) = {name}(x)`"))
 }
 
+/// Whether `name` is a built-in that works on a leaf's values as a matrix.
+pub fn is_matrix(name: &str) -> bool {
+    BUILTINS.iter().any(|b| b.name == name && b.kind == Kind::Matrix)
+}
+
 /// Whether `name` is a built-in function.
 pub fn is_builtin(name: &str) -> bool {
     BUILTINS.iter().any(|b| b.name == name)

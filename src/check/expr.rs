@@ -8,7 +8,7 @@ use super::bind::Slot;
 use super::body::{Checker, Ctx, VarKind, narrowing, type_mismatch};
 use super::builtins;
 use super::mask::is_mask_type;
-use super::program::{DefId, DefKind};
+use super::program::{DefId, DefKind, LeafProp};
 use super::types::{Level, Ty, Typed};
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
@@ -445,6 +445,9 @@ impl Checker<'_, '_> {
                 }
             }
         }
+        if builtins::is_matrix(name) {
+            self.reads_shape();
+        }
         match builtins::check(name, &types) {
             Ok(t) => t,
             Err(message) => {
@@ -468,6 +471,7 @@ impl Checker<'_, '_> {
     /// `sum(x, axis=a)` and friends: `x` reduced over axes of each leaf, keeping them (numpy's
     /// `keepdims=True`), so the result combines with the leaf's own values.
     fn axis_reduction(&mut self, name: &str, args: &[Typed], axis: &Typed, axis_span: Span, span: Span) -> Typed {
+        self.reads_shape();
         if args.iter().any(Typed::is_error) || axis.is_error() {
             return Typed::error();
         }
@@ -505,6 +509,14 @@ impl Checker<'_, '_> {
                 );
                 Typed::error()
             }
+        }
+    }
+
+    /// Notes that the body depends on each leaf's shape (axes and matrices do): it is
+    /// instantiated once per shape, so its axes are counted on leaves of one shape.
+    fn reads_shape(&mut self) {
+        if !self.reads_leaf.contains(&LeafProp::Shape) {
+            self.reads_leaf.push(LeafProp::Shape);
         }
     }
 

@@ -105,7 +105,7 @@ pub fn run_program(env: &mut Env, values: &Values, state: &Arena, program: &Grou
                 Node::Param => Value::leafwise(leaf.clone(), env.leaves.params.get(l).unwrap_or_default().to_vec()),
                 Node::State(s) => {
                     let s = *s as usize;
-                    let shape = axes::stored_shape(&leaf, env.slots.collapsed(s));
+                    let shape = axes::stored_shape(&leaf, env.slots.collapsed(s, l));
                     let (storage, words) = (env.slots.storage(s), state.get(s).unwrap_or_default());
                     let range = env.slots.range(s, l).unwrap_or(0..0);
                     let mut data: Vec<f32> = range.map(|i| storage.get(words, i).unwrap_or(0.0)).collect();
@@ -144,7 +144,7 @@ pub fn run_program(env: &mut Env, values: &Values, state: &Arena, program: &Grou
         for &(target, node) in &program.writes {
             let values = match target {
                 Target::Slot(s) => {
-                    let to = axes::stored_shape(&leaf, env.slots.collapsed(s as usize));
+                    let to = axes::stored_shape(&leaf, env.slots.collapsed(s as usize, l));
                     let storage = env.slots.storage(s as usize);
                     let xs = match regs.get(&node) {
                         Some(v) => fit(v, &to),

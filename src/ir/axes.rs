@@ -12,8 +12,8 @@ pub type Collapsed = u32;
 /// Every axis.
 pub const ALL: Collapsed = u32::MAX;
 
-/// The axes each node of `graph` is constant along, given each slot's.
-pub fn of_graph(graph: &Graph, slots: &[Collapsed]) -> Vec<Collapsed> {
+/// The axes each node of `graph` is constant along in leaf group `g`, given each slot's there.
+pub fn of_graph(graph: &Graph, slots: &[Collapsed], g: usize) -> Vec<Collapsed> {
     let mut out = vec![ALL; graph.nodes.len()];
     for (i, info) in graph.nodes.iter().enumerate() {
         if info.level != Level::Element {
@@ -26,32 +26,41 @@ pub fn of_graph(graph: &Graph, slots: &[Collapsed]) -> Vec<Collapsed> {
             Node::AxisReduce { arg, axes, .. } => out[*arg as usize] | axes,
             // Of its own shape: stored whole.
             Node::Matrix { .. } => 0,
-            Node::Merge(parts) => parts.iter().fold(ALL, |m, (_, a)| m & out[*a as usize]),
+            Node::Merge(parts) => parts.iter().find(|(gs, _)| gs.contains(g)).map_or(ALL, |(_, a)| out[*a as usize]),
             _ => 0,
         };
     }
     out
 }
 
-/// Sets each per-element slot's `collapsed`: the axes along which both its initial value and
-/// every value the step gives it are constant (a fixed point: a slot's next value may read it).
+/// Sets each per-element slot's `collapsed`, group by group: the axes along which both its
+/// initial value and every value the step gives it are constant there (a fixed point: a slot's
+/// next value may read it). Leaves of one group differ in shape only where no body reads it,
+/// and then no value is reduced over an axis of theirs.
 pub fn assign(ir: &mut StepIr) {
     let n = ir.slots.len();
-    let init = of_graph(&ir.init, &vec![0; n]);
-    let mut slots: Vec<Collapsed> =
-        ir.slots.iter().map(|s| if s.level == Level::Element { init[s.init as usize] } else { 0 }).collect();
-    loop {
-        let step = of_graph(&ir.graph, &slots);
-        let next: Vec<Collapsed> = ir.slots.iter().zip(&slots).map(|(s, m)| m & step[s.next as usize]).collect();
-        if next == slots {
-            break;
+    let groups = ir.groups.leaves.len();
+    let mut all: Vec<Vec<Collapsed>> = vec![Vec::new(); n];
+    for g in 0..groups {
+        let init = of_graph(&ir.init, &vec![0; n], g);
+        let mut slots: Vec<Collapsed> =
+            ir.slots.iter().map(|s| if s.level == Level::Element && s.groups.contains(g) { init[s.init as usize] } else { 0 }).collect();
+        loop {
+            let step = of_graph(&ir.graph, &slots, g);
+            let next: Vec<Collapsed> = ir.slots.iter().zip(&slots).map(|(s, m)| m & step[s.next as usize]).collect();
+            if next == slots {
+                break;
+            }
+            slots = next;
         }
-        slots = next;
+        for (s, m) in slots.into_iter().enumerate() {
+            // A slot whose every value is the same over the whole leaf is still one per
+            // element: per-leaf state is declared as such.
+            all[s].push(if m != ALL { m } else { 0 });
+        }
     }
-    for (slot, m) in ir.slots.iter_mut().zip(slots) {
-        // A slot whose every value is the same over the whole leaf is still one per element:
-        // per-leaf state is declared as such.
-        slot.collapsed = if slot.level == Level::Element && m != ALL { m } else { 0 };
+    for (slot, c) in ir.slots.iter_mut().zip(all) {
+        slot.collapsed = if c.iter().all(|m| *m == 0) { Vec::new() } else { c };
     }
 }
 

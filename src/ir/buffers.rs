@@ -111,8 +111,8 @@ pub struct SlotLayout {
     lens: Vec<usize>,
     /// How each slot stores its elements (float32 where missing).
     storage: Vec<Storage>,
-    /// The axes each slot is stored reduced over (none where missing).
-    collapsed: Vec<axes::Collapsed>,
+    /// Per slot, the axes it is stored reduced over for each leaf (none where missing).
+    collapsed: Vec<Vec<axes::Collapsed>>,
 }
 
 impl SlotLayout {
@@ -129,8 +129,8 @@ impl SlotLayout {
             let mut sizes = Vec::new();
             let mut len = 0;
             if slot.level == Level::Element {
-                for (leaf, &held) in ir.layout.leaves.iter().zip(&holds) {
-                    let size = axes::stored_len(&leaf.shape, slot.collapsed);
+                for (leaf_index, (leaf, &held)) in ir.layout.leaves.iter().zip(&holds).enumerate() {
+                    let size = axes::stored_len(&leaf.shape, slot.collapsed_in(ir.groups.of_leaf[leaf_index]));
                     starts.push(held.then_some(len));
                     sizes.push(size);
                     len += if held { size } else { 0 };
@@ -141,7 +141,7 @@ impl SlotLayout {
             out.holds.push(holds);
             out.lens.push(len);
             out.storage.push(slot.storage);
-            out.collapsed.push(slot.collapsed);
+            out.collapsed.push((0..n).map(|l| slot.collapsed_in(ir.groups.of_leaf[l])).collect());
         }
         out
     }
@@ -164,9 +164,9 @@ impl SlotLayout {
         self.storage.get(slot).copied().unwrap_or_default()
     }
 
-    /// The axes slot `slot` is stored reduced over.
-    pub fn collapsed(&self, slot: usize) -> axes::Collapsed {
-        self.collapsed.get(slot).copied().unwrap_or(0)
+    /// The axes slot `slot` is stored reduced over for leaf `leaf`.
+    pub fn collapsed(&self, slot: usize, leaf: usize) -> axes::Collapsed {
+        self.collapsed.get(slot).and_then(|c| c.get(leaf)).copied().unwrap_or(0)
     }
 
     /// Float32 words in each slot's buffer: its elements, two to a word for bfloat16.

@@ -224,8 +224,9 @@ pub struct Slot {
     pub groups: GroupSet,
     /// How a per-element slot stores its values (others are float32 or their own kind).
     pub storage: Storage,
-    /// The axes a per-element slot is constant along, and stored reduced over (`axes`).
-    pub collapsed: axes::Collapsed,
+    /// By leaf group: the axes a per-element slot is constant along there, and stored reduced
+    /// over (`axes`); none where missing.
+    pub collapsed: Vec<axes::Collapsed>,
     /// Its value before the first step, a node of [`StepIr::init`].
     pub init: NodeId,
     /// Its value after a step, a node of [`StepIr::graph`].
@@ -275,6 +276,13 @@ pub struct StepIr {
     pub needs_value: bool,
     /// What instantiation noticed but did not refuse (a glob that matches no leaf).
     pub warnings: Vec<Diagnostic>,
+}
+
+impl Slot {
+    /// The axes the slot is stored reduced over in group `g`.
+    pub fn collapsed_in(&self, g: usize) -> axes::Collapsed {
+        self.collapsed.get(g).copied().unwrap_or(0)
+    }
 }
 
 impl StepIr {

@@ -28,14 +28,19 @@ pub struct Outputs {
     pub uniform: Vec<(Option<SlotId>, NodeId)>,
     /// How each slot stores its values, by slot id (float32 where missing).
     pub storage: Vec<Storage>,
-    /// The axes each slot is stored reduced over, by slot id (none where missing).
-    pub collapsed: Vec<Collapsed>,
+    /// The axes each slot is stored reduced over, by slot id, then group (none where missing).
+    pub collapsed: Vec<Vec<Collapsed>>,
 }
 
 impl Outputs {
     /// How slot `s` stores its values.
     pub fn storage(&self, s: SlotId) -> Storage {
         self.storage.get(s as usize).copied().unwrap_or_default()
+    }
+
+    /// The axes slot `s` is stored reduced over in group `g`.
+    pub fn collapsed_in(&self, s: SlotId, g: usize) -> Collapsed {
+        self.collapsed.get(s as usize).and_then(|c| c.get(g)).copied().unwrap_or(0)
     }
 }
 
@@ -154,7 +159,7 @@ pub fn init_outputs(ir: &StepIr) -> Outputs {
 fn slot_outputs(ir: &StepIr) -> Outputs {
     Outputs {
         storage: ir.slots.iter().map(|s| s.storage).collect(),
-        collapsed: ir.slots.iter().map(|s| s.collapsed).collect(),
+        collapsed: ir.slots.iter().map(|s| s.collapsed.clone()).collect(),
         ..Outputs::default()
     }
 }
@@ -239,8 +244,10 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
                     on_axes.insert(g);
                 }
             }
-            Node::State(s) if outputs.collapsed.get(*s as usize).is_some_and(|c| *c != 0) => {
-                if let Some(g) = g {
+            Node::State(s) => {
+                if let Some(g) = g
+                    && outputs.collapsed_in(*s, g) != 0
+                {
                     on_axes.insert(g);
                 }
             }
@@ -250,10 +257,8 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
     reductions.sort_unstable();
     reductions.dedup();
     for (target, _, groups) in &outputs.element {
-        if let Target::Slot(s) = target
-            && outputs.collapsed.get(*s as usize).is_some_and(|c| *c != 0)
-        {
-            on_axes.extend(groups.iter());
+        if let Target::Slot(s) = target {
+            on_axes.extend(groups.iter().filter(|g| outputs.collapsed_in(*s, *g) != 0));
         }
     }
 

@@ -76,7 +76,9 @@ pub fn to_dict<'py>(py: Python<'py>, snapshot: &Snapshot, layout: &Layout, held:
                 let per_leaf = PyDict::new(py);
                 for (l, leaf) in layout.leaves.iter().enumerate() {
                     if let Some(range) = held.range(s, l) {
-                        let array = PyArray1::from_slice(py, &v[range]).reshape(leaf.shape.clone())?;
+                        // State kept reduced over axes has size 1 on them (numpy's keepdims).
+                        let shape = crate::ir::axes::stored_shape(&leaf.shape, held.collapsed(s, l));
+                        let array = PyArray1::from_slice(py, &v[range]).reshape(shape)?;
                         per_leaf.set_item(&leaf.name, array)?;
                     }
                 }
@@ -154,11 +156,12 @@ pub fn from_dict(d: &Bound<'_, PyAny>, like: &Snapshot, layout: &Layout, held: &
             SlotData::Element(_) => {
                 let dict = per_leaf()?;
                 let mut v = Vec::with_capacity(held.lens()[s]);
-                for leaf in mine.iter().map(|&l| &layout.leaves[l]) {
+                for (l, leaf) in mine.iter().map(|&l| (l, &layout.leaves[l])) {
                     let x = dict.get_item(&leaf.name)?.ok_or_else(|| bad(format!("no values for the leaf {}", quote(&leaf.name))))?;
                     let array = x.cast::<PyArrayDyn<f32>>().map_err(|_| bad(format!("leaf {}: expected a float32 numpy array, found {}", quote(&leaf.name), arrays::type_name(&x))))?;
-                    if array.shape() != leaf.shape.as_slice() {
-                        return Err(bad(format!("leaf {} has shape {}; expected {}", quote(&leaf.name), show_shape(array.shape()), show_shape(&leaf.shape))));
+                    let shape = crate::ir::axes::stored_shape(&leaf.shape, held.collapsed(s, l));
+                    if array.shape() != shape.as_slice() {
+                        return Err(bad(format!("leaf {} has shape {}; expected {}", quote(&leaf.name), show_shape(array.shape()), show_shape(&shape))));
                     }
                     // Any memory order: this is a copy.
                     v.extend(array.readonly().as_array().iter());
