@@ -6,6 +6,8 @@
 //! operations are `op::eval`'s, and reductions over all leaves or within a leaf take their
 //! partials block by block as the interpreter's passes do.
 
+use std::borrow::Cow;
+
 use rustc_hash::FxHashMap;
 
 use super::{Env, PassOutput, Values, broadcast, reduce_block};
@@ -96,9 +98,12 @@ pub fn run_program(env: &mut Env, values: &Values, state: &Arena, program: &Grou
         let leaf = env.layout.leaves[l].shape.clone();
         let mut regs: FxHashMap<NodeId, Value> = FxHashMap::default();
         for &node in &program.nodes {
-            let operand = |a: NodeId| -> Value {
+            let operand = |a: NodeId| -> Cow<'_, Value> {
                 let a = resolve(env.graph, a, g).unwrap_or(a);
-                regs.get(&a).cloned().unwrap_or_else(|| Value::scalar(broadcast(env, &values.uniform, &values.leaf, a, g, l).f()))
+                match regs.get(&a) {
+                    Some(v) => Cow::Borrowed(v),
+                    None => Cow::Owned(Value::scalar(broadcast(env, &values.uniform, &values.leaf, a, g, l).f())),
+                }
             };
             let v = match &env.graph.get(node).node {
                 Node::Grad => Value::leafwise(leaf.clone(), env.leaves.grads[l].to_vec()),
@@ -113,15 +118,15 @@ pub fn run_program(env: &mut Env, values: &Values, state: &Arena, program: &Grou
                     Value::leafwise(shape, data)
                 }
                 Node::Op(op, args) => {
-                    let operands: Vec<Value> = args.iter().map(|a| operand(*a)).collect();
+                    let operands: Vec<Cow<'_, Value>> = args.iter().map(|a| operand(*a)).collect();
                     elementwise(*op, &operands, env.graph.kind(node) == Kind::I32)
                 }
                 Node::AxisReduce { kind, arg, axes: over } => axis_reduce(&leaf, *kind, &operand(*arg), *over),
                 Node::Matrix { op, args } => {
-                    let operands: Vec<Value> = args.iter().map(|a| operand(*a)).collect();
+                    let operands: Vec<Cow<'_, Value>> = args.iter().map(|a| operand(*a)).collect();
                     matrix(*op, &operands, &leaf)
                 }
-                _ => operand(node),
+                _ => operand(node).into_owned(),
             };
             regs.insert(node, v);
         }
@@ -186,18 +191,29 @@ fn fit(v: &Value, shape: &[usize]) -> Vec<f32> {
 }
 
 /// `op` element by element over its operands, broadcast together.
-fn elementwise(op: Op, operands: &[Value], int: bool) -> Value {
+fn elementwise(op: Op, operands: &[Cow<'_, Value>], int: bool) -> Value {
     let shape = operands.iter().try_fold(Vec::new(), |s, v| broadcast_shapes(&s, &v.shape));
     let Some(shape) = shape else { return Value::scalar(f32::NAN) };
     let leafwise = operands.iter().all(|v| v.leafwise);
-    let mut data = Vec::with_capacity(shape.iter().product());
+    let len: usize = shape.iter().product();
+    let mut data = Vec::with_capacity(len);
     let mut args = Vec::with_capacity(operands.len());
+    let finish = |x: Scalar| if int { op::eval(Op::ToF32, &[x]).f() } else { x.f() };
+    // Operands of the result's shape, or scalars: element `i` of each is its `i`-th (the common
+    // case, without index arithmetic).
+    if operands.iter().all(|v| v.shape == shape || v.data.len() == 1) {
+        for i in 0..len {
+            args.clear();
+            args.extend(operands.iter().map(|v| Scalar::F32(if v.data.len() == 1 { v.data[0] } else { v.data[i] })));
+            data.push(finish(op::eval(op, &args)));
+        }
+        return Value { shape, data, leafwise };
+    }
     each_index(&shape, |at| {
         args.clear();
         args.extend(operands.iter().map(|v| Scalar::F32(v.at(at))));
-        let x = op::eval(op, &args);
         // Element values are float32 (bools 0 or 1); ints broadcast from uniforms become floats.
-        data.push(if int { op::eval(Op::ToF32, &[x]).f() } else { x.f() });
+        data.push(finish(op::eval(op, &args)));
     });
     Value { shape, data, leafwise }
 }
@@ -228,7 +244,7 @@ fn axis_reduce(leaf: &[usize], kind: Reduce, arg: &Value, over: Collapsed) -> Va
 }
 
 /// A matrix operation on 2-D values (a leaf-shaped value stands for the leaf's shape).
-fn matrix(op: MatOp, args: &[Value], leaf: &[usize]) -> Value {
+fn matrix(op: MatOp, args: &[Cow<'_, Value>], leaf: &[usize]) -> Value {
     let as_matrix = |v: &Value| -> Option<(usize, usize, Vec<f32>)> {
         let shape = v.logical(leaf);
         match shape.as_slice() {
@@ -290,7 +306,7 @@ mod tests {
 
     #[test]
     fn operations_broadcast_as_numpy_does() {
-        let sum = elementwise(Op::Add, &[value(&[2, 1], &[1.0, 2.0]), value(&[1, 3], &[10.0, 20.0, 30.0])], false);
+        let sum = elementwise(Op::Add, &[Cow::Owned(value(&[2, 1], &[1.0, 2.0])), Cow::Owned(value(&[1, 3], &[10.0, 20.0, 30.0]))], false);
         assert_eq!(sum, value(&[2, 3], &[11.0, 21.0, 31.0, 12.0, 22.0, 32.0]));
         let mut seen = Vec::new();
         each_index(&[2, 2], |at| seen.push(at.to_vec()));
@@ -302,11 +318,11 @@ mod tests {
     fn matrix_products_and_transposes() {
         let leaf = [2, 3];
         let x = value(&leaf, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        let xt = matrix(MatOp::Transpose, std::slice::from_ref(&x), &leaf);
+        let xt = matrix(MatOp::Transpose, &[Cow::Borrowed(&x)], &leaf);
         assert_eq!(xt, Value { leafwise: false, ..value(&[3, 2], &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]) });
-        let gram = matrix(MatOp::MatMul, &[x.clone(), xt], &leaf);
+        let gram = matrix(MatOp::MatMul, &[Cow::Borrowed(&x), Cow::Owned(xt)], &leaf);
         assert_eq!(gram, Value { leafwise: false, ..value(&[2, 2], &[14.0, 32.0, 32.0, 77.0]) });
         // Inner sizes that differ give NaN (instantiation refuses them first).
-        assert!(matrix(MatOp::MatMul, &[x.clone(), x], &leaf).data[0].is_nan());
+        assert!(matrix(MatOp::MatMul, &[Cow::Borrowed(&x), Cow::Borrowed(&x)], &leaf).data[0].is_nan());
     }
 }

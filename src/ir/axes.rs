@@ -73,8 +73,3 @@ pub fn stored_shape(shape: &[usize], collapsed: Collapsed) -> Vec<usize> {
 pub fn stored_len(shape: &[usize], collapsed: Collapsed) -> usize {
     stored_shape(shape, collapsed).iter().product()
 }
-
-/// Whether a slot is stored reduced for a leaf of `ndim` dimensions.
-pub fn is_reduced(ndim: usize, collapsed: Collapsed) -> bool {
-    (0..ndim).any(|k| collapsed & (1 << k) != 0)
-}

@@ -16,6 +16,7 @@ pub mod op;
 pub mod plan;
 pub mod print;
 pub mod shapes;
+pub mod unused;
 pub mod step_size;
 
 use std::collections::HashMap;

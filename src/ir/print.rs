@@ -52,7 +52,12 @@ pub fn ir(ir: &StepIr) -> String {
     }
     for (i, s) in ir.slots.iter().enumerate() {
         let aliases = if s.aliases.is_empty() { String::new() } else { format!(" (also {})", s.aliases.join(", ")) };
-        let stored = if s.storage == Storage::F32 { String::new() } else { format!(" stored {}", s.storage.name()) };
+        let mut stored = if s.storage == Storage::F32 { String::new() } else { format!(" stored {}", s.storage.name()) };
+        // Per group, the axes a slot is kept reduced over.
+        for (g, c) in s.collapsed.iter().enumerate().filter(|(_, c)| **c != 0) {
+            let axes: Vec<String> = (0..32).filter(|k| c & (1 << k) != 0).map(|k| k.to_string()).collect();
+            stored.push_str(&format!(" reduced over axes {} in group {g}", axes.join(",")));
+        }
         let _ = writeln!(out, "state #{i} {}{aliases} : {} {:?}{stored} groups {} init %{} next %{}", s.name, s.level, s.kind, s.groups, s.init, s.next);
     }
     let _ = writeln!(out, "init:");

@@ -608,3 +608,22 @@ by_shape()
     let mut opt = Optimizer::new(&checked.program, &layout, &[0.0; 10]).unwrap_or_else(|d| panic!("{}", optc::diagnostic::render(&d, &sources)));
     assert_eq!(updates(&mut opt, &[1.0; 10], None), [vec![11.0; 3], vec![10.0], vec![6.0; 6]].concat());
 }
+
+#[test]
+fn adafactor_keeps_a_row_and_a_column_per_matrix_and_a_moment_per_vector_element() {
+    // A 64x32 matrix factors (v_row over its largest axis, 0; v_col over axis 1); the vector
+    // keeps `v`. Each slot holds only the leaves it is used for, reduced where it can be:
+    // 32 + 64 + 32 floats instead of 3 x 2080.
+    let params = vec![0.5; 64 * 32 + 32];
+    let opt = optimizer("adafactor(learning_rate=0.01, min_dim_size_to_factor=2)", "w:64x32,b:32", &params);
+    let lens: Vec<(String, usize)> = opt
+        .ir
+        .slots
+        .iter()
+        .zip(opt.slot_layout().lens())
+        .filter(|(s, _)| s.level == optc::ir::Level::Element)
+        .map(|(s, n)| (s.name.clone(), *n))
+        .collect();
+    let expected = [("scale_by_factored_rms.v_row", 32), ("scale_by_factored_rms.v_col", 64), ("scale_by_factored_rms.v", 32)];
+    assert_eq!(lens, expected.map(|(n, k)| (n.to_string(), k)).to_vec());
+}

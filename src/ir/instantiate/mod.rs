@@ -162,6 +162,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
         needs_value,
         warnings: inst.errors,
     };
+    super::unused::drop_unused(&mut ir);
     super::merge::merge_equal_slots(&mut ir);
     super::axes::assign(&mut ir);
     Ok(ir)
