@@ -57,11 +57,7 @@ fn reads_in(graph: &Graph, roots: &[NodeId], g: usize) -> BTreeSet<SlotId> {
             }
             Node::Op(_, args) | Node::Matrix { args, .. } => stack.extend(args),
             Node::LeafReduce { arg, .. } | Node::AxisReduce { arg, .. } => stack.push(*arg),
-            Node::Reduce { arg, groups, .. } => {
-                if groups.contains(g) {
-                    stack.push(*arg);
-                }
-            }
+            Node::Reduce { arg, groups, .. } if groups.contains(g) => stack.push(*arg),
             Node::Merge(_) => stack.extend(resolve(graph, id, g)),
             _ => {}
         }
