@@ -14,7 +14,7 @@ use crate::check::Expect;
 use crate::diagnostic;
 use crate::ir::layout::Leaf;
 use crate::ir::buffers::SlotLayout;
-use crate::ir::{Layout, instantiate, plan};
+use crate::ir::{Layout, MatOp, Node, instantiate, plan, shapes};
 use crate::jit;
 use crate::native::{self, Adam, Isa, ProbePlan};
 use crate::runtime::{self, Backend, Optimizer};
@@ -61,7 +61,9 @@ const PIPELINE: usize = 0;
 const ADAM: usize = 1;
 const PROBE: usize = 2;
 const ADAM_PROBE: usize = 3;
-const TIMED: usize = 4;
+/// The pipeline's matrix products alone, by ndarray's `dot` (when it has any).
+const PRODUCTS: usize = 4;
+const TIMED: usize = 5;
 /// Bytes Adam moves per parameter: read p, g, m, v; write p, m, v.
 const ADAM_BYTES: usize = 28;
 
@@ -118,6 +120,9 @@ fn bench(args: &Args, stdlib_dir: Option<&std::path::Path>) -> Result<(), String
     }
     let isa = args.isa.unwrap_or_else(Isa::best);
     let value = optimizer.needs_value().then_some(1.0f32);
+    let products = matrix_products(&optimizer);
+    let factors: Vec<(ndarray::Array2<f32>, ndarray::Array2<f32>)> =
+        products.iter().map(|&(r, k, c)| (ndarray::Array2::from_elem((r, k), 0.5), ndarray::Array2::from_elem((k, c), 0.25))).collect();
     let mut failed = None;
     let mut count = 0;
     let mut sink = 0.0f32;
@@ -139,6 +144,11 @@ fn bench(args: &Args, stdlib_dir: Option<&std::path::Path>) -> Result<(), String
         ADAM_PROBE => {
             if let [p, g, m, v, ..] = refs.slices_mut().as_mut_slice() {
                 native::adam_probe(isa, p, g, m, v, threads);
+            }
+        }
+        PRODUCTS => {
+            for (a, b) in &factors {
+                sink += a.dot(b)[(0, 0)];
             }
         }
         _ => {}
@@ -165,6 +175,8 @@ fn bench(args: &Args, stdlib_dir: Option<&std::path::Path>) -> Result<(), String
         adam_probe_ns: ns(ADAM_PROBE),
         probe_bytes: probe_plan.bytes_per_element(),
         adam_shaped,
+        products: products.len(),
+        products_ns: ns(PRODUCTS),
     };
     if args.json {
         outln!("{}", report.json());
@@ -172,6 +184,28 @@ fn bench(args: &Args, stdlib_dir: Option<&std::path::Path>) -> Result<(), String
         report.print();
     }
     Ok(())
+}
+
+/// The (rows, inner, columns) of every matrix product a step of `optimizer` makes, leaf by leaf
+/// and pass by pass (a value a later pass needs again is computed again).
+fn matrix_products(optimizer: &Optimizer) -> Vec<(usize, usize, usize)> {
+    let ir = &optimizer.ir;
+    let mut out = Vec::new();
+    for program in optimizer.step_plan.passes.iter().flat_map(|p| &p.tensor_programs) {
+        for &node in &program.nodes {
+            let Node::Matrix { op: MatOp::MatMul, args } = &ir.graph.get(node).node else { continue };
+            for &l in &ir.groups.leaves[program.group] {
+                let leaf = &ir.layout.leaves[l].shape;
+                let sides = args.iter().map(|a| shapes::of(&ir.graph, *a, leaf)).collect::<Option<Vec<_>>>();
+                if let Some([a, b]) = sides.as_deref()
+                    && let ([r, k], [_, c]) = (a.as_slice(), b.as_slice())
+                {
+                    out.push((*r, *k, *c));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Refuses a bench whose buffers (`floats_per_param` floats for each of `n` parameters) would
@@ -398,6 +432,10 @@ struct Report {
     /// Whether the pipeline moves Adam's streams (one pass, p, g, m, v), so that its speed is
     /// comparable with the Adam loop's.
     adam_shaped: bool,
+    /// Matrix products a step makes (Muon's Newton-Schulz iterations), and the time ndarray's
+    /// `dot` takes for the same sizes.
+    products: usize,
+    products_ns: f64,
 }
 
 impl Report {
@@ -464,6 +502,16 @@ impl Report {
             format!("{} streams in {}", self.probe_bytes / 4, plural(self.passes, "pass").replace("passs", "passes")),
         );
         row("probe, shaped like Adam", self.adam_probe_ns, ADAM_BYTES, "7 streams in 1 pass".into());
+        if self.products > 0 {
+            outln!(
+                "  {:<32} {:>9.3} {:>7}  {} products of the step's sizes: the step runs at {:.2} of their speed",
+                "ndarray dot, the same products",
+                self.products_ns,
+                "",
+                self.products,
+                self.products_ns / self.pipeline_ns,
+            );
+        }
     }
 
     fn json(&self) -> serde_json::Value {
@@ -493,6 +541,8 @@ impl Report {
             "adam_fraction": self.adam_fraction(),
             "speed_vs_adam": self.speed_vs_adam(),
             "adam_shaped": self.adam_shaped,
+            "matrix_products": self.products,
+            "products_ns_per_param": self.products_ns,
         })
     }
 }

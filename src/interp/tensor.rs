@@ -202,10 +202,14 @@ fn elementwise(op: Op, operands: &[Cow<'_, Value>], int: bool) -> Value {
     // Operands of the result's shape, or scalars: element `i` of each is its `i`-th (the common
     // case, without index arithmetic).
     if operands.iter().all(|v| v.shape == shape || v.data.len() == 1) {
+        // Ops take at most three operands.
+        let mut args = [Scalar::F32(0.0); 3];
+        let n = operands.len().min(3);
         for i in 0..len {
-            args.clear();
-            args.extend(operands.iter().map(|v| Scalar::F32(if v.data.len() == 1 { v.data[0] } else { v.data[i] })));
-            data.push(finish(op::eval(op, &args)));
+            for (slot, v) in args.iter_mut().zip(operands) {
+                *slot = Scalar::F32(if v.data.len() == 1 { v.data[0] } else { v.data[i] });
+            }
+            data.push(finish(op::eval(op, &args[..n])));
         }
         return Value { shape, data, leafwise };
     }
@@ -243,15 +247,19 @@ fn axis_reduce(leaf: &[usize], kind: Reduce, arg: &Value, over: Collapsed) -> Va
     Value { shape, data, leafwise: arg.leafwise }
 }
 
+/// A 2-D value's rows, columns and elements (borrowed when it is stored whole).
+fn as_matrix<'v>(v: &'v Value, leaf: &[usize]) -> Option<(usize, usize, Cow<'v, [f32]>)> {
+    let shape = v.logical(leaf);
+    let data = if v.shape == shape { Cow::Borrowed(v.data.as_slice()) } else { Cow::Owned(v.expand(&shape)) };
+    match shape.as_slice() {
+        [r, c] => Some((*r, *c, data)),
+        _ => None,
+    }
+}
+
 /// A matrix operation on 2-D values (a leaf-shaped value stands for the leaf's shape).
 fn matrix(op: MatOp, args: &[Cow<'_, Value>], leaf: &[usize]) -> Value {
-    let as_matrix = |v: &Value| -> Option<(usize, usize, Vec<f32>)> {
-        let shape = v.logical(leaf);
-        match shape.as_slice() {
-            [r, c] => Some((*r, *c, v.expand(&shape))),
-            _ => None,
-        }
-    };
+    let as_matrix = |v| as_matrix(v, leaf);
     let nan = Value::scalar(f32::NAN);
     match (op, args) {
         (MatOp::MatMul, [a, b]) => {
