@@ -310,7 +310,7 @@ impl<'a, 'g> Checker<'a, 'g> {
         for pass in 0..2 {
             self.scopes.push(HashMap::new());
             self.bind_pattern(&f.pattern, item.clone());
-            self.block(&f.body);
+            self.statement_branch(&f.body, None);
             self.scopes.pop();
             if pass == 0 {
                 self.errors.clear();
@@ -334,14 +334,37 @@ impl<'a, 'g> Checker<'a, 'g> {
         let outer = self.cond_level;
         self.cond_level = outer.max(c.level.min(Level::Leaf));
         let before = self.snapshot();
-        self.branch(then, narrowed.as_ref().filter(|n| !n.none_in_then));
+        self.statement_branch(then, narrowed.as_ref().filter(|n| !n.none_in_then));
         let after_then = self.snapshot();
         self.restore(&before);
         if let Some(block) = otherwise {
-            self.branch(block, narrowed.as_ref().filter(|n| n.none_in_then));
+            self.statement_branch(block, narrowed.as_ref().filter(|n| n.none_in_then));
         }
         self.merge(&after_then);
         self.cond_level = outer;
+    }
+
+    /// A branch of an `if` statement, or a loop's body: a last line that is an `if` is a
+    /// statement too, so `if a { ... } else if b { ... }` needs no `else` and no values.
+    fn statement_branch(&mut self, block: &ast::Block, narrow: Option<&Narrowing>) {
+        match block.result.as_deref() {
+            Some(ast::Expr { kind: ExprKind::If { cond, then, otherwise }, .. }) => {
+                self.scopes.push(HashMap::new());
+                if let Some(n) = narrow {
+                    self.declare(&n.name, n.ty.clone(), n.kind.clone());
+                }
+                self.scopes.push(HashMap::new());
+                for stmt in &block.stmts {
+                    self.stmt(stmt);
+                }
+                self.if_stmt(cond, then, otherwise.as_ref());
+                self.scopes.pop();
+                self.scopes.pop();
+            }
+            _ => {
+                self.branch(block, narrow);
+            }
+        }
     }
 
     pub(super) fn branch(&mut self, block: &ast::Block, narrow: Option<&Narrowing>) -> Option<Typed> {

@@ -969,3 +969,9 @@ fn transforms_reducing_over_axes_agree_on_awkward_layouts() {
         with_main_stack(move || agree(&text, &layout, 4, 11)).unwrap_or_else(|e| panic!("{pipeline}: {e}"));
     }
 }
+
+#[test]
+fn else_if_statements_agree_on_both_backends() {
+    let text = std::fs::read_to_string(root().join("tests/diagnostics/ok/else_if_statements.opt")).expect("fixture");
+    with_main_stack(move || agree(&text, &awkward_layout(), 12, 3)).unwrap_or_else(|e| panic!("{e}"));
+}
