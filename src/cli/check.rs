@@ -122,8 +122,19 @@ pub fn report(name: &str, program: &check::Program) -> String {
         let bytes = summary::bytes_per_parameter(program, tx);
         // What a parameter would keep if it kept every per-element state of the pipeline.
         let every: usize = states.iter().filter(|e| e.level == check::types::Level::Element).map(|e| e.bytes()).sum();
+        // A transform whose state follows each leaf's shape (Adafactor's rows and columns)
+        // keeps less, which only a layout tells.
+        let mut by_shape = false;
+        crate::ir::groups::visit(tx, &mut |t| {
+            if let check::program::Tx::Instance { def, .. } = t {
+                by_shape |= program.def(*def).reads_leaf.contains(&check::program::LeafProp::Shape);
+            }
+        });
         for (level, names) in summary::describe_states(&states) {
             let what = match level {
+                check::types::Level::Element if by_shape => format!(
+                    "per element (at most {bytes} bytes per parameter: state that follows each leaf's shape keeps less, as `optc emit --ir --layout ...` shows)"
+                ),
                 // Parameter groups each keep their own: a parameter keeps its group's only.
                 check::types::Level::Element if bytes < every => {
                     format!("per element ({bytes} bytes per parameter, of its own group's)")

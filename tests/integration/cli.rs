@@ -23,6 +23,17 @@ fn check_reads_standard_input() {
 }
 
 #[test]
+fn check_says_state_that_follows_each_leafs_shape_keeps_less() {
+    // Adafactor keeps a row and a column per matrix: the checker, without a layout, gives the
+    // bound, and says where the true size is.
+    let out = optc(&["check", "-"], Some("adafactor(learning_rate=0.01)\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("per element (at most 12 bytes per parameter: state that follows each leaf's shape keeps less"), "{}", text(&out.stdout));
+    let out = optc(&["emit", "--ir", "-", "--layout", "w:64x32,b:32"], Some("adafactor(learning_rate=0.01, min_dim_size_to_factor=2)\n"));
+    assert!(text(&out.stdout).contains("v_row : per-element F32 reduced over axes 0 in group"), "{}", text(&out.stdout));
+}
+
+#[test]
 fn check_reports_errors_with_exit_code_one() {
     let out = optc(&["check", "-"], Some("adam(lr=1e-3)\n"));
     assert_no_panic(&out);
