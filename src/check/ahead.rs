@@ -49,7 +49,7 @@ impl Evaluator<'_, '_> {
                 scope.insert("param".into(), Value::Runtime);
                 scope.insert("value".into(), Value::Runtime);
                 // Each leaf's own shape: known per leaf at instantiation, not here.
-                for name in LeafProp::ALL.iter().map(|(n, _)| *n).chain(["shape"]) {
+                for name in LeafProp::ALL.iter().map(|(n, _)| *n).chain([LeafProp::Shape.name()]) {
                     scope.insert(name.into(), Value::Runtime);
                 }
                 self.scopes.push(scope);

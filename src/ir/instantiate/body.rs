@@ -481,16 +481,7 @@ impl Frame {
     /// A leaf's `ndim`, `size` or `shape`: every leaf of the domain has the same, since a body
     /// that reads them is instantiated once per value (`Inst::instance`).
     fn leaf_prop(&self, inst: &mut Inst, prop: LeafProp) -> IVal {
-        let leaf = self.ctx.domain.iter().find_map(|g| inst.groups.leaves[g].first().copied());
-        match leaf {
-            // A flattened domain is one leaf of every element.
-            Some(_) if self.ctx.flat => {
-                let size: usize = self.ctx.domain.iter().flat_map(|g| &inst.groups.leaves[g]).map(|&l| inst.layout.leaves[l].len()).sum();
-                IVal::Const(prop.value(&[size]))
-            }
-            Some(l) => IVal::Const(prop.value(&inst.layout.leaves[l].shape)),
-            None => IVal::Const(prop.value(&[])),
-        }
+        IVal::Const(prop.value(&inst.part_shape(&self.ctx)))
     }
 }
 

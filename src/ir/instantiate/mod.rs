@@ -4,6 +4,7 @@
 //! graph of float32 operations on uniform, per-leaf and per-element values.
 
 mod body;
+mod parts;
 mod value;
 
 use std::collections::HashMap;
@@ -13,7 +14,7 @@ use super::layout::Layout;
 use super::op::{Kind, Op, Scalar};
 use super::{Graph, Level, Named, Node, NodeId, Slot, SlotId, StepIr, Storage};
 use crate::check::names;
-use crate::check::program::{DefAst, DefId, Hyper, LeafProp, Mask, Program, Tx, Value};
+use crate::check::program::{DefAst, DefId, Hyper, Mask, Program, Tx, Value};
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
 pub use value::IVal;
@@ -524,120 +525,8 @@ impl<'p> Inst<'p> {
             assigned.push(std::mem::take(&mut self.state));
         }
         self.state = before;
-        if let [only] = assigned.as_slice() {
-            self.state = only.clone();
-        } else {
-            let mut changed: Vec<SlotId> = assigned.iter().flat_map(|a| a.keys().copied()).collect();
-            changed.sort_unstable();
-            changed.dedup();
-            for slot in changed {
-                let pieces: Vec<(GroupSet, IVal)> = parts
-                    .iter()
-                    .zip(&assigned)
-                    .map(|(part, a)| (part.domain.clone(), IVal::Node(a.get(&slot).copied().unwrap_or_else(|| self.state_value(slot)))))
-                    .collect();
-                let (name, level) = (self.slots[slot as usize].slot.name.clone(), self.slots[slot as usize].slot.level);
-                if let IVal::Node(n) = self.piecewise(Which::Step, pieces, &name, level) {
-                    self.state.insert(slot, n);
-                }
-            }
-        }
+        self.join_assigned(&parts, assigned);
         self.merge(outs)
-    }
-
-    /// Refuses updates or state that a part of transform `name` gives in a shape its leaves
-    /// do not have (a matrix product of the wrong sides).
-    fn check_shapes(&mut self, part: &Ctx, out: NodeId, before: &HashMap<SlotId, NodeId>, name: &str) {
-        let Some(leaf) = part.domain.iter().find_map(|g| self.groups.leaves[g].first().copied()) else { return };
-        let leaf = self.layout.leaves[leaf].shape.clone();
-        let mut given = vec![("its updates".to_string(), out)];
-        for (slot, node) in &self.state {
-            if before.get(slot) != Some(node) {
-                given.push((format!("state `{}`", self.slots[*slot as usize].slot.name), *node));
-            }
-        }
-        for (what, node) in given {
-            let shape = super::shapes::of(&self.step, node, &leaf);
-            if shape.as_deref().and_then(|s| super::shapes::broadcast(s, &leaf)) != Some(leaf.clone()) {
-                let shown = shape.as_deref().map_or("shapes that do not broadcast together".into(), super::shapes::show);
-                let mut d = Diagnostic::error(
-                    "bad-shape",
-                    format!("`{name}` gives {what} of {shown} for a leaf of shape {}", super::shapes::show(&leaf)),
-                )
-                .with_help("updates and state have the shape of their leaf (or broadcast to it): transpose back, or check the sides of each `matmul`");
-                if let Some(span) = self.span {
-                    d = d.with_primary(span, "in this transform");
-                }
-                self.error(d);
-            }
-        }
-    }
-
-    /// The parts of `ctx`'s domain whose leaves agree on the properties `reads` (one part, the
-    /// whole domain, when nothing is read or every leaf agrees).
-    fn shape_parts(&self, reads: &[LeafProp], ctx: &Ctx) -> Vec<Ctx> {
-        let mut parts: Vec<(Vec<Value>, GroupSet)> = Vec::new();
-        if !reads.is_empty() && !ctx.flat {
-            for g in ctx.domain.iter() {
-                let Some(&leaf) = self.groups.leaves[g].first() else { continue };
-                let key: Vec<Value> = reads.iter().map(|p| p.value(&self.layout.leaves[leaf].shape)).collect();
-                match parts.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, gs)) => gs.insert(g),
-                    None => parts.push((key, std::iter::once(g).collect())),
-                }
-            }
-        }
-        if parts.len() <= 1 {
-            return vec![ctx.clone()];
-        }
-        parts.into_iter().map(|(_, domain)| Ctx { domain, ..ctx.clone() }).collect()
-    }
-
-    /// One value of a state at `level` from its values on the parts of a domain: the value
-    /// itself when they agree, else a merge (per leaf at least). A uniform state cannot differ
-    /// by leaf: that is refused.
-    fn piecewise(&mut self, which: Which, parts: Vec<(GroupSet, IVal)>, what: &str, level: Level) -> IVal {
-        let Some((_, first)) = parts.first().cloned() else { return IVal::Const(Value::None) };
-        if parts.iter().all(|(_, v)| v.identical(&first)) {
-            return first;
-        }
-        if let IVal::List(_) | IVal::Const(Value::List(_)) = first {
-            let items = |v: &IVal| v.clone().items().unwrap_or_else(|| vec![v.clone()]);
-            let n = items(&first).len();
-            if parts.iter().all(|(_, v)| items(v).len() == n) {
-                let merged = (0..n)
-                    .map(|k| {
-                        let pieces = parts.iter().map(|(g, v)| (g.clone(), items(v)[k].clone())).collect();
-                        self.piecewise(which, pieces, what, level)
-                    })
-                    .collect();
-                return IVal::List(merged);
-            }
-        }
-        let mut nodes = Vec::new();
-        for (g, v) in parts {
-            match self.node_for(v, which) {
-                Some(n) => nodes.push((g, self.f32_node(IVal::Node(n), which))),
-                None => {
-                    self.error(Diagnostic::error("shape-dependent-state", format!("`{what}` is a different kind of value for leaves of different shapes")));
-                    return first;
-                }
-            }
-        }
-        if level == Level::Uniform {
-            let mut d = Diagnostic::error(
-                "shape-dependent-state",
-                format!("`{what}` is one value for all leaves, but is given a different value for leaves of different shapes"),
-            )
-            .with_help("keep it per leaf (`state s: leaf`) or per element (`state s: tensor`), or compute it without `ndim`, `size` or `shape`");
-            if let Some(span) = self.span {
-                d = d.with_primary(span, "in this transform");
-            }
-            self.error(d);
-            return first;
-        }
-        let level = nodes.iter().map(|(_, n)| self.graph(which).level(*n)).chain([Level::Leaf]).max().unwrap_or(Level::Element);
-        IVal::Node(self.graph(which).add(Node::Merge(nodes), level, Kind::F32))
     }
 
     fn new_slot(&mut self, ctx: &Ctx, name: &str, level: Level, init: IVal, recipe: Recipe) -> SlotId {

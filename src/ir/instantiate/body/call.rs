@@ -283,7 +283,7 @@ impl Frame {
     /// `sum(x, axis=a)` and friends on this part's leaves (which share one shape).
     fn axis_reduce(&mut self, inst: &mut Inst, name: &str, x: IVal, axis: IVal) -> IVal {
         let which = self.which;
-        let shape = self.part_shape(inst);
+        let shape = inst.part_shape(&self.ctx);
         let ndim = shape.len() as i64;
         let listed = match axis {
             IVal::Const(Value::Int(a)) => vec![a],
@@ -294,13 +294,11 @@ impl Frame {
         for a in listed {
             let k = if a < 0 { a + ndim } else { a };
             if !(0..ndim).contains(&k) {
-                let shown = shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
-                let mut d = Diagnostic::error("bad-axis", format!("axis {a} is out of range for a leaf of shape ({shown})"))
-                    .with_help("a leaf of `ndim` dimensions has axes 0 to ndim - 1 (or -ndim to -1); test `ndim` first");
-                if let Some(span) = inst.span {
-                    d = d.with_primary(span, "in this transform");
-                }
-                inst.error(d);
+                // (`error` points at the transform.)
+                inst.error(
+                    Diagnostic::error("bad-axis", format!("axis {a} is out of range for a leaf of shape {}", shapes::show(&shape)))
+                        .with_help("a leaf of `ndim` dimensions has axes 0 to ndim - 1 (or -ndim to -1); test `ndim` first"),
+                );
                 return IVal::Const(Value::Float(0.0));
             }
             axes |= 1 << k;
@@ -330,7 +328,7 @@ impl Frame {
     fn matrix(&mut self, inst: &mut Inst, op: MatOp, args: &[u32]) -> IVal {
         let which = self.which;
         let args: Vec<u32> = args.iter().map(|a| inst.f32_node(IVal::Node(*a), which)).collect();
-        let leaf = self.part_shape(inst);
+        let leaf = inst.part_shape(&self.ctx);
         let shapes: Vec<Option<Vec<usize>>> = args.iter().map(|a| shapes::of(inst.graph(which), *a, &leaf)).collect();
         let fits = match (op, shapes.as_slice()) {
             (MatOp::MatMul, [Some(a), Some(b)]) => a.len() == 2 && b.len() == 2 && a[1] == b[0],
@@ -339,25 +337,14 @@ impl Frame {
         };
         if !fits {
             let shown: Vec<String> = shapes.iter().map(|s| s.as_deref().map_or("(shapes that do not broadcast)".into(), shapes::show)).collect();
-            let mut d = Diagnostic::error("bad-shape", format!("`{}` of {} on a leaf of shape {}", op.name(), shown.join(" and "), shapes::show(&leaf)))
-                .with_help("`matmul` takes (r x k) and (k x c), `transpose` and `spectral_norm` one 2-D value; test `ndim` first, or mask the transform to matrices");
-            if let Some(span) = inst.span {
-                d = d.with_primary(span, "in this transform");
-            }
-            inst.error(d);
+            inst.error(
+                Diagnostic::error("bad-shape", format!("`{}` of {} on a leaf of shape {}", op.name(), shown.join(" and "), shapes::show(&leaf)))
+                    .with_help("`matmul` takes (r x k) and (k x c), `transpose` and `spectral_norm` one 2-D value; test `ndim` first, or mask the transform to matrices"),
+            );
             return IVal::Const(Value::Float(0.0));
         }
         inst.uses_matrices = true;
         IVal::Node(inst.graph(which).add(Node::Matrix { op, args }, Level::Element, Kind::F32))
-    }
-
-    /// The shape of this part's leaves (one leaf of every element when flattened).
-    fn part_shape(&self, inst: &Inst) -> Vec<usize> {
-        match self.ctx.domain.iter().find_map(|g| inst.groups.leaves[g].first().copied()) {
-            _ if self.ctx.flat => vec![self.numel(inst)],
-            Some(l) => inst.layout.leaves[l].shape.clone(),
-            None => Vec::new(),
-        }
     }
 
     fn numel(&self, inst: &Inst) -> usize {
