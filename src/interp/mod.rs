@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 
 use crate::arena::Arena;
 
+pub mod rows;
 pub mod tensor;
 
 use crate::ir::op::{self, Kind, Op, Scalar};
@@ -79,6 +80,8 @@ pub fn run(plan: &Plan, env: &mut Env) -> Results {
 pub struct Values {
     pub uniform: FxHashMap<NodeId, Scalar>,
     pub leaf: FxHashMap<NodeId, Vec<Scalar>>,
+    /// Values of row programs' groups stored reduced over axes, by (node, leaf).
+    pub reduced: FxHashMap<(NodeId, usize), tensor::Value>,
 }
 
 /// What a pass's element programs give back.
@@ -91,6 +94,8 @@ pub struct PassOutput {
     pub element: FxHashMap<u32, Vec<f32>>,
     /// New values of parts of per-element slots ([`Results::ranges`]).
     pub ranges: Vec<(u32, usize, Vec<f32>)>,
+    /// Reductions over axes accumulated by row programs, by (node, leaf).
+    pub axes: FxHashMap<(NodeId, usize), tensor::Value>,
 }
 
 /// How a backend runs the element programs of a pass. The uniform and per-leaf work around the
@@ -111,8 +116,9 @@ pub struct Interpreted;
 
 impl Passes for Interpreted {
     fn run_pass(&mut self, _index: usize, pass: &Pass, env: &mut Env, values: &Values, out: &mut PassOutput) {
+        let state = env.state;
         for program in &pass.programs {
-            run_program(env, &values.uniform, &values.leaf, program, &mut out.partials, &mut out.element);
+            run_program(env, values, &state.element, program, out);
         }
     }
 }
@@ -131,14 +137,21 @@ pub fn run_with(plan: &Plan, env: &mut Env, passes: &mut dyn Passes) -> Results 
         for (n, groups) in &pass.leaf_before {
             eval_leaf(env, &values.uniform, &mut values.leaf, *n, groups.iter().collect(), n_leaves);
         }
-        let mut out = PassOutput { partials: FxHashMap::default(), element: std::mem::take(&mut element_writes), ranges: std::mem::take(&mut ranges) };
-        passes.run_pass(index, pass, env, &values, &mut out);
         let state = env.state;
+        for &(n, g) in &pass.reduced_before {
+            for &l in &env.groups.leaves[g] {
+                let v = tensor::reduced(env, &values, passes.element_state().unwrap_or(&state.element), n, g, l);
+                values.reduced.insert((n, l), v);
+            }
+        }
+        let mut out = PassOutput { element: std::mem::take(&mut element_writes), ranges: std::mem::take(&mut ranges), ..PassOutput::default() };
+        passes.run_pass(index, pass, env, &values, &mut out);
         for program in &pass.tensor_programs {
             tensor::run_program(env, &values, passes.element_state().unwrap_or(&state.element), program, &mut out);
         }
         element_writes = out.element;
         ranges = out.ranges;
+        values.reduced.extend(out.axes);
         // Combine partials in leaf order, then block order (they were pushed in that order
         // within a leaf; sort by leaf keeps it stable across groups).
         for (red, mut parts) in out.partials {
@@ -159,7 +172,14 @@ pub fn run_with(plan: &Plan, env: &mut Env, passes: &mut dyn Passes) -> Results 
             }
         }
     }
-    let Values { mut uniform, mut leaf } = values;
+    for &(s, n, g) in &plan.reduced_writes {
+        for &l in &env.groups.leaves[g] {
+            let scalar = || tensor::Value::scalar(broadcast(env, &values.uniform, &values.leaf, n, g, l).f());
+            let v = values.reduced.get(&(n, l)).map_or_else(|| std::borrow::Cow::Owned(scalar()), std::borrow::Cow::Borrowed);
+            ranges.extend(tensor::stored(env, s, l, &v));
+        }
+    }
+    let Values { mut uniform, mut leaf, .. } = values;
     for &n in &plan.uniform_after {
         let v = eval_uniform(env, &uniform, &leaf, n);
         uniform.insert(n, v);
@@ -296,35 +316,33 @@ fn eval_leaf(
     leaf.insert(n, values);
 }
 
-/// Runs one group's element program over its leaves, block by block.
-fn run_program(
-    env: &mut Env,
-    uniform: &FxHashMap<NodeId, Scalar>,
-    leaf: &FxHashMap<NodeId, Vec<Scalar>>,
-    program: &GroupProgram,
-    partials: &mut FxHashMap<NodeId, Vec<(usize, Scalar)>>,
-    writes: &mut FxHashMap<u32, Vec<f32>>,
-) {
+/// Runs one group's element program over its leaves, block by block (a row program row by
+/// row), reading element state from `state`.
+pub fn run_program(env: &mut Env, values: &Values, state: &Arena, program: &GroupProgram, out: &mut PassOutput) {
     let g = program.group;
     let mut regs: FxHashMap<NodeId, Vec<Scalar>> = FxHashMap::default();
     for &l in &env.groups.leaves[g] {
+        let shape = env.layout.leaves[l].shape.clone();
         let len = env.layout.leaves[l].len();
-        let mut start = 0;
-        while start < len {
-            let end = (start + BLOCK).min(len);
-            let n = end - start;
+        let blocks = if program.rows {
+            rows::segments(&shape)
+        } else {
+            (0..len).step_by(BLOCK).map(|start| rows::Segment { start, len: BLOCK.min(len - start), row: 0, col: start }).collect()
+        };
+        start_axis_reductions(env, program, l, out);
+        for block in blocks {
+            let (start, n) = (block.start, block.len);
+            let end = start + n;
             regs.clear();
+            let at = Here { g, l, block, shape: &shape };
             for &node in &program.nodes {
-                let values = eval_block(env, uniform, leaf, &regs, node, g, l, start, n);
+                let values = eval_block(env, values, state, &regs, node, &at);
                 regs.insert(node, values);
             }
             let fetch = |node: NodeId| -> Vec<Scalar> {
                 match regs.get(&node) {
                     Some(v) => v.clone(),
-                    None => {
-                        let s = broadcast(env, uniform, leaf, node, g, l);
-                        vec![s; n]
-                    }
+                    None => (0..n).map(|i| operand(env, values, &regs, node, &at).get(i)).collect(),
                 }
             };
             for &(red, arg) in &program.reductions {
@@ -333,7 +351,21 @@ fn run_program(
                     _ => continue,
                 };
                 let xs = fetch(arg);
-                partials.entry(red).or_default().push((l, reduce_block(kind, &xs)));
+                out.partials.entry(red).or_default().push((l, reduce_block(kind, &xs)));
+            }
+            for &(red, arg, axes) in &program.axis_reductions {
+                let Node::AxisReduce { kind, .. } = &env.graph.get(red).node else { continue };
+                let xs = fetch(arg);
+                let Some(acc) = out.axes.get_mut(&(red, l)) else { continue };
+                let (base, _) = rows::row_start(&acc.shape, &shape, block.row);
+                if program.per_row(axes) {
+                    acc.data[base] = combine(*kind, Scalar::F32(acc.data[base]), reduce_block(*kind, &xs)).f();
+                } else {
+                    for (i, x) in xs.iter().enumerate() {
+                        let a = &mut acc.data[base + block.col + i];
+                        *a = combine(*kind, Scalar::F32(*a), *x).f();
+                    }
+                }
             }
             let outputs: Vec<(Target, Vec<Scalar>)> = program.writes.iter().map(|&(target, node)| (target, fetch(node))).collect();
             for (target, xs) in outputs {
@@ -349,22 +381,46 @@ fn run_program(
                     Target::Slot(s) => {
                         // A program writes only slots that hold its group's leaves.
                         let Some(at) = env.slots.start(s as usize, l) else { continue };
-                        let buf = writes.entry(s).or_insert_with(|| {
-                            let mut v = env.state.element.get(s as usize).map(|w| env.slots.values(s as usize, w)).unwrap_or_default();
+                        // Stored values are what the slot's storage type keeps of them.
+                        let storage = env.slots.storage(s as usize);
+                        let stored = xs.iter().map(|x| storage.round(x.f()));
+                        if program.rows {
+                            // Row programs run beside compiled ones, which write state in place.
+                            out.ranges.push((s, at + start, stored.collect()));
+                            continue;
+                        }
+                        let buf = out.element.entry(s).or_insert_with(|| {
+                            let mut v = state.get(s as usize).map(|w| env.slots.values(s as usize, w)).unwrap_or_default();
                             v.resize(env.slots.lens()[s as usize], 0.0);
                             v
                         });
-                        // Stored values are what the slot's storage type keeps of them.
-                        let storage = env.slots.storage(s as usize);
-                        for (i, x) in xs.iter().enumerate() {
-                            buf[at + start + i] = storage.round(x.f());
+                        for (i, x) in stored.enumerate() {
+                            buf[at + start + i] = x;
                         }
                     }
                 }
             }
-            start = end;
         }
     }
+}
+
+/// Starts the reductions over axes of `program` for leaf `l` from their identity, whether or
+/// not the leaf has elements to reduce.
+pub fn start_axis_reductions(env: &Env, program: &GroupProgram, l: usize, out: &mut PassOutput) {
+    for &(red, _, axes) in &program.axis_reductions {
+        if let Node::AxisReduce { kind, .. } = &env.graph.get(red).node {
+            let shape = crate::ir::axes::stored_shape(&env.layout.leaves[l].shape, axes);
+            out.axes.insert((red, l), tensor::filled(shape, identity(*kind).f()));
+        }
+    }
+}
+
+/// Where a block of a program runs: its group, leaf (of shape `shape`) and block.
+struct Here<'s> {
+    g: usize,
+    l: usize,
+    block: rows::Segment,
+    shape: &'s [usize],
 }
 
 /// The value of a uniform or per-leaf node for leaf `l` (of group `g`).
@@ -380,46 +436,25 @@ pub fn broadcast(env: &Env, uniform: &FxHashMap<NodeId, Scalar>, leaf: &FxHashMa
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn eval_block(
-    env: &Env,
-    uniform: &FxHashMap<NodeId, Scalar>,
-    leaf: &FxHashMap<NodeId, Vec<Scalar>>,
-    regs: &FxHashMap<NodeId, Vec<Scalar>>,
-    node: NodeId,
-    g: usize,
-    l: usize,
-    at: usize,
-    n: usize,
-) -> Vec<Scalar> {
+/// The values of `node` over the block `at`.
+fn eval_block(env: &Env, values: &Values, state: &Arena, regs: &FxHashMap<NodeId, Vec<Scalar>>, node: NodeId, at: &Here) -> Vec<Scalar> {
+    let (l, start, n) = (at.l, at.block.start, at.block.len);
     match &env.graph.get(node).node {
-        Node::Grad => env.leaves.grads[l][at..at + n].iter().map(|x| Scalar::F32(*x)).collect(),
-        Node::Param => env.leaves.params.get(l).unwrap_or_default()[at..at + n].iter().map(|x| Scalar::F32(*x)).collect(),
+        Node::Grad => env.leaves.grads[l][start..start + n].iter().map(|x| Scalar::F32(*x)).collect(),
+        Node::Param => env.leaves.params.get(l).unwrap_or_default()[start..start + n].iter().map(|x| Scalar::F32(*x)).collect(),
         Node::State(s) => {
-            let buf = env.state.element.get(*s as usize);
-            let at = env.slots.start(*s as usize, l).map(|a| a + at);
+            let buf = state.get(*s as usize);
+            let first = env.slots.start(*s as usize, l).map(|a| a + start);
             let storage = env.slots.storage(*s as usize);
-            (0..n).map(|i| Scalar::F32(at.and_then(|a| storage.get(buf?, a + i)).unwrap_or(0.0))).collect()
+            (0..n).map(|i| Scalar::F32(first.and_then(|a| storage.get(buf?, a + i)).unwrap_or(0.0))).collect()
         }
         Node::Op(op, args) => {
-            let operands: Vec<Operand> = args
-                .iter()
-                .map(|a| {
-                    let a = resolve(env.graph, *a, g).unwrap_or(*a);
-                    match regs.get(&a) {
-                        Some(v) => Operand::Block(v),
-                        None => Operand::Scalar(broadcast(env, uniform, leaf, a, g, l)),
-                    }
-                })
-                .collect();
+            let operands: Vec<Operand> = args.iter().map(|a| operand(env, values, regs, *a, at)).collect();
             let mut out = Vec::with_capacity(n);
             let mut vals = Vec::with_capacity(operands.len());
             for i in 0..n {
                 vals.clear();
-                vals.extend(operands.iter().map(|o| match o {
-                    Operand::Block(v) => v[i],
-                    Operand::Scalar(s) => *s,
-                }));
+                vals.extend(operands.iter().map(|o| o.get(i)));
                 out.push(op::eval(*op, &vals));
             }
             // Element values are float32 or bool; ints broadcast from uniforms become floats.
@@ -428,11 +463,38 @@ fn eval_block(
             }
             out
         }
-        _ => vec![broadcast(env, uniform, leaf, node, g, l); n],
+        _ => vec![broadcast(env, &values.uniform, &values.leaf, node, at.g, l); n],
     }
 }
 
+/// Where element `i` of a block finds an operand.
 enum Operand<'a> {
+    /// A value computed over the block.
     Block(&'a Vec<Scalar>),
+    /// A value stored reduced over axes: element `i` is at `start + step * i`.
+    Reduced { data: &'a [f32], start: usize, step: usize },
     Scalar(Scalar),
+}
+
+impl Operand<'_> {
+    fn get(&self, i: usize) -> Scalar {
+        match self {
+            Operand::Block(v) => v[i],
+            Operand::Reduced { data, start, step } => Scalar::F32(data[start + step * i]),
+            Operand::Scalar(s) => *s,
+        }
+    }
+}
+
+/// Operand `a` of a node computed over the block `at`.
+fn operand<'a>(env: &Env, values: &'a Values, regs: &'a FxHashMap<NodeId, Vec<Scalar>>, a: NodeId, at: &Here) -> Operand<'a> {
+    let a = resolve(env.graph, a, at.g).unwrap_or(a);
+    if let Some(v) = regs.get(&a) {
+        return Operand::Block(v);
+    }
+    if let Some(v) = values.reduced.get(&(a, at.l)) {
+        let (row, step) = rows::row_start(&v.shape, at.shape, at.block.row);
+        return Operand::Reduced { data: &v.data, start: row + step * at.block.col, step };
+    }
+    Operand::Scalar(broadcast(env, &values.uniform, &values.leaf, a, at.g, at.l))
 }

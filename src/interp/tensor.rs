@@ -108,15 +108,7 @@ pub fn run_program(env: &mut Env, values: &Values, state: &Arena, program: &Grou
             let v = match &env.graph.get(node).node {
                 Node::Grad => Value::leafwise(leaf.clone(), env.leaves.grads[l].to_vec()),
                 Node::Param => Value::leafwise(leaf.clone(), env.leaves.params.get(l).unwrap_or_default().to_vec()),
-                Node::State(s) => {
-                    let s = *s as usize;
-                    let shape = axes::stored_shape(&leaf, env.slots.collapsed(s, l));
-                    let (storage, words) = (env.slots.storage(s), state.get(s).unwrap_or_default());
-                    let range = env.slots.range(s, l).unwrap_or(0..0);
-                    let mut data: Vec<f32> = range.map(|i| storage.get(words, i).unwrap_or(0.0)).collect();
-                    data.resize(shape.iter().product(), 0.0);
-                    Value::leafwise(shape, data)
-                }
+                Node::State(s) => state_value(env, state, *s as usize, l),
                 Node::Op(op, args) => {
                     let operands: Vec<Cow<'_, Value>> = args.iter().map(|a| operand(*a)).collect();
                     elementwise(*op, &operands, env.graph.kind(node) == Kind::I32)
@@ -147,19 +139,14 @@ pub fn run_program(env: &mut Env, values: &Values, state: &Arena, program: &Grou
         }
         let mut writes = Vec::new();
         for &(target, node) in &program.writes {
-            let values = match target {
+            match target {
                 Target::Slot(s) => {
-                    let to = axes::stored_shape(&leaf, env.slots.collapsed(s as usize, l));
-                    let storage = env.slots.storage(s as usize);
-                    let xs = match regs.get(&node) {
-                        Some(v) => fit(v, &to),
-                        None => vec![broadcast(env, &values.uniform, &values.leaf, node, g, l).f(); to.iter().product()],
-                    };
-                    xs.into_iter().map(|x| storage.round(x)).collect()
+                    let scalar = || Value::scalar(broadcast(env, &values.uniform, &values.leaf, node, g, l).f());
+                    let v = regs.get(&node).map_or_else(|| Cow::Owned(scalar()), Cow::Borrowed);
+                    out.ranges.extend(stored(env, s, l, &v));
                 }
-                _ => full(node),
-            };
-            writes.push((target, values));
+                _ => writes.push((target, full(node))),
+            }
         }
         for (red, p) in partials {
             out.partials.entry(red).or_default().push((l, p));
@@ -172,18 +159,60 @@ pub fn run_program(env: &mut Env, values: &Values, state: &Arena, program: &Grou
                     }
                 }
                 Target::Updates => env.leaves.updates[l].iter_mut().zip(&xs).for_each(|(u, x)| *u = *x),
-                Target::Slot(s) => {
-                    if let Some(range) = env.slots.range(s as usize, l) {
-                        out.ranges.push((s, range.start, xs));
-                    }
-                }
+                Target::Slot(_) => {}
             }
         }
     }
 }
 
+/// Slot `s` of `state` for leaf `l`, in the shape it is stored in.
+fn state_value(env: &Env, state: &Arena, s: usize, l: usize) -> Value {
+    let shape = axes::stored_shape(&env.layout.leaves[l].shape, env.slots.collapsed(s, l));
+    let (storage, words) = (env.slots.storage(s), state.get(s).unwrap_or_default());
+    let range = env.slots.range(s, l).unwrap_or(0..0);
+    let mut data: Vec<f32> = range.map(|i| storage.get(words, i).unwrap_or(0.0)).collect();
+    data.resize(shape.iter().product(), 0.0);
+    Value::leafwise(shape, data)
+}
+
+/// A row program's value stored reduced over axes (`Pass::reduced_before`), for leaf `l` of
+/// group `g`, from its operands in `values` and `state` (the element slots before the step).
+pub fn reduced(env: &Env, values: &Values, state: &Arena, node: NodeId, g: usize, l: usize) -> Value {
+    let operand = |a: NodeId| -> Cow<'_, Value> {
+        let a = resolve(env.graph, a, g).unwrap_or(a);
+        match values.reduced.get(&(a, l)) {
+            Some(v) => Cow::Borrowed(v),
+            None => Cow::Owned(Value::scalar(broadcast(env, &values.uniform, &values.leaf, a, g, l).f())),
+        }
+    };
+    match &env.graph.get(node).node {
+        Node::State(s) => state_value(env, state, *s as usize, l),
+        Node::Op(op, args) => {
+            let operands: Vec<Cow<'_, Value>> = args.iter().map(|a| operand(*a)).collect();
+            elementwise(*op, &operands, env.graph.kind(node) == Kind::I32)
+        }
+        Node::AxisReduce { kind, arg, axes: over } => axis_reduce(&env.layout.leaves[l].shape, *kind, &operand(*arg), *over),
+        _ => operand(node).into_owned(),
+    }
+}
+
+/// Slot `s`'s new value for leaf `l` from `v`, in the shape and storage type it is kept in:
+/// `(slot, first element, values)` for `Results::ranges`.
+pub fn stored(env: &Env, s: u32, l: usize, v: &Value) -> Option<(u32, usize, Vec<f32>)> {
+    let range = env.slots.range(s as usize, l)?;
+    let to = axes::stored_shape(&env.layout.leaves[l].shape, env.slots.collapsed(s as usize, l));
+    let storage = env.slots.storage(s as usize);
+    Some((s, range.start, fit(v, &to).into_iter().map(|x| storage.round(x)).collect()))
+}
+
+/// A value of shape `shape` holding `identity` everywhere: where a reduction over axes starts.
+pub fn filled(shape: Vec<usize>, identity: f32) -> Value {
+    let len = shape.iter().product();
+    Value::leafwise(shape, vec![identity; len])
+}
+
 /// `v` broadcast to `shape`; NaN where it does not broadcast (instantiation refuses that).
-fn fit(v: &Value, shape: &[usize]) -> Vec<f32> {
+pub fn fit(v: &Value, shape: &[usize]) -> Vec<f32> {
     match broadcast_shapes(&v.shape, shape) {
         Some(s) if s == shape => v.expand(shape),
         _ => vec![f32::NAN; shape.iter().product()],

@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::groups::GroupSet;
-use super::axes::Collapsed;
+use super::axes::{self, Collapsed};
 use super::{Graph, Level, Node, NodeId, SlotId, StepIr, Storage};
 
 /// Elements per block: the unit of threading and of reduction partials.
@@ -30,6 +30,8 @@ pub struct Outputs {
     pub storage: Vec<Storage>,
     /// The axes each slot is stored reduced over, by slot id, then group (none where missing).
     pub collapsed: Vec<Vec<Collapsed>>,
+    /// The number of axes of each group's leaves (0 where missing or where they differ).
+    pub ranks: Vec<usize>,
 }
 
 impl Outputs {
@@ -71,6 +73,26 @@ pub struct GroupProgram {
     pub stream_writes: Vec<String>,
     /// Bytes those streams move per element.
     pub bytes: usize,
+    /// A row program: its group keeps values reduced over axes of its leaves, so it runs over
+    /// each leaf row by row (rows of the last axis, in blocks of at most `BLOCK`), reading
+    /// the reduced values it needs at each element's row and column.
+    pub rows: bool,
+    /// Values stored reduced over axes (a row program's), computed before the pass, that it
+    /// reads element by element: (node, the axes it is constant along).
+    pub reduced: Vec<(NodeId, Collapsed)>,
+    /// Reductions over axes of the leaf whose values this program accumulates (a row
+    /// program's): (reduction node, its argument, the axes of its result).
+    pub axis_reductions: Vec<(NodeId, NodeId, Collapsed)>,
+    /// The number of axes of the group's leaves (a row program's).
+    pub rank: usize,
+}
+
+impl GroupProgram {
+    /// Whether a value of a row program, constant along `axes`, is constant along each row
+    /// (one value per row) rather than varying along it.
+    pub fn per_row(&self, axes: Collapsed) -> bool {
+        self.rank == 0 || axes & (1 << (self.rank - 1).min(31)) != 0
+    }
 }
 
 /// One pass over the parameter memory.
@@ -80,6 +102,9 @@ pub struct Pass {
     pub uniform_before: Vec<NodeId>,
     /// Per-leaf nodes computed before the pass (for the groups given), operands first.
     pub leaf_before: Vec<(NodeId, GroupSet)>,
+    /// Values stored reduced over axes of the leaves (of row programs' groups) computed before
+    /// the pass, leaf by leaf over their reduced shapes, by every backend alike: (node, group).
+    pub reduced_before: Vec<(NodeId, usize)>,
     pub programs: Vec<GroupProgram>,
     /// The programs of groups that reduce over axes of their leaves or keep state reduced over
     /// them: run over whole leaves, by every backend alike (`interp::tensor`).
@@ -95,6 +120,9 @@ pub struct Pass {
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     pub passes: Vec<Pass>,
+    /// Slots stored reduced over axes, written after the passes from values computed before
+    /// one: (slot, node, group).
+    pub reduced_writes: Vec<(SlotId, NodeId, usize)>,
     pub uniform_after: Vec<NodeId>,
     pub leaf_after: Vec<(NodeId, GroupSet)>,
     pub outputs: Outputs,
@@ -155,11 +183,17 @@ pub fn init_outputs(ir: &StepIr) -> Outputs {
     out
 }
 
-/// Outputs with no values yet, and how each slot of `ir` is stored.
+/// Outputs with no values yet, how each slot of `ir` is stored, and the rank of each group.
 fn slot_outputs(ir: &StepIr) -> Outputs {
+    let rank = |leaves: &Vec<usize>| {
+        let mut ranks = leaves.iter().map(|&l| ir.layout.leaves[l].shape.len());
+        let first = ranks.next().unwrap_or(0);
+        if ranks.all(|r| r == first) { first } else { 0 }
+    };
     Outputs {
         storage: ir.slots.iter().map(|s| s.storage).collect(),
         collapsed: ir.slots.iter().map(|s| s.collapsed.clone()).collect(),
+        ranks: ir.groups.leaves.iter().map(rank).collect(),
         ..Outputs::default()
     }
 }
@@ -176,7 +210,6 @@ pub fn resolve(graph: &Graph, mut id: NodeId, g: usize) -> Option<NodeId> {
 
 /// Plans `graph` for `outputs` over `n_groups` leaf groups.
 pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
-    let phase = phases(graph);
     // Demand: which nodes are needed, for which groups.
     let mut uniform: BTreeSet<NodeId> = BTreeSet::new();
     let mut per_group: HashMap<NodeId, BTreeSet<usize>> = HashMap::new();
@@ -197,6 +230,9 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
     // Groups that reduce over axes or read state kept reduced: their programs run over whole
     // leaves.
     let mut on_axes: BTreeSet<usize> = BTreeSet::new();
+    // Groups that multiply matrices: their programs run over whole leaves (`interp::tensor`);
+    // the other groups on axes run row by row.
+    let mut with_matrix: BTreeSet<usize> = BTreeSet::new();
     while let Some((id, g)) = stack.pop() {
         let info = graph.get(id);
         let g = if info.level == Level::Uniform { None } else { g };
@@ -242,6 +278,7 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
                 if let Some(g) = g {
                     stack.extend(args.iter().map(|a| (*a, Some(g))));
                     on_axes.insert(g);
+                    with_matrix.insert(g);
                 }
             }
             Node::State(s) => {
@@ -261,6 +298,35 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
             on_axes.extend(groups.iter().filter(|g| outputs.collapsed_in(*s, *g) != 0));
         }
     }
+
+    // Row groups, and the axes each of their values is constant along.
+    let row_groups: BTreeSet<usize> = on_axes.difference(&with_matrix).copied().collect();
+    let masks: HashMap<usize, Vec<Collapsed>> = row_groups
+        .iter()
+        .map(|&g| {
+            let slots: Vec<Collapsed> = (0..outputs.collapsed.len()).map(|s| outputs.collapsed_in(s as SlotId, g)).collect();
+            (g, axes::of_graph(graph, &slots, g))
+        })
+        .collect();
+    let mask = |n: NodeId, g: usize| masks.get(&g).map_or(0, |m| m[n as usize]);
+    // A row group's value stored reduced over some axes (computed apart, over its own shape),
+    // and one of the leaf's full shape (computed by the row program).
+    let reduced_in = |n: NodeId, g: usize| row_groups.contains(&g) && graph.level(n) == Level::Element && mask(n, g) != 0;
+    let full_in = |n: NodeId, g: usize| graph.level(n) == Level::Element && mask(n, g) == 0;
+    // Reductions over axes of full values, by row group: accumulated by a pass, a barrier.
+    let mut axis_reductions: Vec<(NodeId, NodeId, usize)> = Vec::new();
+    for (&n, gs) in &per_group {
+        if let Node::AxisReduce { arg, .. } = &graph.get(n).node {
+            for &g in gs.iter().filter(|g| row_groups.contains(g)) {
+                if let Some(a) = resolve(graph, *arg, g).filter(|a| full_in(*a, g)) {
+                    axis_reductions.push((n, a, g));
+                }
+            }
+        }
+    }
+    axis_reductions.sort_unstable();
+    let barriers: BTreeSet<NodeId> = axis_reductions.iter().map(|(n, _, _)| *n).collect();
+    let phase = phases(graph, &barriers);
 
     // Passes: element work of phase k runs in pass k; outputs are written in the last pass.
     let element_phase = |id: NodeId| phase[id as usize];
@@ -283,6 +349,7 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
     let mut passes: Vec<Pass> = (0..n_passes).map(|_| Pass::default()).collect();
     let mut recomputed = Vec::new();
     let mut computed: HashMap<NodeId, usize> = HashMap::new();
+    let mut reduced_writes = Vec::new();
     for (k, pass) in passes.iter_mut().enumerate() {
         for g in 0..n_groups {
             let mut roots = Vec::new();
@@ -294,11 +361,26 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
                         roots.push(a);
                     }
             }
+            let rows = row_groups.contains(&g);
+            for &(red, arg, h) in &axis_reductions {
+                if h == g && element_phase(arg) == k {
+                    program.axis_reductions.push((red, arg, mask(red, g)));
+                    roots.push(arg);
+                }
+            }
             if k == last {
                 for (target, n, gs) in &outputs.element {
                     if gs.contains(g)
                         && let Some(a) = resolve(graph, *n, g)
                     {
+                        // A slot stored reduced is written from its reduced value, after the passes.
+                        if let Target::Slot(s) = target
+                            && rows
+                            && outputs.collapsed_in(*s, g) != 0
+                        {
+                            reduced_writes.push((*s, a, g));
+                            continue;
+                        }
                         program.writes.push((*target, a));
                         roots.push(a);
                     }
@@ -307,7 +389,11 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
             if roots.is_empty() {
                 continue;
             }
-            program.nodes = element_closure(graph, &roots, g);
+            let (nodes, reduced) = element_closure(graph, &roots, g, |n| reduced_in(n, g));
+            program.nodes = nodes;
+            program.rows = rows;
+            program.rank = outputs.ranks.get(g).copied().unwrap_or(0);
+            program.reduced = reduced.into_iter().map(|n| (n, mask(n, g))).collect();
             for &n in &program.nodes {
                 match computed.get(&n) {
                     Some(&first) if first < k && is_computed(graph, n) && !recomputed.iter().any(|(m, _)| *m == n) => {
@@ -322,8 +408,32 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
                     }
                 }
             }
-            if on_axes.contains(&g) { pass.tensor_programs.push(program) } else { pass.programs.push(program) }
+            if with_matrix.contains(&g) { pass.tensor_programs.push(program) } else { pass.programs.push(program) }
         }
+    }
+    // Reduced values, before the first pass that can compute them (after the passes that
+    // accumulate the reductions they read): those the programs read, those written to state,
+    // and what they are computed from.
+    let mut stack: Vec<(NodeId, usize)> = passes
+        .iter()
+        .flat_map(|p| p.programs.iter().flat_map(|p| p.reduced.iter().map(|(n, _)| (*n, p.group))))
+        .chain(reduced_writes.iter().map(|(_, n, g)| (*n, *g)))
+        .collect();
+    let mut reduced: BTreeSet<(NodeId, usize)> = BTreeSet::new();
+    while let Some((n, g)) = stack.pop() {
+        if !reduced_in(n, g) || barriers.contains(&n) || !reduced.insert((n, g)) {
+            continue;
+        }
+        let args: Vec<NodeId> = match &graph.get(n).node {
+            Node::Op(_, args) => args.clone(),
+            Node::AxisReduce { arg, .. } => vec![*arg],
+            Node::Merge(_) => resolve(graph, n, g).into_iter().collect(),
+            _ => Vec::new(),
+        };
+        stack.extend(args.into_iter().filter_map(|a| resolve(graph, a, g)).map(|a| (a, g)));
+    }
+    for (n, g) in reduced {
+        passes[phase[n as usize].min(last)].reduced_before.push((n, g));
     }
     // Uniform and per-leaf work goes before the first pass that needs it.
     let before = |n: NodeId| phase[n as usize].min(n_passes);
@@ -353,7 +463,7 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
                 .programs
                 .iter()
                 .chain(&pass.tensor_programs)
-                .flat_map(|p| p.reductions.iter().map(|(r, _)| *r))
+                .flat_map(|p| p.reductions.iter().map(|(r, _)| *r).chain(p.axis_reductions.iter().map(|(r, _, _)| *r)))
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .map(|r| format!("%{r}"))
@@ -361,7 +471,7 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
             format!("computes the reductions {} that later values of this step depend on (a barrier)", what.join(", "))
         };
     }
-    Plan { passes, uniform_after, leaf_after, outputs, recomputed }
+    Plan { passes, reduced_writes, uniform_after, leaf_after, outputs, recomputed }
 }
 
 /// Whether a node is arithmetic (not a plain input).
@@ -369,13 +479,16 @@ fn is_computed(graph: &Graph, n: NodeId) -> bool {
     matches!(graph.get(n).node, Node::Op(..))
 }
 
-/// The phase of every node: how many barriers it sits behind.
-fn phases(graph: &Graph) -> Vec<usize> {
+/// The phase of every node: how many barriers it sits behind. Reductions of per-element
+/// values are barriers, and so are the reductions over axes in `barriers` (of a row group's
+/// full values).
+fn phases(graph: &Graph, barriers: &BTreeSet<NodeId>) -> Vec<usize> {
     let mut phase = vec![0usize; graph.nodes.len()];
     for (i, info) in graph.nodes.iter().enumerate() {
         phase[i] = match &info.node {
             Node::Op(_, args) => args.iter().map(|a| phase[*a as usize]).max().unwrap_or(0),
             Node::Merge(parts) => parts.iter().map(|(_, a)| phase[*a as usize]).max().unwrap_or(0),
+            Node::AxisReduce { arg, .. } if barriers.contains(&(i as NodeId)) => phase[*arg as usize] + 1,
             // Over whole leaves, in the program that needs it: no pass of its own.
             Node::AxisReduce { arg, .. } => phase[*arg as usize],
             Node::Matrix { args, .. } => args.iter().map(|a| phase[*a as usize]).max().unwrap_or(0),
@@ -389,13 +502,20 @@ fn phases(graph: &Graph) -> Vec<usize> {
     phase
 }
 
-/// The per-element nodes `roots` need in group `g`, operands first.
-fn element_closure(graph: &Graph, roots: &[NodeId], g: usize) -> Vec<NodeId> {
+/// The per-element nodes `roots` need in group `g`, operands first, short of those `stop`
+/// says are computed elsewhere, which come second.
+fn element_closure(graph: &Graph, roots: &[NodeId], g: usize, stop: impl Fn(NodeId) -> bool) -> (Vec<NodeId>, Vec<NodeId>) {
     let mut order = Vec::new();
+    let mut stopped = Vec::new();
     let mut done: BTreeSet<NodeId> = BTreeSet::new();
     let mut stack: Vec<(NodeId, bool)> = roots.iter().rev().map(|r| (*r, false)).collect();
     while let Some((id, expanded)) = stack.pop() {
         if done.contains(&id) {
+            continue;
+        }
+        if stop(id) {
+            done.insert(id);
+            stopped.push(id);
             continue;
         }
         if expanded {
@@ -421,7 +541,7 @@ fn element_closure(graph: &Graph, roots: &[NodeId], g: usize) -> Vec<NodeId> {
         }
     }
     order.retain(|n| graph.level(*n) == Level::Element);
-    order
+    (order, stopped)
 }
 
 /// Fills in the element streams each program of a pass reads and writes, and the pass's.

@@ -116,13 +116,20 @@ pub fn plan(ir: &StepIr, plan: &Plan) -> String {
         for (n, groups) in &pass.leaf_before {
             let _ = writeln!(out, "  before (groups {groups}): {}", node_text(g, *n));
         }
+        for (n, group) in &pass.reduced_before {
+            let _ = writeln!(out, "  before (group {group}, reduced over axes): {}", node_text(g, *n));
+        }
         for p in &pass.programs {
-            let _ = writeln!(out, "  group {}:", p.group);
+            let rows = if p.rows { ", row by row" } else { "" };
+            let _ = writeln!(out, "  group {}{rows}:", p.group);
             for &n in &p.nodes {
                 let _ = writeln!(out, "    {}", node_text(g, n));
             }
             for (r, a) in &p.reductions {
                 let _ = writeln!(out, "    partial of %{r} from %{a}");
+            }
+            for (r, a, _) in &p.axis_reductions {
+                let _ = writeln!(out, "    accumulates %{r} from %{a}");
             }
             for (t, n) in &p.writes {
                 let what = match t {
@@ -133,6 +140,9 @@ pub fn plan(ir: &StepIr, plan: &Plan) -> String {
                 let _ = writeln!(out, "    {what}%{n}");
             }
         }
+    }
+    for (s, n, group) in &plan.reduced_writes {
+        let _ = writeln!(out, "after (group {group}): state #{s} = %{n}, stored reduced over axes");
     }
     for &n in &plan.uniform_after {
         let _ = writeln!(out, "after: {}", node_text(g, n));

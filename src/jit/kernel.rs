@@ -49,6 +49,8 @@ pub struct Built {
     pub ctx: Context,
     pub programs: Vec<ProgramInfo>,
     pub stride: usize,
+    /// Reduced streams: columns of the leaf table (`CompiledPass::reduced`).
+    pub reduced: usize,
     /// The function's annotated Cranelift IR, when asked for.
     pub clif: Option<String>,
     /// The machine code's listing, when asked for (made by [`Built::compile`]).
@@ -126,6 +128,8 @@ struct Program {
     nodes: Vec<(NodeId, Elem)>,
     reductions: Vec<(Reduce, Operand)>,
     writes: Vec<(Target, Operand)>,
+    /// Reductions over axes accumulated element by element into a reduced stream.
+    accumulates: Vec<(Reduce, Stream, Operand)>,
     /// The storage type of each state stream that is not float32.
     storage: HashMap<Stream, Storage>,
 }
@@ -157,10 +161,12 @@ fn analyse(graph: &Graph, program: &GroupProgram, slot_storage: &[Storage]) -> P
         if let Some(c) = graph.as_const(a) {
             return Operand::Const(c.f());
         }
+        // A row program's reduced value with one value per row is an input, as a leaf's is.
+        let per_row = program.reduced.iter().any(|(n, axes)| *n == a && program.per_row(*axes));
         match graph.level(a) {
             // The interpreter broadcasts 0 for an element value it has not computed.
-            Level::Element => Operand::Const(0.0),
-            Level::Uniform | Level::Leaf => {
+            Level::Element if !per_row => Operand::Const(0.0),
+            Level::Element | Level::Uniform | Level::Leaf => {
                 let k = inputs.iter().position(|n| *n == a).unwrap_or_else(|| {
                     inputs.push(a);
                     inputs.len() - 1
@@ -170,6 +176,20 @@ fn analyse(graph: &Graph, program: &GroupProgram, slot_storage: &[Storage]) -> P
         }
     };
     let mut nodes = Vec::new();
+    // A row program's reduced values: those that vary along a row are streams, the others one
+    // input per task (the task's row's value).
+    let mut reduced = Vec::new();
+    for &(n, axes) in &program.reduced {
+        if program.per_row(axes) {
+            operand(&computed, n);
+        } else {
+            let stream = Stream::Reduced(reduced.len() as u32);
+            reduced.push((n, axes, None));
+            streams.insert(stream);
+            computed.insert(n);
+            nodes.push((n, Elem::Load(stream)));
+        }
+    }
     for &n in &program.nodes {
         let elem = match &graph.get(n).node {
             Node::Grad => Elem::Load(Stream::Grads),
@@ -194,6 +214,21 @@ fn analyse(graph: &Graph, program: &GroupProgram, slot_storage: &[Storage]) -> P
         reductions.push((kind, operand(&computed, arg)));
         reduction_ids.push((red, kind));
     }
+    // Reductions over axes: over the last one, one partial per task (a block of one row);
+    // over others only, accumulated element by element into a reduced stream.
+    let mut accumulates = Vec::new();
+    for &(red, arg, axes) in &program.axis_reductions {
+        let Node::AxisReduce { kind, .. } = &graph.get(red).node else { continue };
+        if program.per_row(axes) {
+            reductions.push((*kind, operand(&computed, arg)));
+            reduction_ids.push((red, *kind));
+        } else {
+            let stream = Stream::Reduced(reduced.len() as u32);
+            reduced.push((red, axes, Some(*kind)));
+            streams.insert(stream);
+            accumulates.push((*kind, stream, operand(&computed, arg)));
+        }
+    }
     let mut writes = Vec::new();
     for &(target, node) in &program.writes {
         streams.insert(match target {
@@ -212,8 +247,10 @@ fn analyse(graph: &Graph, program: &GroupProgram, slot_storage: &[Storage]) -> P
         })
         .filter(|(_, storage)| *storage != Storage::F32)
         .collect();
-    let info = ProgramInfo { group: g, inputs, reductions: reduction_ids, streams: streams.into_iter().collect(), writes_params };
-    Program { info, nodes, reductions, writes, storage }
+    let axis_reductions = program.axis_reductions.iter().map(|(red, _, axes)| (*red, *axes)).collect();
+    let streams = streams.into_iter().collect();
+    let info = ProgramInfo { group: g, inputs, reductions: reduction_ids, streams, writes_params, rows: program.rows, reduced, axis_reductions };
+    Program { info, nodes, reductions, writes, accumulates, storage }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -231,6 +268,7 @@ pub fn build(
 ) -> Result<Built, JitError> {
     let programs: Vec<Program> = pass.programs.iter().map(|p| analyse(graph, p, slot_storage)).collect();
     let stride = programs.iter().map(|p| p.reductions.len()).max().unwrap_or(0);
+    let reduced = programs.iter().map(|p| p.info.reduced.len()).max().unwrap_or(0);
     let ptr = module.target_config().pointer_type();
     let mut sig = module.make_signature();
     for _ in 0..6 {
@@ -245,7 +283,7 @@ pub fn build(
     {
         let bcx = FunctionBuilder::new(&mut ctx.func, fctx);
         let mut fx = Fx::new(bcx, module, math);
-        build_body(&mut fx, &mut comments, graph, &programs, stride);
+        build_body(&mut fx, &mut comments, graph, &programs, stride, reduced);
         fx.bcx.seal_all_blocks();
         let config = fx.module().target_config();
         fx.bcx.finalize(config);
@@ -256,7 +294,7 @@ pub fn build(
     }
     let clif = listing.clif.then(|| comments.write(&ctx.func, &name));
     let programs = programs.into_iter().map(|p| p.info).collect();
-    Ok(Built { id, ctx, programs, stride, clif, asm: None, quotes: comments.quotes(), index })
+    Ok(Built { id, ctx, programs, stride, reduced, clif, asm: None, quotes: comments.quotes(), index })
 }
 
 /// Memory of the kernel's arguments: never trapping, not necessarily aligned beyond 4 bytes.
@@ -265,7 +303,7 @@ fn mem() -> MemFlagsData {
 }
 
 /// The body of a kernel: the task loop and a dispatch to each program.
-fn build_body(fx: &mut Fx, comments: &mut Comments, graph: &Graph, programs: &[Program], stride: usize) {
+fn build_body(fx: &mut Fx, comments: &mut Comments, graph: &Graph, programs: &[Program], stride: usize, reduced: usize) {
     let entry = fx.bcx.create_block();
     fx.bcx.append_block_params_for_function_params(entry);
     fx.bcx.switch_to_block(entry);
@@ -291,7 +329,7 @@ fn build_body(fx: &mut Fx, comments: &mut Comments, graph: &Graph, programs: &[P
     let leaf_row = fx.bcx.ins().iadd(leaf_table, leaf_row);
     let mut streams: HashMap<Stream, Value> = HashMap::new();
     for &s in &used {
-        let offset = i32::try_from(s.place() * 8).unwrap_or(i32::MAX);
+        let offset = i32::try_from(s.place(reduced) * 8).unwrap_or(i32::MAX);
         streams.insert(s, fx.bcx.ins().load(I64, mem(), leaf_row, offset));
     }
     let row_bytes = fx.bcx.ins().ishl_imm_u(row, 2);
@@ -440,7 +478,7 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
             b.get(fx, Width::Scalar, o, &HashMap::new());
         }
     }
-    for o in program.reductions.iter().map(|r| r.1).chain(program.writes.iter().map(|w| w.1)) {
+    for o in program.reductions.iter().map(|r| r.1).chain(program.writes.iter().map(|w| w.1)).chain(program.accumulates.iter().map(|a| a.2)) {
         if matches!(o, Operand::Const(_)) {
             b.get(fx, Width::Scalar, o, &HashMap::new());
         }
@@ -666,5 +704,12 @@ fn write(
             };
             comments.attach(fx, mark, format!("{what} {from}"));
         }
+    }
+    for &(kind, stream, o) in &program.accumulates {
+        let Some(&addr) = bases.get(&stream) else { continue };
+        let x = b.get(fx, w, o, values);
+        let acc = fx.bcx.ins().load(w.float(), mem(), addr, offset);
+        let next = fx.lower_combine(w, kind, acc, x);
+        fx.bcx.ins().store(mem(), next, addr, offset);
     }
 }

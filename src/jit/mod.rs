@@ -38,6 +38,7 @@ use cranelift_module::default_libcall_names;
 use crate::arena::Arena;
 use crate::ir::buffers::{Leaves, Params, SlotLayout};
 use crate::ir::plan::{BLOCK, LANES, Plan};
+use crate::ir::axes::Collapsed;
 use crate::ir::{Graph, NodeId, Reduce};
 
 /// One block of one leaf, for one program of a pass: the unit of work and of threading.
@@ -67,6 +68,11 @@ pub struct Buffers<'a, 'b> {
     pub slots: &'a mut Arena,
     /// Where each slot keeps each leaf.
     pub slot_layout: &'a SlotLayout,
+    /// The values of reduced streams (`Stream::Reduced`), read or accumulated in place.
+    pub reduced: &'a mut [f32],
+    /// The leaf table's rows past one per leaf, for tasks of row programs (a task's `leaf` of
+    /// `offsets.len() + i` is row `i`).
+    pub rows: &'a [TableRow],
 }
 
 /// A memory stream of a kernel, found in the task's row of the leaf table: the leaf's own
@@ -77,19 +83,34 @@ pub enum Stream {
     Params,
     Updates,
     Slot(u32),
+    /// The `k`-th value of a row program stored reduced over axes that varies along a row:
+    /// read, or accumulated (a reduction over axes other than the last), in `Buffers::reduced`.
+    Reduced(u32),
 }
 
 impl Stream {
-    /// The stream's place in a row of the leaf table (rows hold the grads, params and updates,
-    /// then every slot).
-    fn place(self) -> usize {
+    /// The stream's place in a row of the leaf table of a pass with `reduced` reduced streams
+    /// (rows hold the grads, params and updates, then the reduced streams, then every slot).
+    fn place(self, reduced: usize) -> usize {
         match self {
             Stream::Grads => 0,
             Stream::Params => 1,
             Stream::Updates => 2,
-            Stream::Slot(s) => 3 + s as usize,
+            Stream::Reduced(k) => 3 + k as usize,
+            Stream::Slot(s) => 3 + reduced + s as usize,
         }
     }
+}
+
+/// A row of the leaf table for one row of a leaf, for the tasks of row programs: the leaf's
+/// own streams, and where each reduced stream keeps the row.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableRow {
+    pub leaf: usize,
+    /// The row's first element, counted from the leaf's first.
+    pub first: usize,
+    /// Where each reduced stream's run for the row starts in `Buffers::reduced`.
+    pub reduced: Vec<usize>,
 }
 
 /// What the runtime needs to know about one program of a compiled pass.
@@ -105,6 +126,13 @@ pub struct ProgramInfo {
     pub streams: Vec<Stream>,
     /// Whether it adds updates to the parameters (which must then be writable).
     pub writes_params: bool,
+    /// A row program (`GroupProgram::rows`): its tasks are blocks of rows.
+    pub rows: bool,
+    /// Its reduced streams, in order: the value read (or, with the reduction's kind, the
+    /// reduction over axes accumulated), and the axes it is constant along.
+    pub reduced: Vec<(NodeId, Collapsed, Option<Reduce>)>,
+    /// The axes of the result of each reduction over axes it computes, by node.
+    pub axis_reductions: Vec<(NodeId, Collapsed)>,
 }
 
 /// Signature of a kernel: tasks, number of tasks, entries per row of the leaf table, inputs,
@@ -118,6 +146,8 @@ pub struct CompiledPass {
     pub programs: Vec<ProgramInfo>,
     /// Reductions per task in the partials array (each takes `LANES` floats).
     pub stride: usize,
+    /// Reduced streams: columns of the leaf table after the leaf's own streams.
+    pub reduced: usize,
     /// The function's Cranelift IR, annotated with the step IR it comes from (when compiled
     /// with [`Listing::clif`]).
     pub clif: Option<String>,
@@ -273,7 +303,7 @@ pub fn compile_with(graph: &Graph, plan: &Plan, listing: Listing) -> Result<Comp
             // signature of `KernelFn` (six pointer-sized integers, the ISA's C calling
             // convention, no returns).
             let kernel = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
-            CompiledPass { kernel, programs: k.programs, stride: k.stride, clif: k.clif, asm: k.asm }
+            CompiledPass { kernel, programs: k.programs, stride: k.stride, reduced: k.reduced, clif: k.clif, asm: k.asm }
         })
         .collect();
     Ok(CompiledStep { passes, module: Some(module) })
@@ -349,7 +379,7 @@ impl CompiledStep {
         if partials.len() < needed {
             return Err(RunError::Partials { needed, found: partials.len() });
         }
-        let Buffers { leaves, offsets, slots, slot_layout } = buffers;
+        let Buffers { leaves, offsets, slots, slot_layout, reduced, rows } = buffers;
         for program in &compiled.programs {
             for &stream in &program.streams {
                 if let Stream::Slot(s) = stream
@@ -375,6 +405,8 @@ impl CompiledStep {
                     let words = slot_layout.storage(i as usize).words(range.end);
                     (words <= slots.get(i as usize).map_or(0, <[f32]>::len)).then_some(range.len())
                 }
+                // Checked against the task's row of the leaf table instead.
+                Stream::Reduced(_) => None,
             }
         };
         for (t, task) in tasks.iter().enumerate() {
@@ -389,16 +421,31 @@ impl CompiledStep {
             if row_end.is_none_or(|end| end > inputs.len() as u64) {
                 return Err(RunError::Inputs { task: t });
             }
-            let leaf = usize::try_from(task.leaf).unwrap_or(usize::MAX);
-            // Where the task's block ends in its leaf, counted from the leaf's start.
-            let end = offsets.get(leaf).and_then(|&o| task.start.checked_sub(o as u64)).and_then(|a| a.checked_add(task.len));
+            // The task's row of the leaf table: its leaf's, or one of a row of a leaf.
+            let (leaf, row) = match usize::try_from(task.leaf).ok().and_then(|r| r.checked_sub(offsets.len())) {
+                Some(r) => (rows.get(r).map_or(usize::MAX, |row| row.leaf), rows.get(r)),
+                None => (task.leaf as usize, None),
+            };
+            // Where the task's block starts and ends in its leaf, counted from the leaf's start.
+            let first = offsets.get(leaf).and_then(|&o| task.start.checked_sub(o as u64));
+            let end = first.and_then(|a| a.checked_add(task.len));
             for &stream in &program.streams {
-                if end.zip(held(stream, leaf)).is_none_or(|(end, len)| end > len as u64) {
+                let fits = match stream {
+                    // The run of the row the block lies in, from the block's column.
+                    Stream::Reduced(k) => row
+                        .and_then(|row| Some((*row.reduced.get(k as usize)? as u64, first?.checked_sub(row.first as u64)?)))
+                        .and_then(|(at, column)| at.checked_add(column)?.checked_add(task.len))
+                        .is_some_and(|end| end <= reduced.len() as u64),
+                    _ => end.zip(held(stream, leaf)).is_some_and(|(end, len)| end <= len as u64),
+                };
+                if !fits {
                     return Err(RunError::OutOfBounds { task: t, stream });
                 }
             }
         }
-        let threads = threads.clamp(1, tasks.len().max(1));
+        // Reductions over axes accumulate into runs that tasks share: one thread runs them all.
+        let accumulates = compiled.programs.iter().any(|p| p.reduced.iter().any(|r| r.2.is_some()));
+        let threads = if accumulates { 1 } else { threads.clamp(1, tasks.len().max(1)) };
         // Tasks in element order are disjoint at a glance (the common case: one group); others
         // are sorted first. (Ends cannot overflow: every task lies in a buffer, checked above.)
         let in_order = tasks.windows(2).all(|w| w[0].start + w[0].len <= w[1].start);
@@ -415,10 +462,11 @@ impl CompiledStep {
         // offset, as an integer (the kernel adds the task's flat `start` back; no pointer
         // outside a buffer is formed here). Streams a leaf is not in stay 0: the checks above
         // found every stream a task's program uses holding its leaf.
-        let row_len = 3 + slots.len();
-        let mut leaf_table = vec![0u64; offsets.len() * row_len];
+        let row_len = 3 + compiled.reduced + slots.len();
+        let mut leaf_table = vec![0u64; (offsets.len() + rows.len()) * row_len];
         let slot_starts: Vec<u64> = slots.slices_mut().into_iter().map(|b| b.as_mut_ptr() as usize as u64).collect();
-        for (leaf, row) in leaf_table.chunks_exact_mut(row_len).enumerate() {
+        let (table_leaves, table_rows) = leaf_table.split_at_mut(offsets.len() * row_len);
+        for (leaf, row) in table_leaves.chunks_exact_mut(row_len).enumerate() {
             let back = |address: u64, at: usize| address.wrapping_add(4 * at as u64).wrapping_sub(4 * offsets[leaf] as u64);
             if let Some(g) = leaves.grads.get(leaf) {
                 row[0] = back(g.as_ptr() as usize as u64, 0);
@@ -438,8 +486,19 @@ impl CompiledStep {
                 if let Some(at) = slot_layout.start(s, leaf) {
                     // A bfloat16 slot's elements are 2 bytes apart.
                     let bytes = slot_layout.storage(s).bytes() as u64;
-                    row[3 + s] = start.wrapping_add(bytes * at as u64).wrapping_sub(bytes * offsets[leaf] as u64);
+                    row[3 + compiled.reduced + s] = start.wrapping_add(bytes * at as u64).wrapping_sub(bytes * offsets[leaf] as u64);
                 }
+            }
+        }
+        // Rows of leaves: the leaf's streams, and each reduced stream moved back by the row's
+        // first element (flat), so that a task's flat `start` lands on its column.
+        let reduced_start = reduced.as_mut_ptr() as usize as u64;
+        for (table_row, row) in table_rows.chunks_exact_mut(row_len).zip(rows) {
+            let Some(leaf_row) = table_leaves.get(row.leaf * row_len..(row.leaf + 1) * row_len) else { continue };
+            table_row.copy_from_slice(leaf_row);
+            let first = (offsets[row.leaf] + row.first) as u64;
+            for (k, &at) in row.reduced.iter().enumerate().take(compiled.reduced) {
+                table_row[3 + k] = reduced_start.wrapping_add(4 * at as u64).wrapping_sub(4 * first);
             }
         }
         let launch = Launch { kernel: compiled.kernel, row_len: row_len as u64, inputs: inputs.as_ptr(), leaf_table };
@@ -447,8 +506,9 @@ impl CompiledStep {
         let base = partials.as_mut_ptr();
         if threads == 1 {
             // SAFETY: every task was checked above: its program exists, its input row lies in
-            // `inputs`, its elements lie in every stream its program touches, and the partials
-            // have `per_task` floats for each task. The grads are only read.
+            // `inputs`, its elements lie in every stream its program touches (a reduced stream's
+            // run for its row in `reduced`), and the partials have `per_task` floats for each
+            // task. The grads are only read.
             unsafe { launch.run(tasks, base) };
             return Ok(());
         }
@@ -463,7 +523,7 @@ impl CompiledStep {
         // SAFETY: as for one thread; in addition the tasks' element ranges are disjoint (checked
         // above; distinct leaves have distinct buffers, which `&mut` guarantees do not overlap)
         // and each chunk owns its own run of partial rows, so no two threads write the same
-        // memory.
+        // memory; reduced streams are only read (a pass that accumulates runs on one thread).
         unsafe { pool::run_chunks(&launch, &chunks) };
         Ok(())
     }
@@ -536,7 +596,7 @@ mod tests {
         let tasks = [task(0, 20), task(20, 17)];
         let mut leaves = leaves(vec![&mut params], vec![&grads]);
         let one = SlotLayout::all_leaves(&[37], 1);
-        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut slots, slot_layout: &one };
+        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut slots, slot_layout: &one, reduced: &mut [], rows: &[] };
         step.run_pass(0, &tasks, &[2.0], buffers, &mut partials, 1).expect("runs");
         assert_eq!(params[3], 1.0 + (3.0 * 2.0 + 0.5));
         assert_eq!(slots.get(0).map(|s| s[36]), Some(36.0 * 2.0 + 0.5));
@@ -560,7 +620,7 @@ mod tests {
         let mut partials = vec![0.0; 2 * LANES];
         let mut in_place = leaves(vec![&mut a, &mut b], vec![&grads[0], &grads[1]]);
         let two = SlotLayout::all_leaves(&[5, 3], 1);
-        let buffers = Buffers { leaves: &mut in_place, offsets: &[0, 5], slots: &mut slots, slot_layout: &two };
+        let buffers = Buffers { leaves: &mut in_place, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [], rows: &[] };
         small(Target::Params).run_pass(0, &tasks, &[1.0], buffers, &mut partials, 2).expect("runs");
         assert_eq!((a[4], b[2]), (1.0 + 4.0, 2.0 + 12.0));
         assert_eq!(slots.get(0).map(|s| s[7]), Some(12.0));
@@ -569,13 +629,13 @@ mod tests {
         let (mut ua, mut ub) = (vec![0.0; 5], vec![0.0; 3]);
         let step = small(Target::Updates);
         let mut apart = Leaves { params: Params::Ref(vec![&a, &b]), grads: vec![&grads[0], &grads[1]], updates: vec![&mut ua, &mut ub] };
-        let buffers = Buffers { leaves: &mut apart, offsets: &[0, 5], slots: &mut slots, slot_layout: &two };
+        let buffers = Buffers { leaves: &mut apart, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [], rows: &[] };
         step.run_pass(0, &tasks, &[1.0], buffers, &mut partials, 1).expect("runs");
         assert_eq!((a, b), (a0, b0), "the parameters are only read");
         assert_eq!((ua[4], ub[2]), (4.0 + 4.0, 12.0 + 12.0));
         // Read-only parameters cannot take updates added in place.
         let mut read_only = Leaves { params: Params::Ref(vec![&ua, &ub]), grads: vec![&grads[0], &grads[1]], updates: Vec::new() };
-        let buffers = Buffers { leaves: &mut read_only, offsets: &[0, 5], slots: &mut slots, slot_layout: &two };
+        let buffers = Buffers { leaves: &mut read_only, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [], rows: &[] };
         assert_eq!(small(Target::Params).run_pass(0, &tasks, &[1.0], buffers, &mut partials, 1), Err(RunError::ReadOnlyParams));
     }
 
@@ -589,7 +649,7 @@ mod tests {
             let mut params = params.clone();
             let mut leaves = leaves(vec![&mut params], vec![&grads]);
             let one = SlotLayout::all_leaves(&[16], 1);
-            let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots, slot_layout: &one };
+            let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots, slot_layout: &one, reduced: &mut [], rows: &[] };
             step.run_pass(0, tasks, inputs, buffers, partials, threads)
         };
         let ok = Arena::new(&[16], 0);
@@ -608,7 +668,7 @@ mod tests {
         assert_eq!(run(&[task(0, 8), task(8, 8)], &[1.0], &mut ok.clone(), &mut partials, 2), Ok(()));
         let mut leaves = leaves(vec![&mut params], vec![&grads]);
         let one = SlotLayout::all_leaves(&[16], 1);
-        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut ok.clone(), slot_layout: &one };
+        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut ok.clone(), slot_layout: &one, reduced: &mut [], rows: &[] };
         assert!(matches!(step.run_pass(1, &[], &[], buffers, &mut partials, 1), Err(RunError::NoSuchPass(1))));
     }
 }

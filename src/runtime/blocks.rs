@@ -4,11 +4,11 @@
 //! come back in the order the interpreter would push them, whatever the thread count.
 
 use crate::arena::Arena;
-use crate::interp::{self, Env, PassOutput, Passes, Values};
+use crate::interp::{self, Env, PassOutput, Passes, Values, rows, tensor};
 use crate::ir::op::Scalar;
 use crate::ir::plan::{BLOCK, LANES, Pass};
-use crate::ir::{Groups, Layout, Reduce};
-use crate::jit::{Buffers, CompiledStep, RunError, Task};
+use crate::ir::{Groups, Layout, Reduce, axes};
+use crate::jit::{Buffers, CompiledPass, CompiledStep, RunError, TableRow, Task};
 
 /// Blocks a thread must get before a pass is split over threads: handing work to a thread
 /// costs about as much as a few blocks of it.
@@ -23,41 +23,179 @@ pub struct Runner {
 /// The tasks of one pass, and what a step fills in for them.
 struct PassTasks {
     tasks: Vec<Task>,
-    /// The leaf of each task.
-    leaves: Vec<usize>,
-    /// The (program, leaf) of each input row, in row order.
-    rows: Vec<(usize, usize)>,
-    /// Input rows and partials, refilled by every step.
+    /// The leaf of each task, and its row (a row program's; 0 for others).
+    leaves: Vec<(usize, usize)>,
+    /// The (program, leaf, row of a row program) of each input row, in row order.
+    rows: Vec<(usize, usize, Option<usize>)>,
+    /// The leaf table's rows for rows of leaves (row programs').
+    table: Vec<TableRow>,
+    /// Where each reduced stream keeps each leaf in `reduced`.
+    runs: Vec<Run>,
+    /// Input rows, partials and reduced streams, refilled by every step.
     inputs: Vec<f32>,
     partials: Vec<f32>,
+    reduced: Vec<f32>,
+}
+
+/// The run of reduced stream `stream` of program `program` for leaf `leaf`.
+struct Run {
+    program: usize,
+    leaf: usize,
+    stream: usize,
+    start: usize,
+    len: usize,
 }
 
 impl Runner {
     /// The tasks of `step`'s passes for `layout` (split into `groups`, leaves at `offsets`).
     pub fn new(step: CompiledStep, groups: &Groups, layout: &Layout, offsets: &[usize]) -> Runner {
-        let passes = step
-            .passes
-            .iter()
-            .map(|compiled| {
-                let mut pass = PassTasks { tasks: Vec::new(), leaves: Vec::new(), rows: Vec::new(), inputs: Vec::new(), partials: Vec::new() };
-                let mut row = 0;
-                for (p, info) in compiled.programs.iter().enumerate() {
-                    for &l in &groups.leaves[info.group] {
-                        pass.rows.push((p, l));
-                        let (base, len) = (offsets[l], layout.leaves[l].len());
-                        for start in (0..len).step_by(BLOCK) {
-                            let n = BLOCK.min(len - start);
-                            pass.tasks.push(Task { program: p as u64, start: (base + start) as u64, len: n as u64, inputs: row as u64, leaf: l as u64 });
-                            pass.leaves.push(l);
-                        }
+        let passes = step.passes.iter().map(|compiled| PassTasks::new(compiled, groups, layout, offsets)).collect();
+        Runner { step, passes }
+    }
+}
+
+impl PassTasks {
+    fn new(compiled: &CompiledPass, groups: &Groups, layout: &Layout, offsets: &[usize]) -> PassTasks {
+        let mut pass = PassTasks {
+            tasks: Vec::new(),
+            leaves: Vec::new(),
+            rows: Vec::new(),
+            table: Vec::new(),
+            runs: Vec::new(),
+            inputs: Vec::new(),
+            partials: Vec::new(),
+            reduced: Vec::new(),
+        };
+        let mut row = 0;
+        for (p, info) in compiled.programs.iter().enumerate() {
+            for &l in &groups.leaves[info.group] {
+                let (base, len) = (offsets[l], layout.leaves[l].len());
+                let task = |start: usize, len: usize, inputs: usize, leaf: usize| Task {
+                    program: p as u64,
+                    start: (base + start) as u64,
+                    len: len as u64,
+                    inputs: inputs as u64,
+                    leaf: leaf as u64,
+                };
+                if !info.rows {
+                    pass.rows.push((p, l, None));
+                    for start in (0..len).step_by(BLOCK) {
+                        pass.tasks.push(task(start, BLOCK.min(len - start), row, l));
+                        pass.leaves.push((l, 0));
+                    }
+                    row += info.inputs.len();
+                    continue;
+                }
+                // A row program: a task per block of a row, a row of inputs and of the leaf
+                // table per row.
+                let shape = &layout.leaves[l].shape;
+                let mut runs = Vec::new();
+                for (k, (_, axes, _)) in info.reduced.iter().enumerate() {
+                    let (start, stored) = (pass.reduced.len(), axes::stored_shape(shape, *axes));
+                    let len = stored.iter().product();
+                    pass.reduced.resize(start + len, 0.0);
+                    pass.runs.push(Run { program: p, leaf: l, stream: k, start, len });
+                    runs.push((start, stored));
+                }
+                let mut last = None;
+                for segment in rows::segments(shape) {
+                    if last != Some(segment.row) {
+                        last = Some(segment.row);
+                        let reduced = runs.iter().map(|(start, stored)| start + rows::row_start(stored, shape, segment.row).0).collect();
+                        pass.table.push(TableRow { leaf: l, first: segment.start - segment.col, reduced });
+                        pass.rows.push((p, l, Some(segment.row)));
                         row += info.inputs.len();
                     }
+                    let inputs = row - info.inputs.len();
+                    pass.tasks.push(task(segment.start, segment.len, inputs, offsets.len() + pass.table.len() - 1));
+                    pass.leaves.push((l, segment.row));
                 }
-                pass.partials = vec![0.0; pass.tasks.len() * compiled.stride * LANES];
-                pass
-            })
-            .collect();
-        Runner { step, passes }
+            }
+        }
+        pass.partials = vec![0.0; pass.tasks.len() * compiled.stride * LANES];
+        pass
+    }
+
+    /// Fills the input rows: uniform and per-leaf values, and a row program's reduced values
+    /// with one value per row.
+    fn fill_inputs(&mut self, compiled: &CompiledPass, env: &Env, values: &Values) {
+        self.inputs.clear();
+        let mut current = None;
+        let mut common: Vec<f32> = Vec::new();
+        let mut per_row: Vec<(usize, &tensor::Value)> = Vec::new();
+        for &(p, l, row) in &self.rows {
+            let info = &compiled.programs[p];
+            if current != Some((p, l)) {
+                current = Some((p, l));
+                common = info.inputs.iter().map(|&n| interp::broadcast(env, &values.uniform, &values.leaf, n, info.group, l).f()).collect();
+                per_row = info.inputs.iter().enumerate().filter_map(|(k, n)| Some((k, values.reduced.get(&(*n, l))?))).collect();
+            }
+            let start = self.inputs.len();
+            self.inputs.extend_from_slice(&common);
+            if let Some(row) = row {
+                for &(k, v) in &per_row {
+                    self.inputs[start + k] = v.data[rows::row_start(&v.shape, &env.layout.leaves[l].shape, row).0];
+                }
+            }
+        }
+    }
+
+    /// Fills the reduced streams: values read, and reductions' starting values.
+    fn fill_reduced(&mut self, compiled: &CompiledPass, env: &Env, values: &Values) {
+        for run in &self.runs {
+            let info = &compiled.programs[run.program];
+            let (node, axes, accumulated) = info.reduced[run.stream];
+            let to = &mut self.reduced[run.start..run.start + run.len];
+            match (accumulated, values.reduced.get(&(node, run.leaf))) {
+                (Some(kind), _) => to.fill(interp::identity(kind).f()),
+                (None, Some(v)) => to.copy_from_slice(&tensor::fit(v, &axes::stored_shape(&env.layout.leaves[run.leaf].shape, axes))),
+                (None, None) => to.fill(interp::broadcast(env, &values.uniform, &values.leaf, node, info.group, run.leaf).f()),
+            }
+        }
+    }
+
+    /// Hands back what the kernel computed: reduction partials, and reductions over axes.
+    fn collect(&self, compiled: &CompiledPass, pass: &Pass, env: &Env, out: &mut PassOutput) {
+        let shape = |l: usize| &env.layout.leaves[l].shape;
+        for program in pass.programs.iter().filter(|p| p.rows) {
+            for &l in &env.groups.leaves[program.group] {
+                interp::start_axis_reductions(env, program, l, out);
+            }
+        }
+        for run in &self.runs {
+            let (node, axes, accumulated) = compiled.programs[run.program].reduced[run.stream];
+            if accumulated.is_some() {
+                let v = tensor::Value { shape: axes::stored_shape(shape(run.leaf), axes), data: self.reduced[run.start..run.start + run.len].to_vec(), leafwise: true };
+                out.axes.insert((node, run.leaf), v);
+            }
+        }
+        if compiled.stride == 0 {
+            return;
+        }
+        for (t, task) in self.tasks.iter().enumerate() {
+            let Some(info) = compiled.programs.get(task.program as usize) else { continue };
+            let (l, row) = self.leaves[t];
+            for (r, (red, kind)) in info.reductions.iter().enumerate() {
+                let at = (t * compiled.stride + r) * LANES;
+                let mut lanes = [Scalar::F32(0.0); LANES];
+                for (lane, x) in lanes.iter_mut().zip(&self.partials[at..at + LANES]) {
+                    *lane = match kind {
+                        Reduce::All | Reduce::Any => Scalar::Bool(*x != 0.0),
+                        Reduce::Sum | Reduce::Max | Reduce::Min => Scalar::F32(*x),
+                    };
+                }
+                let partial = interp::finish_block(*kind, lanes);
+                match info.axis_reductions.iter().find(|(n, _)| n == red) {
+                    // Over the last axis: the block's partial goes to its row's value.
+                    Some(_) => {
+                        let Some(acc) = out.axes.get_mut(&(*red, l)) else { continue };
+                        let at = rows::row_start(&acc.shape, shape(l), row).0;
+                        acc.data[at] = interp::combine(*kind, Scalar::F32(acc.data[at]), partial).f();
+                    }
+                    None => out.partials.entry(*red).or_default().push((l, partial)),
+                }
+            }
+        }
     }
 }
 
@@ -76,44 +214,30 @@ impl Passes for Compiled<'_> {
         Some(self.slots)
     }
 
-    fn run_pass(&mut self, index: usize, _pass: &Pass, env: &mut Env, values: &Values, out: &mut PassOutput) {
+    fn run_pass(&mut self, index: usize, pass: &Pass, env: &mut Env, values: &Values, out: &mut PassOutput) {
         if self.error.is_some() {
             return;
         }
         let Runner { step, passes } = &mut *self.runner;
-        let (Some(compiled), Some(pass)) = (step.passes.get(index), passes.get_mut(index)) else {
+        let (Some(compiled), Some(tasks)) = (step.passes.get(index), passes.get_mut(index)) else {
             self.error = Some(RunError::NoSuchPass(index));
             return;
         };
-        pass.inputs.clear();
-        for &(p, l) in &pass.rows {
-            let info = &compiled.programs[p];
-            for &n in &info.inputs {
-                pass.inputs.push(interp::broadcast(env, &values.uniform, &values.leaf, n, info.group, l).f());
-            }
-        }
-        let buffers = Buffers { leaves: &mut env.leaves, offsets: env.offsets, slots: &mut *self.slots, slot_layout: env.slots };
-        let threads = self.threads.min(pass.tasks.len() / MIN_BLOCKS_PER_THREAD).max(1);
-        if let Err(e) = step.run_pass(index, &pass.tasks, &pass.inputs, buffers, &mut pass.partials, threads) {
+        tasks.fill_inputs(compiled, env, values);
+        tasks.fill_reduced(compiled, env, values);
+        let buffers = Buffers {
+            leaves: &mut env.leaves,
+            offsets: env.offsets,
+            slots: &mut *self.slots,
+            slot_layout: env.slots,
+            reduced: &mut tasks.reduced,
+            rows: &tasks.table,
+        };
+        let threads = self.threads.min(tasks.tasks.len() / MIN_BLOCKS_PER_THREAD).max(1);
+        if let Err(e) = step.run_pass(index, &tasks.tasks, &tasks.inputs, buffers, &mut tasks.partials, threads) {
             self.error = Some(e);
             return;
         }
-        if compiled.stride == 0 {
-            return;
-        }
-        for (t, task) in pass.tasks.iter().enumerate() {
-            let Some(info) = compiled.programs.get(task.program as usize) else { continue };
-            for (r, (red, kind)) in info.reductions.iter().enumerate() {
-                let at = (t * compiled.stride + r) * LANES;
-                let mut lanes = [Scalar::F32(0.0); LANES];
-                for (lane, x) in lanes.iter_mut().zip(&pass.partials[at..at + LANES]) {
-                    *lane = match kind {
-                        Reduce::All | Reduce::Any => Scalar::Bool(*x != 0.0),
-                        Reduce::Sum | Reduce::Max | Reduce::Min => Scalar::F32(*x),
-                    };
-                }
-                out.partials.entry(*red).or_default().push((pass.leaves[t], interp::finish_block(*kind, lanes)));
-            }
-        }
+        tasks.collect(compiled, pass, env, out);
     }
 }

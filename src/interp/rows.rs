@@ -1,0 +1,87 @@
+//! The geometry of row programs (`GroupProgram::rows`): a leaf is walked row by row, rows of
+//! its last axis in blocks of at most `BLOCK` elements, and a value stored reduced over some of
+//! its axes is read, for each row, either at one place (constant along the row) or along a run
+//! of the row's length. One home for it: the interpreter, the runtime's tasks and the compiled
+//! code's tables all come from here.
+
+use crate::ir::plan::BLOCK;
+
+/// A block of a row program: `len` elements of row `row` from column `col`, the first at
+/// `start` in the leaf.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub start: usize,
+    pub len: usize,
+    pub row: usize,
+    pub col: usize,
+}
+
+/// The blocks of a leaf of shape `shape`, row by row (a scalar leaf is one row of one).
+pub fn segments(shape: &[usize]) -> Vec<Segment> {
+    let cols = shape.last().copied().unwrap_or(1);
+    let rows: usize = shape.iter().rev().skip(1).product();
+    let mut out = Vec::new();
+    if cols == 0 {
+        return out;
+    }
+    for row in 0..rows {
+        let mut col = 0;
+        while col < cols {
+            let len = BLOCK.min(cols - col);
+            out.push(Segment { start: row * cols + col, len, row, col });
+            col += len;
+        }
+    }
+    out
+}
+
+/// Where row `row` of a leaf of shape `leaf` starts in a value of shape `shape` (which
+/// broadcasts to it, numpy's rule), and the step between the row's elements there: 0 where the
+/// value has one value per row, 1 where it varies along the row.
+pub fn row_start(shape: &[usize], leaf: &[usize], row: usize) -> (usize, usize) {
+    let n = leaf.len();
+    if n == 0 {
+        return (0, 0);
+    }
+    let dim = |k: usize| if k + shape.len() >= n { shape[k + shape.len() - n] } else { 1 };
+    let (mut rest, mut at, mut stride) = (row, 0, dim(n - 1));
+    for k in (0..n - 1).rev() {
+        let i = rest % leaf[k].max(1);
+        rest /= leaf[k].max(1);
+        if dim(k) != 1 {
+            at += i * stride;
+        }
+        stride *= dim(k);
+    }
+    (at, usize::from(dim(n - 1) != 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_split_into_blocks() {
+        let s = segments(&[2, BLOCK + 3]);
+        assert_eq!(s.len(), 4);
+        assert_eq!(s[1], Segment { start: BLOCK, len: 3, row: 0, col: BLOCK });
+        assert_eq!(s[2], Segment { start: BLOCK + 3, len: BLOCK, row: 1, col: 0 });
+        assert_eq!(segments(&[]), vec![Segment { start: 0, len: 1, row: 0, col: 0 }]);
+        assert!(segments(&[3, 0]).is_empty());
+        assert_eq!(segments(&[2, 3, 5]).len(), 6);
+    }
+
+    #[test]
+    fn reduced_values_are_read_per_row_or_along_it() {
+        let leaf = [3, 2, 5];
+        // Row 4 is (2, 0) and row 5 (2, 1): one value per row of a (3, 2, 1) value, a run of
+        // the others.
+        assert_eq!(row_start(&[3, 2, 1], &leaf, 4), (4, 0));
+        assert_eq!(row_start(&[1, 2, 5], &leaf, 5), (5, 1));
+        assert_eq!(row_start(&[3, 1, 5], &leaf, 5), (10, 1));
+        assert_eq!(row_start(&[3, 2, 5], &leaf, 5), (25, 1));
+        assert_eq!(row_start(&[], &leaf, 5), (0, 0));
+        assert_eq!(row_start(&[5], &leaf, 5), (0, 1));
+        assert_eq!(row_start(&[], &[], 0), (0, 0));
+    }
+}
