@@ -234,6 +234,27 @@ pub fn reduce_block(kind: Reduce, xs: &[Scalar]) -> Scalar {
     finish_block(kind, acc)
 }
 
+/// The `LANES` accumulators of a block as a kernel leaves them (floats; booleans 0 or 1),
+/// combined as [`finish_block`] combines them.
+pub fn finish_lanes(kind: Reduce, lanes: &[f32; LANES]) -> Scalar {
+    let f32_combine = match kind {
+        Reduce::Sum => |a: f32, b: f32| a + b,
+        Reduce::Max => op::max_f32,
+        Reduce::Min => op::min_f32,
+        Reduce::All | Reduce::Any => return finish_block(kind, lanes.map(|x| Scalar::Bool(x != 0.0))),
+    };
+    // Float lanes without the scalar type: this runs once per block and reduction.
+    let mut acc = *lanes;
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            acc[i] = f32_combine(acc[2 * i], acc[2 * i + 1]);
+        }
+    }
+    Scalar::F32(acc[0])
+}
+
 /// Combines the `LANES` accumulators of a block pairwise, as [`reduce_block`] does.
 pub fn finish_block(kind: Reduce, mut acc: [Scalar; LANES]) -> Scalar {
     let mut width = LANES;

@@ -73,6 +73,8 @@ pub struct Buffers<'a, 'b> {
     /// The leaf table's rows past one per leaf, for tasks of row programs (a task's `leaf` of
     /// `offsets.len() + i` is row `i`).
     pub rows: &'a [TableRow],
+    /// Room for the leaf table, kept between calls (a pass over many rows has a large one).
+    pub table: &'a mut Vec<u64>,
 }
 
 /// A memory stream of a kernel, found in the task's row of the leaf table: the leaf's own
@@ -379,7 +381,7 @@ impl CompiledStep {
         if partials.len() < needed {
             return Err(RunError::Partials { needed, found: partials.len() });
         }
-        let Buffers { leaves, offsets, slots, slot_layout, reduced, rows } = buffers;
+        let Buffers { leaves, offsets, slots, slot_layout, reduced, rows, table } = buffers;
         for program in &compiled.programs {
             for &stream in &program.streams {
                 if let Stream::Slot(s) = stream
@@ -409,6 +411,9 @@ impl CompiledStep {
                 Stream::Reduced(_) => None,
             }
         };
+        // The elements of a leaf every stream of a program (but reduced ones) holds, for the
+        // last (program, leaf) seen: tasks come in runs of one leaf.
+        let mut limit: Option<((u64, usize), Option<usize>)> = None;
         for (t, task) in tasks.iter().enumerate() {
             let program = usize::try_from(task.program)
                 .ok()
@@ -429,6 +434,16 @@ impl CompiledStep {
             // Where the task's block starts and ends in its leaf, counted from the leaf's start.
             let first = offsets.get(leaf).and_then(|&o| task.start.checked_sub(o as u64));
             let end = first.and_then(|a| a.checked_add(task.len));
+            let held_by_all = match limit {
+                Some((key, held)) if key == (task.program, leaf) => held,
+                _ => {
+                    let lens: Option<Vec<usize>> = program.streams.iter().filter(|s| !matches!(s, Stream::Reduced(_))).map(|s| held(*s, leaf)).collect();
+                    let held = lens.map(|lens| lens.into_iter().min().unwrap_or(usize::MAX));
+                    limit = Some(((task.program, leaf), held));
+                    held
+                }
+            };
+            let all_fit = end.zip(held_by_all).is_some_and(|(end, len)| end <= len as u64);
             for &stream in &program.streams {
                 let fits = match stream {
                     // The run of the row the block lies in, from the block's column.
@@ -436,7 +451,8 @@ impl CompiledStep {
                         .and_then(|row| Some((*row.reduced.get(k as usize)? as u64, first?.checked_sub(row.first as u64)?)))
                         .and_then(|(at, column)| at.checked_add(column)?.checked_add(task.len))
                         .is_some_and(|end| end <= reduced.len() as u64),
-                    _ => end.zip(held(stream, leaf)).is_some_and(|(end, len)| end <= len as u64),
+                    // (Looked at one by one only to name the one that does not fit.)
+                    _ => all_fit || end.zip(held(stream, leaf)).is_some_and(|(end, len)| end <= len as u64),
                 };
                 if !fits {
                     return Err(RunError::OutOfBounds { task: t, stream });
@@ -463,7 +479,9 @@ impl CompiledStep {
         // outside a buffer is formed here). Streams a leaf is not in stay 0: the checks above
         // found every stream a task's program uses holding its leaf.
         let row_len = 3 + compiled.reduced + slots.len();
-        let mut leaf_table = vec![0u64; (offsets.len() + rows.len()) * row_len];
+        table.clear();
+        table.resize((offsets.len() + rows.len()) * row_len, 0);
+        let leaf_table = table;
         let slot_starts: Vec<u64> = slots.slices_mut().into_iter().map(|b| b.as_mut_ptr() as usize as u64).collect();
         let (table_leaves, table_rows) = leaf_table.split_at_mut(offsets.len() * row_len);
         for (leaf, row) in table_leaves.chunks_exact_mut(row_len).enumerate() {
@@ -501,7 +519,7 @@ impl CompiledStep {
                 table_row[3 + k] = reduced_start.wrapping_add(4 * at as u64).wrapping_sub(4 * first);
             }
         }
-        let launch = Launch { kernel: compiled.kernel, row_len: row_len as u64, inputs: inputs.as_ptr(), leaf_table };
+        let launch = Launch { kernel: compiled.kernel, row_len: row_len as u64, inputs: inputs.as_ptr(), leaf_table: leaf_table.as_ptr() };
         let per_task = compiled.stride * LANES;
         let base = partials.as_mut_ptr();
         if threads == 1 {
@@ -534,7 +552,7 @@ struct Launch {
     kernel: KernelFn,
     row_len: u64,
     inputs: *const f32,
-    leaf_table: Vec<u64>,
+    leaf_table: *const u64,
 }
 
 // SAFETY: shared only between the threads of one `run_pass`, which write disjoint memory.
@@ -548,7 +566,7 @@ impl Launch {
     /// the same elements or partial rows.
     unsafe fn run(&self, chunk: &[Task], partials: *mut f32) {
         // SAFETY: the caller's contract.
-        unsafe { (self.kernel)(chunk.as_ptr(), chunk.len() as u64, self.row_len, self.inputs, partials, self.leaf_table.as_ptr()) }
+        unsafe { (self.kernel)(chunk.as_ptr(), chunk.len() as u64, self.row_len, self.inputs, partials, self.leaf_table) }
     }
 }
 
@@ -596,7 +614,7 @@ mod tests {
         let tasks = [task(0, 20), task(20, 17)];
         let mut leaves = leaves(vec![&mut params], vec![&grads]);
         let one = SlotLayout::all_leaves(&[37], 1);
-        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut slots, slot_layout: &one, reduced: &mut [], rows: &[] };
+        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut slots, slot_layout: &one, reduced: &mut [], rows: &[], table: &mut Vec::new() };
         step.run_pass(0, &tasks, &[2.0], buffers, &mut partials, 1).expect("runs");
         assert_eq!(params[3], 1.0 + (3.0 * 2.0 + 0.5));
         assert_eq!(slots.get(0).map(|s| s[36]), Some(36.0 * 2.0 + 0.5));
@@ -620,7 +638,7 @@ mod tests {
         let mut partials = vec![0.0; 2 * LANES];
         let mut in_place = leaves(vec![&mut a, &mut b], vec![&grads[0], &grads[1]]);
         let two = SlotLayout::all_leaves(&[5, 3], 1);
-        let buffers = Buffers { leaves: &mut in_place, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [], rows: &[] };
+        let buffers = Buffers { leaves: &mut in_place, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [], rows: &[], table: &mut Vec::new() };
         small(Target::Params).run_pass(0, &tasks, &[1.0], buffers, &mut partials, 2).expect("runs");
         assert_eq!((a[4], b[2]), (1.0 + 4.0, 2.0 + 12.0));
         assert_eq!(slots.get(0).map(|s| s[7]), Some(12.0));
@@ -629,13 +647,13 @@ mod tests {
         let (mut ua, mut ub) = (vec![0.0; 5], vec![0.0; 3]);
         let step = small(Target::Updates);
         let mut apart = Leaves { params: Params::Ref(vec![&a, &b]), grads: vec![&grads[0], &grads[1]], updates: vec![&mut ua, &mut ub] };
-        let buffers = Buffers { leaves: &mut apart, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [], rows: &[] };
+        let buffers = Buffers { leaves: &mut apart, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [], rows: &[], table: &mut Vec::new() };
         step.run_pass(0, &tasks, &[1.0], buffers, &mut partials, 1).expect("runs");
         assert_eq!((a, b), (a0, b0), "the parameters are only read");
         assert_eq!((ua[4], ub[2]), (4.0 + 4.0, 12.0 + 12.0));
         // Read-only parameters cannot take updates added in place.
         let mut read_only = Leaves { params: Params::Ref(vec![&ua, &ub]), grads: vec![&grads[0], &grads[1]], updates: Vec::new() };
-        let buffers = Buffers { leaves: &mut read_only, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [], rows: &[] };
+        let buffers = Buffers { leaves: &mut read_only, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [], rows: &[], table: &mut Vec::new() };
         assert_eq!(small(Target::Params).run_pass(0, &tasks, &[1.0], buffers, &mut partials, 1), Err(RunError::ReadOnlyParams));
     }
 
@@ -649,7 +667,7 @@ mod tests {
             let mut params = params.clone();
             let mut leaves = leaves(vec![&mut params], vec![&grads]);
             let one = SlotLayout::all_leaves(&[16], 1);
-            let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots, slot_layout: &one, reduced: &mut [], rows: &[] };
+            let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots, slot_layout: &one, reduced: &mut [], rows: &[], table: &mut Vec::new() };
             step.run_pass(0, tasks, inputs, buffers, partials, threads)
         };
         let ok = Arena::new(&[16], 0);
@@ -668,7 +686,7 @@ mod tests {
         assert_eq!(run(&[task(0, 8), task(8, 8)], &[1.0], &mut ok.clone(), &mut partials, 2), Ok(()));
         let mut leaves = leaves(vec![&mut params], vec![&grads]);
         let one = SlotLayout::all_leaves(&[16], 1);
-        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut ok.clone(), slot_layout: &one, reduced: &mut [], rows: &[] };
+        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut ok.clone(), slot_layout: &one, reduced: &mut [], rows: &[], table: &mut Vec::new() };
         assert!(matches!(step.run_pass(1, &[], &[], buffers, &mut partials, 1), Err(RunError::NoSuchPass(1))));
     }
 }

@@ -7,7 +7,7 @@ use crate::arena::Arena;
 use crate::interp::{self, Env, PassOutput, Passes, Values, rows, tensor};
 use crate::ir::op::Scalar;
 use crate::ir::plan::{BLOCK, LANES, Pass};
-use crate::ir::{Groups, Layout, Reduce, axes};
+use crate::ir::{Groups, Layout, axes};
 use crate::jit::{Buffers, CompiledPass, CompiledStep, RunError, TableRow, Task};
 
 /// Blocks a thread must get before a pass is split over threads: handing work to a thread
@@ -35,6 +35,8 @@ struct PassTasks {
     inputs: Vec<f32>,
     partials: Vec<f32>,
     reduced: Vec<f32>,
+    /// Room for the leaf table.
+    table_words: Vec<u64>,
 }
 
 /// The run of reduced stream `stream` of program `program` for leaf `leaf`.
@@ -65,6 +67,7 @@ impl PassTasks {
             inputs: Vec::new(),
             partials: Vec::new(),
             reduced: Vec::new(),
+            table_words: Vec::new(),
         };
         let mut row = 0;
         for (p, info) in compiled.programs.iter().enumerate() {
@@ -177,14 +180,8 @@ impl PassTasks {
             let (l, row) = self.leaves[t];
             for (r, (red, kind)) in info.reductions.iter().enumerate() {
                 let at = (t * compiled.stride + r) * LANES;
-                let mut lanes = [Scalar::F32(0.0); LANES];
-                for (lane, x) in lanes.iter_mut().zip(&self.partials[at..at + LANES]) {
-                    *lane = match kind {
-                        Reduce::All | Reduce::Any => Scalar::Bool(*x != 0.0),
-                        Reduce::Sum | Reduce::Max | Reduce::Min => Scalar::F32(*x),
-                    };
-                }
-                let partial = interp::finish_block(*kind, lanes);
+                let Ok(lanes) = <&[f32; LANES]>::try_from(&self.partials[at..at + LANES]) else { continue };
+                let partial = interp::finish_lanes(*kind, lanes);
                 match info.axis_reductions.iter().find(|(n, _)| n == red) {
                     // Over the last axis: the block's partial goes to its row's value.
                     Some(_) => {
@@ -232,6 +229,7 @@ impl Passes for Compiled<'_> {
             slot_layout: env.slots,
             reduced: &mut tasks.reduced,
             rows: &tasks.table,
+            table: &mut tasks.table_words,
         };
         let threads = self.threads.min(tasks.tasks.len() / MIN_BLOCKS_PER_THREAD).max(1);
         if let Err(e) = step.run_pass(index, &tasks.tasks, &tasks.inputs, buffers, &mut tasks.partials, threads) {
