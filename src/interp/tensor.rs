@@ -231,6 +231,15 @@ fn elementwise(op: Op, operands: &[Cow<'_, Value>], int: bool) -> Value {
     // Operands of the result's shape, or scalars: element `i` of each is its `i`-th (the common
     // case, without index arithmetic).
     if operands.iter().all(|v| v.shape == shape || v.data.len() == 1) {
+        // A float operation: its function on floats, without the scalar type (as `op::eval`
+        // computes it on float operands, the second 0 when there is none).
+        if let (false, Some(f), [a, rest @ ..]) = (int, op::float_fn(op), operands)
+            && rest.len() <= 1
+        {
+            let at = |v: &Value, i: usize| if v.data.len() == 1 { v.data[0] } else { v.data[i] };
+            data.extend((0..len).map(|i| f(at(a, i), rest.first().map_or(0.0, |b| at(b, i)))));
+            return Value { shape, data, leafwise };
+        }
         // Ops take at most three operands.
         let mut args = [Scalar::F32(0.0); 3];
         let n = operands.len().min(3);

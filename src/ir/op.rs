@@ -255,6 +255,36 @@ pub fn sign_f32(a: f32) -> f32 {
 }
 
 /// Evaluates `op` on scalars of the kinds the checker allowed.
+/// What a float operation computes on floats (its second operand unused if it takes one):
+/// `eval`'s arithmetic, for callers that loop over many floats with one operation.
+pub fn float_fn(op: Op) -> Option<fn(f32, f32) -> f32> {
+    use Op::*;
+    Some(match op {
+        Add => |a, b| a + b,
+        Sub => |a, b| a - b,
+        Mul => |a, b| a * b,
+        Div => |a, b| a / b,
+        Rem => |a, b| rem_f32(a, b),
+        Pow => |a, b| pow_f32(a, b),
+        Neg => |a, _| -a,
+        Sqrt => |a, _| a.sqrt(),
+        Rsqrt => |a, _| 1.0 / a.sqrt(),
+        Cbrt => |a, _| cbrt_f32(a),
+        Abs => |a, _| a.abs(),
+        Sign => |a, _| sign_f32(a),
+        Exp => |a, _| fmath::exp_f32(a),
+        Log => |a, _| log_f32(a),
+        Cos => |a, _| cos_f32(a),
+        Sin => |a, _| sin_f32(a),
+        Tanh => |a, _| fmath::tanh_f32(a),
+        Floor => |a, _| a.floor(),
+        Ceil => |a, _| a.ceil(),
+        Min => |a, b| min_f32(a, b),
+        Max => |a, b| max_f32(a, b),
+        _ => return None,
+    })
+}
+
 pub fn eval(op: Op, args: &[Scalar]) -> Scalar {
     use Op::*;
     use Scalar::{Bool, F32, I32};
@@ -274,27 +304,9 @@ pub fn eval(op: Op, args: &[Scalar]) -> Scalar {
         Abs if a.kind() == Kind::I32 => I32(a.i().saturating_abs()),
         Sign if a.kind() == Kind::I32 => I32(a.i().signum()),
         Neg if a.kind() == Kind::I32 => I32(a.i().saturating_neg()),
-        Add => F32(a.f() + b.f()),
-        Sub => F32(a.f() - b.f()),
-        Mul => F32(a.f() * b.f()),
-        Div => F32(a.f() / b.f()),
-        Rem => F32(rem_f32(a.f(), b.f())),
-        Pow => F32(pow_f32(a.f(), b.f())),
-        Neg => F32(-a.f()),
-        Sqrt => F32(a.f().sqrt()),
-        Rsqrt => F32(1.0 / a.f().sqrt()),
-        Cbrt => F32(cbrt_f32(a.f())),
-        Abs => F32(a.f().abs()),
-        Sign => F32(sign_f32(a.f())),
-        Exp => F32(fmath::exp_f32(a.f())),
-        Log => F32(log_f32(a.f())),
-        Cos => F32(cos_f32(a.f())),
-        Sin => F32(sin_f32(a.f())),
-        Tanh => F32(fmath::tanh_f32(a.f())),
-        Floor => F32(a.f().floor()),
-        Ceil => F32(a.f().ceil()),
-        Min => F32(min_f32(a.f(), b.f())),
-        Max => F32(max_f32(a.f(), b.f())),
+        Add | Sub | Mul | Div | Rem | Pow | Neg | Sqrt | Rsqrt | Cbrt | Abs | Sign | Exp | Log | Cos | Sin | Tanh | Floor | Ceil | Min | Max => {
+            F32(float_fn(op).map_or(f32::NAN, |f| f(a.f(), b.f())))
+        }
         Eq if both_int => Bool(a.i() == b.i()),
         Ne if both_int => Bool(a.i() != b.i()),
         Lt if both_int => Bool(a.i() < b.i()),
