@@ -1,10 +1,11 @@
-//! Element programs over whole leaves, for the groups that reduce over axes of their leaves
-//! (`sum(x, axis=0)`), keep state reduced over them, or multiply matrices: every value of a
-//! leaf is held at once as an array of its own shape (the leaf's, the leaf's with size 1 on
-//! the axes it is constant along, or a matrix product's), and operations broadcast as numpy's
-//! do. Every backend runs these programs here, so they agree by construction; the element
-//! operations are `op::eval`'s, and reductions over all leaves or within a leaf take their
-//! partials block by block as the interpreter's passes do.
+//! Values as arrays of their own shapes: the element programs of groups that multiply matrices,
+//! run over whole leaves, and the values of row programs stored reduced over axes (Adafactor's
+//! row and column statistics), computed between passes over their small shapes. Every value
+//! of a leaf is held at once as an array (the leaf's shape, the leaf's with size 1 on the axes
+//! it is constant along, or a matrix product's), and operations broadcast as numpy's do. Every
+//! backend computes these here, so they agree by construction; the element operations are
+//! `op::eval`'s, and reductions over all leaves or within a leaf take their partials block by
+//! block as the interpreter's passes do.
 
 use std::borrow::Cow;
 

@@ -2,7 +2,7 @@
 //! value per line of axis 0 (numpy's `keepdims=True`); a state slot that is only ever given
 //! such values (Adafactor's row and column statistics, SM3's accumulators) is stored reduced
 //! over those axes, so it costs what it holds. One home for the rule, used by instantiation
-//! (to lay slots out) and by the plan (to run such values over whole leaves).
+//! (to lay slots out) and by the plan (to compute such values apart, over their own shapes).
 
 use super::{Graph, Level, Node, StepIr};
 

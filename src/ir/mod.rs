@@ -87,7 +87,8 @@ pub enum Node {
     LeafReduce { kind: Reduce, arg: NodeId },
     /// Within each leaf: a per-element value reduced over the axes of `axes` (bit `i` for
     /// axis `i`), each element taking the result of its own line (numpy's `keepdims=True`,
-    /// broadcast back). Computed over whole leaves (`interp::tensor`).
+    /// broadcast back). Accumulated by a pass of a row program, or computed over a reduced
+    /// shape (`interp::tensor`).
     AxisReduce { kind: Reduce, arg: NodeId, axes: u32 },
     /// A matrix operation on 2-D values of a leaf (`matmul`, `transpose`, `spectral_norm`): a
     /// per-element value of its own shape. Computed over whole leaves (`interp::tensor`).

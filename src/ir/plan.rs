@@ -106,8 +106,8 @@ pub struct Pass {
     /// the pass, leaf by leaf over their reduced shapes, by every backend alike: (node, group).
     pub reduced_before: Vec<(NodeId, usize)>,
     pub programs: Vec<GroupProgram>,
-    /// The programs of groups that reduce over axes of their leaves or keep state reduced over
-    /// them: run over whole leaves, by every backend alike (`interp::tensor`).
+    /// The programs of groups that multiply matrices: run over whole leaves, by every backend
+    /// alike (`interp::tensor`).
     pub tensor_programs: Vec<GroupProgram>,
     /// Element streams read and written by any of its programs (for `emit --plan`).
     pub reads: Vec<String>,

@@ -414,6 +414,11 @@ impl CompiledStep {
         // The elements of a leaf every stream of a program (but reduced ones) holds, for the
         // last (program, leaf) seen: tasks come in runs of one leaf.
         let mut limit: Option<((u64, usize), Option<usize>)> = None;
+        // Reductions over axes accumulate into reduced streams that tasks of one leaf share:
+        // each task's leaf and the span of reduced memory it touches decide where the tasks
+        // may be split over threads.
+        let accumulates = compiled.programs.iter().any(|p| p.reduced.iter().any(|r| r.2.is_some()));
+        let mut shared: Vec<(usize, u64, u64)> = Vec::new();
         for (t, task) in tasks.iter().enumerate() {
             let program = usize::try_from(task.program)
                 .ok()
@@ -444,13 +449,20 @@ impl CompiledStep {
                 }
             };
             let all_fit = end.zip(held_by_all).is_some_and(|(end, len)| end <= len as u64);
+            let mut span = (u64::MAX, 0);
             for &stream in &program.streams {
                 let fits = match stream {
                     // The run of the row the block lies in, from the block's column.
-                    Stream::Reduced(k) => row
-                        .and_then(|row| Some((*row.reduced.get(k as usize)? as u64, first?.checked_sub(row.first as u64)?)))
-                        .and_then(|(at, column)| at.checked_add(column)?.checked_add(task.len))
-                        .is_some_and(|end| end <= reduced.len() as u64),
+                    Stream::Reduced(k) => {
+                        let run = row
+                            .and_then(|row| Some((*row.reduced.get(k as usize)? as u64, first?.checked_sub(row.first as u64)?)))
+                            .and_then(|(at, column)| at.checked_add(column));
+                        let end = run.and_then(|at| at.checked_add(task.len)).filter(|end| *end <= reduced.len() as u64);
+                        if let (Some(at), Some(end)) = (run, end) {
+                            span = (span.0.min(at), span.1.max(end));
+                        }
+                        end.is_some()
+                    }
                     // (Looked at one by one only to name the one that does not fit.)
                     _ => all_fit || end.zip(held(stream, leaf)).is_some_and(|(end, len)| end <= len as u64),
                 };
@@ -458,10 +470,11 @@ impl CompiledStep {
                     return Err(RunError::OutOfBounds { task: t, stream });
                 }
             }
+            if accumulates {
+                shared.push((leaf, span.0, span.1));
+            }
         }
-        // Reductions over axes accumulate into runs that tasks share: one thread runs them all.
-        let accumulates = compiled.programs.iter().any(|p| p.reduced.iter().any(|r| r.2.is_some()));
-        let threads = if accumulates { 1 } else { threads.clamp(1, tasks.len().max(1)) };
+        let threads = threads.clamp(1, tasks.len().max(1));
         // Tasks in element order are disjoint at a glance (the common case: one group); others
         // are sorted first. (Ends cannot overflow: every task lies in a buffer, checked above.)
         let in_order = tasks.windows(2).all(|w| w[0].start + w[0].len <= w[1].start);
@@ -530,21 +543,62 @@ impl CompiledStep {
             unsafe { launch.run(tasks, base) };
             return Ok(());
         }
-        let per_thread = tasks.len().div_ceil(threads);
-        let chunks: Vec<(&[Task], *mut f32)> = tasks
-            .chunks(per_thread)
-            .enumerate()
-            // SAFETY: chunk `i` starts at task `i * per_thread`, so its partial rows start there
-            // and stay within the `needed` floats checked above.
-            .map(|(i, chunk)| (chunk, unsafe { base.add(i * per_thread * per_task) }))
+        let starts = match chunk_starts(tasks.len(), threads, accumulates.then_some(shared.as_slice())) {
+            Some(starts) => starts,
+            None => {
+                // SAFETY: as for one thread above.
+                unsafe { launch.run(tasks, base) };
+                return Ok(());
+            }
+        };
+        let ends = starts.iter().skip(1).copied().chain([tasks.len()]);
+        let chunks: Vec<(&[Task], *mut f32)> = starts
+            .iter()
+            .zip(ends)
+            // SAFETY: a chunk starting at task `start` has its partial rows start there, and
+            // they stay within the `needed` floats checked above.
+            .map(|(&start, end)| (&tasks[start..end], unsafe { base.add(start * per_task) }))
             .collect();
         // SAFETY: as for one thread; in addition the tasks' element ranges are disjoint (checked
-        // above; distinct leaves have distinct buffers, which `&mut` guarantees do not overlap)
-        // and each chunk owns its own run of partial rows, so no two threads write the same
-        // memory; reduced streams are only read (a pass that accumulates runs on one thread).
+        // above; distinct leaves have distinct buffers, which `&mut` guarantees do not overlap),
+        // each chunk owns its own run of partial rows, and where reduced streams are written
+        // (accumulated) each chunk's span of reduced memory is disjoint from the others'
+        // (`chunk_starts`), so no two threads touch memory another one writes.
         unsafe { pool::run_chunks(&launch, &chunks) };
         Ok(())
     }
+}
+
+/// Where each of up to `threads` chunks of `n` tasks starts: even runs of tasks, or, where tasks
+/// write reduced streams (`shared`: each task's leaf and span of reduced memory), runs cut only
+/// between leaves whose spans of reduced memory do not overlap. `None` where they cannot be
+/// split so.
+fn chunk_starts(n: usize, threads: usize, shared: Option<&[(usize, u64, u64)]>) -> Option<Vec<usize>> {
+    let per_thread = n.div_ceil(threads.max(1)).max(1);
+    let Some(shared) = shared else { return Some((0..n).step_by(per_thread).collect()) };
+    let mut starts = vec![0];
+    let mut at = per_thread;
+    while at < n {
+        // Move the cut forward to the next change of leaf.
+        while at < n && shared[at].0 == shared[at - 1].0 {
+            at += 1;
+        }
+        if at < n {
+            starts.push(at);
+        }
+        at += per_thread;
+    }
+    // Each chunk's span of reduced memory (empty spans are (MAX, 0)), disjoint from the others'.
+    let ends = starts.iter().skip(1).copied().chain([n]);
+    let mut spans: Vec<(u64, u64)> = starts
+        .iter()
+        .zip(ends)
+        .map(|(&s, e)| shared[s..e].iter().fold((u64::MAX, 0), |(lo, hi), t| (lo.min(t.1), hi.max(t.2))))
+        .filter(|(lo, hi)| lo < hi)
+        .collect();
+    spans.sort_unstable();
+    let disjoint = spans.windows(2).all(|w| w[0].1 <= w[1].0);
+    (starts.len() > 1 && disjoint).then_some(starts)
 }
 
 /// A kernel with the pointers of one `run_pass` call.
@@ -655,6 +709,18 @@ mod tests {
         let mut read_only = Leaves { params: Params::Ref(vec![&ua, &ub]), grads: vec![&grads[0], &grads[1]], updates: Vec::new() };
         let buffers = Buffers { leaves: &mut read_only, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [], rows: &[], table: &mut Vec::new() };
         assert_eq!(small(Target::Params).run_pass(0, &tasks, &[1.0], buffers, &mut partials, 1), Err(RunError::ReadOnlyParams));
+    }
+
+    #[test]
+    fn tasks_that_accumulate_split_over_threads_only_between_leaves_of_their_own_memory() {
+        assert_eq!(chunk_starts(10, 3, None), Some(vec![0, 4, 8]));
+        // Leaves 0, 1, 2 with reduced memory of their own: cuts move to the next leaf.
+        let own = [(0, 0, 4), (0, 0, 4), (1, 4, 8), (1, 4, 8), (1, 4, 8), (2, 8, 9)];
+        assert_eq!(chunk_starts(6, 2, Some(&own)), Some(vec![0, 5]));
+        assert_eq!(chunk_starts(6, 3, Some(&own)), Some(vec![0, 2, 5]));
+        // One leaf, or leaves that share reduced memory, run on one thread.
+        assert_eq!(chunk_starts(3, 2, Some(&[(0, 0, 4); 3])), None);
+        assert_eq!(chunk_starts(4, 2, Some(&[(0, 0, 4), (0, 0, 4), (1, 2, 6), (1, 2, 6)])), None);
     }
 
     #[test]
