@@ -237,22 +237,24 @@ pub fn reduce_block(kind: Reduce, xs: &[Scalar]) -> Scalar {
 /// The `LANES` accumulators of a block as a kernel leaves them (floats; booleans 0 or 1),
 /// combined as [`finish_block`] combines them.
 pub fn finish_lanes(kind: Reduce, lanes: &[f32; LANES]) -> Scalar {
-    let f32_combine = match kind {
-        Reduce::Sum => |a: f32, b: f32| a + b,
-        Reduce::Max => op::max_f32,
-        Reduce::Min => op::min_f32,
-        Reduce::All | Reduce::Any => return finish_block(kind, lanes.map(|x| Scalar::Bool(x != 0.0))),
-    };
-    // Float lanes without the scalar type: this runs once per block and reduction.
-    let mut acc = *lanes;
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for i in 0..width {
-            acc[i] = f32_combine(acc[2 * i], acc[2 * i + 1]);
+    // Float lanes without the scalar type, each kind's combination inlined: this runs once per
+    // block and reduction.
+    fn pairwise(mut acc: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> Scalar {
+        let mut width = LANES;
+        while width > 1 {
+            width /= 2;
+            for i in 0..width {
+                acc[i] = f(acc[2 * i], acc[2 * i + 1]);
+            }
         }
+        Scalar::F32(acc[0])
     }
-    Scalar::F32(acc[0])
+    match kind {
+        Reduce::Sum => pairwise(*lanes, |a, b| a + b),
+        Reduce::Max => pairwise(*lanes, op::max_f32),
+        Reduce::Min => pairwise(*lanes, op::min_f32),
+        Reduce::All | Reduce::Any => finish_block(kind, lanes.map(|x| Scalar::Bool(x != 0.0))),
+    }
 }
 
 /// Combines the `LANES` accumulators of a block pairwise, as [`reduce_block`] does.

@@ -28,7 +28,8 @@ pub enum StepSize {
 
 /// Finds each group's learning rate and adds it to the IR's named uniforms: `lr` when every
 /// group has the same, else `lr[LABEL]` for the groups sharing each (their labels, see
-/// [`super::Groups::labels`], joined by spaces: `lr[*.bias]`, `lr[_]`), for groups whose
+/// [`super::Groups::labels`], joined by semicolons: `lr[*.bias]`, `lr[_]`, with the shape of groups
+/// of one label whose rates differ by shape: `lr[ndim == 2 (64x3)]`), for groups whose
 /// update is a scaled direction. Returns how each group's is known.
 pub fn add(ir: &mut StepIr) -> Vec<StepSize> {
     let nodes: Vec<Option<NodeId>> = (0..ir.groups.len()).map(|g| factor(ir, g).map(|f| negated(ir, f))).collect();
@@ -39,14 +40,21 @@ pub fn add(ir: &mut StepIr) -> Vec<StepSize> {
     let names: Vec<(NodeId, String)> = distinct
         .into_iter()
         .map(|node| {
-            let mut labels: Vec<&str> = Vec::new();
+            let mut labels: Vec<String> = Vec::new();
             for (g, _) in nodes.iter().enumerate().filter(|(_, n)| **n == Some(node)) {
-                let label = ir.groups.labels[g].as_str();
+                // Groups of one label split by shape (a transform that reads it) whose rates
+                // differ say which shape each is.
+                let label = &ir.groups.labels[g];
+                let split = nodes.iter().enumerate().any(|(h, n)| ir.groups.labels[h] == *label && *n != Some(node));
+                let label = match ir.groups.leaves[g].first() {
+                    Some(&l) if split => format!("{label} ({})", ir.layout.leaves[l].shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")),
+                    _ => label.clone(),
+                };
                 if !labels.contains(&label) {
                     labels.push(label);
                 }
             }
-            (node, lr_name(one, &labels.join(" ")))
+            (node, lr_name(one, &labels.join("; ")))
         })
         .collect();
     for (node, name) in &names {
@@ -88,6 +96,12 @@ fn factor(ir: &mut StepIr, g: usize) -> Option<NodeId> {
                 factors.push((args[1], true));
                 node = args[0];
             }
+            // A factor of each leaf's own (Adafactor's parameter scale, applied after the
+            // learning rate) belongs to the direction: the learning rate is further in.
+            Node::Op(Op::Mul, args) if graph.level(args[0]) == Level::Leaf || graph.level(args[1]) == Level::Leaf => {
+                node = if graph.level(args[0]) == Level::Leaf { args[1] } else { args[0] };
+            }
+            Node::Op(Op::Div, args) if graph.level(args[1]) == Level::Leaf => node = args[0],
             Node::Op(Op::Neg, args) => {
                 factors.push((minus, false));
                 node = args[0];

@@ -255,6 +255,10 @@ fn the_learning_rate_column_is_the_step_each_family_takes() {
         ("inject_hyperparams(sgd)(learning_rate=0.05)", &[("lr", 0.05), ("inject_hyperparams.learning_rate", 0.05)]),
         ("partition { \"*.bias\" => sgd(learning_rate=0.1), _ => adam(learning_rate=1e-3) }", &[("lr[*.bias]", 0.1), ("lr[_]", 0.001)]),
         ("prodigy()", &[("lr", 3.1622565e-7)]),
+        // Adafactor scales by each leaf's parameter norm after the learning rate.
+        ("adafactor(learning_rate=0.01)", &[("lr", 0.01)]),
+        // Muon scales each matrix by its shape: one group per shape, named by it.
+        ("muon(learning_rate=0.02)", &[("lr[_; ndim == 2 (64x2)]", 0.02), ("lr[ndim == 2 (3x64)]", 0.02 * (64.0f64 / 3.0).sqrt())]),
         // D-Adaptation folds its step into the moments: d * lr * bias correction at step 1.
         ("dadapt_adamw()", &[("lr", 3.1622565e-7)]),
         // Lookahead and Schedule-Free move the parameters by no single factor: measured.
