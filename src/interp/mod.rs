@@ -365,7 +365,10 @@ pub fn run_program(env: &mut Env, values: &Values, state: &Arena, program: &Grou
             let fetch = |node: NodeId| -> Vec<Scalar> {
                 match regs.get(&node) {
                     Some(v) => v.clone(),
-                    None => (0..n).map(|i| operand(env, values, &regs, node, &at).get(i)).collect(),
+                    None => {
+                        let o = operand(env, values, &regs, node, &at);
+                        (0..n).map(|i| o.get(i)).collect()
+                    }
                 }
             };
             for &(red, arg) in &program.reductions {

@@ -227,8 +227,8 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
     let mut reductions: Vec<(NodeId, NodeId, usize)> = Vec::new();
     let mut stack = roots;
     let mut seen: BTreeSet<(NodeId, Option<usize>)> = BTreeSet::new();
-    // Groups that reduce over axes or read state kept reduced: their programs run over whole
-    // leaves.
+    // Groups that reduce over axes or read state kept reduced: their programs run row by row,
+    // or over whole leaves if they multiply matrices.
     let mut on_axes: BTreeSet<usize> = BTreeSet::new();
     // Groups that multiply matrices: their programs run over whole leaves (`interp::tensor`);
     // the other groups on axes run row by row.
@@ -489,7 +489,8 @@ fn phases(graph: &Graph, barriers: &BTreeSet<NodeId>) -> Vec<usize> {
             Node::Op(_, args) => args.iter().map(|a| phase[*a as usize]).max().unwrap_or(0),
             Node::Merge(parts) => parts.iter().map(|(_, a)| phase[*a as usize]).max().unwrap_or(0),
             Node::AxisReduce { arg, .. } if barriers.contains(&(i as NodeId)) => phase[*arg as usize] + 1,
-            // Over whole leaves, in the program that needs it: no pass of its own.
+            // Of a reduced value (computed between passes), or in a whole-leaf program: no pass
+            // of its own.
             Node::AxisReduce { arg, .. } => phase[*arg as usize],
             Node::Matrix { args, .. } => args.iter().map(|a| phase[*a as usize]).max().unwrap_or(0),
             Node::Reduce { arg, .. } | Node::LeafReduce { arg, .. } => {
