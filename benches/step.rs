@@ -1,5 +1,6 @@
 //! What `optc bench` measures, as a criterion bench: the step of `adam` and of
-//! `clip_by_global_norm` + `adamw` (JIT, one thread) at 2^14 and 2^22 parameters, the
+//! `clip_by_global_norm` + `adamw` (JIT, one thread) at 2^14 and 2^22 parameters, of
+//! `adafactor` and `muon` on one matrix, the
 //! hand-written Adam loop and the streaming probes on the same sizes, and the time from source
 //! to callable code of a 4-part chain. `cargo bench --bench step -- --test` runs each once.
 
@@ -81,6 +82,30 @@ fn pipelines(c: &mut Criterion) {
     group.finish();
 }
 
+/// The shape-aware optimizers on one matrix: Adafactor's row programs (2048x2048) and Muon's
+/// whole-leaf Newton-Schulz iterations (256x256, each step 15 products).
+fn shaped(c: &mut Criterion) {
+    let mut group = c.benchmark_group("shaped");
+    group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    for (name, text, side) in [("adafactor", "adafactor(learning_rate=0.01)", 2048), ("muon", "muon(learning_rate=0.01)", 256)] {
+        let n = side * side;
+        let layout = Layout::parse(&format!("w:{side}x{side}")).unwrap_or_else(|e| panic!("bad layout: {e}"));
+        let mut buffers = params_and_grads(n);
+        let params = buffers.get(0).unwrap_or_default();
+        let mut optimizer = Optimizer::new(&program(text), &layout, params).unwrap_or_else(|diags| panic!("{name}: {diags:?}"));
+        optimizer.set_threads(1);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::new(name, format!("{side}x{side}")), |b| {
+            b.iter(|| {
+                if let [p, g] = buffers.slices_mut().as_mut_slice() {
+                    optimizer.step(p, g, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
 fn references(c: &mut Criterion) {
     let isa = Isa::best();
     let mut group = c.benchmark_group("native");
@@ -136,5 +161,5 @@ fn compile_time(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipelines, references, compile_time);
+criterion_group!(benches, pipelines, shaped, references, compile_time);
 criterion_main!(benches);
