@@ -138,12 +138,7 @@ pub fn run_with(plan: &Plan, env: &mut Env, passes: &mut dyn Passes) -> Results 
             eval_leaf(env, &values.uniform, &mut values.leaf, *n, groups.iter().collect(), n_leaves);
         }
         let state = env.state;
-        for &(n, g) in &pass.reduced_before {
-            for &l in &env.groups.leaves[g] {
-                let v = tensor::reduced(env, &values, passes.element_state().unwrap_or(&state.element), n, g, l);
-                values.reduced.insert((n, l), v);
-            }
-        }
+        compute_reduced(env, &mut values, passes.element_state().unwrap_or(&state.element), &pass.reduced_before);
         let mut out = PassOutput { element: std::mem::take(&mut element_writes), ranges: std::mem::take(&mut ranges), ..PassOutput::default() };
         passes.run_pass(index, pass, env, &values, &mut out);
         for program in &pass.tensor_programs {
@@ -172,6 +167,8 @@ pub fn run_with(plan: &Plan, env: &mut Env, passes: &mut dyn Passes) -> Results 
             }
         }
     }
+    let state = env.state;
+    compute_reduced(env, &mut values, passes.element_state().unwrap_or(&state.element), &plan.reduced_after);
     for &(s, n, g) in &plan.reduced_writes {
         for &l in &env.groups.leaves[g] {
             let scalar = || tensor::Value::scalar(broadcast(env, &values.uniform, &values.leaf, n, g, l).f());
@@ -200,6 +197,16 @@ pub fn run_with(plan: &Plan, env: &mut Env, passes: &mut dyn Passes) -> Results 
         }
     }
     Results { uniform, leaf, element: element_writes, ranges }
+}
+
+/// Computes the reduced values `nodes` (node, group) for every leaf of their groups.
+fn compute_reduced(env: &Env, values: &mut Values, state: &Arena, nodes: &[(NodeId, usize)]) {
+    for &(n, g) in nodes {
+        for &l in &env.groups.leaves[g] {
+            let v = tensor::reduced(env, values, state, n, g, l);
+            values.reduced.insert((n, l), v);
+        }
+    }
 }
 
 /// The value a reduction starts from.

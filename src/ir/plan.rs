@@ -120,8 +120,11 @@ pub struct Pass {
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     pub passes: Vec<Pass>,
-    /// Slots stored reduced over axes, written after the passes from values computed before
-    /// one: (slot, node, group).
+    /// Values stored reduced over axes computed after the passes (what only state needs):
+    /// (node, group), as `Pass::reduced_before`.
+    pub reduced_after: Vec<(NodeId, usize)>,
+    /// Slots stored reduced over axes, written after the passes from their reduced values:
+    /// (slot, node, group).
     pub reduced_writes: Vec<(SlotId, NodeId, usize)>,
     pub uniform_after: Vec<NodeId>,
     pub leaf_after: Vec<(NodeId, GroupSet)>,
@@ -330,15 +333,20 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
 
     // Passes: element work of phase k runs in pass k; outputs are written in the last pass.
     let element_phase = |id: NodeId| phase[id as usize];
+    // Slots stored reduced are written after the passes: they need passes only for the
+    // reductions over axes they are computed from (SM3's accumulators are accumulated by the
+    // pass that applies the update).
+    let reduced_slot = |t: &Target, g: usize| matches!(t, Target::Slot(s) if row_groups.contains(&g) && outputs.collapsed_in(*s, g) != 0);
     let last_output_phase = outputs
         .element
         .iter()
-        .flat_map(|(_, n, gs)| gs.iter().filter_map(move |g| resolve(graph, *n, g)))
+        .flat_map(|(t, n, gs)| gs.iter().filter(move |g| !reduced_slot(t, *g)).filter_map(move |g| resolve(graph, *n, g)))
         .map(element_phase)
         .max();
     let last_reduction_phase = reductions
         .iter()
         .filter(|(_, arg, _)| graph.level(*arg) == Level::Element)
+        .chain(&axis_reductions)
         .map(|(_, arg, _)| element_phase(*arg))
         .max();
     let n_passes = match (last_output_phase, last_reduction_phase) {
@@ -375,8 +383,7 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
                     {
                         // A slot stored reduced is written from its reduced value, after the passes.
                         if let Target::Slot(s) = target
-                            && rows
-                            && outputs.collapsed_in(*s, g) != 0
+                            && reduced_slot(target, g)
                         {
                             reduced_writes.push((*s, a, g));
                             continue;
@@ -432,8 +439,12 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
         };
         stack.extend(args.into_iter().filter_map(|a| resolve(graph, a, g)).map(|a| (a, g)));
     }
+    let mut reduced_after = Vec::new();
     for (n, g) in reduced {
-        passes[phase[n as usize].min(last)].reduced_before.push((n, g));
+        match passes.get_mut(phase[n as usize]) {
+            Some(pass) => pass.reduced_before.push((n, g)),
+            None => reduced_after.push((n, g)),
+        }
     }
     // Uniform and per-leaf work goes before the first pass that needs it.
     let before = |n: NodeId| phase[n as usize].min(n_passes);
@@ -471,7 +482,7 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
             format!("computes the reductions {} that later values of this step depend on (a barrier)", what.join(", "))
         };
     }
-    Plan { passes, reduced_writes, uniform_after, leaf_after, outputs, recomputed }
+    Plan { passes, reduced_after, reduced_writes, uniform_after, leaf_after, outputs, recomputed }
 }
 
 /// Whether a node is arithmetic (not a plain input).

@@ -141,6 +141,9 @@ pub fn plan(ir: &StepIr, plan: &Plan) -> String {
             }
         }
     }
+    for (n, group) in &plan.reduced_after {
+        let _ = writeln!(out, "after (group {group}, reduced over axes): {}", node_text(g, *n));
+    }
     for (s, n, group) in &plan.reduced_writes {
         let _ = writeln!(out, "after (group {group}): state #{s} = %{n}, stored reduced over axes");
     }

@@ -972,6 +972,29 @@ fn transforms_reducing_over_axes_agree_on_awkward_layouts() {
 }
 
 #[test]
+fn state_reduced_over_axes_that_only_state_needs_agrees_on_both_backends() {
+    // The update reads the old `r` and `c`: the pass that applies it accumulates the sums, and
+    // their new values are computed after it (`tests/ir/row_stats.opt` shows such a plan).
+    let text = r#"
+transform stats() {
+    state r: tensor = 0
+    state c: tensor = 1
+    update(g) {
+        let u = g * 0.1 / (1.0 + sqrt(r)) + 0.01 * c
+        if ndim == 2 {
+            r = 0.9 * r + 0.1 * mean(g * g, axis=1)
+            c = 0.5 * max(c, max(abs(g), axis=0))
+        }
+        u
+    }
+}
+chain(stats(), sgd(0.1))
+"#;
+    let layout = Layout::parse("w:13x7,b:7,big:65x70,long:3x4099,m0:20x130,m1:20x130").expect("layout");
+    with_main_stack(move || agree(text, &layout, 4, 13)).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
 fn else_if_statements_agree_on_both_backends() {
     let text = std::fs::read_to_string(root().join("tests/diagnostics/ok/else_if_statements.opt")).expect("fixture");
     with_main_stack(move || agree(&text, &awkward_layout(), 12, 3)).unwrap_or_else(|e| panic!("{e}"));
