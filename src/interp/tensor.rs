@@ -234,11 +234,10 @@ fn elementwise(op: Op, operands: &[Cow<'_, Value>], int: bool) -> Value {
     if operands.iter().all(|v| v.shape == shape || v.data.len() == 1) {
         // A float operation: its function on floats, without the scalar type (as `op::eval`
         // computes it on float operands, the second 0 when there is none).
-        if let (false, Some(f), [a, rest @ ..]) = (int, op::float_fn(op), operands)
+        if let (false, [a, rest @ ..]) = (int, operands)
             && rest.len() <= 1
+            && let Some(data) = op::float_op(op, Floats { a, b: rest.first().map(|b| &**b), len })
         {
-            let at = |v: &Value, i: usize| if v.data.len() == 1 { v.data[0] } else { v.data[i] };
-            data.extend((0..len).map(|i| f(at(a, i), rest.first().map_or(0.0, |b| at(b, i)))));
             return Value { shape, data, leafwise };
         }
         // Ops take at most three operands.
@@ -259,6 +258,28 @@ fn elementwise(op: Op, operands: &[Cow<'_, Value>], int: bool) -> Value {
         data.push(finish(op::eval(op, &args)));
     });
     Value { shape, data, leafwise }
+}
+
+/// A float operation over the elements of one or two values of one shape (or scalars).
+struct Floats<'v> {
+    a: &'v Value,
+    b: Option<&'v Value>,
+    len: usize,
+}
+
+impl op::FloatLoop for Floats<'_> {
+    type Out = Vec<f32>;
+    fn run<F: Fn(f32, f32) -> f32>(self, f: F) -> Vec<f32> {
+        let one = |v: &Value| (v.data.len() == 1 && self.len != 1).then(|| v.data[0]);
+        // The common cases as plain loops over slices, which the compiler vectorizes.
+        match (one(self.a), self.b.map(|b| (b, one(b)))) {
+            (None, None) => self.a.data.iter().map(|&x| f(x, 0.0)).collect(),
+            (None, Some((b, None))) => self.a.data.iter().zip(&b.data).map(|(&x, &y)| f(x, y)).collect(),
+            (None, Some((_, Some(y)))) => self.a.data.iter().map(|&x| f(x, y)).collect(),
+            (Some(x), Some((b, None))) => b.data.iter().map(|&y| f(x, y)).collect(),
+            (Some(x), b) => vec![f(x, b.and_then(|(_, y)| y).unwrap_or(0.0)); self.len],
+        }
+    }
 }
 
 /// `arg` reduced over the axes `over` (bit `i`: axis `i` of the leaf's shape), keeping them:

@@ -254,37 +254,55 @@ pub fn sign_f32(a: f32) -> f32 {
     }
 }
 
-/// Evaluates `op` on scalars of the kinds the checker allowed.
-/// What a float operation computes on floats (its second operand unused if it takes one):
-/// `eval`'s arithmetic, for callers that loop over many floats with one operation.
-pub fn float_fn(op: Op) -> Option<fn(f32, f32) -> f32> {
+/// A computation over floats that a float operation's function is handed to ([`float_op`]):
+/// generic over the function, so a loop inlines it.
+pub trait FloatLoop {
+    type Out;
+    fn run<F: Fn(f32, f32) -> f32>(self, f: F) -> Self::Out;
+}
+
+/// Hands `l` what float operation `op` computes on floats (its second operand unused if it
+/// takes one): `eval`'s arithmetic, for callers that loop over many floats with one
+/// operation. `None` for operations that are not float arithmetic.
+pub fn float_op<L: FloatLoop>(op: Op, l: L) -> Option<L::Out> {
     use Op::*;
     Some(match op {
-        Add => |a, b| a + b,
-        Sub => |a, b| a - b,
-        Mul => |a, b| a * b,
-        Div => |a, b| a / b,
-        Rem => |a, b| rem_f32(a, b),
-        Pow => |a, b| pow_f32(a, b),
-        Neg => |a, _| -a,
-        Sqrt => |a, _| a.sqrt(),
-        Rsqrt => |a, _| 1.0 / a.sqrt(),
-        Cbrt => |a, _| cbrt_f32(a),
-        Abs => |a, _| a.abs(),
-        Sign => |a, _| sign_f32(a),
-        Exp => |a, _| fmath::exp_f32(a),
-        Log => |a, _| log_f32(a),
-        Cos => |a, _| cos_f32(a),
-        Sin => |a, _| sin_f32(a),
-        Tanh => |a, _| fmath::tanh_f32(a),
-        Floor => |a, _| a.floor(),
-        Ceil => |a, _| a.ceil(),
-        Min => |a, b| min_f32(a, b),
-        Max => |a, b| max_f32(a, b),
+        Add => l.run(|a, b| a + b),
+        Sub => l.run(|a, b| a - b),
+        Mul => l.run(|a, b| a * b),
+        Div => l.run(|a, b| a / b),
+        Rem => l.run(|a, b| rem_f32(a, b)),
+        Pow => l.run(|a, b| pow_f32(a, b)),
+        Neg => l.run(|a, _| -a),
+        Sqrt => l.run(|a, _| a.sqrt()),
+        Rsqrt => l.run(|a, _| 1.0 / a.sqrt()),
+        Cbrt => l.run(|a, _| cbrt_f32(a)),
+        Abs => l.run(|a, _| a.abs()),
+        Sign => l.run(|a, _| sign_f32(a)),
+        Exp => l.run(|a, _| fmath::exp_f32(a)),
+        Log => l.run(|a, _| log_f32(a)),
+        Cos => l.run(|a, _| cos_f32(a)),
+        Sin => l.run(|a, _| sin_f32(a)),
+        Tanh => l.run(|a, _| fmath::tanh_f32(a)),
+        Floor => l.run(|a, _| a.floor()),
+        Ceil => l.run(|a, _| a.ceil()),
+        Min => l.run(min_f32),
+        Max => l.run(max_f32),
         _ => return None,
     })
 }
 
+/// One application of a float operation's function ([`float_op`]).
+struct Apply(f32, f32);
+
+impl FloatLoop for Apply {
+    type Out = f32;
+    fn run<F: Fn(f32, f32) -> f32>(self, f: F) -> f32 {
+        f(self.0, self.1)
+    }
+}
+
+/// Evaluates `op` on scalars of the kinds the checker allowed.
 pub fn eval(op: Op, args: &[Scalar]) -> Scalar {
     use Op::*;
     use Scalar::{Bool, F32, I32};
@@ -305,7 +323,7 @@ pub fn eval(op: Op, args: &[Scalar]) -> Scalar {
         Sign if a.kind() == Kind::I32 => I32(a.i().signum()),
         Neg if a.kind() == Kind::I32 => I32(a.i().saturating_neg()),
         Add | Sub | Mul | Div | Rem | Pow | Neg | Sqrt | Rsqrt | Cbrt | Abs | Sign | Exp | Log | Cos | Sin | Tanh | Floor | Ceil | Min | Max => {
-            F32(float_fn(op).map_or(f32::NAN, |f| f(a.f(), b.f())))
+            F32(float_op(op, Apply(a.f(), b.f())).unwrap_or(f32::NAN))
         }
         Eq if both_int => Bool(a.i() == b.i()),
         Ne if both_int => Bool(a.i() != b.i()),
