@@ -1,7 +1,9 @@
 //! Compiled passes inside the interpreter's step: the uniform and per-leaf work stays in
-//! `interp`, while each pass's element programs run as machine code over fixed-size blocks.
-//! Tasks are made in the interpreter's order (program, then leaf, then block), so the partials
-//! come back in the order the interpreter would push them, whatever the thread count.
+//! `interp`, while each pass's element programs run as machine code over fixed-size blocks (a
+//! row program's over blocks of rows, reading the reduced values computed before the pass and
+//! handing back the reductions over axes it accumulates). Tasks are made in the interpreter's
+//! order (program, then leaf, then block), so the partials come back in the order the
+//! interpreter would push them, whatever the thread count.
 
 use crate::arena::Arena;
 use crate::interp::{self, Env, PassOutput, Passes, Values, rows, tensor};
