@@ -49,7 +49,7 @@ pub struct Built {
     pub ctx: Context,
     pub programs: Vec<ProgramInfo>,
     pub stride: usize,
-    /// Reduced streams: columns of the leaf table (`CompiledPass::reduced`).
+    /// Reduced streams: entries per row of the reduced table (`CompiledPass::reduced`).
     pub reduced: usize,
     /// The function's annotated Cranelift IR, when asked for.
     pub clif: Option<String>,
@@ -271,7 +271,7 @@ pub fn build(
     let reduced = programs.iter().map(|p| p.info.reduced.len()).max().unwrap_or(0);
     let ptr = module.target_config().pointer_type();
     let mut sig = module.make_signature();
-    for _ in 0..6 {
+    for _ in 0..7 {
         sig.params.push(AbiParam::new(ptr));
     }
     let name = format!("optc_pass{index}");
@@ -308,8 +308,9 @@ fn build_body(fx: &mut Fx, comments: &mut Comments, graph: &Graph, programs: &[P
     fx.bcx.append_block_params_for_function_params(entry);
     fx.bcx.switch_to_block(entry);
     let params = fx.bcx.block_params(entry).to_vec();
-    let (tasks, n_tasks, row_len, inputs, partials, leaf_table) = (params[0], params[1], params[2], params[3], params[4], params[5]);
-    // Every stream's address comes from the task's row of the leaf table.
+    let (tasks, n_tasks, row_len, inputs, partials, leaf_table, reduced_table) = (params[0], params[1], params[2], params[3], params[4], params[5], params[6]);
+    // Every stream's address comes from the task's row of the leaf table (a reduced stream's
+    // from its row of the reduced table).
     let used: BTreeSet<Stream> = programs.iter().flat_map(|p| p.info.streams.iter().copied()).collect();
     let t_var = fx.bcx.declare_var(I64);
     let zero = fx.bcx.ins().iconst(I64, 0);
@@ -327,10 +328,22 @@ fn build_body(fx: &mut Fx, comments: &mut Comments, graph: &Graph, programs: &[P
     let leaf_row = fx.bcx.ins().imul(leaf, row_len);
     let leaf_row = fx.bcx.ins().ishl_imm_u(leaf_row, 3);
     let leaf_row = fx.bcx.ins().iadd(leaf_table, leaf_row);
+    // A row program's reduced streams: the task's row of the reduced table.
+    let reduced_row = if reduced > 0 {
+        let row_of_leaf = fx.bcx.ins().load(I64, mem(), task, 40);
+        let at = fx.bcx.ins().imul_imm_u(row_of_leaf, (reduced * 8) as i64);
+        Some(fx.bcx.ins().iadd(reduced_table, at))
+    } else {
+        None
+    };
     let mut streams: HashMap<Stream, Value> = HashMap::new();
     for &s in &used {
-        let offset = i32::try_from(s.place(reduced) * 8).unwrap_or(i32::MAX);
-        streams.insert(s, fx.bcx.ins().load(I64, mem(), leaf_row, offset));
+        let (table, place) = match (s, reduced_row) {
+            (Stream::Reduced(k), Some(r)) => (r, k as usize),
+            _ => (leaf_row, s.place()),
+        };
+        let offset = i32::try_from(place * 8).unwrap_or(i32::MAX);
+        streams.insert(s, fx.bcx.ins().load(I64, mem(), table, offset));
     }
     let row_bytes = fx.bcx.ins().ishl_imm_u(row, 2);
     let row_ptr = fx.bcx.ins().iadd(inputs, row_bytes);

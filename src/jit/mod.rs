@@ -56,6 +56,9 @@ pub struct Task {
     /// The block's leaf: its row of the leaf table gives where its parameters, gradients,
     /// updates and state are.
     pub leaf: u64,
+    /// For a row program's task, the row of `Buffers::rows` (and of the reduced table) it lies
+    /// in: where its reduced streams keep the row.
+    pub row: u64,
 }
 
 /// The element buffers a kernel reads and writes. Element state is updated in place.
@@ -70,10 +73,9 @@ pub struct Buffers<'a, 'b> {
     pub slot_layout: &'a SlotLayout,
     /// The values of reduced streams (`Stream::Reduced`), read or accumulated in place.
     pub reduced: &'a mut [f32],
-    /// The leaf table's rows past one per leaf, for tasks of row programs (a task's `leaf` of
-    /// `offsets.len() + i` is row `i`).
+    /// Rows of leaves, for tasks of row programs (a task's `row`).
     pub rows: &'a [TableRow],
-    /// Room for the leaf table, kept between calls (a pass over many rows has a large one).
+    /// Room for the leaf and reduced tables, kept between calls.
     pub table: &'a mut Vec<u64>,
 }
 
@@ -91,21 +93,20 @@ pub enum Stream {
 }
 
 impl Stream {
-    /// The stream's place in a row of the leaf table of a pass with `reduced` reduced streams
-    /// (rows hold the grads, params and updates, then the reduced streams, then every slot).
-    fn place(self, reduced: usize) -> usize {
+    /// The stream's place in a row of the leaf table (rows hold the grads, params and updates,
+    /// then every slot), or, for a reduced stream, in a row of the reduced table.
+    fn place(self) -> usize {
         match self {
             Stream::Grads => 0,
             Stream::Params => 1,
             Stream::Updates => 2,
-            Stream::Reduced(k) => 3 + k as usize,
-            Stream::Slot(s) => 3 + reduced + s as usize,
+            Stream::Reduced(k) => k as usize,
+            Stream::Slot(s) => 3 + s as usize,
         }
     }
 }
 
-/// A row of the leaf table for one row of a leaf, for the tasks of row programs: the leaf's
-/// own streams, and where each reduced stream keeps the row.
+/// One row of a leaf, for the tasks of row programs: where each reduced stream keeps it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TableRow {
     pub leaf: usize,
@@ -139,8 +140,10 @@ pub struct ProgramInfo {
 
 /// Signature of a kernel: tasks, number of tasks, entries per row of the leaf table, inputs,
 /// partials, leaf table (a row per leaf, an address per stream: where the stream keeps the
-/// leaf, moved back by the leaf's flat offset, so that a task's flat `start` indexes it).
-type KernelFn = unsafe extern "C" fn(*const Task, u64, u64, *const f32, *mut f32, *const u64);
+/// leaf, moved back by the leaf's flat offset, so that a task's flat `start` indexes it),
+/// reduced table (a row per row of a leaf, an address per reduced stream, moved back by the
+/// row's flat offset).
+type KernelFn = unsafe extern "C" fn(*const Task, u64, u64, *const f32, *mut f32, *const u64, *const u64);
 
 /// One pass, compiled.
 pub struct CompiledPass {
@@ -148,7 +151,7 @@ pub struct CompiledPass {
     pub programs: Vec<ProgramInfo>,
     /// Reductions per task in the partials array (each takes `LANES` floats).
     pub stride: usize,
-    /// Reduced streams: columns of the leaf table after the leaf's own streams.
+    /// Reduced streams: entries per row of the reduced table.
     pub reduced: usize,
     /// The function's Cranelift IR, annotated with the step IR it comes from (when compiled
     /// with [`Listing::clif`]).
@@ -302,7 +305,7 @@ pub fn compile_with(graph: &Graph, plan: &Plan, listing: Listing) -> Result<Comp
         .map(|k| {
             let code = module.get_finalized_function(k.id);
             // SAFETY: `code` is the finalized function `kernel::build` defined with exactly the
-            // signature of `KernelFn` (six pointer-sized integers, the ISA's C calling
+            // signature of `KernelFn` (seven pointer-sized integers, the ISA's C calling
             // convention, no returns).
             let kernel = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
             CompiledPass { kernel, programs: k.programs, stride: k.stride, reduced: k.reduced, clif: k.clif, asm: k.asm }
@@ -407,7 +410,7 @@ impl CompiledStep {
                     let words = slot_layout.storage(i as usize).words(range.end);
                     (words <= slots.get(i as usize).map_or(0, <[f32]>::len)).then_some(range.len())
                 }
-                // Checked against the task's row of the leaf table instead.
+                // Checked against the task's row of its leaf instead.
                 Stream::Reduced(_) => None,
             }
         };
@@ -431,11 +434,13 @@ impl CompiledStep {
             if row_end.is_none_or(|end| end > inputs.len() as u64) {
                 return Err(RunError::Inputs { task: t });
             }
-            // The task's row of the leaf table: its leaf's, or one of a row of a leaf.
-            let (leaf, row) = match usize::try_from(task.leaf).ok().and_then(|r| r.checked_sub(offsets.len())) {
-                Some(r) => (rows.get(r).map_or(usize::MAX, |row| row.leaf), rows.get(r)),
-                None => (task.leaf as usize, None),
-            };
+            let leaf = usize::try_from(task.leaf).unwrap_or(usize::MAX);
+            // A row program's task: the row of its leaf it lies in. (Every task of a pass with
+            // reduced streams loads its row of the reduced table, which has at least one.)
+            if compiled.reduced > 0 && task.row >= rows.len().max(1) as u64 {
+                return Err(RunError::OutOfBounds { task: t, stream: Stream::Reduced(0) });
+            }
+            let row = usize::try_from(task.row).ok().and_then(|r| rows.get(r)).filter(|row| row.leaf == leaf);
             // Where the task's block starts and ends in its leaf, counted from the leaf's start.
             let first = offsets.get(leaf).and_then(|&o| task.start.checked_sub(o as u64));
             let end = first.and_then(|a| a.checked_add(task.len));
@@ -491,13 +496,13 @@ impl CompiledStep {
         // offset, as an integer (the kernel adds the task's flat `start` back; no pointer
         // outside a buffer is formed here). Streams a leaf is not in stay 0: the checks above
         // found every stream a task's program uses holding its leaf.
-        let row_len = 3 + compiled.reduced + slots.len();
+        let row_len = 3 + slots.len();
+        let reduced_len = compiled.reduced;
         table.clear();
-        table.resize((offsets.len() + rows.len()) * row_len, 0);
-        let leaf_table = table;
+        table.resize(offsets.len() * row_len + rows.len().max(1) * reduced_len, 0);
         let slot_starts: Vec<u64> = slots.slices_mut().into_iter().map(|b| b.as_mut_ptr() as usize as u64).collect();
-        let (table_leaves, table_rows) = leaf_table.split_at_mut(offsets.len() * row_len);
-        for (leaf, row) in table_leaves.chunks_exact_mut(row_len).enumerate() {
+        let (leaf_table, reduced_table) = table.split_at_mut(offsets.len() * row_len);
+        for (leaf, row) in leaf_table.chunks_exact_mut(row_len).enumerate() {
             let back = |address: u64, at: usize| address.wrapping_add(4 * at as u64).wrapping_sub(4 * offsets[leaf] as u64);
             if let Some(g) = leaves.grads.get(leaf) {
                 row[0] = back(g.as_ptr() as usize as u64, 0);
@@ -517,22 +522,29 @@ impl CompiledStep {
                 if let Some(at) = slot_layout.start(s, leaf) {
                     // A bfloat16 slot's elements are 2 bytes apart.
                     let bytes = slot_layout.storage(s).bytes() as u64;
-                    row[3 + compiled.reduced + s] = start.wrapping_add(bytes * at as u64).wrapping_sub(bytes * offsets[leaf] as u64);
+                    row[3 + s] = start.wrapping_add(bytes * at as u64).wrapping_sub(bytes * offsets[leaf] as u64);
                 }
             }
         }
-        // Rows of leaves: the leaf's streams, and each reduced stream moved back by the row's
-        // first element (flat), so that a task's flat `start` lands on its column.
+        // The reduced table: per row of a leaf, each reduced stream moved back by the row's first
+        // element (flat), so that a task's flat `start` lands on its column.
         let reduced_start = reduced.as_mut_ptr() as usize as u64;
-        for (table_row, row) in table_rows.chunks_exact_mut(row_len).zip(rows) {
-            let Some(leaf_row) = table_leaves.get(row.leaf * row_len..(row.leaf + 1) * row_len) else { continue };
-            table_row.copy_from_slice(leaf_row);
-            let first = (offsets[row.leaf] + row.first) as u64;
-            for (k, &at) in row.reduced.iter().enumerate().take(compiled.reduced) {
-                table_row[3 + k] = reduced_start.wrapping_add(4 * at as u64).wrapping_sub(4 * first);
+        if reduced_len > 0 {
+            for (table_row, row) in reduced_table.chunks_exact_mut(reduced_len).zip(rows) {
+                let Some(&offset) = offsets.get(row.leaf) else { continue };
+                let first = (offset + row.first) as u64;
+                for (entry, &at) in table_row.iter_mut().zip(&row.reduced) {
+                    *entry = reduced_start.wrapping_add(4 * at as u64).wrapping_sub(4 * first);
+                }
             }
         }
-        let launch = Launch { kernel: compiled.kernel, row_len: row_len as u64, inputs: inputs.as_ptr(), leaf_table: leaf_table.as_ptr() };
+        let launch = Launch {
+            kernel: compiled.kernel,
+            row_len: row_len as u64,
+            inputs: inputs.as_ptr(),
+            leaf_table: leaf_table.as_ptr(),
+            reduced_table: reduced_table.as_ptr(),
+        };
         let per_task = compiled.stride * LANES;
         let base = partials.as_mut_ptr();
         if threads == 1 {
@@ -607,6 +619,7 @@ struct Launch {
     row_len: u64,
     inputs: *const f32,
     leaf_table: *const u64,
+    reduced_table: *const u64,
 }
 
 // SAFETY: shared only between the threads of one `run_pass`, which write disjoint memory.
@@ -620,7 +633,7 @@ impl Launch {
     /// the same elements or partial rows.
     unsafe fn run(&self, chunk: &[Task], partials: *mut f32) {
         // SAFETY: the caller's contract.
-        unsafe { (self.kernel)(chunk.as_ptr(), chunk.len() as u64, self.row_len, self.inputs, partials, self.leaf_table) }
+        unsafe { (self.kernel)(chunk.as_ptr(), chunk.len() as u64, self.row_len, self.inputs, partials, self.leaf_table, self.reduced_table) }
     }
 }
 
@@ -650,7 +663,7 @@ mod tests {
     }
 
     fn task(start: u64, len: u64) -> Task {
-        Task { program: 0, start, len, inputs: 0, leaf: 0 }
+        Task { program: 0, start, len, inputs: 0, leaf: 0, row: 0 }
     }
 
     /// Writable parameters and gradients of one leaf each.

@@ -29,7 +29,7 @@ struct PassTasks {
     leaves: Vec<(usize, usize)>,
     /// The (program, leaf, row of a row program) of each input row, in row order.
     rows: Vec<(usize, usize, Option<usize>)>,
-    /// The leaf table's rows for rows of leaves (row programs').
+    /// The rows of leaves of row programs' tasks.
     table: Vec<TableRow>,
     /// Where each reduced stream keeps each leaf in `reduced`.
     runs: Vec<Run>,
@@ -37,7 +37,7 @@ struct PassTasks {
     inputs: Vec<f32>,
     partials: Vec<f32>,
     reduced: Vec<f32>,
-    /// Room for the leaf table.
+    /// Room for the leaf and reduced tables.
     table_words: Vec<u64>,
 }
 
@@ -75,17 +75,18 @@ impl PassTasks {
         for (p, info) in compiled.programs.iter().enumerate() {
             for &l in &groups.leaves[info.group] {
                 let (base, len) = (offsets[l], layout.leaves[l].len());
-                let task = |start: usize, len: usize, inputs: usize, leaf: usize| Task {
+                let task = |start: usize, len: usize, inputs: usize, row: usize| Task {
                     program: p as u64,
                     start: (base + start) as u64,
                     len: len as u64,
                     inputs: inputs as u64,
-                    leaf: leaf as u64,
+                    leaf: l as u64,
+                    row: row as u64,
                 };
                 if !info.rows {
                     pass.rows.push((p, l, None));
                     for start in (0..len).step_by(BLOCK) {
-                        pass.tasks.push(task(start, BLOCK.min(len - start), row, l));
+                        pass.tasks.push(task(start, BLOCK.min(len - start), row, 0));
                         pass.leaves.push((l, 0));
                     }
                     row += info.inputs.len();
@@ -112,7 +113,7 @@ impl PassTasks {
                         row += info.inputs.len();
                     }
                     let inputs = row - info.inputs.len();
-                    pass.tasks.push(task(segment.start, segment.len, inputs, offsets.len() + pass.table.len() - 1));
+                    pass.tasks.push(task(segment.start, segment.len, inputs, pass.table.len() - 1));
                     pass.leaves.push((l, segment.row));
                 }
             }
