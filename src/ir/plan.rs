@@ -381,6 +381,11 @@ pub fn plan(graph: &Graph, n_groups: usize, outputs: Outputs) -> Plan {
                     if gs.contains(g)
                         && let Some(a) = resolve(graph, *n, g)
                     {
+                        // A slot a group leaves as it was (`if ndim == 2 { r = ... }` on other
+                        // leaves) needs no write.
+                        if matches!((target, &graph.get(a).node), (Target::Slot(s), Node::State(t)) if s == t) {
+                            continue;
+                        }
                         // A slot stored reduced is written from its reduced value, after the passes.
                         if let Target::Slot(s) = target
                             && reduced_slot(target, g)
