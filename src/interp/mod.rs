@@ -171,9 +171,7 @@ pub fn run_with(plan: &Plan, env: &mut Env, passes: &mut dyn Passes) -> Results 
     compute_reduced(env, &mut values, passes.element_state().unwrap_or(&state.element), &plan.reduced_after);
     for &(s, n, g) in &plan.reduced_writes {
         for &l in &env.groups.leaves[g] {
-            let scalar = || tensor::Value::scalar(broadcast(env, &values.uniform, &values.leaf, n, g, l).f());
-            let v = values.reduced.get(&(n, l)).map_or_else(|| std::borrow::Cow::Owned(scalar()), std::borrow::Cow::Borrowed);
-            ranges.extend(tensor::stored(env, s, l, &v));
+            ranges.extend(tensor::stored(env, s, l, &tensor::reduced_value(env, &values, n, g, l)));
         }
     }
     let Values { mut uniform, mut leaf, .. } = values;

@@ -179,13 +179,7 @@ fn state_value(env: &Env, state: &Arena, s: usize, l: usize) -> Value {
 /// A row program's value stored reduced over axes (`Pass::reduced_before`), for leaf `l` of
 /// group `g`, from its operands in `values` and `state` (the element slots before the step).
 pub fn reduced(env: &Env, values: &Values, state: &Arena, node: NodeId, g: usize, l: usize) -> Value {
-    let operand = |a: NodeId| -> Cow<'_, Value> {
-        let a = resolve(env.graph, a, g).unwrap_or(a);
-        match values.reduced.get(&(a, l)) {
-            Some(v) => Cow::Borrowed(v),
-            None => Cow::Owned(Value::scalar(broadcast(env, &values.uniform, &values.leaf, a, g, l).f())),
-        }
-    };
+    let operand = |a: NodeId| reduced_value(env, values, a, g, l);
     match &env.graph.get(node).node {
         Node::State(s) => state_value(env, state, *s as usize, l),
         Node::Op(op, args) => {
@@ -194,6 +188,16 @@ pub fn reduced(env: &Env, values: &Values, state: &Arena, node: NodeId, g: usize
         }
         Node::AxisReduce { kind, arg, axes: over } => axis_reduce(&env.layout.leaves[l].shape, *kind, &operand(*arg), *over),
         _ => operand(node).into_owned(),
+    }
+}
+
+/// The reduced value of node `a` for leaf `l` of group `g`: computed before, or a uniform or
+/// per-leaf one as a scalar.
+pub fn reduced_value<'v>(env: &Env, values: &'v Values, a: NodeId, g: usize, l: usize) -> Cow<'v, Value> {
+    let a = resolve(env.graph, a, g).unwrap_or(a);
+    match values.reduced.get(&(a, l)) {
+        Some(v) => Cow::Borrowed(v),
+        None => Cow::Owned(Value::scalar(broadcast(env, &values.uniform, &values.leaf, a, g, l).f())),
     }
 }
 
