@@ -13,7 +13,7 @@
 //! block in accumulator `i % 16`: in the vector body four `f32x4` accumulators (lanes 0–3, 4–7,
 //! ...), one per unrolled vector, in the scalar tail the same sixteen floats in a stack slot.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use cranelift_codegen::Context;
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -28,9 +28,10 @@ use cranelift_module::{FuncId, Linkage, Module, ModuleReloc};
 use super::clif::Comments;
 use super::lower::{Fx, Width, identity};
 use super::math::{Math, SharedBase};
+use super::program::{Elem, Operand, Program, analyse};
 use super::{JitError, Listing, ProgramInfo, Stream, Task};
-use crate::ir::plan::{GroupProgram, LANES, Pass, Target, resolve};
-use crate::ir::{Graph, Level, Node, NodeId, Reduce, Storage};
+use crate::ir::plan::{LANES, Pass, Target};
+use crate::ir::{Graph, NodeId, Storage};
 
 /// Elements per iteration of the vector body: four `f32x4`.
 const UNROLL: i64 = 4;
@@ -102,155 +103,10 @@ impl Built {
     }
 }
 
-/// Where an operand of an element computation comes from.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Operand {
-    /// An element value computed earlier in the program.
-    Node(NodeId),
-    /// A constant of the graph (or 0, where the interpreter broadcasts nothing).
-    Const(f32),
-    /// A uniform or per-leaf value: entry of the task's input row.
-    Input(usize),
-}
-
-/// How an element node is computed.
-#[derive(Clone, Debug)]
-enum Elem {
-    Load(Stream),
-    Op(crate::ir::Op, Vec<Operand>),
-    /// A value the interpreter broadcasts.
-    Broadcast(Operand),
-}
-
-/// A group program, resolved for code generation.
-struct Program {
-    info: ProgramInfo,
-    nodes: Vec<(NodeId, Elem)>,
-    reductions: Vec<(Reduce, Operand)>,
-    writes: Vec<(Target, Operand)>,
-    /// Reductions over axes accumulated element by element into a reduced stream.
-    accumulates: Vec<(Reduce, Stream, Operand)>,
-    /// The storage type of each state stream that is not float32.
-    storage: HashMap<Stream, Storage>,
-}
-
-impl Program {
-    /// How stream `s` stores its elements.
-    fn storage(&self, s: Stream) -> Storage {
-        self.storage.get(&s).copied().unwrap_or_default()
-    }
-}
-
 /// `offset`, a byte offset into a float32 stream, for the same element of a stream stored as
 /// `storage`.
 fn scaled(offset: i32, storage: Storage) -> i32 {
     offset / 4 * storage.bytes() as i32
-}
-
-/// Resolves a group program's operands: element nodes it computes, constants, inputs.
-fn analyse(graph: &Graph, program: &GroupProgram, slot_storage: &[Storage]) -> Program {
-    let g = program.group;
-    let mut computed: HashSet<NodeId> = HashSet::new();
-    let mut inputs: Vec<NodeId> = Vec::new();
-    let mut streams: BTreeSet<Stream> = BTreeSet::new();
-    let mut operand = |computed: &HashSet<NodeId>, a: NodeId| -> Operand {
-        let a = resolve(graph, a, g).unwrap_or(a);
-        if computed.contains(&a) {
-            return Operand::Node(a);
-        }
-        if let Some(c) = graph.as_const(a) {
-            return Operand::Const(c.f());
-        }
-        // A row program's reduced value with one value per row is an input, as a leaf's is.
-        let per_row = program.reduced.iter().any(|(n, axes)| *n == a && program.per_row(*axes));
-        match graph.level(a) {
-            // The interpreter broadcasts 0 for an element value it has not computed.
-            Level::Element if !per_row => Operand::Const(0.0),
-            Level::Element | Level::Uniform | Level::Leaf => {
-                let k = inputs.iter().position(|n| *n == a).unwrap_or_else(|| {
-                    inputs.push(a);
-                    inputs.len() - 1
-                });
-                Operand::Input(k)
-            }
-        }
-    };
-    let mut nodes = Vec::new();
-    // A row program's reduced values: those that vary along a row are streams, the others one
-    // input per task (the task's row's value).
-    let mut reduced = Vec::new();
-    for &(n, axes) in &program.reduced {
-        if program.per_row(axes) {
-            operand(&computed, n);
-        } else {
-            let stream = Stream::Reduced(reduced.len() as u32);
-            reduced.push((n, axes, None));
-            streams.insert(stream);
-            computed.insert(n);
-            nodes.push((n, Elem::Load(stream)));
-        }
-    }
-    for &n in &program.nodes {
-        let elem = match &graph.get(n).node {
-            Node::Grad => Elem::Load(Stream::Grads),
-            Node::Param => Elem::Load(Stream::Params),
-            Node::State(s) => Elem::Load(Stream::Slot(*s)),
-            Node::Op(op, args) => Elem::Op(*op, args.iter().map(|a| operand(&computed, *a)).collect()),
-            _ => Elem::Broadcast(operand(&computed, n)),
-        };
-        if let Elem::Load(s) = elem {
-            streams.insert(s);
-        }
-        computed.insert(n);
-        nodes.push((n, elem));
-    }
-    let mut reductions = Vec::new();
-    let mut reduction_ids = Vec::new();
-    for &(red, arg) in &program.reductions {
-        let kind = match &graph.get(red).node {
-            Node::Reduce { kind, .. } | Node::LeafReduce { kind, .. } => *kind,
-            _ => continue,
-        };
-        reductions.push((kind, operand(&computed, arg)));
-        reduction_ids.push((red, kind));
-    }
-    // Reductions over axes: over the last one, one partial per task (a block of one row);
-    // over others only, accumulated element by element into a reduced stream.
-    let mut accumulates = Vec::new();
-    for &(red, arg, axes) in &program.axis_reductions {
-        let Node::AxisReduce { kind, .. } = &graph.get(red).node else { continue };
-        if program.per_row(axes) {
-            reductions.push((*kind, operand(&computed, arg)));
-            reduction_ids.push((red, *kind));
-        } else {
-            let stream = Stream::Reduced(reduced.len() as u32);
-            reduced.push((red, axes, Some(*kind)));
-            streams.insert(stream);
-            accumulates.push((*kind, stream, operand(&computed, arg)));
-        }
-    }
-    let mut writes = Vec::new();
-    for &(target, node) in &program.writes {
-        streams.insert(match target {
-            Target::Params => Stream::Params,
-            Target::Updates => Stream::Updates,
-            Target::Slot(s) => Stream::Slot(s),
-        });
-        writes.push((target, operand(&computed, node)));
-    }
-    let writes_params = writes.iter().any(|(t, _)| *t == Target::Params);
-    let storage = streams
-        .iter()
-        .filter_map(|&st| match st {
-            Stream::Slot(k) => Some((st, slot_storage.get(k as usize).copied().unwrap_or_default())),
-            _ => None,
-        })
-        .filter(|(_, storage)| *storage != Storage::F32)
-        .collect();
-    let axis_reductions = program.axis_reductions.iter().map(|(red, _, axes)| (*red, *axes)).collect();
-    let streams = streams.into_iter().collect();
-    let info = ProgramInfo { group: g, inputs, reductions: reduction_ids, streams, writes_params, rows: program.rows, reduced, axis_reductions };
-    Program { info, nodes, reductions, writes, accumulates, storage }
 }
 
 #[allow(clippy::too_many_arguments)]

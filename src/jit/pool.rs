@@ -7,7 +7,8 @@
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Mutex, OnceLock};
 
-use super::{Launch, Task};
+use super::Task;
+use super::run::Launch;
 
 /// One chunk of a pass for one worker.
 struct Job {

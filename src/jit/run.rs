@@ -1,0 +1,457 @@
+//! Running a compiled pass: every index the machine code will use is checked first (tasks,
+//! input rows, element ranges, reduced streams, partials), then the leaf and reduced tables
+//! are built and the tasks run, split over threads where they touch disjoint memory.
+
+use std::fmt;
+
+use super::{Buffers, CompiledStep, KernelFn, Stream, Task, pool};
+use crate::ir::buffers::Params;
+use crate::ir::plan::{BLOCK, LANES};
+
+/// Why [`CompiledStep::run_pass`] refused to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunError {
+    NoSuchPass(usize),
+    /// A program uses a state slot the buffers do not have.
+    NoSuchSlot(u32),
+    /// A task names a program the pass does not have.
+    NoSuchProgram { task: usize, program: u64 },
+    /// A task is longer than a block.
+    TooLong { task: usize, len: u64 },
+    /// A task's input row runs past the inputs array.
+    Inputs { task: usize },
+    /// A task's elements run past a buffer, or its leaf has none.
+    OutOfBounds { task: usize, stream: Stream },
+    /// A program adds updates to parameters that were given read-only.
+    ReadOnlyParams,
+    /// The partials array is too short for the tasks.
+    Partials { needed: usize, found: usize },
+    /// Two tasks cover the same elements (not allowed when they may run on different threads).
+    Overlap { task: usize },
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::NoSuchPass(k) => write!(f, "no pass {k}"),
+            RunError::NoSuchSlot(s) => write!(f, "the buffers have no state slot #{s}"),
+            RunError::NoSuchProgram { task, program } => write!(f, "task {task} names program {program}, which the pass does not have"),
+            RunError::TooLong { task, len } => write!(f, "task {task} has {len} elements, more than a block ({BLOCK})"),
+            RunError::Inputs { task } => write!(f, "task {task}'s input row runs past the inputs"),
+            RunError::OutOfBounds { task, stream } => write!(f, "task {task} runs past the end of {stream:?}"),
+            RunError::ReadOnlyParams => write!(f, "a program writes parameters that were given read-only"),
+            RunError::Partials { needed, found } => write!(f, "the partials need {needed} floats, found {found}"),
+            RunError::Overlap { task } => write!(f, "task {task} overlaps another task"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl CompiledStep {
+    /// Runs pass `pass` on `tasks`, split over `threads` threads (contiguous runs of tasks).
+    /// `inputs` holds the input rows the tasks point at; `partials` receives, for task `t` and
+    /// reduction `r` of its program, the `LANES` accumulators at `(t * stride + r) * LANES`.
+    pub fn run_pass(
+        &self,
+        pass: usize,
+        tasks: &[Task],
+        inputs: &[f32],
+        buffers: Buffers,
+        partials: &mut [f32],
+        threads: usize,
+    ) -> Result<(), RunError> {
+        let compiled = self.passes.get(pass).ok_or(RunError::NoSuchPass(pass))?;
+        let needed = tasks.len() * compiled.stride * LANES;
+        if partials.len() < needed {
+            return Err(RunError::Partials { needed, found: partials.len() });
+        }
+        let Buffers { leaves, offsets, slots, slot_layout, reduced, rows, table } = buffers;
+        for program in &compiled.programs {
+            for &stream in &program.streams {
+                if let Stream::Slot(s) = stream
+                    && s as usize >= slots.len()
+                {
+                    return Err(RunError::NoSuchSlot(s));
+                }
+            }
+        }
+        if !leaves.params.is_mut() && compiled.programs.iter().any(|p| p.writes_params) {
+            return Err(RunError::ReadOnlyParams);
+        }
+        let leaf_len = |leaf: usize| -> Option<usize> { leaves.params.get(leaf).map(<[f32]>::len) };
+        // The elements of a leaf a stream holds, if it holds the leaf: its own buffer, or its
+        // range of a slot's buffer (which must lie inside the buffer).
+        let held = |s: Stream, leaf: usize| -> Option<usize> {
+            match s {
+                Stream::Grads => leaves.grads.get(leaf).map(|b| b.len()),
+                Stream::Params => leaf_len(leaf),
+                Stream::Updates => leaves.updates.get(leaf).map(|b| b.len()),
+                Stream::Slot(i) => {
+                    let range = slot_layout.range(i as usize, leaf)?;
+                    let words = slot_layout.storage(i as usize).words(range.end);
+                    (words <= slots.get(i as usize).map_or(0, <[f32]>::len)).then_some(range.len())
+                }
+                // Checked against the task's row of its leaf instead.
+                Stream::Reduced(_) => None,
+            }
+        };
+        // The elements of a leaf every stream of a program (but reduced ones) holds, for the
+        // last (program, leaf) seen: tasks come in runs of one leaf.
+        let mut limit: Option<((u64, usize), Option<usize>)> = None;
+        // Reductions over axes accumulate into reduced streams that tasks of one leaf share:
+        // each task's leaf and the span of reduced memory it touches decide where the tasks
+        // may be split over threads.
+        let accumulates = compiled.programs.iter().any(|p| p.reduced.iter().any(|r| r.2.is_some()));
+        let mut shared: Vec<(usize, u64, u64)> = Vec::new();
+        for (t, task) in tasks.iter().enumerate() {
+            let program = usize::try_from(task.program)
+                .ok()
+                .and_then(|p| compiled.programs.get(p))
+                .ok_or(RunError::NoSuchProgram { task: t, program: task.program })?;
+            if task.len > BLOCK as u64 {
+                return Err(RunError::TooLong { task: t, len: task.len });
+            }
+            let row_end = task.inputs.checked_add(program.inputs.len() as u64);
+            if row_end.is_none_or(|end| end > inputs.len() as u64) {
+                return Err(RunError::Inputs { task: t });
+            }
+            let leaf = usize::try_from(task.leaf).unwrap_or(usize::MAX);
+            // A row program's task: the row of its leaf it lies in. (Every task of a pass with
+            // reduced streams loads its row of the reduced table, which has at least one.)
+            if compiled.reduced > 0 && task.row >= rows.len().max(1) as u64 {
+                return Err(RunError::OutOfBounds { task: t, stream: Stream::Reduced(0) });
+            }
+            let row = usize::try_from(task.row).ok().and_then(|r| rows.get(r)).filter(|row| row.leaf == leaf);
+            // Where the task's block starts and ends in its leaf, counted from the leaf's start.
+            let first = offsets.get(leaf).and_then(|&o| task.start.checked_sub(o as u64));
+            let end = first.and_then(|a| a.checked_add(task.len));
+            let held_by_all = match limit {
+                Some((key, held)) if key == (task.program, leaf) => held,
+                _ => {
+                    let lens: Option<Vec<usize>> = program.streams.iter().filter(|s| !matches!(s, Stream::Reduced(_))).map(|s| held(*s, leaf)).collect();
+                    let held = lens.map(|lens| lens.into_iter().min().unwrap_or(usize::MAX));
+                    limit = Some(((task.program, leaf), held));
+                    held
+                }
+            };
+            let all_fit = end.zip(held_by_all).is_some_and(|(end, len)| end <= len as u64);
+            let mut span = (u64::MAX, 0);
+            for &stream in &program.streams {
+                let fits = match stream {
+                    // The run of the row the block lies in, from the block's column.
+                    Stream::Reduced(k) => {
+                        let run = row
+                            .and_then(|row| Some((*row.reduced.get(k as usize)? as u64, first?.checked_sub(row.first as u64)?)))
+                            .and_then(|(at, column)| at.checked_add(column));
+                        let end = run.and_then(|at| at.checked_add(task.len)).filter(|end| *end <= reduced.len() as u64);
+                        if let (Some(at), Some(end)) = (run, end) {
+                            span = (span.0.min(at), span.1.max(end));
+                        }
+                        end.is_some()
+                    }
+                    // (Looked at one by one only to name the one that does not fit.)
+                    _ => all_fit || end.zip(held(stream, leaf)).is_some_and(|(end, len)| end <= len as u64),
+                };
+                if !fits {
+                    return Err(RunError::OutOfBounds { task: t, stream });
+                }
+            }
+            if accumulates {
+                shared.push((leaf, span.0, span.1));
+            }
+        }
+        let threads = threads.clamp(1, tasks.len().max(1));
+        // Tasks in element order are disjoint at a glance (the common case: one group); others
+        // are sorted first. (Ends cannot overflow: every task lies in a buffer, checked above.)
+        let in_order = tasks.windows(2).all(|w| w[0].start + w[0].len <= w[1].start);
+        if threads > 1 && !in_order {
+            let mut ranges: Vec<(u64, u64, usize)> = tasks.iter().enumerate().map(|(t, k)| (k.start, k.start + k.len, t)).collect();
+            ranges.sort_unstable();
+            for w in ranges.windows(2) {
+                if w[1].0 < w[0].1 {
+                    return Err(RunError::Overlap { task: w[1].2 });
+                }
+            }
+        }
+        // The leaf table: per leaf, where each stream keeps it, moved back by the leaf's flat
+        // offset, as an integer (the kernel adds the task's flat `start` back; no pointer
+        // outside a buffer is formed here). Streams a leaf is not in stay 0: the checks above
+        // found every stream a task's program uses holding its leaf.
+        let row_len = 3 + slots.len();
+        let reduced_len = compiled.reduced;
+        table.clear();
+        table.resize(offsets.len() * row_len + rows.len().max(1) * reduced_len, 0);
+        let slot_starts: Vec<u64> = slots.slices_mut().into_iter().map(|b| b.as_mut_ptr() as usize as u64).collect();
+        let (leaf_table, reduced_table) = table.split_at_mut(offsets.len() * row_len);
+        for (leaf, row) in leaf_table.chunks_exact_mut(row_len).enumerate() {
+            let back = |address: u64, at: usize| address.wrapping_add(4 * at as u64).wrapping_sub(4 * offsets[leaf] as u64);
+            if let Some(g) = leaves.grads.get(leaf) {
+                row[0] = back(g.as_ptr() as usize as u64, 0);
+            }
+            // Writable parameters lend a pointer that may write.
+            let params = match &mut leaves.params {
+                Params::Mut(p) => p.get_mut(leaf).map(|p| p.as_mut_ptr().cast_const()),
+                Params::Ref(p) => p.get(leaf).map(|p| p.as_ptr()),
+            };
+            if let Some(p) = params {
+                row[1] = back(p as usize as u64, 0);
+            }
+            if let Some(u) = leaves.updates.get_mut(leaf) {
+                row[2] = back(u.as_mut_ptr() as usize as u64, 0);
+            }
+            for (s, &start) in slot_starts.iter().enumerate() {
+                if let Some(at) = slot_layout.start(s, leaf) {
+                    // A bfloat16 slot's elements are 2 bytes apart.
+                    let bytes = slot_layout.storage(s).bytes() as u64;
+                    row[3 + s] = start.wrapping_add(bytes * at as u64).wrapping_sub(bytes * offsets[leaf] as u64);
+                }
+            }
+        }
+        // The reduced table: per row of a leaf, each reduced stream moved back by the row's first
+        // element (flat), so that a task's flat `start` lands on its column.
+        let reduced_start = reduced.as_mut_ptr() as usize as u64;
+        if reduced_len > 0 {
+            for (table_row, row) in reduced_table.chunks_exact_mut(reduced_len).zip(rows) {
+                let Some(&offset) = offsets.get(row.leaf) else { continue };
+                let first = (offset + row.first) as u64;
+                for (entry, &at) in table_row.iter_mut().zip(&row.reduced) {
+                    *entry = reduced_start.wrapping_add(4 * at as u64).wrapping_sub(4 * first);
+                }
+            }
+        }
+        let launch = Launch {
+            kernel: compiled.kernel,
+            row_len: row_len as u64,
+            inputs: inputs.as_ptr(),
+            leaf_table: leaf_table.as_ptr(),
+            reduced_table: reduced_table.as_ptr(),
+        };
+        let per_task = compiled.stride * LANES;
+        let base = partials.as_mut_ptr();
+        if threads == 1 {
+            // SAFETY: every task was checked above: its program exists, its input row lies in
+            // `inputs`, its elements lie in every stream its program touches (a reduced stream's
+            // run for its row in `reduced`), and the partials have `per_task` floats for each
+            // task. The grads are only read.
+            unsafe { launch.run(tasks, base) };
+            return Ok(());
+        }
+        let starts = match chunk_starts(tasks.len(), threads, accumulates.then_some(shared.as_slice())) {
+            Some(starts) => starts,
+            None => {
+                // SAFETY: as for one thread above.
+                unsafe { launch.run(tasks, base) };
+                return Ok(());
+            }
+        };
+        let ends = starts.iter().skip(1).copied().chain([tasks.len()]);
+        let chunks: Vec<(&[Task], *mut f32)> = starts
+            .iter()
+            .zip(ends)
+            // SAFETY: a chunk starting at task `start` has its partial rows start there, and
+            // they stay within the `needed` floats checked above.
+            .map(|(&start, end)| (&tasks[start..end], unsafe { base.add(start * per_task) }))
+            .collect();
+        // SAFETY: as for one thread; in addition the tasks' element ranges are disjoint (checked
+        // above; distinct leaves have distinct buffers, which `&mut` guarantees do not overlap),
+        // each chunk owns its own run of partial rows, and where reduced streams are written
+        // (accumulated) each chunk's span of reduced memory is disjoint from the others'
+        // (`chunk_starts`), so no two threads touch memory another one writes.
+        unsafe { pool::run_chunks(&launch, &chunks) };
+        Ok(())
+    }
+}
+
+/// Where each of up to `threads` chunks of `n` tasks starts: even runs of tasks, or, where tasks
+/// write reduced streams (`shared`: each task's leaf and span of reduced memory), runs cut only
+/// between leaves whose spans of reduced memory do not overlap. `None` where they cannot be
+/// split so.
+fn chunk_starts(n: usize, threads: usize, shared: Option<&[(usize, u64, u64)]>) -> Option<Vec<usize>> {
+    let per_thread = n.div_ceil(threads.max(1)).max(1);
+    let Some(shared) = shared else { return Some((0..n).step_by(per_thread).collect()) };
+    let mut starts = vec![0];
+    let mut at = per_thread;
+    while at < n {
+        // Move the cut forward to the next change of leaf.
+        while at < n && shared[at].0 == shared[at - 1].0 {
+            at += 1;
+        }
+        if at < n {
+            starts.push(at);
+        }
+        at += per_thread;
+    }
+    // Each chunk's span of reduced memory (empty spans are (MAX, 0)), disjoint from the others'.
+    let ends = starts.iter().skip(1).copied().chain([n]);
+    let mut spans: Vec<(u64, u64)> = starts
+        .iter()
+        .zip(ends)
+        .map(|(&s, e)| shared[s..e].iter().fold((u64::MAX, 0), |(lo, hi), t| (lo.min(t.1), hi.max(t.2))))
+        .filter(|(lo, hi)| lo < hi)
+        .collect();
+    spans.sort_unstable();
+    let disjoint = spans.windows(2).all(|w| w[0].1 <= w[1].0);
+    (starts.len() > 1 && disjoint).then_some(starts)
+}
+
+/// A kernel with the pointers of one `run_pass` call.
+pub(super) struct Launch {
+    kernel: KernelFn,
+    row_len: u64,
+    inputs: *const f32,
+    leaf_table: *const u64,
+    reduced_table: *const u64,
+}
+
+// SAFETY: shared only between the threads of one `run_pass`, which write disjoint memory.
+unsafe impl Sync for Launch {}
+
+impl Launch {
+    /// Runs the kernel on `chunk`, its partial rows starting at `partials`.
+    ///
+    /// # Safety
+    /// Every task of `chunk` must have been checked by `run_pass`, and no other thread may touch
+    /// the same elements or partial rows.
+    pub(super) unsafe fn run(&self, chunk: &[Task], partials: *mut f32) {
+        // SAFETY: the caller's contract.
+        unsafe { (self.kernel)(chunk.as_ptr(), chunk.len() as u64, self.row_len, self.inputs, partials, self.leaf_table, self.reduced_table) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arena::Arena;
+    use crate::ir::buffers::{Leaves, SlotLayout};
+    use crate::ir::{Graph, Reduce};
+    use crate::jit::compile;
+    use crate::ir::plan::{self, Outputs, Target};
+    use crate::ir::{GroupSet, Kind, Level, Node, Op};
+
+    /// `param += g * value + state #0` (or `update =` it, for `Target::Updates`),
+    /// `state #0 =` the same, and the per-leaf sum of `g`.
+    fn small(updates: Target) -> CompiledStep {
+        let mut graph = Graph::default();
+        let g = graph.add(Node::Grad, Level::Element, Kind::F32);
+        let v = graph.add(Node::Value, Level::Uniform, Kind::F32);
+        let s = graph.add(Node::State(0), Level::Element, Kind::F32);
+        let gv = graph.add(Node::Op(Op::Mul, vec![g, v]), Level::Element, Kind::F32);
+        let out = graph.add(Node::Op(Op::Add, vec![gv, s]), Level::Element, Kind::F32);
+        let sum = graph.add(Node::LeafReduce { kind: Reduce::Sum, arg: g }, Level::Leaf, Kind::F32);
+        let mut outputs = Outputs::default();
+        outputs.element.push((updates, out, GroupSet::all(1)));
+        outputs.element.push((Target::Slot(0), out, GroupSet::all(1)));
+        outputs.leaf.push((1, sum, GroupSet::all(1)));
+        let plan = plan::plan(&graph, 1, outputs);
+        assert_eq!(plan.passes.len(), 1);
+        compile(&graph, &plan).expect("compiles")
+    }
+
+    fn task(start: u64, len: u64) -> Task {
+        Task { program: 0, start, len, inputs: 0, leaf: 0, row: 0 }
+    }
+
+    /// Writable parameters and gradients of one leaf each.
+    fn leaves<'a>(params: Vec<&'a mut [f32]>, grads: Vec<&'a [f32]>) -> Leaves<'a> {
+        Leaves { params: Params::Mut(params), grads, updates: Vec::new() }
+    }
+
+    #[test]
+    fn a_pass_runs_and_gives_its_partials() {
+        let step = small(Target::Params);
+        let grads: Vec<f32> = (0..37).map(|i| i as f32).collect();
+        let mut params = vec![1.0; 37];
+        let mut slots = Arena::from_slices(&[&[0.5; 37]], 0);
+        let mut partials = vec![0.0; 2 * LANES];
+        let tasks = [task(0, 20), task(20, 17)];
+        let mut leaves = leaves(vec![&mut params], vec![&grads]);
+        let one = SlotLayout::all_leaves(&[37], 1);
+        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut slots, slot_layout: &one, reduced: &mut [], rows: &[], table: &mut Vec::new() };
+        step.run_pass(0, &tasks, &[2.0], buffers, &mut partials, 1).expect("runs");
+        assert_eq!(params[3], 1.0 + (3.0 * 2.0 + 0.5));
+        assert_eq!(slots.get(0).map(|s| s[36]), Some(36.0 * 2.0 + 0.5));
+        // Task 0: elements 0..20, element i in accumulator i % 16 (16 in the vector body, 4 in
+        // the scalar tail); task 1: elements 20..37, its j-th in accumulator j % 16.
+        assert_eq!(partials[0], 0.0 + 16.0);
+        assert_eq!(partials[3], 3.0 + 19.0);
+        assert_eq!(partials[4], 4.0);
+        assert_eq!(partials[LANES], 20.0 + 36.0);
+        assert_eq!(partials[LANES + 1], 21.0);
+    }
+
+    #[test]
+    fn leaves_live_in_buffers_of_their_own_and_updates_can_go_apart() {
+        // Two leaves of 5 and 3 elements: flat offsets 0 and 5 in the state, own buffers for
+        // the rest; two threads.
+        let grads: [Vec<f32>; 2] = [(0..5).map(|i| i as f32).collect(), vec![10.0, 11.0, 12.0]];
+        let tasks = [task(0, 5), Task { leaf: 1, ..task(5, 3) }];
+        let (mut a, mut b) = (vec![1.0; 5], vec![2.0; 3]);
+        let mut slots = Arena::new(&[8], 0);
+        let mut partials = vec![0.0; 2 * LANES];
+        let mut in_place = leaves(vec![&mut a, &mut b], vec![&grads[0], &grads[1]]);
+        let two = SlotLayout::all_leaves(&[5, 3], 1);
+        let buffers = Buffers { leaves: &mut in_place, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [], rows: &[], table: &mut Vec::new() };
+        small(Target::Params).run_pass(0, &tasks, &[1.0], buffers, &mut partials, 2).expect("runs");
+        assert_eq!((a[4], b[2]), (1.0 + 4.0, 2.0 + 12.0));
+        assert_eq!(slots.get(0).map(|s| s[7]), Some(12.0));
+
+        let (a0, b0) = (a.clone(), b.clone());
+        let (mut ua, mut ub) = (vec![0.0; 5], vec![0.0; 3]);
+        let step = small(Target::Updates);
+        let mut apart = Leaves { params: Params::Ref(vec![&a, &b]), grads: vec![&grads[0], &grads[1]], updates: vec![&mut ua, &mut ub] };
+        let buffers = Buffers { leaves: &mut apart, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [], rows: &[], table: &mut Vec::new() };
+        step.run_pass(0, &tasks, &[1.0], buffers, &mut partials, 1).expect("runs");
+        assert_eq!((a, b), (a0, b0), "the parameters are only read");
+        assert_eq!((ua[4], ub[2]), (4.0 + 4.0, 12.0 + 12.0));
+        // Read-only parameters cannot take updates added in place.
+        let mut read_only = Leaves { params: Params::Ref(vec![&ua, &ub]), grads: vec![&grads[0], &grads[1]], updates: Vec::new() };
+        let buffers = Buffers { leaves: &mut read_only, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [], rows: &[], table: &mut Vec::new() };
+        assert_eq!(small(Target::Params).run_pass(0, &tasks, &[1.0], buffers, &mut partials, 1), Err(RunError::ReadOnlyParams));
+    }
+
+    #[test]
+    fn tasks_that_accumulate_split_over_threads_only_between_leaves_of_their_own_memory() {
+        assert_eq!(chunk_starts(10, 3, None), Some(vec![0, 4, 8]));
+        // Leaves 0, 1, 2 with reduced memory of their own: cuts move to the next leaf.
+        let own = [(0, 0, 4), (0, 0, 4), (1, 4, 8), (1, 4, 8), (1, 4, 8), (2, 8, 9)];
+        assert_eq!(chunk_starts(6, 2, Some(&own)), Some(vec![0, 5]));
+        assert_eq!(chunk_starts(6, 3, Some(&own)), Some(vec![0, 2, 5]));
+        // One leaf, or leaves that share reduced memory, run on one thread.
+        assert_eq!(chunk_starts(3, 2, Some(&[(0, 0, 4); 3])), None);
+        assert_eq!(chunk_starts(4, 2, Some(&[(0, 0, 4), (0, 0, 4), (1, 2, 6), (1, 2, 6)])), None);
+    }
+
+    #[test]
+    fn every_bad_index_is_refused_before_the_kernel_runs() {
+        let step = small(Target::Params);
+        let grads = vec![0.0; 16];
+        let mut params = vec![0.0; 16];
+        let mut partials = vec![0.0; 4 * LANES];
+        let run = |tasks: &[Task], inputs: &[f32], slots: &mut Arena, partials: &mut [f32], threads| {
+            let mut params = params.clone();
+            let mut leaves = leaves(vec![&mut params], vec![&grads]);
+            let one = SlotLayout::all_leaves(&[16], 1);
+            let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots, slot_layout: &one, reduced: &mut [], rows: &[], table: &mut Vec::new() };
+            step.run_pass(0, tasks, inputs, buffers, partials, threads)
+        };
+        let ok = Arena::new(&[16], 0);
+        assert_eq!(run(&[task(0, 16)], &[1.0], &mut ok.clone(), &mut partials, 1), Ok(()));
+        assert_eq!(run(&[task(8, 9)], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Grads }));
+        assert_eq!(run(&[task(u64::MAX, 2)], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Grads }));
+        let no_leaf = Task { leaf: 1, ..task(0, 4) };
+        assert_eq!(run(&[no_leaf], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Grads }));
+        assert_eq!(run(&[], &[], &mut Arena::default(), &mut partials, 1), Err(RunError::NoSuchSlot(0)));
+        assert_eq!(run(&[task(0, 4)], &[1.0], &mut Arena::new(&[3], 0), &mut partials, 1), Err(RunError::OutOfBounds { task: 0, stream: Stream::Slot(0) }));
+        assert_eq!(run(&[task(0, 4)], &[], &mut ok.clone(), &mut partials, 1), Err(RunError::Inputs { task: 0 }));
+        let bad_program = Task { program: 1, ..task(0, 4) };
+        assert_eq!(run(&[bad_program], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::NoSuchProgram { task: 0, program: 1 }));
+        assert_eq!(run(&[task(0, 4); 5], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::Partials { needed: 5 * LANES, found: 4 * LANES }));
+        assert_eq!(run(&[task(0, 8), task(4, 8)], &[1.0], &mut ok.clone(), &mut partials, 2), Err(RunError::Overlap { task: 1 }));
+        assert_eq!(run(&[task(0, 8), task(8, 8)], &[1.0], &mut ok.clone(), &mut partials, 2), Ok(()));
+        let mut leaves = leaves(vec![&mut params], vec![&grads]);
+        let one = SlotLayout::all_leaves(&[16], 1);
+        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut ok.clone(), slot_layout: &one, reduced: &mut [], rows: &[], table: &mut Vec::new() };
+        assert!(matches!(step.run_pass(1, &[], &[], buffers, &mut partials, 1), Err(RunError::NoSuchPass(1))));
+    }
+}
