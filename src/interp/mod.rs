@@ -358,6 +358,14 @@ pub fn run_program(env: &mut Env, values: &Values, state: &Arena, program: &Grou
             (0..len).step_by(BLOCK).map(|start| rows::Segment { start, len: BLOCK.min(len - start), row: 0, col: start }).collect()
         };
         start_axis_reductions(env, program, l, out);
+        // Reductions over other axes than the last: the copies after the first of their
+        // accumulators (`rows::copies`), the first being the one `out` holds.
+        let mut copies: FxHashMap<NodeId, Vec<Vec<f32>>> = FxHashMap::default();
+        for &(red, _, axes) in &program.axis_reductions {
+            if let Some(acc) = out.axes.get(&(red, l)).filter(|_| !program.per_row(axes)) {
+                copies.insert(red, vec![acc.data.clone(); rows::copies(&shape, acc.data.len()) - 1]);
+            }
+        }
         for block in blocks {
             let (start, n) = (block.start, block.len);
             let end = start + n;
@@ -391,11 +399,15 @@ pub fn run_program(env: &mut Env, values: &Values, state: &Arena, program: &Grou
                 let (base, _) = rows::row_start(&acc.shape, &shape, block.row);
                 if program.per_row(axes) {
                     acc.data[base] = combine(*kind, Scalar::F32(acc.data[base]), reduce_block(*kind, &xs)).f();
-                } else {
-                    for (i, x) in xs.iter().enumerate() {
-                        let a = &mut acc.data[base + block.col + i];
-                        *a = combine(*kind, Scalar::F32(*a), *x).f();
-                    }
+                    continue;
+                }
+                let copy = match (rows::copy_of(&shape, copies.get(&red).map_or(0, Vec::len) + 1, block.row), copies.get_mut(&red)) {
+                    (c, Some(extra)) if c > 0 => &mut extra[c - 1],
+                    _ => &mut acc.data,
+                };
+                for (i, x) in xs.iter().enumerate() {
+                    let a = &mut copy[base + block.col + i];
+                    *a = combine(*kind, Scalar::F32(*a), *x).f();
                 }
             }
             let outputs: Vec<(Target, Vec<Scalar>)> = program.writes.iter().map(|&(target, node)| (target, fetch(node))).collect();
@@ -431,6 +443,19 @@ pub fn run_program(env: &mut Env, values: &Values, state: &Arena, program: &Grou
                     }
                 }
             }
+        }
+        for (red, extra) in copies {
+            let (Node::AxisReduce { kind, .. }, Some(acc)) = (&env.graph.get(red).node, out.axes.get_mut(&(red, l))) else { continue };
+            fold_copies(*kind, &mut acc.data, extra.iter().map(Vec::as_slice));
+        }
+    }
+}
+
+/// Combines the copies of an accumulator (`rows::copies`) into the first, in order.
+pub fn fold_copies<'a>(kind: Reduce, first: &mut [f32], rest: impl Iterator<Item = &'a [f32]>) {
+    for copy in rest {
+        for (a, &b) in first.iter_mut().zip(copy) {
+            *a = combine(kind, Scalar::F32(*a), Scalar::F32(b)).f();
         }
     }
 }

@@ -56,6 +56,27 @@ pub fn row_start(shape: &[usize], leaf: &[usize], row: usize) -> (usize, usize) 
     (at, usize::from(dim(n - 1) != 1))
 }
 
+/// Most copies a reduction over other axes than the last keeps of its accumulator.
+const MAX_COPIES: usize = 16;
+
+/// How many copies of its accumulator a reduction over axes other than the last (stored in
+/// `stored` elements) keeps for a leaf of shape `leaf`: rows are cut into that many runs of
+/// consecutive rows, each run adds its rows in order into a copy of its own, and the copies are
+/// then combined in order. Runs share no memory, so threads may take them apart. It depends on
+/// the shape alone, so the sums are the same on either backend and at any thread count; copies
+/// stay under a sixteenth of the leaf, so a small leaf keeps one and adds its rows in order.
+pub fn copies(leaf: &[usize], stored: usize) -> usize {
+    let rows: usize = leaf.iter().rev().skip(1).product();
+    let len = rows * leaf.last().copied().unwrap_or(1);
+    (len / (16 * stored.max(1))).clamp(1, MAX_COPIES).min(rows.max(1))
+}
+
+/// The copy (of `copies`) row `row` of a leaf of shape `leaf` accumulates into.
+pub fn copy_of(leaf: &[usize], copies: usize, row: usize) -> usize {
+    let rows: usize = leaf.iter().rev().skip(1).product();
+    row * copies / rows.max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +104,21 @@ mod tests {
         assert_eq!(row_start(&[], &leaf, 5), (0, 0));
         assert_eq!(row_start(&[5], &leaf, 5), (0, 1));
         assert_eq!(row_start(&[], &[], 0), (0, 0));
+    }
+
+    #[test]
+    fn only_leaves_many_times_their_accumulator_split_it() {
+        assert_eq!(copies(&[2048, 2048], 2048), 16);
+        assert_eq!(copies(&[100, 100], 100), 6);
+        assert_eq!(copies(&[8, 8], 8), 1);
+        assert_eq!(copies(&[3, 4099], 4099), 1);
+        assert_eq!(copies(&[2, 1000, 1000], 1_000_000), 1);
+        assert_eq!(copies(&[0, 5], 5), 1);
+        assert_eq!(copies(&[], 1), 1);
+        // Runs of consecutive rows, as even as the rows allow.
+        let runs: Vec<usize> = (0..100).map(|r| copy_of(&[100, 100], 6, r)).collect();
+        assert!(runs.windows(2).all(|w| w[1] == w[0] || w[1] == w[0] + 1));
+        assert_eq!((runs[0], runs[99]), (0, 5));
+        assert_eq!(runs.iter().filter(|&&c| c == 0).count(), 17);
     }
 }

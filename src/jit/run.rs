@@ -99,11 +99,11 @@ impl CompiledStep {
         // The elements of a leaf every stream of a program (but reduced ones) holds, for the
         // last (program, leaf) seen: tasks come in runs of one leaf.
         let mut limit: Option<((u64, usize), Option<usize>)> = None;
-        // Reductions over axes accumulate into reduced streams that tasks of one leaf share:
-        // each task's leaf and the span of reduced memory it touches decide where the tasks
-        // may be split over threads.
+        // Reductions over axes accumulate into reduced streams that runs of rows share: the
+        // span of reduced memory each task writes decides where the tasks may be split over
+        // threads.
         let accumulates = compiled.programs.iter().any(|p| p.reduced.iter().any(|r| r.2.is_some()));
-        let mut shared: Vec<(usize, u64, u64)> = Vec::new();
+        let mut shared: Vec<(u64, u64)> = Vec::new();
         for (t, task) in tasks.iter().enumerate() {
             let program = usize::try_from(task.program)
                 .ok()
@@ -145,7 +145,9 @@ impl CompiledStep {
                             .and_then(|row| Some((*row.reduced.get(k as usize)? as u64, first?.checked_sub(row.first as u64)?)))
                             .and_then(|(at, column)| at.checked_add(column));
                         let end = run.and_then(|at| at.checked_add(task.len)).filter(|end| *end <= reduced.len() as u64);
-                        if let (Some(at), Some(end)) = (run, end) {
+                        // Only an accumulator is written; values read may be shared.
+                        let written = program.reduced.get(k as usize).is_some_and(|r| r.2.is_some());
+                        if let (Some(at), Some(end), true) = (run, end, written) {
                             span = (span.0.min(at), span.1.max(end));
                         }
                         end.is_some()
@@ -158,7 +160,7 @@ impl CompiledStep {
                 }
             }
             if accumulates {
-                shared.push((leaf, span.0, span.1));
+                shared.push(span);
             }
         }
         let threads = threads.clamp(1, tasks.len().max(1));
@@ -264,17 +266,26 @@ impl CompiledStep {
 }
 
 /// Where each of up to `threads` chunks of `n` tasks starts: even runs of tasks, or, where tasks
-/// write reduced streams (`shared`: each task's leaf and span of reduced memory), runs cut only
-/// between leaves whose spans of reduced memory do not overlap. `None` where they cannot be
-/// split so.
-fn chunk_starts(n: usize, threads: usize, shared: Option<&[(usize, u64, u64)]>) -> Option<Vec<usize>> {
+/// accumulate into reduced memory (`shared`: the span of it each task writes, empty as
+/// `(MAX, 0)`), runs cut only where every span before the cut lies below every span after it,
+/// so that no two chunks write the same memory. `None` where no such cut splits them.
+fn chunk_starts(n: usize, threads: usize, shared: Option<&[(u64, u64)]>) -> Option<Vec<usize>> {
     let per_thread = n.div_ceil(threads.max(1)).max(1);
     let Some(shared) = shared else { return Some((0..n).step_by(per_thread).collect()) };
+    // A cut before task `at` is free where the highest end before it is at most the lowest start
+    // from it on.
+    let mut below = vec![0; n + 1];
+    for (t, &(_, hi)) in shared.iter().enumerate() {
+        below[t + 1] = below[t].max(hi);
+    }
+    let mut above = vec![u64::MAX; n + 1];
+    for (t, &(lo, hi)) in shared.iter().enumerate().rev() {
+        above[t] = if lo < hi { above[t + 1].min(lo) } else { above[t + 1] };
+    }
     let mut starts = vec![0];
     let mut at = per_thread;
     while at < n {
-        // Move the cut forward to the next change of leaf.
-        while at < n && shared[at].0 == shared[at - 1].0 {
+        while at < n && below[at] > above[at] {
             at += 1;
         }
         if at < n {
@@ -282,17 +293,7 @@ fn chunk_starts(n: usize, threads: usize, shared: Option<&[(usize, u64, u64)]>) 
         }
         at += per_thread;
     }
-    // Each chunk's span of reduced memory (empty spans are (MAX, 0)), disjoint from the others'.
-    let ends = starts.iter().skip(1).copied().chain([n]);
-    let mut spans: Vec<(u64, u64)> = starts
-        .iter()
-        .zip(ends)
-        .map(|(&s, e)| shared[s..e].iter().fold((u64::MAX, 0), |(lo, hi), t| (lo.min(t.1), hi.max(t.2))))
-        .filter(|(lo, hi)| lo < hi)
-        .collect();
-    spans.sort_unstable();
-    let disjoint = spans.windows(2).all(|w| w[0].1 <= w[1].0);
-    (starts.len() > 1 && disjoint).then_some(starts)
+    (starts.len() > 1).then_some(starts)
 }
 
 /// A kernel with the pointers of one `run_pass` call.
@@ -411,15 +412,23 @@ mod tests {
     }
 
     #[test]
-    fn tasks_that_accumulate_split_over_threads_only_between_leaves_of_their_own_memory() {
+    fn tasks_that_accumulate_split_over_threads_only_between_disjoint_memory() {
         assert_eq!(chunk_starts(10, 3, None), Some(vec![0, 4, 8]));
         // Leaves 0, 1, 2 with reduced memory of their own: cuts move to the next leaf.
-        let own = [(0, 0, 4), (0, 0, 4), (1, 4, 8), (1, 4, 8), (1, 4, 8), (2, 8, 9)];
+        let own = [(0, 4), (0, 4), (4, 8), (4, 8), (4, 8), (8, 9)];
         assert_eq!(chunk_starts(6, 2, Some(&own)), Some(vec![0, 5]));
         assert_eq!(chunk_starts(6, 3, Some(&own)), Some(vec![0, 2, 5]));
+        // Tasks writing nothing may be cut anywhere; the spans of copies of one accumulator
+        // (rows::copies) may be cut between.
+        let none = (u64::MAX, 0);
+        assert_eq!(chunk_starts(4, 2, Some(&[none, (0, 4), none, (4, 8)])), Some(vec![0, 2]));
+        assert_eq!(chunk_starts(4, 2, Some(&[(0, 4), (0, 4), none, none])), Some(vec![0, 2]));
         // One leaf, or leaves that share reduced memory, run on one thread.
-        assert_eq!(chunk_starts(3, 2, Some(&[(0, 0, 4); 3])), None);
-        assert_eq!(chunk_starts(4, 2, Some(&[(0, 0, 4), (0, 0, 4), (1, 2, 6), (1, 2, 6)])), None);
+        assert_eq!(chunk_starts(3, 2, Some(&[(0, 4); 3])), None);
+        assert_eq!(chunk_starts(4, 2, Some(&[(0, 4), (0, 4), (2, 6), (2, 6)])), None);
+        // Rows interleaving two accumulators' spans (a 3-D leaf reduced over its first axis)
+        // are not cut between them.
+        assert_eq!(chunk_starts(4, 2, Some(&[(0, 4), (4, 8), (0, 4), (4, 8)])), None);
     }
 
     #[test]

@@ -41,13 +41,15 @@ struct PassTasks {
     table_words: Vec<u64>,
 }
 
-/// The run of reduced stream `stream` of program `program` for leaf `leaf`.
+/// The run of reduced stream `stream` of program `program` for leaf `leaf`: `copies` runs of
+/// `len` (an accumulator's copies, `rows::copies`; one for a value read).
 struct Run {
     program: usize,
     leaf: usize,
     stream: usize,
     start: usize,
     len: usize,
+    copies: usize,
 }
 
 impl Runner {
@@ -96,18 +98,22 @@ impl PassTasks {
                 // table per row.
                 let shape = &layout.leaves[l].shape;
                 let mut runs = Vec::new();
-                for (k, (_, axes, _)) in info.reduced.iter().enumerate() {
+                for (k, (_, axes, accumulated)) in info.reduced.iter().enumerate() {
                     let (start, stored) = (pass.reduced.len(), axes::stored_shape(shape, *axes));
                     let len = stored.iter().product();
-                    pass.reduced.resize(start + len, 0.0);
-                    pass.runs.push(Run { program: p, leaf: l, stream: k, start, len });
-                    runs.push((start, stored));
+                    let copies = if accumulated.is_some() { rows::copies(shape, len) } else { 1 };
+                    pass.reduced.resize(start + len * copies, 0.0);
+                    pass.runs.push(Run { program: p, leaf: l, stream: k, start, len, copies });
+                    runs.push((start, stored, len, copies));
                 }
                 let mut last = None;
                 for segment in rows::segments(shape) {
                     if last != Some(segment.row) {
                         last = Some(segment.row);
-                        let reduced = runs.iter().map(|(start, stored)| start + rows::row_start(stored, shape, segment.row).0).collect();
+                        let reduced = runs
+                            .iter()
+                            .map(|(start, stored, len, copies)| start + rows::copy_of(shape, *copies, segment.row) * len + rows::row_start(stored, shape, segment.row).0)
+                            .collect();
                         pass.table.push(TableRow { leaf: l, first: segment.start - segment.col, reduced });
                         pass.rows.push((p, l, Some(segment.row)));
                         row += info.inputs.len();
@@ -151,7 +157,7 @@ impl PassTasks {
         for run in &self.runs {
             let info = &compiled.programs[run.program];
             let (node, axes, accumulated) = info.reduced[run.stream];
-            let to = &mut self.reduced[run.start..run.start + run.len];
+            let to = &mut self.reduced[run.start..run.start + run.len * run.copies];
             match (accumulated, values.reduced.get(&(node, run.leaf))) {
                 (Some(kind), _) => to.fill(interp::identity(kind).f()),
                 (None, Some(v)) => to.copy_from_slice(&tensor::fit(v, &axes::stored_shape(&env.layout.leaves[run.leaf].shape, axes))),
@@ -170,9 +176,11 @@ impl PassTasks {
         }
         for run in &self.runs {
             let (node, axes, accumulated) = compiled.programs[run.program].reduced[run.stream];
-            if accumulated.is_some() {
-                let v = tensor::Value { shape: axes::stored_shape(shape(run.leaf), axes), data: self.reduced[run.start..run.start + run.len].to_vec(), leafwise: true };
-                out.axes.insert((node, run.leaf), v);
+            if let Some(kind) = accumulated {
+                let runs = &self.reduced[run.start..run.start + run.len * run.copies];
+                let mut data = runs[..run.len].to_vec();
+                interp::fold_copies(kind, &mut data, runs.chunks_exact(run.len.max(1)).skip(1));
+                out.axes.insert((node, run.leaf), tensor::Value { shape: axes::stored_shape(shape(run.leaf), axes), data, leafwise: true });
             }
         }
         if compiled.stride == 0 {
