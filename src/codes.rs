@@ -228,7 +228,7 @@ t()"#,
     },
     Code {
         code: "failed-assert",
-        text: "A definition requires something of its arguments (Optax raises a ValueError for the same); the message says what.",
+        text: "A definition requires something of its arguments (Optax raises a ValueError for the same); the message says what. A requirement on the leaves' `ndim`, `shape` or `size` is checked when the pipeline meets the parameters' layout, and names the leaves it fails for.",
         wrong: r#"adam(learning_rate=piecewise_constant_schedule(0.1, {100: -0.1}))"#,
         right: r#"adam(learning_rate=piecewise_constant_schedule(0.1, {100: 0.1}))"#,
     },

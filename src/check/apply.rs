@@ -207,7 +207,8 @@ impl Evaluator<'_, '_> {
                 let before = self.spent();
                 let lists = self.run_ahead(id, &values);
                 let own = self.spent() - before;
-                self.built(Tx::Instance { def: id, args: values, span, lists }, own, span)
+                let call = self.user_span(span);
+                self.built(Tx::Instance { def: id, args: values, span, call, lists }, own, span)
             }
             DefKind::Schedule => {
                 self.run_ahead(id, &values);

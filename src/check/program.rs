@@ -329,7 +329,9 @@ pub enum Tx {
     /// A `transform` definition applied to its arguments (in parameter order). `lists` has the
     /// number of entries of each list state (`list[tensor]`, `list[float]`), in state order and
     /// `None` for the others, as the checker found them running the body ahead of time.
-    Instance { def: DefId, args: Vec<Value>, span: Span, lists: Vec<Option<usize>> },
+    /// `call` is the innermost call in the user's file around it (`span` itself when the user
+    /// wrote it), where a requirement its leaves' shapes break is reported.
+    Instance { def: DefId, args: Vec<Value>, span: Span, call: Span, lists: Vec<Option<usize>> },
     /// `masked(inner, mask)`; `span` is the user's call that made it (an alias's call when the
     /// standard library builds it), for a glob that matches no leaf.
     Masked { inner: Arc<Tx>, mask: Mask, span: Span },

@@ -54,7 +54,7 @@ fn evaluate(args: &Args, stdlib_dir: Option<&Path>) -> Result<(), String> {
         .iter()
         .position(|d| d.name == "scale_by_schedule")
         .ok_or("the standard library has no `scale_by_schedule`")?;
-    let tx = Tx::Instance { def, args: vec![Value::Schedule(schedule)], span: Span::new(id, 0..0), lists: Vec::new() };
+    let tx = Tx::Instance { def, args: vec![Value::Schedule(schedule)], span: Span::new(id, 0..0), call: Span::new(id, 0..0), lists: Vec::new() };
     let program = Program { defs: checked.program.defs, pipeline: Some(Arc::new(tx)), schedule: None };
     let layout = Layout::parse("x:")?;
     let mut optimizer = Optimizer::new(&program, &layout, &[0.0]).map_err(|diagnostics| {

@@ -2,7 +2,9 @@
 //! codes it expects, `# error: [code] [code]`, `# warning: [code]`, both (`# error: [a]
 //! warning: [b]`) or `# ok`, and its rendered diagnostics are snapshotted next to it as
 //! `NAME.snap`. The expectation line is checked before the snapshot, so a blindly accepted
-//! snapshot cannot hide a vanished error or warning.
+//! snapshot cannot hide a vanished error or warning. A second line `# layout: SPEC` also
+//! instantiates the pipeline for that parameter layout (`name:4x3,other:3`), for the codes only
+//! leaves show (a missing axis, a shape an `assert` refuses, a leaf no arm takes).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -39,10 +41,21 @@ fn diagnostic_fixtures_match_their_codes_and_snapshots() {
         let text = std::fs::read_to_string(&path).expect("readable fixture");
         let relative = path.strip_prefix(root()).unwrap_or(&path).display().to_string();
         let (sources, checked) = optc::check_str(&relative, &text);
-        let rendered = optc::diagnostic::render(&checked.diagnostics, &sources);
-        let codes = |errors: bool| -> BTreeSet<String> {
-            checked.diagnostics.iter().filter(|d| d.is_error() == errors).map(|d| d.code.to_string()).collect()
-        };
+        let mut diagnostics = checked.diagnostics.clone();
+        // A fixture whose second line is `# layout: SPEC` is also instantiated for that layout
+        // (when it checks clean), for what only the leaves' names and shapes show.
+        let layout = text.lines().nth(1).and_then(|l| l.strip_prefix("# layout: "));
+        if let Some(spec) = layout
+            && !checked.has_errors()
+        {
+            let layout = optc::ir::Layout::parse(spec).unwrap_or_else(|e| panic!("{relative}: bad layout: {e}"));
+            match optc::ir::instantiate::instantiate(&checked.program, &layout) {
+                Ok(ir) => diagnostics.extend(ir.warnings),
+                Err(errors) => diagnostics.extend(errors),
+            }
+        }
+        let rendered = optc::diagnostic::render(&diagnostics, &sources);
+        let codes = |errors: bool| -> BTreeSet<String> { diagnostics.iter().filter(|d| d.is_error() == errors).map(|d| d.code.to_string()).collect() };
         let expected = expected_codes(&path, &text);
         assert_eq!((codes(true), codes(false)), expected, "{relative}: codes differ from its first line\n{rendered}");
 

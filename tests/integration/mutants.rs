@@ -29,8 +29,8 @@ const TIME_LIMIT: Duration = Duration::from_secs(3);
 
 /// Errors that a clean pipeline may still get on a given layout.
 // Errors only a layout can show: a leaf no arm takes, an axis a leaf does not have, state a
-// transform makes depend on the shapes of the leaves.
-const LAYOUT_CODES: &[&str] = &["unmatched-leaf", "layout-mismatch", "bad-axis", "bad-shape", "shape-dependent-state"];
+// transform makes depend on the shapes of the leaves, an `assert` on a leaf's shape.
+const LAYOUT_CODES: &[&str] = &["unmatched-leaf", "layout-mismatch", "bad-axis", "bad-shape", "shape-dependent-state", "failed-assert"];
 
 /// splitmix64: small, seeded, the same on every machine.
 struct Rng(u64);

@@ -169,8 +169,13 @@ impl Frame {
                 }
                 self.depth -= 1;
             }
-            // Its condition is compile-time, so the checker ran it (`check::ahead`).
-            ast::Stmt::Assert { .. } => {}
+            // The checker ran it for the hyperparameters (`check::ahead`); here the leaves'
+            // shapes are known too.
+            ast::Stmt::Assert { cond, message, span } => {
+                if let IVal::Const(Value::Bool(false)) = self.expr(inst, cond) {
+                    self.failed_assert(inst, message.as_deref(), *span);
+                }
+            }
             ast::Stmt::Reset(name) => self.reset(inst, &name.name),
             ast::Stmt::Revert(name) => self.revert(inst, &name.name),
             ast::Stmt::Expr(e) => match &e.kind {
@@ -476,6 +481,25 @@ impl Frame {
         }
         inst.error(Diagnostic::bug(format!("`{name}` is not defined at instantiation")));
         IVal::Const(Value::Float(0.0))
+    }
+
+    /// An `assert` that fails for the leaves of this body's domain (on their shape): the
+    /// checker's message, at the user's call, naming the leaves.
+    fn failed_assert(&self, inst: &mut Inst, message: Option<&str>, span: Span) {
+        let leaves: Vec<String> = self
+            .ctx
+            .domain
+            .iter()
+            .flat_map(|g| &inst.groups.leaves[g])
+            .map(|&l| format!("`{}` {}", inst.layout.leaves[l].name, crate::ir::shapes::show(&inst.layout.leaves[l].shape)))
+            .collect();
+        let shown = if leaves.len() > 3 { format!("{} and {} more", leaves[..3].join(", "), leaves.len() - 3) } else { leaves.join(", ") };
+        let mut d = bind::failed_assert(message, span);
+        // The call is what the user wrote; the `assert` is where the requirement lives.
+        if let (Some(required), Some(call)) = (d.primary.take(), inst.call) {
+            d = d.with_primary(call, "in this call").with_secondary(required.span, required.message);
+        }
+        inst.error(d.with_note(format!("it fails for {shown}")).with_help("mask the transform to the leaves it is for, e.g. by `ndim` or `shape`, or give the others to another `partition` arm"));
     }
 
     /// A leaf's `ndim`, `size` or `shape`: every leaf of the domain has the same, since a body

@@ -90,6 +90,8 @@ pub(crate) struct Inst<'p> {
     pub errors: Vec<Diagnostic>,
     /// The span of the transform being instantiated, for diagnostics.
     pub span: Option<Span>,
+    /// The user's call around the transform being instantiated (`Tx::Instance::call`).
+    pub call: Option<Span>,
     /// Whether a body has made a matrix operation: then the shapes of what each part of a
     /// transform gives (updates, state) are checked against its leaves.
     pub uses_matrices: bool,
@@ -119,6 +121,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
         injected_eval: HashMap::new(),
         errors: Vec::new(),
         span: None,
+        call: None,
         uses_matrices: false,
     };
     inst.check_globs(tx);
@@ -377,10 +380,10 @@ impl<'p> Inst<'p> {
                 self.state.insert(count, next);
                 out
             }
-            Tx::Instance { def, args, span, .. } => {
-                let saved = self.span.replace(*span);
+            Tx::Instance { def, args, span, call, .. } => {
+                let saved = (self.span.replace(*span), self.call.replace(*call));
                 let out = self.instance(*def, args, input, ctx);
-                self.span = saved;
+                (self.span, self.call) = saved;
                 out
             }
         }

@@ -151,7 +151,7 @@ impl Frame {
                     }
                 }
                 if d.kind == DefKind::Transform {
-                    IVal::Const(Value::Transform(std::sync::Arc::new(Tx::Instance { def: id, args, span, lists: Vec::new() })))
+                    IVal::Const(Value::Transform(std::sync::Arc::new(Tx::Instance { def: id, args, span, call: inst.call.unwrap_or(span), lists: Vec::new() })))
                 } else {
                     IVal::Const(Value::Schedule(std::sync::Arc::new(Schedule::Instance { def: id, args, span })))
                 }
