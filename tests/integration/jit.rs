@@ -948,9 +948,10 @@ transform by_shape(lr: float = 0.1) {
 fn transforms_reducing_over_axes_agree_on_awkward_layouts() {
     // Axis reductions and state kept reduced over axes run row by row, compiled or interpreted;
     // matrix operations over whole leaves in both backends. Shapes: empty, scalar, 1×n, n×1,
-    // 3-D, matrices around the vector width, rows longer than a block, and leaves of one shape
-    // (one group, whose passes that accumulate split over threads between leaves).
-    let layout = Layout::parse("e:0x3,s:,row:1x9,col:9x1,cube:3x2x5,w:13x7,v:7,big:65x70,sq:4x4,long:3x4099,m0:20x130,m1:20x130,m2:20x130").expect("layout");
+    // 3-D and 5-D, matrices around the vector width, rows longer than a block, a matrix whose
+    // column sums are split into runs of rows (`big`), and leaves of one shape (one group,
+    // whose passes that accumulate split over threads between leaves and runs).
+    let layout = Layout::parse("e:0x3,s:,row:1x9,col:9x1,cube:3x2x5,five:2x3x1x4x5,w:13x7,v:7,big:65x70,sq:4x4,long:3x4099,m0:20x130,m1:20x130,m2:20x130").expect("layout");
     for pipeline in [
         "adafactor(learning_rate=0.01, min_dim_size_to_factor=2)",
         "adafactor(learning_rate=0.01, min_dim_size_to_factor=4, momentum=0.9, weight_decay_rate=0.01)",
