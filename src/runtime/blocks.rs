@@ -12,9 +12,10 @@ use crate::ir::plan::{BLOCK, LANES, Pass};
 use crate::ir::{Groups, Layout, axes};
 use crate::jit::{Buffers, CompiledPass, CompiledStep, RunError, TableRow, Task};
 
-/// Blocks a thread must get before a pass is split over threads: handing work to a thread
-/// costs about as much as a few blocks of it.
-const MIN_BLOCKS_PER_THREAD: usize = 8;
+/// Elements a thread must get before a pass is split over threads: handing work to a thread
+/// costs about as much as a few full blocks of it. (Counted in elements, not tasks: a row
+/// program's tasks are as short as its leaves' rows.)
+pub const MIN_ELEMENTS_PER_THREAD: usize = 8 * BLOCK;
 
 /// A compiled step with its tasks for one layout, made once, and buffers reused by every step.
 pub struct Runner {
@@ -33,6 +34,8 @@ struct PassTasks {
     table: Vec<TableRow>,
     /// Where each reduced stream keeps each leaf in `reduced`.
     runs: Vec<Run>,
+    /// The elements of all tasks.
+    elements: usize,
     /// Input rows, partials and reduced streams, refilled by every step.
     inputs: Vec<f32>,
     partials: Vec<f32>,
@@ -68,6 +71,7 @@ impl PassTasks {
             rows: Vec::new(),
             table: Vec::new(),
             runs: Vec::new(),
+            elements: 0,
             inputs: Vec::new(),
             partials: Vec::new(),
             reduced: Vec::new(),
@@ -125,6 +129,7 @@ impl PassTasks {
             }
         }
         pass.partials = vec![0.0; pass.tasks.len() * compiled.stride * LANES];
+        pass.elements = pass.tasks.iter().map(|t| t.len as usize).sum();
         pass
     }
 
@@ -213,6 +218,8 @@ pub struct Compiled<'a> {
     /// The element slots of the state (slots of other levels are empty).
     pub slots: &'a mut Arena,
     pub threads: usize,
+    /// Elements each thread must get (`MIN_ELEMENTS_PER_THREAD` unless a test lowers it).
+    pub min_per_thread: usize,
     /// The first refusal of a kernel run (a bug in the runtime if it happens).
     pub error: Option<RunError>,
 }
@@ -242,7 +249,7 @@ impl Passes for Compiled<'_> {
             rows: &tasks.table,
             table: &mut tasks.table_words,
         };
-        let threads = self.threads.min(tasks.tasks.len() / MIN_BLOCKS_PER_THREAD).max(1);
+        let threads = self.threads.min(tasks.elements / self.min_per_thread.max(1)).max(1);
         if let Err(e) = step.run_pass(index, &tasks.tasks, &tasks.inputs, buffers, &mut tasks.partials, threads) {
             self.error = Some(e);
             return;

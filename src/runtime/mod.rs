@@ -128,6 +128,8 @@ pub struct Optimizer {
     compiled: Option<blocks::Runner>,
     /// Threads the compiled passes are split over.
     threads: usize,
+    /// Elements a thread must get before a compiled pass is split over threads.
+    min_per_thread: usize,
     /// Whether steps write the updates apart ([`Options::separate_updates`]).
     separate_updates: bool,
     /// The evaluation weights' plan and code, when the pipeline defines them.
@@ -198,6 +200,7 @@ impl Optimizer {
             step_sizes,
             compiled,
             threads: default_threads(),
+            min_per_thread: blocks::MIN_ELEMENTS_PER_THREAD,
             separate_updates: options.separate_updates,
             eval,
         };
@@ -235,7 +238,7 @@ impl Optimizer {
         let results = match compiled {
             None => interp::run(&self.init_plan, &mut env),
             Some(runner) => {
-                let mut passes = blocks::Compiled { runner, slots: &mut element, threads: self.threads, error: None };
+                let mut passes = blocks::Compiled { runner, slots: &mut element, threads: self.threads, min_per_thread: self.min_per_thread, error: None };
                 let results = interp::run_with(&self.init_plan, &mut env, &mut passes);
                 if let Some(e) = passes.error {
                     return Err(StepError::Internal(e.to_string()));
@@ -306,6 +309,13 @@ impl Optimizer {
     /// process may use). Results do not depend on it.
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads.max(1);
+    }
+
+    /// Splits a compiled pass over threads only where each gets at least `elements` elements
+    /// (by default enough to pay for handing them over). Tests lower it to 1, so that the
+    /// splits of small layouts are exercised; results do not depend on it.
+    pub fn set_min_per_thread(&mut self, elements: usize) {
+        self.min_per_thread = elements.max(1);
     }
 
     /// Where each per-element slot keeps each leaf.
@@ -445,7 +455,7 @@ impl Optimizer {
             match &mut self.compiled {
                 None => (interp::run(&self.step_plan, &mut env), None),
                 Some(runner) => {
-                    let mut passes = blocks::Compiled { runner, slots: &mut element, threads: self.threads, error: None };
+                    let mut passes = blocks::Compiled { runner, slots: &mut element, threads: self.threads, min_per_thread: self.min_per_thread, error: None };
                     let results = interp::run_with(&self.step_plan, &mut env, &mut passes);
                     (results, passes.error.take())
                 }

@@ -273,6 +273,7 @@ fn agree_with(text: &str, layout: &Layout, steps: usize, seed: u64, spiked: bool
     let mut pair = Pair::new(text, layout, &params)?;
     let mut threaded = Pair::new(text, layout, &params)?;
     threaded.jit.set_threads(2);
+    threaded.jit.set_min_per_thread(1);
     for t in 0..steps {
         let mut grads = rng.floats(layout.total());
         // A very large and a non-finite gradient in some steps.
@@ -521,7 +522,7 @@ impl Run {
         let results = match &mut compiled {
             None => interp::run(&plan, &mut env),
             Some(runner) => {
-                let mut passes = blocks::Compiled { runner, slots: &mut element, threads, error: None };
+                let mut passes = blocks::Compiled { runner, slots: &mut element, threads, min_per_thread: 1, error: None };
                 let results = interp::run_with(&plan, &mut env, &mut passes);
                 assert_eq!(passes.error, None);
                 results
