@@ -453,10 +453,17 @@ pub fn run_program(env: &mut Env, values: &Values, state: &Arena, program: &Grou
 
 /// Combines the copies of an accumulator (`rows::copies`) into the first, in order.
 pub fn fold_copies<'a>(kind: Reduce, first: &mut [f32], rest: impl Iterator<Item = &'a [f32]>) {
-    for copy in rest {
-        for (a, &b) in first.iter_mut().zip(copy) {
-            *a = combine(kind, Scalar::F32(*a), Scalar::F32(b)).f();
+    // Float kinds without the scalar type, so that the loops vectorize.
+    fn fold<'a>(first: &mut [f32], rest: impl Iterator<Item = &'a [f32]>, f: impl Fn(f32, f32) -> f32) {
+        for copy in rest {
+            first.iter_mut().zip(copy).for_each(|(a, &b)| *a = f(*a, b));
         }
+    }
+    match kind {
+        Reduce::Sum => fold(first, rest, |a, b| a + b),
+        Reduce::Max => fold(first, rest, op::max_f32),
+        Reduce::Min => fold(first, rest, op::min_f32),
+        Reduce::All | Reduce::Any => fold(first, rest, |a, b| combine(kind, Scalar::F32(a), Scalar::F32(b)).f()),
     }
 }
 

@@ -26,8 +26,9 @@ pub struct Runner {
 /// The tasks of one pass, and what a step fills in for them.
 struct PassTasks {
     tasks: Vec<Task>,
-    /// The leaf of each task, and its row (a row program's; 0 for others).
-    leaves: Vec<(usize, usize)>,
+    /// Per task and reduction (`stride` apart): where a reduction over the last axis keeps the
+    /// task's row in its value (`rows::row_start`); `usize::MAX` for other reductions.
+    row_at: Vec<usize>,
     /// The (program, leaf, row of a row program) of each input row, in row order.
     rows: Vec<(usize, usize, Option<usize>)>,
     /// The rows of leaves of row programs' tasks.
@@ -67,7 +68,7 @@ impl PassTasks {
     fn new(compiled: &CompiledPass, groups: &Groups, layout: &Layout, offsets: &[usize]) -> PassTasks {
         let mut pass = PassTasks {
             tasks: Vec::new(),
-            leaves: Vec::new(),
+            row_at: Vec::new(),
             rows: Vec::new(),
             table: Vec::new(),
             runs: Vec::new(),
@@ -93,7 +94,7 @@ impl PassTasks {
                     pass.rows.push((p, l, None));
                     for start in (0..len).step_by(BLOCK) {
                         pass.tasks.push(task(start, BLOCK.min(len - start), row, 0));
-                        pass.leaves.push((l, 0));
+                        pass.row_at.extend(std::iter::repeat_n(usize::MAX, compiled.stride));
                     }
                     row += info.inputs.len();
                     continue;
@@ -110,6 +111,14 @@ impl PassTasks {
                     pass.runs.push(Run { program: p, leaf: l, stream: k, start, len, copies });
                     runs.push((start, stored, len, copies));
                 }
+                // The value each reduction over the last axis accumulates rows into.
+                let per_row: Vec<Option<Vec<usize>>> = (0..compiled.stride)
+                    .map(|r| {
+                        let red = info.reductions.get(r)?.0;
+                        let &(_, axes) = info.axis_reductions.iter().find(|(n, _)| *n == red)?;
+                        Some(axes::stored_shape(shape, axes))
+                    })
+                    .collect();
                 let mut last = None;
                 for segment in rows::segments(shape) {
                     if last != Some(segment.row) {
@@ -124,7 +133,7 @@ impl PassTasks {
                     }
                     let inputs = row - info.inputs.len();
                     pass.tasks.push(task(segment.start, segment.len, inputs, pass.table.len() - 1));
-                    pass.leaves.push((l, segment.row));
+                    pass.row_at.extend(per_row.iter().map(|stored| stored.as_ref().map_or(usize::MAX, |s| rows::row_start(s, shape, segment.row).0)));
                 }
             }
         }
@@ -188,26 +197,37 @@ impl PassTasks {
                 out.axes.insert((node, run.leaf), tensor::Value { shape: axes::stored_shape(shape(run.leaf), axes), data, leafwise: true });
             }
         }
-        if compiled.stride == 0 {
+        let stride = compiled.stride;
+        if stride == 0 {
             return;
         }
-        for (t, task) in self.tasks.iter().enumerate() {
-            let Some(info) = compiled.programs.get(task.program as usize) else { continue };
-            let (l, row) = self.leaves[t];
-            for (r, (red, kind)) in info.reductions.iter().enumerate() {
-                let at = (t * compiled.stride + r) * LANES;
-                let Ok(lanes) = <&[f32; LANES]>::try_from(&self.partials[at..at + LANES]) else { continue };
-                let partial = interp::finish_lanes(*kind, lanes);
-                match info.axis_reductions.iter().find(|(n, _)| n == red) {
-                    // Over the last axis: the block's partial goes to its row's value.
-                    Some(_) => {
-                        let Some(acc) = out.axes.get_mut(&(*red, l)) else { continue };
-                        let at = rows::row_start(&acc.shape, shape(l), row).0;
-                        acc.data[at] = interp::combine(*kind, Scalar::F32(acc.data[at]), partial).f();
-                    }
-                    None => out.partials.entry(*red).or_default().push((l, partial)),
+        // Runs of tasks of one program and leaf, each reduction's partials in task order.
+        let mut t = 0;
+        while let Some(task) = self.tasks.get(t) {
+            let same = |u: &Task| u.program == task.program && u.leaf == task.leaf;
+            let end = t + self.tasks[t..].iter().take_while(|u| same(u)).count();
+            let (Some(info), l) = (compiled.programs.get(task.program as usize), task.leaf as usize) else {
+                t = end;
+                continue;
+            };
+            for (r, &(red, kind)) in info.reductions.iter().enumerate() {
+                let partial = |u: usize| {
+                    let at = (u * stride + r) * LANES;
+                    <&[f32; LANES]>::try_from(&self.partials[at..at + LANES]).map(|lanes| interp::finish_lanes(kind, lanes))
+                };
+                if self.row_at[t * stride + r] == usize::MAX {
+                    let parts = out.partials.entry(red).or_default();
+                    parts.extend((t..end).filter_map(|u| Some((l, partial(u).ok()?))));
+                    continue;
+                }
+                // Over the last axis: each block's partial goes to its row's value.
+                let Some(acc) = out.axes.get_mut(&(red, l)) else { continue };
+                for u in t..end {
+                    let (Ok(p), Some(x)) = (partial(u), acc.data.get_mut(self.row_at[u * stride + r])) else { continue };
+                    *x = interp::combine(kind, Scalar::F32(*x), p).f();
                 }
             }
+            t = end;
         }
     }
 }
