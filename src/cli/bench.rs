@@ -484,7 +484,9 @@ impl Report {
         let row = |what: &str, ns: f64, bytes: usize, note: String| {
             outln!("  {what:<32} {ns:>9.3} {:>7.1}  {note}", Report::gbps(bytes, ns));
         };
-        let mut note = format!("{:.2} of its probe", self.fraction_of_probe());
+        // A step that multiplies matrices is bound by the products, not by streaming: its
+        // measure is the products' line below.
+        let mut note = if self.products > 0 { "multiplies matrices: see the products below".to_string() } else { format!("{:.2} of its probe", self.fraction_of_probe()) };
         if self.adam_shaped {
             note += &format!("; {:.2} of the Adam loop's speed", self.speed_vs_adam());
         }
