@@ -111,8 +111,16 @@ pub fn belongs(ir: &StepIr, now: &str, pipeline: &str, slots: &str, layout: &str
     if let Some((slot, saved, now)) = storage_mismatch(ir, slots) {
         return Err(LoadError::Storage { slot, saved, now });
     }
-    if pipeline != now || slots != pipeline_key(ir) {
+    let key = pipeline_key(ir);
+    if pipeline != now {
         return Err(LoadError::Pipeline { saved: pipeline.to_string(), now: now.to_string() });
+    }
+    if slots != key {
+        // The same call with other definitions behind it (another optc, standard library or
+        // `transform`): the state each keeps tells them apart.
+        let names = |key: &str| key.split(' ').map(|e| e.split(':').next().unwrap_or(e)).collect::<Vec<_>>().join(", ");
+        let keeping = |key: &str| format!("{pipeline}, whose definitions keep [{}]", names(key));
+        return Err(LoadError::Pipeline { saved: keeping(slots), now: keeping(&key) });
     }
     if layout != ir.layout.to_string() {
         return Err(LoadError::Layout { saved: layout.to_string(), now: ir.layout.to_string() });

@@ -337,6 +337,17 @@ fn state_files_from_elsewhere_are_refused_with_a_reason() {
         let err = optimizer(other, "a:2", &[0.0; 2]).load(&adam).expect_err(other);
         assert!(matches!(err, LoadError::Pipeline { .. }), "{other}: {err}");
     }
+    // The same call with another definition behind it (another optc or standard library) says
+    // what state each keeps, since the call reads the same.
+    let text = |state: &str| format!("transform t() {{\n    state {state}: tensor = 0\n    update(g) {{ {state} = {state} + g\n {state} }}\n}}\nt()\n");
+    let load = |text: String| {
+        let (_, checked) = optc::check_str("test.opt", &text);
+        Optimizer::new(&checked.program, &Layout::parse("a:2").expect("layout"), &[0.0; 2]).map_err(|_| "instantiate")
+    };
+    let renamed = temp("renamed.optc");
+    load(text("acc")).expect("acc").save(&renamed).expect("save");
+    let err = load(text("mu")).expect("mu").load(&renamed).expect_err("other definitions");
+    assert!(err.to_string().contains("keep [acc]") && err.to_string().contains("keep [mu]"), "{err}");
     let mut other_layout = optimizer("running_sum()", "a:3", &[0.0; 3]);
     let err = other_layout.load(&path).expect_err("another layout");
     assert!(matches!(err, LoadError::Layout { .. }), "{err}");
