@@ -1,7 +1,8 @@
 //! Float32 math written once: `exp`, `log`, `pow`, `sin`, `cos` and `tanh` as range reduction
 //! and a polynomial in IEEE float32 and int32 operations, over the [`Arith`] trait. The
-//! interpreter runs them on one float ([`Plain`]); the JIT implements [`Arith`] by emitting
-//! Cranelift instructions on one float or on `f32x4` lanes. Each operation of [`Arith`] is an
+//! interpreter runs them on one float ([`Plain`]) or, over many elements, on arrays of them
+//! ([`lanes::Lanes`]); the JIT implements [`Arith`] by emitting Cranelift instructions on one
+//! float or on `f32x4` lanes. Each operation of [`Arith`] is an
 //! IEEE 754 binary32 operation (rounded to nearest even, no fused multiply-add, subnormals
 //! kept) or two's-complement int32 arithmetic, so every implementation computes the same bits.
 //!
@@ -19,6 +20,7 @@
 //! from `docs/fmath_coefficients.py`.
 
 mod exp;
+pub mod lanes;
 pub mod linalg;
 mod log;
 pub mod storage;

@@ -236,6 +236,11 @@ fn elementwise(op: Op, operands: &[Cow<'_, Value>], int: bool) -> Value {
     // Operands of the result's shape, or scalars: element `i` of each is its `i`-th (the common
     // case, without index arithmetic).
     if operands.iter().all(|v| v.shape == shape || v.data.len() == 1) {
+        // `pow`, the costliest, on lanes of elements at once (Adafactor's statistics).
+        if let (false, Op::Pow, [a, b]) = (int, op, operands) {
+            let at = |v: &Value, i: usize| if v.data.len() == 1 { v.data[0] } else { v.data[i] };
+            return Value { shape, data: crate::fmath::lanes::pow_each(len, |i| at(a, i), |i| at(b, i)), leafwise };
+        }
         // A float operation: its function on floats, without the scalar type (as `op::eval`
         // computes it on float operands, the second 0 when there is none).
         if let (false, [a, rest @ ..]) = (int, operands)
