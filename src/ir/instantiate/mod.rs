@@ -92,6 +92,9 @@ pub(crate) struct Inst<'p> {
     pub span: Option<Span>,
     /// The user's call around the transform being instantiated (`Tx::Instance::call`).
     pub call: Option<Span>,
+    /// Whether an `assert` of the transform being instantiated failed: what its body does
+    /// after it (on leaves it was not meant for) is not reported, as Optax raises there.
+    pub asserted: bool,
     /// Whether a body has made a matrix operation: then the shapes of what each part of a
     /// transform gives (updates, state) are checked against its leaves.
     pub uses_matrices: bool,
@@ -122,6 +125,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
         errors: Vec::new(),
         span: None,
         call: None,
+        asserted: false,
         uses_matrices: false,
     };
     inst.check_globs(tx);
@@ -234,6 +238,9 @@ impl<'p> Inst<'p> {
     }
 
     pub fn error(&mut self, d: Diagnostic) {
+        if self.asserted && d.code != "failed-assert" {
+            return;
+        }
         let d = match (&d.primary, self.span) {
             (None, Some(span)) => d.with_primary(span, "in this transform"),
             _ => d,
@@ -381,9 +388,9 @@ impl<'p> Inst<'p> {
                 out
             }
             Tx::Instance { def, args, span, call, .. } => {
-                let saved = (self.span.replace(*span), self.call.replace(*call));
+                let saved = (self.span.replace(*span), self.call.replace(*call), self.asserted);
                 let out = self.instance(*def, args, input, ctx);
-                (self.span, self.call) = saved;
+                (self.span, self.call, self.asserted) = saved;
                 out
             }
         }
