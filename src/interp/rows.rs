@@ -44,6 +44,11 @@ pub fn row_start(shape: &[usize], leaf: &[usize], row: usize) -> (usize, usize) 
         return (0, 0);
     }
     let dim = |k: usize| if k + shape.len() >= n { shape[k + shape.len() - n] } else { 1 };
+    if n == 2 {
+        // A matrix's row is its first index (the common case, without division).
+        let at = if dim(0) != 1 { row * dim(1) } else { 0 };
+        return (at, usize::from(dim(1) != 1));
+    }
     let (mut rest, mut at, mut stride) = (row, 0, dim(n - 1));
     for k in (0..n - 1).rev() {
         let i = rest % leaf[k].max(1);
@@ -104,6 +109,13 @@ mod tests {
         assert_eq!(row_start(&[], &leaf, 5), (0, 0));
         assert_eq!(row_start(&[5], &leaf, 5), (0, 1));
         assert_eq!(row_start(&[], &[], 0), (0, 0));
+        // Matrices, by the shortcut: per row, along rows, both, neither.
+        let m = [4, 6];
+        assert_eq!(row_start(&[4, 1], &m, 3), (3, 0));
+        assert_eq!(row_start(&[1, 6], &m, 3), (0, 1));
+        assert_eq!(row_start(&[4, 6], &m, 3), (18, 1));
+        assert_eq!(row_start(&[6], &m, 3), (0, 1));
+        assert_eq!(row_start(&[1, 1], &m, 3), (0, 0));
     }
 
     #[test]
