@@ -444,9 +444,12 @@ impl Report {
         if ns > 0.0 { bytes as f64 / ns } else { 0.0 }
     }
 
-    /// The probe's time over the pipeline's: the fraction of the memory floor reached.
+    /// The pipeline's bandwidth over the probe's: the fraction of the memory floor reached. (The
+    /// probe's streams are float32: for a pipeline that keeps bfloat16 state it moves more bytes
+    /// than the pipeline, so comparing times would flatter the pipeline.)
     fn fraction_of_probe(&self) -> f64 {
-        self.probe_ns / self.pipeline_ns
+        let probe = Report::gbps(self.probe_bytes, self.probe_ns);
+        if probe > 0.0 { Report::gbps(self.bytes_per_param, self.pipeline_ns) / probe } else { 0.0 }
     }
 
     /// The Adam-shaped probe's time over the Adam loop's.
