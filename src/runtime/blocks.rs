@@ -12,10 +12,28 @@ use crate::ir::plan::{BLOCK, LANES, Pass};
 use crate::ir::{Groups, Layout, axes};
 use crate::jit::{Buffers, CompiledPass, CompiledStep, RunError, TableRow, Task};
 
-/// Elements a thread must get before a pass is split over threads: handing work to a thread
-/// costs about as much as a few full blocks of it. (Counted in elements, not tasks: a row
-/// program's tasks are as short as its leaves' rows.)
-pub const MIN_ELEMENTS_PER_THREAD: usize = 8 * BLOCK;
+/// How compiled passes are split over threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Threads {
+    /// Threads a pass may use.
+    pub count: usize,
+    /// Elements each thread must get before a pass is split: handing work to a thread costs
+    /// about as much as a few full blocks of it. (Counted in elements, not tasks: a row
+    /// program's tasks are as short as its leaves' rows.) Tests lower it to 1.
+    pub min_elements: usize,
+}
+
+impl Threads {
+    /// `count` threads, each taking at least 8 blocks' worth of elements.
+    pub fn new(count: usize) -> Threads {
+        Threads { count: count.max(1), min_elements: 8 * BLOCK }
+    }
+
+    /// The threads a pass of `elements` elements is split over.
+    fn for_pass(self, elements: usize) -> usize {
+        self.count.min(elements / self.min_elements.max(1)).max(1)
+    }
+}
 
 /// A compiled step with its tasks for one layout, made once, and buffers reused by every step.
 pub struct Runner {
@@ -237,9 +255,7 @@ pub struct Compiled<'a> {
     pub runner: &'a mut Runner,
     /// The element slots of the state (slots of other levels are empty).
     pub slots: &'a mut Arena,
-    pub threads: usize,
-    /// Elements each thread must get (`MIN_ELEMENTS_PER_THREAD` unless a test lowers it).
-    pub min_per_thread: usize,
+    pub threads: Threads,
     /// The first refusal of a kernel run (a bug in the runtime if it happens).
     pub error: Option<RunError>,
 }
@@ -269,7 +285,7 @@ impl Passes for Compiled<'_> {
             rows: &tasks.table,
             table: &mut tasks.table_words,
         };
-        let threads = self.threads.min(tasks.elements / self.min_per_thread.max(1)).max(1);
+        let threads = self.threads.for_pass(tasks.elements);
         if let Err(e) = step.run_pass(index, &tasks.tasks, &tasks.inputs, buffers, &mut tasks.partials, threads) {
             self.error = Some(e);
             return;

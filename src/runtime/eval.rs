@@ -109,7 +109,7 @@ impl Optimizer {
                     None
                 }
                 Some(compiled) => {
-                    let mut passes = blocks::Compiled { runner: compiled, slots: &mut element, threads: self.threads, min_per_thread: blocks::MIN_ELEMENTS_PER_THREAD, error: None };
+                    let mut passes = blocks::Compiled { runner: compiled, slots: &mut element, threads: self.threads, error: None };
                     interp::run_with(&runner.plan, &mut env, &mut passes);
                     passes.error.take()
                 }

@@ -126,10 +126,8 @@ pub struct Optimizer {
     step_sizes: Vec<crate::ir::step_size::StepSize>,
     /// The step's passes as machine code, with their tasks (the `Jit` backend).
     compiled: Option<blocks::Runner>,
-    /// Threads the compiled passes are split over.
-    threads: usize,
-    /// Elements a thread must get before a compiled pass is split over threads.
-    min_per_thread: usize,
+    /// How the compiled passes are split over threads.
+    threads: blocks::Threads,
     /// Whether steps write the updates apart ([`Options::separate_updates`]).
     separate_updates: bool,
     /// The evaluation weights' plan and code, when the pipeline defines them.
@@ -199,8 +197,7 @@ impl Optimizer {
             pipeline,
             step_sizes,
             compiled,
-            threads: default_threads(),
-            min_per_thread: blocks::MIN_ELEMENTS_PER_THREAD,
+            threads: blocks::Threads::new(default_threads()),
             separate_updates: options.separate_updates,
             eval,
         };
@@ -238,7 +235,7 @@ impl Optimizer {
         let results = match compiled {
             None => interp::run(&self.init_plan, &mut env),
             Some(runner) => {
-                let mut passes = blocks::Compiled { runner, slots: &mut element, threads: self.threads, min_per_thread: self.min_per_thread, error: None };
+                let mut passes = blocks::Compiled { runner, slots: &mut element, threads: self.threads, error: None };
                 let results = interp::run_with(&self.init_plan, &mut env, &mut passes);
                 if let Some(e) = passes.error {
                     return Err(StepError::Internal(e.to_string()));
@@ -308,14 +305,14 @@ impl Optimizer {
     /// Splits compiled passes over `threads` threads (at least 1; by default, every core the
     /// process may use). Results do not depend on it.
     pub fn set_threads(&mut self, threads: usize) {
-        self.threads = threads.max(1);
+        self.threads.count = threads.max(1);
     }
 
     /// Splits a compiled pass over threads only where each gets at least `elements` elements
     /// (by default enough to pay for handing them over). Tests lower it to 1, so that the
     /// splits of small layouts are exercised; results do not depend on it.
     pub fn set_min_per_thread(&mut self, elements: usize) {
-        self.min_per_thread = elements.max(1);
+        self.threads.min_elements = elements.max(1);
     }
 
     /// Where each per-element slot keeps each leaf.
@@ -325,7 +322,7 @@ impl Optimizer {
 
     /// Threads the compiled passes are split over.
     pub fn threads(&self) -> usize {
-        self.threads
+        self.threads.count
     }
 
     /// Whether steps write the updates apart ([`Options::separate_updates`]).
@@ -455,7 +452,7 @@ impl Optimizer {
             match &mut self.compiled {
                 None => (interp::run(&self.step_plan, &mut env), None),
                 Some(runner) => {
-                    let mut passes = blocks::Compiled { runner, slots: &mut element, threads: self.threads, min_per_thread: self.min_per_thread, error: None };
+                    let mut passes = blocks::Compiled { runner, slots: &mut element, threads: self.threads, error: None };
                     let results = interp::run_with(&self.step_plan, &mut env, &mut passes);
                     (results, passes.error.take())
                 }

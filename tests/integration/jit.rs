@@ -522,7 +522,7 @@ impl Run {
         let results = match &mut compiled {
             None => interp::run(&plan, &mut env),
             Some(runner) => {
-                let mut passes = blocks::Compiled { runner, slots: &mut element, threads, min_per_thread: 1, error: None };
+                let mut passes = blocks::Compiled { runner, slots: &mut element, threads: blocks::Threads { count: threads, min_elements: 1 }, error: None };
                 let results = interp::run_with(&plan, &mut env, &mut passes);
                 assert_eq!(passes.error, None);
                 results
