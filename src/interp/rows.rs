@@ -16,10 +16,15 @@ pub struct Segment {
     pub col: usize,
 }
 
+/// The rows of a leaf of shape `shape`: the product of all its axes but the last.
+fn rows_of(shape: &[usize]) -> usize {
+    shape.iter().rev().skip(1).product()
+}
+
 /// The blocks of a leaf of shape `shape`, row by row (a scalar leaf is one row of one).
 pub fn segments(shape: &[usize]) -> Vec<Segment> {
     let cols = shape.last().copied().unwrap_or(1);
-    let rows: usize = shape.iter().rev().skip(1).product();
+    let rows = rows_of(shape);
     let mut out = Vec::new();
     if cols == 0 {
         return out;
@@ -71,15 +76,14 @@ const MAX_COPIES: usize = 16;
 /// the shape alone, so the sums are the same on either backend and at any thread count; copies
 /// stay under a sixteenth of the leaf, so a small leaf keeps one and adds its rows in order.
 pub fn copies(leaf: &[usize], stored: usize) -> usize {
-    let rows: usize = leaf.iter().rev().skip(1).product();
+    let rows = rows_of(leaf);
     let len = rows * leaf.last().copied().unwrap_or(1);
     (len / (16 * stored.max(1))).clamp(1, MAX_COPIES).min(rows.max(1))
 }
 
 /// The copy (of `copies`) row `row` of a leaf of shape `leaf` accumulates into.
 pub fn copy_of(leaf: &[usize], copies: usize, row: usize) -> usize {
-    let rows: usize = leaf.iter().rev().skip(1).product();
-    row * copies / rows.max(1)
+    row * copies / rows_of(leaf).max(1)
 }
 
 #[cfg(test)]
