@@ -32,6 +32,23 @@ fn expected_codes(path: &Path, text: &str) -> (BTreeSet<String>, BTreeSet<String
     (errors, warnings)
 }
 
+/// What checking `text` reports and, where it checks clean and has a pipeline, what
+/// instantiating it for `layout` adds.
+fn checked_on(name: &str, text: &str, layout: Option<&optc::ir::Layout>) -> (optc::source::SourceMap, Vec<optc::diagnostic::Diagnostic>) {
+    let (sources, checked) = optc::check_str(name, text);
+    let mut diagnostics = checked.diagnostics.clone();
+    if let Some(layout) = layout
+        && !checked.has_errors()
+        && checked.program.pipeline.is_some()
+    {
+        match optc::ir::instantiate::instantiate(&checked.program, layout) {
+            Ok(ir) => diagnostics.extend(ir.warnings),
+            Err(errors) => diagnostics.extend(errors),
+        }
+    }
+    (sources, diagnostics)
+}
+
 #[test]
 fn diagnostic_fixtures_match_their_codes_and_snapshots() {
     let dir = root().join("tests/diagnostics");
@@ -40,20 +57,11 @@ fn diagnostic_fixtures_match_their_codes_and_snapshots() {
     for path in fixtures {
         let text = std::fs::read_to_string(&path).expect("readable fixture");
         let relative = path.strip_prefix(root()).unwrap_or(&path).display().to_string();
-        let (sources, checked) = optc::check_str(&relative, &text);
-        let mut diagnostics = checked.diagnostics.clone();
-        // A fixture whose second line is `# layout: SPEC` is also instantiated for that layout
-        // (when it checks clean), for what only the leaves' names and shapes show.
+        // A fixture whose second line is `# layout: SPEC` is also instantiated for that layout,
+        // for what only the leaves' names and shapes show.
         let layout = text.lines().nth(1).and_then(|l| l.strip_prefix("# layout: "));
-        if let Some(spec) = layout
-            && !checked.has_errors()
-        {
-            let layout = optc::ir::Layout::parse(spec).unwrap_or_else(|e| panic!("{relative}: bad layout: {e}"));
-            match optc::ir::instantiate::instantiate(&checked.program, &layout) {
-                Ok(ir) => diagnostics.extend(ir.warnings),
-                Err(errors) => diagnostics.extend(errors),
-            }
-        }
+        let layout = layout.map(|spec| optc::ir::Layout::parse(spec).unwrap_or_else(|e| panic!("{relative}: bad layout: {e}")));
+        let (sources, diagnostics) = checked_on(&relative, &text, layout.as_ref());
         let rendered = optc::diagnostic::render(&diagnostics, &sources);
         let codes = |errors: bool| -> BTreeSet<String> { diagnostics.iter().filter(|d| d.is_error() == errors).map(|d| d.code.to_string()).collect() };
         let expected = expected_codes(&path, &text);
@@ -82,14 +90,7 @@ fn every_explanation_example_does_what_it_says() {
     let mut failures = Vec::new();
     for code in optc::codes::CODES.iter().filter(|c| !c.wrong.is_empty()) {
         for (text, wrong) in [(code.wrong, true), (code.right, false)] {
-            let (sources, checked) = optc::check_str("example.opt", text);
-            let mut diagnostics = checked.diagnostics.clone();
-            if !checked.has_errors() && checked.program.pipeline.is_some() {
-                match optc::ir::instantiate::instantiate(&checked.program, &layout) {
-                    Ok(ir) => diagnostics.extend(ir.warnings),
-                    Err(errors) => diagnostics.extend(errors),
-                }
-            }
+            let (sources, diagnostics) = checked_on("example.opt", text, Some(&layout));
             let has_code = diagnostics.iter().any(|d| d.code == code.code);
             let has_errors = diagnostics.iter().any(|d| d.is_error());
             if wrong != has_code || (!wrong && has_errors) {
