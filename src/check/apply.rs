@@ -139,6 +139,8 @@ impl Evaluator<'_, '_> {
                     matches!(name, "sum" | "norm" | "mean" | "numel" | "all" | "any" | "dot") || name.starts_with("leaf_");
                 let what = if reduction {
                     "a reduction over the parameters, available only in a transform's `update`"
+                } else if name == "selects" {
+                    "it asks about a leaf, so it has a value only in a transform's body"
                 } else {
                     "not applicable to these values"
                 };

@@ -177,6 +177,8 @@ impl<'a, 'g> Checker<'a, 'g> {
                         items.iter().map(|t| Typed::new(t.clone(), ty.level)).collect()
                     }
                     Ty::List(item) => vec![Typed::new((**item).clone(), ty.level); parts.len()],
+                    // (Checked where the call's value is known.)
+                    Ty::Any => vec![Typed::new(Ty::Any, ty.level); parts.len()],
                     Ty::Error => vec![Typed::error(); parts.len()],
                     other => {
                         self.err(
@@ -295,6 +297,7 @@ impl<'a, 'g> Checker<'a, 'g> {
             }
             (Ty::List(t), _) => Typed::konst((**t).clone()),
             (Ty::Map(k, v), _) => Typed::konst(Ty::Tuple(vec![(**k).clone(), (**v).clone()])),
+            (Ty::Any, _) => Typed::konst(Ty::Any),
             (other, _) => {
                 self.err(
                     Diagnostic::error("type-mismatch", format!("cannot loop over {other}"))

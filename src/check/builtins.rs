@@ -63,12 +63,14 @@ const BUILTINS: &[Builtin] = &[
     Builtin { name: "leaf_mean", arity: (1, 1), kind: Kind::PerLeaf, doc: "mean of each leaf" },
     Builtin { name: "leaf_numel", arity: (1, 1), kind: Kind::PerLeaf, doc: "number of elements of each leaf" },
     Builtin { name: "leaf_dot", arity: (2, 2), kind: Kind::PerLeaf, doc: "sum of a * b within each leaf" },
-    Builtin { name: "matmul", arity: (2, 2), kind: Kind::Matrix, doc: "matrix product of two 2-D values of a leaf" },
-    Builtin { name: "transpose", arity: (1, 1), kind: Kind::Matrix, doc: "a 2-D value of a leaf with rows and columns swapped" },
-    Builtin { name: "spectral_norm", arity: (1, 1), kind: Kind::Matrix, doc: "largest singular value of a 2-D value of a leaf (a 1 x 1 matrix)" },
+    Builtin { name: "matmul", arity: (2, 2), kind: Kind::Matrix, doc: "matrix product of two 2-D values of a leaf, or of two stacks of them (leading axes are a batch)" },
+    Builtin { name: "transpose", arity: (1, 2), kind: Kind::Matrix, doc: "a value of a leaf with its axes reversed (rows and columns swapped), or permuted: `transpose(x, axes)`" },
+    Builtin { name: "reshape", arity: (2, 2), kind: Kind::Matrix, doc: "a value of a leaf's elements in row-major order, as the shape given (one size may be -1)" },
+    Builtin { name: "spectral_norm", arity: (1, 1), kind: Kind::Matrix, doc: "largest singular value of a 2-D value of a leaf (a 1 x 1 matrix), or of each matrix of a stack" },
     Builtin { name: "len", arity: (1, 1), kind: Kind::Const, doc: "length of a list, tuple or map" },
     Builtin { name: "is_number", arity: (1, 1), kind: Kind::Const, doc: "whether a compile-time value is an int or a float" },
     Builtin { name: "range", arity: (1, 2), kind: Kind::Const, doc: "the ints [0, n) or [a, b)" },
+    Builtin { name: "selects", arity: (1, 1), kind: Kind::Const, doc: "in a transform's body, whether a mask (a hyperparameter) selects the leaf" },
 ];
 
 /// The reductions that also take `axis=`: over some axes of each leaf instead of everything.
@@ -167,6 +169,21 @@ pub fn check(name: &str, args: &[Typed]) -> Result<Typed, String> {
             Ok(Typed::new(ty, out_level))
         }
         Kind::Matrix => {
+            // `transpose(x, axes)`, `reshape(x, shape)`: a compile-time list of ints.
+            let (args, listed) = if matches!(name, "transpose" | "reshape") { args.split_at(1) } else { (args, &[][..]) };
+            if let Some(l) = listed.first() {
+                let ints = match &l.ty {
+                    Ty::Int | Ty::Axes | Ty::Any => true,
+                    Ty::List(t) => **t == Ty::Int,
+                    Ty::Tuple(items) => items.iter().all(|t| *t == Ty::Int),
+                    _ => false,
+                };
+                if !ints || l.level > Level::Const {
+                    let what = if name == "transpose" { "axes" } else { "shape" };
+                    return Err(format!("`{name}`'s {what} is a list of ints known at compile time, found {l}"));
+                }
+            }
+            let level = args.iter().map(|a| a.level).max().unwrap_or(Level::Const);
             if let Some(bad) = args.iter().find(|a| !numeric(a)) {
                 return Err(format!("`{name}` takes numbers, found {bad}"));
             }
@@ -181,6 +198,10 @@ pub fn check(name: &str, args: &[Typed]) -> Result<Typed, String> {
             }
             match name {
                 "is_number" => Ok(Typed::konst(Ty::Bool)),
+                "selects" => match args[0].ty {
+                    Ty::Mask | Ty::Str | Ty::Bool | Ty::Any | Ty::List(_) => Ok(Typed::konst(Ty::Bool)),
+                    _ => Err(format!("`selects` takes a mask, found {}", args[0])),
+                },
                 "len" => match args[0].ty {
                     Ty::List(_) | Ty::Tuple(_) | Ty::Map(..) | Ty::Str | Ty::Any => Ok(Typed::konst(Ty::Int)),
                     _ => Err(format!("`len` takes a list, tuple or map, found {}", args[0])),

@@ -39,6 +39,7 @@ impl Checker<'_, '_> {
                         Typed::error()
                     }
                     Ty::List(t) => Typed::konst((**t).clone()),
+                    Ty::Any => Typed::konst(Ty::Any),
                     Ty::Map(k, v) => Typed::konst(Ty::Tuple(vec![(**k).clone(), (**v).clone()])),
                     Ty::Error => Typed::error(),
                     other => {
@@ -261,7 +262,7 @@ impl Checker<'_, '_> {
         match &b.ty {
             Ty::Any => Typed::new(Ty::Any, b.level.max(i.level)),
             Ty::List(item) => {
-                if i.ty != Ty::Int || i.level > Level::Const {
+                if !matches!(i.ty, Ty::Int | Ty::Any) || i.level > Level::Const {
                     self.err(type_mismatch(index.span, "a list index", &Ty::Int, &i).with_note("lists are indexed by compile-time ints"));
                     return Typed::error();
                 }
@@ -448,6 +449,9 @@ impl Checker<'_, '_> {
         if builtins::is_matrix(name) {
             self.reads_shape();
         }
+        if name == "selects" {
+            self.reads_masks();
+        }
         match builtins::check(name, &types) {
             Ok(t) => t,
             Err(message) => {
@@ -517,6 +521,14 @@ impl Checker<'_, '_> {
     fn reads_shape(&mut self) {
         if !self.reads_leaf.contains(&LeafProp::Shape) {
             self.reads_leaf.push(LeafProp::Shape);
+        }
+    }
+
+    /// Notes that the body asks which leaves a mask selects (`selects(m)`): it is instantiated
+    /// per group of leaves that the masks of its hyperparameters treat alike.
+    fn reads_masks(&mut self) {
+        if !self.reads_leaf.contains(&LeafProp::Selected) {
+            self.reads_leaf.push(LeafProp::Selected);
         }
     }
 

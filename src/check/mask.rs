@@ -21,6 +21,10 @@ pub enum LeafProp {
     Size,
     /// The sizes of the dimensions (a list; read in bodies only, never by masks).
     Shape,
+    /// Which masks among the transform's hyperparameters select the leaf (`selects(m)`, in
+    /// bodies only): not a number of the shape, so its leaves' groups are told apart by the
+    /// masks themselves.
+    Selected,
 }
 
 impl LeafProp {
@@ -41,6 +45,7 @@ impl LeafProp {
         match self {
             LeafProp::Ndim | LeafProp::Shape => shape.len() as i64,
             LeafProp::Size => shape.iter().product::<usize>() as i64,
+            LeafProp::Selected => 0,
         }
     }
 
@@ -58,6 +63,7 @@ impl LeafProp {
             LeafProp::Ndim => "ndim",
             LeafProp::Size => "size",
             LeafProp::Shape => "shape",
+            LeafProp::Selected => "selects",
         }
     }
 }

@@ -103,6 +103,10 @@ impl Ty {
             (Map(ka, va), Map(kb, vb)) => Map(Box::new(ka.join(kb)?), Box::new(va.join(vb)?)),
             (Fn(_), Fn(_)) => Fn(Option::None),
             (Axes, b) | (b, Axes) if Axes.accepts(b) => Axes,
+            // An axis and a list of axes: both are `axes` (Muon's dimension numbers in a list).
+            (Int, List(t)) | (List(t), Int) if **t == Int => Axes,
+            // A glob, a bool and a mask expression all say which leaves.
+            (Mask, b) | (b, Mask) if Mask.accepts(b) => Mask,
             (Float | Int, Schedule) | (Schedule, Float | Int) => Schedule,
             (Int, IntSchedule) | (IntSchedule, Int) => IntSchedule,
             (Float | Schedule, IntSchedule) | (IntSchedule, Float | Schedule) => Schedule,

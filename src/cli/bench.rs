@@ -197,10 +197,11 @@ fn matrix_products(optimizer: &Optimizer) -> Vec<(usize, usize, usize)> {
             for &l in &ir.groups.leaves[program.group] {
                 let leaf = &ir.layout.leaves[l].shape;
                 let sides = args.iter().map(|a| shapes::of(&ir.graph, *a, leaf)).collect::<Option<Vec<_>>>();
+                // A stack of matrices is that many products.
                 if let Some([a, b]) = sides.as_deref()
-                    && let ([r, k], [_, c]) = (a.as_slice(), b.as_slice())
+                    && let ([batch @ .., r, k], [.., c]) = (a.as_slice(), b.as_slice())
                 {
-                    out.push((*r, *k, *c));
+                    out.extend(std::iter::repeat_n((*r, *k, *c), batch.iter().product()));
                 }
             }
         }

@@ -117,7 +117,7 @@ pub fn run_program(env: &mut Env, values: &Values, state: &Arena, program: &Grou
                 Node::AxisReduce { kind, arg, axes: over } => axis_reduce(&leaf, *kind, &operand(*arg), *over),
                 Node::Matrix { op, args } => {
                     let operands: Vec<Cow<'_, Value>> = args.iter().map(|a| operand(*a)).collect();
-                    matrix(*op, &operands, &leaf)
+                    matrix(op, &operands, &leaf)
                 }
                 _ => operand(node).into_owned(),
             };
@@ -316,46 +316,67 @@ fn axis_reduce(leaf: &[usize], kind: Reduce, arg: &Value, over: Collapsed) -> Va
     Value { shape, data, leafwise: arg.leafwise }
 }
 
-/// A 2-D value's rows, columns and elements (borrowed when it is stored whole).
-fn as_matrix<'v>(v: &'v Value, leaf: &[usize]) -> Option<(usize, usize, Cow<'v, [f32]>)> {
+/// A value's logical shape and elements, row-major (borrowed when it is stored whole).
+fn whole<'v>(v: &'v Value, leaf: &[usize]) -> (Vec<usize>, Cow<'v, [f32]>) {
     let shape = v.logical(leaf);
     let data = if v.shape == shape { Cow::Borrowed(v.data.as_slice()) } else { Cow::Owned(v.expand(&shape)) };
-    match shape.as_slice() {
-        [r, c] => Some((*r, *c, data)),
-        _ => None,
-    }
+    (shape, data)
 }
 
-/// A matrix operation on 2-D values (a leaf-shaped value stands for the leaf's shape).
-fn matrix(op: MatOp, args: &[Cow<'_, Value>], leaf: &[usize]) -> Value {
-    let as_matrix = |v| as_matrix(v, leaf);
-    let nan = Value::scalar(f32::NAN);
-    match (op, args) {
-        (MatOp::MatMul, [a, b]) => {
-            let (Some((r, k, a)), Some((k2, c, b))) = (as_matrix(a), as_matrix(b)) else { return nan };
-            if k != k2 {
-                return nan;
+/// A matrix operation (a leaf-shaped value stands for the leaf's shape); NaN where the shapes
+/// do not fit, which instantiation has refused already.
+fn matrix(op: &MatOp, args: &[Cow<'_, Value>], leaf: &[usize]) -> Value {
+    let args: Vec<(Vec<usize>, Cow<'_, [f32]>)> = args.iter().map(|a| whole(a, leaf)).collect();
+    let shapes: Vec<Vec<usize>> = args.iter().map(|(s, _)| s.clone()).collect();
+    let Some(shape) = op.shape(&shapes) else { return Value::scalar(f32::NAN) };
+    let own = |data: Vec<f32>| Value { shape: shape.clone(), data, leafwise: false };
+    // The number of matrices and each one's sides, for the batched operations.
+    let sides = |s: &[usize]| (s[..s.len() - 2].iter().product::<usize>(), s[s.len() - 2], s[s.len() - 1]);
+    match (op, args.as_slice()) {
+        (MatOp::MatMul, [(sa, a), (sb, b)]) => {
+            let ((batch, r, k), (_, _, c)) = (sides(sa), sides(sb));
+            let mut data = Vec::with_capacity(batch * r * c);
+            for i in 0..batch {
+                // ndarray's product (matrixmultiply's blocked kernels): one order of sums for
+                // every backend, since every backend runs this.
+                let a = ndarray::ArrayView2::from_shape((r, k), &a[i * r * k..(i + 1) * r * k]);
+                let b = ndarray::ArrayView2::from_shape((k, c), &b[i * k * c..(i + 1) * k * c]);
+                let (Ok(a), Ok(b)) = (a, b) else { return Value::scalar(f32::NAN) };
+                data.extend(a.dot(&b).iter());
             }
-            // ndarray's product (matrixmultiply's blocked kernels): one order of sums for
-            // every backend, since every backend runs this.
-            let (Ok(a), Ok(b)) = (ndarray::ArrayView2::from_shape((r, k), &a), ndarray::ArrayView2::from_shape((k, c), &b)) else { return nan };
-            Value { shape: vec![r, c], data: a.dot(&b).into_iter().collect(), leafwise: false }
+            own(data)
         }
-        (MatOp::Transpose, [a]) => {
-            let Some((r, c, a)) = as_matrix(a) else { return nan };
-            let mut data = vec![0.0f32; r * c];
-            for i in 0..r {
-                for j in 0..c {
-                    data[j * r + i] = a[i * c + j];
+        (MatOp::Permute(perm), [(_, a)]) if perm.iter().enumerate().all(|(k, &p)| k == p) => own(a.to_vec()),
+        (MatOp::Permute(perm), [(sa, a)]) if perm.len() >= 2 && perm[perm.len() - 2..] == [perm.len() - 1, perm.len() - 2] && perm[..perm.len() - 2].iter().enumerate().all(|(k, &p)| k == p) => {
+            // Each matrix of a stack transposed (Newton-Schulz's X^T).
+            let (_, r, c) = sides(sa);
+            let mut data = vec![0.0f32; a.len()];
+            for (src, dst) in a.chunks_exact((r * c).max(1)).zip(data.chunks_exact_mut((r * c).max(1))) {
+                for i in 0..r {
+                    for j in 0..c {
+                        dst[j * r + i] = src[i * c + j];
+                    }
                 }
             }
-            Value { shape: vec![c, r], data, leafwise: false }
+            own(data)
         }
-        (MatOp::SpectralNorm, [a]) => {
-            let Some((r, c, a)) = as_matrix(a) else { return nan };
-            Value { shape: vec![1, 1], data: vec![crate::fmath::linalg::spectral_norm(r, c, &a)], leafwise: false }
+        (MatOp::Permute(perm), [(sa, a)]) => {
+            // Walk the result in order; `strides[k]` steps through the operand along result axis k.
+            let mut operand_strides = vec![1; sa.len()];
+            for k in (0..sa.len().saturating_sub(1)).rev() {
+                operand_strides[k] = operand_strides[k + 1] * sa[k + 1];
+            }
+            let strides: Vec<usize> = perm.iter().map(|&k| operand_strides[k]).collect();
+            let mut data = Vec::with_capacity(a.len());
+            each_index(&shape, |at| data.push(a[at.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>()]));
+            own(data)
         }
-        _ => nan,
+        (MatOp::Reshape(_), [(_, a)]) => own(a.to_vec()),
+        (MatOp::SpectralNorm, [(sa, a)]) => {
+            let (batch, r, c) = sides(sa);
+            own((0..batch).map(|i| crate::fmath::linalg::spectral_norm(r, c, &a[i * r * c..(i + 1) * r * c])).collect())
+        }
+        _ => Value::scalar(f32::NAN),
     }
 }
 
@@ -395,11 +416,40 @@ mod tests {
     fn matrix_products_and_transposes() {
         let leaf = [2, 3];
         let x = value(&leaf, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        let xt = matrix(MatOp::Transpose, &[Cow::Borrowed(&x)], &leaf);
+        let xt = matrix(&MatOp::Permute(vec![1, 0]), &[Cow::Borrowed(&x)], &leaf);
         assert_eq!(xt, Value { leafwise: false, ..value(&[3, 2], &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]) });
-        let gram = matrix(MatOp::MatMul, &[Cow::Borrowed(&x), Cow::Owned(xt)], &leaf);
+        let gram = matrix(&MatOp::MatMul, &[Cow::Borrowed(&x), Cow::Owned(xt)], &leaf);
         assert_eq!(gram, Value { leafwise: false, ..value(&[2, 2], &[14.0, 32.0, 32.0, 77.0]) });
         // Inner sizes that differ give NaN (instantiation refuses them first).
-        assert!(matrix(MatOp::MatMul, &[Cow::Borrowed(&x), Cow::Borrowed(&x)], &leaf).data[0].is_nan());
+        assert!(matrix(&MatOp::MatMul, &[Cow::Borrowed(&x), Cow::Borrowed(&x)], &leaf).data[0].is_nan());
+    }
+
+    #[test]
+    fn stacks_of_matrices_are_taken_one_by_one() {
+        // A (2, 1, 3) leaf: two 1 x 3 matrices, and their Gram matrices.
+        let leaf = [2, 1, 3];
+        let x = value(&leaf, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let xt = matrix(&MatOp::Permute(vec![0, 2, 1]), &[Cow::Borrowed(&x)], &leaf);
+        assert_eq!(xt.shape, vec![2, 3, 1]);
+        let gram = matrix(&MatOp::MatMul, &[Cow::Borrowed(&x), Cow::Borrowed(&xt)], &leaf);
+        assert_eq!(gram, Value { leafwise: false, ..value(&[2, 1, 1], &[14.0, 77.0]) });
+        let norms = matrix(&MatOp::SpectralNorm, &[Cow::Borrowed(&x)], &leaf);
+        assert_eq!(norms.shape, vec![2, 1, 1]);
+        assert!((norms.data[1] - 77f32.sqrt()).abs() < 1e-5);
+        // A permutation of three axes, and a reshape that keeps the elements' order.
+        let moved = matrix(&MatOp::Permute(vec![2, 0, 1]), &[Cow::Borrowed(&x)], &leaf);
+        assert_eq!(moved, Value { leafwise: false, ..value(&[3, 2, 1], &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]) });
+        let flat = matrix(&MatOp::Reshape(vec![3, 2]), &[Cow::Borrowed(&x)], &leaf);
+        assert_eq!(flat, Value { leafwise: false, ..value(&[3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]) });
+        // Each matrix of a (2, 3, 4) stack transposed: element (b, j, i) is the operand's (b, i, j).
+        let big = value(&[2, 3, 4], &(0..24).map(|x| x as f32).collect::<Vec<_>>());
+        let t = matrix(&MatOp::Permute(vec![0, 2, 1]), &[Cow::Borrowed(&big)], &[2, 3, 4]);
+        assert_eq!(t.shape, vec![2, 4, 3]);
+        for (b, j, i) in (0..2).flat_map(|b| (0..4).flat_map(move |j| (0..3).map(move |i| (b, j, i)))) {
+            assert_eq!(t.data[b * 12 + j * 3 + i], big.data[b * 12 + i * 4 + j]);
+        }
+        // Batches that differ do not fit.
+        let other = value(&[3, 3, 1], &[0.0; 9]);
+        assert!(matrix(&MatOp::MatMul, &[Cow::Borrowed(&x), Cow::Borrowed(&other)], &leaf).data[0].is_nan());
     }
 }

@@ -113,8 +113,16 @@ pub fn split(program: &Program, layout: &Layout, tx: &Tx) -> Groups {
                 tags[i].push(if inside { mask.label() } else { Mask::Not(Box::new(mask.clone())).label() });
             }
         }
-        Tx::Instance { def, .. } => {
+        Tx::Instance { def, args, .. } => {
             for prop in &program.def(*def).reads_leaf {
+                if *prop == LeafProp::Selected {
+                    let mut masks = Vec::new();
+                    args.iter().for_each(|a| masks_in(a, &mut masks));
+                    for (i, leaf) in layout.leaves.iter().enumerate() {
+                        decisions[i].extend(masks.iter().map(|m| u32::from(m.selects(&leaf.name, &leaf.shape))));
+                    }
+                    continue;
+                }
                 for (i, leaf) in layout.leaves.iter().enumerate() {
                     let mut numbers = vec![prop.of(&leaf.shape) as u64];
                     if *prop == LeafProp::Shape {
@@ -158,6 +166,17 @@ pub fn split(program: &Program, layout: &Layout, tx: &Tx) -> Groups {
         })
         .collect();
     Groups { leaves, of_leaf, labels }
+}
+
+/// The masks a hyperparameter holds, in lists and tuples too (what `selects` may ask of a
+/// leaf; every string may be a glob).
+fn masks_in(v: &crate::check::Value, out: &mut Vec<Mask>) {
+    use crate::check::Value;
+    match v {
+        Value::Mask(_) | Value::Str(_) => out.extend(Mask::from_value(v)),
+        Value::List(items) | Value::Tuple(items) => items.iter().for_each(|v| masks_in(v, out)),
+        _ => {}
+    }
 }
 
 /// Calls `f` on every node of the transform tree, including transforms passed as arguments.

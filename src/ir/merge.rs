@@ -119,7 +119,7 @@ impl<'g, F: Fn(SlotId) -> SlotId> Copy<'g, F> {
             Node::Reduce { kind, arg, groups } => Node::Reduce { kind: *kind, arg: self.node(*arg), groups: groups.clone() },
             Node::LeafReduce { kind, arg } => Node::LeafReduce { kind: *kind, arg: self.node(*arg) },
             Node::AxisReduce { kind, arg, axes } => Node::AxisReduce { kind: *kind, arg: self.node(*arg), axes: *axes },
-            Node::Matrix { op, args } => Node::Matrix { op: *op, args: args.iter().map(|x| self.node(*x)).collect() },
+            Node::Matrix { op, args } => Node::Matrix { op: op.clone(), args: args.iter().map(|x| self.node(*x)).collect() },
             Node::Merge(parts) => Node::Merge(parts.iter().map(|(g, x)| (g.clone(), self.node(*x))).collect()),
             other => other.clone(),
         };

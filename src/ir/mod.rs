@@ -90,33 +90,60 @@ pub enum Node {
     /// broadcast back). Accumulated by a pass of a row program, or computed over a reduced
     /// shape (`interp::tensor`).
     AxisReduce { kind: Reduce, arg: NodeId, axes: u32 },
-    /// A matrix operation on 2-D values of a leaf (`matmul`, `transpose`, `spectral_norm`): a
-    /// per-element value of its own shape. Computed over whole leaves (`interp::tensor`).
+    /// A matrix operation on values of a leaf (`matmul`, `transpose`, `reshape`,
+    /// `spectral_norm`), batched over leading axes as numpy's: a per-element value of its own
+    /// shape. Computed over whole leaves (`interp::tensor`).
     Matrix { op: MatOp, args: Vec<NodeId> },
     /// A value defined piecewise over leaf groups (the output of `masked` and `partition`).
     Merge(Vec<(GroupSet, NodeId)>),
 }
 
-/// An operation on a leaf's values as a matrix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// An operation on a leaf's values as a matrix, or a stack of matrices (the last two axes;
+/// leading axes are a batch, as numpy's `matmul` takes them).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum MatOp {
-    /// `a @ b`: (r × k) by (k × c), each entry summed in order of `k`.
+    /// `a @ b`: (.., r × k) by (.., k × c) with the same batch, each entry summed in order of `k`.
     MatMul,
-    /// Rows become columns.
-    Transpose,
-    /// The largest singular value, as a 1 × 1 matrix.
+    /// Axes permuted: axis `k` of the result is axis `perm[k]` of the operand (numpy's
+    /// `transpose(x, axes)`; `transpose(x)` reverses them).
+    Permute(Vec<usize>),
+    /// The elements in row-major order, as the given shape (numpy's `reshape`).
+    Reshape(Vec<usize>),
+    /// The largest singular value of each matrix, as a 1 × 1 matrix.
     SpectralNorm,
 }
 
 impl MatOp {
     /// Its name in a `.opt` file.
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             MatOp::MatMul => "matmul",
-            MatOp::Transpose => "transpose",
+            MatOp::Permute(_) => "transpose",
+            MatOp::Reshape(_) => "reshape",
             MatOp::SpectralNorm => "spectral_norm",
         }
     }
+
+    /// The shape of its result from its operands' shapes; `None` where they do not fit.
+    pub fn shape(&self, args: &[Vec<usize>]) -> Option<Vec<usize>> {
+        let matrix = |s: &Vec<usize>| s.len() >= 2;
+        match (self, args) {
+            (MatOp::MatMul, [a, b]) if matrix(a) && a.len() == b.len() && a[..a.len() - 2] == b[..b.len() - 2] => {
+                let (n, m) = (a.len(), b.len());
+                (a[n - 1] == b[m - 2]).then(|| [&a[..n - 1], &b[m - 1..]].concat())
+            }
+            (MatOp::Permute(perm), [a]) if is_permutation(perm, a.len()) => Some(perm.iter().map(|&k| a[k]).collect()),
+            (MatOp::Reshape(shape), [a]) if shape.iter().product::<usize>() == a.iter().product::<usize>() => Some(shape.clone()),
+            (MatOp::SpectralNorm, [a]) if matrix(a) => Some([&a[..a.len() - 2], &[1, 1]].concat()),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `perm` lists each of `0..n` once.
+pub fn is_permutation(perm: &[usize], n: usize) -> bool {
+    let mut seen = vec![false; n];
+    perm.len() == n && perm.iter().all(|&k| k < n && !std::mem::replace(&mut seen[k], true))
 }
 
 /// A scalar as hashable bits.

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::plan::{Plan, Target};
-use super::{ConstBits, Graph, Node, NodeId, StepIr, Storage};
+use super::{ConstBits, Graph, MatOp, Node, NodeId, StepIr, Storage};
 
 /// One node as `%id = op args : level kind`.
 pub fn node_text(graph: &Graph, id: NodeId) -> String {
@@ -32,7 +32,11 @@ pub fn node_text(graph: &Graph, id: NodeId) -> String {
         }
         Node::Matrix { op, args } => {
             let args: Vec<String> = args.iter().map(|a| format!("%{a}")).collect();
-            format!("{} {}", op.name(), args.join(", "))
+            let axes = match op {
+                MatOp::Permute(v) | MatOp::Reshape(v) => format!(" {v:?}"),
+                _ => String::new(),
+            };
+            format!("{}{axes} {}", op.name(), args.join(", "))
         }
         Node::Merge(parts) => {
             let parts: Vec<String> = parts.iter().map(|(g, n)| format!("{g}: %{n}")).collect();

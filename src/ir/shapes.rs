@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::{Graph, Level, MatOp, Node, NodeId};
+use super::{Graph, Level, Node, NodeId};
 
 /// The shape `a` and `b` broadcast to, numpy's rule (`None` if they do not).
 pub fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
@@ -63,13 +63,7 @@ impl Shapes<'_> {
                 Node::Matrix { op, args } => {
                     let shapes: Option<Vec<Shape>> = args.iter().map(|a| self.of(*a)).collect();
                     let shapes: Vec<Vec<usize>> = shapes?.into_iter().map(|s| s.shape).collect();
-                    let own = |shape| Some(Shape { shape, leafwise: false });
-                    match (op, shapes.as_slice()) {
-                        (MatOp::MatMul, [a, b]) if a.len() == 2 && b.len() == 2 && a[1] == b[0] => own(vec![a[0], b[1]]),
-                        (MatOp::Transpose, [a]) if a.len() == 2 => own(vec![a[1], a[0]]),
-                        (MatOp::SpectralNorm, [a]) if a.len() == 2 => own(vec![1, 1]),
-                        _ => None,
-                    }
+                    op.shape(&shapes).map(|shape| Shape { shape, leafwise: false })
                 }
                 // The leaf's own values, and state (which broadcasts to it).
                 _ => Some(leafwise(self.leaf.to_vec())),

@@ -92,8 +92,9 @@ pub(crate) struct Inst<'p> {
     pub span: Option<Span>,
     /// The user's call around the transform being instantiated (`Tx::Instance::call`).
     pub call: Option<Span>,
-    /// Whether an `assert` of the transform being instantiated failed: what its body does
-    /// after it (on leaves it was not meant for) is not reported, as Optax raises there.
+    /// Whether an `assert` of the part of a transform being instantiated failed, or a shape
+    /// did not fit: what its body does after it (on leaves it was not meant for, with a value
+    /// that stands in for the one that failed) is not reported, as Optax raises there.
     pub asserted: bool,
     /// Whether a body has made a matrix operation: then the shapes of what each part of a
     /// transform gives (updates, state) are checked against its leaves.
@@ -238,14 +239,19 @@ impl<'p> Inst<'p> {
     }
 
     pub fn error(&mut self, d: Diagnostic) {
-        if self.asserted && d.code != "failed-assert" {
+        if self.asserted {
             return;
         }
+        self.asserted = matches!(d.code, "failed-assert" | "bad-shape" | "bad-axis");
         let d = match (&d.primary, self.span) {
             (None, Some(span)) => d.with_primary(span, "in this transform"),
             _ => d,
         };
-        self.errors.push(d);
+        // Two transforms of one call may fail one `assert` of a helper they share (Muon's
+        // dimension numbers, read by `scale_by_muon` and `scale_by_shape`): say it once.
+        if !self.errors.contains(&d) {
+            self.errors.push(d);
+        }
     }
 
     /// Reports leaves that no partition arm takes (an error, as in Optax), and globs of masks
@@ -518,6 +524,7 @@ impl<'p> Inst<'p> {
         let mut assigned: Vec<HashMap<SlotId, NodeId>> = Vec::new();
         for part in &parts {
             self.state = before.clone();
+            self.asserted = false;
             let mut frame = body::Frame::new(Which::Step, part.clone(), &params);
             frame.owned_by(&d.name);
             for (name, ids, is_list) in &state_bindings {

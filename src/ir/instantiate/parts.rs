@@ -53,7 +53,11 @@ impl Inst<'_> {
         if !reads.is_empty() && !ctx.flat {
             for g in ctx.domain.iter() {
                 let Some(&leaf) = self.groups.leaves[g].first() else { continue };
-                let key: Vec<Value> = reads.iter().map(|p| p.value(&self.layout.leaves[leaf].shape)).collect();
+                // (Groups differ in what the masks `selects` reads decide, or in something else.)
+                let key: Vec<Value> = reads
+                    .iter()
+                    .map(|p| if *p == LeafProp::Selected { Value::Int(g as i64) } else { p.value(&self.layout.leaves[leaf].shape) })
+                    .collect();
                 match parts.iter_mut().find(|(k, _)| *k == key) {
                     Some((_, gs)) => gs.insert(g),
                     None => parts.push((key, std::iter::once(g).collect())),

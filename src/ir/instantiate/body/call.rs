@@ -165,12 +165,30 @@ impl Frame {
 
     fn builtin(&mut self, inst: &mut Inst, name: &str, args: Vec<IVal>) -> IVal {
         let which = self.which;
+        if name == "selects" {
+            return self.selects(inst, &args);
+        }
         // Exact at compile time.
         if args.iter().all(|a| matches!(a, IVal::Const(v) if !matches!(v, Value::Injected { .. }))) {
             let values: Vec<Value> =
                 args.iter().filter_map(|a| if let IVal::Const(v) = a { Some(v.clone()) } else { None }).collect();
             if let Some(Ok(v)) = builtins::eval(name, &values) {
                 return IVal::Const(v);
+            }
+        }
+        // `transpose(x, axes)` and `reshape(x, shape)`: the second is a compile-time list.
+        let mut args = args;
+        let mut listed = None;
+        if matches!(name, "transpose" | "reshape") && args.len() == 2 {
+            let ints = |items: &[Value]| items.iter().map(|v| if let Value::Int(a) = v { Some(*a) } else { None }).collect::<Option<Vec<i64>>>();
+            listed = match args.pop() {
+                Some(IVal::Const(Value::List(items) | Value::Tuple(items))) => ints(&items),
+                Some(IVal::Const(Value::Int(a))) => Some(vec![a]),
+                _ => None,
+            };
+            if listed.is_none() {
+                inst.error(Diagnostic::bug(format!("`{name}` given no compile-time list of ints")));
+                return IVal::Const(Value::Float(0.0));
             }
         }
         let mut nodes = Vec::new();
@@ -236,9 +254,7 @@ impl Frame {
                 let p = inst.op(which, Op::Mul, &[a[0], a[1]]);
                 self.reduce(inst, name == "dot", Reduce::Sum, p)
             }
-            ("matmul", 2) => self.matrix(inst, MatOp::MatMul, &nodes),
-            ("transpose", 1) => self.matrix(inst, MatOp::Transpose, &nodes),
-            ("spectral_norm", 1) => self.matrix(inst, MatOp::SpectralNorm, &nodes),
+            ("matmul" | "transpose" | "reshape" | "spectral_norm", _) => self.matrix(inst, name, &nodes, listed),
             ("numel", _) => IVal::Const(Value::Int(self.numel(inst) as i64)),
             ("leaf_numel", _) => self.leaf_numel(inst),
             ("mean" | "leaf_mean", _) => {
@@ -283,7 +299,12 @@ impl Frame {
     /// `sum(x, axis=a)` and friends on this part's leaves (which share one shape).
     fn axis_reduce(&mut self, inst: &mut Inst, name: &str, x: IVal, axis: IVal) -> IVal {
         let which = self.which;
-        let shape = inst.part_shape(&self.ctx);
+        let leaf = inst.part_shape(&self.ctx);
+        let Some(arg) = inst.node_for(x, which) else { return IVal::Const(Value::Float(0.0)) };
+        let arg = inst.f32_node(IVal::Node(arg), which);
+        // The axes are the value's: the leaf's, or a matrix operation's own.
+        let own = if inst.graph(which).level(arg) == Level::Element { shapes::of(inst.graph(which), arg, &leaf) } else { None };
+        let shape = own.unwrap_or_else(|| leaf.clone());
         let ndim = shape.len() as i64;
         let listed = match axis {
             IVal::Const(Value::Int(a)) => vec![a],
@@ -296,7 +317,11 @@ impl Frame {
             if !(0..ndim).contains(&k) {
                 // (`error` points at the transform.)
                 inst.error(
-                    Diagnostic::error("bad-axis", format!("axis {a} is out of range for a leaf of shape {}", shapes::show(&shape)))
+                    Diagnostic::error("bad-axis", if shape == leaf {
+                        format!("axis {a} is out of range for a leaf of shape {}", shapes::show(&shape))
+                    } else {
+                        format!("axis {a} is out of range for a value of shape {} (on a leaf of shape {})", shapes::show(&shape), shapes::show(&leaf))
+                    })
                         .with_help("a leaf of `ndim` dimensions has axes 0 to ndim - 1 (or -ndim to -1); test `ndim` first"),
                 );
                 return IVal::Const(Value::Float(0.0));
@@ -309,8 +334,6 @@ impl Frame {
             _ => Reduce::Sum,
         };
         let count: usize = (0..shape.len()).filter(|k| axes & (1 << k) != 0).map(|k| shape[k]).product();
-        let Some(arg) = inst.node_for(x, which) else { return IVal::Const(Value::Float(0.0)) };
-        let arg = inst.f32_node(IVal::Node(arg), which);
         let sum = if inst.graph(which).level(arg) != Level::Element || axes == 0 {
             // Every element of the line has the value: a sum is `count` of it.
             match kind {
@@ -323,28 +346,75 @@ impl Frame {
         if name == "mean" { inst.binary(ast::BinaryOp::Div, sum, IVal::Const(Value::Int(count as i64)), which) } else { sum }
     }
 
-    /// `matmul(a, b)`, `transpose(a)`, `spectral_norm(a)` on this part's leaves (which share
-    /// one shape): the operands must be matrices that fit.
-    fn matrix(&mut self, inst: &mut Inst, op: MatOp, args: &[u32]) -> IVal {
+    /// `matmul(a, b)`, `transpose(a)`, `transpose(a, axes)`, `reshape(a, shape)`,
+    /// `spectral_norm(a)` on this part's leaves (which share one shape): the operands must be
+    /// matrices, or stacks of them, that fit. `listed` holds the axes or the shape.
+    fn matrix(&mut self, inst: &mut Inst, name: &str, args: &[u32], listed: Option<Vec<i64>>) -> IVal {
         let which = self.which;
         let args: Vec<u32> = args.iter().map(|a| inst.f32_node(IVal::Node(*a), which)).collect();
         let leaf = inst.part_shape(&self.ctx);
         let shapes: Vec<Option<Vec<usize>>> = args.iter().map(|a| shapes::of(inst.graph(which), *a, &leaf)).collect();
-        let fits = match (op, shapes.as_slice()) {
-            (MatOp::MatMul, [Some(a), Some(b)]) => a.len() == 2 && b.len() == 2 && a[1] == b[0],
-            (_, [Some(a)]) => a.len() == 2,
-            _ => false,
+        let ndim = shapes.first().and_then(|s| s.as_ref()).map_or(0, Vec::len);
+        let size: usize = shapes.first().and_then(|s| s.as_ref()).map_or(0, |s| s.iter().product());
+        let given = listed.as_ref().map(|l| format!("{l:?}"));
+        let op = match (name, listed) {
+            ("matmul", _) => Some(MatOp::MatMul),
+            ("spectral_norm", _) => Some(MatOp::SpectralNorm),
+            ("transpose", None) => Some(MatOp::Permute((0..ndim).rev().collect())),
+            // Axes count from the end when negative, as numpy's.
+            ("transpose", Some(axes)) => axes
+                .iter()
+                .map(|&a| usize::try_from(if a < 0 { a + ndim as i64 } else { a }).ok())
+                .collect::<Option<Vec<usize>>>()
+                .map(MatOp::Permute),
+            // One size may be -1: what the others leave, as numpy's.
+            (_, Some(sizes)) => {
+                let known: usize = sizes.iter().filter(|&&n| n >= 0).map(|&n| n as usize).product();
+                let inferred = size.checked_div(known).unwrap_or(0);
+                let unknown = sizes.iter().filter(|&&n| n < 0).count();
+                (sizes.iter().all(|&n| n >= -1) && unknown <= 1)
+                    .then(|| MatOp::Reshape(sizes.iter().map(|&n| if n < 0 { inferred } else { n as usize }).collect()))
+            }
+            _ => None,
         };
-        if !fits {
+        let fits = shapes.iter().all(Option::is_some) && op.as_ref().is_some_and(|op| {
+            op.shape(&shapes.iter().flatten().cloned().collect::<Vec<_>>()).is_some()
+        });
+        let Some(op) = op.filter(|_| fits) else {
             let shown: Vec<String> = shapes.iter().map(|s| s.as_deref().map_or("(shapes that do not broadcast)".into(), shapes::show)).collect();
+            let what = match given {
+                Some(given) => format!("`{name}` of {} to {given}", shown.join(" and ")),
+                None => format!("`{name}` of {}", shown.join(" and ")),
+            };
             inst.error(
-                Diagnostic::error("bad-shape", format!("`{}` of {} on a leaf of shape {}", op.name(), shown.join(" and "), shapes::show(&leaf)))
-                    .with_help("`matmul` takes (r x k) and (k x c), `transpose` and `spectral_norm` one 2-D value; test `ndim` first, or mask the transform to matrices"),
+                Diagnostic::error("bad-shape", format!("{what} on a leaf of shape {}", shapes::show(&leaf)))
+                    .with_help(match name {
+                        "transpose" => "`transpose(x, axes)` takes each of x's axes once (a negative one counts from the end)",
+                        "reshape" => "`reshape(x, shape)` keeps x's number of elements (one size may be -1: what the others leave)",
+                        _ => "`matmul` takes (r x k) and (k x c), or stacks of them with the same leading axes, `spectral_norm` a matrix or a stack; test `ndim` first, or mask the transform to matrices",
+                    }),
             );
             return IVal::Const(Value::Float(0.0));
-        }
+        };
         inst.uses_matrices = true;
         IVal::Node(inst.graph(which).add(Node::Matrix { op, args }, Level::Element, Kind::F32))
+    }
+
+    /// `selects(m)`: whether mask `m` selects this part's leaves. Their groups are cut by every
+    /// mask the transform's hyperparameters hold (`groups::split`) and a body that asks is
+    /// instantiated per group, so all of them get the same answer (under `flatten`, whether it
+    /// selects every leaf).
+    fn selects(&self, inst: &mut Inst, args: &[IVal]) -> IVal {
+        let mask = match args {
+            [IVal::Const(v)] => crate::check::program::Mask::from_value(v),
+            _ => None,
+        };
+        let Some(mask) = mask else {
+            inst.error(Diagnostic::bug("`selects` given no mask"));
+            return IVal::Const(Value::Bool(false));
+        };
+        let mut leaves = self.ctx.domain.iter().flat_map(|g| &inst.groups.leaves[g]).map(|&l| &inst.layout.leaves[l]);
+        IVal::Const(Value::Bool(leaves.all(|leaf| mask.selects(&leaf.name, &leaf.shape))))
     }
 
     fn numel(&self, inst: &Inst) -> usize {
