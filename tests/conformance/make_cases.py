@@ -97,6 +97,33 @@ BF16_CASES = {
 }
 
 
+# Muon on leaves of more than two axes (`weight_dimension_numbers`): each a batch of matrices.
+# name -> (DSL pipeline, Optax expression, the leaves' shapes)
+MDN = "optax.contrib.MuonDimensionNumbers"
+MUON_CASES = {
+    "muon_conv_kernels": (
+        "muon(learning_rate=0.01, muon_weight_dimension_numbers=[(ndim == 4, MuonDimensionNumbers([0, 1, 2], 3)), (ndim == 2, MuonDimensionNumbers())])",
+        f'optax.contrib.muon(learning_rate=0.01, muon_weight_dimension_numbers={{"conv.kernel": {MDN}((0, 1, 2), 3), "dense.bias": None, "dense.kernel": {MDN}()}})',
+        {"conv.kernel": (3, 3, 2, 4), "dense.bias": (5,), "dense.kernel": (4, 5)}),
+    "muon_stacked_layers": (
+        'muon(learning_rate=0.01, adaptive=True, consistent_rms=0.2, muon_weight_dimension_numbers=[("*.w", MuonDimensionNumbers(1, 2))])',
+        f'optax.contrib.muon(learning_rate=0.01, adaptive=True, consistent_rms=0.2, muon_weight_dimension_numbers={{"layers.b": None, "layers.w": {MDN}(1, 2)}})',
+        {"layers.b": (3, 6), "layers.w": (3, 4, 6)}),
+    "scale_by_muon_output_first": (
+        'chain(scale_by_muon(preconditioning="aol", nesterov=False, weight_dimension_numbers=MuonDimensionNumbers([1, 2, 3], 0)), scale(-0.01))',
+        f'optax.chain(optax.contrib.scale_by_muon(preconditioning="aol", nesterov=False, weight_dimension_numbers=lambda p: jax.tree.map(lambda x: {MDN}((1, 2, 3), 0), p)), optax.scale(-0.01))',
+        {"conv.weight": (6, 2, 3, 3)}),
+    "scale_by_muon_spectral_batch": (
+        'chain(scale_by_muon(preconditioning="spectral", ns_steps=3, weight_dimension_numbers=MuonDimensionNumbers(-2, -1)), scale_by_shape(weight_dimension_numbers=MuonDimensionNumbers(-2, -1)), scale(-0.01))',
+        f'optax.chain(optax.contrib.scale_by_muon(preconditioning="spectral", ns_steps=3, weight_dimension_numbers=lambda p: jax.tree.map(lambda x: {MDN}(-2, -1), p)), optax.contrib._muon.scale_by_shape(weight_dimension_numbers=lambda p: jax.tree.map(lambda x: {MDN}(-2, -1), p)), optax.scale(-0.01))',
+        {"heads": (2, 5, 4)}),
+    "scale_by_muon_schatten_heads": (
+        'chain(scale_by_muon(preconditioning="schatten", weight_dimension_numbers=MuonDimensionNumbers(0, [1, 2])), scale(-0.01))',
+        f'optax.chain(optax.contrib.scale_by_muon(preconditioning="schatten", weight_dimension_numbers=lambda p: jax.tree.map(lambda x: {MDN}(0, (1, 2)), p)), optax.scale(-0.01))',
+        {"attention.query": (8, 2, 3)}),
+}
+
+
 def number(x):
     """A float32 as JSON: a decimal that parses back to it exactly, or a string if not finite."""
     x = float(np.float32(x))
@@ -122,7 +149,7 @@ def tolerance(expected, spread=0.0):
 
 def run(expression, params, grads):
     """The params after every step of the Optax transformation `expression`."""
-    tx = eval(expression, {"optax": optax, "jnp": jnp})
+    tx = eval(expression, {"optax": optax, "jnp": jnp, "jax": jax})
     state = tx.init(params)
     p = params
     out = []
@@ -133,11 +160,11 @@ def run(expression, params, grads):
     return out
 
 
-def make(name, pipeline, expression, n_steps, injections, rng, other=None):
-    params = {k: jnp.asarray(rng.normal(size=s), jnp.float32) for k, s in SHAPES.items()}
+def make(name, pipeline, expression, n_steps, injections, rng, other=None, shapes=SHAPES):
+    params = {k: jnp.asarray(rng.normal(size=s), jnp.float32) for k, s in shapes.items()}
     grads = []
     for t in range(n_steps):
-        g = {k: np.asarray(rng.normal(scale=0.1, size=s), np.float32) for k, s in SHAPES.items()}
+        g = {k: np.asarray(rng.normal(scale=0.1, size=s), np.float32) for k, s in shapes.items()}
         for step, leaf, index, value in injections:
             if step == t:
                 g[leaf].reshape(-1)[index] = value
@@ -153,7 +180,7 @@ def make(name, pipeline, expression, n_steps, injections, rng, other=None):
         "pipeline": pipeline,
         "optax": expression,
         "needs_value": False,
-        "params": {k: {"shape": list(SHAPES[k]), "data": leaves(params)[k]} for k in sorted(SHAPES)},
+        "params": {k: {"shape": list(shapes[k]), "data": leaves(params)[k]} for k in sorted(shapes)},
         "steps": [{"grads": leaves(g)} for g in grads],
         "expected": expected,
         "tolerance": tolerance(expected, spread),
@@ -170,4 +197,7 @@ if __name__ == "__main__":
         print(name)
     for name, (pipeline, expression, other) in sorted(BF16_CASES.items()):
         make(name, pipeline, expression, 20, [], np.random.default_rng(zlib.crc32(name.encode())), other)
+        print(name)
+    for name, (pipeline, expression, shapes) in sorted(MUON_CASES.items()):
+        make(name, pipeline, expression, 6, [], np.random.default_rng(zlib.crc32(name.encode())), shapes=shapes)
         print(name)

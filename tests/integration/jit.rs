@@ -966,6 +966,9 @@ fn transforms_reducing_over_axes_agree_on_awkward_layouts() {
         "muon(learning_rate=0.01, ns_coeffs=\"dion\", preconditioning=\"aol\", adaptive=True, weight_decay=0.01)",
         "muon(learning_rate=0.01, ns_steps=2, preconditioning=\"schatten\", consistent_rms=0.2, mu_dtype=\"bfloat16\")",
         "muon(learning_rate=0.01, ns_steps=3, preconditioning=\"spectral\", nesterov=False)",
+        // Leaves of more axes as batches of matrices: every axis order, empty and 1-wide sides.
+        "muon(learning_rate=0.01, muon_weight_dimension_numbers=[(ndim == 3, MuonDimensionNumbers(2, 0)), (ndim == 5, MuonDimensionNumbers([0, -1], [1, 3])), (ndim == 2, MuonDimensionNumbers())])",
+        "muon(learning_rate=0.01, preconditioning=\"aol\", adaptive=True, muon_weight_dimension_numbers=[(\"cube\", MuonDimensionNumbers(1, 2)), (ndim == 5 and not \"cube\", MuonDimensionNumbers([2, 3], 4))])",
     ] {
         let text = format!("{pipeline}\n");
         let layout = layout.clone();
