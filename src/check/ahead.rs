@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use super::eval::Evaluator;
+use crate::diagnostic::Diagnostic;
 use super::program::{DefAst, DefId, DefKind, LeafProp, Value};
 use super::types::Ty;
 use crate::syntax::ast;
@@ -84,11 +85,19 @@ impl Evaluator<'_, '_> {
         self.ahead = was_ahead;
         self.ahead_injected = outer_injected;
         self.scopes = saved;
-        // A failed `assert` stops the body, as Python's would, and so does a hyperparameter
-        // needed at compile time but injected: what the body reports after it follows from the
-        // same mistake.
-        if let Some(i) = self.errors[first_error..].iter().position(|d| matches!(d.code, "failed-assert" | "not-constant")) {
+        // A failed `assert` stops the body, as Python's would, and so do a hyperparameter
+        // needed at compile time but injected and a value of the wrong form (looping over a
+        // string, indexing None): what the body reports after it follows from the same mistake.
+        let stops = |d: &Diagnostic| matches!(d.code, "failed-assert" | "not-constant" | "type-mismatch" | "bad-index");
+        if let Some(i) = self.errors[first_error..].iter().position(stops) {
             self.errors.truncate(first_error + i + 1);
+        }
+        // A helper that two transforms of one call run (Muon's dimension numbers, read by
+        // `scale_by_muon` and `scale_by_shape`) fails the same way for both: say it once.
+        for d in self.errors.split_off(first_error) {
+            if !self.errors.contains(&d) {
+                self.errors.push(d);
+            }
         }
         lists
     }

@@ -451,7 +451,8 @@ impl<'a, 'g> Evaluator<'a, 'g> {
                     continue;
                 }
             };
-            out.push(PartitionArm { mask: (!is_wild).then_some(mask), tx, span: arm.span });
+            // (An arm the standard library writes is reported at the user's call that made it.)
+            out.push(PartitionArm { mask: (!is_wild).then_some(mask), tx, span: self.user_span(arm.span) });
         }
         if out.is_empty() && arms.is_empty() {
             self.err(
