@@ -260,7 +260,7 @@ impl CompiledStep {
         // each chunk owns its own run of partial rows, and where reduced streams are written
         // (accumulated) each chunk's span of reduced memory is disjoint from the others'
         // (`chunk_starts`), so no two threads touch memory another one writes.
-        unsafe { pool::run_chunks(&launch, &chunks) };
+        unsafe { pool::run_chunks(&launch, &chunks, pass + 1 < self.passes.len()) };
         Ok(())
     }
 }
