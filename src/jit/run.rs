@@ -239,7 +239,8 @@ impl CompiledStep {
             unsafe { launch.run(tasks, base) };
             return Ok(());
         }
-        let starts = match chunk_starts(tasks.len(), threads, accumulates.then_some(shared.as_slice())) {
+        // Several chunks per thread, claimed as threads come free.
+        let starts = match chunk_starts(tasks.len(), threads * CHUNKS_PER_THREAD, accumulates.then_some(shared.as_slice())) {
             Some(starts) => starts,
             None => {
                 // SAFETY: as for one thread above.
@@ -260,10 +261,14 @@ impl CompiledStep {
         // each chunk owns its own run of partial rows, and where reduced streams are written
         // (accumulated) each chunk's span of reduced memory is disjoint from the others'
         // (`chunk_starts`), so no two threads touch memory another one writes.
-        unsafe { pool::run_chunks(&launch, &chunks, pass + 1 < self.passes.len()) };
+        unsafe { pool::run_chunks(&launch, &chunks, threads, pass + 1 < self.passes.len()) };
         Ok(())
     }
 }
+
+/// The chunks a pass is cut into for each of its threads: a thread that other work slows down
+/// (another process, a virtual machine's neighbour) takes fewer, instead of holding the pass.
+const CHUNKS_PER_THREAD: usize = 4;
 
 /// Where each of up to `threads` chunks of `n` tasks starts: even runs of tasks, or, where tasks
 /// accumulate into reduced memory (`shared`: the span of it each task writes, empty as
