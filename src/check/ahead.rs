@@ -10,9 +10,9 @@
 use std::collections::HashMap;
 
 use super::eval::Evaluator;
-use crate::diagnostic::Diagnostic;
 use super::program::{DefAst, DefId, DefKind, LeafProp, Value};
 use super::types::Ty;
+use crate::diagnostic::Diagnostic;
 use crate::syntax::ast;
 
 impl Evaluator<'_, '_> {

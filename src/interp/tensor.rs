@@ -346,8 +346,8 @@ fn matrix(op: &MatOp, args: &[Cow<'_, Value>], leaf: &[usize]) -> Value {
             }
             own(data)
         }
-        (MatOp::Permute(perm), [(_, a)]) if perm.iter().enumerate().all(|(k, &p)| k == p) => own(a.to_vec()),
-        (MatOp::Permute(perm), [(sa, a)]) if perm.len() >= 2 && perm[perm.len() - 2..] == [perm.len() - 1, perm.len() - 2] && perm[..perm.len() - 2].iter().enumerate().all(|(k, &p)| k == p) => {
+        (MatOp::Permute(perm), [(_, a)]) if keeps(perm) => own(a.to_vec()),
+        (MatOp::Permute(perm), [(sa, a)]) if swaps_last_two(perm) => {
             // Each matrix of a stack transposed (Newton-Schulz's X^T).
             let (_, r, c) = sides(sa);
             let mut data = vec![0.0f32; a.len()];
@@ -378,6 +378,17 @@ fn matrix(op: &MatOp, args: &[Cow<'_, Value>], leaf: &[usize]) -> Value {
         }
         _ => Value::scalar(f32::NAN),
     }
+}
+
+/// Whether `perm` leaves every axis where it is.
+fn keeps(perm: &[usize]) -> bool {
+    perm.iter().enumerate().all(|(k, &p)| k == p)
+}
+
+/// Whether `perm` swaps the last two axes and keeps the others: each matrix of a stack transposed.
+fn swaps_last_two(perm: &[usize]) -> bool {
+    let n = perm.len();
+    n >= 2 && perm[n - 2..] == [n - 1, n - 2] && keeps(&perm[..n - 2])
 }
 
 #[cfg(test)]

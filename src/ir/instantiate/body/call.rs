@@ -187,7 +187,9 @@ impl Frame {
                 _ => None,
             };
             if listed.is_none() {
-                inst.error(Diagnostic::bug(format!("`{name}` given no compile-time list of ints")));
+                // (A value of a hyperparameter of type `any` that the checker could not see.)
+                let what = if name == "transpose" { "axes" } else { "shape" };
+                inst.error(Diagnostic::error("type-mismatch", format!("`{name}`'s {what} is not a list of ints")));
                 return IVal::Const(Value::Float(0.0));
             }
         }
@@ -368,7 +370,7 @@ impl Frame {
                 .collect::<Option<Vec<usize>>>()
                 .map(MatOp::Permute),
             // One size may be -1: what the others leave, as numpy's.
-            (_, Some(sizes)) => {
+            ("reshape", Some(sizes)) => {
                 let known: usize = sizes.iter().filter(|&&n| n >= 0).map(|&n| n as usize).product();
                 let inferred = size.checked_div(known).unwrap_or(0);
                 let unknown = sizes.iter().filter(|&&n| n < 0).count();
