@@ -110,3 +110,42 @@ def test_misuses_get_clear_errors():
         adamw.init(half)
     with pytest.raises(optc.CompileError):
         optc.optax.transform("adam(learning_rate=-)")
+
+
+class ConvNet(nnx.Module):
+    def __init__(self, rngs):
+        self.conv = nnx.Conv(1, 4, kernel_size=(3, 3), rngs=rngs)
+        self.dense = nnx.Linear(4 * 8 * 8, 3, rngs=rngs)
+
+    def __call__(self, x):
+        return self.dense(nnx.relu(self.conv(x)).reshape(x.shape[0], -1))
+
+
+def test_muon_orthogonalizes_a_flax_convolution_kernel_as_optax_does():
+    # Flax keeps a kernel as (kh, kw, in, out): the output axis last. Optax's `muon` gets the
+    # same dimension numbers (a function of the leaves, which `muon` also calls on its masked
+    # updates, hence `getattr`); both under nnx.jit, in float32: the largest difference
+    # measured after 5 steps is 6e-8 on these O(0.1) weights.
+    dims = optax.contrib.MuonDimensionNumbers
+
+    def trained(tx):
+        model = ConvNet(nnx.Rngs(0))
+        opt = nnx.Optimizer(model, tx, wrt=nnx.Param)
+        x, y = jax.random.normal(jax.random.key(1), (16, 8, 8, 1)), jax.random.normal(jax.random.key(2), (16, 3))
+
+        @nnx.jit
+        def step(model, opt):
+            loss, grads = nnx.value_and_grad(lambda m: ((m(x) - y) ** 2).mean())(model)
+            opt.update(model, grads)
+            return loss
+
+        return [float(step(model, opt)) for _ in range(5)], model
+
+    ours, mine = trained(optc.optax.transform(
+        "muon(learning_rate=0.02, muon_weight_dimension_numbers=[(ndim == 4, MuonDimensionNumbers([0, 1, 2], 3)), (ndim == 2, MuonDimensionNumbers())])"))
+    rank = lambda x: getattr(x, "ndim", 0)
+    by_rank = lambda p: jax.tree.map(lambda x: dims((0, 1, 2), 3) if rank(x) == 4 else dims() if rank(x) == 2 else None, p)
+    theirs, reference = trained(optax.contrib.muon(learning_rate=0.02, muon_weight_dimension_numbers=by_rank))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+    for a, b in [(mine.conv.kernel, reference.conv.kernel), (mine.dense.kernel, reference.dense.kernel), (mine.conv.bias, reference.conv.bias)]:
+        np.testing.assert_allclose(np.asarray(a.get_value()), np.asarray(b.get_value()), rtol=1e-5, atol=1e-6)
