@@ -76,6 +76,28 @@ pub fn pipeline_key(ir: &StepIr) -> String {
     slots.join(" ")
 }
 
+/// The entries of a key made by [`pipeline_key`], one per slot: `name:level:kind`, then
+/// `:storage` where it is not float32. A slot's name may hold spaces (`partition[ndim ==
+/// 2].scale_by_muon.mu`) but no colon, and the fields after it neither, so an entry ends at the
+/// first space after a colon.
+fn key_entries(key: &str) -> Vec<&str> {
+    let (mut out, mut start, mut named) = (Vec::new(), 0, false);
+    for (i, c) in key.char_indices() {
+        match c {
+            ':' => named = true,
+            ' ' if named => {
+                out.push(&key[start..i]);
+                (start, named) = (i + 1, false);
+            }
+            _ => {}
+        }
+    }
+    if !key.is_empty() {
+        out.push(&key[start..]);
+    }
+    out
+}
+
 /// A slot of the key `saved` that has the storage type `saved_as`, where the same slot of
 /// `ir` has `now`, if the keys differ only in that way.
 fn storage_mismatch(ir: &StepIr, saved: &str) -> Option<(String, Storage, Storage)> {
@@ -85,8 +107,8 @@ fn storage_mismatch(ir: &StepIr, saved: &str) -> Option<(String, Storage, Storag
             None => (entry.to_string(), Storage::F32),
         }
     };
-    let saved: Vec<(String, Storage)> = saved.split(' ').map(split).collect();
-    let now: Vec<(String, Storage)> = pipeline_key(ir).split(' ').map(split).collect();
+    let saved: Vec<(String, Storage)> = key_entries(saved).into_iter().map(split).collect();
+    let now: Vec<(String, Storage)> = key_entries(&pipeline_key(ir)).into_iter().map(split).collect();
     if saved.len() != now.len() || saved.iter().zip(&now).any(|(a, b)| a.0 != b.0) {
         return None;
     }
@@ -118,7 +140,7 @@ pub fn belongs(ir: &StepIr, now: &str, pipeline: &str, slots: &str, layout: &str
     if slots != key {
         // The same call with other definitions behind it (another optc, standard library or
         // `transform`): the state each keeps tells them apart.
-        let names = |key: &str| key.split(' ').map(|e| e.split(':').next().unwrap_or(e)).collect::<Vec<_>>().join(", ");
+        let names = |key: &str| key_entries(key).iter().map(|e| e.split(':').next().unwrap_or(e)).collect::<Vec<_>>().join(", ");
         let keeping = |key: &str| format!("{pipeline}, whose definitions keep [{}]", names(key));
         return Err(LoadError::Pipeline { saved: keeping(slots), now: keeping(&key) });
     }
@@ -262,4 +284,19 @@ pub fn load(path: &Path, ir: &StepIr, pipeline: &str) -> Result<(State, u64), Lo
         }
     }
     Ok((state, step))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_entries_keep_names_with_spaces_whole() {
+        let key = "partition[ndim == 2].scale_by_muon.mu:per-element:F32:bfloat16 partition[_].count:uniform:I32 lr:uniform:F32";
+        assert_eq!(
+            key_entries(key),
+            vec!["partition[ndim == 2].scale_by_muon.mu:per-element:F32:bfloat16", "partition[_].count:uniform:I32", "lr:uniform:F32"]
+        );
+        assert!(key_entries("").is_empty());
+    }
 }

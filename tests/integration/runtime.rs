@@ -405,6 +405,15 @@ fn a_state_of_another_storage_type_is_refused_naming_the_slot_and_both_types() {
     optimizer(&redefined.replace("tensor", "tensor[bfloat16]"), "a:3", &[0.0; 3]).save(&same_text).expect("save");
     let err = optimizer(redefined, "a:3", &[0.0; 3]).load(&same_text).expect_err("another storage type");
     assert!(matches!(err, LoadError::Storage { .. }), "{err}");
+    // A slot whose name holds spaces (a partition arm's mask) is named whole.
+    let arm = |dtype: &str| format!("{KEEP}partition {{ ndim == 1 => keep(dtype=\"{dtype}\"), _ => sgd(0.1) }}");
+    let in_arm = temp("bfloat16-in-an-arm.optc");
+    optimizer(&arm("bfloat16"), "a:3,w:2x2", &[0.0; 7]).save(&in_arm).expect("save");
+    let mut opt = optimizer(&arm("float32"), "a:3,w:2x2", &[0.0; 7]);
+    let slot = opt.ir.slots.iter().find(|s| s.level == optc::ir::Level::Element).map(|s| s.name.clone()).unwrap_or_default();
+    assert!(slot.contains("ndim == 1"), "{slot}");
+    let err = opt.load(&in_arm).expect_err("another storage type");
+    assert!(matches!(err, LoadError::Storage { .. }) && err.to_string().contains(&format!("the state `{slot}`")), "{err}");
     // The state read back is what was stored: the sums rounded to bfloat16.
     let mut loaded = optimizer(&format!("{KEEP}keep(dtype=\"bfloat16\")"), "a:3", &[0.0; 3]);
     loaded.load(&path).expect("load");
