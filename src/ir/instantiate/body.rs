@@ -493,7 +493,7 @@ impl Frame {
             .flat_map(|g| &inst.groups.leaves[g])
             .map(|&l| format!("`{}` {}", inst.layout.leaves[l].name, crate::ir::shapes::show(&inst.layout.leaves[l].shape)))
             .collect();
-        let shown = if leaves.len() > 3 { format!("{} and {} more", leaves[..3].join(", "), leaves.len() - 3) } else { leaves.join(", ") };
+        let shown = super::globs::first_few(&leaves, 3);
         let mut d = bind::failed_assert(message, span);
         // The call is what the user wrote; the `assert` is where the requirement lives.
         if let (Some(required), Some(call)) = (d.primary.take(), inst.call) {

@@ -4,6 +4,7 @@
 //! graph of float32 operations on uniform, per-leaf and per-element values.
 
 mod body;
+mod globs;
 mod parts;
 mod value;
 
@@ -14,7 +15,7 @@ use super::layout::Layout;
 use super::op::{Kind, Op, Scalar};
 use super::{Graph, Level, Named, Node, NodeId, Slot, SlotId, StepIr, Storage};
 use crate::check::names;
-use crate::check::program::{DefAst, DefId, Hyper, Mask, Program, Tx, Value};
+use crate::check::program::{DefAst, DefId, Hyper, Program, Tx, Value};
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
 pub use value::IVal;
@@ -212,7 +213,7 @@ impl<'p> Inst<'p> {
             if let Some(g) = shared.iter().next() {
                 let leaves: Vec<&str> = self.groups.leaves[g].iter().map(|&l| self.layout.leaves[l].name.as_str()).collect();
                 let first = self.evals[..i].iter().find(|(gs, _, _)| gs.contains(g)).and_then(|(_, _, s)| *s);
-                let mut d = Diagnostic::error("eval-params-overlap", format!("two transforms give evaluation weights for {}", quote_list(&leaves)))
+                let mut d = Diagnostic::error("eval-params-overlap", format!("two transforms give evaluation weights for {}", globs::quote_list(&leaves)))
                     .with_help("keep one transform with `eval_params` per leaf (mask the other away from these leaves)");
                 if let Some(span) = span {
                     d = d.with_primary(span, "this transform's `eval_params`");
@@ -250,62 +251,6 @@ impl<'p> Inst<'p> {
         // Two transforms of one call may fail one `assert` of a helper they share (Muon's
         // dimension numbers, read by `scale_by_muon` and `scale_by_shape`): say it once.
         if !self.errors.contains(&d) {
-            self.errors.push(d);
-        }
-    }
-
-    /// Reports leaves that no partition arm takes (an error, as in Optax), and globs of masks
-    /// and partition arms that match no leaf at all (a warning: a typo in a leaf name, or a
-    /// recipe written for a model with more kinds of leaves).
-    fn check_globs(&mut self, tx: &Tx) {
-        let mut problems = Vec::new();
-        let leaves: Vec<&str> = self.layout.leaves.iter().map(|l| l.name.as_str()).collect();
-        let matches_nothing = |glob: &str, span: Span| {
-            if leaves.iter().any(|l| crate::glob::matches(glob, l)) {
-                return None;
-            }
-            let mut d = Diagnostic::warning("unmatched-glob", format!("`{glob}` matches no leaf"))
-                .with_primary(span, "this glob selects nothing")
-                .with_note(format!("the leaves are {}", quote_list(&leaves)));
-            d = match closest_glob(glob, &leaves) {
-                Some(fix) => d.with_help(format!("did you mean `{fix}`?")),
-                None => d.with_help("globs match whole dotted names: `*` any run of characters, `?` one character"),
-            };
-            Some(d)
-        };
-        groups::visit(tx, &mut |t| {
-            if let Tx::Masked { mask, span, .. } = t {
-                for g in mask.globs() {
-                    problems.extend(matches_nothing(g, *span));
-                }
-            }
-            let Tx::Partition(arms) = t else { return };
-            for arm in arms {
-                for g in arm.mask.iter().flat_map(Mask::globs) {
-                    problems.extend(matches_nothing(g, arm.span));
-                }
-            }
-            let unmatched: Vec<&str> = self
-                .layout
-                .leaves
-                .iter()
-                .filter(|leaf| !arms.iter().any(|a| a.takes(&leaf.name, &leaf.shape)))
-                .map(|l| l.name.as_str())
-                .collect();
-            if !unmatched.is_empty() {
-                let span = arms.last().map(|a| a.span);
-                let mut d = Diagnostic::error(
-                    "unmatched-leaf",
-                    format!("no partition arm takes {}", quote_list(&unmatched)),
-                )
-                .with_help("add an arm for them, or end the partition with `_ => transform`");
-                if let Some(span) = span {
-                    d = d.with_primary(span, "the last arm");
-                }
-                problems.push(d);
-            }
-        });
-        for d in problems {
             self.errors.push(d);
         }
     }
@@ -614,26 +559,6 @@ fn first_span(tx: &Tx) -> Option<crate::source::Span> {
         Tx::Partition(arms) => arms.first().map(|a| a.span),
         Tx::Flatten(inner) | Tx::Inject { inner, .. } | Tx::Alias { inner, .. } => first_span(inner),
     }
-}
-
-/// The leaf name, or the glob over the last part of leaf names (`*.weight`), closest to a glob
-/// that matches nothing: most likely what was meant.
-fn closest_glob(glob: &str, leaves: &[&str]) -> Option<String> {
-    let mut candidates: Vec<String> = leaves.iter().map(|l| l.to_string()).collect();
-    for leaf in leaves {
-        if let Some((_, last)) = leaf.rsplit_once('.') {
-            candidates.push(format!("*.{last}"));
-        }
-    }
-    candidates.sort();
-    candidates.dedup();
-    crate::check::suggest::closest(glob, candidates.iter().map(String::as_str))
-}
-
-fn quote_list(names: &[&str]) -> String {
-    let shown: Vec<String> = names.iter().take(5).map(|n| format!("`{n}`")).collect();
-    let more = if names.len() > 5 { format!(" and {} more", names.len() - 5) } else { String::new() };
-    format!("{}{more}", shown.join(", "))
 }
 
 impl Inst<'_> {

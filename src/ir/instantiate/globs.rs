@@ -1,0 +1,93 @@
+//! The globs of a pipeline against a layout's leaf names: leaves no partition arm takes (an
+//! error, as in Optax), globs that match no leaf (a warning, with the name most likely meant),
+//! and lists of leaves as messages show them.
+
+use super::Inst;
+use crate::check::program::{Mask, Tx};
+use crate::diagnostic::Diagnostic;
+use crate::ir::groups;
+use crate::source::Span;
+
+impl Inst<'_> {
+    /// Reports leaves that no partition arm takes (an error, as in Optax), and globs of masks
+    /// and partition arms that match no leaf at all (a warning: a typo in a leaf name, or a
+    /// recipe written for a model with more kinds of leaves).
+    pub(super) fn check_globs(&mut self, tx: &Tx) {
+        let mut problems = Vec::new();
+        let leaves: Vec<&str> = self.layout.leaves.iter().map(|l| l.name.as_str()).collect();
+        let matches_nothing = |glob: &str, span: Span| {
+            if leaves.iter().any(|l| crate::glob::matches(glob, l)) {
+                return None;
+            }
+            let mut d = Diagnostic::warning("unmatched-glob", format!("`{glob}` matches no leaf"))
+                .with_primary(span, "this glob selects nothing")
+                .with_note(format!("the leaves are {}", quote_list(&leaves)));
+            d = match closest_glob(glob, &leaves) {
+                Some(fix) => d.with_help(format!("did you mean `{fix}`?")),
+                None => d.with_help("globs match whole dotted names: `*` any run of characters, `?` one character"),
+            };
+            Some(d)
+        };
+        groups::visit(tx, &mut |t| {
+            if let Tx::Masked { mask, span, .. } = t {
+                for g in mask.globs() {
+                    problems.extend(matches_nothing(g, *span));
+                }
+            }
+            let Tx::Partition(arms) = t else { return };
+            for arm in arms {
+                for g in arm.mask.iter().flat_map(Mask::globs) {
+                    problems.extend(matches_nothing(g, arm.span));
+                }
+            }
+            let unmatched: Vec<&str> = self
+                .layout
+                .leaves
+                .iter()
+                .filter(|leaf| !arms.iter().any(|a| a.takes(&leaf.name, &leaf.shape)))
+                .map(|l| l.name.as_str())
+                .collect();
+            if !unmatched.is_empty() {
+                let span = arms.last().map(|a| a.span);
+                let mut d = Diagnostic::error(
+                    "unmatched-leaf",
+                    format!("no partition arm takes {}", quote_list(&unmatched)),
+                )
+                .with_help("add an arm for them, or end the partition with `_ => transform`");
+                if let Some(span) = span {
+                    d = d.with_primary(span, "the last arm");
+                }
+                problems.push(d);
+            }
+        });
+        for d in problems {
+            self.errors.push(d);
+        }
+    }
+
+}
+
+/// The leaf name, or the glob over the last part of leaf names (`*.weight`), closest to a glob
+/// that matches nothing: most likely what was meant.
+fn closest_glob(glob: &str, leaves: &[&str]) -> Option<String> {
+    let mut candidates: Vec<String> = leaves.iter().map(|l| l.to_string()).collect();
+    for leaf in leaves {
+        if let Some((_, last)) = leaf.rsplit_once('.') {
+            candidates.push(format!("*.{last}"));
+        }
+    }
+    candidates.sort();
+    candidates.dedup();
+    crate::check::suggest::closest(glob, candidates.iter().map(String::as_str))
+}
+
+/// Leaf names in backquotes, the first five of them, then how many more.
+pub(super) fn quote_list(names: &[&str]) -> String {
+    first_few(&names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>(), 5)
+}
+
+/// `items` joined by commas: the first `limit` of them, then how many more.
+pub(super) fn first_few(items: &[String], limit: usize) -> String {
+    let shown = items[..items.len().min(limit)].join(", ");
+    if items.len() > limit { format!("{shown} and {} more", items.len() - limit) } else { shown }
+}
