@@ -270,13 +270,13 @@ impl CompiledStep {
 /// (another process, a virtual machine's neighbour) takes fewer, instead of holding the pass.
 const CHUNKS_PER_THREAD: usize = 4;
 
-/// Where each of up to `threads` chunks of `n` tasks starts: even runs of tasks, or, where tasks
+/// Where each of up to `chunks` chunks of `n` tasks starts: even runs of tasks, or, where tasks
 /// accumulate into reduced memory (`shared`: the span of it each task writes, empty as
 /// `(MAX, 0)`), runs cut only where every span before the cut lies below every span after it,
 /// so that no two chunks write the same memory. `None` where no such cut splits them.
-fn chunk_starts(n: usize, threads: usize, shared: Option<&[(u64, u64)]>) -> Option<Vec<usize>> {
-    let per_thread = n.div_ceil(threads.max(1)).max(1);
-    let Some(shared) = shared else { return Some((0..n).step_by(per_thread).collect()) };
+fn chunk_starts(n: usize, chunks: usize, shared: Option<&[(u64, u64)]>) -> Option<Vec<usize>> {
+    let per_chunk = n.div_ceil(chunks.max(1)).max(1);
+    let Some(shared) = shared else { return Some((0..n).step_by(per_chunk).collect()) };
     // A cut before task `at` is free where the highest end before it is at most the lowest start
     // from it on.
     let mut below = vec![0; n + 1];
@@ -288,7 +288,7 @@ fn chunk_starts(n: usize, threads: usize, shared: Option<&[(u64, u64)]>) -> Opti
         above[t] = if lo < hi { above[t + 1].min(lo) } else { above[t + 1] };
     }
     let mut starts = vec![0];
-    let mut at = per_thread;
+    let mut at = per_chunk;
     while at < n {
         while at < n && below[at] > above[at] {
             at += 1;
@@ -296,7 +296,7 @@ fn chunk_starts(n: usize, threads: usize, shared: Option<&[(u64, u64)]>) -> Opti
         if at < n {
             starts.push(at);
         }
-        at += per_thread;
+        at += per_chunk;
     }
     (starts.len() > 1).then_some(starts)
 }
