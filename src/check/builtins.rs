@@ -172,13 +172,8 @@ pub fn check(name: &str, args: &[Typed]) -> Result<Typed, String> {
             // `transpose(x, axes)`, `reshape(x, shape)`: a compile-time list of ints.
             let (args, listed) = if matches!(name, "transpose" | "reshape") { args.split_at(1) } else { (args, &[][..]) };
             if let Some(l) = listed.first() {
-                let ints = match &l.ty {
-                    Ty::Int | Ty::Axes | Ty::Any => true,
-                    Ty::List(t) => **t == Ty::Int,
-                    Ty::Tuple(items) => items.iter().all(|t| *t == Ty::Int),
-                    _ => false,
-                };
-                if !ints || l.level > Level::Const {
+                // (An `any` hyperparameter is checked where its value is known.)
+                if !(l.ty.is_ints() || l.ty == Ty::Any) || l.level > Level::Const {
                     let what = if name == "transpose" { "axes" } else { "shape" };
                     return Err(format!("`{name}`'s {what} is a list of ints known at compile time, found {l}"));
                 }

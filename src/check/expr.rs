@@ -479,13 +479,7 @@ impl Checker<'_, '_> {
         if args.iter().any(Typed::is_error) || axis.is_error() {
             return Typed::error();
         }
-        let axes_ok = match &axis.ty {
-            Ty::Int | Ty::Axes => true,
-            Ty::List(t) => **t == Ty::Int,
-            Ty::Tuple(items) => items.iter().all(|t| *t == Ty::Int),
-            _ => false,
-        };
-        if !axes_ok || axis.level > Level::Const {
+        if !axis.ty.is_ints() || axis.level > Level::Const {
             self.err(
                 Diagnostic::error("type-mismatch", format!("`axis` is an int or a list of ints known at compile time, found {axis}"))
                     .with_primary(axis_span, "the axes to reduce")

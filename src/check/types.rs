@@ -114,6 +114,16 @@ impl Ty {
         })
     }
 
+    /// Whether it is an int or a list or tuple of ints: axes of a leaf, or a shape.
+    pub fn is_ints(&self) -> bool {
+        match self {
+            Ty::Int | Ty::Axes => true,
+            Ty::List(t) => **t == Ty::Int,
+            Ty::Tuple(items) => items.iter().all(|t| *t == Ty::Int),
+            _ => false,
+        }
+    }
+
     /// Whether a value of type `found` may be passed where `self` is expected.
     pub fn accepts(&self, found: &Ty) -> bool {
         use Ty::*;
