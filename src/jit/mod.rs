@@ -29,7 +29,7 @@ mod pool;
 mod program;
 mod run;
 
-pub use run::RunError;
+pub use run::{RunError, Schedule};
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -60,8 +60,8 @@ pub struct Task {
     /// The block's leaf: its row of the leaf table gives where its parameters, gradients,
     /// updates and state are.
     pub leaf: u64,
-    /// For a row program's task, the row of `Buffers::rows` (and of the reduced table) it lies
-    /// in: where its reduced streams keep the row.
+    /// For a row program's task, the row of its [`Schedule`]'s rows (and of the reduced table)
+    /// it lies in: where its reduced streams keep the row.
     pub row: u64,
 }
 
@@ -77,10 +77,6 @@ pub struct Buffers<'a, 'b> {
     pub slot_layout: &'a SlotLayout,
     /// The values of reduced streams (`Stream::Reduced`), read or accumulated in place.
     pub reduced: &'a mut [f32],
-    /// Rows of leaves, for tasks of row programs (a task's `row`).
-    pub rows: &'a [TableRow],
-    /// Room for the leaf and reduced tables, kept between calls.
-    pub table: &'a mut Vec<u64>,
 }
 
 /// A memory stream of a kernel, found in the task's row of the leaf table: the leaf's own
@@ -167,6 +163,9 @@ pub struct CompiledPass {
 /// The passes of a plan as machine code.
 pub struct CompiledStep {
     pub passes: Vec<CompiledPass>,
+    /// Told apart from every other step of the process: a [`Schedule`] checked for one step's
+    /// passes is checked again for another's.
+    id: u64,
     /// Owns the code; freed on drop.
     module: Option<JITModule>,
 }
@@ -276,7 +275,9 @@ pub fn compile_with(graph: &Graph, plan: &Plan, listing: Listing) -> Result<Comp
             CompiledPass { kernel, programs: k.programs, stride: k.stride, reduced: k.reduced, clif: k.clif, asm: k.asm }
         })
         .collect();
-    Ok(CompiledStep { passes, module: Some(module) })
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(CompiledStep { passes, id, module: Some(module) })
 }
 
 /// Starts, on a thread of its own, what the first [`compile`] of a process would otherwise do

@@ -4,8 +4,9 @@
 
 use std::fmt;
 
-use super::{Buffers, CompiledStep, KernelFn, Stream, Task, pool};
-use crate::ir::buffers::Params;
+use super::{Buffers, CompiledPass, CompiledStep, KernelFn, Stream, TableRow, Task, pool};
+use crate::arena::Arena;
+use crate::ir::buffers::{Leaves, Params, SlotLayout};
 use crate::ir::plan::{BLOCK, LANES};
 
 /// Why [`CompiledStep::run_pass`] refused to run.
@@ -48,144 +49,119 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
+/// The tasks of one pass and the rows of leaves they read, made once per layout, with what
+/// [`CompiledStep::run_pass`] found when it last checked them: a step whose buffers have the
+/// same sizes as the last one's checks nothing again (a row program's leaves have a task per
+/// row, tens of thousands for a model of small matrices).
+#[derive(Debug, Default)]
+pub struct Schedule {
+    tasks: Vec<Task>,
+    rows: Vec<TableRow>,
+    checked: Option<Checked>,
+    /// Room for the leaf table, rebuilt by every call.
+    leaf_table: Vec<u64>,
+    /// The reduced table, rebuilt only for another reduced buffer or new sizes.
+    reduced_table: Vec<u64>,
+}
+
+impl Schedule {
+    /// `tasks`, whose row program tasks lie in `rows` (a task's `row`).
+    pub fn new(tasks: Vec<Task>, rows: Vec<TableRow>) -> Schedule {
+        Schedule { tasks, rows, ..Schedule::default() }
+    }
+
+    pub fn tasks(&self) -> &[Task] {
+        &self.tasks
+    }
+}
+
+/// What checking a schedule against buffers of one size found.
+#[derive(Debug)]
+struct Checked {
+    /// Everything outside the schedule the checks read (see [`key`]).
+    key: Vec<u64>,
+    /// Per task, the span of reduced memory it accumulates into, where any task does.
+    shared: Option<Vec<(u64, u64)>>,
+    /// A task that overlaps another, which only one thread may run.
+    overlap: Option<usize>,
+    /// The chunks last cut for a thread count: (chunks asked for, where each starts).
+    starts: Option<(usize, Option<Vec<usize>>)>,
+    /// The address of the reduced buffer the reduced table was built for.
+    reduced_at: Option<u64>,
+}
+
+/// The elements of `leaf` that `stream` holds, if it holds the leaf: its own buffer, or its
+/// range of a slot's buffer (which must lie inside the buffer). Reduced streams are checked
+/// against the task's row instead.
+fn held(leaves: &Leaves, slots: &Arena, slot_layout: &SlotLayout, stream: Stream, leaf: usize) -> Option<usize> {
+    match stream {
+        Stream::Grads => leaves.grads.get(leaf).map(|b| b.len()),
+        Stream::Params => leaves.params.get(leaf).map(<[f32]>::len),
+        Stream::Updates => leaves.updates.get(leaf).map(|b| b.len()),
+        Stream::Slot(i) => {
+            let range = slot_layout.range(i as usize, leaf)?;
+            let words = slot_layout.storage(i as usize).words(range.end);
+            (words <= slots.get(i as usize).map_or(0, <[f32]>::len)).then_some(range.len())
+        }
+        Stream::Reduced(_) => None,
+    }
+}
+
+/// Everything the checks of `run_pass` read besides the schedule and the compiled pass: the
+/// pass, the sizes of the arrays, whether the parameters may be written, the leaves' offsets,
+/// and what every stream holds of every leaf. Checks made for one key hold for any buffers
+/// with the same key.
+#[allow(clippy::too_many_arguments)]
+fn key(step: u64, pass: usize, inputs: usize, partials: usize, reduced: usize, leaves: &Leaves, offsets: &[usize], slots: &Arena, slot_layout: &SlotLayout) -> Vec<u64> {
+    let n = offsets.len().max(leaves.grads.len()).max(leaves.params.len()).max(leaves.updates.len());
+    let streams: Vec<Stream> = [Stream::Grads, Stream::Params, Stream::Updates].into_iter().chain((0..slots.len()).map(|s| Stream::Slot(s as u32))).collect();
+    let mut key = vec![step, pass as u64, inputs as u64, partials as u64, reduced as u64, u64::from(leaves.params.is_mut()), slots.len() as u64, offsets.len() as u64, n as u64];
+    key.extend(offsets.iter().map(|&o| o as u64));
+    for leaf in 0..n {
+        key.extend(streams.iter().map(|&s| held(leaves, slots, slot_layout, s, leaf).map_or(u64::MAX, |h| h as u64)));
+    }
+    key
+}
+
 impl CompiledStep {
-    /// Runs pass `pass` on `tasks`, split over `threads` threads (contiguous runs of tasks).
+    /// Runs pass `pass` on the tasks of `schedule`, split over `threads` threads.
     /// `inputs` holds the input rows the tasks point at; `partials` receives, for task `t` and
     /// reduction `r` of its program, the `LANES` accumulators at `(t * stride + r) * LANES`.
     pub fn run_pass(
         &self,
         pass: usize,
-        tasks: &[Task],
+        schedule: &mut Schedule,
         inputs: &[f32],
         buffers: Buffers,
         partials: &mut [f32],
         threads: usize,
     ) -> Result<(), RunError> {
         let compiled = self.passes.get(pass).ok_or(RunError::NoSuchPass(pass))?;
-        let needed = tasks.len() * compiled.stride * LANES;
-        if partials.len() < needed {
-            return Err(RunError::Partials { needed, found: partials.len() });
+        let Buffers { leaves, offsets, slots, slot_layout, reduced } = buffers;
+        let key = key(self.id, pass, inputs.len(), partials.len(), reduced.len(), leaves, offsets, slots, slot_layout);
+        if schedule.checked.as_ref().is_none_or(|c| c.key != key) {
+            schedule.checked = None;
+            let checked = check(compiled, &schedule.tasks, &schedule.rows, inputs.len(), leaves, offsets, slots, slot_layout, reduced.len(), partials.len())?;
+            schedule.checked = Some(Checked { key, ..checked });
         }
-        let Buffers { leaves, offsets, slots, slot_layout, reduced, rows, table } = buffers;
-        for program in &compiled.programs {
-            for &stream in &program.streams {
-                if let Stream::Slot(s) = stream
-                    && s as usize >= slots.len()
-                {
-                    return Err(RunError::NoSuchSlot(s));
-                }
-            }
-        }
-        if !leaves.params.is_mut() && compiled.programs.iter().any(|p| p.writes_params) {
-            return Err(RunError::ReadOnlyParams);
-        }
-        let leaf_len = |leaf: usize| -> Option<usize> { leaves.params.get(leaf).map(<[f32]>::len) };
-        // The elements of a leaf a stream holds, if it holds the leaf: its own buffer, or its
-        // range of a slot's buffer (which must lie inside the buffer).
-        let held = |s: Stream, leaf: usize| -> Option<usize> {
-            match s {
-                Stream::Grads => leaves.grads.get(leaf).map(|b| b.len()),
-                Stream::Params => leaf_len(leaf),
-                Stream::Updates => leaves.updates.get(leaf).map(|b| b.len()),
-                Stream::Slot(i) => {
-                    let range = slot_layout.range(i as usize, leaf)?;
-                    let words = slot_layout.storage(i as usize).words(range.end);
-                    (words <= slots.get(i as usize).map_or(0, <[f32]>::len)).then_some(range.len())
-                }
-                // Checked against the task's row of its leaf instead.
-                Stream::Reduced(_) => None,
-            }
+        let Schedule { tasks, rows, checked: Some(checked), leaf_table, reduced_table } = schedule else {
+            unreachable!("checked just above")
         };
-        // The elements of a leaf every stream of a program (but reduced ones) holds, for the
-        // last (program, leaf) seen: tasks come in runs of one leaf.
-        let mut limit: Option<((u64, usize), Option<usize>)> = None;
-        // Reductions over axes accumulate into reduced streams that runs of rows share: the
-        // span of reduced memory each task writes decides where the tasks may be split over
-        // threads.
-        let accumulates = compiled.programs.iter().any(|p| p.reduced.iter().any(|r| r.2.is_some()));
-        let mut shared: Vec<(u64, u64)> = Vec::new();
-        for (t, task) in tasks.iter().enumerate() {
-            let program = usize::try_from(task.program)
-                .ok()
-                .and_then(|p| compiled.programs.get(p))
-                .ok_or(RunError::NoSuchProgram { task: t, program: task.program })?;
-            if task.len > BLOCK as u64 {
-                return Err(RunError::TooLong { task: t, len: task.len });
-            }
-            let row_end = task.inputs.checked_add(program.inputs.len() as u64);
-            if row_end.is_none_or(|end| end > inputs.len() as u64) {
-                return Err(RunError::Inputs { task: t });
-            }
-            let leaf = usize::try_from(task.leaf).unwrap_or(usize::MAX);
-            // A row program's task: the row of its leaf it lies in. (Every task of a pass with
-            // reduced streams loads its row of the reduced table, which has at least one.)
-            if compiled.reduced > 0 && task.row >= rows.len().max(1) as u64 {
-                return Err(RunError::OutOfBounds { task: t, stream: Stream::Reduced(0) });
-            }
-            let row = usize::try_from(task.row).ok().and_then(|r| rows.get(r)).filter(|row| row.leaf == leaf);
-            // Where the task's block starts and ends in its leaf, counted from the leaf's start.
-            let first = offsets.get(leaf).and_then(|&o| task.start.checked_sub(o as u64));
-            let end = first.and_then(|a| a.checked_add(task.len));
-            let held_by_all = match limit {
-                Some((key, held)) if key == (task.program, leaf) => held,
-                _ => {
-                    let lens: Option<Vec<usize>> = program.streams.iter().filter(|s| !matches!(s, Stream::Reduced(_))).map(|s| held(*s, leaf)).collect();
-                    let held = lens.map(|lens| lens.into_iter().min().unwrap_or(usize::MAX));
-                    limit = Some(((task.program, leaf), held));
-                    held
-                }
-            };
-            let all_fit = end.zip(held_by_all).is_some_and(|(end, len)| end <= len as u64);
-            let mut span = (u64::MAX, 0);
-            for &stream in &program.streams {
-                let fits = match stream {
-                    // The run of the row the block lies in, from the block's column.
-                    Stream::Reduced(k) => {
-                        let run = row
-                            .and_then(|row| Some((*row.reduced.get(k as usize)? as u64, first?.checked_sub(row.first as u64)?)))
-                            .and_then(|(at, column)| at.checked_add(column));
-                        let end = run.and_then(|at| at.checked_add(task.len)).filter(|end| *end <= reduced.len() as u64);
-                        // Only an accumulator is written; values read may be shared.
-                        let written = program.reduced.get(k as usize).is_some_and(|r| r.2.is_some());
-                        if let (Some(at), Some(end), true) = (run, end, written) {
-                            span = (span.0.min(at), span.1.max(end));
-                        }
-                        end.is_some()
-                    }
-                    // (Looked at one by one only to name the one that does not fit.)
-                    _ => all_fit || end.zip(held(stream, leaf)).is_some_and(|(end, len)| end <= len as u64),
-                };
-                if !fits {
-                    return Err(RunError::OutOfBounds { task: t, stream });
-                }
-            }
-            if accumulates {
-                shared.push(span);
-            }
-        }
+        let tasks = tasks.as_slice();
         let threads = threads.clamp(1, tasks.len().max(1));
-        // Tasks in element order are disjoint at a glance (the common case: one group); others
-        // are sorted first. (Ends cannot overflow: every task lies in a buffer, checked above.)
-        let in_order = tasks.windows(2).all(|w| w[0].start + w[0].len <= w[1].start);
-        if threads > 1 && !in_order {
-            let mut ranges: Vec<(u64, u64, usize)> = tasks.iter().enumerate().map(|(t, k)| (k.start, k.start + k.len, t)).collect();
-            ranges.sort_unstable();
-            for w in ranges.windows(2) {
-                if w[1].0 < w[0].1 {
-                    return Err(RunError::Overlap { task: w[1].2 });
-                }
-            }
+        if threads > 1
+            && let Some(task) = checked.overlap
+        {
+            return Err(RunError::Overlap { task });
         }
         // The leaf table: per leaf, where each stream keeps it, moved back by the leaf's flat
         // offset, as an integer (the kernel adds the task's flat `start` back; no pointer
-        // outside a buffer is formed here). Streams a leaf is not in stay 0: the checks above
-        // found every stream a task's program uses holding its leaf.
+        // outside a buffer is formed here). Streams a leaf is not in stay 0: the checks found
+        // every stream a task's program uses holding its leaf.
         let row_len = 3 + slots.len();
-        let reduced_len = compiled.reduced;
-        table.clear();
-        table.resize(offsets.len() * row_len + rows.len().max(1) * reduced_len, 0);
+        leaf_table.clear();
+        leaf_table.resize(offsets.len() * row_len, 0);
         let slot_starts: Vec<u64> = slots.slices_mut().into_iter().map(|b| b.as_mut_ptr() as usize as u64).collect();
-        let (leaf_table, reduced_table) = table.split_at_mut(offsets.len() * row_len);
         for (leaf, row) in leaf_table.chunks_exact_mut(row_len).enumerate() {
             let back = |address: u64, at: usize| address.wrapping_add(4 * at as u64).wrapping_sub(4 * offsets[leaf] as u64);
             if let Some(g) = leaves.grads.get(leaf) {
@@ -211,16 +187,23 @@ impl CompiledStep {
             }
         }
         // The reduced table: per row of a leaf, each reduced stream moved back by the row's first
-        // element (flat), so that a task's flat `start` lands on its column.
+        // element (flat), so that a task's flat `start` lands on its column. It changes only
+        // with the reduced buffer's address (or with the offsets, which make a new check).
         let reduced_start = reduced.as_mut_ptr() as usize as u64;
-        if reduced_len > 0 {
-            for (table_row, row) in reduced_table.chunks_exact_mut(reduced_len).zip(rows) {
-                let Some(&offset) = offsets.get(row.leaf) else { continue };
-                let first = (offset + row.first) as u64;
-                for (entry, &at) in table_row.iter_mut().zip(&row.reduced) {
-                    *entry = reduced_start.wrapping_add(4 * at as u64).wrapping_sub(4 * first);
+        let reduced_len = compiled.reduced;
+        if checked.reduced_at != Some(reduced_start) {
+            reduced_table.clear();
+            reduced_table.resize(rows.len().max(1) * reduced_len, 0);
+            if reduced_len > 0 {
+                for (table_row, row) in reduced_table.chunks_exact_mut(reduced_len).zip(rows.iter()) {
+                    let Some(&offset) = offsets.get(row.leaf) else { continue };
+                    let first = (offset + row.first) as u64;
+                    for (entry, &at) in table_row.iter_mut().zip(&row.reduced) {
+                        *entry = reduced_start.wrapping_add(4 * at as u64).wrapping_sub(4 * first);
+                    }
                 }
             }
+            checked.reduced_at = Some(reduced_start);
         }
         let launch = Launch {
             kernel: compiled.kernel,
@@ -231,19 +214,19 @@ impl CompiledStep {
         };
         let per_task = compiled.stride * LANES;
         let base = partials.as_mut_ptr();
-        if threads == 1 {
-            // SAFETY: every task was checked above: its program exists, its input row lies in
-            // `inputs`, its elements lie in every stream its program touches (a reduced stream's
-            // run for its row in `reduced`), and the partials have `per_task` floats for each
-            // task. The grads are only read.
-            unsafe { launch.run(tasks, base) };
-            return Ok(());
-        }
         // Several chunks per thread, claimed as threads come free.
-        let starts = match chunk_starts(tasks.len(), threads * CHUNKS_PER_THREAD, accumulates.then_some(shared.as_slice())) {
-            Some(starts) => starts,
-            None => {
-                // SAFETY: as for one thread above.
+        let chunks = threads * CHUNKS_PER_THREAD;
+        if threads > 1 && checked.starts.as_ref().is_none_or(|(c, _)| *c != chunks) {
+            checked.starts = Some((chunks, chunk_starts(tasks.len(), chunks, checked.shared.as_deref())));
+        }
+        let starts = match &checked.starts {
+            Some((_, Some(starts))) if threads > 1 => starts,
+            _ => {
+                // SAFETY: every task was checked (for buffers of these sizes, `key`): its
+                // program exists, its input row lies in `inputs`, its elements lie in every
+                // stream its program touches (a reduced stream's run for its row in
+                // `reduced`), and the partials have `per_task` floats for each task. The grads
+                // are only read.
                 unsafe { launch.run(tasks, base) };
                 return Ok(());
             }
@@ -253,17 +236,129 @@ impl CompiledStep {
             .iter()
             .zip(ends)
             // SAFETY: a chunk starting at task `start` has its partial rows start there, and
-            // they stay within the `needed` floats checked above.
+            // they stay within the `needed` floats checked.
             .map(|(&start, end)| (&tasks[start..end], unsafe { base.add(start * per_task) }))
             .collect();
-        // SAFETY: as for one thread; in addition the tasks' element ranges are disjoint (checked
-        // above; distinct leaves have distinct buffers, which `&mut` guarantees do not overlap),
-        // each chunk owns its own run of partial rows, and where reduced streams are written
-        // (accumulated) each chunk's span of reduced memory is disjoint from the others'
-        // (`chunk_starts`), so no two threads touch memory another one writes.
+        // SAFETY: as for one thread; in addition the tasks' element ranges are disjoint (no
+        // overlap was found; distinct leaves have distinct buffers, which `&mut` guarantees do
+        // not overlap), each chunk owns its own run of partial rows, and where reduced streams
+        // are written (accumulated) each chunk's span of reduced memory is disjoint from the
+        // others' (`chunk_starts`), so no two threads touch memory another one writes.
         unsafe { pool::run_chunks(&launch, &chunks, threads, pass + 1 < self.passes.len()) };
         Ok(())
     }
+}
+
+/// Checks every index the kernel of `compiled` will use on `tasks`: programs, input rows,
+/// element ranges in every stream, reduced runs of the tasks' `rows`, partials; and finds
+/// whether the tasks overlap and where they accumulate into reduced memory.
+#[allow(clippy::too_many_arguments)]
+fn check(
+    compiled: &CompiledPass,
+    tasks: &[Task],
+    rows: &[TableRow],
+    inputs: usize,
+    leaves: &Leaves,
+    offsets: &[usize],
+    slots: &Arena,
+    slot_layout: &SlotLayout,
+    reduced: usize,
+    partials: usize,
+) -> Result<Checked, RunError> {
+    let needed = tasks.len() * compiled.stride * LANES;
+    if partials < needed {
+        return Err(RunError::Partials { needed, found: partials });
+    }
+    for program in &compiled.programs {
+        for &stream in &program.streams {
+            if let Stream::Slot(s) = stream
+                && s as usize >= slots.len()
+            {
+                return Err(RunError::NoSuchSlot(s));
+            }
+        }
+    }
+    if !leaves.params.is_mut() && compiled.programs.iter().any(|p| p.writes_params) {
+        return Err(RunError::ReadOnlyParams);
+    }
+    let held = |s: Stream, leaf: usize| held(leaves, slots, slot_layout, s, leaf);
+    // The elements of a leaf every stream of a program (but reduced ones) holds, for the
+    // last (program, leaf) seen: tasks come in runs of one leaf.
+    let mut limit: Option<((u64, usize), Option<usize>)> = None;
+    // Reductions over axes accumulate into reduced streams that runs of rows share: the
+    // span of reduced memory each task writes decides where the tasks may be split over
+    // threads.
+    let accumulates = compiled.programs.iter().any(|p| p.reduced.iter().any(|r| r.2.is_some()));
+    let mut shared: Vec<(u64, u64)> = Vec::new();
+    for (t, task) in tasks.iter().enumerate() {
+        let program = usize::try_from(task.program)
+            .ok()
+            .and_then(|p| compiled.programs.get(p))
+            .ok_or(RunError::NoSuchProgram { task: t, program: task.program })?;
+        if task.len > BLOCK as u64 {
+            return Err(RunError::TooLong { task: t, len: task.len });
+        }
+        let row_end = task.inputs.checked_add(program.inputs.len() as u64);
+        if row_end.is_none_or(|end| end > inputs as u64) {
+            return Err(RunError::Inputs { task: t });
+        }
+        let leaf = usize::try_from(task.leaf).unwrap_or(usize::MAX);
+        // A row program's task: the row of its leaf it lies in. (Every task of a pass with
+        // reduced streams loads its row of the reduced table, which has at least one.)
+        if compiled.reduced > 0 && task.row >= rows.len().max(1) as u64 {
+            return Err(RunError::OutOfBounds { task: t, stream: Stream::Reduced(0) });
+        }
+        let row = usize::try_from(task.row).ok().and_then(|r| rows.get(r)).filter(|row| row.leaf == leaf);
+        // Where the task's block starts and ends in its leaf, counted from the leaf's start.
+        let first = offsets.get(leaf).and_then(|&o| task.start.checked_sub(o as u64));
+        let end = first.and_then(|a| a.checked_add(task.len));
+        let held_by_all = match limit {
+            Some((key, held)) if key == (task.program, leaf) => held,
+            _ => {
+                let lens: Option<Vec<usize>> = program.streams.iter().filter(|s| !matches!(s, Stream::Reduced(_))).map(|s| held(*s, leaf)).collect();
+                let held = lens.map(|lens| lens.into_iter().min().unwrap_or(usize::MAX));
+                limit = Some(((task.program, leaf), held));
+                held
+            }
+        };
+        let all_fit = end.zip(held_by_all).is_some_and(|(end, len)| end <= len as u64);
+        let mut span = (u64::MAX, 0);
+        for &stream in &program.streams {
+            let fits = match stream {
+                // The run of the row the block lies in, from the block's column.
+                Stream::Reduced(k) => {
+                    let run = row
+                        .and_then(|row| Some((*row.reduced.get(k as usize)? as u64, first?.checked_sub(row.first as u64)?)))
+                        .and_then(|(at, column)| at.checked_add(column));
+                    let end = run.and_then(|at| at.checked_add(task.len)).filter(|end| *end <= reduced as u64);
+                    // Only an accumulator is written; values read may be shared.
+                    let written = program.reduced.get(k as usize).is_some_and(|r| r.2.is_some());
+                    if let (Some(at), Some(end), true) = (run, end, written) {
+                        span = (span.0.min(at), span.1.max(end));
+                    }
+                    end.is_some()
+                }
+                // (Looked at one by one only to name the one that does not fit.)
+                _ => all_fit || end.zip(held(stream, leaf)).is_some_and(|(end, len)| end <= len as u64),
+            };
+            if !fits {
+                return Err(RunError::OutOfBounds { task: t, stream });
+            }
+        }
+        if accumulates {
+            shared.push(span);
+        }
+    }
+    // Tasks in element order are disjoint at a glance (the common case: one group); others
+    // are sorted first. (Ends cannot overflow: every task lies in a buffer, checked above.)
+    let in_order = tasks.windows(2).all(|w| w[0].start + w[0].len <= w[1].start);
+    let mut overlap = None;
+    if !in_order {
+        let mut ranges: Vec<(u64, u64, usize)> = tasks.iter().enumerate().map(|(t, k)| (k.start, k.start + k.len, t)).collect();
+        ranges.sort_unstable();
+        overlap = ranges.windows(2).find(|w| w[1].0 < w[0].1).map(|w| w[1].2);
+    }
+    Ok(Checked { key: Vec::new(), shared: accumulates.then_some(shared), overlap, starts: None, reduced_at: None })
 }
 
 /// The chunks a pass is cut into for each of its threads: a thread that other work slows down
@@ -373,8 +468,8 @@ mod tests {
         let tasks = [task(0, 20), task(20, 17)];
         let mut leaves = leaves(vec![&mut params], vec![&grads]);
         let one = SlotLayout::all_leaves(&[37], 1);
-        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut slots, slot_layout: &one, reduced: &mut [], rows: &[], table: &mut Vec::new() };
-        step.run_pass(0, &tasks, &[2.0], buffers, &mut partials, 1).expect("runs");
+        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut slots, slot_layout: &one, reduced: &mut [] };
+        step.run_pass(0, &mut Schedule::new(tasks.to_vec(), Vec::new()), &[2.0], buffers, &mut partials, 1).expect("runs");
         assert_eq!(params[3], 1.0 + (3.0 * 2.0 + 0.5));
         assert_eq!(slots.get(0).map(|s| s[36]), Some(36.0 * 2.0 + 0.5));
         // Task 0: elements 0..20, element i in accumulator i % 16 (16 in the vector body, 4 in
@@ -397,8 +492,8 @@ mod tests {
         let mut partials = vec![0.0; 2 * LANES];
         let mut in_place = leaves(vec![&mut a, &mut b], vec![&grads[0], &grads[1]]);
         let two = SlotLayout::all_leaves(&[5, 3], 1);
-        let buffers = Buffers { leaves: &mut in_place, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [], rows: &[], table: &mut Vec::new() };
-        small(Target::Params).run_pass(0, &tasks, &[1.0], buffers, &mut partials, 2).expect("runs");
+        let buffers = Buffers { leaves: &mut in_place, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [] };
+        small(Target::Params).run_pass(0, &mut Schedule::new(tasks.to_vec(), Vec::new()), &[1.0], buffers, &mut partials, 2).expect("runs");
         assert_eq!((a[4], b[2]), (1.0 + 4.0, 2.0 + 12.0));
         assert_eq!(slots.get(0).map(|s| s[7]), Some(12.0));
 
@@ -406,14 +501,14 @@ mod tests {
         let (mut ua, mut ub) = (vec![0.0; 5], vec![0.0; 3]);
         let step = small(Target::Updates);
         let mut apart = Leaves { params: Params::Ref(vec![&a, &b]), grads: vec![&grads[0], &grads[1]], updates: vec![&mut ua, &mut ub] };
-        let buffers = Buffers { leaves: &mut apart, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [], rows: &[], table: &mut Vec::new() };
-        step.run_pass(0, &tasks, &[1.0], buffers, &mut partials, 1).expect("runs");
+        let buffers = Buffers { leaves: &mut apart, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [] };
+        step.run_pass(0, &mut Schedule::new(tasks.to_vec(), Vec::new()), &[1.0], buffers, &mut partials, 1).expect("runs");
         assert_eq!((a, b), (a0, b0), "the parameters are only read");
         assert_eq!((ua[4], ub[2]), (4.0 + 4.0, 12.0 + 12.0));
         // Read-only parameters cannot take updates added in place.
         let mut read_only = Leaves { params: Params::Ref(vec![&ua, &ub]), grads: vec![&grads[0], &grads[1]], updates: Vec::new() };
-        let buffers = Buffers { leaves: &mut read_only, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [], rows: &[], table: &mut Vec::new() };
-        assert_eq!(small(Target::Params).run_pass(0, &tasks, &[1.0], buffers, &mut partials, 1), Err(RunError::ReadOnlyParams));
+        let buffers = Buffers { leaves: &mut read_only, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [] };
+        assert_eq!(small(Target::Params).run_pass(0, &mut Schedule::new(tasks.to_vec(), Vec::new()), &[1.0], buffers, &mut partials, 1), Err(RunError::ReadOnlyParams));
     }
 
     #[test]
@@ -437,6 +532,29 @@ mod tests {
     }
 
     #[test]
+    fn a_schedule_is_checked_again_for_buffers_of_other_sizes_and_for_another_step() {
+        let grads = vec![0.0; 16];
+        let mut partials = vec![0.0; LANES];
+        let mut run = |step: &CompiledStep, schedule: &mut Schedule, slots: &mut Arena| {
+            let mut params = vec![0.0; 16];
+            let mut leaves = leaves(vec![&mut params], vec![&grads]);
+            let one = SlotLayout::all_leaves(&[16], 1);
+            let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots, slot_layout: &one, reduced: &mut [] };
+            step.run_pass(0, schedule, &[1.0], buffers, &mut partials, 1)
+        };
+        let step = small(Target::Params);
+        let mut schedule = Schedule::new(vec![task(0, 16)], Vec::new());
+        assert_eq!(run(&step, &mut schedule, &mut Arena::new(&[16], 0)), Ok(()));
+        // The same tasks, a slot too short for them: found, though the last step checked them.
+        let short = Err(RunError::OutOfBounds { task: 0, stream: Stream::Slot(0) });
+        assert_eq!(run(&step, &mut schedule, &mut Arena::new(&[8], 0)), short);
+        assert_eq!(run(&step, &mut schedule, &mut Arena::new(&[16], 0)), Ok(()));
+        // Another step's program writes updates, which these buffers do not have.
+        let updates = Err(RunError::OutOfBounds { task: 0, stream: Stream::Updates });
+        assert_eq!(run(&small(Target::Updates), &mut schedule, &mut Arena::new(&[16], 0)), updates);
+    }
+
+    #[test]
     fn every_bad_index_is_refused_before_the_kernel_runs() {
         let step = small(Target::Params);
         let grads = vec![0.0; 16];
@@ -446,8 +564,8 @@ mod tests {
             let mut params = params.clone();
             let mut leaves = leaves(vec![&mut params], vec![&grads]);
             let one = SlotLayout::all_leaves(&[16], 1);
-            let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots, slot_layout: &one, reduced: &mut [], rows: &[], table: &mut Vec::new() };
-            step.run_pass(0, tasks, inputs, buffers, partials, threads)
+            let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots, slot_layout: &one, reduced: &mut [] };
+            step.run_pass(0, &mut Schedule::new(tasks.to_vec(), Vec::new()), inputs, buffers, partials, threads)
         };
         let ok = Arena::new(&[16], 0);
         assert_eq!(run(&[task(0, 16)], &[1.0], &mut ok.clone(), &mut partials, 1), Ok(()));
@@ -465,7 +583,7 @@ mod tests {
         assert_eq!(run(&[task(0, 8), task(8, 8)], &[1.0], &mut ok.clone(), &mut partials, 2), Ok(()));
         let mut leaves = leaves(vec![&mut params], vec![&grads]);
         let one = SlotLayout::all_leaves(&[16], 1);
-        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut ok.clone(), slot_layout: &one, reduced: &mut [], rows: &[], table: &mut Vec::new() };
-        assert!(matches!(step.run_pass(1, &[], &[], buffers, &mut partials, 1), Err(RunError::NoSuchPass(1))));
+        let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut ok.clone(), slot_layout: &one, reduced: &mut [] };
+        assert!(matches!(step.run_pass(1, &mut Schedule::default(), &[], buffers, &mut partials, 1), Err(RunError::NoSuchPass(1))));
     }
 }

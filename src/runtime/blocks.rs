@@ -10,7 +10,7 @@ use crate::interp::{self, Env, PassOutput, Passes, Values, rows, tensor};
 use crate::ir::op::Scalar;
 use crate::ir::plan::{BLOCK, LANES, Pass};
 use crate::ir::{Groups, Layout, axes};
-use crate::jit::{Buffers, CompiledPass, CompiledStep, RunError, TableRow, Task};
+use crate::jit::{Buffers, CompiledPass, CompiledStep, RunError, Schedule, TableRow, Task};
 
 /// How compiled passes are split over threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,14 +43,13 @@ pub struct Runner {
 
 /// The tasks of one pass, and what a step fills in for them.
 struct PassTasks {
-    tasks: Vec<Task>,
+    /// The tasks, and the rows of leaves of row programs' tasks.
+    schedule: Schedule,
     /// Per task and reduction (`stride` apart): where a reduction over the last axis keeps the
     /// task's row in its value (`rows::row_start`); `usize::MAX` for other reductions.
     row_at: Vec<usize>,
     /// The (program, leaf, row of a row program) of each input row, in row order.
     rows: Vec<(usize, usize, Option<usize>)>,
-    /// The rows of leaves of row programs' tasks.
-    table: Vec<TableRow>,
     /// Where each reduced stream keeps each leaf in `reduced`.
     runs: Vec<Run>,
     /// The elements of all tasks.
@@ -59,8 +58,6 @@ struct PassTasks {
     inputs: Vec<f32>,
     partials: Vec<f32>,
     reduced: Vec<f32>,
-    /// Room for the leaf and reduced tables.
-    table_words: Vec<u64>,
 }
 
 /// The run of reduced stream `stream` of program `program` for leaf `leaf`: `copies` runs of
@@ -85,17 +82,16 @@ impl Runner {
 impl PassTasks {
     fn new(compiled: &CompiledPass, groups: &Groups, layout: &Layout, offsets: &[usize]) -> PassTasks {
         let mut pass = PassTasks {
-            tasks: Vec::new(),
+            schedule: Schedule::default(),
             row_at: Vec::new(),
             rows: Vec::new(),
-            table: Vec::new(),
             runs: Vec::new(),
             elements: 0,
             inputs: Vec::new(),
             partials: Vec::new(),
             reduced: Vec::new(),
-            table_words: Vec::new(),
         };
+        let (mut tasks, mut table) = (Vec::new(), Vec::new());
         let mut row = 0;
         for (p, info) in compiled.programs.iter().enumerate() {
             for &l in &groups.leaves[info.group] {
@@ -111,7 +107,7 @@ impl PassTasks {
                 if !info.rows {
                     pass.rows.push((p, l, None));
                     for start in (0..len).step_by(BLOCK) {
-                        pass.tasks.push(task(start, BLOCK.min(len - start), row, 0));
+                        tasks.push(task(start, BLOCK.min(len - start), row, 0));
                         pass.row_at.extend(std::iter::repeat_n(usize::MAX, compiled.stride));
                     }
                     row += info.inputs.len();
@@ -145,18 +141,19 @@ impl PassTasks {
                             .iter()
                             .map(|(start, stored, len, copies)| start + rows::copy_of(shape, *copies, segment.row) * len + rows::row_start(stored, shape, segment.row).0)
                             .collect();
-                        pass.table.push(TableRow { leaf: l, first: segment.start - segment.col, reduced });
+                        table.push(TableRow { leaf: l, first: segment.start - segment.col, reduced });
                         pass.rows.push((p, l, Some(segment.row)));
                         row += info.inputs.len();
                     }
                     let inputs = row - info.inputs.len();
-                    pass.tasks.push(task(segment.start, segment.len, inputs, pass.table.len() - 1));
+                    tasks.push(task(segment.start, segment.len, inputs, table.len() - 1));
                     pass.row_at.extend(per_row.iter().map(|stored| stored.as_ref().map_or(usize::MAX, |s| rows::row_start(s, shape, segment.row).0)));
                 }
             }
         }
-        pass.partials = vec![0.0; pass.tasks.len() * compiled.stride * LANES];
-        pass.elements = pass.tasks.iter().map(|t| t.len as usize).sum();
+        pass.partials = vec![0.0; tasks.len() * compiled.stride * LANES];
+        pass.elements = tasks.iter().map(|t| t.len as usize).sum();
+        pass.schedule = Schedule::new(tasks, table);
         pass
     }
 
@@ -221,9 +218,10 @@ impl PassTasks {
         }
         // Runs of tasks of one program and leaf, each reduction's partials in task order.
         let mut t = 0;
-        while let Some(task) = self.tasks.get(t) {
+        let tasks = self.schedule.tasks();
+        while let Some(task) = tasks.get(t) {
             let same = |u: &Task| u.program == task.program && u.leaf == task.leaf;
-            let end = t + self.tasks[t..].iter().take_while(|u| same(u)).count();
+            let end = t + tasks[t..].iter().take_while(|u| same(u)).count();
             let (Some(info), l) = (compiled.programs.get(task.program as usize), task.leaf as usize) else {
                 t = end;
                 continue;
@@ -282,11 +280,9 @@ impl Passes for Compiled<'_> {
             slots: &mut *self.slots,
             slot_layout: env.slots,
             reduced: &mut tasks.reduced,
-            rows: &tasks.table,
-            table: &mut tasks.table_words,
         };
         let threads = self.threads.for_pass(tasks.elements);
-        if let Err(e) = step.run_pass(index, &tasks.tasks, &tasks.inputs, buffers, &mut tasks.partials, threads) {
+        if let Err(e) = step.run_pass(index, &mut tasks.schedule, &tasks.inputs, buffers, &mut tasks.partials, threads) {
             self.error = Some(e);
             return;
         }
