@@ -129,27 +129,34 @@ impl Storage {
 /// a NaN becomes the quiet NaN of its sign. Finite values beyond the largest bfloat16 round to
 /// infinity, as IEEE rounding does.
 pub fn round_bf16<A: Arith>(a: &mut A, x: A::F) -> A::F {
+    let half = bf16_half(a, x);
+    let bits = a.shl(half, 16);
+    a.float(bits)
+}
+
+/// The bits of [`round_bf16`]`(x)`'s top half, sign-extended to 32 (so a signed narrowing to 16
+/// bits keeps them exactly): what a kernel stores.
+pub fn bf16_half<A: Arith>(a: &mut A, x: A::F) -> A::I {
     let bits = a.bits(x);
     // Adding 0x7FFF plus the lowest kept bit carries into the kept bits exactly when the
     // dropped half is above the tie, or at the tie with an odd kept part.
-    let kept_lsb = a.sar(bits, 16);
+    let kept = a.sar(bits, 16);
     let one = a.iconst(1);
-    let kept_lsb = a.iand(kept_lsb, one);
+    let kept_lsb = a.iand(kept, one);
     let bias = a.iconst(0x7FFF);
     let sum = a.iadd(bits, bias);
     let sum = a.iadd(sum, kept_lsb);
-    let high = a.iconst(0xFFFF_0000_u32 as i32);
-    let rounded = a.iand(sum, high);
-    let rounded = a.float(rounded);
-    // NaN: the sign, then the quiet NaN's bits (`sign ^ 0x7FC00000` sets them, the sign alone
-    // being bit 31).
-    let sign = a.iconst(i32::MIN);
-    let sign = a.iand(bits, sign);
-    let quiet = a.iconst(0x7FC0_0000);
+    let rounded = a.sar(sum, 16);
+    // NaN: the sign (with its extension), then the quiet NaN's bits (`sign ^ 0x7FC0` sets them).
+    let sign = a.iconst(0xFFFF_8000_u32 as i32);
+    let sign = a.iand(kept, sign);
+    let quiet = a.iconst(0x7FC0);
     let nan = a.ixor(sign, quiet);
-    let nan = a.float(nan);
+    // (A select of floats moves bits: these are the halves' bits, not numbers.)
+    let (rounded, nan) = (a.float(rounded), a.float(nan));
     let ordered = a.eq(x, x);
-    a.select(ordered, rounded, nan)
+    let half = a.select(ordered, rounded, nan);
+    a.bits(half)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! and Python's float modulo always do. So the JIT and the interpreter agree bit for bit.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::types::{F32X4, I32, I32X4, I64X2};
+use cranelift_codegen::ir::types::{F32X4, F64X2, I32, I32X4};
 use cranelift_codegen::ir::{AbiParam, BlockArg, Endianness, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Value, types};
 use cranelift_frontend::FunctionBuilder;
 use cranelift_jit::{JITBuilder, JITModule};
@@ -314,18 +314,16 @@ impl Fx<'_, '_> {
                 self.bcx.ins().store(flags, x, addr, offset);
             }
             Storage::Bf16 => {
-                let [rounded] = fmath::storage::round_bf16(&mut Emit::<1> { bcx: &mut self.bcx, w }, [x]);
-                let bits = self.bcx.ins().bitcast(w.int(), MemFlagsData::new(), rounded);
-                // Arithmetic shift: the halves fit in i16, so the signed narrowing below
-                // (`packssdw`) keeps them exactly.
-                let high = self.bcx.ins().sshr_imm_u(bits, 16);
+                let [high] = fmath::storage::bf16_half(&mut Emit::<1> { bcx: &mut self.bcx, w }, [x]);
                 match w {
                     Width::Scalar => {
                         self.bcx.ins().istore16(flags, high, addr, offset);
                     }
                     Width::Vector => {
+                        // The halves fit in i16, so the signed narrowing (`packssdw`) keeps them
+                        // exactly; the low 64 bits go out as a float64 (`movq`, one store).
                         let packed = self.bcx.ins().snarrow(high, high);
-                        let lanes = self.bcx.ins().bitcast(I64X2, MemFlagsData::new().with_endianness(Endianness::Little), packed);
+                        let lanes = self.bcx.ins().bitcast(F64X2, MemFlagsData::new().with_endianness(Endianness::Little), packed);
                         let low = self.bcx.ins().extractlane(lanes, 0);
                         self.bcx.ins().store(flags, low, addr, offset);
                     }
