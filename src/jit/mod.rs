@@ -11,7 +11,8 @@
 //! - The crate's only `unsafe` lives here: [`CompiledStep::run_pass`] checks every index the
 //!   machine code will use (programs, input rows, element ranges, stream lengths, partials)
 //!   before calling it, so no input to the safe API can make the kernel touch memory it
-//!   does not own.
+//!   does not own. A [`Schedule`] owns its tasks and keeps what the checks found, for
+//!   buffers of the sizes they were made for.
 //! - Values are `f32` lanes: booleans are 0.0 or 1.0, integers (only ever broadcast from
 //!   uniforms or leaf sizes) are converted as the interpreter converts them. Every op
 //!   computes exactly what `ir::op::eval` computes on those values: `fmath`'s functions are
