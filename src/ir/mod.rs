@@ -8,6 +8,7 @@
 
 pub mod axes;
 pub mod buffers;
+pub mod finite;
 pub mod groups;
 pub mod instantiate;
 pub mod layout;

@@ -116,6 +116,9 @@ pub enum Op {
     IsFinite,
     /// NaN
     IsNan,
+    /// the sign bit is set (-0 and negative NaNs too, as numpy's `signbit`); not in the
+    /// language: `ir::finite` tells -0 from +0 with it
+    SignBit,
     /// logical and
     And,
     /// logical or
@@ -135,7 +138,7 @@ impl Op {
     pub fn arity(self) -> usize {
         use Op::*;
         match self {
-            Neg | Sqrt | Rsqrt | Cbrt | Abs | Sign | Exp | Log | Cos | Sin | Tanh | Floor | Ceil | IsFinite | IsNan | Not
+            Neg | Sqrt | Rsqrt | Cbrt | Abs | Sign | Exp | Log | Cos | Sin | Tanh | Floor | Ceil | IsFinite | IsNan | SignBit | Not
             | ToF32 | ToI32 => 1,
             Select => 3,
             _ => 2,
@@ -180,6 +183,7 @@ impl Op {
             Ge => "ge",
             IsFinite => "isfinite",
             IsNan => "isnan",
+            SignBit => "signbit",
             And => "and",
             Or => "or",
             Not => "not",
@@ -341,6 +345,7 @@ pub fn eval(op: Op, args: &[Scalar]) -> Scalar {
         Ge => Bool(a.f() >= b.f()),
         IsFinite => Bool(a.f().is_finite()),
         IsNan => Bool(a.f().is_nan()),
+        SignBit => Bool(a.f().is_sign_negative()),
         And => Bool(a.b() && b.b()),
         Or => Bool(a.b() || b.b()),
         Not => Bool(!a.b()),

@@ -236,6 +236,13 @@ impl<'a, 'f> Fx<'a, 'f> {
             Op::Gt => self.compare(w, FloatCC::GreaterThan, a, b),
             Op::Ge => self.compare(w, FloatCC::GreaterThanOrEqual, a, b),
             Op::IsNan => self.compare(w, FloatCC::Unordered, a, a),
+            Op::SignBit => {
+                let bits = self.bcx.ins().bitcast(w.int(), MemFlagsData::new(), a);
+                let zero = self.bcx.ins().iconst(I32, 0);
+                let zero = if w == Width::Vector { self.bcx.ins().splat(I32X4, zero) } else { zero };
+                let m = self.bcx.ins().icmp(IntCC::SignedLessThan, bits, zero);
+                self.mask_to_float(w, m)
+            }
             Op::IsFinite => {
                 let magnitude = self.bcx.ins().fabs(a);
                 let inf = self.fconst(w, f32::INFINITY);

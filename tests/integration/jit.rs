@@ -419,7 +419,7 @@ const EDGES: &[f32] = &[
 
 fn kind_of(op: Op) -> Kind {
     match op {
-        Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::IsFinite | Op::IsNan | Op::And | Op::Or | Op::Not => Kind::Bool,
+        Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::IsFinite | Op::IsNan | Op::SignBit | Op::And | Op::Or | Op::Not => Kind::Bool,
         Op::ToI32 => Kind::I32,
         _ => Kind::F32,
     }
@@ -455,6 +455,7 @@ const ALL_OPS: &[Op] = &[
     Op::Ge,
     Op::IsFinite,
     Op::IsNan,
+    Op::SignBit,
     Op::And,
     Op::Or,
     Op::Not,
@@ -1003,4 +1004,95 @@ chain(stats(), sgd(0.1))
 fn else_if_statements_agree_on_both_backends() {
     let text = std::fs::read_to_string(root().join("tests/diagnostics/ok/else_if_statements.opt")).expect("fixture");
     with_main_stack(move || agree(&text, &awkward_layout(), 12, 3)).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn rules_of_a_few_values_give_the_bits_of_the_rules_they_replace() {
+    // Every (grad, param, state) triple of edge values, so each sign meets every other.
+    let (mut grads, mut params, mut third) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, &a) in EDGES.iter().enumerate() {
+        for (j, &b) in EDGES.iter().enumerate() {
+            grads.push(a);
+            params.push(b);
+            third.push(EDGES[(i * 7 + j) % EDGES.len()]);
+        }
+    }
+    let n = grads.len();
+    let f = |x: f32| Node::Const(optc::ir::ConstBits::F32(x.to_bits()));
+    type Rule = fn(&mut Graph, [NodeId; 4], &dyn Fn(&mut Graph, f32) -> NodeId) -> NodeId;
+    let rules: [(&str, Rule); 4] = [
+        // PowerSign: the product of signs regrouped out of `value * sign(g) * sign(p)`.
+        ("e ^ (value * sign(g) * sign(p))", |g, [grad, param, _, value], c| {
+            let (sg, sp) = (g.add(Node::Op(Op::Sign, vec![grad]), Level::Element, Kind::F32), g.add(Node::Op(Op::Sign, vec![param]), Level::Element, Kind::F32));
+            let scaled = g.add(Node::Op(Op::Mul, vec![value, sg]), Level::Element, Kind::F32);
+            let exponent = g.add(Node::Op(Op::Mul, vec![scaled, sp]), Level::Element, Kind::F32);
+            let e = c(g, std::f32::consts::E);
+            g.add(Node::Op(Op::Pow, vec![e, exponent]), Level::Element, Kind::F32)
+        }),
+        // ±0 apart: 1 / ±0 is ±inf.
+        ("1 / (sign(g) * sign(p))", |g, [grad, param, _, _], c| {
+            let (sg, sp) = (g.add(Node::Op(Op::Sign, vec![grad]), Level::Element, Kind::F32), g.add(Node::Op(Op::Sign, vec![param]), Level::Element, Kind::F32));
+            let t = g.add(Node::Op(Op::Mul, vec![sg, sp]), Level::Element, Kind::F32);
+            let one = c(g, 1.0);
+            g.add(Node::Op(Op::Div, vec![one, t]), Level::Element, Kind::F32)
+        }),
+        ("exp(value * sign(state) + 0.5)", |g, [_, _, state, value], c| {
+            let s = g.add(Node::Op(Op::Sign, vec![state]), Level::Element, Kind::F32);
+            let scaled = g.add(Node::Op(Op::Mul, vec![value, s]), Level::Element, Kind::F32);
+            let half = c(g, 0.5);
+            let shifted = g.add(Node::Op(Op::Add, vec![scaled, half]), Level::Element, Kind::F32);
+            g.add(Node::Op(Op::Exp, vec![shifted]), Level::Element, Kind::F32)
+        }),
+        ("log(|sign(g) - sign(state)|)", |g, [grad, _, state, _], _| {
+            let (sg, ss) = (g.add(Node::Op(Op::Sign, vec![grad]), Level::Element, Kind::F32), g.add(Node::Op(Op::Sign, vec![state]), Level::Element, Kind::F32));
+            let d = g.add(Node::Op(Op::Sub, vec![sg, ss]), Level::Element, Kind::F32);
+            let a = g.add(Node::Op(Op::Abs, vec![d]), Level::Element, Kind::F32);
+            g.add(Node::Op(Op::Log, vec![a]), Level::Element, Kind::F32)
+        }),
+    ];
+    for (what, rule) in rules {
+        let mut graph = Graph::default();
+        let inputs = [
+            graph.add(Node::Grad, Level::Element, Kind::F32),
+            graph.add(Node::Param, Level::Element, Kind::F32),
+            graph.add(Node::State(0), Level::Element, Kind::F32),
+            graph.add(Node::Value, Level::Uniform, Kind::F32),
+        ];
+        let constant = |g: &mut Graph, x: f32| g.add(f(x), Level::Uniform, Kind::F32);
+        let costly = rule(&mut graph, inputs, &constant);
+        let out = graph.add(Node::Op(Op::Mul, vec![costly, inputs[0]]), Level::Element, Kind::F32);
+        let outputs = |out: NodeId| {
+            let mut o = Outputs::default();
+            o.element.push((Target::Slot(2), out, GroupSet::all(1)));
+            o
+        };
+        let (rewritten, map) = optc::ir::finite::specialize(&graph, &[out]).unwrap_or_else(|| panic!("{what}: not rewritten"));
+        let left = rewritten.nodes.iter().filter(|i| i.level == Level::Element).filter_map(|i| match i.node {
+            Node::Op(op, _) if op.is_math() || op == Op::Div => Some(op.name()),
+            _ => None,
+        });
+        let kept: Vec<&str> = left.collect();
+        assert!(kept.is_empty(), "{what}: still computed per element: {kept:?}");
+        for value in [0.7, -0.0, f32::INFINITY, f32::NAN] {
+            for layout in layouts(n) {
+                let run = |graph: &Graph, out: NodeId| Run {
+                    layout: layout.clone(),
+                    graph: graph.clone(),
+                    outputs: outputs(out),
+                    grads: grads.clone(),
+                    params: params.clone(),
+                    slots: vec![third.clone(), vec![0.0; n], vec![0.0; n]],
+                    value,
+                };
+                let before = run(&graph, out).go(Backend::Interp, 1);
+                let after = run(&rewritten, map[out as usize]);
+                for (backend, threads) in [(Backend::Interp, 1), (Backend::Jit, 1), (Backend::Jit, 3)] {
+                    let got = after.go(backend, threads);
+                    if let Some(d) = first_difference(&got.out, &before.out) {
+                        panic!("{what}, value {value:e}, {backend:?} on {threads} threads: the rewrite differs at {d}");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -174,6 +174,7 @@ pub fn instantiate(program: &Program, layout: &Layout) -> Result<StepIr, Vec<Dia
     };
     super::unused::drop_unused(&mut ir);
     super::merge::merge_equal_slots(&mut ir);
+    super::finite::specialize_step(&mut ir);
     super::axes::assign(&mut ir);
     Ok(ir)
 }
@@ -604,7 +605,7 @@ pub(crate) fn result_kind(op: Op, kinds: &[Kind]) -> Kind {
     use Op::*;
     let all_int = kinds.iter().all(|k| *k == Kind::I32);
     match op {
-        Eq | Ne | Lt | Le | Gt | Ge | IsFinite | IsNan | And | Or | Not => Kind::Bool,
+        Eq | Ne | Lt | Le | Gt | Ge | IsFinite | IsNan | SignBit | And | Or | Not => Kind::Bool,
         Add | Sub | Mul | Rem | Min | Max | Abs | Sign | Neg if all_int => Kind::I32,
         ToI32 => Kind::I32,
         Select => {
