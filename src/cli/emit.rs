@@ -92,7 +92,7 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
     if args.clif || args.asm {
         match jit::compile_with(&step_ir.graph, &plan, jit::Listing { clif: args.clif, asm: args.asm, sources: Some(&sources) }) {
             Ok(compiled) => {
-                for (k, pass) in compiled.passes.iter().enumerate() {
+                for (k, pass) in compiled.passes().iter().enumerate() {
                     if args.asm {
                         outln!("; optc_pass{k}\n{}", pass.asm.as_deref().unwrap_or("; (no disassembly)"));
                     } else {

@@ -163,7 +163,9 @@ pub struct CompiledPass {
 
 /// The passes of a plan as machine code.
 pub struct CompiledStep {
-    pub passes: Vec<CompiledPass>,
+    /// Private, with [`CompiledStep::passes`] to read it: what `run_pass` checks against must
+    /// stay what the kernels were compiled from.
+    passes: Vec<CompiledPass>,
     /// Told apart from every other step of the process: a [`Schedule`] checked for one step's
     /// passes is checked again for another's.
     id: u64,
@@ -183,6 +185,13 @@ impl Drop for CompiledStep {
             // SAFETY: the kernels' function pointers are private to this value and die with it.
             unsafe { module.free_memory() };
         }
+    }
+}
+
+impl CompiledStep {
+    /// The passes, in plan order.
+    pub fn passes(&self) -> &[CompiledPass] {
+        &self.passes
     }
 }
 

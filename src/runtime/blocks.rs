@@ -74,7 +74,7 @@ struct Run {
 impl Runner {
     /// The tasks of `step`'s passes for `layout` (split into `groups`, leaves at `offsets`).
     pub fn new(step: CompiledStep, groups: &Groups, layout: &Layout, offsets: &[usize]) -> Runner {
-        let passes = step.passes.iter().map(|compiled| PassTasks::new(compiled, groups, layout, offsets)).collect();
+        let passes = step.passes().iter().map(|compiled| PassTasks::new(compiled, groups, layout, offsets)).collect();
         Runner { step, passes }
     }
 }
@@ -268,7 +268,7 @@ impl Passes for Compiled<'_> {
             return;
         }
         let Runner { step, passes } = &mut *self.runner;
-        let (Some(compiled), Some(tasks)) = (step.passes.get(index), passes.get_mut(index)) else {
+        let (Some(compiled), Some(tasks)) = (step.passes().get(index), passes.get_mut(index)) else {
             self.error = Some(RunError::NoSuchPass(index));
             return;
         };
