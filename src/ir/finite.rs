@@ -1,7 +1,7 @@
 //! Rules of a few values: an element value that depends on the elements only through a value
 //! taking a few values known before the step, such as `sign(g) * sign(m)` (PowerSign's
-//! exponent), is one of a few values too. Where it is costly to compute (`pow`, `exp`, a
-//! division), it is computed once per step for each of them, as uniform or per-leaf values, and
+//! exponent), is one of a few values too. Where it is costly to compute (`pow`, `exp`, `log`,
+//! ...), it is computed once per step for each of them, as uniform or per-leaf values, and
 //! each element selects its own by comparisons: PowerSign's `alpha ^ (decay * sign(g) *
 //! sign(m))` becomes five powers per step and four comparisons per element.
 //!
@@ -228,14 +228,15 @@ fn through(graph: &Graph, values: &[Option<Vec<Scalar>>]) -> Vec<Option<NodeId>>
 }
 
 /// Whether computing the node from its few-valued node takes a costly op: a transcendental
-/// function, a root or a division (a few comparisons and selects cost more than the rest).
+/// function, or one the JIT calls per lane (a few comparisons and selects cost as much as a
+/// division or a square root, and more than the rest).
 fn costly(graph: &Graph, through: &[Option<NodeId>]) -> Vec<bool> {
     let mut out = vec![false; graph.nodes.len()];
     for (i, info) in graph.nodes.iter().enumerate() {
         if let (Some(t), Node::Op(op, args)) = (through[i], &info.node)
             && t as usize != i
         {
-            let own = op.is_math() || matches!(op, Op::Div | Op::Rem | Op::Sqrt | Op::Rsqrt | Op::Cbrt);
+            let own = op.is_math() || matches!(op, Op::Rem | Op::Cbrt);
             out[i] = own || args.iter().any(|&a| through[a as usize] == Some(t) && out[a as usize]);
         }
     }

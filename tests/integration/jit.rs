@@ -1029,12 +1029,13 @@ fn rules_of_a_few_values_give_the_bits_of_the_rules_they_replace() {
             let e = c(g, std::f32::consts::E);
             g.add(Node::Op(Op::Pow, vec![e, exponent]), Level::Element, Kind::F32)
         }),
-        // ±0 apart: 1 / ±0 is ±inf.
-        ("1 / (sign(g) * sign(p))", |g, [grad, param, _, _], c| {
+        // ±0 apart: 1 / ±0 is ±inf, and 2 ^ ±inf is inf or 0.
+        ("2 ^ (1 / (sign(g) * sign(p)))", |g, [grad, param, _, _], c| {
             let (sg, sp) = (g.add(Node::Op(Op::Sign, vec![grad]), Level::Element, Kind::F32), g.add(Node::Op(Op::Sign, vec![param]), Level::Element, Kind::F32));
             let t = g.add(Node::Op(Op::Mul, vec![sg, sp]), Level::Element, Kind::F32);
-            let one = c(g, 1.0);
-            g.add(Node::Op(Op::Div, vec![one, t]), Level::Element, Kind::F32)
+            let (one, two) = (c(g, 1.0), c(g, 2.0));
+            let inverse = g.add(Node::Op(Op::Div, vec![one, t]), Level::Element, Kind::F32);
+            g.add(Node::Op(Op::Pow, vec![two, inverse]), Level::Element, Kind::F32)
         }),
         ("exp(value * sign(state) + 0.5)", |g, [_, _, state, value], c| {
             let s = g.add(Node::Op(Op::Sign, vec![state]), Level::Element, Kind::F32);
