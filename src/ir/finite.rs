@@ -39,6 +39,10 @@ pub fn specialize_step(ir: &mut StepIr) {
 /// value. `roots` are the values the step gives and names (a value they use as a whole is
 /// rewritten as a whole).
 pub fn specialize(graph: &Graph, roots: &[NodeId]) -> Option<(Graph, Vec<NodeId>)> {
+    // Few values start at a `sign`: most pipelines have none, and are not copied.
+    if !graph.nodes.iter().any(|i| i.level == Level::Element && matches!(i.node, Node::Op(Op::Sign, _))) {
+        return None;
+    }
     let (gathered, first) = gather_units(graph);
     let roots: Vec<NodeId> = roots.iter().map(|&r| first[r as usize]).collect();
     let (selected, second) = select_values(&gathered, &roots)?;
@@ -55,14 +59,25 @@ fn live(graph: &Graph, roots: &[NodeId]) -> (Graph, Vec<NodeId>) {
     let mut stack = roots.to_vec();
     while let Some(n) = stack.pop() {
         if !std::mem::replace(&mut used[n as usize], true) {
-            stack.extend(args(&graph.get(n).node));
+            stack.extend(graph.get(n).node.args());
         }
     }
+    rebuild(graph, |_, i, _| (!used[i as usize]).then_some(NodeId::MAX))
+}
+
+/// A copy of `graph`, node by node in order, where `replace(new, node, map)` may give a node
+/// its own replacement (`map`: where the nodes before it went); the others are copied with
+/// their operands moved. Returns the copy and where each node went.
+fn rebuild(graph: &Graph, mut replace: impl FnMut(&mut Graph, NodeId, &[NodeId]) -> Option<NodeId>) -> (Graph, Vec<NodeId>) {
     let mut new = Graph::default();
-    let mut map = Vec::with_capacity(graph.nodes.len());
+    let mut map: Vec<NodeId> = Vec::with_capacity(graph.nodes.len());
     for (i, info) in graph.nodes.iter().enumerate() {
         new.set_origin(graph.origin(i as NodeId));
-        map.push(if used[i] { new.add(remapped(&info.node, &map), info.level, info.kind) } else { NodeId::MAX });
+        let id = match replace(&mut new, i as NodeId, &map) {
+            Some(id) => id,
+            None => new.add(info.node.map_args(|a| map[a as usize]), info.level, info.kind),
+        };
+        map.push(id);
     }
     (new, map)
 }
@@ -72,20 +87,16 @@ fn live(graph: &Graph, roots: &[NodeId]) -> (Graph, Vec<NodeId>) {
 /// or NaN (a `sign`): a product by such values is exact in any order, so the two give the same
 /// bits, and `s * r` takes only those values (PowerSign's `decay * sign(g) * sign(m)`).
 fn gather_units(graph: &Graph) -> (Graph, Vec<NodeId>) {
-    let mut new = Graph::default();
-    let mut map: Vec<NodeId> = Vec::with_capacity(graph.nodes.len());
-    for (i, info) in graph.nodes.iter().enumerate() {
-        new.set_origin(graph.origin(i as NodeId));
-        let node = remapped(&info.node, &map);
-        let regrouped = match &node {
+    rebuild(graph, |new, i, map| {
+        let info = graph.get(i);
+        match &info.node {
             Node::Op(Op::Mul, args) if info.level == Level::Element && info.kind == Kind::F32 => {
-                regroup(&mut new, args[0], args[1]).or_else(|| regroup(&mut new, args[1], args[0]))
+                let (a, b) = (map[args[0] as usize], map[args[1] as usize]);
+                regroup(new, a, b).or_else(|| regroup(new, b, a))
             }
             _ => None,
-        };
-        map.push(regrouped.unwrap_or_else(|| new.add(node, info.level, info.kind)));
-    }
-    (new, map)
+        }
+    })
 }
 
 /// `u * (s * r)` for `x = u * s` (either order), if `s` and `r` are of unit size and `u` is
@@ -123,7 +134,7 @@ fn select_values(graph: &Graph, roots: &[NodeId]) -> Option<(Graph, Vec<NodeId>)
     // Rewritten: the largest such values, those some user (or a root) takes as they are.
     let mut whole = vec![false; graph.nodes.len()];
     for (u, info) in graph.nodes.iter().enumerate() {
-        for a in args(&info.node) {
+        for a in info.node.args() {
             if through[a as usize].is_some() && through[u] != through[a as usize] {
                 whole[a as usize] = true;
             }
@@ -138,20 +149,11 @@ fn select_values(graph: &Graph, roots: &[NodeId]) -> Option<(Graph, Vec<NodeId>)
     if !chosen.contains(&true) {
         return None;
     }
-    let mut new = Graph::default();
-    let mut map: Vec<NodeId> = Vec::with_capacity(graph.nodes.len());
-    for (i, info) in graph.nodes.iter().enumerate() {
-        new.set_origin(graph.origin(i as NodeId));
-        let id = match through[i] {
-            Some(t) if chosen[i] => {
-                let domain = values[t as usize].as_deref().unwrap_or_default();
-                select_among(graph, &mut new, &map, i as NodeId, t, domain)
-            }
-            _ => new.add(remapped(&info.node, &map), info.level, info.kind),
-        };
-        map.push(id);
-    }
-    Some((new, map))
+    Some(rebuild(graph, |new, i, map| {
+        let t = through[i as usize].filter(|_| chosen[i as usize])?;
+        let domain = values[t as usize].as_deref().unwrap_or_default();
+        Some(select_among(graph, new, map, i, t, domain))
+    }))
 }
 
 /// The values each element node takes where they are few and known before the step (NaNs as
@@ -241,30 +243,6 @@ fn costly(graph: &Graph, through: &[Option<NodeId>]) -> Vec<bool> {
         }
     }
     out
-}
-
-/// The operands of a node.
-fn args(node: &Node) -> Vec<NodeId> {
-    match node {
-        Node::Op(_, args) | Node::Matrix { args, .. } => args.clone(),
-        Node::Reduce { arg, .. } | Node::LeafReduce { arg, .. } | Node::AxisReduce { arg, .. } => vec![*arg],
-        Node::Merge(arms) => arms.iter().map(|(_, n)| *n).collect(),
-        Node::Const(_) | Node::Value | Node::Grad | Node::Param | Node::LeafNumel | Node::State(_) => Vec::new(),
-    }
-}
-
-/// `node` with its operands where `map` put them.
-fn remapped(node: &Node, map: &[NodeId]) -> Node {
-    let at = |n: &NodeId| map[*n as usize];
-    match node {
-        Node::Op(op, args) => Node::Op(*op, args.iter().map(at).collect()),
-        Node::Matrix { op, args } => Node::Matrix { op: op.clone(), args: args.iter().map(at).collect() },
-        Node::Reduce { kind, arg, groups } => Node::Reduce { kind: *kind, arg: at(arg), groups: groups.clone() },
-        Node::LeafReduce { kind, arg } => Node::LeafReduce { kind: *kind, arg: at(arg) },
-        Node::AxisReduce { kind, arg, axes } => Node::AxisReduce { kind: *kind, arg: at(arg), axes: *axes },
-        Node::Merge(arms) => Node::Merge(arms.iter().map(|(g, n)| (g.clone(), at(n))).collect()),
-        other => other.clone(),
-    }
 }
 
 /// Node `n` of `old` (which depends on the elements only through `t`, taking `domain`) in

@@ -100,7 +100,7 @@ impl<'g, F: Fn(SlotId) -> SlotId> Copy<'g, F> {
             if std::mem::replace(&mut seen[id as usize], true) {
                 continue;
             }
-            stack.extend(args(&self.from.get(id).node));
+            stack.extend(self.from.get(id).node.args());
         }
         for (id, _) in seen.iter().enumerate().filter(|(_, s)| **s) {
             self.node(id as NodeId);
@@ -112,16 +112,11 @@ impl<'g, F: Fn(SlotId) -> SlotId> Copy<'g, F> {
         if let Some(&done) = self.done.get(&id) {
             return done;
         }
-        let info = self.from.get(id);
+        let from = self.from;
+        let info = from.get(id);
         let node = match &info.node {
             Node::State(s) => Node::State((self.slot)(*s)),
-            Node::Op(op, a) => Node::Op(*op, a.iter().map(|x| self.node(*x)).collect()),
-            Node::Reduce { kind, arg, groups } => Node::Reduce { kind: *kind, arg: self.node(*arg), groups: groups.clone() },
-            Node::LeafReduce { kind, arg } => Node::LeafReduce { kind: *kind, arg: self.node(*arg) },
-            Node::AxisReduce { kind, arg, axes } => Node::AxisReduce { kind: *kind, arg: self.node(*arg), axes: *axes },
-            Node::Matrix { op, args } => Node::Matrix { op: op.clone(), args: args.iter().map(|x| self.node(*x)).collect() },
-            Node::Merge(parts) => Node::Merge(parts.iter().map(|(g, x)| (g.clone(), self.node(*x))).collect()),
-            other => other.clone(),
+            other => other.map_args(|x| self.node(x)),
         };
         let outer = self.to.set_origin(self.from.origin(id));
         let copied = self.to.add(node, info.level, info.kind);
@@ -132,16 +127,6 @@ impl<'g, F: Fn(SlotId) -> SlotId> Copy<'g, F> {
 
     fn into_graph(self) -> Graph {
         self.to
-    }
-}
-
-/// The operands of a node.
-fn args(node: &Node) -> Vec<NodeId> {
-    match node {
-        Node::Op(_, a) | Node::Matrix { args: a, .. } => a.clone(),
-        Node::Reduce { arg, .. } | Node::LeafReduce { arg, .. } | Node::AxisReduce { arg, .. } => vec![*arg],
-        Node::Merge(parts) => parts.iter().map(|(_, x)| *x).collect(),
-        _ => Vec::new(),
     }
 }
 

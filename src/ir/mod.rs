@@ -99,6 +99,31 @@ pub enum Node {
     Merge(Vec<(GroupSet, NodeId)>),
 }
 
+impl Node {
+    /// Its operands.
+    pub fn args(&self) -> Vec<NodeId> {
+        match self {
+            Node::Op(_, args) | Node::Matrix { args, .. } => args.clone(),
+            Node::Reduce { arg, .. } | Node::LeafReduce { arg, .. } | Node::AxisReduce { arg, .. } => vec![*arg],
+            Node::Merge(arms) => arms.iter().map(|(_, n)| *n).collect(),
+            Node::Const(_) | Node::Value | Node::Grad | Node::Param | Node::LeafNumel | Node::State(_) => Vec::new(),
+        }
+    }
+
+    /// The same node with each operand `n` replaced by `f(n)`, in order.
+    pub fn map_args(&self, mut f: impl FnMut(NodeId) -> NodeId) -> Node {
+        match self {
+            Node::Op(op, args) => Node::Op(*op, args.iter().map(|&a| f(a)).collect()),
+            Node::Matrix { op, args } => Node::Matrix { op: op.clone(), args: args.iter().map(|&a| f(a)).collect() },
+            Node::Reduce { kind, arg, groups } => Node::Reduce { kind: *kind, arg: f(*arg), groups: groups.clone() },
+            Node::LeafReduce { kind, arg } => Node::LeafReduce { kind: *kind, arg: f(*arg) },
+            Node::AxisReduce { kind, arg, axes } => Node::AxisReduce { kind: *kind, arg: f(*arg), axes: *axes },
+            Node::Merge(arms) => Node::Merge(arms.iter().map(|(g, n)| (g.clone(), f(*n))).collect()),
+            other => other.clone(),
+        }
+    }
+}
+
 /// An operation on a leaf's values as a matrix, or a stack of matrices (the last two axes;
 /// leading axes are a batch, as numpy's `matmul` takes them).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
