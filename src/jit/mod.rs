@@ -22,6 +22,7 @@
 //! (`unsafe_code` is denied for the crate and allowed for this module only, in `lib.rs`.)
 
 mod asm;
+mod check;
 mod clif;
 mod kernel;
 mod lower;
@@ -30,7 +31,8 @@ mod pool;
 mod program;
 mod run;
 
-pub use run::{RunError, Schedule};
+pub use check::Schedule;
+pub use run::RunError;
 
 use std::fmt;
 use std::sync::OnceLock;
