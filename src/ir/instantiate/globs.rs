@@ -64,7 +64,6 @@ impl Inst<'_> {
             self.errors.push(d);
         }
     }
-
 }
 
 /// The leaf name, or the glob over the last part of leaf names (`*.weight`), closest to a glob
