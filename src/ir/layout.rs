@@ -32,8 +32,11 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// A layout from leaves in any order; names must be distinct and non-empty.
+    /// A layout from leaves in any order: at least one, with distinct, non-empty names.
     pub fn new(mut leaves: Vec<Leaf>) -> Result<Layout, String> {
+        if leaves.is_empty() {
+            return Err("there are no leaves: nothing to optimize".into());
+        }
         leaves.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         if let Some(leaf) = leaves.iter().find(|l| l.name.is_empty()) {
             return Err(format!("a leaf of shape {:?} has an empty name", leaf.shape));
@@ -112,6 +115,7 @@ mod tests {
     #[test]
     fn rejects_bad_specs() {
         assert!(Layout::parse("a:3,a:4").is_err());
+        assert!(Layout::parse("").is_err() && Layout::parse(" , ").is_err(), "no leaves");
         assert!(Layout::parse("a:3xq").is_err());
         assert!(Layout::parse("noshape").is_err());
     }

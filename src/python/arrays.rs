@@ -61,6 +61,14 @@ pub fn type_name(x: &Bound<'_, PyAny>) -> String {
     x.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "an object".into())
 }
 
+/// What `x` is, for a message that expected an array: a numpy array's dtype, else its type.
+pub fn described(x: &Bound<'_, PyAny>) -> String {
+    match x.cast::<PyUntypedArray>() {
+        Ok(array) => format!("a {} array", array.dtype()),
+        Err(_) => type_name(x),
+    }
+}
+
 /// A shape as Python prints it: `(3,)`, `(2, 3)`, `()`.
 pub fn show_shape(shape: &[usize]) -> String {
     match shape {
@@ -111,9 +119,6 @@ pub fn layout_of(params: &Bound<'_, PyAny>) -> PyResult<Layout> {
     for (name, value) in &entries {
         let array = float32_array(value, "params", name)?;
         leaves.push(Leaf { name: name.clone(), shape: array.shape().to_vec() });
-    }
-    if leaves.is_empty() {
-        return Err(PyValueError::new_err("`params` has no leaves: there is nothing to optimize"));
     }
     Layout::new(leaves).map_err(|e| PyValueError::new_err(format!("`params`: {e}")))
 }

@@ -98,6 +98,14 @@ fn emit_names_the_leaves_a_glob_or_partition_misses() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains("unmatched-leaf") && err.contains("`dense.kernel`"), "{err}");
+
+    // A layout of no leaves at all is refused, not instantiated.
+    for layout in ["", ","] {
+        let out = optc(&["emit", "--plan", "--layout", layout, "-"], Some("adam(learning_rate=1e-3)\n"));
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(1), "{layout:?}");
+        assert!(text(&out.stderr).contains("no leaves"), "{}", text(&out.stderr));
+    }
 }
 
 #[test]
