@@ -499,7 +499,7 @@ impl Frame {
         if let (Some(required), Some(call)) = (d.primary.take(), inst.call) {
             d = d.with_primary(call, "in this call").with_secondary(required.span, required.message);
         }
-        inst.error(d.with_note(format!("it fails for {shown}")).with_help("mask the transform to the leaves it is for, e.g. by `ndim` or `shape`, or give the others to another `partition` arm"));
+        inst.error(d.with_note(format!("it fails for {shown}")).with_help("mask the transform to the leaves it is for, e.g. by `ndim` or `size`, or give the others to another `partition` arm"));
     }
 
     /// A leaf's `ndim`, `size` or `shape`: every leaf of the domain has the same, since a body
