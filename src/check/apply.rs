@@ -349,6 +349,14 @@ impl Evaluator<'_, '_> {
         if let Some(mask) = Mask::binary(op, &l, &r) {
             return Value::Mask(mask);
         }
+        // `ndim == "2"` would quietly select no leaf: a leaf's ndim and size compare with numbers.
+        if matches!(op, BinaryOp::Eq | BinaryOp::Ne) && [&l, &r].iter().any(|v| matches!(v, Value::LeafInt(_))) {
+            self.err(
+                Diagnostic::error("type-mismatch", format!("cannot apply `{}` to {} and {}", op.symbol(), l.ty(), r.ty()))
+                    .with_primary(span, "a leaf's `ndim` and `size` compare with numbers"),
+            );
+            return Value::Error;
+        }
         match op {
             BinaryOp::Eq => return Value::Bool(l.equals(&r) || both_injected_same(&l, &r)),
             BinaryOp::Ne => return Value::Bool(!l.equals(&r) && !both_injected_same(&l, &r)),
