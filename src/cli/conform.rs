@@ -126,9 +126,11 @@ pub fn run_case_with(path: &Path, stdlib_dir: Option<&Path>, backend: Backend) -
     let Some(params_json) = case["params"].as_object() else { return fail(&name, "no `params`") };
     let mut leaves = Vec::new();
     for (leaf_name, leaf) in params_json {
-        let shape: Option<Vec<usize>> =
-            leaf["shape"].as_array().map(|dims| dims.iter().filter_map(|d| d.as_u64().map(|d| d as usize)).collect());
-        let Some(shape) = shape else { return fail(&name, format!("params.{leaf_name} has no shape")) };
+        let Some(dims) = leaf["shape"].as_array() else { return fail(&name, format!("params.{leaf_name} has no shape")) };
+        let shape: Option<Vec<usize>> = dims.iter().map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok())).collect();
+        let Some(shape) = shape else {
+            return fail(&name, format!("params.{leaf_name}.shape holds something other than a size (an integer, 0 or more)"));
+        };
         leaves.push(Leaf { name: leaf_name.clone(), shape });
     }
     if leaves.is_empty() || leaves.iter().all(|l| l.is_empty()) {
@@ -163,8 +165,10 @@ pub fn run_case_with(path: &Path, stdlib_dir: Option<&Path>, backend: Backend) -
             return fail(&name, format!("cannot instantiate: {}", text.lines().next().unwrap_or("")));
         }
     };
-    let rtol = case["tolerance"]["rtol"].as_f64().unwrap_or(0.0);
-    let atol = case["tolerance"]["atol"].as_f64().unwrap_or(0.0);
+    let (rtol, atol) = match (tolerance(&case, "rtol"), tolerance(&case, "atol")) {
+        (Ok(r), Ok(a)) => (r, a),
+        (Err(e), _) | (_, Err(e)) => return fail(&name, e),
+    };
     let steps = case["steps"].as_array().cloned().unwrap_or_default();
     let expected = case["expected"].as_array().cloned().unwrap_or_default();
     // A case that checks nothing must not pass.
@@ -209,6 +213,15 @@ pub fn run_case_with(path: &Path, stdlib_dir: Option<&Path>, backend: Backend) -
         }
     }
     Outcome { name, passed: true, worst, reason: None }
+}
+
+/// The case's `tolerance.<key>`: 0 when absent, else a finite number, 0 or more (a negative
+/// one would pass any result).
+fn tolerance(case: &Json, key: &str) -> Result<f64, String> {
+    match &case["tolerance"][key] {
+        Json::Null => Ok(0.0),
+        v => v.as_f64().filter(|t| t.is_finite() && *t >= 0.0).ok_or_else(|| format!("tolerance.{key} is {v}: it must be a number, 0 or more")),
+    }
 }
 
 /// The leaf and index within it of flat element `i`.

@@ -548,6 +548,11 @@ fn setup(args: &Args) -> Result<Setup, String> {
     if !(0.0..1.0).contains(&args.val_fraction) {
         return Err(format!("`--val-fraction {}` must be in [0, 1)", args.val_fraction));
     }
+    // Logistic regression is a classifier: on numbers to predict it would quietly be linear.
+    if args.model == "logistic" && (!dataset.is_classification() || loss == Some(Loss::Mse)) {
+        let why = if loss == Some(Loss::Mse) { "`--loss mse`".to_string() } else { format!("`--data {}`, which has numbers to predict, not classes", args.data) };
+        return Err(format!("`--model logistic` classifies, with cross-entropy: it cannot train on {why}; use `--model linear`"));
+    }
     let loss = loss.unwrap_or(if dataset.is_classification() { Loss::CrossEntropy } else { Loss::Mse });
     let hidden: &[usize] = if args.model == "mlp" { &args.hidden } else { &[] };
     if hidden.contains(&0) {

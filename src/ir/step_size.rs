@@ -119,6 +119,10 @@ fn factor(ir: &mut StepIr, g: usize) -> Option<NodeId> {
                     node = b;
                 } else if decays(graph, b) {
                     node = a;
+                } else if let (Op::Add, Some(fresh)) = (op, moment_input(graph, a, b)) {
+                    // Momentum kept after the learning rate (Adafactor's `ema`): the rate
+                    // scales what goes into the moment.
+                    node = fresh;
                 } else if factors.is_empty() {
                     // A sum of two updates no factor scales (Lookahead's `fast - k * d`,
                     // Schedule-Free's `new - param`): not a scaled direction.
@@ -145,6 +149,28 @@ fn factor(ir: &mut StepIr, g: usize) -> Option<NodeId> {
         }
     }
     Some(product(ir, &factors))
+}
+
+/// The fresh term of a moment `c * x + b * m` (or `x + b * m`), where `m` is the moment's value
+/// before the step: `x`, past the moment's own coefficient `c`. `None` if `a + b` is no moment.
+fn moment_input(graph: &super::Graph, a: NodeId, b: NodeId) -> Option<NodeId> {
+    let uniform = |n: NodeId| graph.level(n) == Level::Uniform;
+    let scaled_state = |n: NodeId| match &graph.get(n).node {
+        Node::State(_) => graph.level(n) == Level::Element,
+        Node::Op(Op::Mul, args) => {
+            args.iter().any(|&x| uniform(x)) && args.iter().any(|&x| matches!(graph.get(x).node, Node::State(_)) && graph.level(x) == Level::Element)
+        }
+        _ => false,
+    };
+    let fresh = match (scaled_state(a), scaled_state(b)) {
+        (false, true) => a,
+        (true, false) => b,
+        _ => return None,
+    };
+    Some(match &graph.get(fresh).node {
+        Node::Op(Op::Mul, args) if uniform(args[0]) != uniform(args[1]) => if uniform(args[0]) { args[1] } else { args[0] },
+        _ => fresh,
+    })
 }
 
 /// A named step size folded into a moment: `b * m + c * dlr * g`, where the term that reads

@@ -168,6 +168,8 @@ fn bad_flags_get_messages() {
         (&["--loss", "hinge"], "expected mse or xent"),
         (&["--val-fraction", "1.5"], "must be in [0, 1)"),
         (&["--plot", "out.pdf"], "a plot is `.svg` or `.png`"),
+        (&["--model", "logistic", "--data", "regression"], "`--model logistic` classifies"),
+        (&["--model", "logistic", "--data", "moons", "--loss", "mse"], "cannot train on `--loss mse`"),
     ] {
         let mut all = vec!["run", "examples/plateau.opt", "--steps", "2", "--quiet"];
         all.extend(args);
@@ -246,6 +248,28 @@ fn conform_fails_a_case_that_checks_nothing() {
 }
 
 #[test]
+fn conform_refuses_a_malformed_tolerance_or_shape() {
+    let dir = scratch("malformed-case");
+    let case = dir.join("case.json");
+    // sgd's first step is far from "expected": only a tolerance that passes anything would pass it.
+    for (what, tolerance, shape, message) in [
+        ("negative", r#"{"rtol": -1}"#, "[2]", "tolerance.rtol is -1"),
+        ("both negative", r#"{"rtol": -1, "atol": -1}"#, "[2]", "tolerance.rtol is -1"),
+        ("a string", r#"{"rtol": "x", "atol": 1e-7}"#, "[2]", "tolerance.rtol is \"x\""),
+        ("a negative size", r#"{"rtol": 1e-6}"#, "[-2]", "params.w.shape holds something other than a size"),
+    ] {
+        let json = format!(
+            r#"{{"pipeline": "sgd(learning_rate=0.5)", "params": {{"w": {{"shape": {shape}, "data": [1.0, 2.0]}}}}, "steps": [{{"grads": {{"w": {{"shape": [2], "data": [1.0, 1.0]}}}}}}], "expected": [{{"w": {{"shape": [2], "data": [9.0, 9.0]}}}}], "tolerance": {tolerance}}}"#
+        );
+        std::fs::write(&case, json).expect("write");
+        let out = optc(&["conform", &s(&case)], None);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", text(&out.stdout));
+        assert!(text(&out.stdout).contains(message), "{what}: {}", text(&out.stdout));
+    }
+}
+
+#[test]
 fn the_learning_rate_column_is_the_step_each_family_takes() {
     let dir = scratch("lr");
     let cases: &[(&str, &[(&str, f64)])] = &[
@@ -257,6 +281,9 @@ fn the_learning_rate_column_is_the_step_each_family_takes() {
         ("prodigy()", &[("lr", 3.1622565e-7)]),
         // Adafactor scales by each leaf's parameter norm after the learning rate.
         ("adafactor(learning_rate=0.01)", &[("lr", 0.01)]),
+        // Momentum after the learning rate: the rate scales what goes into the moment.
+        ("adafactor(learning_rate=0.5, momentum=0.9)", &[("lr", 0.5)]),
+        ("chain(scale_by_adam(), scale(-0.01), ema(0.9, debias=False))", &[("lr", 0.01)]),
         // Muon scales each matrix by its shape: one group per shape, named by it.
         ("muon(learning_rate=0.02)", &[("lr[_; ndim == 2 (64x2)]", 0.02), ("lr[ndim == 2 (3x64)]", 0.02 * (64.0f64 / 3.0).sqrt())]),
         // D-Adaptation folds its step into the moments: d * lr * bias correction at step 1.
