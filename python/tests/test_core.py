@@ -139,6 +139,21 @@ def test_the_interpreter_threads_and_updates_apart_agree_bit_for_bit():
             assert same_bits(v, runs["jit"][k]), f"{name}: {k}"
 
 
+def test_a_thread_count_below_one_is_refused_everywhere():
+    params = model()
+    pipeline = optc.compile("sgd(learning_rate=0.1)")
+    for bad in [0, -1]:
+        with pytest.raises(ValueError, match="threads must be at least 1"):
+            pipeline.init(params, threads=bad)
+    opt = pipeline.init(params, threads=1)
+    for bad in [0, -1]:
+        with pytest.raises(ValueError, match="threads must be at least 1"):
+            opt.step(params, grads_for(params, seed=0), threads=bad)
+        with pytest.raises(ValueError, match="threads must be at least 1"):
+            opt.threads = bad
+    assert opt.threads == 1
+
+
 def test_hyperparams_name_the_learning_rate_counters_and_plateau_scale():
     params = model()
     opt = optc.compile(EXAMPLES / "plateau.opt").init(params)
@@ -331,6 +346,10 @@ def test_another_pipelines_or_layouts_state_is_refused_with_the_reason():
         with pytest.raises(ValueError, match="another pipeline"):
             opt.load_state_dict(saved)
         assert pickle.dumps(opt.state_dict()) == before
+    # Another spelling of the same step shares its state.
+    same = optc.compile('adam(learning_rate=0.001, b1=0.9, mu_dtype="float32")').init(model())
+    same.load_state_dict(saved)
+    assert same.state_dict()["steps"] == 2
     smaller = {"w": np.zeros(3, np.float32)}
     with pytest.raises(ValueError, match="another parameter layout"):
         optc.compile("adam(learning_rate=1e-3)").init(smaller).load_state_dict(saved)

@@ -58,6 +58,7 @@ pub fn to_dict<'py>(py: Python<'py>, snapshot: &Snapshot, layout: &Layout, held:
     d.set_item("format", FORMAT)?;
     d.set_item("version", VERSION)?;
     d.set_item("pipeline", &snapshot.pipeline)?;
+    d.set_item("fingerprint", &snapshot.fingerprint)?;
     d.set_item("slots", &snapshot.slots_key)?;
     d.set_item("layout", &snapshot.layout)?;
     d.set_item("steps", snapshot.steps)?;
@@ -109,13 +110,16 @@ pub fn from_dict(d: &Bound<'_, PyAny>, like: &Snapshot, layout: &Layout, held: &
     let text = |k: &str| -> PyResult<String> { field(k)?.extract::<String>().map_err(|_| PyValueError::new_err(format!("the state dict's `{k}` is not a string"))) };
     let mut snapshot = Snapshot {
         pipeline: text("pipeline")?,
+        // (State dicts before it lack it: their pipelines are then compared as written.)
+        fingerprint: if d.contains("fingerprint")? { text("fingerprint")? } else { String::new() },
         slots_key: text("slots")?,
         layout: text("layout")?,
         steps: field("steps")?.extract().map_err(|_| PyValueError::new_err("the state dict's `steps` is not a count of steps"))?,
         slots: Vec::with_capacity(like.slots.len()),
     };
     // Another pipeline or layout is refused with the reason before its values are read.
-    if snapshot.pipeline != like.pipeline || snapshot.slots_key != like.slots_key || snapshot.layout != like.layout {
+    let same_step = snapshot.pipeline == like.pipeline || snapshot.fingerprint == like.fingerprint;
+    if !same_step || snapshot.slots_key != like.slots_key || snapshot.layout != like.layout {
         return Ok(snapshot);
     }
     let state = field("state")?;
@@ -158,7 +162,7 @@ pub fn from_dict(d: &Bound<'_, PyAny>, like: &Snapshot, layout: &Layout, held: &
                 let mut v = Vec::with_capacity(held.lens()[s]);
                 for (l, leaf) in mine.iter().map(|&l| (l, &layout.leaves[l])) {
                     let x = dict.get_item(&leaf.name)?.ok_or_else(|| bad(format!("no values for the leaf {}", quote(&leaf.name))))?;
-                    let array = x.cast::<PyArrayDyn<f32>>().map_err(|_| bad(format!("leaf {}: expected a float32 numpy array, found {}", quote(&leaf.name), arrays::type_name(&x))))?;
+                    let array = x.cast::<PyArrayDyn<f32>>().map_err(|_| bad(format!("leaf {}: expected a float32 numpy array, found {}", quote(&leaf.name), arrays::described(&x))))?;
                     let shape = crate::ir::axes::stored_shape(&leaf.shape, held.collapsed(s, l));
                     if array.shape() != shape.as_slice() {
                         return Err(bad(format!("leaf {} has shape {}; expected {}", quote(&leaf.name), show_shape(array.shape()), show_shape(&shape))));

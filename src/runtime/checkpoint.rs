@@ -125,16 +125,30 @@ pub fn fingerprint(ir: &StepIr) -> String {
     format!("{:016x}", crate::fsio::checksum(text.as_bytes()))
 }
 
-/// Whether a state recorded as belonging to (`pipeline`, `slots`, `layout`) belongs to `ir`,
-/// instantiated from the pipeline `now`: the one rule for state files and snapshots alike. The
-/// pipeline itself is compared (hyperparameters included), not only its slots: `adam` and
-/// `adamw` keep the same slots.
-pub fn belongs(ir: &StepIr, now: &str, pipeline: &str, slots: &str, layout: &str) -> Result<(), LoadError> {
+/// What a saved state records about the step it was saved from.
+pub struct Owner<'a> {
+    /// The resolved pipeline, on one line.
+    pub pipeline: &'a str,
+    /// Its step IR's [`fingerprint`] (empty where none was recorded).
+    pub fingerprint: &'a str,
+    /// Its slots ([`pipeline_key`]).
+    pub slots: &'a str,
+    /// Its layout (display form).
+    pub layout: &'a str,
+}
+
+/// Whether a state saved from `owner` belongs to `ir`, instantiated from the pipeline `now`:
+/// the one rule for state files and snapshots alike. The pipeline itself is compared
+/// (hyperparameters included), not only its slots: `adam` and `adamw` keep the same slots. Two
+/// spellings of one step (`adam(learning_rate=0.001, b1=0.9)` and `adam(learning_rate=0.001)`,
+/// `mu_dtype="float32"` and `None`) have the same step IR, and share their state.
+pub fn belongs(ir: &StepIr, now: &str, owner: &Owner) -> Result<(), LoadError> {
+    let Owner { pipeline, slots, layout, .. } = *owner;
     if let Some((slot, saved, now)) = storage_mismatch(ir, slots) {
         return Err(LoadError::Storage { slot, saved, now });
     }
     let key = pipeline_key(ir);
-    if pipeline != now {
+    if pipeline != now && owner.fingerprint != fingerprint(ir) {
         return Err(LoadError::Pipeline { saved: pipeline.to_string(), now: now.to_string() });
     }
     if slots != key {
@@ -235,7 +249,8 @@ pub fn load(path: &Path, ir: &StepIr, pipeline: &str) -> Result<(State, u64), Lo
     if field("checksum") != format!("{:016x}", crate::fsio::checksum(body)) {
         return Err(corrupt("its checksum does not match its contents"));
     }
-    belongs(ir, pipeline, &field("pipeline"), &field("slots"), &field("layout"))?;
+    let owner = Owner { pipeline: &field("pipeline"), fingerprint: &field("fingerprint"), slots: &field("slots"), layout: &field("layout") };
+    belongs(ir, pipeline, &owner)?;
     if field("fingerprint") != fingerprint(ir) {
         return Err(LoadError::Pipeline {
             saved: format!("{} (as defined when the state was saved)", field("pipeline")),

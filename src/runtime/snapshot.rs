@@ -14,6 +14,8 @@ use super::checkpoint::{self, LoadError};
 pub struct Snapshot {
     /// The resolved pipeline on one line, as state files record it.
     pub pipeline: String,
+    /// Its step IR's fingerprint ([`checkpoint::fingerprint`]; empty where none was recorded).
+    pub fingerprint: String,
     /// The slots' names, levels and kinds ([`checkpoint::pipeline_key`]).
     pub slots_key: String,
     /// The layout (its display form: `name:4x3,...`).
@@ -22,6 +24,13 @@ pub struct Snapshot {
     pub steps: u64,
     /// One entry per slot of the step IR, in slot order.
     pub slots: Vec<SlotValue>,
+}
+
+impl Snapshot {
+    /// What it records about the step it was taken from.
+    pub fn owner(&self) -> checkpoint::Owner<'_> {
+        checkpoint::Owner { pipeline: &self.pipeline, fingerprint: &self.fingerprint, slots: &self.slots_key, layout: &self.layout }
+    }
 }
 
 /// The value of one state slot.
@@ -70,14 +79,21 @@ pub fn take(ir: &StepIr, state: &State, steps: u64, pipeline: &str) -> Snapshot 
             SlotValue { name: s.name.clone(), data }
         })
         .collect();
-    Snapshot { pipeline: pipeline.to_string(), slots_key: checkpoint::pipeline_key(ir), layout: ir.layout.to_string(), steps, slots }
+    Snapshot {
+        pipeline: pipeline.to_string(),
+        fingerprint: checkpoint::fingerprint(ir),
+        slots_key: checkpoint::pipeline_key(ir),
+        layout: ir.layout.to_string(),
+        steps,
+        slots,
+    }
 }
 
 /// Writes `snapshot` into `state` if it belongs to `ir` (and the pipeline `pipeline`), slot by
 /// slot checked first, so that a refused snapshot changes nothing; returns its step count.
 pub fn restore(ir: &StepIr, state: &mut State, pipeline: &str, snapshot: &Snapshot) -> Result<u64, LoadError> {
     let held = SlotLayout::new(ir);
-    checkpoint::belongs(ir, pipeline, &snapshot.pipeline, &snapshot.slots_key, &snapshot.layout)?;
+    checkpoint::belongs(ir, pipeline, &snapshot.owner())?;
     if snapshot.slots.len() != ir.slots.len() {
         return Err(LoadError::Corrupt(format!("it has {} state slots, the pipeline keeps {}", snapshot.slots.len(), ir.slots.len())));
     }

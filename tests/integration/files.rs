@@ -206,6 +206,12 @@ fn checkpoints_of_other_hyperparameters_split_or_data_are_refused() {
     let (code, stderr) = base(&adam, &["--steps", "10", "--resume", &ck]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("its data_checksum is"), "{stderr}");
+    // Another spelling of the same step (defaults written out, float32 named) is the same
+    // pipeline, and resumes.
+    std::fs::write(&csv, format!("a,b,y\n{}", rows(1))).expect("write");
+    std::fs::write(&other, "adam(learning_rate=0.001, b1=0.9, mu_dtype=\"float32\")\n").expect("write");
+    let (code, stderr) = base(&other, &["--steps", "10", "--resume", &ck]);
+    assert_eq!(code, Some(0), "{stderr}");
 }
 
 /// Starts a long run, sends `signals` once it has taken a few hundred steps, and returns
