@@ -233,6 +233,12 @@ t()"#,
         right: r#"adam(learning_rate=piecewise_constant_schedule(0.1, {100: 0.1}))"#,
     },
     Code {
+        code: "glob-in-flatten",
+        text: "`flatten(tx)` hands `tx` every leaf as one vector, as `optax.flatten` does, so a mask inside it (of `masked`, a `partition` arm, a `mask=` argument) judges that one vector: by `ndim` (1) or `size` it takes all of it or none, and a glob has no leaf name to match. Mask outside the `flatten` instead.",
+        wrong: r#"flatten(adamw(learning_rate=1e-3, mask="*.weight"))"#,
+        right: r#"masked(flatten(adamw(learning_rate=1e-3)), mask="*.weight")"#,
+    },
+    Code {
         code: "if-without-value",
         text: "An `if` used as a value needs an `else`, and both branches must end with an expression.",
         wrong: r#"def f(x: float) = if x > 0 { 1.0 }

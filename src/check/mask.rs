@@ -119,8 +119,18 @@ impl Mask {
 
     /// Whether the mask takes the leaf named `name` of shape `shape`.
     pub fn selects(&self, name: &str, shape: &[usize]) -> bool {
-        match self {
-            Mask::Glob(g) => crate::glob::matches(g, name),
+        self.judge(Some(name), shape).unwrap_or(false)
+    }
+
+    /// Whether the mask takes a value of shape `shape` that has no name (under `flatten`, every
+    /// leaf as one vector); `None` if it reads a name (holds a glob).
+    pub fn selects_nameless(&self, shape: &[usize]) -> Option<bool> {
+        self.judge(None, shape)
+    }
+
+    fn judge(&self, name: Option<&str>, shape: &[usize]) -> Option<bool> {
+        Some(match self {
+            Mask::Glob(g) => crate::glob::matches(g, name?),
             Mask::All => true,
             Mask::Nothing => false,
             Mask::Shape { prop, op, n } => {
@@ -134,10 +144,10 @@ impl Mask {
                     _ => x != *n,
                 }
             }
-            Mask::Not(m) => !m.selects(name, shape),
-            Mask::Any(ms) => ms.iter().any(|m| m.selects(name, shape)),
-            Mask::Every(ms) => ms.iter().all(|m| m.selects(name, shape)),
-        }
+            Mask::Not(m) => !m.judge(name, shape)?,
+            Mask::Any(ms) => ms.iter().map(|m| m.judge(name, shape)).collect::<Option<Vec<bool>>>()?.contains(&true),
+            Mask::Every(ms) => !ms.iter().map(|m| m.judge(name, shape)).collect::<Option<Vec<bool>>>()?.contains(&false),
+        })
     }
 
     /// The globs of a mask that is a union of globs only (what the glob analyses understand:

@@ -75,7 +75,7 @@ pub struct Groups {
     /// The group of each leaf.
     pub of_leaf: Vec<usize>,
     /// A label for each group, for users: the partition arms that take it (`*.bias`, `_`) and
-    /// the masks it is in or out of (`*.weight`, `not *.weight`), else its leaves.
+    /// the masks it is in or out of (`*.weight`, `_ & not *.weight`), else its leaves.
     pub labels: Vec<String>,
 }
 
@@ -99,13 +99,15 @@ impl Groups {
     }
 }
 
-/// Cuts `layout` by every mask and partition arm of `tx`: two leaves share a group exactly when
-/// every mask of the pipeline treats them alike, and every transform whose body reads a leaf's
+/// Cuts `layout` by every mask and partition arm of `tx` (outside `flatten`): two leaves share a
+/// group exactly when every mask of the pipeline treats them alike, and every transform whose body reads a leaf's
 /// `ndim`, `size` or `shape` sees the same for both (so each group's program knows it).
 pub fn split(program: &Program, layout: &Layout, tx: &Tx) -> Groups {
     let mut decisions: Vec<Vec<u32>> = vec![Vec::new(); layout.leaves.len()];
     let mut tags: Vec<Vec<String>> = vec![Vec::new(); layout.leaves.len()];
-    visit(tx, &mut |t| match t {
+    // Under `flatten` every leaf is one vector, which masks take or leave whole: nothing there
+    // cuts the leaves apart.
+    visit_where(tx, &|t| !matches!(t, Tx::Flatten(_)), &mut |t| match t {
         Tx::Masked { mask, .. } => {
             for (i, leaf) in layout.leaves.iter().enumerate() {
                 let inside = mask.selects(&leaf.name, &leaf.shape);
@@ -161,7 +163,7 @@ pub fn split(program: &Program, layout: &Layout, tx: &Tx) -> Groups {
     let labels = leaves
         .iter()
         .map(|group| match group.first().map(|&l| &tags[l]) {
-            Some(tags) if !tags.is_empty() => tags.join(" "),
+            Some(tags) if !tags.is_empty() => tags.join(" & "),
             _ => group.iter().map(|&l| layout.leaves[l].name.as_str()).collect::<Vec<_>>().join("|"),
         })
         .collect();
@@ -181,21 +183,29 @@ fn masks_in(v: &crate::check::Value, out: &mut Vec<Mask>) {
 
 /// Calls `f` on every node of the transform tree, including transforms passed as arguments.
 pub fn visit(tx: &Tx, f: &mut dyn FnMut(&Tx)) {
+    visit_where(tx, &|_| true, f);
+}
+
+/// As [`visit`], going into a node's children only where `descend` says so.
+fn visit_where(tx: &Tx, descend: &dyn Fn(&Tx) -> bool, f: &mut dyn FnMut(&Tx)) {
     f(tx);
+    if !descend(tx) {
+        return;
+    }
     match tx {
-        Tx::Chain(parts) => parts.iter().for_each(|t| visit(t, f)),
-        Tx::NamedChain(parts) => parts.iter().for_each(|(_, t)| visit(t, f)),
+        Tx::Chain(parts) => parts.iter().for_each(|t| visit_where(t, descend, f)),
+        Tx::NamedChain(parts) => parts.iter().for_each(|(_, t)| visit_where(t, descend, f)),
         Tx::Instance { args, .. } => {
             for a in args {
                 if let crate::check::Value::Transform(t) = a {
-                    visit(t, f);
+                    visit_where(t, descend, f);
                 }
             }
         }
         Tx::Masked { inner, .. } | Tx::Flatten(inner) | Tx::Inject { inner, .. } | Tx::Alias { inner, .. } => {
-            visit(inner, f)
+            visit_where(inner, descend, f)
         }
-        Tx::Partition(arms) => arms.iter().for_each(|a| visit(&a.tx, f)),
+        Tx::Partition(arms) => arms.iter().for_each(|a| visit_where(&a.tx, descend, f)),
     }
 }
 

@@ -171,6 +171,12 @@ fn per_leaf_values_and_flatten() {
     // Flattened, the leaves form one: the norm is global.
     let mut opt = optimizer("flatten(leaf_unit())", "a:1,b:1", &[0.0; 2]);
     assert_eq!(updates(&mut opt, &[3.0, 4.0], None), vec![0.6, 0.8]);
+    // Masks inside see that one vector too: by rank it is one leaf of one axis, so a 2-D leaf
+    // takes no arm of its own, and a rank mask leaves every leaf out.
+    let mut opt = optimizer("flatten(partition { ndim == 2 => sgd(learning_rate=1.0), _ => sgd(learning_rate=0.5) })", "a:2x1,b:1", &[0.0; 3]);
+    assert_eq!(updates(&mut opt, &[1.0, 1.0, 1.0], None), vec![-0.5; 3]);
+    let mut opt = optimizer("flatten(masked(sgd(learning_rate=1.0), ndim == 1))", "a:2x1,b:1", &[0.0; 3]);
+    assert_eq!(updates(&mut opt, &[1.0, 1.0, 1.0], None), vec![-1.0; 3]);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use super::layout::Layout;
 use super::op::{Kind, Op, Scalar};
 use super::{Graph, Level, Named, Node, NodeId, Slot, SlotId, StepIr, Storage};
 use crate::check::names;
-use crate::check::program::{DefAst, DefId, Hyper, Program, Tx, Value};
+use crate::check::program::{DefAst, DefId, Hyper, Mask, Program, Tx, Value};
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
 pub use value::IVal;
@@ -266,8 +266,8 @@ impl<'p> Inst<'p> {
             Tx::NamedChain(parts) => parts.iter().fold(input, |u, (name, t)| self.tx(t, u, &ctx.child(name))),
             Tx::Alias { inner, .. } => self.tx(inner, input, ctx),
             Tx::Flatten(inner) => self.tx(inner, input, &Ctx { flat: true, ..ctx.clone() }),
-            Tx::Masked { inner, mask, .. } => {
-                let selected = self.groups.masked(self.layout, mask, &ctx.domain);
+            Tx::Masked { inner, mask, span } => {
+                let selected = self.masked_domain(mask, ctx, Some(*span));
                 let rest = ctx.domain.minus(&selected);
                 if selected.is_empty() {
                     return input;
@@ -281,7 +281,7 @@ impl<'p> Inst<'p> {
                 for (arm, path) in arms.iter().zip(names::partition_arms(&ctx.path, arms)) {
                     let matching = match &arm.mask {
                         None => ctx.domain.clone(),
-                        Some(mask) => self.groups.masked(self.layout, mask, &ctx.domain),
+                        Some(mask) => self.masked_domain(mask, ctx, Some(arm.span)),
                     };
                     let mine = matching.minus(&taken);
                     for g in mine.iter() {
@@ -344,6 +344,31 @@ impl<'p> Inst<'p> {
                 let out = self.instance(*def, args, input, ctx);
                 (self.span, self.call, self.asserted) = saved;
                 out
+            }
+        }
+    }
+
+    /// The groups of `ctx`'s domain that `mask` selects. Under `flatten` the transform sees
+    /// every leaf as one vector, as Optax's does: a mask takes all of it or none by that
+    /// vector's shape, and a glob, with no leaf name to match there, is refused (at `span`, the
+    /// mask's, if known).
+    pub(super) fn masked_domain(&mut self, mask: &Mask, ctx: &Ctx, span: Option<Span>) -> GroupSet {
+        if !ctx.flat {
+            return self.groups.masked(self.layout, mask, &ctx.domain);
+        }
+        match mask.selects_nameless(&self.part_shape(ctx)) {
+            Some(true) => ctx.domain.clone(),
+            Some(false) => GroupSet::empty(),
+            None => {
+                let mut d = Diagnostic::error("glob-in-flatten", format!("inside `flatten`, the mask `{mask}` has no leaf names to match"))
+                    .with_note("`flatten` hands its transform every leaf as one vector, as `optax.flatten` does")
+                    .with_help("mask outside the `flatten`, or by `ndim` or `size`, which the one vector has");
+                if let Some(span) = span {
+                    d = d.with_primary(span, "a glob inside `flatten`");
+                }
+                // (Else `error` points at the transform.)
+                self.error(d);
+                GroupSet::empty()
             }
         }
     }

@@ -328,6 +328,14 @@ impl Frame {
                 );
                 return IVal::Const(Value::Float(0.0));
             }
+            if axes & (1 << k) != 0 {
+                // numpy refuses it too ("duplicate value in 'axis'").
+                inst.error(
+                    Diagnostic::error("bad-axis", format!("axis {a} is given twice, for a leaf of shape {}", shapes::show(&leaf)))
+                        .with_help("list each axis once (-1 and ndim - 1 are the same axis)"),
+                );
+                return IVal::Const(Value::Float(0.0));
+            }
             axes |= 1 << k;
         }
         let kind = match name {
@@ -404,8 +412,8 @@ impl Frame {
 
     /// `selects(m)`: whether mask `m` selects this part's leaves. Their groups are cut by every
     /// mask the transform's hyperparameters hold (`groups::split`) and a body that asks is
-    /// instantiated per group, so all of them get the same answer (under `flatten`, whether it
-    /// selects every leaf).
+    /// instantiated per group, so all of them get the same answer (under `flatten`, the one
+    /// vector's).
     fn selects(&self, inst: &mut Inst, args: &[IVal]) -> IVal {
         let mask = match args {
             [IVal::Const(v)] => crate::check::program::Mask::from_value(v),
@@ -415,8 +423,8 @@ impl Frame {
             inst.error(Diagnostic::bug("`selects` given no mask"));
             return IVal::Const(Value::Bool(false));
         };
-        let mut leaves = self.ctx.domain.iter().flat_map(|g| &inst.groups.leaves[g]).map(|&l| &inst.layout.leaves[l]);
-        IVal::Const(Value::Bool(leaves.all(|leaf| mask.selects(&leaf.name, &leaf.shape))))
+        let selected = inst.masked_domain(&mask, &self.ctx, None);
+        IVal::Const(Value::Bool(self.ctx.domain.minus(&selected).is_empty()))
     }
 
     fn numel(&self, inst: &Inst) -> usize {
