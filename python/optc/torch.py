@@ -46,11 +46,11 @@ def _lr(lr: float | None) -> float:
 
 def _check_tensor(name: str, t: torch.Tensor, what: str) -> None:
     if t.is_sparse or t.layout != torch.strided:
-        raise TypeError(f"{what} of {name!r} is sparse: optc steps dense tensors")
+        raise TypeError(f"{what} {name!r} is sparse: optc steps dense tensors")
     if t.device.type != "cpu":
-        raise TypeError(f"{what} of {name!r} is on {t.device}: optc steps CPU tensors (move the model with .cpu())")
+        raise TypeError(f"{what} {name!r} is on {t.device}: optc steps CPU tensors (move the model with .cpu())")
     if t.dtype != torch.float32:
-        raise TypeError(f"{what} of {name!r} is {t.dtype}: optc steps float32 tensors (convert the model with .float())")
+        raise TypeError(f"{what} {name!r} is {t.dtype}: optc steps float32 tensors (convert the model with .float())")
 
 
 def _grad_array(name: str, g: torch.Tensor) -> np.ndarray:
@@ -59,10 +59,10 @@ def _grad_array(name: str, g: torch.Tensor) -> np.ndarray:
     try:
         a = g.numpy()
     except (TypeError, RuntimeError):  # on another device, sparse, or requiring grad
-        _check_tensor(name, g, "the gradient")
+        _check_tensor(name, g, "the gradient of")
         a = g.detach().numpy()
     if a.dtype != np.float32:
-        _check_tensor(name, g, "the gradient")
+        _check_tensor(name, g, "the gradient of")
     return a if g.is_contiguous() else np.ascontiguousarray(a)
 
 
@@ -126,7 +126,7 @@ class Optimizer(torch.optim.Optimizer):
             twice = sorted({n for n in names if names.count(n) > 1})
             raise ValueError(f"parameters named twice: {twice}")
         for name, p in named:
-            _check_tensor(name, p, "parameter")
+            _check_tensor(name, p, "the parameter")
             if not p.is_contiguous():
                 raise ValueError(f"parameter {name!r} is not contiguous: optc updates parameters in place, in row-major order")
         self.pipeline = _as_pipeline(pipeline, stdlib)
@@ -177,7 +177,7 @@ class Optimizer(torch.optim.Optimizer):
         # A parameter whose storage was replaced (`p.data = ...`) gets a new view.
         for name, p in self._tensors.items():
             if p.data_ptr() != self._pointers[name]:
-                _check_tensor(name, p, "parameter")
+                _check_tensor(name, p, "the parameter")
                 self._views[name] = p.detach().numpy()
                 self._pointers[name] = p.data_ptr()
         return self._views
@@ -264,7 +264,11 @@ class Optimizer(torch.optim.Optimizer):
             for i, name in enumerate(names):
                 if slot in per_param.get(i, {}):
                     t = per_param[i][slot]
-                    state[slot][name] = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+                    # As torch.optim casts floating state to its parameter's dtype (a bfloat16
+                    # tensor holds float32 values exactly; numpy has no bfloat16).
+                    if isinstance(t, torch.Tensor) and t.is_floating_point():
+                        t = t.detach().cpu().float()
+                    state[slot][name] = t.numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
         part["state"] = state
         part.pop("elementwise", None)
         self._optimizer.load_state_dict(part)

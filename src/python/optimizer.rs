@@ -37,8 +37,9 @@ impl Optimizer {
         layout: Layout,
         params: &Bound<'_, PyAny>,
         options: Options,
-        threads: Option<usize>,
+        threads: Option<i64>,
     ) -> PyResult<Optimizer> {
+        let threads = thread_count(threads)?;
         let leaves = Leaves::new(layout);
         let arrays = leaves.gather(params, "params")?;
         let borrowed = read(&arrays, &leaves.layout, "params")?;
@@ -70,10 +71,11 @@ impl Optimizer {
         params: &Bound<'_, PyAny>,
         grads: &Bound<'_, PyAny>,
         value: Option<&Bound<'_, PyAny>>,
-        threads: Option<usize>,
+        threads: Option<i64>,
         hold: Option<Vec<String>>,
         times: usize,
     ) -> PyResult<std::time::Duration> {
+        let threads = thread_count(threads)?;
         if self.inner.separate_updates() {
             return Err(PyTypeError::new_err("this optimizer writes the updates apart (separate_updates=True): call updates()"));
         }
@@ -208,7 +210,7 @@ impl Optimizer {
         params: &Bound<'_, PyAny>,
         grads: &Bound<'_, PyAny>,
         value: Option<&Bound<'_, PyAny>>,
-        threads: Option<usize>,
+        threads: Option<i64>,
         hold: Option<Vec<String>>,
     ) -> PyResult<()> {
         self.steps_timed(py, params, grads, value, threads, hold, 1).map(drop)
@@ -228,7 +230,8 @@ impl Optimizer {
     /// of new float32 arrays, by leaf name) and leaves `params` unchanged. `params + updates`
     /// in float32 is what `step` would have made.
     #[pyo3(signature = (params, grads, value = None, *, threads = None))]
-    fn updates<'py>(&mut self, py: Python<'py>, params: &Bound<'py, PyAny>, grads: &Bound<'py, PyAny>, value: Option<&Bound<'py, PyAny>>, threads: Option<usize>) -> PyResult<Bound<'py, PyDict>> {
+    fn updates<'py>(&mut self, py: Python<'py>, params: &Bound<'py, PyAny>, grads: &Bound<'py, PyAny>, value: Option<&Bound<'py, PyAny>>, threads: Option<i64>) -> PyResult<Bound<'py, PyDict>> {
+        let threads = thread_count(threads)?;
         if !self.inner.separate_updates() {
             return Err(PyTypeError::new_err("this optimizer adds the updates to the parameters: call step(), or init(..., separate_updates=True)"));
         }
@@ -318,8 +321,9 @@ impl Optimizer {
     }
 
     #[setter]
-    fn set_threads(&mut self, threads: usize) {
-        self.inner.set_threads(threads);
+    fn set_threads(&mut self, threads: i64) -> PyResult<()> {
+        self.inner.set_threads(thread_count(Some(threads))?.unwrap_or(1));
+        Ok(())
     }
 
     /// What instantiation noticed but did not refuse (also issued as Python warnings).
@@ -472,6 +476,13 @@ impl Optimizer {
 
 /// A float32 and an int32 array: the Optax adapter's packed state and steps.
 type Packed<'py> = (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i32>>);
+
+/// A thread count given from Python: at least 1 (as `--threads` on the command line).
+fn thread_count(threads: Option<i64>) -> PyResult<Option<usize>> {
+    threads
+        .map(|t| usize::try_from(t).ok().filter(|&t| t >= 1).ok_or_else(|| PyValueError::new_err(format!("threads must be at least 1, not {t}"))))
+        .transpose()
+}
 
 /// Runs `f` with `threads` threads if given, then puts the optimizer's own count back.
 fn with_threads<T>(opt: &mut runtime::Optimizer, threads: Option<usize>, f: impl FnOnce(&mut runtime::Optimizer) -> T) -> T {

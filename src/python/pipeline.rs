@@ -86,7 +86,7 @@ impl Pipeline {
     /// `separate_updates`, steps write the updates to arrays of their own
     /// (`Optimizer.updates`) instead of adding them to the parameters.
     #[pyo3(signature = (params, *, backend = "jit", threads = None, separate_updates = false))]
-    fn init(&self, py: Python<'_>, params: &Bound<'_, PyAny>, backend: &str, threads: Option<usize>, separate_updates: bool) -> PyResult<Optimizer> {
+    fn init(&self, py: Python<'_>, params: &Bound<'_, PyAny>, backend: &str, threads: Option<i64>, separate_updates: bool) -> PyResult<Optimizer> {
         let backend: Backend = backend.parse().map_err(pyo3::exceptions::PyValueError::new_err)?;
         let layout = arrays::layout_of(params)?;
         Optimizer::new(py, self.compiled.clone(), layout, params, Options { backend, separate_updates }, threads)
