@@ -124,17 +124,23 @@ pub fn report(name: &str, program: &check::Program) -> String {
         let every: usize = states.iter().filter(|e| e.level == check::types::Level::Element).map(|e| e.bytes()).sum();
         // A transform whose state follows each leaf's shape (Adafactor's rows and columns)
         // keeps less, which only a layout tells.
-        let mut by_shape = false;
-        crate::ir::groups::visit(tx, &mut |t| {
-            if let check::program::Tx::Instance { def, .. } = t {
+        // So does a masked transform's, kept for the leaves of its mask only.
+        let (mut by_shape, mut masked) = (false, false);
+        crate::ir::groups::visit(tx, &mut |t| match t {
+            check::program::Tx::Instance { def, .. } => {
                 by_shape |= program.def(*def).reads_leaf.contains(&check::program::LeafProp::Shape);
             }
+            check::program::Tx::Masked { .. } => masked = true,
+            _ => {}
         });
         for (level, names) in summary::describe_states(&states) {
             let what = match level {
                 check::types::Level::Element if by_shape => format!(
                     "per element (at most {bytes} bytes per parameter: state that follows each leaf's shape keeps less, as `optc emit --ir --layout ...` shows)"
                 ),
+                check::types::Level::Element if masked => {
+                    format!("per element (at most {bytes} bytes per parameter: the leaves a mask leaves out keep none)")
+                }
                 // Parameter groups each keep their own: a parameter keeps its group's only.
                 check::types::Level::Element if bytes < every => {
                     format!("per element ({bytes} bytes per parameter, of its own group's)")

@@ -372,7 +372,9 @@ pub fn lr_groups(optimizer: &Optimizer) -> Vec<LrGroup> {
     let alone = out.len() == 1;
     out.into_iter()
         .map(|(labels, leaves, size)| {
-            let label = labels.join(" ");
+            // Groups sharing a rate are listed as the rate's name lists them; a rate that
+            // every leaf shares is the whole model's, whatever cut its leaves into groups.
+            let label = if alone && labels.len() > 1 { "*".to_string() } else { labels.join("; ") };
             let name = match &size {
                 StepSize::Named(name) => name.clone(),
                 StepSize::Measured => crate::ir::step_size::lr_name(alone, &label),
