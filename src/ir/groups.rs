@@ -187,7 +187,7 @@ pub fn visit(tx: &Tx, f: &mut dyn FnMut(&Tx)) {
 }
 
 /// As [`visit`], going into a node's children only where `descend` says so.
-fn visit_where(tx: &Tx, descend: &dyn Fn(&Tx) -> bool, f: &mut dyn FnMut(&Tx)) {
+pub fn visit_where(tx: &Tx, descend: &dyn Fn(&Tx) -> bool, f: &mut dyn FnMut(&Tx)) {
     f(tx);
     if !descend(tx) {
         return;
