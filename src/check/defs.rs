@@ -134,9 +134,19 @@ fn storage_decl(arg: &ast::TypeExpr, params: &[ParamSig], errors: &mut Vec<Diagn
         );
         return None;
     }
+    let listed = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" or ");
+    if word.is_empty() {
+        // `tensor[None]`, `tensor[float32 | bfloat16]`: no name at all.
+        errors.push(
+            Diagnostic::error("unknown-type", "a state's storage type is a name")
+                .with_primary(span, "not the name of a storage type")
+                .with_note(format!("a `tensor` state is stored as {listed}, or as a parameter of the transform names")),
+        );
+        return None;
+    }
     let mut d = Diagnostic::error("unknown-type", format!("unknown storage type `{word}`"))
         .with_primary(span, "not a storage type")
-        .with_note(format!("a `tensor` state is stored as {}, or as a parameter of the transform names", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" or ")));
+        .with_note(format!("a `tensor` state is stored as {listed}, or as a parameter of the transform names"));
     let candidates = names.iter().copied().chain(params.iter().map(|p| p.name.as_str()));
     if let Some(s) = super::suggest::closest(word, candidates) {
         d = d.with_help(format!("did you mean `{s}`?"));
