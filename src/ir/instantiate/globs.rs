@@ -28,27 +28,15 @@ impl Inst<'_> {
             };
             Some(d)
         };
-        // Under `flatten` the leaves are one vector: arms take all of it or none, and a glob
-        // there is refused where the mask is applied (`masked_domain`).
-        let flat = [self.layout.total()];
-        let mut check = |t: &Tx, flattened: bool| {
-            if let (Tx::Masked { mask, span, .. }, false) = (t, flattened) {
+        // Under `flatten` the leaves are one vector, which masks and arms take whole: they are
+        // judged where they are applied (`masked_domain`, `Tx::Partition`), not leaf by leaf.
+        let mut check = |t: &Tx| {
+            if let Tx::Masked { mask, span, .. } = t {
                 for g in mask.globs() {
                     problems.extend(matches_nothing(g, *span));
                 }
             }
             let Tx::Partition(arms) = t else { return };
-            if flattened {
-                if !arms.iter().any(|a| a.mask.as_ref().is_none_or(|m| m.selects_nameless(&flat) != Some(false))) {
-                    let mut d = Diagnostic::error("unmatched-leaf", format!("no partition arm takes the leaves, one vector of shape ({},) under `flatten`", flat[0]))
-                        .with_help("add an arm for it (`ndim == 1`), or end the partition with `_ => transform`");
-                    if let Some(arm) = arms.last() {
-                        d = d.with_primary(arm.span, "the last arm");
-                    }
-                    problems.push(d);
-                }
-                return;
-            }
             for arm in arms {
                 for g in arm.mask.iter().flat_map(Mask::globs) {
                     problems.extend(matches_nothing(g, arm.span));
@@ -74,12 +62,7 @@ impl Inst<'_> {
                 problems.push(d);
             }
         };
-        groups::visit_where(tx, &|t| !matches!(t, Tx::Flatten(_)), &mut |t| {
-            check(t, false);
-            if let Tx::Flatten(inner) = t {
-                groups::visit(inner, &mut |u| check(u, true));
-            }
-        });
+        groups::visit_where(tx, &|t| !matches!(t, Tx::Flatten(_)), &mut check);
         for d in problems {
             self.errors.push(d);
         }

@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use super::groups::{self, GroupSet, Groups};
 use super::layout::Layout;
 use super::op::{Kind, Op, Scalar};
-use super::{Graph, Level, Named, Node, NodeId, Slot, SlotId, StepIr, Storage};
+use super::{Graph, Level, Named, Node, NodeId, Slot, SlotId, StepIr, Storage, shapes};
 use crate::check::names;
-use crate::check::program::{DefAst, DefId, Hyper, Mask, Program, Tx, Value};
+use crate::check::program::{DefAst, DefId, Hyper, Mask, PartitionArm, Program, Tx, Value};
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
 pub use value::IVal;
@@ -295,6 +295,10 @@ impl<'p> Inst<'p> {
                 }
                 let rest = ctx.domain.minus(&taken);
                 if !rest.is_empty() {
+                    // (Outside `flatten`, the leaves no arm takes are named by `check_globs`.)
+                    if ctx.flat {
+                        self.flat_unmatched(arms, ctx);
+                    }
                     parts.push((rest, input));
                 }
                 self.merge(parts)
@@ -371,6 +375,18 @@ impl<'p> Inst<'p> {
                 GroupSet::empty()
             }
         }
+    }
+
+    /// Refuses a partition under `flatten` whose arms take none of the one vector there (as
+    /// `check_globs` refuses leaves no arm takes elsewhere).
+    fn flat_unmatched(&mut self, arms: &[PartitionArm], ctx: &Ctx) {
+        let shape = shapes::show(&self.part_shape(ctx));
+        let mut d = Diagnostic::error("unmatched-leaf", format!("no partition arm takes the leaves, one vector of shape {shape} under `flatten`"))
+            .with_help("add an arm for it (`ndim == 1`), or end the partition with `_ => transform`");
+        if let Some(arm) = arms.last() {
+            d = d.with_primary(arm.span, "the last arm");
+        }
+        self.error(d);
     }
 
     /// A value defined piecewise over groups.
