@@ -74,6 +74,11 @@ pub fn lr_name(one: bool, label: &str) -> String {
     if one { "lr".to_string() } else { format!("lr[{label}]") }
 }
 
+/// The label of a learning rate's name `lr[LABEL]` (as [`lr_name`] makes it); `None` for `lr`.
+pub fn lr_label(name: &str) -> Option<&str> {
+    name.strip_prefix("lr[")?.strip_suffix(']')
+}
+
 /// The product of the uniform factors of group `g`'s update, as a node (a constant 1 when
 /// there are none), or `None` if the update is not a scaled direction.
 fn factor(ir: &mut StepIr, g: usize) -> Option<NodeId> {
@@ -155,12 +160,10 @@ fn factor(ir: &mut StepIr, g: usize) -> Option<NodeId> {
 /// before the step: `x`, past the moment's own coefficient `c`. `None` if `a + b` is no moment.
 fn moment_input(graph: &super::Graph, a: NodeId, b: NodeId) -> Option<NodeId> {
     let uniform = |n: NodeId| graph.level(n) == Level::Uniform;
+    let state = |n: NodeId| matches!(graph.get(n).node, Node::State(_)) && graph.level(n) == Level::Element;
     let scaled_state = |n: NodeId| match &graph.get(n).node {
-        Node::State(_) => graph.level(n) == Level::Element,
-        Node::Op(Op::Mul, args) => {
-            args.iter().any(|&x| uniform(x)) && args.iter().any(|&x| matches!(graph.get(x).node, Node::State(_)) && graph.level(x) == Level::Element)
-        }
-        _ => false,
+        Node::Op(Op::Mul, args) => args.iter().any(|&x| uniform(x)) && args.iter().any(|&x| state(x)),
+        _ => state(n),
     };
     let fresh = match (scaled_state(a), scaled_state(b)) {
         (false, true) => a,

@@ -39,7 +39,7 @@ impl Optimizer {
         options: Options,
         threads: Option<i64>,
     ) -> PyResult<Optimizer> {
-        let threads = thread_count(threads)?;
+        let threads = threads.map(thread_count).transpose()?;
         let leaves = Leaves::new(layout);
         let arrays = leaves.gather(params, "params")?;
         let borrowed = read(&arrays, &leaves.layout, "params")?;
@@ -75,7 +75,7 @@ impl Optimizer {
         hold: Option<Vec<String>>,
         times: usize,
     ) -> PyResult<std::time::Duration> {
-        let threads = thread_count(threads)?;
+        let threads = threads.map(thread_count).transpose()?;
         if self.inner.separate_updates() {
             return Err(PyTypeError::new_err("this optimizer writes the updates apart (separate_updates=True): call updates()"));
         }
@@ -231,7 +231,7 @@ impl Optimizer {
     /// in float32 is what `step` would have made.
     #[pyo3(signature = (params, grads, value = None, *, threads = None))]
     fn updates<'py>(&mut self, py: Python<'py>, params: &Bound<'py, PyAny>, grads: &Bound<'py, PyAny>, value: Option<&Bound<'py, PyAny>>, threads: Option<i64>) -> PyResult<Bound<'py, PyDict>> {
-        let threads = thread_count(threads)?;
+        let threads = threads.map(thread_count).transpose()?;
         if !self.inner.separate_updates() {
             return Err(PyTypeError::new_err("this optimizer adds the updates to the parameters: call step(), or init(..., separate_updates=True)"));
         }
@@ -322,7 +322,7 @@ impl Optimizer {
 
     #[setter]
     fn set_threads(&mut self, threads: i64) -> PyResult<()> {
-        self.inner.set_threads(thread_count(Some(threads))?.unwrap_or(1));
+        self.inner.set_threads(thread_count(threads)?);
         Ok(())
     }
 
@@ -478,10 +478,8 @@ impl Optimizer {
 type Packed<'py> = (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i32>>);
 
 /// A thread count given from Python: at least 1 (as `--threads` on the command line).
-fn thread_count(threads: Option<i64>) -> PyResult<Option<usize>> {
-    threads
-        .map(|t| usize::try_from(t).ok().filter(|&t| t >= 1).ok_or_else(|| PyValueError::new_err(format!("threads must be at least 1, not {t}"))))
-        .transpose()
+fn thread_count(threads: i64) -> PyResult<usize> {
+    usize::try_from(threads).ok().filter(|&t| t >= 1).ok_or_else(|| PyValueError::new_err(format!("threads must be at least 1, not {threads}")))
 }
 
 /// Runs `f` with `threads` threads if given, then puts the optimizer's own count back.

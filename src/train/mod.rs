@@ -374,11 +374,15 @@ pub fn lr_groups(optimizer: &Optimizer) -> Vec<LrGroup> {
         .map(|(labels, leaves, size)| {
             // Groups sharing a rate are listed as the rate's name lists them; a rate that
             // every leaf shares is the whole model's, whatever cut its leaves into groups.
-            let label = match &size {
-                // A named rate's name says which groups it holds, by shape where that tells them apart.
-                StepSize::Named(name) if name.starts_with("lr[") && name.ends_with(']') => name[3..name.len() - 1].to_string(),
-                _ if alone && labels.len() > 1 => "*".to_string(),
-                _ => labels.join("; "),
+            // (A named rate's name says which groups it holds, by shape where that tells them apart.)
+            let named = match &size {
+                StepSize::Named(name) => crate::ir::step_size::lr_label(name),
+                StepSize::Measured => None,
+            };
+            let label = match named {
+                Some(label) => label.to_string(),
+                None if alone && labels.len() > 1 => "*".to_string(),
+                None => labels.join("; "),
             };
             let name = match &size {
                 StepSize::Named(name) => name.clone(),
