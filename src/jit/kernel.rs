@@ -60,6 +60,9 @@ pub struct Built {
     quotes: Vec<Option<String>>,
     /// Which pass of the plan.
     pub index: usize,
+    /// Whether a program interleaves its unrolled copies ([`interleaves`]), which Cranelift's
+    /// optimizer would undo: the kernel is then compiled without it.
+    pub keeps_order: bool,
 }
 
 impl Built {
@@ -149,8 +152,9 @@ pub fn build(
         return Err(JitError::Codegen { pass: index, message, clif: comments.write(&ctx.func, &name) });
     }
     let clif = listing.clif.then(|| comments.write(&ctx.func, &name));
+    let keeps_order = programs.iter().any(interleaves);
     let programs = programs.into_iter().map(|p| p.info).collect();
-    Ok(Built { id, ctx, programs, stride, reduced, clif, asm: None, quotes: comments.quotes(), index })
+    Ok(Built { id, ctx, programs, stride, reduced, clif, asm: None, quotes: comments.quotes(), index, keeps_order })
 }
 
 /// Memory of the kernel's arguments: never trapping, not necessarily aligned beyond 4 bytes.
@@ -390,10 +394,7 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
     comments.note(fx, "vector body: 4 x f32x4 per iteration".to_string());
     let bases = element_addresses(fx, streams, program, task, i);
     let offsets: [i32; UNROLL as usize] = std::array::from_fn(|u| (u as i64 * VECTOR * 4) as i32);
-    // A program with `fmath` functions computes the unrolled vectors side by side (their long
-    // chains of dependent instructions overlap); others one after the other (fewer values live
-    // at once, fewer spills).
-    let interleave = program.nodes.iter().any(|(_, e)| matches!(e, Elem::Op(op, _) if op.is_math()));
+    let interleave = interleaves(program);
     let mut unrolled = Vec::new();
     if interleave {
         unrolled = elements(fx, comments, graph, &mut b, program, Width::Vector, &bases, offsets);
@@ -460,6 +461,13 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
             }
         }
     }
+}
+
+/// Whether `program` computes its unrolled vectors side by side: one with `fmath` functions
+/// does (their long chains of dependent instructions overlap), others one after the other
+/// (fewer values live at once, fewer spills).
+fn interleaves(program: &Program) -> bool {
+    program.nodes.iter().any(|(_, e)| matches!(e, Elem::Op(op, _) if op.is_math()))
 }
 
 /// The address of element `i` of the block in every stream the program uses.

@@ -6,7 +6,7 @@
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32X4, F64X2, I32, I32X4};
-use cranelift_codegen::ir::{AbiParam, BlockArg, Endianness, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Value, types};
+use cranelift_codegen::ir::{AbiParam, BlockArg, Endianness, InstBuilder, MemFlagsData, Value, types};
 use cranelift_frontend::FunctionBuilder;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
@@ -211,21 +211,11 @@ impl Fx<'_, '_> {
             let base = fmath::pow_base(&mut Emit::<1> { bcx: &mut self.bcx, w }, [x]);
             (base.hi[0], base.lo[0], base.ok[0])
         };
-        SharedBase { hi: self.pin(hi), lo: self.pin(lo), ok: self.pin(ok) }
-    }
-
-    /// `v`, through a stack slot, so that it is computed where it is made. Cranelift's
-    /// optimizer places a computation whose operands are constants next to its uses (it
-    /// rematerializes constants there), which would move a per-task computation into the loop.
-    fn pin(&mut self, v: Value) -> Value {
-        let ty = self.bcx.func.dfg.value_type(v);
-        let slot = self.bcx.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, ty.bytes(), 4));
-        self.bcx.ins().stack_store(types::I64, v, slot, 0);
-        self.bcx.ins().stack_load(types::I64, ty, slot, 0)
+        SharedBase { hi, lo, ok }
     }
 
     /// The part of `pow` that depends on its base alone, for a constant base: computed now,
-    /// as `fmath` computes it on floats (Cranelift would compute it in the loop).
+    /// as `fmath` computes it on floats, instead of once per task.
     pub fn pow_base_const(&mut self, w: Width, x: f32) -> SharedBase {
         let base = fmath::pow_base(&mut fmath::Plain, x);
         let e = &mut Emit::<1> { bcx: &mut self.bcx, w };

@@ -252,8 +252,7 @@ pub struct Listing<'s> {
 /// that the functions are compiled to machine code in parallel (over up to one thread per
 /// core) between building and defining.
 pub fn compile_with(graph: &Graph, plan: &Plan, listing: Listing) -> Result<CompiledStep, JitError> {
-    let isa = host_isa()?;
-    let mut builder = JITBuilder::with_isa(isa.clone(), default_libcall_names());
+    let mut builder = JITBuilder::with_isa(isa(false, false)?.clone(), default_libcall_names());
     math::register(&mut builder);
     let mut module = JITModule::new(builder);
     let math = math::declare(&mut module)?;
@@ -263,14 +262,8 @@ pub fn compile_with(graph: &Graph, plan: &Plan, listing: Listing) -> Result<Comp
         built.push(kernel::build(&mut module, &mut fctx, &math, graph, pass, &plan.outputs.storage, index, listing)?);
     }
     // Compiling to machine code needs no module, so the kernels compile in parallel.
-    let large = if built.iter().any(|k| k.instructions() > LARGE_KERNEL) { Some(large_kernel_isa()?) } else { None };
-    let compiled = crate::parallel::map(built.iter_mut().collect(), crate::parallel::cores(), |k| {
-        let isa = match &large {
-            Some(large) if k.instructions() > LARGE_KERNEL => large,
-            _ => &isa,
-        };
-        k.compile(&**isa, listing.asm)
-    });
+    let isas = built.iter().map(|k| isa(k.instructions() > LARGE_KERNEL, k.keeps_order)).collect::<Result<Vec<_>, _>>()?;
+    let compiled = crate::parallel::map(built.iter_mut().zip(isas).collect(), crate::parallel::cores(), |(k, isa)| k.compile(&**isa, listing.asm));
     compiled.into_iter().collect::<Result<(), _>>()?;
     for kernel in &built {
         kernel.define(&mut module)?;
@@ -310,36 +303,35 @@ pub fn prepare() {
     });
 }
 
-/// The host's instruction set with optc's settings, made once per process: every compile
-/// would otherwise detect the CPU's features and build the settings again.
-fn host_isa() -> Result<OwnedTargetIsa, JitError> {
-    static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
-    ISA.get_or_init(|| make_isa("backtracking")).clone().map_err(JitError::Host)
-}
-
 /// Kernels with more instructions than this are register-allocated in a single pass: the
 /// backtracking allocator's time grows faster than the kernel (a chain of 1,000 AdamWs fused
 /// into one loop took half a minute), the single-pass one's linearly.
 const LARGE_KERNEL: usize = 20_000;
 
-/// The host's instruction set for kernels larger than [`LARGE_KERNEL`].
-fn large_kernel_isa() -> Result<OwnedTargetIsa, JitError> {
-    static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
-    ISA.get_or_init(|| make_isa("single_pass")).clone().map_err(JitError::Host)
+/// The host's instruction set with optc's settings for a kernel, made once per process for
+/// each kind of kernel: every compile would otherwise detect the CPU's features and build the
+/// settings again. A kernel larger than [`LARGE_KERNEL`] is register-allocated in one pass. A
+/// kernel whose instructions must stay in the order they are built ([`Built::keeps_order`]) is
+/// not run through Cranelift's optimizer, which would place each pure instruction next to its
+/// first use and so undo the interleaving of unrolled copies.
+fn isa(large: bool, ordered: bool) -> Result<&'static OwnedTargetIsa, JitError> {
+    static ISAS: [OnceLock<Result<OwnedTargetIsa, String>>; 4] = [const { OnceLock::new() }; 4];
+    let regalloc = if large { "single_pass" } else { "backtracking" };
+    let opt_level = if ordered { "none" } else { "speed" };
+    let isa = ISAS[usize::from(large) * 2 + usize::from(ordered)].get_or_init(|| make_isa(regalloc, opt_level));
+    isa.as_ref().map_err(|e| JitError::Host(e.clone()))
 }
 
-fn make_isa(regalloc: &str) -> Result<OwnedTargetIsa, String> {
-    {
-        let mut flags = settings::builder();
-        for (name, value) in [
-            ("regalloc_algorithm", regalloc),
-            ("opt_level", "speed"),
-            ("use_colocated_libcalls", "false"),
-            ("is_pic", "false"),
-            ("enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" }),
-        ] {
-            flags.set(name, value).map_err(|e| format!("setting {name}: {e}"))?;
-        }
-        cranelift_native::builder()?.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
+fn make_isa(regalloc: &str, opt_level: &str) -> Result<OwnedTargetIsa, String> {
+    let mut flags = settings::builder();
+    for (name, value) in [
+        ("regalloc_algorithm", regalloc),
+        ("opt_level", opt_level),
+        ("use_colocated_libcalls", "false"),
+        ("is_pic", "false"),
+        ("enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" }),
+    ] {
+        flags.set(name, value).map_err(|e| format!("setting {name}: {e}"))?;
     }
+    cranelift_native::builder()?.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
 }

@@ -923,6 +923,31 @@ fn emit_asm_shows_vector_machine_code() {
 }
 
 #[test]
+fn unrolled_copies_of_math_stay_interleaved_in_machine_code() {
+    // A kernel with `exp` computes its four unrolled vectors side by side, so their long chains
+    // overlap. Cranelift's optimizer would place each instruction next to its first use, one
+    // copy after the other; such kernels are compiled without it. So the four copies' clamps
+    // (`maxps`, one per copy) come together.
+    let rule = "transform r() {\n    state m: tensor = 0\n    update(g) {\n        m = 0.9 * m + g\n        g * exp(-abs(m))\n    }\n}\nr()\n";
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_optc"))
+        .args(["emit", "--asm", "--layout", "w:64", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("optc runs");
+    use std::io::Write;
+    child.stdin.take().expect("stdin").write_all(rule.as_bytes()).expect("writes the rule");
+    let out = child.wait_with_output().expect("optc finishes");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let asm = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = asm.lines().filter(|l| !l.trim_start().starts_with(';')).collect();
+    let clamps: Vec<usize> = lines.iter().enumerate().filter(|(_, l)| l.contains("maxps")).map(|(i, _)| i).collect();
+    assert!(clamps.len() >= 4, "no four vector clamps in:\n{asm}");
+    assert!(clamps[3] - clamps[0] <= 6, "the copies' clamps are {:?} lines apart in:\n{asm}", clamps[3] - clamps[0]);
+}
+
+#[test]
 fn transforms_reading_each_leafs_shape_agree_on_awkward_layouts() {
     // `ndim` and `size` are each leaf's own numbers: per group, with scalars, vectors and
     // matrices side by side, inside a mask and a partition, in state initialisers too.
