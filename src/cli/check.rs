@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use crate::check::{self, summary};
 use crate::diagnostic;
+use crate::ir::Layout;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -15,6 +16,11 @@ pub struct Args {
     /// without a code, list every code with its summary.
     #[arg(long, value_name = "CODE", num_args = 0..=1, default_missing_value = "")]
     pub explain: Option<String>,
+    /// Also give the state each pipeline keeps for this parameter layout (`name:4x3,other:3`),
+    /// in bytes: state that follows each leaf's shape, or that a mask or partition keeps for
+    /// some leaves only, is counted as it is kept.
+    #[arg(long, value_name = "SPEC")]
+    pub layout: Option<String>,
 }
 
 pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
@@ -42,6 +48,13 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
             }
         };
     }
+    let layout = match args.layout.as_deref().map(Layout::parse).transpose() {
+        Ok(layout) => layout,
+        Err(e) => {
+            eprintln!("error: bad --layout: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut failed = false;
     for path in &args.files {
         let (name, text) = match super::read_input(path) {
@@ -68,8 +81,54 @@ pub fn run(args: &Args, stdlib_dir: Option<&std::path::Path>) -> ExitCode {
             continue;
         }
         out!("{}", report(&name, &checked.program));
+        if let Some(layout) = &layout {
+            match crate::ir::instantiate::instantiate(&checked.program, layout) {
+                Ok(ir) => {
+                    diagnostic::emit_to_stderr(&ir.warnings, &sources);
+                    out!("{}", kept_for(&ir));
+                }
+                Err(diags) => {
+                    diagnostic::emit_to_stderr(&diags, &sources);
+                    eprintln!("error: `{name}` does not instantiate for the layout `{}`", args.layout.as_deref().unwrap_or_default());
+                    failed = true;
+                }
+            }
+        }
     }
     if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// The state `ir` keeps for its layout, in bytes: the whole, per parameter, and by slot.
+fn kept_for(ir: &crate::ir::StepIr) -> String {
+    use crate::ir::Level;
+    let words = crate::ir::buffers::SlotLayout::new(ir).words();
+    let leaves = ir.layout.leaves.len();
+    let bytes: Vec<usize> = ir
+        .slots
+        .iter()
+        .enumerate()
+        .map(|(s, slot)| match slot.level {
+            Level::Element => 4 * words[s],
+            Level::Leaf => 4 * leaves,
+            _ => 4,
+        })
+        .collect();
+    let total: usize = bytes.iter().sum();
+    let params = ir.layout.total();
+    let per = total as f64 / params.max(1) as f64;
+    let noun = if leaves == 1 { "leaf" } else { "leaves" };
+    let mut out = format!("  state for the layout ({params} parameters in {leaves} {noun}): {total} bytes, {per:.2} per parameter\n");
+    let mut uniform = 0;
+    for (slot, b) in ir.slots.iter().zip(&bytes) {
+        match slot.level {
+            Level::Uniform => uniform += b,
+            _ => out.push_str(&format!("    {}: {b} bytes\n", slot.name)),
+        }
+    }
+    if uniform > 0 {
+        out.push_str(&format!("    uniform state: {uniform} bytes\n"));
+    }
+    out
 }
 
 /// `--explain CODE`: the explanation, then a file that gets the diagnostic and the same file
@@ -136,10 +195,10 @@ pub fn report(name: &str, program: &check::Program) -> String {
         for (level, names) in summary::describe_states(&states) {
             let what = match level {
                 check::types::Level::Element if by_shape => format!(
-                    "per element (at most {bytes} bytes per parameter: state that follows each leaf's shape keeps less, as `optc emit --ir --layout ...` shows)"
+                    "per element (at most {bytes} bytes per parameter: state that follows each leaf's shape keeps less, as `optc check --layout ...` shows)"
                 ),
                 check::types::Level::Element if masked => {
-                    format!("per element (at most {bytes} bytes per parameter: the leaves a mask leaves out keep none)")
+                    format!("per element (at most {bytes} bytes per parameter: the leaves a mask leaves out keep none, as `optc check --layout ...` shows)")
                 }
                 // Parameter groups each keep their own: a parameter keeps its group's only.
                 check::types::Level::Element if bytes < every => {

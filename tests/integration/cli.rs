@@ -28,9 +28,37 @@ fn check_says_state_that_follows_each_leafs_shape_keeps_less() {
     // bound, and says where the true size is.
     let out = optc(&["check", "-"], Some("adafactor(learning_rate=0.01)\n"));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("per element (at most 12 bytes per parameter: state that follows each leaf's shape keeps less"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("per element (at most 12 bytes per parameter: state that follows each leaf's shape keeps less, as `optc check --layout"), "{}", text(&out.stdout));
     let out = optc(&["emit", "--ir", "-", "--layout", "w:64x32,b:32"], Some("adafactor(learning_rate=0.01, min_dim_size_to_factor=2)\n"));
     assert!(text(&out.stdout).contains("v_row : per-element F32 reduced over axes 0 in group"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn check_with_a_layout_gives_the_state_kept_for_it() {
+    // SM3 on a 64x32 matrix and a 32-vector: a per-element momentum (2080 floats), the
+    // matrix's row and column maxima (64 and 32), the vector's per element (32); the six
+    // accumulators of axes no leaf has keep nothing.
+    let out = optc(&["check", "-", "--layout", "w:64x32,b:32"], Some("sm3(learning_rate=0.1)\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("state for the layout (2080 parameters in 2 leaves): 8832 bytes, 4.25 per parameter"), "{stdout}");
+    for line in ["scale_by_sm3.nu: 8320 bytes", "scale_by_sm3.mu[0]: 384 bytes", "scale_by_sm3.mu[1]: 128 bytes", "scale_by_sm3.mu[2]: 0 bytes"] {
+        assert!(stdout.contains(line), "`{line}` missing from:\n{stdout}");
+    }
+    // A bfloat16 moment keeps 2 bytes an element, a masked one its leaves' only; the step
+    // counts are uniform.
+    let out = optc(&["check", "-", "--layout", "w:64x32,b:32"], Some("adamw(1e-3, mu_dtype=\"bfloat16\", mask=ndim == 2)\n"));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("scale_by_adam.mu: 4160 bytes") && stdout.contains("scale_by_adam.nu: 8320 bytes"), "{stdout}");
+    assert!(stdout.contains("uniform state: "), "{stdout}");
+    // A layout the pipeline cannot take, or one that does not parse, is an error.
+    let out = optc(&["check", "-", "--layout", "w:1x1x1x1x1x1x1x1x1"], Some("sm3(learning_rate=0.1)\n"));
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("does not instantiate for the layout"), "{}", text(&out.stderr));
+    let out = optc(&["check", "-", "--layout", "w:2x"], Some("sm3(learning_rate=0.1)\n"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("bad --layout"), "{}", text(&out.stderr));
 }
 
 #[test]
