@@ -923,6 +923,33 @@ fn emit_asm_shows_vector_machine_code() {
 }
 
 #[test]
+fn half_powers_are_square_roots_with_the_special_values_of_pow() {
+    // `g ^ 0.5` is a square root and `g ^ -0.5` its reciprocal: correctly rounded (the
+    // reciprocal within an ulp), with powf's values at -inf, -0, +0, +inf, negatives and NaN,
+    // the same bits on both backends (`Pair::step`).
+    let specials = [f32::NEG_INFINITY, -4.0, -1e-45, -0.0, 0.0, 1e-45, 1e-40, 1.17e-38, 0.25, 2.0, 1e30, f32::MAX, f32::INFINITY, f32::NAN];
+    let mut grads: Vec<f32> = specials.to_vec();
+    grads.extend((0..4000u32).map(|i| f32::from_bits(i.wrapping_mul(1_048_573) & 0x7FFF_FFFF)));
+    let ulps = |a: f32, b: f32| (i64::from(a.to_bits() as i32) - i64::from(b.to_bits() as i32)).abs();
+    for (e, within) in [(0.5f32, 0), (-0.5, 1)] {
+        let text = format!("transform p() {{\n    update(g) {{\n        g ^ {e}\n    }}\n}}\np()\n");
+        let layout = Layout::parse(&format!("w:{}", grads.len())).expect("layout");
+        // Params of -0, so that the update's own zero sign survives `param + update`.
+        let mut pair = Pair::new(&text, &layout, &vec![-0.0; grads.len()]).expect("builds");
+        pair.step(&grads, None).expect("the backends agree");
+        for (&x, &y) in grads.iter().zip(&pair.params_jit) {
+            let pow = x.powf(e);
+            let exact = if e > 0.0 { f64::from(x).sqrt() } else { 1.0 / f64::from(x).sqrt() } as f32;
+            if !pow.is_finite() || pow == 0.0 || x <= 0.0 {
+                assert!(y.to_bits() == pow.to_bits() || (y.is_nan() && pow.is_nan()), "{x} ^ {e}: {y:e}, powf gives {pow:e}");
+            } else {
+                assert!(ulps(y, exact) <= within, "{x:e} ^ {e}: {y:e}, correctly rounded {exact:e}");
+            }
+        }
+    }
+}
+
+#[test]
 fn unrolled_copies_of_math_stay_interleaved_in_machine_code() {
     // A kernel with `exp` computes its four unrolled vectors side by side, so their long chains
     // overlap. Cranelift's optimizer would place each instruction next to its first use, one

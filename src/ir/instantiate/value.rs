@@ -171,6 +171,15 @@ impl Inst<'_> {
         {
             return IVal::Node(self.integer_pow(x, n, which));
         }
+        // `x ^ 0.5` and `x ^ -0.5` are a square root and its reciprocal, as LLVM rewrites
+        // `pow(x, 0.5)`: more exact than a general power, and a tenth of its cost per element.
+        if op == BinaryOp::Pow
+            && let IVal::Const(Value::Float(e)) = r
+            && e.abs() == 0.5
+            && let Some(x) = self.node_for(l.clone(), which)
+        {
+            return IVal::Node(self.half_pow(x, e < 0.0, which));
+        }
         let (Some(a), Some(b)) = (self.node_for(l, which), self.node_for(r, which)) else {
             return IVal::Const(Value::Float(0.0));
         };
@@ -245,6 +254,20 @@ impl Inst<'_> {
         } else {
             acc
         }
+    }
+
+    /// `x ^ 0.5` (or `x ^ -0.5` if `reciprocal`) with C99's special values: the root of
+    /// `x + 0`, which is +0 for -0 (as `pow(-0, 0.5)`); at -inf, whose root is NaN, `pow`'s
+    /// +inf (or +0).
+    fn half_pow(&mut self, x: NodeId, reciprocal: bool, which: Which) -> NodeId {
+        let x = self.f32_node(IVal::Node(x), which);
+        let zero = self.graph(which).constant(Scalar::F32(0.0));
+        let unsigned = self.op(which, Op::Add, &[x, zero]);
+        let root = self.op(which, if reciprocal { Op::Rsqrt } else { Op::Sqrt }, &[unsigned]);
+        let minus_inf = self.graph(which).constant(Scalar::F32(f32::NEG_INFINITY));
+        let at_minus_inf = self.op(which, Op::Eq, &[x, minus_inf]);
+        let limit = self.graph(which).constant(Scalar::F32(if reciprocal { 0.0 } else { f32::INFINITY }));
+        self.op(which, Op::Select, &[at_minus_inf, limit, root])
     }
 
     pub fn unary(&mut self, op: UnaryOp, v: IVal, which: Which) -> IVal {
