@@ -183,13 +183,15 @@ pub fn report(name: &str, program: &check::Program) -> String {
         let every: usize = states.iter().filter(|e| e.level == check::types::Level::Element).map(|e| e.bytes()).sum();
         // A transform whose state follows each leaf's shape (Adafactor's rows and columns)
         // keeps less, which only a layout tells.
-        // So does a masked transform's, kept for the leaves of its mask only.
+        // So does a masked transform's per-element state, kept for the leaves of its mask only.
         let (mut by_shape, mut masked) = (false, false);
         crate::ir::groups::visit(tx, &mut |t| match t {
             check::program::Tx::Instance { def, .. } => {
                 by_shape |= program.def(*def).reads_leaf.contains(&check::program::LeafProp::Shape);
             }
-            check::program::Tx::Masked { .. } => masked = true,
+            check::program::Tx::Masked { inner, .. } => {
+                masked |= summary::states(program, inner).iter().any(|e| e.level == check::types::Level::Element);
+            }
             _ => {}
         });
         for (level, names) in summary::describe_states(&states) {

@@ -34,6 +34,16 @@ fn check_says_state_that_follows_each_leafs_shape_keeps_less() {
 }
 
 #[test]
+fn check_says_at_most_only_where_a_mask_leaves_out_state() {
+    // AdamW's mask is weight decay's, which keeps nothing per element: every parameter keeps
+    // Adam's 8 bytes. A masked Adam keeps them for its leaves only.
+    let out = optc(&["check", "-"], Some("adamw(1e-3, mask=ndim == 2)\n"));
+    assert!(text(&out.stdout).contains("per element (8 bytes per parameter): scale_by_adam.mu"), "{}", text(&out.stdout));
+    let out = optc(&["check", "-"], Some("masked(adam(1e-3), ndim == 2)\n"));
+    assert!(text(&out.stdout).contains("per element (at most 8 bytes per parameter: the leaves a mask leaves out keep none"), "{}", text(&out.stdout));
+}
+
+#[test]
 fn check_with_a_layout_gives_the_state_kept_for_it() {
     // SM3 on a 64x32 matrix and a 32-vector: a per-element momentum (2080 floats), the
     // matrix's row and column maxima (64 and 32), the vector's per element (32); the six
