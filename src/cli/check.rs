@@ -185,13 +185,12 @@ pub fn report(name: &str, program: &check::Program) -> String {
         // keeps less, which only a layout tells.
         // So does a masked transform's per-element state, kept for the leaves of its mask only.
         let (mut by_shape, mut masked) = (false, false);
+        let keeps_elements = |t: &check::program::Tx| summary::states(program, t).iter().any(|e| e.level == check::types::Level::Element);
         crate::ir::groups::visit(tx, &mut |t| match t {
             check::program::Tx::Instance { def, .. } => {
-                by_shape |= program.def(*def).reads_leaf.contains(&check::program::LeafProp::Shape);
+                by_shape |= program.def(*def).reads_leaf.contains(&check::program::LeafProp::Shape) && keeps_elements(t);
             }
-            check::program::Tx::Masked { inner, .. } => {
-                masked |= summary::states(program, inner).iter().any(|e| e.level == check::types::Level::Element);
-            }
+            check::program::Tx::Masked { inner, .. } => masked |= keeps_elements(inner),
             _ => {}
         });
         for (level, names) in summary::describe_states(&states) {

@@ -34,11 +34,14 @@ fn check_says_state_that_follows_each_leafs_shape_keeps_less() {
 }
 
 #[test]
-fn check_says_at_most_only_where_a_mask_leaves_out_state() {
-    // AdamW's mask is weight decay's, which keeps nothing per element: every parameter keeps
-    // Adam's 8 bytes. A masked Adam keeps them for its leaves only.
+fn check_says_at_most_only_where_a_mask_or_a_shape_leaves_out_state() {
+    // AdamW's mask is weight decay's, which keeps nothing per element, and `centralize` reads
+    // each leaf's shape but keeps nothing: every parameter keeps Adam's 8 bytes. A masked
+    // Adam keeps them for its leaves only.
     let out = optc(&["check", "-"], Some("adamw(1e-3, mask=ndim == 2)\n"));
     assert!(text(&out.stdout).contains("per element (8 bytes per parameter): scale_by_adam.mu"), "{}", text(&out.stdout));
+    let out = optc(&["check", "-"], Some("chain(centralize(), adam(1e-3))\n"));
+    assert!(text(&out.stdout).contains("per element (8 bytes per parameter): adam.scale_by_adam.mu"), "{}", text(&out.stdout));
     let out = optc(&["check", "-"], Some("masked(adam(1e-3), ndim == 2)\n"));
     assert!(text(&out.stdout).contains("per element (at most 8 bytes per parameter: the leaves a mask leaves out keep none"), "{}", text(&out.stdout));
 }
