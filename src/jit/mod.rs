@@ -310,10 +310,11 @@ const LARGE_KERNEL: usize = 20_000;
 
 /// The host's instruction set with optc's settings for a kernel, made once per process for
 /// each kind of kernel: every compile would otherwise detect the CPU's features and build the
-/// settings again. A kernel larger than [`LARGE_KERNEL`] is register-allocated in one pass. A
-/// kernel whose instructions must stay in the order they are built ([`Built::keeps_order`]) is
-/// not run through Cranelift's optimizer, which would place each pure instruction next to its
-/// first use and so undo the interleaving of unrolled copies.
+/// settings again. A kernel larger than [`LARGE_KERNEL`] is register-allocated in one pass.
+/// A kernel whose instructions must stay in the order they are built
+/// ([`kernel::Built::keeps_order`]) is not run through Cranelift's optimizer, which would
+/// place each pure instruction next to its first use and so undo the interleaving of
+/// unrolled copies.
 fn isa(large: bool, ordered: bool) -> Result<&'static OwnedTargetIsa, JitError> {
     static ISAS: [OnceLock<Result<OwnedTargetIsa, String>>; 4] = [const { OnceLock::new() }; 4];
     let regalloc = if large { "single_pass" } else { "backtracking" };
