@@ -127,6 +127,28 @@ pub fn run(args: &Args, stdlib_dir: Option<&Path>) -> ExitCode {
     }
 }
 
+/// Why Muon's defaults do not fit `optc run`'s MLP, and what does.
+const MUON_ON_OUT_IN: &str = "warning: the MLP keeps each layer's weight as [out, in] (PyTorch's order), while Muon's \
+default dimension numbers read axis 0 as the input (Optax's and Flax's [in, out]), so its shape scale \
+sqrt(max(1, out / in)) is the transposed matrix's\n  \
+= help: give it the MLP's order: muon(..., muon_weight_dimension_numbers=[(ndim == 2, MuonDimensionNumbers(1, 0))])";
+
+/// Whether the pipeline orthogonalizes a leaf with Muon's default dimension numbers.
+fn muon_with_default_dimensions(program: &crate::check::program::Program) -> bool {
+    use crate::check::program::{Tx, Value};
+    let mut found = false;
+    if let Some(tx) = &program.pipeline {
+        crate::ir::groups::visit(tx, &mut |t| {
+            if let Tx::Instance { def, args, .. } = t {
+                let d = program.def(*def);
+                let at = d.params.iter().position(|p| p.name == "weight_dimension_numbers");
+                found |= d.name == "scale_by_muon" && at.and_then(|i| args.get(i)).is_some_and(|v| *v == Value::None);
+            }
+        });
+    }
+    found
+}
+
 /// Trains and reports; returns the signal that interrupted the run, if one did.
 fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<Option<i32>, String> {
     check_flags(args)?;
@@ -150,6 +172,9 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<Option<i32
         format!("`{name}` does not fit the model's parameters ({})", layout_summary(&layout))
     })?;
     diagnostic::emit_to_stderr(optimizer.warnings(), &sources);
+    if matches!(setup.model, Model::Mlp { .. }) && muon_with_default_dimensions(&checked.program) {
+        eprintln!("{}", MUON_ON_OUT_IN);
+    }
     if let Some(threads) = args.threads {
         optimizer.set_threads(threads.into());
     }

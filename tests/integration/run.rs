@@ -42,6 +42,27 @@ fn every_example_trains_for_a_few_steps() {
 }
 
 #[test]
+fn muon_with_optaxs_dimension_numbers_on_the_mlp_is_told_its_order() {
+    // The MLP's weights are [out, in]; Muon's defaults read them as [in, out]. The warning
+    // names the dimension numbers that fit, and giving them (or a pipeline without Muon)
+    // quiets it.
+    let dir = scratch("muon_order");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("writes the pipeline");
+        s(&path)
+    };
+    let default = write("default.opt", "muon(learning_rate=0.02)\n");
+    let fitted = write("fitted.opt", "muon(learning_rate=0.02, muon_weight_dimension_numbers=[(ndim == 2, MuonDimensionNumbers(1, 0))])\n");
+    let (_, stderr) = ok(&["run", &default, "--steps", "3", "--quiet"]);
+    assert!(stderr.contains("[out, in]") && stderr.contains("MuonDimensionNumbers(1, 0)"), "{stderr}");
+    for quiet in [fitted.as_str(), "examples/plateau.opt"] {
+        let (_, stderr) = ok(&["run", quiet, "--steps", "3", "--quiet"]);
+        assert!(!stderr.contains("[out, in]"), "{quiet}: {stderr}");
+    }
+}
+
+#[test]
 fn backends_and_thread_counts_train_the_same_model() {
     // A model wide enough (about 70 000 parameters) that a step is split over threads.
     let run = |extra: &[&str]| {
