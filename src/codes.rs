@@ -479,6 +479,12 @@ t(inner=trace(decay=0.9))"#,
         right: r#"masked(sgd(learning_rate=0.1), mask="*.weight")"#,
     },
     Code {
+        code: "empty-arm",
+        text: "A `partition` arm takes no leaf of the layout: its mask selects none (a rank or size no leaf has), or the arms before it take every leaf it selects. Its transform never runs, which is almost surely not what was meant. Found when the pipeline meets a layout: `muon` on a model without matrices gets it too, as its matrix arm takes nothing. A `_` arm that is left nothing is not reported.",
+        wrong: r#""#,
+        right: r#""#,
+    },
+    Code {
         code: "unmatched-leaf",
         text: "Every leaf needs a transform: a `partition` without a `_` arm must match each leaf with some glob. The message names the leaves no arm takes.",
         wrong: r#"partition {

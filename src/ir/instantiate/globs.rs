@@ -37,9 +37,26 @@ impl Inst<'_> {
                 }
             }
             let Tx::Partition(arms) = t else { return };
+            // Leaves go to the first arm that takes them.
+            let mut taken = vec![false; leaves.len()];
             for arm in arms {
+                let before = problems.len();
                 for g in arm.mask.iter().flat_map(Mask::globs) {
                     problems.extend(matches_nothing(g, arm.span));
+                }
+                let Some(mask) = &arm.mask else { continue };
+                let (mut selects, mut takes) = (false, false);
+                for (leaf, done) in self.layout.leaves.iter().zip(&mut taken) {
+                    if arm.takes(&leaf.name, &leaf.shape) {
+                        selects = true;
+                        takes |= !*done;
+                        *done = true;
+                    }
+                }
+                // A glob that matches nothing has said why already. (`_` takes the rest, if
+                // any: Muon's takes nothing on a model of matrices, as it should.)
+                if !takes && problems.len() == before {
+                    problems.push(empty_arm(&mask.label(), selects, arm.span, &self.layout.leaves));
                 }
             }
             let unmatched: Vec<&str> = self
@@ -67,6 +84,17 @@ impl Inst<'_> {
             self.errors.push(d);
         }
     }
+}
+
+/// The warning for a partition arm that takes no leaf of the layout: its mask `label` selects
+/// none (`selects` false), or earlier arms took every leaf it selects.
+fn empty_arm(label: &str, selects: bool, span: Span, leaves: &[crate::ir::layout::Leaf]) -> Diagnostic {
+    let d = Diagnostic::warning("empty-arm", format!("the arm `{label}` takes no leaf: its transform never runs"));
+    if selects {
+        return d.with_primary(span, "the arms before this one take every leaf it selects");
+    }
+    let shaped: Vec<String> = leaves.iter().map(|l| format!("`{}` {:?}", l.name, l.shape)).collect();
+    d.with_primary(span, "this arm selects no leaf").with_note(format!("the leaves are {}", first_few(&shaped, 5)))
 }
 
 /// The leaf name, or the glob over the last part of leaf names (`*.weight`), closest to a glob
