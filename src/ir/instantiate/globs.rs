@@ -37,14 +37,13 @@ impl Inst<'_> {
                 }
             }
             let Tx::Partition(arms) = t else { return };
-            // Leaves go to the first arm that takes them.
+            // Leaves go to the first arm that takes them; those no arm takes are unmatched.
             let mut taken = vec![false; leaves.len()];
             for arm in arms {
                 let before = problems.len();
                 for g in arm.mask.iter().flat_map(Mask::globs) {
                     problems.extend(matches_nothing(g, arm.span));
                 }
-                let Some(mask) = &arm.mask else { continue };
                 let (mut selects, mut takes) = (false, false);
                 for (leaf, done) in self.layout.leaves.iter().zip(&mut taken) {
                     if arm.takes(&leaf.name, &leaf.shape) {
@@ -55,17 +54,14 @@ impl Inst<'_> {
                 }
                 // A glob that matches nothing has said why already. (`_` takes the rest, if
                 // any: Muon's takes nothing on a model of matrices, as it should.)
-                if !takes && problems.len() == before {
+                if let Some(mask) = &arm.mask
+                    && !takes
+                    && problems.len() == before
+                {
                     problems.push(empty_arm(&mask.label(), selects, arm.span, &self.layout.leaves));
                 }
             }
-            let unmatched: Vec<&str> = self
-                .layout
-                .leaves
-                .iter()
-                .filter(|leaf| !arms.iter().any(|a| a.takes(&leaf.name, &leaf.shape)))
-                .map(|l| l.name.as_str())
-                .collect();
+            let unmatched: Vec<&str> = leaves.iter().zip(&taken).filter(|(_, t)| !**t).map(|(name, _)| *name).collect();
             if !unmatched.is_empty() {
                 let span = arms.last().map(|a| a.span);
                 let mut d = Diagnostic::error(
