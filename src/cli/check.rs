@@ -115,9 +115,10 @@ fn kept_for(ir: &crate::ir::StepIr) -> String {
         .collect();
     let total: usize = bytes.iter().sum();
     let params = ir.layout.total();
-    let per = total as f64 / params.max(1) as f64;
     let noun = if leaves == 1 { "leaf" } else { "leaves" };
-    let mut out = format!("  state for the layout ({params} parameters in {leaves} {noun}): {total} bytes, {per:.2} per parameter\n");
+    // A layout of empty leaves has no parameter to divide by.
+    let per = if params == 0 { String::new() } else { format!(", {:.2} per parameter", total as f64 / params as f64) };
+    let mut out = format!("  state for the layout ({params} parameters in {leaves} {noun}): {total} bytes{per}\n");
     let mut uniform = 0;
     for (slot, b) in ir.slots.iter().zip(&bytes) {
         match slot.level {

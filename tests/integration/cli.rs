@@ -64,6 +64,10 @@ fn check_with_a_layout_gives_the_state_kept_for_it() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("scale_by_adam.mu: 4160 bytes") && stdout.contains("scale_by_adam.nu: 8320 bytes"), "{stdout}");
     assert!(stdout.contains("uniform state: "), "{stdout}");
+    // Leaves of no elements keep no per-element state, and there is no per-parameter figure.
+    let out = optc(&["check", "-", "--layout", "w:0x3"], Some("adam(1e-3)\n"));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("(0 parameters in 1 leaf): 4 bytes\n") && stdout.contains("scale_by_adam.mu: 0 bytes"), "{stdout}");
     // A layout the pipeline cannot take, or one that does not parse, is an error.
     let out = optc(&["check", "-", "--layout", "w:1x1x1x1x1x1x1x1x1"], Some("sm3(learning_rate=0.1)\n"));
     assert_no_panic(&out);
