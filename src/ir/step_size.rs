@@ -92,19 +92,13 @@ fn factor(ir: &mut StepIr, g: usize) -> Option<NodeId> {
             Node::Merge(parts) => {
                 node = parts.iter().find(|(groups, _)| groups.contains(g)).map(|(_, n)| *n)?;
             }
-            Node::Op(Op::Mul, args) if uniform(args[0]) != uniform(args[1]) => {
-                let (f, rest) = if uniform(args[0]) { (args[0], args[1]) } else { (args[1], args[0]) };
-                factors.push((f, false));
+            Node::Op(Op::Mul, args) if let Some((f, rest)) = scaled(graph, args) => {
+                scalar_factors(graph, f, &mut factors);
                 node = rest;
             }
             Node::Op(Op::Div, args) if uniform(args[1]) && !uniform(args[0]) => {
                 factors.push((args[1], true));
                 node = args[0];
-            }
-            // A factor of each leaf's own (Adafactor's parameter scale, applied after the
-            // learning rate) belongs to the direction: the learning rate is further in.
-            Node::Op(Op::Mul, args) if graph.level(args[0]) == Level::Leaf || graph.level(args[1]) == Level::Leaf => {
-                node = if graph.level(args[0]) == Level::Leaf { args[1] } else { args[0] };
             }
             Node::Op(Op::Div, args) if graph.level(args[1]) == Level::Leaf => node = args[0],
             Node::Op(Op::Neg, args) => {
@@ -124,9 +118,12 @@ fn factor(ir: &mut StepIr, g: usize) -> Option<NodeId> {
                     node = b;
                 } else if decays(graph, b) {
                     node = a;
-                } else if let (Op::Add, Some(fresh)) = (op, moment_input(graph, a, b)) {
+                } else if let (Op::Add, Some((fresh, f))) = (op, moment_input(graph, a, b)) {
                     // Momentum kept after the learning rate (Adafactor's `ema`): the rate
                     // scales what goes into the moment.
+                    if let Some(f) = f {
+                        scalar_factors(graph, f, &mut factors);
+                    }
                     node = fresh;
                 } else if factors.is_empty() {
                     // A sum of two updates no factor scales (Lookahead's `fast - k * d`,
@@ -156,9 +153,33 @@ fn factor(ir: &mut StepIr, g: usize) -> Option<NodeId> {
     Some(product(ir, &factors))
 }
 
+/// `x * f` (either way round) with `x` per element and `f` not: `(f, x)`.
+fn scaled(graph: &super::Graph, args: &[NodeId]) -> Option<(NodeId, NodeId)> {
+    let element = |n: NodeId| graph.level(n) == Level::Element;
+    match *args {
+        [a, b] if !element(a) && element(b) => Some((a, b)),
+        [a, b] if element(a) && !element(b) => Some((b, a)),
+        _ => None,
+    }
+}
+
+/// Adds the uniform factors of `f`, a uniform or per-leaf value scaling the update: `f` itself
+/// if uniform; those of its operands if a product (instantiation multiplies a chain's factors
+/// together before the elements); none if it is each leaf's own (Adafactor's parameter scale
+/// and clipping, which belong to the direction: the learning rate is among the others).
+fn scalar_factors(graph: &super::Graph, f: NodeId, factors: &mut Vec<(NodeId, bool)>) {
+    match &graph.get(f).node {
+        _ if graph.level(f) == Level::Uniform => factors.push((f, false)),
+        Node::Op(Op::Mul, args) => args.iter().for_each(|&a| scalar_factors(graph, a, factors)),
+        _ => {}
+    }
+}
+
 /// The fresh term of a moment `c * x + b * m` (or `x + b * m`), where `m` is the moment's value
-/// before the step: `x`, past the moment's own coefficient `c`. `None` if `a + b` is no moment.
-fn moment_input(graph: &super::Graph, a: NodeId, b: NodeId) -> Option<NodeId> {
+/// before the step: `x`, past the moment's own coefficient `c`, with the factors that came
+/// with `c` when `x` is itself scaled (`x = y * f` makes `c * x` the product `y * (f * c)`).
+/// `None` if `a + b` is no moment.
+fn moment_input(graph: &super::Graph, a: NodeId, b: NodeId) -> Option<(NodeId, Option<NodeId>)> {
     let uniform = |n: NodeId| graph.level(n) == Level::Uniform;
     let state = |n: NodeId| matches!(graph.get(n).node, Node::State(_)) && graph.level(n) == Level::Element;
     let scaled_state = |n: NodeId| match &graph.get(n).node {
@@ -170,9 +191,15 @@ fn moment_input(graph: &super::Graph, a: NodeId, b: NodeId) -> Option<NodeId> {
         (true, false) => b,
         _ => return None,
     };
-    Some(match &graph.get(fresh).node {
-        Node::Op(Op::Mul, args) if uniform(args[0]) != uniform(args[1]) => if uniform(args[0]) { args[1] } else { args[0] },
-        _ => fresh,
+    let Node::Op(Op::Mul, args) = &graph.get(fresh).node else { return Some((fresh, None)) };
+    Some(match scaled(graph, args) {
+        Some((f, x)) => match &graph.get(f).node {
+            // The product of what `x` was scaled by and, last, the coefficient.
+            Node::Op(Op::Mul, fc) if uniform(fc[1]) => (x, Some(fc[0])),
+            _ if uniform(f) => (x, None),
+            _ => (fresh, None),
+        },
+        None => (fresh, None),
     })
 }
 

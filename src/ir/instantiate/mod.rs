@@ -609,7 +609,10 @@ impl Inst<'_> {
     /// step (or leaf) instead of once per element: a divide costs several multiplies, and the
     /// conformance cases pass at their tolerances either way. (A divisor below 2^-128 in
     /// magnitude has an infinite reciprocal, so its quotients become infinite or NaN instead
-    /// of large; no standard-library divisor gets there.)
+    /// of large; no standard-library divisor gets there.) For the same reason a per-element
+    /// value multiplied in turn by uniform or per-leaf factors is multiplied once by their
+    /// product (`g * a * b` as `g * (a * b)`): a chain's learning rate, clipping and parameter
+    /// scale (Adafactor's four) cost one multiply per element, not one each.
     pub fn op(&mut self, which: Which, op: Op, args: &[NodeId]) -> NodeId {
         let g = self.graph(which);
         if let (Op::Div, &[a, b]) = (op, args)
@@ -636,6 +639,10 @@ impl Inst<'_> {
                 (_, true) if g.kind(a) == Kind::F32 => return a,
                 _ => {}
             }
+            if let Some((x, u, k)) = uniform_factors(g, a, b) {
+                let factor = self.op(which, Op::Mul, &[u, k]);
+                return self.op(which, Op::Mul, &[x, factor]);
+            }
         }
         g.add(Node::Op(op, args.to_vec()), level, kind)
     }
@@ -658,4 +665,27 @@ pub(crate) fn result_kind(op: Op, kinds: &[Kind]) -> Kind {
         }
         _ => Kind::F32,
     }
+}
+
+/// `(x * u) * k` (either way round) with `x` per element and `u`, `k` not: `(x, u, k)`, to be
+/// computed as `x * (u * k)`, once per step or leaf instead of once per element.
+fn uniform_factors(g: &crate::ir::Graph, a: NodeId, b: NodeId) -> Option<(NodeId, NodeId, NodeId)> {
+    let (product, k) = match (g.level(a), g.level(b)) {
+        (Level::Element, kb) if kb < Level::Element => (a, b),
+        (ka, Level::Element) if ka < Level::Element => (b, a),
+        _ => return None,
+    };
+    let Node::Op(Op::Mul, args) = &g.get(product).node else { return None };
+    let &[p, q] = args.as_slice() else { return None };
+    if g.kind(k) != Kind::F32 || g.kind(p) != Kind::F32 || g.kind(q) != Kind::F32 {
+        return None;
+    }
+    let (x, u) = match (g.level(p), g.level(q)) {
+        (Level::Element, lq) if lq < Level::Element => (p, q),
+        (lp, Level::Element) if lp < Level::Element => (q, p),
+        _ => return None,
+    };
+    // Two constants would fold into one, and `step_size` could no longer tell a learning rate
+    // (`scale(-0.01)`) from a moment's coefficient after it (`ema`'s 0.1).
+    (g.as_const(u).is_none() || g.as_const(k).is_none()).then_some((x, u, k))
 }
