@@ -1,6 +1,6 @@
 //! One pass → one kernel. The kernel walks its tasks (one block of one leaf each); for each it
-//! jumps to the task's program, which loads its inputs, then runs an unrolled vector body (four
-//! `f32x4` per iteration) and a scalar tail over the block's elements, and finally stores its
+//! jumps to the task's program, which loads its inputs, then runs an unrolled vector body (eight
+//! `f32x4` per iteration, four in a program with `fmath` functions) and a scalar tail over the block's elements, and finally stores its
 //! reduction accumulators as the task's partials.
 //!
 //! ```text
@@ -11,7 +11,7 @@
 //!
 //! Reductions keep the interpreter's `LANES` = 16 accumulators per block, element `i` of the
 //! block in accumulator `i % 16`: in the vector body four `f32x4` accumulators (lanes 0–3, 4–7,
-//! ...), one per unrolled vector, in the scalar tail the same sixteen floats in a stack slot.
+//! ...), unrolled vector `u` adding to accumulator `u % 4`, in the scalar tail the same sixteen floats in a stack slot.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -33,14 +33,17 @@ use super::{JitError, Listing, ProgramInfo, Stream, Task};
 use crate::ir::plan::{LANES, Pass, Target};
 use crate::ir::{Graph, NodeId, Storage};
 
-/// Elements per iteration of the vector body: four `f32x4`.
-const UNROLL: i64 = 4;
+/// Vectors per iteration of the vector body: eight `f32x4`, computed one after the other (the
+/// loop's own instructions, and the task's broadcasts the optimizer leaves in it, count half
+/// as much per element as with four); four, side by side, in a program with `fmath` functions
+/// ([`interleaves`]), whose long chains eight copies would spill.
+const UNROLL: usize = 8;
+const UNROLL_MATH: usize = 4;
 const VECTOR: i64 = 4;
-const STEP: i64 = UNROLL * VECTOR;
 /// Vector accumulators per reduction. A vector body iteration starts at a multiple of `LANES`,
-/// so its `u`-th vector holds lanes `4u..4u+4` of accumulator `u % ACCS`.
+/// so its `u`-th vector holds lanes `4u..4u+4 (mod LANES)` of accumulator `u % ACCS`.
 const ACCS: usize = LANES / VECTOR as usize;
-const _: () = assert!((STEP as usize).is_multiple_of(LANES) && LANES.is_multiple_of(VECTOR as usize));
+const _: () = assert!((UNROLL_MATH * VECTOR as usize).is_multiple_of(LANES) && UNROLL.is_multiple_of(UNROLL_MATH));
 
 /// A kernel's function, built and declared in the module (not yet compiled), with what the
 /// runtime needs to call it.
@@ -387,17 +390,20 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
     let i_var = fx.bcx.declare_var(I64);
     let zero = fx.bcx.ins().iconst(I64, 0);
     fx.bcx.def_var(i_var, zero);
-    let n_vector = fx.bcx.ins().band_imm_s(task.len, !(STEP - 1));
-
-    // The vector body: STEP elements per iteration.
-    let (vector_loop, i) = begin_loop(fx, i_var, n_vector);
-    comments.note(fx, "vector body: 4 x f32x4 per iteration".to_string());
-    let bases = element_addresses(fx, streams, program, task, i);
-    let offsets: [i32; UNROLL as usize] = std::array::from_fn(|u| (u as i64 * VECTOR * 4) as i32);
     let interleave = interleaves(program);
+    let unroll = if interleave { UNROLL_MATH } else { UNROLL };
+    let step = unroll as i64 * VECTOR;
+    let n_vector = fx.bcx.ins().band_imm_s(task.len, !(step - 1));
+
+    // The vector body: `step` elements per iteration.
+    let (vector_loop, i) = begin_loop(fx, i_var, n_vector);
+    comments.note(fx, format!("vector body: {unroll} x f32x4 per iteration"));
+    let bases = element_addresses(fx, streams, program, task, i);
+    let offsets: Vec<i32> = (0..unroll).map(|u| (u as i64 * VECTOR * 4) as i32).collect();
     let mut unrolled = Vec::new();
     if interleave {
-        unrolled = elements(fx, comments, graph, &mut b, program, Width::Vector, &bases, offsets);
+        let side_by_side: [i32; UNROLL_MATH] = std::array::from_fn(|u| offsets[u]);
+        unrolled = elements(fx, comments, graph, &mut b, program, Width::Vector, &bases, side_by_side);
     }
     for (u, &offset) in offsets.iter().enumerate() {
         if !interleave {
@@ -413,7 +419,7 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
         }
         write(fx, comments, &mut b, program, Width::Vector, &bases, offset, values, u == 0);
     }
-    end_loop(fx, vector_loop, i, STEP);
+    end_loop(fx, vector_loop, i, step);
 
     // Between the loops: the vector accumulators go to the stack, lane i % LANES at float i % LANES.
     let slot = if n_red > 0 {

@@ -248,10 +248,10 @@ fn every_conformance_case_runs_bit_identically_on_both_backends() {
 }
 
 /// A layout with leaves of every awkward length: empty, scalar, around the vector width (4),
-/// the unrolled step (16) and the block (4096).
+/// the unrolled steps (16 with `fmath` functions, 32 without) and the block (4096).
 fn awkward_layout() -> Layout {
     let mut spec: Vec<String> = vec!["empty.weight:0".into(), "scalar.bias:".into(), "norm.scale:3x0".into()];
-    for n in [1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 65, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK + 17] {
+    for n in [1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 48, 63, 65, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK + 17] {
         spec.push(format!("l{n}.weight:{n}"));
         spec.push(format!("l{n}.bias:{}", n % 7 + 1));
     }
