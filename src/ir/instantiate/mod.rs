@@ -640,6 +640,7 @@ impl Inst<'_> {
                 _ => {}
             }
             if let Some((x, u, k)) = uniform_factors(g, a, b) {
+                // The newest factor last: `step_size` takes it for a moment's coefficient.
                 let factor = self.op(which, Op::Mul, &[u, k]);
                 return self.op(which, Op::Mul, &[x, factor]);
             }
