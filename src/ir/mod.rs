@@ -259,6 +259,16 @@ impl Graph {
         self.add(Node::Const(ConstBits::from_scalar(s)), Level::Uniform, s.kind())
     }
 
+    /// `(x, f)` for the operands of a product `x * f` (either way round) where `x` is a
+    /// per-element value and `f` is not (a uniform or per-leaf factor scaling it).
+    pub fn scaled(&self, a: NodeId, b: NodeId) -> Option<(NodeId, NodeId)> {
+        match (self.level(a), self.level(b)) {
+            (Level::Element, lb) if lb < Level::Element => Some((a, b)),
+            (la, Level::Element) if la < Level::Element => Some((b, a)),
+            _ => None,
+        }
+    }
+
     /// The constant value of a node, if it is one.
     pub fn as_const(&self, id: NodeId) -> Option<Scalar> {
         match self.get(id).node {

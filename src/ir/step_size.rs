@@ -92,7 +92,7 @@ fn factor(ir: &mut StepIr, g: usize) -> Option<NodeId> {
             Node::Merge(parts) => {
                 node = parts.iter().find(|(groups, _)| groups.contains(g)).map(|(_, n)| *n)?;
             }
-            Node::Op(Op::Mul, args) if let Some((f, rest)) = scaled(graph, args) => {
+            Node::Op(Op::Mul, args) if let Some((rest, f)) = graph.scaled(args[0], args[1]) => {
                 scalar_factors(graph, f, &mut factors);
                 node = rest;
             }
@@ -153,16 +153,6 @@ fn factor(ir: &mut StepIr, g: usize) -> Option<NodeId> {
     Some(product(ir, &factors))
 }
 
-/// `x * f` (either way round) with `x` per element and `f` not: `(f, x)`.
-fn scaled(graph: &super::Graph, args: &[NodeId]) -> Option<(NodeId, NodeId)> {
-    let element = |n: NodeId| graph.level(n) == Level::Element;
-    match *args {
-        [a, b] if !element(a) && element(b) => Some((a, b)),
-        [a, b] if element(a) && !element(b) => Some((b, a)),
-        _ => None,
-    }
-}
-
 /// Adds the uniform factors of `f`, a uniform or per-leaf value scaling the update: `f` itself
 /// if uniform; those of its operands if a product (instantiation multiplies a chain's factors
 /// together before the elements); none if it is each leaf's own (Adafactor's parameter scale
@@ -192,8 +182,8 @@ fn moment_input(graph: &super::Graph, a: NodeId, b: NodeId) -> Option<(NodeId, O
         _ => return None,
     };
     let Node::Op(Op::Mul, args) = &graph.get(fresh).node else { return Some((fresh, None)) };
-    Some(match scaled(graph, args) {
-        Some((f, x)) => match &graph.get(f).node {
+    Some(match graph.scaled(args[0], args[1]) {
+        Some((x, f)) => match &graph.get(f).node {
             // The product of what `x` was scaled by and, last, the coefficient.
             Node::Op(Op::Mul, fc) if uniform(fc[1]) => (x, Some(fc[0])),
             _ if uniform(f) => (x, None),

@@ -1,7 +1,7 @@
 //! One pass → one kernel. The kernel walks its tasks (one block of one leaf each); for each it
 //! jumps to the task's program, which loads its inputs, then runs an unrolled vector body (eight
-//! `f32x4` per iteration, four in a program with `fmath` functions) and a scalar tail over the block's elements, and finally stores its
-//! reduction accumulators as the task's partials.
+//! `f32x4` per iteration, four in a program with `fmath` functions) and a scalar tail over the
+//! block's elements, and finally stores its reduction accumulators as the task's partials.
 //!
 //! ```text
 //! entry ─▶ task_head ─▶ task_body ─▶ program k: inputs ─▶ vector loop ─▶ scalar loop ─▶ partials ─┐
@@ -11,7 +11,8 @@
 //!
 //! Reductions keep the interpreter's `LANES` = 16 accumulators per block, element `i` of the
 //! block in accumulator `i % 16`: in the vector body four `f32x4` accumulators (lanes 0–3, 4–7,
-//! ...), unrolled vector `u` adding to accumulator `u % 4`, in the scalar tail the same sixteen floats in a stack slot.
+//! ...), unrolled vector `u` adding to accumulator `u % 4`, in the scalar tail the same sixteen
+//! floats in a stack slot.
 
 use std::collections::{BTreeSet, HashMap};
 
