@@ -166,6 +166,23 @@ fn mem() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
 }
 
+/// Loads of a stream the kernel never stores to. Cranelift's optimizer then treats them as
+/// pure, and places each just before its first use, as it places arithmetic: an unrolled copy
+/// is loaded, computed and consumed before the next one's loads, instead of every copy's
+/// loads first and their arithmetic after, which held eight vectors of each stream at once in
+/// sixteen registers and spilled. (They are never moved above the loop test that guards them:
+/// their address depends on the loop's counter.)
+fn read_only() -> MemFlagsData {
+    mem().with_readonly().with_can_move()
+}
+
+/// Where a stream keeps the current element, and how it is loaded.
+#[derive(Clone, Copy)]
+struct Address {
+    at: Value,
+    load: MemFlagsData,
+}
+
 /// The body of a kernel: the task loop and a dispatch to each program.
 fn build_body(fx: &mut Fx, comments: &mut Comments, graph: &Graph, programs: &[Program], stride: usize, reduced: usize) {
     let entry = fx.bcx.create_block();
@@ -200,14 +217,16 @@ fn build_body(fx: &mut Fx, comments: &mut Comments, graph: &Graph, programs: &[P
     } else {
         None
     };
-    let mut streams: HashMap<Stream, Value> = HashMap::new();
+    let written: BTreeSet<Stream> = programs.iter().flat_map(Program::written).collect();
+    let mut streams: HashMap<Stream, Address> = HashMap::new();
     for &s in &used {
         let (table, place) = match (s, reduced_row) {
             (Stream::Reduced(k), Some(r)) => (r, k as usize),
             _ => (leaf_row, s.place()),
         };
         let offset = i32::try_from(place * 8).unwrap_or(i32::MAX);
-        streams.insert(s, fx.bcx.ins().load(I64, mem(), table, offset));
+        let at = fx.bcx.ins().load(I64, mem(), table, offset);
+        streams.insert(s, Address { at, load: if written.contains(&s) { mem() } else { read_only() } });
     }
     let row_bytes = fx.bcx.ins().ishl_imm_u(row, 2);
     let row_ptr = fx.bcx.ins().iadd(inputs, row_bytes);
@@ -335,7 +354,7 @@ impl Broadcasts {
 
 /// One program: inputs, vector loop, scalar loop, partials. Ends in the program's last block,
 /// unterminated.
-fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &Program, streams: &HashMap<Stream, Value>, task: &TaskValues) {
+fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &Program, streams: &HashMap<Stream, Address>, task: &TaskValues) {
     // Inputs, loaded once per task, at both widths.
     let mut b = Broadcasts { scalar: Vec::new(), vector: Vec::new(), consts: Vec::new(), pow_bases: Vec::new() };
     for k in 0..program.info.inputs.len() {
@@ -478,7 +497,7 @@ fn interleaves(program: &Program) -> bool {
 }
 
 /// The address of element `i` of the block in every stream the program uses.
-fn element_addresses(fx: &mut Fx, streams: &HashMap<Stream, Value>, program: &Program, task: &TaskValues, i: Value) -> HashMap<Stream, Value> {
+fn element_addresses(fx: &mut Fx, streams: &HashMap<Stream, Address>, program: &Program, task: &TaskValues, i: Value) -> HashMap<Stream, Address> {
     let i_bytes = fx.bcx.ins().ishl_imm_u(i, 2);
     let offset = fx.bcx.ins().iadd(task.start_bytes, i_bytes);
     // Streams of 2-byte elements are half as far in.
@@ -490,8 +509,8 @@ fn element_addresses(fx: &mut Fx, streams: &HashMap<Stream, Value>, program: &Pr
                 (2, Some(half)) => half,
                 _ => offset,
             };
-            let addr = fx.bcx.ins().iadd(base, at);
-            out.insert(*s, addr);
+            let at = fx.bcx.ins().iadd(base.at, at);
+            out.insert(*s, Address { at, ..base });
         }
     }
     out
@@ -508,7 +527,7 @@ fn elements<const N: usize>(
     b: &mut Broadcasts,
     program: &Program,
     w: Width,
-    bases: &HashMap<Stream, Value>,
+    bases: &HashMap<Stream, Address>,
     offsets: [i32; N],
 ) -> Vec<HashMap<NodeId, Value>> {
     let mut all: Vec<HashMap<NodeId, Value>> = offsets.iter().map(|_| HashMap::new()).collect();
@@ -518,9 +537,9 @@ fn elements<const N: usize>(
         fx.bcx.set_srcloc(srcloc);
         let copies: [Value; N] = match elem {
             Elem::Load(s) => std::array::from_fn(|u| match bases.get(s) {
-                Some(&addr) => {
+                Some(addr) => {
                     let storage = program.storage(*s);
-                    fx.load_stored(w, storage, addr, scaled(offsets[u], storage), mem())
+                    fx.load_stored(w, storage, addr.at, scaled(offsets[u], storage), addr.load)
                 }
                 None => fx.fconst(w, 0.0),
             }),
@@ -548,7 +567,7 @@ fn write(
     b: &mut Broadcasts,
     program: &Program,
     w: Width,
-    bases: &HashMap<Stream, Value>,
+    bases: &HashMap<Stream, Address>,
     offset: i32,
     values: &HashMap<NodeId, Value>,
     annotate: bool,
@@ -557,12 +576,8 @@ fn write(
     for (target, o) in &program.writes {
         let mark = comments.mark(fx);
         let x = b.get(fx, w, *o, values);
-        let stream = match target {
-            Target::Params => Stream::Params,
-            Target::Updates => Stream::Updates,
-            Target::Slot(s) => Stream::Slot(*s),
-        };
-        let Some(&addr) = bases.get(&stream) else { continue };
+        let stream = Stream::of(*target);
+        let Some(&Address { at: addr, .. }) = bases.get(&stream) else { continue };
         let out = match target {
             Target::Params => {
                 let p = match loaded_param {
@@ -590,7 +605,7 @@ fn write(
         }
     }
     for &(kind, stream, o) in &program.accumulates {
-        let Some(&addr) = bases.get(&stream) else { continue };
+        let Some(&Address { at: addr, .. }) = bases.get(&stream) else { continue };
         let x = b.get(fx, w, o, values);
         let acc = fx.bcx.ins().load(w.float(), mem(), addr, offset);
         let next = fx.lower_combine(w, kind, acc, x);

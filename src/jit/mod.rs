@@ -44,7 +44,7 @@ use cranelift_module::default_libcall_names;
 
 use crate::arena::Arena;
 use crate::ir::buffers::{Leaves, SlotLayout};
-use crate::ir::plan::Plan;
+use crate::ir::plan::{Plan, Target};
 use crate::ir::axes::Collapsed;
 use crate::ir::{Graph, NodeId, Reduce};
 
@@ -96,6 +96,15 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// The stream a write to `target` stores to.
+    pub(crate) fn of(target: Target) -> Stream {
+        match target {
+            Target::Params => Stream::Params,
+            Target::Updates => Stream::Updates,
+            Target::Slot(s) => Stream::Slot(s),
+        }
+    }
+
     /// The stream's place in a row of the leaf table (rows hold the grads, params and updates,
     /// then every slot), or, for a reduced stream, in a row of the reduced table.
     fn place(self) -> usize {

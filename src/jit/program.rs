@@ -41,6 +41,11 @@ pub(super) struct Program {
 }
 
 impl Program {
+    /// The streams the program stores to: its write targets and accumulated reduced streams.
+    pub fn written(&self) -> impl Iterator<Item = Stream> + '_ {
+        self.writes.iter().map(|(t, _)| Stream::of(*t)).chain(self.accumulates.iter().map(|a| a.1))
+    }
+
     /// How stream `s` stores its elements.
     pub fn storage(&self, s: Stream) -> Storage {
         self.storage.get(&s).copied().unwrap_or_default()
@@ -131,11 +136,7 @@ pub(super) fn analyse(graph: &Graph, program: &GroupProgram, slot_storage: &[Sto
     }
     let mut writes = Vec::new();
     for &(target, node) in &program.writes {
-        streams.insert(match target {
-            Target::Params => Stream::Params,
-            Target::Updates => Stream::Updates,
-            Target::Slot(s) => Stream::Slot(s),
-        });
+        streams.insert(Stream::of(target));
         writes.push((target, operand(&computed, node)));
     }
     let writes_params = writes.iter().any(|(t, _)| *t == Target::Params);

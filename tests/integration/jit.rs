@@ -949,15 +949,10 @@ fn half_powers_are_square_roots_with_the_special_values_of_pow() {
     }
 }
 
-#[test]
-fn unrolled_copies_of_math_stay_interleaved_in_machine_code() {
-    // A kernel with `exp` computes its four unrolled vectors side by side, so their long chains
-    // overlap. Cranelift's optimizer would place each instruction next to its first use, one
-    // copy after the other; such kernels are compiled without it. So the four copies' clamps
-    // (`maxps`, one per copy) come together.
-    let rule = "transform r() {\n    state m: tensor = 0\n    update(g) {\n        m = 0.9 * m + g\n        g * exp(-abs(m))\n    }\n}\nr()\n";
+/// The machine code `optc emit --asm` lists for `rule` on `layout`, without its comments.
+fn machine_code(rule: &str, layout: &str) -> Vec<String> {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_optc"))
-        .args(["emit", "--asm", "--layout", "w:64", "-"])
+        .args(["emit", "--asm", "--layout", layout, "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -967,11 +962,36 @@ fn unrolled_copies_of_math_stay_interleaved_in_machine_code() {
     child.stdin.take().expect("stdin").write_all(rule.as_bytes()).expect("writes the rule");
     let out = child.wait_with_output().expect("optc finishes");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let asm = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = asm.lines().filter(|l| !l.trim_start().starts_with(';')).collect();
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim_start().starts_with(';')).map(str::to_string).collect()
+}
+
+#[test]
+fn unrolled_copies_of_math_stay_interleaved_in_machine_code() {
+    // A kernel with `exp` computes its four unrolled vectors side by side, so their long chains
+    // overlap. Cranelift's optimizer would place each instruction next to its first use, one
+    // copy after the other; such kernels are compiled without it. So the four copies' clamps
+    // (`maxps`, one per copy) come together.
+    let rule = "transform r() {\n    state m: tensor = 0\n    update(g) {\n        m = 0.9 * m + g\n        g * exp(-abs(m))\n    }\n}\nr()\n";
+    let lines = machine_code(rule, "w:64");
     let clamps: Vec<usize> = lines.iter().enumerate().filter(|(_, l)| l.contains("maxps")).map(|(i, _)| i).collect();
-    assert!(clamps.len() >= 4, "no four vector clamps in:\n{asm}");
-    assert!(clamps[3] - clamps[0] <= 6, "the copies' clamps are {:?} lines apart in:\n{asm}", clamps[3] - clamps[0]);
+    assert!(clamps.len() >= 4, "no four vector clamps in:\n{}", lines.join("\n"));
+    assert!(clamps[3] - clamps[0] <= 6, "the copies' clamps are {:?} lines apart in:\n{}", clamps[3] - clamps[0], lines.join("\n"));
+}
+
+#[test]
+fn each_unrolled_copy_is_loaded_where_it_is_used() {
+    // A stream the kernel never stores to is loaded as read-only memory, which Cranelift's
+    // optimizer places next to its use: copy by copy, a vector is loaded, squared and summed
+    // before the next is loaded. As ordinary loads, all eight copies' came first and their
+    // arithmetic after, which spilled once a pass read two streams.
+    let rule = "transform r() {\n    update(g) {\n        g * sqrt(leaf_mean(g ^ 2))\n    }\n}\nr()\n";
+    let lines = machine_code(rule, "w:256");
+    let body = lines.iter().position(|l| l.contains("vmovups") && l.contains("),%xmm") && !l.contains("rsp"));
+    let body = body.unwrap_or_else(|| panic!("no vector load in:\n{}", lines.join("\n")));
+    for (k, line) in lines[body..].iter().take(12).enumerate().filter(|(k, _)| k % 3 == 0) {
+        assert!(line.contains("vmovups"), "line {k} of the vector body is not a load:\n{}", lines[body..body + 12].join("\n"));
+        assert!(lines[body + k + 1].contains("vmulps"), "a load is not followed by its use:\n{}", lines[body..body + 12].join("\n"));
+    }
 }
 
 #[test]
