@@ -245,9 +245,20 @@ fn elementwise(op: Op, operands: &[Cow<'_, Value>], int: bool) -> Value {
         // computes it on float operands, the second 0 when there is none).
         if let (false, [a, rest @ ..]) = (int, operands)
             && rest.len() <= 1
-            && let Some(data) = op::float_op(op, Floats { a, b: rest.first().map(|b| &**b), len })
         {
-            return Value { shape, data, leafwise };
+            let floats = || Floats { a, b: rest.first().map(|b| &**b), len };
+            if let Some(data) = op::float_op(op, floats()) {
+                return Value { shape, data, leafwise };
+            }
+            // Tests are floats too: 1 for true, 0 for false.
+            if let Some(test) = op::float_test(op) {
+                return Value { shape, data: op::FloatLoop::run(floats(), |x, y| f32::from(u8::from(test(x, y)))), leafwise };
+            }
+        }
+        // `select`, as `op::eval` makes it of floats: the condition is true where it is not 0.
+        if let (false, Op::Select, [c, a, b]) = (int, op, operands) {
+            let at = |v: &Value, i: usize| if v.data.len() == 1 { v.data[0] } else { v.data[i] };
+            return Value { shape, data: (0..len).map(|i| if at(c, i) != 0.0 { at(a, i) } else { at(b, i) }).collect(), leafwise };
         }
         // Ops take at most three operands.
         let mut args = [Scalar::F32(0.0); 3];
@@ -411,6 +422,30 @@ mod tests {
         assert_eq!(rows.expand(&leaf), vec![6.0, 6.0, 6.0, 15.0, 15.0, 15.0]);
         // A sum over an axis the value is already constant along counts every element.
         assert_eq!(axis_reduce(&leaf, Reduce::Sum, &rows, 0b11).data, vec![63.0]);
+    }
+
+    #[test]
+    fn tests_and_select_of_floats_are_evals_element_by_element() {
+        // Their loops over floats must give what `op::eval` gives each element, special
+        // values included, for values of the result's shape and for scalars.
+        let specials = [0.0, -0.0, 1.0, -2.5, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-40];
+        let n = specials.len();
+        let a: Vec<f32> = (0..n * n).map(|i| specials[i / n]).collect();
+        let b: Vec<f32> = (0..n * n).map(|i| specials[i % n]).collect();
+        let c: Vec<f32> = a.iter().rev().copied().collect();
+        let (a, b, c) = (value(&[n * n], &a), value(&[n * n], &b), value(&[n * n], &c));
+        let ops = [Op::Eq, Op::Ne, Op::Lt, Op::Le, Op::Gt, Op::Ge, Op::IsFinite, Op::IsNan, Op::SignBit, Op::And, Op::Or, Op::Not, Op::Select];
+        for op in ops {
+            for operands in [vec![&a, &b, &c], vec![&a, &Value::scalar(-0.0), &b], vec![&Value::scalar(f32::NAN), &b, &c]] {
+                let args = if op == Op::Select { &operands[..] } else { &operands[..2] };
+                let got = elementwise(op, &args.iter().map(|v| Cow::Borrowed(*v)).collect::<Vec<_>>(), false);
+                for i in 0..n * n {
+                    let at = |v: &Value| if v.data.len() == 1 { v.data[0] } else { v.data[i] };
+                    let want = op::eval(op, &args.iter().map(|v| Scalar::F32(at(v))).collect::<Vec<_>>()).f();
+                    assert_eq!(got.data[i].to_bits(), want.to_bits(), "{op:?} of {:?}", args.iter().map(|v| at(v)).collect::<Vec<_>>());
+                }
+            }
+        }
     }
 
     #[test]

@@ -296,6 +296,29 @@ pub fn float_op<L: FloatLoop>(op: Op, l: L) -> Option<L::Out> {
     })
 }
 
+/// What a test computes on floats (its second operand unused if it takes one): a comparison,
+/// a float's class, or a logical operation, a float being true where it is not 0 (as
+/// [`Scalar::b`] reads it). `eval`'s rule for operands other than two ints, and for callers
+/// that loop over many floats. `None` for operations that are not tests.
+pub fn float_test(op: Op) -> Option<fn(f32, f32) -> bool> {
+    use Op::*;
+    Some(match op {
+        Eq => |a, b| a == b,
+        Ne => |a, b| a != b,
+        Lt => |a, b| a < b,
+        Le => |a, b| a <= b,
+        Gt => |a, b| a > b,
+        Ge => |a, b| a >= b,
+        IsFinite => |a, _| a.is_finite(),
+        IsNan => |a, _| a.is_nan(),
+        SignBit => |a, _| a.is_sign_negative(),
+        And => |a, b| a != 0.0 && b != 0.0,
+        Or => |a, b| a != 0.0 || b != 0.0,
+        Not => |a, _| a == 0.0,
+        _ => return None,
+    })
+}
+
 /// One application of a float operation's function ([`float_op`]).
 struct Apply(f32, f32);
 
@@ -335,20 +358,7 @@ pub fn eval(op: Op, args: &[Scalar]) -> Scalar {
         Le if both_int => Bool(a.i() <= b.i()),
         Gt if both_int => Bool(a.i() > b.i()),
         Ge if both_int => Bool(a.i() >= b.i()),
-        Eq if a.kind() == Kind::Bool && b.kind() == Kind::Bool => Bool(a.b() == b.b()),
-        Ne if a.kind() == Kind::Bool && b.kind() == Kind::Bool => Bool(a.b() != b.b()),
-        Eq => Bool(a.f() == b.f()),
-        Ne => Bool(a.f() != b.f()),
-        Lt => Bool(a.f() < b.f()),
-        Le => Bool(a.f() <= b.f()),
-        Gt => Bool(a.f() > b.f()),
-        Ge => Bool(a.f() >= b.f()),
-        IsFinite => Bool(a.f().is_finite()),
-        IsNan => Bool(a.f().is_nan()),
-        SignBit => Bool(a.f().is_sign_negative()),
-        And => Bool(a.b() && b.b()),
-        Or => Bool(a.b() || b.b()),
-        Not => Bool(!a.b()),
+        Eq | Ne | Lt | Le | Gt | Ge | IsFinite | IsNan | SignBit | And | Or | Not => Bool(float_test(op).is_some_and(|t| t(a.f(), b.f()))),
         Select => {
             if a.b() {
                 b
