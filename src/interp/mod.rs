@@ -242,23 +242,37 @@ pub fn reduce_block(kind: Reduce, xs: &[Scalar]) -> Scalar {
 /// The `LANES` accumulators of a block as a kernel leaves them (floats; booleans 0 or 1),
 /// combined as [`finish_block`] combines them.
 pub fn finish_lanes(kind: Reduce, lanes: &[f32; LANES]) -> Scalar {
-    // Float lanes without the scalar type, each kind's combination inlined: this runs once per
-    // block and reduction.
-    fn pairwise(mut acc: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> Scalar {
-        let mut width = LANES;
-        while width > 1 {
-            width /= 2;
-            for i in 0..width {
-                acc[i] = f(acc[2 * i], acc[2 * i + 1]);
+    // Float lanes without the scalar type: this runs once per block and reduction.
+    struct Pairwise([f32; LANES]);
+    impl op::FloatLoop for Pairwise {
+        type Out = f32;
+        fn run<F: Fn(f32, f32) -> f32>(mut self, f: F) -> f32 {
+            let mut width = LANES;
+            while width > 1 {
+                width /= 2;
+                for i in 0..width {
+                    self.0[i] = f(self.0[2 * i], self.0[2 * i + 1]);
+                }
             }
+            self.0[0]
         }
-        Scalar::F32(acc[0])
     }
+    let x = combine_floats(kind, Pairwise(*lanes));
     match kind {
-        Reduce::Sum => pairwise(*lanes, |a, b| a + b),
-        Reduce::Max => pairwise(*lanes, op::max_f32),
-        Reduce::Min => pairwise(*lanes, op::min_f32),
-        Reduce::All | Reduce::Any => finish_block(kind, lanes.map(|x| Scalar::Bool(x != 0.0))),
+        Reduce::Sum | Reduce::Max | Reduce::Min => Scalar::F32(x),
+        Reduce::All | Reduce::Any => Scalar::Bool(x != 0.0),
+    }
+}
+
+/// Hands `l` the function [`combine`] applies for `kind`, on floats (a boolean as 1 or 0, any
+/// float but 0 being true), so that a loop over floats inlines it.
+pub fn combine_floats<L: op::FloatLoop>(kind: Reduce, l: L) -> L::Out {
+    match kind {
+        Reduce::Sum => l.run(|a, b| a + b),
+        Reduce::Max => l.run(op::max_f32),
+        Reduce::Min => l.run(op::min_f32),
+        Reduce::All => l.run(|a, b| f32::from(u8::from(a != 0.0 && b != 0.0))),
+        Reduce::Any => l.run(|a, b| f32::from(u8::from(a != 0.0 || b != 0.0))),
     }
 }
 
@@ -454,17 +468,16 @@ pub fn run_program(env: &mut Env, values: &Values, state: &Arena, program: &Grou
 /// Combines the copies of an accumulator (`rows::copies`) into the first, in order.
 pub fn fold_copies<'a>(kind: Reduce, first: &mut [f32], rest: impl Iterator<Item = &'a [f32]>) {
     // Float kinds without the scalar type, so that the loops vectorize.
-    fn fold<'a>(first: &mut [f32], rest: impl Iterator<Item = &'a [f32]>, f: impl Fn(f32, f32) -> f32) {
-        for copy in rest {
-            first.iter_mut().zip(copy).for_each(|(a, &b)| *a = f(*a, b));
+    struct Copies<'f, I>(&'f mut [f32], I);
+    impl<'a, I: Iterator<Item = &'a [f32]>> op::FloatLoop for Copies<'_, I> {
+        type Out = ();
+        fn run<F: Fn(f32, f32) -> f32>(self, f: F) {
+            for copy in self.1 {
+                self.0.iter_mut().zip(copy).for_each(|(a, &b)| *a = f(*a, b));
+            }
         }
     }
-    match kind {
-        Reduce::Sum => fold(first, rest, |a, b| a + b),
-        Reduce::Max => fold(first, rest, op::max_f32),
-        Reduce::Min => fold(first, rest, op::min_f32),
-        Reduce::All | Reduce::Any => fold(first, rest, |a, b| combine(kind, Scalar::F32(a), Scalar::F32(b)).f()),
-    }
+    combine_floats(kind, Copies(first, rest));
 }
 
 /// Starts the reductions over axes of `program` for leaf `l` from their identity, whether or

@@ -251,14 +251,18 @@ fn elementwise(op: Op, operands: &[Cow<'_, Value>], int: bool) -> Value {
                 return Value { shape, data, leafwise };
             }
             // Tests are floats too: 1 for true, 0 for false.
-            if let Some(test) = op::float_test(op) {
-                return Value { shape, data: op::FloatLoop::run(floats(), |x, y| f32::from(u8::from(test(x, y)))), leafwise };
+            if let Some(data) = op::float_test(op, floats()) {
+                return Value { shape, data, leafwise };
             }
         }
         // `select`, as `op::eval` makes it of floats: the condition is true where it is not 0.
         if let (false, Op::Select, [c, a, b]) = (int, op, operands) {
-            let at = |v: &Value, i: usize| if v.data.len() == 1 { v.data[0] } else { v.data[i] };
-            return Value { shape, data: (0..len).map(|i| if at(c, i) != 0.0 { at(a, i) } else { at(b, i) }).collect(), leafwise };
+            fn full(v: &Value, len: usize) -> Cow<'_, [f32]> {
+                if v.data.len() == len { Cow::Borrowed(&v.data[..]) } else { Cow::Owned(vec![v.data[0]; len]) }
+            }
+            let (c, a, b) = (full(c, len), full(a, len), full(b, len));
+            let data = c.iter().zip(a.iter().zip(b.iter())).map(|(&c, (&a, &b))| if c != 0.0 { a } else { b }).collect();
+            return Value { shape, data, leafwise };
         }
         // Ops take at most three operands.
         let mut args = [Scalar::F32(0.0); 3];
@@ -312,19 +316,40 @@ fn axis_reduce(leaf: &[usize], kind: Reduce, arg: &Value, over: Collapsed) -> Va
     let own = |k: usize| if k + arg.shape.len() >= n { arg.shape[k + arg.shape.len() - n] } else { 1 };
     let shape: Vec<usize> = (0..n).map(|k| if reduced(k) { 1 } else { own(k) }).collect();
     let line: Vec<usize> = (0..n).map(|k| if reduced(k) { logical[k] } else { 1 }).collect();
+    // Where index `k` moves in `arg`'s data (0 along an axis it is broadcast along), as `at`.
+    let mut strides = vec![0; n];
+    let mut size = 1;
+    for k in (0..n).rev() {
+        strides[k] = if own(k) == 1 { 0 } else { size };
+        size *= own(k);
+    }
+    let flat = |at: &[usize]| at.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>();
+    // With one axis reduced (Adafactor's and SM3's statistics), a line is its elements one
+    // stride apart, folded in order without walking an index.
+    let single = (0..n).filter(|&k| reduced(k)).collect::<Vec<_>>();
     let mut data = Vec::with_capacity(shape.iter().product());
-    let mut at = vec![0; n];
     each_index(&shape, |base| {
-        let mut acc = super::identity(kind);
-        each_index(&line, |offset| {
-            for k in 0..n {
-                at[k] = base[k] + offset[k];
-            }
-            acc = super::combine(kind, acc, Scalar::F32(arg.at(&at)));
-        });
-        data.push(acc.f());
+        let start = flat(base);
+        if let [k] = single[..] {
+            let line = (0..logical[k]).map(|j| arg.data[start + j * strides[k]]);
+            data.push(super::combine_floats(kind, Fold(super::identity(kind).f(), line)));
+        } else {
+            let mut acc = super::identity(kind);
+            each_index(&line, |offset| acc = super::combine(kind, acc, Scalar::F32(arg.data[start + flat(offset)])));
+            data.push(acc.f());
+        }
     });
     Value { shape, data, leafwise: arg.leafwise }
+}
+
+/// Floats folded in order into a starting value.
+struct Fold<I>(f32, I);
+
+impl<I: Iterator<Item = f32>> op::FloatLoop for Fold<I> {
+    type Out = f32;
+    fn run<F: Fn(f32, f32) -> f32>(self, f: F) -> f32 {
+        self.1.fold(self.0, f)
+    }
 }
 
 /// A value's logical shape and elements, row-major (borrowed when it is stored whole).
@@ -422,6 +447,33 @@ mod tests {
         assert_eq!(rows.expand(&leaf), vec![6.0, 6.0, 6.0, 15.0, 15.0, 15.0]);
         // A sum over an axis the value is already constant along counts every element.
         assert_eq!(axis_reduce(&leaf, Reduce::Sum, &rows, 0b11).data, vec![63.0]);
+    }
+
+    #[test]
+    fn a_reduction_over_one_axis_folds_each_line_in_order() {
+        // Against a walk over every index: each axis of a 3-D leaf, for a value stored whole
+        // and for one broadcast along an axis (which still counts each element of the line).
+        let leaf = [2, 3, 4];
+        let whole = value(&leaf, &(0..24).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>());
+        let rows = value(&[2, 1, 4], &(0..8).map(|i| i as f32 - 3.5).collect::<Vec<_>>());
+        for arg in [&whole, &rows] {
+            for axis in 0..3 {
+                for kind in [Reduce::Sum, Reduce::Max] {
+                    let got = axis_reduce(&leaf, kind, arg, 1 << axis);
+                    let mut want = Vec::new();
+                    each_index(&got.shape, |base| {
+                        let mut at = base.to_vec();
+                        let mut acc = super::super::identity(kind);
+                        for j in 0..leaf[axis] {
+                            at[axis] = j;
+                            acc = super::super::combine(kind, acc, Scalar::F32(arg.at(&at)));
+                        }
+                        want.push(acc.f());
+                    });
+                    assert_eq!(got.data, want, "{kind:?} over axis {axis} of {:?}", arg.shape);
+                }
+            }
+        }
     }
 
     #[test]

@@ -296,25 +296,27 @@ pub fn float_op<L: FloatLoop>(op: Op, l: L) -> Option<L::Out> {
     })
 }
 
-/// What a test computes on floats (its second operand unused if it takes one): a comparison,
-/// a float's class, or a logical operation, a float being true where it is not 0 (as
-/// [`Scalar::b`] reads it). `eval`'s rule for operands other than two ints, and for callers
-/// that loop over many floats. `None` for operations that are not tests.
-pub fn float_test(op: Op) -> Option<fn(f32, f32) -> bool> {
+/// Hands `l` what a test computes on floats, 1 for true and 0 for false (its second operand
+/// unused if it takes one): a comparison, a float's class, or a logical operation, a float
+/// being true where it is not 0 (as [`Scalar::b`] reads it). `eval`'s rule for operands other
+/// than two ints, and for callers that loop over many floats. `None` for operations that are
+/// not tests.
+pub fn float_test<L: FloatLoop>(op: Op, l: L) -> Option<L::Out> {
     use Op::*;
+    let to = |t: bool| f32::from(u8::from(t));
     Some(match op {
-        Eq => |a, b| a == b,
-        Ne => |a, b| a != b,
-        Lt => |a, b| a < b,
-        Le => |a, b| a <= b,
-        Gt => |a, b| a > b,
-        Ge => |a, b| a >= b,
-        IsFinite => |a, _| a.is_finite(),
-        IsNan => |a, _| a.is_nan(),
-        SignBit => |a, _| a.is_sign_negative(),
-        And => |a, b| a != 0.0 && b != 0.0,
-        Or => |a, b| a != 0.0 || b != 0.0,
-        Not => |a, _| a == 0.0,
+        Eq => l.run(|a, b| to(a == b)),
+        Ne => l.run(|a, b| to(a != b)),
+        Lt => l.run(|a, b| to(a < b)),
+        Le => l.run(|a, b| to(a <= b)),
+        Gt => l.run(|a, b| to(a > b)),
+        Ge => l.run(|a, b| to(a >= b)),
+        IsFinite => l.run(|a, _| to(a.is_finite())),
+        IsNan => l.run(|a, _| to(a.is_nan())),
+        SignBit => l.run(|a, _| to(a.is_sign_negative())),
+        And => l.run(|a, b| to(a != 0.0 && b != 0.0)),
+        Or => l.run(|a, b| to(a != 0.0 || b != 0.0)),
+        Not => l.run(|a, _| to(a == 0.0)),
         _ => return None,
     })
 }
@@ -358,7 +360,7 @@ pub fn eval(op: Op, args: &[Scalar]) -> Scalar {
         Le if both_int => Bool(a.i() <= b.i()),
         Gt if both_int => Bool(a.i() > b.i()),
         Ge if both_int => Bool(a.i() >= b.i()),
-        Eq | Ne | Lt | Le | Gt | Ge | IsFinite | IsNan | SignBit | And | Or | Not => Bool(float_test(op).is_some_and(|t| t(a.f(), b.f()))),
+        Eq | Ne | Lt | Le | Gt | Ge | IsFinite | IsNan | SignBit | And | Or | Not => Bool(float_test(op, Apply(a.f(), b.f())) == Some(1.0)),
         Select => {
             if a.b() {
                 b
