@@ -239,25 +239,9 @@ pub fn reduce_block(kind: Reduce, xs: &[Scalar]) -> Scalar {
     finish_block(kind, acc)
 }
 
-/// The `LANES` accumulators of a block as a kernel leaves them (floats; booleans 0 or 1),
-/// combined as [`finish_block`] combines them.
-pub fn finish_lanes(kind: Reduce, lanes: &[f32; LANES]) -> Scalar {
-    // Float lanes without the scalar type: this runs once per block and reduction.
-    struct Pairwise([f32; LANES]);
-    impl op::FloatLoop for Pairwise {
-        type Out = f32;
-        fn run<F: Fn(f32, f32) -> f32>(mut self, f: F) -> f32 {
-            let mut width = LANES;
-            while width > 1 {
-                width /= 2;
-                for i in 0..width {
-                    self.0[i] = f(self.0[2 * i], self.0[2 * i + 1]);
-                }
-            }
-            self.0[0]
-        }
-    }
-    let x = combine_floats(kind, Pairwise(*lanes));
+/// A block's partial as a kernel hands it back, a float (a boolean as 1 or 0), as a scalar of
+/// the reduction's kind.
+pub fn finished(kind: Reduce, x: f32) -> Scalar {
     match kind {
         Reduce::Sum | Reduce::Max | Reduce::Min => Scalar::F32(x),
         Reduce::All | Reduce::Any => Scalar::Bool(x != 0.0),

@@ -7,7 +7,7 @@ use super::run::RunError;
 use super::{CompiledPass, Stream, TableRow, Task};
 use crate::arena::Arena;
 use crate::ir::buffers::{Leaves, SlotLayout};
-use crate::ir::plan::{BLOCK, LANES};
+use crate::ir::plan::BLOCK;
 
 /// The tasks of one pass and the rows of leaves they read, made once per layout, with what
 /// [`run_pass`](super::CompiledStep::run_pass) found when it last checked them: a step whose
@@ -99,7 +99,7 @@ pub(super) fn check(
     reduced: usize,
     partials: usize,
 ) -> Result<Checked, RunError> {
-    let needed = tasks.len() * compiled.stride * LANES;
+    let needed = tasks.len() * compiled.stride;
     if partials < needed {
         return Err(RunError::Partials { needed, found: partials });
     }

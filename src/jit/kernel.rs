@@ -1,7 +1,7 @@
 //! One pass → one kernel. The kernel walks its tasks (one block of one leaf each); for each it
 //! jumps to the task's program, which loads its inputs, then runs an unrolled vector body (eight
 //! `f32x4` per iteration, four in a program with `fmath` functions) and a scalar tail over the
-//! block's elements, and finally stores its reduction accumulators as the task's partials.
+//! block's elements, and finally combines each reduction's accumulators into the task's partial.
 //!
 //! ```text
 //! entry ─▶ task_head ─▶ task_body ─▶ program k: inputs ─▶ vector loop ─▶ scalar loop ─▶ partials ─┐
@@ -12,7 +12,7 @@
 //! Reductions keep the interpreter's `LANES` = 16 accumulators per block, element `i` of the
 //! block in accumulator `i % 16`: in the vector body four `f32x4` accumulators (lanes 0–3, 4–7,
 //! ...), unrolled vector `u` adding to accumulator `u % 4`, in the scalar tail the same sixteen
-//! floats in a stack slot.
+//! floats in a stack slot; they are then combined pairwise as the interpreter combines a block's.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -231,7 +231,7 @@ fn build_body(fx: &mut Fx, comments: &mut Comments, graph: &Graph, programs: &[P
     let row_bytes = fx.bcx.ins().ishl_imm_u(row, 2);
     let row_ptr = fx.bcx.ins().iadd(inputs, row_bytes);
     let start_bytes = fx.bcx.ins().ishl_imm_u(start, 2);
-    let partial_bytes = fx.bcx.ins().imul_imm_u(t, (stride * LANES * 4) as i64);
+    let partial_bytes = fx.bcx.ins().imul_imm_u(t, (stride * 4) as i64);
     let partial_ptr = fx.bcx.ins().iadd(partials, partial_bytes);
     let task_values = TaskValues { start_bytes, len, row_ptr, partial_ptr };
     // Dispatch: one block per program.
@@ -477,14 +477,21 @@ fn build_program(fx: &mut Fx, comments: &mut Comments, graph: &Graph, program: &
     write(fx, comments, &mut b, program, Width::Scalar, &bases, 0, &values, true);
     end_loop(fx, scalar_loop, i, 1);
 
-    // The partials: the `LANES` accumulators of each reduction, as they are.
+    // The partials: each reduction's `LANES` accumulators combined pairwise, in the order
+    // `interp::finish_block` combines a block's, one float per reduction. (Handing back the
+    // accumulators instead wrote and read again 64 bytes per task and reduction, as much as a
+    // row of 16 floats of the leaf.)
     if let Some(slot) = slot {
-        for r in 0..n_red {
-            for k in 0..ACCS {
-                let at = (r * LANES * 4 + k * 16) as i32;
-                let v = fx.bcx.ins().load(F32X4, mem(), slot, at);
-                fx.bcx.ins().store(mem(), v, task.partial_ptr, at);
+        for (r, (kind, _)) in program.reductions.iter().enumerate() {
+            let mut acc: Vec<Value> = (0..LANES).map(|k| fx.bcx.ins().load(F32, mem(), slot, ((r * LANES + k) * 4) as i32)).collect();
+            let mut width = LANES;
+            while width > 1 {
+                width /= 2;
+                for i in 0..width {
+                    acc[i] = fx.lower_combine(Width::Scalar, *kind, acc[2 * i], acc[2 * i + 1]);
+                }
             }
+            fx.bcx.ins().store(mem(), acc[0], task.partial_ptr, (r * 4) as i32);
         }
     }
 }

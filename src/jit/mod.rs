@@ -1,8 +1,9 @@
 //! The Cranelift backend: each pass of a [`Plan`] becomes one machine-code function, a *kernel*,
 //! that runs the pass's element programs over a list of [`Task`]s (one block of one leaf each).
 //! Inside a block the kernel runs an unrolled `f32x4` body, then a scalar tail; reductions keep
-//! the interpreter's `LANES` accumulators per block and hand them back as partials, which the
-//! runtime combines in block order with the interpreter's own code. Uniform and per-leaf values
+//! the interpreter's `LANES` accumulators per block, combine them as the interpreter does, and
+//! hand back one partial per block, which the runtime combines in block order with the
+//! interpreter's own code. Uniform and per-leaf values
 //! are computed outside, once per step, and come in as each task's row of inputs.
 //!
 //! [`compile_with`] says how the kernels are built, compiled and defined.
@@ -161,7 +162,7 @@ type KernelFn = unsafe extern "C" fn(*const Task, u64, u64, *const f32, *mut f32
 pub struct CompiledPass {
     kernel: KernelFn,
     pub programs: Vec<ProgramInfo>,
-    /// Reductions per task in the partials array (each takes `LANES` floats).
+    /// Reductions per task in the partials array (one float each).
     pub stride: usize,
     /// Reduced streams: entries per row of the reduced table.
     pub reduced: usize,

@@ -7,7 +7,7 @@ use std::fmt;
 use super::check::{Checked, Schedule, check, key};
 use super::{Buffers, CompiledStep, KernelFn, Stream, Task, pool};
 use crate::ir::buffers::Params;
-use crate::ir::plan::{BLOCK, LANES};
+use crate::ir::plan::BLOCK;
 
 /// Why [`CompiledStep::run_pass`] refused to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +52,8 @@ impl std::error::Error for RunError {}
 impl CompiledStep {
     /// Runs pass `pass` on the tasks of `schedule`, split over `threads` threads.
     /// `inputs` holds the input rows the tasks point at; `partials` receives, for task `t` and
-    /// reduction `r` of its program, the `LANES` accumulators at `(t * stride + r) * LANES`.
+    /// reduction `r` of its program, the block's partial (its `LANES` accumulators combined as
+    /// `interp::finish_block` combines them) at `t * stride + r`.
     pub fn run_pass(
         &self,
         pass: usize,
@@ -138,7 +139,7 @@ impl CompiledStep {
             leaf_table: leaf_table.as_ptr(),
             reduced_table: reduced_table.as_ptr(),
         };
-        let per_task = compiled.stride * LANES;
+        let per_task = compiled.stride;
         let base = partials.as_mut_ptr();
         // Several chunks per thread, claimed as threads come free.
         let chunks = threads * CHUNKS_PER_THREAD;
@@ -243,6 +244,7 @@ mod tests {
     use crate::jit::compile;
     use crate::ir::plan::{self, Outputs, Target};
     use crate::ir::{GroupSet, Kind, Level, Node, Op};
+    use crate::ir::op::Scalar;
 
     /// `param += g * value + state #0` (or `update =` it, for `Target::Updates`),
     /// `state #0 =` the same, and the per-leaf sum of `g`.
@@ -275,24 +277,26 @@ mod tests {
     #[test]
     fn a_pass_runs_and_gives_its_partials() {
         let step = small(Target::Params);
-        let grads: Vec<f32> = (0..37).map(|i| i as f32).collect();
+        // Floats of many sizes, so that the order of the sum shows in its rounding.
+        let grads: Vec<f32> = (0..37).map(|i| (i as f32 * 0.7).sin() * 10f32.powi(i % 7)).collect();
         let mut params = vec![1.0; 37];
         let mut slots = Arena::from_slices(&[&[0.5; 37]], 0);
-        let mut partials = vec![0.0; 2 * LANES];
+        let mut partials = vec![0.0; 2];
         let tasks = [task(0, 20), task(20, 17)];
         let mut leaves = leaves(vec![&mut params], vec![&grads]);
         let one = SlotLayout::all_leaves(&[37], 1);
         let buffers = Buffers { leaves: &mut leaves, offsets: &[0], slots: &mut slots, slot_layout: &one, reduced: &mut [] };
         step.run_pass(0, &mut Schedule::new(tasks.to_vec(), Vec::new()), &[2.0], buffers, &mut partials, 1).expect("runs");
-        assert_eq!(params[3], 1.0 + (3.0 * 2.0 + 0.5));
-        assert_eq!(slots.get(0).map(|s| s[36]), Some(36.0 * 2.0 + 0.5));
-        // Task 0: elements 0..20, element i in accumulator i % 16 (16 in the vector body, 4 in
-        // the scalar tail); task 1: elements 20..37, its j-th in accumulator j % 16.
-        assert_eq!(partials[0], 0.0 + 16.0);
-        assert_eq!(partials[3], 3.0 + 19.0);
-        assert_eq!(partials[4], 4.0);
-        assert_eq!(partials[LANES], 20.0 + 36.0);
-        assert_eq!(partials[LANES + 1], 21.0);
+        assert_eq!(params[3], 1.0 + (grads[3] * 2.0 + 0.5));
+        assert_eq!(slots.get(0).map(|s| s[36]), Some(grads[36] * 2.0 + 0.5));
+        // Each task's partial is its block reduced as the interpreter reduces a block: element i
+        // in accumulator i % 16 (16 in the vector body, the rest in the scalar tail), then the
+        // accumulators pairwise. Bit for bit.
+        let block = |r: std::ops::Range<usize>| crate::interp::reduce_block(Reduce::Sum, &grads[r].iter().map(|&g| Scalar::F32(g)).collect::<Vec<_>>()).f();
+        assert_eq!(partials[0].to_bits(), block(0..20).to_bits());
+        assert_eq!(partials[1].to_bits(), block(20..37).to_bits());
+        // Another order of the same sum rounds otherwise.
+        assert_ne!(partials[0].to_bits(), grads[..20].iter().sum::<f32>().to_bits());
     }
 
     #[test]
@@ -303,7 +307,7 @@ mod tests {
         let tasks = [task(0, 5), Task { leaf: 1, ..task(5, 3) }];
         let (mut a, mut b) = (vec![1.0; 5], vec![2.0; 3]);
         let mut slots = Arena::new(&[8], 0);
-        let mut partials = vec![0.0; 2 * LANES];
+        let mut partials = vec![0.0; 2];
         let mut in_place = leaves(vec![&mut a, &mut b], vec![&grads[0], &grads[1]]);
         let two = SlotLayout::all_leaves(&[5, 3], 1);
         let buffers = Buffers { leaves: &mut in_place, offsets: &[0, 5], slots: &mut slots, slot_layout: &two, reduced: &mut [] };
@@ -348,7 +352,7 @@ mod tests {
     #[test]
     fn a_schedule_is_checked_again_for_buffers_of_other_sizes_and_for_another_step() {
         let grads = vec![0.0; 16];
-        let mut partials = vec![0.0; LANES];
+        let mut partials = vec![0.0; 1];
         let mut run = |step: &CompiledStep, schedule: &mut Schedule, slots: &mut Arena| {
             let mut params = vec![0.0; 16];
             let mut leaves = leaves(vec![&mut params], vec![&grads]);
@@ -373,7 +377,7 @@ mod tests {
         let step = small(Target::Params);
         let grads = vec![0.0; 16];
         let mut params = vec![0.0; 16];
-        let mut partials = vec![0.0; 4 * LANES];
+        let mut partials = vec![0.0; 4];
         let run = |tasks: &[Task], inputs: &[f32], slots: &mut Arena, partials: &mut [f32], threads| {
             let mut params = params.clone();
             let mut leaves = leaves(vec![&mut params], vec![&grads]);
@@ -392,7 +396,7 @@ mod tests {
         assert_eq!(run(&[task(0, 4)], &[], &mut ok.clone(), &mut partials, 1), Err(RunError::Inputs { task: 0 }));
         let bad_program = Task { program: 1, ..task(0, 4) };
         assert_eq!(run(&[bad_program], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::NoSuchProgram { task: 0, program: 1 }));
-        assert_eq!(run(&[task(0, 4); 5], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::Partials { needed: 5 * LANES, found: 4 * LANES }));
+        assert_eq!(run(&[task(0, 4); 5], &[1.0], &mut ok.clone(), &mut partials, 1), Err(RunError::Partials { needed: 5, found: 4 }));
         assert_eq!(run(&[task(0, 8), task(4, 8)], &[1.0], &mut ok.clone(), &mut partials, 2), Err(RunError::Overlap { task: 1 }));
         assert_eq!(run(&[task(0, 8), task(8, 8)], &[1.0], &mut ok.clone(), &mut partials, 2), Ok(()));
         let mut leaves = leaves(vec![&mut params], vec![&grads]);

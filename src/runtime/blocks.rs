@@ -8,7 +8,7 @@
 use crate::arena::Arena;
 use crate::interp::{self, Env, PassOutput, Passes, Values, rows, tensor};
 use crate::ir::op::Scalar;
-use crate::ir::plan::{BLOCK, LANES, Pass};
+use crate::ir::plan::{BLOCK, Pass};
 use crate::ir::{Groups, Layout, axes};
 use crate::jit::{Buffers, CompiledPass, CompiledStep, RunError, Schedule, TableRow, Task};
 
@@ -151,7 +151,7 @@ impl PassTasks {
                 }
             }
         }
-        pass.partials = vec![0.0; tasks.len() * compiled.stride * LANES];
+        pass.partials = vec![0.0; tasks.len() * compiled.stride];
         pass.elements = tasks.iter().map(|t| t.len as usize).sum();
         pass.schedule = Schedule::new(tasks, table);
         pass
@@ -227,19 +227,16 @@ impl PassTasks {
                 continue;
             };
             for (r, &(red, kind)) in info.reductions.iter().enumerate() {
-                let partial = |u: usize| {
-                    let at = (u * stride + r) * LANES;
-                    <&[f32; LANES]>::try_from(&self.partials[at..at + LANES]).map(|lanes| interp::finish_lanes(kind, lanes))
-                };
+                let partial = |u: usize| self.partials.get(u * stride + r).map(|&x| interp::finished(kind, x));
                 if self.row_at[t * stride + r] == usize::MAX {
                     let parts = out.partials.entry(red).or_default();
-                    parts.extend((t..end).filter_map(|u| Some((l, partial(u).ok()?))));
+                    parts.extend((t..end).filter_map(|u| Some((l, partial(u)?))));
                     continue;
                 }
                 // Over the last axis: each block's partial goes to its row's value.
                 let Some(acc) = out.axes.get_mut(&(red, l)) else { continue };
                 for u in t..end {
-                    let (Ok(p), Some(x)) = (partial(u), acc.data.get_mut(self.row_at[u * stride + r])) else { continue };
+                    let (Some(p), Some(x)) = (partial(u), acc.data.get_mut(self.row_at[u * stride + r])) else { continue };
                     *x = interp::combine(kind, Scalar::F32(*x), p).f();
                 }
             }
