@@ -50,6 +50,8 @@ struct PassTasks {
     row_at: Vec<usize>,
     /// The (program, leaf, row of a row program) of each input row, in row order.
     rows: Vec<(usize, usize, Option<usize>)>,
+    /// The runs of consecutive tasks of one program and leaf: (first task, end, program, leaf).
+    task_runs: Vec<(usize, usize, usize, usize)>,
     /// Where each reduced stream keeps each leaf in `reduced`.
     runs: Vec<Run>,
     /// The elements of all tasks.
@@ -85,6 +87,7 @@ impl PassTasks {
             schedule: Schedule::default(),
             row_at: Vec::new(),
             rows: Vec::new(),
+            task_runs: Vec::new(),
             runs: Vec::new(),
             elements: 0,
             inputs: Vec::new(),
@@ -95,6 +98,10 @@ impl PassTasks {
         let mut row = 0;
         for (p, info) in compiled.programs.iter().enumerate() {
             for &l in &groups.leaves[info.group] {
+                if let Some(last) = pass.task_runs.last_mut() {
+                    last.1 = tasks.len();
+                }
+                pass.task_runs.push((tasks.len(), tasks.len(), p, l));
                 let (base, len) = (offsets[l], layout.leaves[l].len());
                 let task = |start: usize, len: usize, inputs: usize, row: usize| Task {
                     program: p as u64,
@@ -150,6 +157,9 @@ impl PassTasks {
                     pass.row_at.extend(per_row.iter().map(|stored| stored.as_ref().map_or(usize::MAX, |s| rows::row_start(s, shape, segment.row).0)));
                 }
             }
+        }
+        if let Some(last) = pass.task_runs.last_mut() {
+            last.1 = tasks.len();
         }
         pass.partials = vec![0.0; tasks.len() * compiled.stride];
         pass.elements = tasks.iter().map(|t| t.len as usize).sum();
@@ -217,15 +227,8 @@ impl PassTasks {
             return;
         }
         // Runs of tasks of one program and leaf, each reduction's partials in task order.
-        let mut t = 0;
-        let tasks = self.schedule.tasks();
-        while let Some(task) = tasks.get(t) {
-            let same = |u: &Task| u.program == task.program && u.leaf == task.leaf;
-            let end = t + tasks[t..].iter().take_while(|u| same(u)).count();
-            let (Some(info), l) = (compiled.programs.get(task.program as usize), task.leaf as usize) else {
-                t = end;
-                continue;
-            };
+        for &(t, end, p, l) in &self.task_runs {
+            let Some(info) = compiled.programs.get(p).filter(|_| t < end) else { continue };
             for (r, &(red, kind)) in info.reductions.iter().enumerate() {
                 let partial = |u: usize| self.partials.get(u * stride + r).map(|&x| interp::finished(kind, x));
                 if self.row_at[t * stride + r] == usize::MAX {
@@ -240,7 +243,6 @@ impl PassTasks {
                     *x = interp::combine(kind, Scalar::F32(*x), p).f();
                 }
             }
-            t = end;
         }
     }
 }
