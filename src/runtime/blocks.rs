@@ -98,10 +98,6 @@ impl PassTasks {
         let mut row = 0;
         for (p, info) in compiled.programs.iter().enumerate() {
             for &l in &groups.leaves[info.group] {
-                if let Some(last) = pass.task_runs.last_mut() {
-                    last.1 = tasks.len();
-                }
-                pass.task_runs.push((tasks.len(), tasks.len(), p, l));
                 let (base, len) = (offsets[l], layout.leaves[l].len());
                 let task = |start: usize, len: usize, inputs: usize, row: usize| Task {
                     program: p as u64,
@@ -158,8 +154,11 @@ impl PassTasks {
                 }
             }
         }
-        if let Some(last) = pass.task_runs.last_mut() {
-            last.1 = tasks.len();
+        let mut first = 0;
+        while let Some(task) = tasks.get(first) {
+            let end = first + tasks[first..].iter().take_while(|u| (u.program, u.leaf) == (task.program, task.leaf)).count();
+            pass.task_runs.push((first, end, task.program as usize, task.leaf as usize));
+            first = end;
         }
         pass.partials = vec![0.0; tasks.len() * compiled.stride];
         pass.elements = tasks.iter().map(|t| t.len as usize).sum();
@@ -228,7 +227,7 @@ impl PassTasks {
         }
         // Runs of tasks of one program and leaf, each reduction's partials in task order.
         for &(t, end, p, l) in &self.task_runs {
-            let Some(info) = compiled.programs.get(p).filter(|_| t < end) else { continue };
+            let Some(info) = compiled.programs.get(p) else { continue };
             for (r, &(red, kind)) in info.reductions.iter().enumerate() {
                 let partial = |u: usize| self.partials.get(u * stride + r).map(|&x| interp::finished(kind, x));
                 if self.row_at[t * stride + r] == usize::MAX {
