@@ -79,13 +79,22 @@ pub fn save(dir: &Path, trainer: &Trainer) -> Result<PathBuf, String> {
 }
 
 /// Checks, before a run, that checkpoints can be written to `dir`: it is a folder, or can be
-/// made one. Leftovers of checkpoints that were being written when a process was killed are
-/// removed.
-pub fn prepare(dir: &Path) -> Result<(), String> {
+/// made one, and, unless the run resumes from it (`resumed`), it holds no checkpoint of another
+/// run, whose steps the new run's would overwrite and be mixed with. Leftovers of checkpoints
+/// that were being written when a process was killed are removed.
+pub fn prepare(dir: &Path, resumed: bool) -> Result<(), String> {
     match std::fs::metadata(dir) {
         Ok(m) if !m.is_dir() => return Err(format!("`{}` is a file, not a checkpoint folder", dir.display())),
         Ok(_) => {}
         Err(_) => std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?,
+    }
+    if !resumed && let Some((step, newest)) = checkpoints(dir)?.first() {
+        return Err(format!(
+            "`{}` holds the checkpoints of another run (the newest is `{}`, at step {step}); `--resume {}` continues that run, and a new one needs a folder of its own; nothing was changed",
+            dir.display(),
+            newest.display(),
+            dir.display()
+        ));
     }
     fsio::check(&dir.join(MANIFEST)).map_err(|e| e.to_string())?;
     if let Ok(entries) = std::fs::read_dir(dir) {

@@ -136,6 +136,16 @@ fn checkpoints_of_another_pipeline_or_model_are_refused() {
     assert!(stderr.contains("another run") && stderr.contains("model"), "{stderr}");
     let stderr = fails(&["run", "examples/plateau.opt", "--resume", &s(&dir.join("nowhere"))]);
     assert!(stderr.contains("no such checkpoint folder"), "{stderr}");
+    // A new run does not write its checkpoints over another run's: it is refused before it
+    // starts, and the folder is as it was.
+    let before: Vec<_> = std::fs::read_dir(&checkpoints).expect("folder").map(|e| e.expect("entry").file_name()).collect();
+    let stderr = fails(&["run", "examples/plateau.opt", "--steps", "6", "--checkpoint", &s(&checkpoints), "--every", "2"]);
+    assert!(stderr.contains("holds the checkpoints of another run") && stderr.contains("--resume"), "{stderr}");
+    let after: Vec<_> = std::fs::read_dir(&checkpoints).expect("folder").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(before, after);
+    // Resuming into the same folder, however it is spelt, goes on.
+    let same = format!("{}/../ckpt", s(&checkpoints));
+    ok(&["run", "examples/plateau.opt", "--steps", "6", "--resume", &s(&checkpoints), "--checkpoint", &same, "--every", "2", "--quiet"]);
 }
 
 #[test]
