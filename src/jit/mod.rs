@@ -3,8 +3,8 @@
 //! Inside a block the kernel runs an unrolled `f32x4` body, then a scalar tail; reductions keep
 //! the interpreter's `LANES` accumulators per block, combine them as the interpreter does, and
 //! hand back one partial per block, which the runtime combines in block order with the
-//! interpreter's own code. Uniform and per-leaf values
-//! are computed outside, once per step, and come in as each task's row of inputs.
+//! interpreter's own code. Uniform and per-leaf values are computed outside, once per step,
+//! and come in as each task's row of inputs.
 //!
 //! [`compile_with`] says how the kernels are built, compiled and defined.
 //!
