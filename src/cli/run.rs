@@ -202,9 +202,7 @@ fn train_and_report(args: &Args, stdlib_dir: Option<&Path>) -> Result<Option<i32
     }
     let checkpoints = args.checkpoint.clone().or_else(|| args.resume.clone());
     if let Some(dir) = &checkpoints {
-        // The folder resumed from takes the run's next checkpoints; any other must be empty.
-        let same = |a: &std::path::Path| a == dir || std::fs::canonicalize(a).ok().is_some_and(|a| std::fs::canonicalize(dir).ok() == Some(a));
-        checkpoint::prepare(dir, args.resume.as_deref().is_some_and(same))?;
+        checkpoint::prepare(dir, args.resume.as_deref())?;
     }
     let columns = columns(&trainer);
     // A resumed log's rows are the run so far: the plot and the summary show them too.

@@ -79,15 +79,17 @@ pub fn save(dir: &Path, trainer: &Trainer) -> Result<PathBuf, String> {
 }
 
 /// Checks, before a run, that checkpoints can be written to `dir`: it is a folder, or can be
-/// made one, and, unless the run resumes from it (`resumed`), it holds no checkpoint of another
-/// run, whose steps the new run's would overwrite and be mixed with. Leftovers of checkpoints
-/// that were being written when a process was killed are removed.
-pub fn prepare(dir: &Path, resumed: bool) -> Result<(), String> {
+/// made one, and, unless it is the folder the run resumes from (`resumed_from`, however the path
+/// is spelt), it holds no checkpoint of another run, whose steps the new run's would overwrite
+/// and be mixed with. Leftovers of checkpoints that were being written when a process was killed
+/// are removed.
+pub fn prepare(dir: &Path, resumed_from: Option<&Path>) -> Result<(), String> {
     match std::fs::metadata(dir) {
         Ok(m) if !m.is_dir() => return Err(format!("`{}` is a file, not a checkpoint folder", dir.display())),
         Ok(_) => {}
         Err(_) => std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?,
     }
+    let resumed = resumed_from.is_some_and(|from| same_folder(from, dir));
     if !resumed && let Some((step, newest)) = checkpoints(dir)?.first() {
         return Err(format!(
             "`{}` holds the checkpoints of another run (the newest is `{}`, at step {step}); `--resume {}` continues that run, and a new one needs a folder of its own; nothing was changed",
@@ -106,6 +108,14 @@ pub fn prepare(dir: &Path, resumed: bool) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether `a` and `b` name one existing folder.
+fn same_folder(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// The checkpoints in `dir`, newest first.
