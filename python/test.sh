@@ -15,9 +15,10 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 venv=$(cd "$venv" && pwd)
 # Install the requirements when they changed since the last install (pip is slow to say so).
+# Without pip's cache: torch's CUDA wheels would take 3 GB more disk, kept for no later use.
 stamp="$venv/.optc-requirements"
 if ! cmp -s python/requirements-test.txt "$stamp"; then
-  "$venv/bin/pip" install --disable-pip-version-check -q -r python/requirements-test.txt
+  "$venv/bin/pip" install --disable-pip-version-check --no-cache-dir -q -r python/requirements-test.txt
   cp python/requirements-test.txt "$stamp"
 fi
 # The package as a user installs it (`pip install ./python`), from this checkout.
