@@ -236,9 +236,9 @@ fn elementwise(op: Op, operands: &[Cow<'_, Value>], int: bool) -> Value {
     // Operands of the result's shape, or scalars: element `i` of each is its `i`-th (the common
     // case, without index arithmetic).
     if operands.iter().all(|v| v.shape == shape || v.data.len() == 1) {
+        let at = |v: &Value, i: usize| if v.data.len() == 1 { v.data[0] } else { v.data[i] };
         // `pow`, the costliest, on lanes of elements at once (Adafactor's statistics).
         if let (false, Op::Pow, [a, b]) = (int, op, operands) {
-            let at = |v: &Value, i: usize| if v.data.len() == 1 { v.data[0] } else { v.data[i] };
             return Value { shape, data: crate::fmath::lanes::pow_each(len, |i| at(a, i), |i| at(b, i)), leafwise };
         }
         // A float operation: its function on floats, without the scalar type (as `op::eval`
@@ -257,11 +257,7 @@ fn elementwise(op: Op, operands: &[Cow<'_, Value>], int: bool) -> Value {
         }
         // `select`, as `op::eval` makes it of floats: the condition is true where it is not 0.
         if let (false, Op::Select, [c, a, b]) = (int, op, operands) {
-            fn full(v: &Value, len: usize) -> Cow<'_, [f32]> {
-                if v.data.len() == len { Cow::Borrowed(&v.data[..]) } else { Cow::Owned(vec![v.data[0]; len]) }
-            }
-            let (c, a, b) = (full(c, len), full(a, len), full(b, len));
-            let data = c.iter().zip(a.iter().zip(b.iter())).map(|(&c, (&a, &b))| if c != 0.0 { a } else { b }).collect();
+            let data = (0..len).map(|i| if at(c, i) != 0.0 { at(a, i) } else { at(b, i) }).collect();
             return Value { shape, data, leafwise };
         }
         // Ops take at most three operands.
@@ -269,7 +265,7 @@ fn elementwise(op: Op, operands: &[Cow<'_, Value>], int: bool) -> Value {
         let n = operands.len().min(3);
         for i in 0..len {
             for (slot, v) in args.iter_mut().zip(operands) {
-                *slot = Scalar::F32(if v.data.len() == 1 { v.data[0] } else { v.data[i] });
+                *slot = Scalar::F32(at(v, i));
             }
             data.push(finish(op::eval(op, &args[..n])));
         }
@@ -331,8 +327,8 @@ fn axis_reduce(leaf: &[usize], kind: Reduce, arg: &Value, over: Collapsed) -> Va
     each_index(&shape, |base| {
         let start = flat(base);
         if let [k] = single[..] {
-            let line = (0..logical[k]).map(|j| arg.data[start + j * strides[k]]);
-            data.push(super::combine_floats(kind, Fold(super::identity(kind).f(), line)));
+            let elements = (0..logical[k]).map(|j| arg.data[start + j * strides[k]]);
+            data.push(super::combine_floats(kind, Fold(super::identity(kind).f(), elements)));
         } else {
             let mut acc = super::identity(kind);
             each_index(&line, |offset| acc = super::combine(kind, acc, Scalar::F32(arg.data[start + flat(offset)])));
